@@ -1,0 +1,202 @@
+"""The `podbench` command line (click). Heavy libraries are imported inside the commands."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import click
+
+REPO = Path(__file__).resolve().parent
+DEMO_DATA = Path("data/podcast-standin-demo")
+
+
+class ManyValues(click.Option):
+    """An option that takes every following value up to the next option: --subjects 1 3 5."""
+
+    def add_to_parser(self, parser, ctx):
+        super().add_to_parser(parser, ctx)
+        for name in self.opts:
+            opt = parser._long_opt.get(name) or parser._short_opt.get(name)
+            if opt is None:
+                continue
+            original = opt.process
+
+            def process(value, state, original=original):
+                original(value, state)
+                while state.rargs and not state.rargs[0].startswith("-"):
+                    original(state.rargs.pop(0), state)
+
+            opt.process = process
+
+
+def reports_errors(fn):
+    """Turn podbench's own errors into a one-line message and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from podbench.errors import PodbenchError
+
+        try:
+            return fn(*args, **kwargs)
+        except PodbenchError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def config_options(fn):
+    fn = click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
+                      help="Override a config field (YAML-typed), e.g. --set training.lr=3e-4. "
+                           "Repeatable.")(fn)
+    return click.option("--config", "config_path", required=True,
+                        type=click.Path(dir_okay=False, path_type=Path),
+                        help="Experiment YAML file.")(fn)
+
+
+def load_config(config_path: Path, overrides):
+    from podbench import config
+
+    return config.load(config_path, overrides)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="podbench")
+def main():
+    """podbench: word decoding from the Podcast ECoG dataset (OpenNeuro ds005574).
+
+    A cached feature store (word epochs, targets, latents in zarr keyed by config hashes) and
+    a JAX trainer that trains every lag x fold x member lane in one compiled program.
+    """
+
+
+@main.command()
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write the stand-in dataset into.")
+@click.option("--subjects", cls=ManyValues, type=int, multiple=True, metavar="N [N ...]",
+              help="Subject numbers, e.g. --subjects 1 3 (default: all nine).")
+@click.option("--duration", type=float, default=1800.0, show_default=True,
+              help="Seconds of recording (the transcript is cut to match).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--dim", type=int, default=1600, show_default=True,
+              help="Dimension of the stand-in GPT-2 features.")
+@click.option("--raw", is_flag=True, help="Also write the raw EDF recordings.")
+@reports_errors
+def synth(out, subjects, duration, seed, dim, raw):
+    """Write a synthetic stand-in of ds005574 with planted word responses."""
+    from podbench.data.synth import synthesize
+
+    synthesize(out, list(subjects) or None, duration=duration, seed=seed, dim=dim, raw=raw,
+               progress=click.echo)
+    click.echo(f"stand-in written to {out}")
+
+
+@main.command("build-features")
+@config_options
+@reports_errors
+def build_features(config_path, overrides):
+    """Build (or find) the epochs, targets and latents stores of a config."""
+    from podbench.features.build import build_features as build
+
+    cfg = load_config(config_path, overrides)
+    click.echo(f"{'stage':<9} {'key':<12}  {'status':<7} {'shape':<22} {'size':>9} {'time':>8}")
+    build(cfg, log=click.echo)
+
+
+@main.command()
+@config_options
+@click.option("--force", is_flag=True, help="Train again even if complete results exist.")
+@reports_errors
+def train(config_path, overrides, force):
+    """Build missing stores, train every lane, evaluate, write results."""
+    from podbench.train.run import train as run_training
+
+    cfg = load_config(config_path, overrides)
+    run_training(cfg, force=force, log=click.echo)
+
+
+@main.command()
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=DEMO_DATA, show_default=True, help="Where the demo stand-in lives.")
+@reports_errors
+def demo(data_dir):
+    """Stand-in (made if absent) -> build-features -> train with configs/demo.yml."""
+    from podbench.data.demo import run_demo
+
+    run_demo(REPO / "configs" / "demo.yml", data_dir, log=click.echo)
+
+
+@main.group()
+def stores():
+    """Inspect and maintain the feature stores."""
+
+
+def store_root(config_path, overrides, root) -> "object":
+    from podbench.errors import ConfigError
+    from podbench.features.store import Stores
+
+    if config_path is not None:
+        return Stores(load_config(config_path, overrides).output.stores)
+    if root is None:
+        raise ConfigError("give --config or --stores DIR")
+    return Stores(root)
+
+
+def root_options(fn):
+    fn = click.option("--stores", "root", type=click.Path(file_okay=False, path_type=Path),
+                      help="Store root (instead of --config).")(fn)
+    fn = click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE")(fn)
+    return click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+                        help="Take the store root from this config.")(fn)
+
+
+@stores.command("ls")
+@root_options
+@reports_errors
+def stores_ls(config_path, overrides, root):
+    """List complete stores: stage, key, shape, size, created, config summary."""
+    from podbench.features.inspect import listing
+
+    click.echo(listing(store_root(config_path, overrides, root)))
+
+
+@stores.command("info")
+@click.argument("key")
+@root_options
+@reports_errors
+def stores_info(key, config_path, overrides, root):
+    """Provenance of one store (KEY may be a unique prefix)."""
+    from podbench.features.inspect import info
+
+    click.echo(info(store_root(config_path, overrides, root), key))
+
+
+@stores.command("verify")
+@click.argument("key", required=False)
+@root_options
+@reports_errors
+def stores_verify(key, config_path, overrides, root):
+    """Read every chunk and check checksums and completion (all stores, or KEY)."""
+    from podbench.features.inspect import verify
+
+    ok = verify(store_root(config_path, overrides, root), key, log=click.echo)
+    sys.exit(0 if ok else 1)
+
+
+@stores.command("gc")
+@click.option("--older-than", "days", type=float, default=None,
+              help="Also remove complete stores unused for this many days.")
+@root_options
+@reports_errors
+def stores_gc(days, config_path, overrides, root):
+    """Remove leftovers of interrupted builds (and, with --older-than, unused stores)."""
+    removed = store_root(config_path, overrides, root).gc(days)
+    for path in removed:
+        click.echo(f"removed {path}")
+    click.echo(f"{len(removed)} removed")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,346 @@
+"""Typed, strict experiment configs: load YAML, apply `--set` overrides, validate, resolve.
+
+A config has the sections `data`, `targets`, `preprocess`, `model`, `training`, `output` plus
+`trial_name`, `task` and `plugins`. Validation is strict: an unknown key, a wrong type or an
+out-of-range value raises `ConfigError` naming the YAML path, the value, what is allowed and,
+for a misspelt key, the closest valid one. The free-form `model.params` and
+`preprocess.params` are validated against the schema their registry entry declares.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from podbench.errors import ConfigError
+
+
+def opt(default: Any = dataclasses.MISSING, *, doc: str = "", choices=None, ge=None, gt=None,
+        le=None, factory=None):
+    """A config field with its documentation and range constraints."""
+    meta = {"doc": doc, "ge": ge, "gt": gt, "le": le}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class Lags:
+    """Lags in ms relative to word onset: np.arange(min, max, step) (max excluded)."""
+
+    min: int = opt(-1000, doc="first lag (ms)")
+    max: int = opt(1000, doc="end of the lag range (ms, excluded)")
+    step: int = opt(200, gt=0, doc="lag step (ms)")
+
+    def values(self) -> list[int]:
+        return list(range(self.min, self.max, self.step))
+
+
+@dataclass
+class DataConfig:
+    root: str = opt("data", doc="BIDS root of ds005574 or of a stand-in made by `podbench synth`")
+    subjects: Union[Literal["all"], list[int]] = opt(
+        "all", doc="'all' or a list of subject numbers (1-9)")
+    electrodes: Union[str, None] = opt(
+        None, doc="regex on channel names, or a CSV with columns subject (NYU id), elec")
+    signal: Literal["highgamma", "broadband"] = opt("highgamma", doc="which derivative .fif")
+    window_width: float = opt(0.625, gt=0, le=10, doc="window width in seconds")
+    lags: Lags = opt(factory=Lags, doc="lag grid in ms")
+    label_normalisation: Literal["raw", "lower", "strip"] = opt(
+        "raw", doc="word labels: raw transcript | lowercase | lowercase + strip outer punctuation")
+
+
+@dataclass
+class TargetsConfig:
+    kind: str = opt("gpt2", doc="target source: gpt2 | glove | arbitrary | hf | registered plugin")
+    layer: int = opt(24, ge=0, doc="hidden layer of gpt2 / hf targets")
+    pca_dim: Union[int, None] = opt(50, gt=0, doc="PCA dimension (null: no PCA)")
+    pca_fit: Literal["all", "train"] = opt(
+        "all", doc="fit PCA on all words (reference) or inside each training fold (no leakage)")
+    min_train_freq: int = opt(5, ge=1, doc="word AUC counts word types with this many training occurrences")
+    glove_path: Union[str, None] = opt(None, doc="GloVe text file for kind: glove")
+    hf_model: Union[str, None] = opt(None, doc="local Hugging Face model directory for kind: hf")
+    dim: int = opt(50, gt=0, doc="dimension of arbitrary embeddings")
+    seed: int = opt(42, doc="seed of arbitrary embeddings")
+
+
+@dataclass
+class PreprocessConfig:
+    name: str = opt("window_average", doc="registered preprocessor")
+    params: dict = opt(factory=dict, doc="parameters declared by the preprocessor")
+
+
+@dataclass
+class ModelConfig:
+    name: str = opt("pitom", doc="registered model")
+    params: dict = opt(factory=dict, doc="parameters declared by the model")
+    members: int = opt(10, ge=1, doc="ensemble members per (lag, fold)")
+    ensemble: Literal["independent", "joint"] = opt(
+        "independent", doc="members trained separately (Goldstein 2022) or on their mean output (reference)")
+
+
+@dataclass
+class TrainingConfig:
+    batch_size: int = opt(32, ge=1)
+    epochs: int = opt(100, ge=1)
+    lr: float = opt(1e-3, ge=0)
+    weight_decay: float = opt(1e-4, ge=0)
+    optimizer: Literal["adamw", "adam"] = opt(
+        "adamw", doc="adamw (decoupled, PyTorch AdamW) or adam (L2 added to the gradient, PyTorch Adam)")
+    patience: int = opt(10, ge=1, doc="epochs without validation improvement before a lane stops")
+    n_folds: int = opt(5, ge=2)
+    fold_type: Literal["sequential", "zero_shot"] = opt("sequential")
+    val_fraction: float = opt(0.25, gt=0, le=0.9, doc="tail of train+val used for validation")
+    seed: int = opt(42)
+    shuffle_targets: bool = opt(False, doc="control: permute targets across words")
+    loss: Literal["mse", "cosine"] = opt("mse")
+    lane_chunk: Union[Literal["auto"], int] = opt(
+        "auto", doc="lanes per compiled chunk; auto sizes it to the device memory")
+
+
+@dataclass
+class OutputConfig:
+    stores: str = opt("stores", doc="store root")
+    results: str = opt("results", doc="results root")
+
+
+@dataclass
+class Config:
+    trial_name: str = opt("podbench")
+    task: str = opt("word_embedding", doc="registered task")
+    plugins: list[str] = opt(factory=list, doc="modules to import so that they register entries")
+    data: DataConfig = opt(factory=DataConfig)
+    targets: TargetsConfig = opt(factory=TargetsConfig)
+    preprocess: PreprocessConfig = opt(factory=PreprocessConfig)
+    model: ModelConfig = opt(factory=ModelConfig)
+    training: TrainingConfig = opt(factory=TrainingConfig)
+    output: OutputConfig = opt(factory=OutputConfig)
+    source: str = field(default="<defaults>", metadata={"internal": True})
+
+    def to_dict(self) -> dict:
+        """Plain, yaml.safe_dump-able dict of every field (the resolved config)."""
+        out = dataclasses.asdict(self)
+        out.pop("source")
+        return out
+
+    def replace(self, overrides: dict[str, Any]) -> "Config":
+        """A new validated config with dotted-path overrides applied."""
+        raw = self.to_dict()
+        for path, value in overrides.items():
+            set_path(raw, path, value)
+        return from_dict(raw, self.source)
+
+
+# --------------------------------------------------------------------------- validation
+
+def _describe(hint) -> str:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return "a mapping"
+    if origin is Literal:
+        return " | ".join(repr(c) for c in typing.get_args(hint))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(h) for h in typing.get_args(hint))
+    if origin is list:
+        return f"a list of {_describe(typing.get_args(hint)[0])}"
+    if hint is type(None):
+        return "null"
+    return {int: "an integer", float: "a number", bool: "true/false", str: "a string",
+            dict: "a mapping"}.get(hint, str(hint))
+
+
+def _range_error(value, meta) -> str | None:
+    checks = (("gt", lambda v, b: v > b, ">"), ("ge", lambda v, b: v >= b, ">="),
+              ("le", lambda v, b: v <= b, "<="))
+    for key, ok, sym in checks:
+        bound = meta.get(key)
+        if bound is not None and isinstance(value, (int, float)) and not ok(value, bound):
+            return f"a value {sym} {bound}"
+    return None
+
+
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def _convert(value, hint, path: str):
+    """Check `value` against a type hint; return the converted value or raise ConfigError."""
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, path)
+    if origin in (Union, types.UnionType):
+        for option in typing.get_args(hint):
+            try:
+                return _convert(value, option, path)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{path} = {value!r}: expected {_describe(hint)}")
+    if origin is Literal:
+        if value in typing.get_args(hint) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{path} = {value!r}: expected {_describe(hint)}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{path} = {value!r}: expected {_describe(hint)}")
+        item = typing.get_args(hint)[0]
+        return [_convert(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
+    if hint is type(None):
+        if value is None:
+            return None
+    elif hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+            return float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    elif hint in (dict, Any) or origin is dict:
+        if hint is Any or isinstance(value, dict):
+            return value
+    else:
+        raise TypeError(f"unsupported config type {hint} at {path}")
+    raise ConfigError(f"{path} = {value!r}: expected {_describe(hint)}")
+
+
+def _unknown_key(key: str, allowed: list[str], path: str) -> ConfigError:
+    where = f"{path}.{key}" if path else key
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    hint = f"; did you mean {(path + '.' if path else '') + close[0]!r}?" if close else ""
+    return ConfigError(f"unknown key {where!r}{hint} Allowed here: {', '.join(allowed)}")
+
+
+def _build(cls, raw, path: str):
+    """Build dataclass `cls` from a mapping, strictly."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path or 'config'} = {raw!r}: expected a mapping")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    for key in raw:
+        if key not in fields:
+            raise _unknown_key(str(key), list(fields), path)
+    values = {}
+    for name, f in fields.items():
+        sub = f"{path}.{name}" if path else name
+        if name in raw:
+            value = _convert(raw[name], hints[name], sub)
+            problem = _range_error(value, f.metadata)
+            if problem:
+                raise ConfigError(f"{sub} = {value!r}: expected {problem}")
+            values[name] = value
+    return cls(**values)
+
+
+def build_params(schema, raw: dict, path: str) -> dict:
+    """Validate a free-form params mapping against a registry entry's dataclass schema."""
+    if schema is None:
+        if raw:
+            raise ConfigError(f"{path} = {raw!r}: this entry takes no parameters")
+        return {}
+    return dataclasses.asdict(_build(schema, raw, path))
+
+
+def set_path(raw: dict, dotted: str, value) -> None:
+    """Set `a.b.c` in a nested dict, creating intermediate mappings."""
+    parts = dotted.split(".")
+    if not all(parts):
+        raise ConfigError(f"--set {dotted}: empty component in the path")
+    node = raw
+    for i, part in enumerate(parts[:-1]):
+        nxt = node.get(part)
+        if nxt is None:
+            nxt = node[part] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"--set {dotted}: {'.'.join(parts[:i + 1])} is not a mapping")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def parse_overrides(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """Parse `PATH=VALUE` strings; values are YAML-typed (`1e-3`, `[1, 3]`, `true`)."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected PATH=VALUE, e.g. training.lr=3e-4")
+        path, text = item.split("=", 1)
+        try:
+            out[path.strip()] = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item!r}: value is not valid YAML ({exc})") from exc
+    return out
+
+
+def _validate_registered(cfg: Config) -> None:
+    """Check registry names and validate free-form params against declared schemas."""
+    from podbench import registry
+
+    registry.load_plugins(cfg.plugins)
+    task = registry.tasks.get(cfg.task, "task")()
+    model = registry.models.entry(cfg.model.name, "model.name")
+    cfg.model.params = build_params(model.meta.get("params"), cfg.model.params, "model.params")
+    pre = registry.preprocessors.entry(cfg.preprocess.name, "preprocess.name")
+    cfg.preprocess.params = build_params(pre.meta.get("params"), cfg.preprocess.params,
+                                         "preprocess.params")
+    task.validate(cfg)
+    lags = cfg.data.lags
+    if lags.max <= lags.min:
+        raise ConfigError(f"data.lags = {dataclasses.asdict(lags)}: expected max > min")
+
+
+def from_dict(raw: dict, source: str = "<dict>") -> Config:
+    """Validate a raw mapping into a Config (including registry-declared params)."""
+    try:
+        cfg = _build(Config, copy.deepcopy(raw), "")
+        cfg.source = source
+        _validate_registered(cfg)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return cfg
+
+
+def load(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> Config:
+    """Load a YAML config, apply `--set` overrides, validate."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    for dotted, value in parse_overrides(overrides).items():
+        set_path(raw, dotted, value)
+    return from_dict(raw, str(path))
+
+
+def describe_fields(cls=Config, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(path, default, doc) for every field: the config reference in README is made from it."""
+    rows = []
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("internal"):
+            continue
+        path = f"{prefix}{f.name}"
+        hint = typing.get_type_hints(cls)[f.name]
+        if dataclasses.is_dataclass(hint):
+            rows += describe_fields(hint, path + ".")
+            continue
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        rows.append((path, repr(default), f.metadata.get("doc", "")))
+    return rows

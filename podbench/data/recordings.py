@@ -1,0 +1,115 @@
+"""Selecting electrodes and reading segments of the derivative recordings."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from podbench.data.dataset import Dataset, read_table, sub_label
+from podbench.errors import DataError
+
+
+def is_csv_spec(spec: str | None) -> bool:
+    return spec is not None and spec.lower().endswith(".csv")
+
+
+def file_digest(path: str | Path) -> str:
+    """sha256 of a file's bytes (for small inputs whose content defines a selection)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def electrodes_from_csv(dataset: Dataset, path: str | Path) -> dict[int, list[str]]:
+    """Electrode CSV (columns subject = NYU id, elec) -> {subject number: [names]}."""
+    table = read_table(Path(path), ("subject", "elec"), sep=",")
+    nyu = dataset.nyu_to_subject()
+    picks: dict[int, list[str]] = {}
+    for row, (nyu_id, elec) in enumerate(zip(table["subject"], table["elec"]), start=2):
+        try:
+            sub = nyu[int(nyu_id)]
+        except (KeyError, ValueError):
+            raise DataError(f"{path} line {row}: subject {nyu_id!r} is not a nyu_id of "
+                            f"{dataset.root / 'participants.tsv'} ({sorted(nyu)})") from None
+        picks.setdefault(sub, []).append(str(elec))
+    if not picks:
+        raise DataError(f"{path}: no electrodes listed")
+    return picks
+
+
+def resolve_subjects(dataset: Dataset, subjects, electrodes: str | None) -> list[int]:
+    """Subjects of a selection: 'all' with an electrode CSV means the CSV's subjects."""
+    if subjects == "all" and is_csv_spec(electrodes):
+        return sorted(electrodes_from_csv(dataset, electrodes))
+    return dataset.resolve_subjects(subjects)
+
+
+@dataclass
+class Recording:
+    """One subject's derivative recording with its picked channels (recording order)."""
+
+    subject: int
+    path: Path
+    channels: list[str]
+    sfreq: float
+    n_times: int
+    _raw: object = field(default=None, repr=False)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Samples [start, stop) of the picked channels, float32 [channel, time]."""
+        if start < 0 or stop > self.n_times:
+            raise DataError(f"{self.path}: samples [{start}, {stop}) outside 0..{self.n_times}")
+        data = self._raw.get_data(picks=self.channels, start=start, stop=stop)
+        return data.astype(np.float32, copy=False)
+
+
+def _pick(dataset: Dataset, sub: int, names: list[str], spec: str | None,
+          csv_picks: dict[int, list[str]] | None) -> list[str]:
+    """Good channels of the recording selected by the CSV or regex, in recording order."""
+    table = dataset.channels(sub)
+    bad = set(table.loc[table["status"] == "bad", "name"])
+    good = [n for n in names if n not in bad]
+    if csv_picks is not None:
+        wanted = csv_picks.get(sub, [])
+        missing = [n for n in wanted if n not in good]
+        if missing:
+            raise DataError(f"data.electrodes {spec}: {sub_label(sub)} has no good channel(s) "
+                            f"{missing} in {dataset.derivative_path(sub)}")
+        chosen = set(wanted)
+        picked = [n for n in good if n in chosen]
+    elif spec is not None:
+        try:
+            pattern = re.compile(spec)
+        except re.error as exc:
+            raise DataError(f"data.electrodes = {spec!r}: not a valid regex ({exc})") from exc
+        picked = [n for n in good if pattern.match(n)]
+    else:
+        picked = good
+    if not picked:
+        raise DataError(f"data.electrodes = {spec!r} selects no good channel of {sub_label(sub)}")
+    return picked
+
+
+def open_recordings(dataset: Dataset, subjects: list[int], electrodes: str | None,
+                    signal: str = "highgamma") -> list[Recording]:
+    """Open (without loading) each subject's recording with its electrode picks."""
+    import mne
+
+    csv_picks = electrodes_from_csv(dataset, electrodes) if is_csv_spec(electrodes) else None
+    out = []
+    for sub in subjects:
+        path = dataset.derivative_path(sub, signal)
+        try:
+            raw = mne.io.read_raw_fif(path, preload=False, verbose="error")
+        except (ValueError, OSError) as exc:
+            raise DataError(f"{path}: cannot read it as a .fif recording ({exc})") from exc
+        picks = _pick(dataset, sub, raw.ch_names, electrodes, csv_picks)
+        out.append(Recording(sub, path, picks, float(raw.info["sfreq"]), raw.n_times, raw))
+    rates = {r.sfreq for r in out}
+    if len(rates) > 1:
+        detail = ", ".join(f"{sub_label(r.subject)} {r.sfreq:g} Hz" for r in out)
+        raise DataError(f"recordings have different sampling rates ({detail}); resample them "
+                        "to one rate first")
+    return out

@@ -1,0 +1,1 @@
+"""The feature store: epochs, targets and latents stages, each a content-keyed zarr store."""

@@ -1,0 +1,68 @@
+"""Build (or find) the three feature stores of a config: epochs, targets, latents.
+
+`build_features(cfg)` is a plain function of a config and the store root, so an engine can
+run it on any node that sees the same store root. Each stage is built only if its complete
+store is missing or its sources changed; children list their parents' completion markers as
+sources, so a rebuilt parent makes its children stale too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from podbench import registry
+from podbench.config import Config
+from podbench.data.dataset import Dataset
+from podbench.features.epochs import build_epochs, epochs_sources
+from podbench.features.latents import build_latents
+from podbench.features.store import COMPLETE, BuildReport, Stores, shape_of_var
+from podbench.keys import stage_specs
+
+
+@dataclass
+class Features:
+    """The keys and build reports of a config's feature stores."""
+
+    stores: Stores
+    keys: dict[str, str]
+    reports: list[BuildReport]
+
+    def open(self, stage: str):
+        return self.stores.open(stage, self.keys[stage])
+
+
+def build_features(cfg: Config, log: Callable[[str], None] = print,
+                   stages: tuple[str, ...] = ("epochs", "targets", "latents")) -> Features:
+    """Ensure the feature stores of `cfg` exist; log one report line per stage."""
+    from podbench.train.tasks import task_for
+
+    specs = stage_specs(cfg)
+    stores = Stores(cfg.output.stores)
+    dataset = Dataset(cfg.data.root)
+    keys = {name: spec.key for name, spec in specs.items()}
+    reports: list[BuildReport] = []
+
+    def done(report: BuildReport) -> None:
+        reports.append(report)
+        log(report.line())
+
+    epochs_marker = stores.path("epochs", keys["epochs"]) / COMPLETE
+    done(stores.ensure(specs["epochs"], lambda tmp: build_epochs(cfg, specs["epochs"], tmp),
+                       epochs_sources(cfg), shape_of_var("ecog")))
+    if "targets" in stages:
+        task = task_for(cfg)
+        needs_epochs = bool(specs["targets"].parents)
+        epoch_words = stores.open("epochs", keys["epochs"])["word"].values if needs_epochs else None
+        sources = task.target_sources(cfg, dataset) + ([epochs_marker] if needs_epochs else [])
+        done(stores.ensure(specs["targets"],
+                           lambda tmp: task.build_targets(cfg, dataset, epoch_words, tmp),
+                           sources, shape_of_var("target")))
+    if "latents" in stages:
+        pre = registry.preprocessors.entry(cfg.preprocess.name)
+        extra = pre.meta.get("sources", lambda c: [])(cfg)
+        done(stores.ensure(specs["latents"],
+                           lambda tmp: build_latents(cfg, specs["latents"],
+                                                     stores.open("epochs", keys["epochs"]), tmp),
+                           [epochs_marker, *extra], shape_of_var("latent")))
+    return Features(stores, keys, reports)

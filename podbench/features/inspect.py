@@ -1,0 +1,74 @@
+"""Human-readable views of a store root: `podbench stores ls | info | verify`."""
+
+from __future__ import annotations
+
+import json
+from typing import Callable
+
+from podbench.features.store import Stores, human_bytes
+from podbench.keys import SHORT
+
+MAIN_VARIABLE = {"epochs": "ecog", "targets": "target", "latents": "latent"}
+
+
+def summary(stage: str, fragment: dict) -> str:
+    """One line saying what a store holds, from its config fragment."""
+    if stage == "epochs":
+        lags = fragment["lags"]
+        sel = fragment["electrodes"] or "all good channels"
+        return (f"subjects {fragment['subjects']}, {sel}, {fragment['signal']}, "
+                f"w={fragment['window_width']}s, lags {lags['min']}..{lags['max']} step {lags['step']}")
+    if stage == "targets":
+        fields = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in fragment.get("fields", {}).items())
+        return (f"{fragment.get('kind', fragment)}{' (' + fields + ')' if fields else ''}, "
+                f"pca {fragment.get('pca_dim')} fit {fragment.get('pca_fit')}")
+    if stage == "latents":
+        return f"{fragment['name']} {json.dumps(fragment['params'], sort_keys=True)}"
+    return json.dumps(fragment, sort_keys=True)[:80]
+
+
+def listing(stores: Stores) -> str:
+    rows = [f"{'stage':<9} {'key':<12} {'shape':<22} {'size':>9}  {'created':<25} config"]
+    for stage, key, path, marker in stores.complete_stores():
+        shape = "x".join(map(str, marker.get("arrays", {}).get(MAIN_VARIABLE.get(stage, ""), [])))
+        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        rows.append(f"{stage:<9} {key[:SHORT]:<12} {shape:<22} {human_bytes(size):>9}  "
+                    f"{marker.get('created', '?'):<25} {summary(stage, marker.get('fragment', {}))}")
+    leftovers = stores.leftovers()
+    if leftovers:
+        rows.append(f"({len(leftovers)} incomplete leftover(s): `podbench stores gc` removes them)")
+    if len(rows) == 1:
+        rows.append(f"(no complete store under {stores.root})")
+    return "\n".join(rows)
+
+
+def info(stores: Stores, prefix: str) -> str:
+    stage, key, path, marker = stores.find(prefix)
+    lines = [f"path: {path}"]
+    for name in ("stage", "key", "created", "host", "podbench_version"):
+        lines.append(f"{name}: {marker.get(name)}")
+    lines.append(f"parents: {json.dumps(marker.get('parents', {}))}")
+    lines.append(f"fragment: {json.dumps(marker.get('fragment', {}), indent=1, sort_keys=True)}")
+    lines.append(f"arrays: {json.dumps(marker.get('arrays', {}))}")
+    lines.append("sources:")
+    for src, (size, mtime) in marker.get("sources", {}).items():
+        lines.append(f"  {src}  {human_bytes(size)}")
+    dropped = marker.get("dropped_words")
+    if dropped is not None:
+        lines.append(f"dropped words: {len(dropped)}")
+    return "\n".join(lines)
+
+
+def verify(stores: Stores, prefix: str | None, log: Callable[[str], None] = print) -> bool:
+    """Check every (or one) store; log one line per store; True when all are sound."""
+    targets = [stores.find(prefix)] if prefix else stores.complete_stores()
+    ok = True
+    for stage, key, path, _ in targets:
+        problems = stores.verify(path)
+        log(f"{stage:<9} {key[:SHORT]}  {'ok' if not problems else 'CORRUPT'}")
+        for problem in problems:
+            log(f"  {problem}")
+        ok &= not problems
+    for leftover in stores.leftovers():
+        log(f"incomplete leftover (not a store): {leftover}")
+    return ok

@@ -1,0 +1,66 @@
+"""The latents stage: the configured preprocessor applied to every lag slice of the epochs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from podbench import registry
+from podbench.config import Config
+from podbench.features.preprocessors import EpochsContext
+from podbench.features.store import write_dataset
+from podbench.keys import StageSpec
+
+
+def epochs_context(epochs, cfg: Config) -> EpochsContext:
+    return EpochsContext(sfreq=float(epochs.attrs["sfreq"]), window=int(epochs.attrs["window_samples"]),
+                         channels=[str(c) for c in epochs["channel"].values],
+                         subjects=[int(s) for s in epochs["subject"].values],
+                         root=cfg.data.root)
+
+
+def build_latents(cfg: Config, spec: StageSpec, epochs, tmp: Path) -> dict:
+    """Write the latents of `cfg` computed from the epochs Dataset; return provenance extras."""
+    import xarray as xr
+
+    entry = registry.preprocessors.entry(cfg.preprocess.name)
+    params = cfg.preprocess.params
+    ctx = epochs_context(epochs, cfg)
+    transform = entry.obj(params, ctx)
+    dims = entry.meta["dims"]
+    standardise = entry.meta.get("standardise", lambda p: None)(params)
+    window = ctx.window
+    starts = [int(s) for s in epochs.attrs["lag_starts"]]
+    lags = np.array(epochs.attrs["lags_ms"], dtype=np.int64)
+    n_words = epochs.sizes["word"]
+    word_chunk = int(epochs["ecog"].encoding.get("chunks", (n_words,))[0])
+    sums = sq = count = None
+    for lo in range(0, n_words, word_chunk):
+        block = epochs.isel(word=slice(lo, lo + word_chunk))
+        x = block["ecog"].values
+        out = np.stack([transform(x[..., s:s + window]) for s in starts], axis=1)
+        if standardise == "all":
+            axes = (0, 3) if out.ndim == 4 else (0,)
+            s64 = out.astype(np.float64)
+            sums = s64.sum(axes) if sums is None else sums + s64.sum(axes)
+            sq = (s64 ** 2).sum(axes) if sq is None else sq + (s64 ** 2).sum(axes)
+            count = (0 if count is None else count) + out.shape[0] * (out.shape[3] if out.ndim == 4 else 1)
+        coords = {"word": block["word"].values, "label": ("word", block["label"].values.astype(object)),
+                  "onset": ("word", block["onset"].values)}
+        part = xr.Dataset({"latent": (("word", "lag", *dims), out)}, coords=coords)
+        if lo == 0:
+            part = part.assign_coords(lag=("lag", lags))
+            if "channel" in dims:
+                part = part.assign_coords(channel=epochs["channel"].values.astype(object),
+                                          subject=("channel", epochs["subject"].values))
+        # Same word chunks as the epochs, so every append fills whole zarr chunks.
+        write_dataset(tmp, part, word_chunk, append=lo > 0)
+    if standardise == "all":
+        mean = sums / count
+        std = np.sqrt(np.maximum(sq / count - mean ** 2, 0.0))
+        std[std < 1e-12] = 1.0
+        stats = xr.Dataset({"norm_mean": (("lag", dims[0]), mean.astype(np.float32)),
+                            "norm_std": (("lag", dims[0]), std.astype(np.float32))})
+        stats.to_zarr(tmp, zarr_format=3, consolidated=False, mode="a")
+    return {"standardise": standardise, "dims": ["word", "lag", *dims]}

@@ -1,0 +1,97 @@
+"""Stage keys: sha256 of canonical JSON over exactly what each pipeline stage depends on.
+
+This module is the one place that says which config fields feed which stage:
+
+- epochs   <- data selection, signal, window width, lag grid (and the dataset root)
+- targets  <- the task's target fragment (e.g. source, layer, PCA) [+ epochs and folds when
+              PCA is fitted inside training folds]
+- latents  <- preprocessor name, params and the config fields it declares, + epochs
+- training <- task, model, training settings, word-metric settings, + latents and targets
+
+So a change to decoder or training settings never rebuilds features, and a change to the
+window width rebuilds epochs and everything downstream.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+
+from podbench.config import Config
+from podbench.data.dataset import Dataset
+from podbench.data.recordings import file_digest, is_csv_spec, resolve_subjects
+
+STAGE_VERSIONS = {"epochs": 1, "targets": 1, "latents": 1, "training": 1}
+STAGES = tuple(STAGE_VERSIONS)
+SHORT = 12
+
+
+def canonical_json(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """What a stage depends on, and the key derived from it."""
+
+    stage: str
+    fragment: dict
+    parents: dict
+
+    @property
+    def key(self) -> str:
+        payload = {"stage": self.stage, "version": STAGE_VERSIONS[self.stage],
+                   "fragment": self.fragment, "parents": self.parents}
+        return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+
+
+def folds_fragment(cfg: Config) -> dict:
+    """Fields that define the train/validation/test split of the words."""
+    t = cfg.training
+    frag = {"n_folds": t.n_folds, "fold_type": t.fold_type, "val_fraction": t.val_fraction}
+    if t.fold_type == "zero_shot":
+        frag.update(seed=t.seed, label_normalisation=cfg.data.label_normalisation)
+    return frag
+
+
+def epochs_fragment(cfg: Config, dataset: Dataset) -> dict:
+    d = cfg.data
+    if d.electrodes is None:
+        electrodes = None
+    elif is_csv_spec(d.electrodes):
+        electrodes = {"csv_sha256": file_digest(d.electrodes)}
+    else:
+        electrodes = {"regex": d.electrodes}
+    return {"root": str(dataset.root), "subjects": resolve_subjects(dataset, d.subjects, d.electrodes),
+            "electrodes": electrodes, "signal": d.signal, "window_width": d.window_width,
+            "lags": dataclasses.asdict(d.lags)}
+
+
+def stage_specs(cfg: Config) -> dict[str, StageSpec]:
+    """The four stage specs of a config, parents first."""
+    from podbench import registry
+    from podbench.train.tasks import task_for
+
+    dataset = Dataset(cfg.data.root)
+    epochs = StageSpec("epochs", epochs_fragment(cfg, dataset), {})
+    frag, needs_epochs = task_for(cfg).targets_fragment(cfg, dataset)
+    targets = StageSpec("targets", frag, {"epochs": epochs.key} if needs_epochs else {})
+    pre = registry.preprocessors.entry(cfg.preprocess.name)
+    depends = pre.meta.get("depends")
+    latents = StageSpec("latents", {"name": cfg.preprocess.name, "params": cfg.preprocess.params,
+                                    "depends": depends(cfg) if depends else {}},
+                        {"epochs": epochs.key})
+    training_fields = dataclasses.asdict(cfg.training)
+    training_fields.pop("lane_chunk")  # execution detail: results do not depend on it
+    training = StageSpec("training", {
+        "task": cfg.task, "model": dataclasses.asdict(cfg.model), "training": training_fields,
+        "min_train_freq": cfg.targets.min_train_freq,
+        "label_normalisation": cfg.data.label_normalisation,
+    }, {"latents": latents.key, "targets": targets.key})
+    return {s.stage: s for s in (epochs, targets, latents, training)}
+
+
+def stage_keys(cfg: Config) -> dict[str, str]:
+    return {name: spec.key for name, spec in stage_specs(cfg).items()}

@@ -1,0 +1,248 @@
+"""The compiled lane program: every (lag, fold, member) of a run trained together.
+
+A lane is one optimisation: a group of G networks (G = 1 for independent members, G = the
+ensemble size for the reference's joint training on the members' mean output) trained on one
+lag and one fold, with its own initialisation, dropout keys, batch order, learning rate,
+weight decay and dropout rate. The data (latents [word, lag, ...] and targets) are put on the
+device once; each lane gathers its own batches by index. Folds of unequal size are padded and
+masked. One jit-compiled function runs a whole epoch for all lanes (vmap over lanes, lax.scan
+over steps, validation, per-lane early stopping that keeps each lane's best parameters), so
+the host syncs once per epoch. Lanes that stopped are dropped by compacting the working set.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from podbench.models.layers import Call
+
+EVAL_BATCH = 256
+
+
+class Lanes(NamedTuple):
+    """Per-lane inputs (leading axis: lane)."""
+
+    key: jax.Array  # uint32 [L, 2] raw PRNG key data
+    lag: jax.Array  # int32 [L] index into the latents' lag axis
+    yfold: jax.Array  # int32 [L] index into the targets' fold axis (0 if not per fold)
+    nfold: jax.Array  # int32 [L] index into the standardisation statistics' fold axis
+    lr: jax.Array  # float32 [L]
+    weight_decay: jax.Array  # float32 [L]
+    dropout: jax.Array  # float32 [L]
+    train_idx: jax.Array  # int32 [L, n_train_max] (padded)
+    train_n: jax.Array  # int32 [L]
+    val_idx: jax.Array  # int32 [L, n_val_max] (padded)
+    val_n: jax.Array  # int32 [L]
+
+
+class State(NamedTuple):
+    """Per-lane training state (leading axis: lane; then group member for params)."""
+
+    params: object
+    rest: object
+    opt: object
+    best_params: object
+    best_rest: object
+    best_score: jax.Array  # best validation score so far (oriented: higher is better)
+    bad: jax.Array  # epochs since the last improvement
+    stopped: jax.Array  # bool
+    epochs: jax.Array  # epochs trained
+    best_epoch: jax.Array  # 0-based epoch of the best validation score
+
+
+class Data(NamedTuple):
+    """Device-resident arrays shared by all lanes."""
+
+    x: jax.Array  # [N, n_lag, *input_shape]
+    y: jax.Array  # [n_yfold, N, D]
+    norm_mean: jax.Array  # [n_nfold, n_lag, *stat_shape] broadcastable against one input
+    norm_std: jax.Array
+
+
+def adam_l2(learning_rate, weight_decay):
+    """PyTorch Adam: L2 decay added to the gradient before the Adam moments."""
+    return optax.chain(optax.add_decayed_weights(weight_decay), optax.adam(learning_rate))
+
+
+def optimizer(name: str) -> optax.GradientTransformation:
+    """Per-lane learning rate and weight decay live in the optimiser state."""
+    factory = optax.adamw if name == "adamw" else adam_l2
+    return optax.inject_hyperparams(factory)(learning_rate=0.0, weight_decay=0.0)
+
+
+def tree_where(cond, new, old):
+    return jax.tree.map(lambda a, b: jnp.where(cond, a, b), new, old)
+
+
+class Program:
+    """Compiled training and prediction for one model shape, loss and task."""
+
+    def __init__(self, build_model: Callable[[nnx.Rngs], nnx.Module], *, group: int,
+                 batch_size: int, patience: int, optimizer_name: str, loss_fn, stop_fn,
+                 stop_mode: str, n_train_max: int, n_val_max: int):
+        self.build_model = build_model
+        self.group = group
+        self.batch = batch_size
+        self.patience = patience
+        self.tx = optimizer(optimizer_name)
+        self.optimizer_name = optimizer_name
+        self.loss_fn = loss_fn  # (pred [B, D], y [B, D]) -> per-example loss [B]
+        self.stop_fn = stop_fn  # (pred [n, D], y [n, D], mask [n]) -> scalar
+        self.sign = 1.0 if stop_mode == "max" else -1.0
+        self.steps = max(1, math.ceil(n_train_max / batch_size))
+        self.n_train_pad = self.steps * batch_size
+        self.n_val_max = n_val_max
+        self.graphdef, _, _ = nnx.split(build_model(nnx.Rngs(0)), nnx.Param, ...)
+        self._epoch = jax.jit(jax.vmap(self._lane_epoch, in_axes=(0, 0, None, None)),
+                              donate_argnums=(0,))
+        self._init = jax.jit(jax.vmap(self._lane_init))
+        self._predict = jax.jit(jax.vmap(self._predict_rows, in_axes=(0, 0, None, None, 0)))
+
+    # ------------------------------------------------------------------ model plumbing
+
+    def _init_member(self, key):
+        _, params, rest = nnx.split(self.build_model(nnx.Rngs(key)), nnx.Param, ...)
+        return params, rest
+
+    def _forward(self, params, rest, x, call: Call):
+        """One member: prediction and updated non-parameter state (BatchNorm statistics)."""
+        model = nnx.merge(self.graphdef, params, rest, copy=True)
+        pred = model(x, call)
+        _, _, new_rest = nnx.split(model, nnx.Param, ...)
+        return pred, new_rest, model.penalty()
+
+    def _group_forward(self, params, rest, x, call: Call):
+        """All G members of a lane on one batch: [G, B, D] predictions."""
+        keys = (jax.random.split(call.rng, self.group) if call.rng is not None
+                else jnp.zeros((self.group, 2), jnp.uint32))
+
+        def one(p, r, k):
+            c = call._replace(rng=k if call.rng is not None else None)
+            return self._forward(p, r, x, c)
+
+        return jax.vmap(one)(params, rest, keys)
+
+    # ------------------------------------------------------------------ init
+
+    def _lane_init(self, lane: Lanes) -> State:
+        key = jax.random.wrap_key_data(lane.key)
+        params, rest = jax.vmap(self._init_member)(jax.random.split(key, self.group))
+        tx = optimizer(self.optimizer_name)
+        opt = tx.init(params)
+        opt.hyperparams["learning_rate"] = lane.lr
+        opt.hyperparams["weight_decay"] = lane.weight_decay
+        return State(params, rest, opt, params, rest, jnp.array(-jnp.inf, jnp.float32),
+                     jnp.array(0, jnp.int32), jnp.array(False), jnp.array(0, jnp.int32),
+                     jnp.array(0, jnp.int32))
+
+    def init(self, lanes: Lanes) -> State:
+        return self._init(lanes)
+
+    # ------------------------------------------------------------------ one epoch
+
+    def _inputs(self, data: Data, rows, lane: Lanes):
+        x = data.x[rows, lane.lag]
+        mean = data.norm_mean[lane.nfold, lane.lag]
+        std = data.norm_std[lane.nfold, lane.lag]
+        return (x - mean) / std, data.y[lane.yfold, rows]
+
+    def _predict_rows(self, params, rest, data: Data, rows, lane: Lanes):
+        """Eval-mode group predictions for padded `rows`, in batches: [G, n, D]."""
+        n = rows.shape[0]
+        pad = (-n) % EVAL_BATCH
+        padded = jnp.pad(rows, (0, pad)).reshape(-1, EVAL_BATCH)
+
+        def batch(_, r):
+            x, _y = self._inputs(data, r, lane)
+            pred, _, _ = self._group_forward(params, rest, x, Call(train=False))
+            return None, pred
+
+        _, preds = jax.lax.scan(batch, None, padded)  # [n_batches, G, EVAL_BATCH, D]
+        preds = jnp.moveaxis(preds, 1, 0).reshape(self.group, -1, preds.shape[-1])
+        return preds[:, :n]
+
+    def _lane_epoch(self, s: State, lane: Lanes, data: Data, epoch) -> State:
+        key = jax.random.fold_in(jax.random.wrap_key_data(lane.key), epoch)
+        k_order, k_drop = jax.random.split(key)
+        n_max = lane.train_idx.shape[0]
+        slot = jnp.arange(n_max)
+        order = jnp.argsort(jnp.where(slot < lane.train_n,
+                                      jax.random.uniform(k_order, (n_max,)), 2.0))
+        rows = jnp.pad(lane.train_idx[order], (0, self.n_train_pad - n_max))
+        active = ~s.stopped
+
+        def loss_of(params, rest, x, y, mask, call):
+            preds, new_rest, penalty = self._group_forward(params, rest, x, call)
+            per_example = self.loss_fn(preds.mean(axis=0), y)
+            loss = jnp.sum(per_example * mask) / jnp.maximum(mask.sum(), 1.0)
+            return loss + penalty.sum(), new_rest
+
+        def step(carry, i):
+            params, rest, opt = carry
+            batch_rows = jax.lax.dynamic_slice(rows, (i * self.batch,), (self.batch,))
+            mask = ((i * self.batch + jnp.arange(self.batch)) < lane.train_n).astype(jnp.float32)
+            x, y = self._inputs(data, batch_rows, lane)
+            call = Call(True, jax.random.fold_in(k_drop, i), lane.dropout, mask)
+            (loss, new_rest), grads = jax.value_and_grad(loss_of, has_aux=True)(
+                params, rest, x, y, mask, call)
+            updates, new_opt = self.tx.update(grads, opt, params)
+            new_params = optax.apply_updates(params, updates)
+            update = active & (mask.sum() > 0)
+            return (tree_where(update, new_params, params), tree_where(update, new_rest, rest),
+                    tree_where(update, new_opt, opt)), loss
+
+        (params, rest, opt), _ = jax.lax.scan(step, (s.params, s.rest, s.opt),
+                                              jnp.arange(self.steps))
+        val_mask = (jnp.arange(self.n_val_max) < lane.val_n).astype(jnp.float32)
+        preds = self._predict_rows(params, rest, data, lane.val_idx, lane)
+        _, y_val = self._inputs(data, lane.val_idx, lane)
+        score = self.sign * self.stop_fn(preds.mean(axis=0), y_val, val_mask)
+        improved = active & (score > s.best_score)
+        bad = jnp.where(improved, 0, s.bad + active.astype(jnp.int32))
+        return State(
+            params=params, rest=rest, opt=opt,
+            best_params=tree_where(improved, params, s.best_params),
+            best_rest=tree_where(improved, rest, s.best_rest),
+            best_score=jnp.where(improved, score, s.best_score),
+            bad=bad,
+            stopped=s.stopped | (bad >= self.patience),
+            epochs=s.epochs + active.astype(jnp.int32),
+            best_epoch=jnp.where(improved, epoch, s.best_epoch),
+        )
+
+    def epoch(self, state: State, lanes: Lanes, data: Data, epoch: int) -> State:
+        return self._epoch(state, lanes, data, jnp.asarray(epoch, jnp.int32))
+
+    # ------------------------------------------------------------------ prediction
+
+    def predict(self, state: State, lanes: Lanes, data: Data, rows: jax.Array) -> jax.Array:
+        """Best-parameter predictions of every lane for `rows`: [L, G, n, D]."""
+        return self._predict(state.best_params, state.best_rest, data, rows, lanes)
+
+
+def closed_form(fit, predict, lanes: Lanes, data: Data, alphas, stop_fn, sign: float):
+    """Closed-form models (ridge) for every lane: predictions [L, 1, N, D], scores, alphas."""
+
+    def lane(lane: Lanes):
+        def rows_xy(rows):
+            x = data.x[rows, lane.lag]
+            x = (x - data.norm_mean[lane.nfold, lane.lag]) / data.norm_std[lane.nfold, lane.lag]
+            return x.reshape(rows.shape[0], -1), data.y[lane.yfold, rows]
+
+        x_tr, y_tr = rows_xy(lane.train_idx)
+        x_va, y_va = rows_xy(lane.val_idx)
+        m_tr = (jnp.arange(lane.train_idx.shape[0]) < lane.train_n).astype(jnp.float32)
+        m_va = (jnp.arange(lane.val_idx.shape[0]) < lane.val_n).astype(jnp.float32)
+        w, b, mu, sd, alpha, score = fit(x_tr, y_tr, m_tr, x_va, y_va, m_va, alphas,
+                                          lambda p, y, m: sign * stop_fn(p, y, m))
+        x_all, _ = rows_xy(jnp.arange(data.x.shape[0]))
+        return predict(x_all, w, b, mu, sd)[None], sign * score, alpha
+
+    return jax.lax.map(lane, lanes)

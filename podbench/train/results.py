@@ -1,0 +1,174 @@
+"""Scoring trained lanes and writing a run's results folder.
+
+results/<trial>/<run-id>/ (run-id = the training key's first 12 hex digits):
+  config.yml           the resolved config (yaml.safe_load-able)
+  lag_performance.csv  one row per lag: `lags`, then <key>_mean, <key>_std (ddof 0) and
+                       <key>_fold_<k>, named as the reference's so its scripts read it
+  metrics.csv          long table: lag, fold, member (or "ensemble"), metric, value
+  lag_curve.png        the headline metric by lag, fold spread, chance line
+  run.json             store keys, versions, device, timings, lanes and epochs per lane
+  checkpoints/         orbax checkpoint of every lane's best parameters
+The folder is written next to its final place and renamed into it, so it is either complete
+or absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from podbench import __version__
+from podbench.config import Config
+from podbench.train.tasks import Task
+
+SPLITS = ("train", "val", "test")
+
+
+def score_lanes(cfg: Config, task: Task, inputs, res, point: int = 0) -> pd.DataFrame:
+    """Long metrics table of one point: ensemble rows per (lag, fold), member rows per lane."""
+    rows = []
+    table = res.table
+    folds = {f.number: f for f in inputs.folds}
+    in_point = table.point == point
+    for lag in inputs.lags:
+        for number, fold in folds.items():
+            sel = np.flatnonzero(in_point & (table.lag_ms == lag) & (table.fold == number))
+            if len(sel) == 0:
+                continue
+            members = res.preds[sel].reshape(-1, *res.preds.shape[2:])  # [M, N, D]
+            y = inputs.y[number - 1 if inputs.y.shape[0] > 1 else 0]
+            ensemble = members.mean(axis=0)
+            split_rows = {"train": fold.train, "val": fold.val, "test": fold.test}
+            values = {}
+            for split, idx in split_rows.items():
+                for name, v in task.split_metrics(ensemble[idx], y[idx]).items():
+                    values[f"{split}_{name}"] = v
+            values["num_epochs"] = float(np.mean(res.best_epoch[sel] + 1))
+            values.update(task.test_metrics(members[:, fold.test], y[fold.test],
+                                            inputs.labels[fold.test], inputs.labels[fold.train],
+                                            cfg))
+            rows += [(lag, number, "ensemble", k, v) for k, v in values.items()]
+            if res.group == 1 and len(sel) > 1:
+                for lane_i in sel:
+                    member = int(table.member[lane_i])
+                    for split in ("val", "test"):
+                        idx = split_rows[split]
+                        pred = res.preds[lane_i, 0, idx]
+                        for name, v in task.split_metrics(pred, y[idx]).items():
+                            rows.append((lag, number, str(member), f"{split}_{name}", v))
+                    rows.append((lag, number, str(member), "num_epochs",
+                                 float(res.best_epoch[lane_i] + 1)))
+    return pd.DataFrame(rows, columns=["lag", "fold", "member", "metric", "value"])
+
+
+def lag_performance(long: pd.DataFrame, folds: list[int]) -> pd.DataFrame:
+    """The reference's wide table: one row per lag; <key>_mean, _std, _fold_<k>."""
+    ens = long[long["member"] == "ensemble"]
+    keys = list(dict.fromkeys(ens["metric"]))
+    out = []
+    for lag, group in ens.groupby("lag", sort=True):
+        row = {"lags": lag}
+        wide = group.pivot(index="fold", columns="metric", values="value")
+        for key in keys:
+            vals = wide[key].reindex(folds).to_numpy(dtype=float)
+            row[f"{key}_mean"] = float(np.nanmean(vals))
+            row[f"{key}_std"] = float(np.nanstd(vals))
+            for k, v in zip(folds, vals):
+                row[f"{key}_fold_{k}"] = float(v)
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def plot_lag_curve(perf: pd.DataFrame, metric: str, chance: float | None, folds: list[int],
+                   path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
+    lags = perf["lags"].to_numpy()
+    per_fold = perf[[f"{metric}_fold_{k}" for k in folds]].to_numpy()
+    mean = perf[f"{metric}_mean"].to_numpy()
+    ax.fill_between(lags, np.nanmin(per_fold, 1), np.nanmax(per_fold, 1), alpha=0.25,
+                    label="fold range")
+    ax.plot(lags, mean, marker="o", label="mean over folds")
+    if chance is not None:
+        ax.axhline(chance, color="k", ls="--", lw=1, label="chance")
+    ax.axvline(0, color="grey", lw=0.5)
+    ax.set_xlabel("lag relative to word onset (ms)")
+    ax.set_ylabel(metric)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def save_checkpoint(path: Path, state: dict, lanes: list[dict]) -> None:
+    """Every lane's best parameters as one orbax checkpoint (leading axis: lane)."""
+    import orbax.checkpoint as ocp
+
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(path.resolve() / "state", state)
+    checkpointer.wait_until_finished()
+    (path / "lanes.json").write_text(json.dumps(lanes))
+
+
+def environment() -> dict:
+    import jax
+
+    versions = {"podbench": __version__, "python": platform.python_version()}
+    for mod in ("jax", "flax", "optax", "orbax.checkpoint", "numpy", "xarray", "zarr", "mne"):
+        try:
+            versions[mod] = __import__(mod, fromlist=["__version__"]).__version__
+        except (ImportError, AttributeError):
+            continue
+    devices = jax.devices()
+    return {"versions": versions, "platform": platform.platform(),
+            "device": f"{len(devices)} x {devices[0].device_kind} ({devices[0].platform})"}
+
+
+def write_run(run_dir: Path, cfg: Config, keys: dict, long: pd.DataFrame, perf: pd.DataFrame,
+              task: Task, res, point: int, timings: dict, folds: list[int]) -> Path:
+    """Write the results folder atomically (temporary sibling, then rename)."""
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir.parent / f".{run_dir.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    tmp.mkdir()
+    try:
+        (tmp / "config.yml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        perf.to_csv(tmp / "lag_performance.csv", index=False)
+        long.to_csv(tmp / "metrics.csv", index=False)
+        plot_lag_curve(perf, task.headline, task.chance, folds, tmp / "lag_curve.png",
+                       f"{cfg.trial_name} ({cfg.model.name}, {cfg.targets.kind})")
+        sel = np.flatnonzero(res.table.point == point)
+        lanes = [{**res.table.rows()[i], "epochs": int(res.epochs[i]),
+                  "best_epoch": int(res.best_epoch[i]), "best_val": float(res.best_score[i])}
+                 for i in sel]
+        import jax
+
+        save_checkpoint(tmp / "checkpoints", jax.tree.map(lambda a: a[sel], res.state), lanes)
+        run = {"keys": keys, **environment(), "timings_s": timings,
+               "lanes": {"count": int(len(sel)), "members_per_lane": res.group,
+                         "epochs_total": int(res.epochs[sel].sum())},
+               "lane_table": lanes}
+        (tmp / "run.json").write_text(json.dumps(run, indent=1))
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        os.rename(tmp, run_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return run_dir
+
+
+def is_complete(run_dir: Path) -> bool:
+    return (run_dir / "run.json").is_file() and (run_dir / "lag_performance.csv").is_file()

@@ -1,0 +1,320 @@
+"""`podbench train`: build or reuse the feature stores, train every lane, evaluate, write results.
+
+`train(cfg)` is a plain function of a config and the store/result roots, so a cluster engine
+can run it on any node that sees them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from podbench import registry
+from podbench.config import Config
+from podbench.data.dataset import normalise_label
+from podbench.errors import ConfigError
+from podbench.features.build import Features, build_features
+from podbench.train.folds import Fold, folds_for
+from podbench.train.lanes import LanePoint, LaneTable, key_data, lay_out, padded
+from podbench.train.tasks import Task, task_for
+
+
+@dataclass
+class RunInputs:
+    """Host arrays of a run, aligned on the words present in both latents and targets."""
+
+    words: np.ndarray  # word_idx, time order
+    labels: np.ndarray  # normalised word labels
+    x: np.ndarray  # [N, n_lag, *input_shape] float32
+    y: np.ndarray  # [n_yfold, N, D] float32
+    lags: list[int]
+    folds: list[Fold]
+    norm_mean: np.ndarray  # [n_nfold, n_lag, *stat_shape]
+    norm_std: np.ndarray
+    standardise: str | None
+
+
+def _fold_standardisation(x: np.ndarray, folds: list[Fold]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-fold, per-lag, per-channel statistics over the training rows (and time bins)."""
+    means, stds = [], []
+    for fold in folds:
+        xt = x[fold.train].astype(np.float64)
+        axes = (0, 3) if xt.ndim == 4 else (0,)
+        mean = xt.mean(axis=axes)
+        std = xt.std(axis=axes)
+        std[std < 1e-12] = 1.0
+        means.append(mean)
+        stds.append(std)
+    return np.stack(means), np.stack(stds)
+
+
+def prepare(cfg: Config, features: Features) -> RunInputs:
+    """Load latents and targets, align them, make folds and standardisation statistics."""
+    latents = features.open("latents")
+    targets = features.open("targets")
+    common = np.intersect1d(latents["word"].values, targets["word"].values)
+    if len(common) == 0:
+        raise ConfigError("the latents and targets stores share no word")
+    lat = latents.sel(word=common)
+    x = lat["latent"].values.astype(np.float32)
+    tg = targets["target"].sel(word=common)
+    y = tg.values.astype(np.float32)
+    y = y[None] if "fold" not in tg.dims else y
+    labels = np.array([normalise_label(str(w), cfg.data.label_normalisation)
+                       for w in lat["label"].values], dtype=object)
+    folds = folds_for(cfg, labels)
+    if cfg.training.shuffle_targets:
+        perm = np.random.default_rng(cfg.training.seed).permutation(len(common))
+        y = y[:, perm]
+    standardise = latents.attrs.get("standardise")
+    stat_shape = (1,) * (x.ndim - 3)
+    if standardise == "all":
+        mean = latents["norm_mean"].values[None]
+        std = latents["norm_std"].values[None]
+    elif standardise == "train":
+        mean, std = _fold_standardisation(x, folds)
+    else:
+        mean = np.zeros((1, x.shape[1], *x.shape[2:3]))
+        std = np.ones_like(mean)
+    mean = mean.reshape(*mean.shape, *stat_shape).astype(np.float32)
+    std = std.reshape(*std.shape, *stat_shape).astype(np.float32)
+    return RunInputs(common, labels, x, y, [int(v) for v in lat["lag"].values], folds,
+                     mean, std, standardise)
+
+
+@dataclass
+class LaneResults:
+    """What training leaves per lane: predictions for every word and the training record."""
+
+    table: LaneTable
+    group: int
+    preds: np.ndarray  # [L, G, N, D] best-parameter predictions
+    epochs: np.ndarray  # [L] epochs trained
+    best_epoch: np.ndarray  # [L]
+    best_score: np.ndarray  # [L] validation early-stopping metric at the best epoch
+    state: dict  # host pytree of best parameters and statistics, leading axis L
+    seconds: float
+
+
+def lane_inputs(table: LaneTable, inputs: RunInputs, cfg: Config):
+    """The trainer's per-lane arrays (numpy) for a lane table."""
+    from podbench.train.program import Lanes
+
+    by_number = {f.number: f for f in inputs.folds}
+    train_idx, train_n = padded([by_number[f].train for f in table.fold])
+    val_idx, val_n = padded([by_number[f].val for f in table.fold])
+    fold0 = table.fold.astype(np.int32) - 1
+    return Lanes(
+        key=np.stack([key_data(int(s)) for s in table.seed]),
+        lag=table.lag_index.astype(np.int32),
+        yfold=fold0 if inputs.y.shape[0] > 1 else np.zeros(len(table), np.int32),
+        nfold=fold0 if inputs.norm_mean.shape[0] > 1 else np.zeros(len(table), np.int32),
+        lr=table.lr, weight_decay=table.weight_decay, dropout=table.dropout,
+        train_idx=train_idx, train_n=train_n, val_idx=val_idx, val_n=val_n)
+
+
+def auto_chunk(n_lanes: int, per_lane_bytes: float, n_devices: int) -> int:
+    """Lanes per compiled chunk that fit in about half of the device (or host) memory."""
+    import jax
+
+    try:
+        limit = jax.devices()[0].memory_stats()["bytes_limit"]
+    except (TypeError, KeyError, AttributeError):
+        import psutil
+
+        limit = psutil.virtual_memory().available
+    chunk = max(1, int(0.5 * limit // max(per_lane_bytes, 1)))
+    chunk = min(chunk, n_lanes)
+    return max(n_devices, chunk // n_devices * n_devices)
+
+
+def _model_builder(cfg: Config, input_shape: tuple, output_dim: int):
+    entry = registry.models.entry(cfg.model.name, "model.name")
+    dims = entry.meta.get("input_dims")
+    if dims is not None and len(dims) != len(input_shape):
+        raise ConfigError(f"model.name = {cfg.model.name!r} takes latents with dims {dims}; "
+                          f"preprocess.name = {cfg.preprocess.name!r} gives {len(input_shape)}-d "
+                          "inputs per lag")
+    return lambda rngs: entry.obj(cfg.model.params, input_shape=input_shape,
+                                  output_dim=output_dim, rngs=rngs)
+
+
+def train_lanes(cfg: Config, task: Task, inputs: RunInputs, table: LaneTable, group: int,
+                log: Callable[[str], None] = print) -> LaneResults:
+    """Train every lane of `table` in chunks of one compiled program; predict all words."""
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from podbench.train.program import Data, Program
+    from podbench.train.sharding import LaneSharding
+
+    t0 = time.perf_counter()
+    input_shape = inputs.x.shape[2:]
+    build = _model_builder(cfg, input_shape, inputs.y.shape[-1])
+    lanes_np = lane_inputs(table, inputs, cfg)
+    program = Program(build, group=group, batch_size=cfg.training.batch_size,
+                      patience=cfg.training.patience, optimizer_name=cfg.training.optimizer,
+                      loss_fn=lambda p, y: task.loss(p, y, cfg), stop_fn=task.stop_value,
+                      stop_mode=task.stop_mode, n_train_max=lanes_np.train_idx.shape[1],
+                      n_val_max=lanes_np.val_idx.shape[1])
+    shard = LaneSharding()
+    data = shard.replicate(Data(jnp.asarray(inputs.x), jnp.asarray(inputs.y),
+                                jnp.asarray(inputs.norm_mean), jnp.asarray(inputs.norm_std)))
+    n_params = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(
+        nnx.state(build(nnx.Rngs(0)), nnx.Param)))
+    per_lane = group * (n_params * 4 * 8 + cfg.training.batch_size * 4 * 64 * math.prod(input_shape))
+    chunk = (cfg.training.lane_chunk if isinstance(cfg.training.lane_chunk, int)
+             else auto_chunk(len(table), per_lane, shard.n_devices))
+    n_words = inputs.x.shape[0]
+    all_rows = jnp.arange(n_words, dtype=jnp.int32)
+    preds, states, records = [], [], []
+    n_chunks = math.ceil(len(table) / chunk)
+    for c in range(n_chunks):
+        real = np.arange(c * chunk, min((c + 1) * chunk, len(table)))
+        # Pad to a multiple of the devices with copies of the chunk's first lane.
+        pick = np.concatenate([real, np.full((-len(real)) % shard.n_devices, real[0])])
+        sub = jax.tree.map(lambda a: a[pick], lanes_np)
+        state = train_chunk(program, sub, data, cfg.training.epochs, shard,
+                            f"chunk {c + 1}/{n_chunks}" if n_chunks > 1 else "")
+        keep = slice(0, len(real))
+        preds.append(np.asarray(program.predict(state, shard.lanes(sub), data, all_rows))[keep])
+        records.append([np.asarray(a)[keep] for a in (state.epochs, state.best_epoch,
+                                                      state.best_score)])
+        states.append(jax.tree.map(lambda a: np.asarray(a)[keep],
+                                   {"params": state.best_params, "rest": state.best_rest}))
+    epochs, best_epoch, best_score = (np.concatenate(r) for r in zip(*records))
+    sign = 1.0 if task.stop_mode == "max" else -1.0
+    return LaneResults(table, group, np.concatenate(preds), epochs, best_epoch,
+                       sign * best_score, jax.tree.map(lambda *a: np.concatenate(a), *states),
+                       time.perf_counter() - t0)
+
+
+def train_chunk(program, lanes_np, data, max_epochs: int, shard, label: str):
+    """Train one chunk of lanes to completion, compacting the working set as lanes stop."""
+    import jax
+    from tqdm.auto import tqdm
+
+    n = len(lanes_np.lr)
+    working = program.init(shard.lanes(lanes_np))
+    work_lanes = shard.lanes(lanes_np)
+    bank, ids = None, np.arange(n)  # the bank holds every lane once the working set shrinks
+    bar = tqdm(total=max_epochs, desc=f"training {n} lanes {label}".rstrip(), unit="epoch",
+               leave=False)
+    for epoch in range(max_epochs):
+        working = program.epoch(working, work_lanes, data, epoch)
+        stopped = np.asarray(working.stopped)[: len(ids)]
+        active = int((~stopped).sum())
+        bar.update(1)
+        bar.set_postfix(active=f"{active}/{n}")
+        if active == 0:
+            break
+        width = shard.width(active)
+        if width <= len(working.stopped) // 2:
+            bank = working if bank is None else _scatter(bank, ids, working)
+            keep = ids[~stopped]
+            pick = np.concatenate([keep, np.full(width - len(keep), ids[stopped][0])])
+            working = shard.lanes(jax.tree.map(lambda a: a[pick], bank))
+            work_lanes = shard.lanes(jax.tree.map(lambda a: a[pick], lanes_np))
+            ids = keep
+    bar.close()
+    return working if bank is None else _scatter(bank, ids, working)
+
+
+def _scatter(bank, ids: np.ndarray, working):
+    """Write the first len(ids) lanes of the working set back into the bank."""
+    import jax
+
+    n = len(ids)
+    return jax.tree.map(lambda b, w: b.at[ids].set(w[:n]), bank, working)
+
+
+def points_for(cfg: Config) -> list[LanePoint]:
+    t, p = cfg.training, cfg.model.params
+    return [LanePoint(t.seed, t.lr, t.weight_decay, float(p.get("dropout", 0.0)))]
+
+
+def train_closed_form(cfg: Config, task: Task, inputs: RunInputs, table: LaneTable,
+                      fit_predict) -> LaneResults:
+    """Closed-form decoders (ridge): one solve per lane, no epochs."""
+    import jax
+    import jax.numpy as jnp
+
+    from podbench.train.program import Data, closed_form
+
+    t0 = time.perf_counter()
+    fit, predict = fit_predict
+    data = Data(jnp.asarray(inputs.x), jnp.asarray(inputs.y), jnp.asarray(inputs.norm_mean),
+                jnp.asarray(inputs.norm_std))
+    lanes = jax.device_put(lane_inputs(table, inputs, cfg))
+    alphas = jnp.asarray(cfg.model.params["alphas"], jnp.float32)
+    sign = 1.0 if task.stop_mode == "max" else -1.0
+    preds, scores, chosen = jax.jit(lambda l: closed_form(fit, predict, l, data, alphas,
+                                                          task.stop_value, sign))(lanes)
+    zeros = np.zeros(len(table), np.int64)
+    return LaneResults(table, 1, np.asarray(preds), zeros, zeros, np.asarray(scores),
+                       {"alpha": np.asarray(chosen)}, time.perf_counter() - t0)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    performance: "pd.DataFrame"
+    skipped: bool
+
+
+def train(cfg: Config, force: bool = False, log: Callable[[str], None] = print) -> RunResult:
+    """Build or reuse the stores, train all lanes, evaluate, write results/<trial>/<run-id>."""
+    import pandas as pd
+
+    from podbench.keys import SHORT
+    from podbench.train import results
+
+    t0 = time.perf_counter()
+    features = build_features(cfg, log=log)
+    keys = features.keys
+    run_dir = Path(cfg.output.results).expanduser() / cfg.trial_name / keys["training"][:SHORT]
+    if results.is_complete(run_dir) and not force:
+        log(f"results already complete: {run_dir} (use --force to train again)")
+        return RunResult(run_dir, pd.read_csv(run_dir / "lag_performance.csv"), True)
+    task = task_for(cfg)
+    t1 = time.perf_counter()
+    inputs = prepare(cfg, features)
+    entry = registry.models.entry(cfg.model.name, "model.name")
+    closed = entry.meta.get("closed_form", False)
+    members = 1 if closed else cfg.model.members
+    group = members if cfg.model.ensemble == "joint" and not closed else 1
+    table = lay_out(inputs.lags, inputs.folds, members, group, points_for(cfg))
+    log(f"training {len(table)} lanes ({len(inputs.lags)} lags x {len(inputs.folds)} folds x "
+        f"{members // group} member lanes of {group}) on {len(inputs.words)} words, "
+        f"inputs {tuple(inputs.x.shape[2:])}")
+    if closed:
+        res = train_closed_form(cfg, task, inputs, table, entry.obj(cfg.model.params))
+    else:
+        res = train_lanes(cfg, task, inputs, table, group, log)
+    t2 = time.perf_counter()
+    long = results.score_lanes(cfg, task, inputs, res)
+    fold_numbers = [f.number for f in inputs.folds]
+    perf = results.lag_performance(long, fold_numbers)
+    timings = {"features": round(t1 - t0, 3), "training": round(res.seconds, 3),
+               "evaluation": round(time.perf_counter() - t2, 3)}
+    results.write_run(run_dir, cfg, keys, long, perf, task, res, 0, timings, fold_numbers)
+    log(summary_table(perf, task))
+    log(f"results: {run_dir}")
+    return RunResult(run_dir, perf, False)
+
+
+def summary_table(perf, task: Task) -> str:
+    """Closing table: the headline metric (higher is better) by lag, mean ± std over folds."""
+    key = task.headline
+    lines = [f"{'lag (ms)':>9}  {key}"]
+    best = perf[f"{key}_mean"].idxmax()
+    for i, row in perf.iterrows():
+        mark = "  <- best" if i == best else ""
+        lines.append(f"{int(row['lags']):>9}  {row[f'{key}_mean']:.4f} ± {row[f'{key}_std']:.4f}{mark}")
+    return "\n".join(lines)

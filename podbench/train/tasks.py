@@ -1,0 +1,189 @@
+"""Tasks: what is decoded, how its targets are built, its loss, metrics and early stopping.
+
+A task is a registered `Task` subclass instance. The trainer only talks to this interface,
+so a new task (Whisper embeddings, content words, surprisal, ...) is one module with one
+registered class plus a YAML config, not a second trainer:
+
+- targets: `targets_fragment` (what its targets store depends on), `target_sources` (files it
+  reads), `build_targets` (writes the targets store: variable `target` with dims (word, dim)
+  or (fold, word, dim) when fitted per training fold);
+- head: `output_dim(targets)`; the model's last layer has that many outputs;
+- loss: `loss(pred, y)` per example (JAX), averaged over valid rows by the trainer;
+- early stopping: `stop_value(pred, y, mask)` on the whole validation split (JAX), and
+  `stop_mode` "max" or "min";
+- metrics: `split_metrics` on train/val/test (whole splits), `test_metrics` with the
+  members' predictions on each test fold.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from podbench import registry
+from podbench.config import Config
+from podbench.data.dataset import Dataset, normalise_label, word_table
+from podbench.errors import ConfigError
+from podbench.features.targets import fit_pca
+from podbench.keys import folds_fragment
+from podbench.registry import register_task
+from podbench.train import metrics
+from podbench.train.folds import folds_for
+
+
+def config_value(cfg: Config, dotted: str):
+    node = cfg
+    for part in dotted.split("."):
+        node = getattr(node, part)
+    return node
+
+
+class Task:
+    """Base class of tasks; subclasses fill in the targets and the scoring."""
+
+    head = "vector"
+    stop_metric = "cosine_sim"
+    stop_mode = "max"
+    split_metric_names: tuple[str, ...] = ()
+    headline = "test_cosine_sim"  # the metric of the lag curve and closing table
+    chance: float | None = None
+
+    def validate(self, cfg: Config) -> None:
+        """Raise ConfigError for settings this task cannot use."""
+
+    def targets_fragment(self, cfg: Config, dataset: Dataset) -> tuple[dict, bool]:
+        raise NotImplementedError
+
+    def target_sources(self, cfg: Config, dataset: Dataset) -> list[Path]:
+        raise NotImplementedError
+
+    def build_targets(self, cfg: Config, dataset: Dataset, epoch_words: np.ndarray | None,
+                      tmp: Path) -> dict:
+        raise NotImplementedError
+
+    def output_dim(self, targets) -> int:
+        return int(targets.sizes["dim"])
+
+    def loss(self, pred, y, cfg: Config):
+        raise NotImplementedError
+
+    def stop_value(self, pred, y, mask):
+        raise NotImplementedError
+
+    def split_metrics(self, pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        return {name: registry.metrics.get(name)(pred, y) for name in self.split_metric_names}
+
+    def test_metrics(self, member_preds: np.ndarray, y_test: np.ndarray, test_labels: np.ndarray,
+                     train_labels: np.ndarray, cfg: Config) -> dict[str, float]:
+        return {}
+
+
+def _masked_mean(values, mask):
+    return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+def cosine_rows(pred, y):
+    num = jnp.sum(pred * y, axis=-1)
+    den = jnp.linalg.norm(pred, axis=-1) * jnp.linalg.norm(y, axis=-1)
+    return jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), 0.0)
+
+
+@register_task("word_embedding")
+class WordEmbedding(Task):
+    """Decode a word's embedding (GPT-2, GloVe, arbitrary, a Hugging Face model); score words."""
+
+    head = "vector"
+    stop_metric = "cosine_sim"
+    stop_mode = "max"
+    split_metric_names = ("mse", "nll_embedding", "cosine_sim", "pairwise_accuracy")
+    headline = "test_word_avg_auc_roc"
+    chance = 0.5
+
+    def validate(self, cfg: Config) -> None:
+        registry.target_sources.entry(cfg.targets.kind, "targets.kind")
+
+    def _source(self, cfg: Config):
+        return registry.target_sources.entry(cfg.targets.kind, "targets.kind")
+
+    def targets_fragment(self, cfg: Config, dataset: Dataset) -> tuple[dict, bool]:
+        source = self._source(cfg)
+        frag = {"root": str(dataset.root), "kind": cfg.targets.kind,
+                "fields": {f: config_value(cfg, f) for f in source.meta.get("fields", ())},
+                "pca_dim": cfg.targets.pca_dim, "pca_fit": cfg.targets.pca_fit}
+        per_fold = cfg.targets.pca_dim is not None and cfg.targets.pca_fit == "train"
+        if per_fold:
+            frag["folds"] = folds_fragment(cfg)
+            frag["label_normalisation"] = cfg.data.label_normalisation
+        return frag, per_fold
+
+    def target_sources(self, cfg: Config, dataset: Dataset) -> list[Path]:
+        return self._source(cfg).meta["sources"](cfg, dataset)
+
+    def build_targets(self, cfg: Config, dataset: Dataset, epoch_words, tmp: Path) -> dict:
+        import xarray as xr
+
+        from podbench.features.store import write_dataset
+
+        words = word_table(dataset)
+        result = self._source(cfg).obj(cfg, dataset, words)
+        table = words.set_index("word_idx").loc[result.word_idx]
+        vectors = result.vectors
+        attrs = {"source_dim": int(vectors.shape[1]), "dropped_words": result.dropped, **result.info}
+        dim = cfg.targets.pca_dim
+        if dim is None:
+            target = (("word", "dim"), vectors.astype(np.float32))
+        elif cfg.targets.pca_fit == "all":
+            reduced, evr = fit_pca(vectors, dim, np.arange(len(vectors)))
+            target = (("word", "dim"), reduced)
+            attrs["explained_variance_ratio"] = evr
+        else:
+            rows, labels = fold_rows(cfg, result.word_idx, table["word"].to_numpy(), epoch_words)
+            per_fold, evrs = [], []
+            for fold in folds_for(cfg, labels):
+                reduced, evr = fit_pca(vectors, dim, rows[fold.train])
+                per_fold.append(reduced)
+                evrs.append(evr)
+            target = (("fold", "word", "dim"), np.stack(per_fold))
+            attrs["explained_variance_ratio"] = evrs
+        ds = xr.Dataset({"target": target},
+                        coords={"word": result.word_idx,
+                                "label": ("word", table["word"].to_numpy().astype(object))})
+        write_dataset(tmp, ds, chunk_words=len(result.word_idx))
+        return attrs
+
+    def loss(self, pred, y, cfg: Config):
+        if cfg.training.loss == "cosine":
+            return 1.0 - cosine_rows(pred, y)
+        return jnp.mean((pred - y) ** 2, axis=-1)
+
+    def stop_value(self, pred, y, mask):
+        return _masked_mean(cosine_rows(pred, y), mask)
+
+    def test_metrics(self, member_preds, y_test, test_labels, train_labels, cfg: Config):
+        return metrics.word_metrics(member_preds, y_test, test_labels, train_labels,
+                                    cfg.targets.min_train_freq)
+
+
+def fold_rows(cfg: Config, target_words: np.ndarray, raw_labels: np.ndarray,
+              epoch_words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (into the targets) and labels of the words a run trains on, in time order.
+
+    The run's words are those present in both the epochs and the targets; folds are made over
+    them exactly as the trainer makes them.
+    """
+    position = pd.Index(target_words)
+    common = np.intersect1d(epoch_words, target_words)
+    rows = position.get_indexer(common)
+    labels = np.array([normalise_label(w, cfg.data.label_normalisation) for w in raw_labels[rows]],
+                      dtype=object)
+    if len(common) == 0:
+        raise ConfigError("no word is in both the epochs and the targets")
+    return rows, labels
+
+
+def task_for(cfg: Config) -> Task:
+    """The task instance a config selects."""
+    return registry.tasks.get(cfg.task, "task")()
