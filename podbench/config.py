@@ -1,7 +1,7 @@
 """Typed, strict experiment configs: load YAML, apply `--set` overrides, validate, resolve.
 
-A config has the sections `data`, `targets`, `preprocess`, `model`, `training`, `output` plus
-`trial_name`, `task` and `plugins`. Validation is strict: an unknown key, a wrong type or an
+A config has the sections `data`, `targets`, `preprocess`, `model`, `training`, `pretrain`,
+`output` plus `trial_name`, `task` and `plugins`. Validation is strict: an unknown key, a wrong type or an
 out-of-range value raises `ConfigError` naming the YAML path, the value, what is allowed and,
 for a misspelt key, the closest valid one. The free-form `model.params` and
 `preprocess.params` are validated against the schema their registry entry declares.
@@ -108,6 +108,21 @@ class TrainingConfig:
 
 
 @dataclass
+class PretrainConfig:
+    """Self-supervised pretraining of the built-in ECoG masked autoencoder (`podbench pretrain`)."""
+
+    mask_ratio: float = opt(0.75, gt=0, le=0.95, doc="fraction of (electrode, time patch) tokens hidden")
+    depth: int = opt(4, ge=1, doc="encoder blocks")
+    width: int = opt(64, ge=8, doc="token dimension")
+    heads: int = opt(4, ge=1, doc="attention heads")
+    patch: int = opt(32, ge=1, doc="time-patch length in samples")
+    steps: int = opt(300, ge=1, doc="optimisation steps")
+    batch_size: int = opt(16, ge=1, doc="windows per step")
+    lr: float = opt(1e-3, gt=0)
+    seed: int = opt(0)
+
+
+@dataclass
 class OutputConfig:
     stores: str = opt("stores", doc="store root")
     results: str = opt("results", doc="results root")
@@ -123,6 +138,7 @@ class Config:
     preprocess: PreprocessConfig = opt(factory=PreprocessConfig)
     model: ModelConfig = opt(factory=ModelConfig)
     training: TrainingConfig = opt(factory=TrainingConfig)
+    pretrain: PretrainConfig = opt(factory=PretrainConfig)
     output: OutputConfig = opt(factory=OutputConfig)
     source: str = field(default="<defaults>", metadata={"internal": True})
 

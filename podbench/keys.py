@@ -64,7 +64,8 @@ def epochs_fragment(cfg: Config, dataset: Dataset) -> dict:
         electrodes = {"csv_sha256": file_digest(d.electrodes)}
     else:
         electrodes = {"regex": d.electrodes}
-    return {"root": str(dataset.root), "subjects": resolve_subjects(dataset, d.subjects, d.electrodes),
+    subjects = resolve_subjects(dataset, d.subjects, d.electrodes, d.signal)
+    return {"root": str(dataset.root), "subjects": subjects,
             "electrodes": electrodes, "signal": d.signal, "window_width": d.window_width,
             "lags": dataclasses.asdict(d.lags)}
 

@@ -75,6 +75,7 @@ register_task = tasks.register
 
 _BUILTIN_MODULES = (
     "podbench.features.preprocessors",
+    "podbench.features.foundation",
     "podbench.features.targets",
     "podbench.models",
     "podbench.train.metrics",

@@ -39,10 +39,26 @@ def electrodes_from_csv(dataset: Dataset, path: str | Path) -> dict[int, list[st
     return picks
 
 
-def resolve_subjects(dataset: Dataset, subjects, electrodes: str | None) -> list[int]:
-    """Subjects of a selection: 'all' with an electrode CSV means the CSV's subjects."""
+def resolve_subjects(dataset: Dataset, subjects, electrodes: str | None,
+                     signal: str = "highgamma") -> list[int]:
+    """Subjects of a selection.
+
+    'all' with an electrode CSV means the CSV's subjects; 'all' otherwise means every
+    participant whose `signal` recording is present (a stand-in may hold a few subjects).
+    """
     if subjects == "all" and is_csv_spec(electrodes):
         return sorted(electrodes_from_csv(dataset, electrodes))
+    if subjects == "all":
+        present = []
+        for sub in dataset.subjects:
+            try:
+                dataset.derivative_path(sub, signal)
+            except DataError:
+                continue
+            present.append(sub)
+        if not present:
+            raise DataError(f"no {signal} recording under {dataset.root / 'derivatives/ecogprep'}")
+        return present
     return dataset.resolve_subjects(subjects)
 
 

@@ -88,7 +88,8 @@ def build_epochs(cfg: Config, spec: StageSpec, tmp: Path) -> dict:
     import xarray as xr
 
     dataset = Dataset(cfg.data.root)
-    subjects = resolve_subjects(dataset, cfg.data.subjects, cfg.data.electrodes)
+    subjects = resolve_subjects(dataset, cfg.data.subjects, cfg.data.electrodes,
+                                cfg.data.signal)
     recordings = open_recordings(dataset, subjects, cfg.data.electrodes, cfg.data.signal)
     geo = geometry(cfg, recordings[0].sfreq)
     words = word_table(dataset)
@@ -131,7 +132,8 @@ def build_epochs(cfg: Config, spec: StageSpec, tmp: Path) -> dict:
 def epochs_sources(cfg: Config) -> list[Path]:
     """Files the epochs stage reads (fingerprinted in the store)."""
     dataset = Dataset(cfg.data.root)
-    subjects = resolve_subjects(dataset, cfg.data.subjects, cfg.data.electrodes)
+    subjects = resolve_subjects(dataset, cfg.data.subjects, cfg.data.electrodes,
+                                cfg.data.signal)
     files = [dataset.derivative_path(s, cfg.data.signal) for s in subjects]
     files += [dataset.ieeg_dir(s) / f"sub-{s:02d}_task-podcast_channels.tsv" for s in subjects]
     return files + [dataset.transcript_path]

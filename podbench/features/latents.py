@@ -63,4 +63,7 @@ def build_latents(cfg: Config, spec: StageSpec, epochs, tmp: Path) -> dict:
         stats = xr.Dataset({"norm_mean": (("lag", dims[0]), mean.astype(np.float32)),
                             "norm_std": (("lag", dims[0]), std.astype(np.float32))})
         stats.to_zarr(tmp, zarr_format=3, consolidated=False, mode="a")
-    return {"standardise": standardise, "dims": ["word", "lag", *dims]}
+    extras = {"standardise": standardise, "dims": ["word", "lag", *dims]}
+    if hasattr(transform, "note"):  # e.g. the foundation preprocessor's forward-pass count
+        extras["note"] = transform.note()
+    return extras

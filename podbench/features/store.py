@@ -158,18 +158,19 @@ class Stores:
         """
         t0 = time.perf_counter()
         final = self.path(spec.stage, spec.key)
-        status = "hit"
+        status, note = "hit", ""
         if not self._fresh(final, sources):
             with self._lock(final):
                 if not self._fresh(final, sources):
                     status = "rebuilt" if final.exists() else "built"
                     for leftover in self._leftovers(final):
                         shutil.rmtree(leftover, ignore_errors=True)
-                    self._build(spec, build, sources, final)
+                    note = self._build(spec, build, sources, final)
         return BuildReport(spec.stage, spec.key, status, shape_of(final), _dir_size(final),
-                           time.perf_counter() - t0)
+                           time.perf_counter() - t0, note)
 
-    def _build(self, spec: StageSpec, build, sources, final: Path) -> None:
+    def _build(self, spec: StageSpec, build, sources, final: Path) -> str:
+        """Build into a temporary sibling and publish it; return the builder's `note`."""
         import zarr
 
         tmp = final.parent / f"{final.name}{TMP_TAG}{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -188,6 +189,7 @@ class Stores:
             arrays = {name: list(arr.shape) for name, arr in group.arrays()}
             (tmp / COMPLETE).write_text(json.dumps({**provenance, "arrays": arrays}, indent=1))
             self._publish(tmp, final)
+            return str(extra.get("note", ""))
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

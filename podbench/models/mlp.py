@@ -26,13 +26,14 @@ class MlpParams:
 class Mlp(nnx.Module):
     """flatten -> [Linear -> LayerNorm -> ReLU -> dropout] per hidden size -> Linear (-> LayerNorm)."""
 
-    def __init__(self, n_in: int, n_out: int, p: dict, rngs: nnx.Rngs):
+    def __init__(self, n_in: int, n_out: int, p: dict, head: str, rngs: nnx.Rngs):
         sizes = [n_in, *p["hidden"]]
         self.hidden = nnx.List([linear(a, b, p["init"], rngs) for a, b in zip(sizes, sizes[1:])])
         self.norms = nnx.List([nnx.LayerNorm(b, epsilon=1e-5, rngs=rngs) for b in sizes[1:]])
         self.out = linear(sizes[-1], n_out, p["init"], rngs)
-        self.final = nnx.LayerNorm(n_out, epsilon=1e-5, rngs=rngs) if p["final_norm"] else None
-        self.activation = p["output_activation"]
+        vector = head == "vector"
+        self.final = nnx.LayerNorm(n_out, epsilon=1e-5, rngs=rngs) if p["final_norm"] and vector else None
+        self.activation = p["output_activation"] if vector else "none"
 
     def __call__(self, x: jax.Array, call: Call) -> jax.Array:
         h = x.reshape(x.shape[0], -1)
@@ -48,6 +49,7 @@ class Mlp(nnx.Module):
 
 
 @register_model("mlp", params=MlpParams, input_dims=None)
-def mlp(params: dict, *, input_shape: tuple[int, ...], output_dim: int, rngs: nnx.Rngs) -> Mlp:
-    """MLP over the flattened latents of any shape."""
-    return Mlp(math.prod(input_shape), output_dim, params, rngs)
+def mlp(params: dict, *, input_shape: tuple[int, ...], output_dim: int, head: str,
+        rngs: nnx.Rngs) -> Mlp:
+    """MLP over the flattened latents of any shape (final LayerNorm/activation for vectors)."""
+    return Mlp(math.prod(input_shape), output_dim, params, head, rngs)

@@ -2,7 +2,7 @@
 
 conv k3 (no bias) -> ReLU -> BatchNorm -> dropout; max-pool 2 (PyTorch padding 1);
 conv k2 (no bias) -> ReLU -> BatchNorm -> dropout; conv k2 -> BatchNorm -> ReLU;
-global max-pool over time; dense -> LayerNorm -> tanh. 143,254 parameters at 183 electrodes
+global max-pool over time; dense -> LayerNorm -> tanh (for embedding targets). 143,254 parameters at 183 electrodes
 and 50 outputs. Options give the original Keras variants: a true locally-connected last block,
 L2 penalties `reg` (conv kernels) and `reg_head` (dense), tanh before LayerNorm, glorot init.
 """
@@ -33,7 +33,8 @@ class PitomParams:
 
 
 class Pitom(nnx.Module):
-    def __init__(self, n_channels: int, n_times: int, n_out: int, p: dict, rngs: nnx.Rngs):
+    def __init__(self, n_channels: int, n_times: int, n_out: int, p: dict, head: str,
+                 rngs: nnx.Rngs):
         f, init = p["filters"], p["init"]
         self.conv1 = Conv1D(n_channels, f, 3, use_bias=False, init=init, rngs=rngs)
         self.bn1 = batch_norm(f, rngs)
@@ -47,7 +48,7 @@ class Pitom(nnx.Module):
         self.bn3 = batch_norm(f, rngs)
         self.dense = linear(f, n_out, init, rngs)
         self.norm = nnx.LayerNorm(n_out, epsilon=1e-5, rngs=rngs)
-        self.head_order = p["head_order"]
+        self.head_order = p["head_order"] if head == "vector" else "linear"
         self.reg, self.reg_head = p["reg"], p["reg_head"]
 
     def __call__(self, x: jax.Array, call: Call) -> jax.Array:
@@ -59,7 +60,9 @@ class Pitom(nnx.Module):
         y = self.dense(h.max(axis=1))
         if self.head_order == "norm_tanh":
             return jnp.tanh(self.norm(y))
-        return self.norm(jnp.tanh(y))
+        if self.head_order == "tanh_norm":
+            return self.norm(jnp.tanh(y))
+        return y
 
     def penalty(self) -> jax.Array:
         """Keras-style L2: reg * sum of conv kernels^2 + reg_head * sum of dense kernel^2."""
@@ -68,7 +71,12 @@ class Pitom(nnx.Module):
 
 
 @register_model("pitom", params=PitomParams, input_dims=("channel", "bin"))
-def pitom(params: dict, *, input_shape: tuple[int, ...], output_dim: int, rngs: nnx.Rngs) -> Pitom:
-    """The reference PITOM decoder for [word, channel, bin] latents."""
+def pitom(params: dict, *, input_shape: tuple[int, ...], output_dim: int, head: str,
+          rngs: nnx.Rngs) -> Pitom:
+    """The reference PITOM decoder for [word, channel, bin] latents.
+
+    head "vector" (embeddings) ends in LayerNorm and tanh; other heads (scalar, binary,
+    classes) end in the dense layer's raw outputs (logits).
+    """
     n_channels, n_times = input_shape
-    return Pitom(n_channels, n_times, output_dim, params, rngs)
+    return Pitom(n_channels, n_times, output_dim, params, head, rngs)

@@ -133,7 +133,7 @@ def auto_chunk(n_lanes: int, per_lane_bytes: float, n_devices: int) -> int:
     return max(n_devices, chunk // n_devices * n_devices)
 
 
-def _model_builder(cfg: Config, input_shape: tuple, output_dim: int):
+def _model_builder(cfg: Config, input_shape: tuple, output_dim: int, head: str):
     entry = registry.models.entry(cfg.model.name, "model.name")
     dims = entry.meta.get("input_dims")
     if dims is not None and len(dims) != len(input_shape):
@@ -141,7 +141,7 @@ def _model_builder(cfg: Config, input_shape: tuple, output_dim: int):
                           f"preprocess.name = {cfg.preprocess.name!r} gives {len(input_shape)}-d "
                           "inputs per lag")
     return lambda rngs: entry.obj(cfg.model.params, input_shape=input_shape,
-                                  output_dim=output_dim, rngs=rngs)
+                                  output_dim=output_dim, head=head, rngs=rngs)
 
 
 def train_lanes(cfg: Config, task: Task, inputs: RunInputs, table: LaneTable, group: int,
@@ -156,7 +156,7 @@ def train_lanes(cfg: Config, task: Task, inputs: RunInputs, table: LaneTable, gr
 
     t0 = time.perf_counter()
     input_shape = inputs.x.shape[2:]
-    build = _model_builder(cfg, input_shape, inputs.y.shape[-1])
+    build = _model_builder(cfg, input_shape, task.output_dim(inputs.y), task.head)
     lanes_np = lane_inputs(table, inputs, cfg)
     program = Program(build, group=group, batch_size=cfg.training.batch_size,
                       patience=cfg.training.patience, optimizer_name=cfg.training.optimizer,

@@ -7,7 +7,8 @@ registered class plus a YAML config, not a second trainer:
 - targets: `targets_fragment` (what its targets store depends on), `target_sources` (files it
   reads), `build_targets` (writes the targets store: variable `target` with dims (word, dim)
   or (fold, word, dim) when fitted per training fold);
-- head: `output_dim(targets)`; the model's last layer has that many outputs;
+- head: `head` ("vector" | "scalar" | "binary" | "classes") and `output_dim(y)`; vector
+  heads end in the model's embedding head (PITOM: LayerNorm, tanh), the others in logits;
 - loss: `loss(pred, y)` per example (JAX), averaged over valid rows by the trainer;
 - early stopping: `stop_value(pred, y, mask)` on the whole validation split (JAX), and
   `stop_mode` "max" or "min";
@@ -64,8 +65,9 @@ class Task:
                       tmp: Path) -> dict:
         raise NotImplementedError
 
-    def output_dim(self, targets) -> int:
-        return int(targets.sizes["dim"])
+    def output_dim(self, y: np.ndarray) -> int:
+        """Outputs of the model's head, from the run's target array [n_fold, N, D]."""
+        return int(y.shape[-1])
 
     def loss(self, pred, y, cfg: Config):
         raise NotImplementedError

@@ -1,0 +1,50 @@
+"""Python API mirroring the command line, for notebooks and scripts.
+
+    from podbench import api
+    cfg = api.load_config("configs/demo.yml", ["training.lr=3e-4"])
+    features = api.build_features(cfg)        # podbench build-features
+    epochs = api.open_store(cfg, "epochs")    # xarray Dataset (word, channel, time)
+    result = api.train(cfg)                   # podbench train
+"""
+
+from __future__ import annotations
+
+from podbench.config import Config, from_dict, load
+from podbench.features.build import Features
+from podbench.features.build import build_features as _build_features
+from podbench.features.store import Stores
+from podbench.keys import stage_keys
+
+__all__ = ["Config", "from_dict", "load_config", "build_features", "open_store", "stores",
+           "train", "synthesize"]
+
+load_config = load
+
+
+def build_features(cfg: Config, log=print) -> Features:
+    """Build or find the epochs, targets and latents stores of `cfg`."""
+    return _build_features(cfg, log=log)
+
+
+def open_store(cfg: Config, stage: str):
+    """Open the complete store of one stage (epochs | targets | latents) of `cfg` lazily."""
+    return Stores(cfg.output.stores).open(stage, stage_keys(cfg)[stage])
+
+
+def stores(cfg: Config) -> Stores:
+    """The store root of `cfg` (list, verify, gc)."""
+    return Stores(cfg.output.stores)
+
+
+def train(cfg: Config, force: bool = False, log=print):
+    """Build missing stores, train, evaluate and write results; returns the run's folder."""
+    from podbench.train.run import train as _train
+
+    return _train(cfg, force=force, log=log)
+
+
+def synthesize(out, **kwargs):
+    """Write a stand-in of ds005574 (see `podbench synth --help`)."""
+    from podbench.data.synth import synthesize as _synthesize
+
+    return _synthesize(out, **kwargs)

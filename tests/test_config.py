@@ -1,0 +1,154 @@
+"""Strict configs, --set overrides, registries, plugins, CLI usage errors and stage keys."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from podbench import config, registry
+from podbench.errors import ConfigError
+from podbench.keys import stage_keys
+
+from .conftest import make_config
+
+PODBENCH = str(Path(sys.executable).parent / "podbench")
+
+
+def run_cli(*args, cwd):
+    return subprocess.run([PODBENCH, *args], cwd=cwd, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("raw, fragment", [
+    ({"data": {"window_widht": 0.5}}, "unknown key 'data.window_widht'; did you mean 'data.window_width'"),
+    ({"data": {"window_width": "wide"}}, "data.window_width = 'wide': expected a number"),
+    ({"data": {"window_width": 0}}, "data.window_width = 0.0: expected a value > 0"),
+    ({"training": {"batch_size": 3.5}}, "training.batch_size = 3.5: expected an integer"),
+    ({"training": {"fold_type": "random"}}, "training.fold_type = 'random': expected 'sequential' | 'zero_shot'"),
+    ({"model": {"name": "pitomm"}}, "model.name = 'pitomm': unknown model; registered: mlp, pitom, ridge"),
+    ({"model": {"params": {"droput": 0.1}}}, "unknown key 'model.params.droput'; did you mean 'model.params.dropout'"),
+    ({"preprocess": {"name": "fft"}}, "preprocess.name = 'fft': unknown preprocessor"),
+    ({"targets": {"kind": "bert"}}, "targets.kind = 'bert': unknown target source"),
+    ({"task": "syntax"}, "task = 'syntax': unknown task"),
+    ({"data": {"lags": {"min": 100, "max": 0}}}, "expected max > min"),
+    ({"tarets": {}}, "unknown key 'tarets'; did you mean 'targets'"),
+])
+def test_invalid_configs_name_the_path_and_value(raw, fragment):
+    with pytest.raises(ConfigError) as err:
+        config.from_dict(raw, "exp.yml")
+    assert fragment in str(err.value)
+    assert str(err.value).startswith("exp.yml: ")
+
+
+def test_defaults_are_the_reference_settings():
+    cfg = config.from_dict({})
+    assert cfg.data.window_width == 0.625
+    assert cfg.data.lags.values() == list(range(-1000, 1000, 200))
+    assert (cfg.targets.layer, cfg.targets.pca_dim, cfg.targets.min_train_freq) == (24, 50, 5)
+    assert (cfg.training.batch_size, cfg.training.lr, cfg.training.weight_decay) == (32, 1e-3, 1e-4)
+    assert (cfg.training.patience, cfg.training.n_folds, cfg.model.members) == (10, 5, 10)
+    assert cfg.model.params["filters"] == 128 and cfg.model.params["dropout"] == 0.2
+
+
+def test_overrides_are_yaml_typed(tmp_path):
+    path = tmp_path / "exp.yml"
+    path.write_text("training:\n  lr: 1e-3\n")  # YAML 1.1 reads this as a string; still a float
+    cfg = config.load(path, ["training.lr=3e-4", "data.subjects=[1, 3]",
+                             "training.shuffle_targets=true", "model.params.filters=64"])
+    assert cfg.training.lr == 3e-4 and cfg.data.subjects == [1, 3]
+    assert cfg.training.shuffle_targets is True and cfg.model.params["filters"] == 64
+    with pytest.raises(ConfigError, match="--set training.lr: expected PATH=VALUE|expected PATH=VALUE"):
+        config.load(path, ["training.lr"])
+    with pytest.raises(ConfigError, match="training.patiense"):
+        config.load(path, ["training.patiense=3"])
+
+
+def test_resolved_config_round_trips_through_safe_load():
+    cfg = config.from_dict({"data": {"subjects": [1, 2]}, "training": {"lr": 3e-4}})
+    again = config.from_dict(yaml.safe_load(yaml.safe_dump(cfg.to_dict())))
+    assert again.to_dict() == cfg.to_dict()
+
+
+def test_plugin_registers_a_model_without_touching_podbench(tmp_path, monkeypatch):
+    (tmp_path / "my_decoder.py").write_text(textwrap.dedent('''
+        from dataclasses import dataclass
+        from podbench.registry import register_model
+        from podbench.models.mlp import Mlp
+
+        @dataclass
+        class Params:
+            width: int = 8
+
+        @register_model("tiny_mlp", params=Params, input_dims=None)
+        def tiny_mlp(params, *, input_shape, output_dim, head, rngs):
+            p = {"hidden": [params["width"]], "dropout": 0.0, "final_norm": False,
+                 "output_activation": "none", "init": "torch"}
+            import math
+            return Mlp(math.prod(input_shape), output_dim, p, head, rngs)
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = config.from_dict({"plugins": ["my_decoder"], "model": {"name": "tiny_mlp",
+                                                                 "params": {"width": 4}}})
+    assert cfg.model.params == {"width": 4}
+    assert "tiny_mlp" in registry.models.names()
+    with pytest.raises(ConfigError, match=r"plugins\[0\] = 'no_such_module'"):
+        config.from_dict({"plugins": ["no_such_module"]})
+
+
+def test_cli_config_errors_exit_2_and_write_nothing(tmp_path, standin):
+    work = tmp_path / "work"
+    cases = {
+        "misspelt.yml": ("data:\n  window_widht: 0.5\n", "data.window_widht"),
+        "type.yml": ("training:\n  epochs: many\n", "training.epochs = 'many'"),
+        "model.yml": ("model:\n  name: transformer9000\n", "unknown model"),
+        "subject.yml": (f"data:\n  root: {standin}\n  subjects: [1, 12]\n", "subject 12"),
+    }
+    for name, (body, fragment) in cases.items():
+        path = tmp_path / name
+        path.write_text(body + f"output:\n  stores: {work}/stores\n  results: {work}/results\n")
+        for command in ("build-features", "train"):
+            result = run_cli(command, "--config", str(path), cwd=tmp_path)
+            assert result.returncode == 2, result.stderr
+            assert fragment in result.stderr
+    bad_set = run_cli("train", "--config", str(tmp_path / "type.yml"), "--set", "nonsense",
+                      cwd=tmp_path)
+    assert bad_set.returncode == 2 and "PATH=VALUE" in bad_set.stderr
+    assert not work.exists()
+    assert run_cli("train", cwd=tmp_path).returncode == 2  # missing --config: usage error
+
+
+def test_every_command_has_help(tmp_path):
+    for args in ([], ["synth"], ["demo"], ["build-features"], ["train"], ["stores"],
+                 ["stores", "ls"], ["stores", "info"], ["stores", "verify"], ["stores", "gc"]):
+        result = run_cli(*args, "--help", cwd=tmp_path)
+        assert result.returncode == 0 and "Usage:" in result.stdout
+
+
+def test_stage_keys_change_exactly_with_their_inputs(standin, tmp_path):
+    base = make_config(standin, tmp_path)
+    keys = stage_keys(base)
+    assert len(set(keys.values())) == 4
+
+    def changed(**overrides):
+        new = stage_keys(base.replace(overrides))
+        return {stage for stage in keys if new[stage] != keys[stage]}
+
+    assert changed(**{"model.params.filters": 64, "training.lr": 3e-4, "model.members": 3,
+                      "training.lane_chunk": 8}) == {"training"}
+    assert changed(**{"data.window_width": 0.5}) == {"epochs", "latents", "training"}
+    assert changed(**{"targets.layer": 12}) == {"targets", "training"}
+    assert changed(**{"preprocess.params.num_average_samples": 16}) == {"latents", "training"}
+    assert changed(**{"data.lags.step": 100}) == {"epochs", "latents", "training"}
+    # glove ignores targets.layer: only the fields a source reads enter its key
+    glove = base.replace({"targets.kind": "glove", "targets.glove_path": "g.txt"})
+    assert stage_keys(glove)["targets"] == stage_keys(glove.replace({"targets.layer": 3}))["targets"]
+    # fold-fitted PCA depends on the folds and the epochs' word set
+    train_pca = base.replace({"targets.pca_fit": "train"})
+    assert stage_keys(train_pca)["targets"] != stage_keys(
+        train_pca.replace({"training.n_folds": 4}))["targets"]
+    assert stage_keys(train_pca)["targets"] != stage_keys(
+        train_pca.replace({"data.window_width": 0.5}))["targets"]
