@@ -144,6 +144,18 @@ def _model_builder(cfg: Config, input_shape: tuple, output_dim: int, head: str):
                                   output_dim=output_dim, head=head, rngs=rngs)
 
 
+def make_program(cfg: Config, task: Task, inputs: RunInputs, lanes_np, group: int):
+    """The compiled lane program for this run's model, task and padded fold sizes."""
+    from podbench.train.program import Program
+
+    build = _model_builder(cfg, inputs.x.shape[2:], task.output_dim(inputs.y), task.head)
+    return Program(build, group=group, batch_size=cfg.training.batch_size,
+                   patience=cfg.training.patience, optimizer_name=cfg.training.optimizer,
+                   loss_fn=lambda p, y: task.loss(p, y, cfg), stop_fn=task.stop_value,
+                   stop_mode=task.stop_mode, n_train_max=lanes_np.train_idx.shape[1],
+                   n_val_max=lanes_np.val_idx.shape[1])
+
+
 def train_lanes(cfg: Config, task: Task, inputs: RunInputs, table: LaneTable, group: int,
                 log: Callable[[str], None] = print) -> LaneResults:
     """Train every lane of `table` in chunks of one compiled program; predict all words."""
@@ -151,18 +163,14 @@ def train_lanes(cfg: Config, task: Task, inputs: RunInputs, table: LaneTable, gr
     import jax.numpy as jnp
     from flax import nnx
 
-    from podbench.train.program import Data, Program
+    from podbench.train.program import Data
     from podbench.train.sharding import LaneSharding
 
     t0 = time.perf_counter()
     input_shape = inputs.x.shape[2:]
-    build = _model_builder(cfg, input_shape, task.output_dim(inputs.y), task.head)
     lanes_np = lane_inputs(table, inputs, cfg)
-    program = Program(build, group=group, batch_size=cfg.training.batch_size,
-                      patience=cfg.training.patience, optimizer_name=cfg.training.optimizer,
-                      loss_fn=lambda p, y: task.loss(p, y, cfg), stop_fn=task.stop_value,
-                      stop_mode=task.stop_mode, n_train_max=lanes_np.train_idx.shape[1],
-                      n_val_max=lanes_np.val_idx.shape[1])
+    program = make_program(cfg, task, inputs, lanes_np, group)
+    build = program.build_model
     shard = LaneSharding()
     data = shard.replicate(Data(jnp.asarray(inputs.x), jnp.asarray(inputs.y),
                                 jnp.asarray(inputs.norm_mean), jnp.asarray(inputs.norm_std)))
