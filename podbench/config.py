@@ -56,12 +56,12 @@ class DataConfig:
     window_width: float = opt(0.625, gt=0, le=10, doc="window width in seconds")
     lags: Lags = opt(factory=Lags, doc="lag grid in ms")
     label_normalisation: Literal["raw", "lower", "strip"] = opt(
-        "raw", doc="word labels: raw transcript | lowercase | lowercase + strip outer punctuation")
+        "raw", doc="word labels: raw transcript (reference), lower, or strip (lower + outer punctuation)")
 
 
 @dataclass
 class TargetsConfig:
-    kind: str = opt("gpt2", doc="target source: gpt2 | glove | arbitrary | hf | registered plugin")
+    kind: str = opt("gpt2", doc="target source: gpt2, glove, arbitrary, hf or a plugin's")
     layer: int = opt(24, ge=0, doc="hidden layer of gpt2 / hf targets")
     pca_dim: Union[int, None] = opt(50, gt=0, doc="PCA dimension (null: no PCA)")
     pca_fit: Literal["all", "train"] = opt(
@@ -90,19 +90,20 @@ class ModelConfig:
 
 @dataclass
 class TrainingConfig:
-    batch_size: int = opt(32, ge=1)
-    epochs: int = opt(100, ge=1)
-    lr: float = opt(1e-3, ge=0)
-    weight_decay: float = opt(1e-4, ge=0)
+    batch_size: int = opt(32, ge=1, doc="training batch per lane")
+    epochs: int = opt(100, ge=1, doc="maximum epochs per lane")
+    lr: float = opt(1e-3, ge=0, doc="learning rate")
+    weight_decay: float = opt(1e-4, ge=0, doc="weight decay (PyTorch semantics of the optimizer)")
     optimizer: Literal["adamw", "adam"] = opt(
-        "adamw", doc="adamw (decoupled, PyTorch AdamW) or adam (L2 added to the gradient, PyTorch Adam)")
+        "adamw", doc="adamw (PyTorch AdamW) or adam (PyTorch Adam: L2 added to the gradient)")
     patience: int = opt(10, ge=1, doc="epochs without validation improvement before a lane stops")
-    n_folds: int = opt(5, ge=2)
-    fold_type: Literal["sequential", "zero_shot"] = opt("sequential")
+    n_folds: int = opt(5, ge=2, doc="cross-validation folds")
+    fold_type: Literal["sequential", "zero_shot"] = opt(
+        "sequential", doc="contiguous blocks in time (reference) or folds by word type")
     val_fraction: float = opt(0.25, gt=0, le=0.9, doc="tail of train+val used for validation")
-    seed: int = opt(42)
+    seed: int = opt(42, doc="lane seeds derive from it, the lag, the fold and the member")
     shuffle_targets: bool = opt(False, doc="control: permute targets across words")
-    loss: Literal["mse", "cosine"] = opt("mse")
+    loss: Literal["mse", "cosine"] = opt("mse", doc="loss of vector targets")
     lane_chunk: Union[Literal["auto"], int] = opt(
         "auto", doc="lanes per compiled chunk; auto sizes it to the device memory")
 
@@ -118,8 +119,8 @@ class PretrainConfig:
     patch: int = opt(32, ge=1, doc="time-patch length in samples")
     steps: int = opt(300, ge=1, doc="optimisation steps")
     batch_size: int = opt(16, ge=1, doc="windows per step")
-    lr: float = opt(1e-3, gt=0)
-    seed: int = opt(0)
+    lr: float = opt(1e-3, gt=0, doc="AdamW learning rate")
+    seed: int = opt(0, doc="initialisation, window and mask draws")
 
 
 @dataclass
@@ -130,7 +131,7 @@ class OutputConfig:
 
 @dataclass
 class Config:
-    trial_name: str = opt("podbench")
+    trial_name: str = opt("podbench", doc="results go to <output.results>/<trial_name>/<run-id>")
     task: str = opt("word_embedding", doc="registered task")
     plugins: list[str] = opt(factory=list, doc="modules to import so that they register entries")
     data: DataConfig = opt(factory=DataConfig)

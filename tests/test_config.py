@@ -152,3 +152,15 @@ def test_stage_keys_change_exactly_with_their_inputs(standin, tmp_path):
         train_pca.replace({"training.n_folds": 4}))["targets"]
     assert stage_keys(train_pca)["targets"] != stage_keys(
         train_pca.replace({"data.window_width": 0.5}))["targets"]
+
+
+def test_readme_documents_every_config_field():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    missing = [path for path, _, _ in config.describe_fields() if f"| `{path}` |" not in readme]
+    assert not missing, f"README config reference lacks {missing}"
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yml")),
+                         ids=lambda p: p.name)
+def test_shipped_configs_are_valid(path):
+    config.load(path)
