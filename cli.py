@@ -118,6 +118,31 @@ def train(config_path, overrides, force):
 
 
 @main.command()
+@config_options
+@click.option("--grid", "grid_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML mapping config paths to lists of values.")
+@click.option("--random", "random_n", type=int, default=None,
+              help="Run N random points of the grid instead of all of them.")
+@reports_errors
+def sweep(config_path, overrides, grid_path, random_n):
+    """Train every point of a grid; pack per-lane differences as lanes of one program."""
+    from podbench.train.sweep import sweep as run_sweep
+
+    cfg = load_config(config_path, overrides)
+    run_sweep(cfg, grid_path, random_n, log=click.echo)
+
+
+@main.command()
+@config_options
+@reports_errors
+def pretrain(config_path, overrides):
+    """Self-supervised pretraining of the ECoG masked autoencoder (unlabelled signal only)."""
+    from podbench.models.foundation.pretrain import pretrain_command
+
+    pretrain_command(load_config(config_path, overrides), log=click.echo)
+
+
+@main.command()
 @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
               default=DEMO_DATA, show_default=True, help="Where the demo stand-in lives.")
 @reports_errors

@@ -106,6 +106,8 @@ class TrainingConfig:
     loss: Literal["mse", "cosine"] = opt("mse", doc="loss of vector targets")
     lane_chunk: Union[Literal["auto"], int] = opt(
         "auto", doc="lanes per compiled chunk; auto sizes it to the device memory")
+    lane_batch: Union[Literal["auto"], int] = opt(
+        "auto", doc="lanes vmapped together per device; auto: 1 on CPU (faster), all on GPU")
 
 
 @dataclass

@@ -85,7 +85,8 @@ def stage_specs(cfg: Config) -> dict[str, StageSpec]:
                                     "depends": depends(cfg) if depends else {}},
                         {"epochs": epochs.key})
     training_fields = dataclasses.asdict(cfg.training)
-    training_fields.pop("lane_chunk")  # execution detail: results do not depend on it
+    for detail in ("lane_chunk", "lane_batch"):  # execution details, not inputs of the results
+        training_fields.pop(detail)
     training = StageSpec("training", {
         "task": cfg.task, "model": dataclasses.asdict(cfg.model), "training": training_fields,
         "min_train_freq": cfg.targets.min_train_freq,

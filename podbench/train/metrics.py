@@ -68,16 +68,20 @@ def top_k(probs: np.ndarray, true: np.ndarray, k: int) -> float:
 
 def word_metrics(member_preds: np.ndarray, y_test: np.ndarray, test_labels: np.ndarray,
                  train_labels: np.ndarray, min_train_freq: int,
-                 ks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float]:
-    """The reference's word- and occurrence-level metrics on one test fold."""
+                 ks: tuple[int, ...] = (1, 5, 10), split: str = "test") -> dict[str, float]:
+    """The reference's word- and occurrence-level metrics on one evaluation split of a fold.
+
+    Keys are named as the reference's for the test split (`test_word_avg_auc_roc`, ...); the
+    validation split gets the same metrics with `val` in place of `test` (model selection).
+    """
     dist = member_distances(member_preds, y_test)
     n = len(test_labels)
     out: dict[str, float] = {}
     occ_logp = log_softmax(1.0 - dist, axis=1)
     diag = np.arange(n)
     for k in ks:
-        out[f"test_occurence_top_{k}"] = top_k(occ_logp, diag, k)
-    out["test_occurence_perplexity"] = float(np.exp(-occ_logp[diag, diag].mean()))
+        out[f"{split}_occurence_top_{k}"] = top_k(occ_logp, diag, k)
+    out[f"{split}_occurence_perplexity"] = float(np.exp(-occ_logp[diag, diag].mean()))
 
     classes, true = np.unique(test_labels, return_inverse=True)
     onehot = np.zeros((n, len(classes)))
@@ -86,8 +90,8 @@ def word_metrics(member_preds: np.ndarray, y_test: np.ndarray, test_labels: np.n
     logits = 1.0 - class_dist
     probs = softmax(logits, axis=1)
     for k in ks:
-        out[f"test_word_top_{k}"] = top_k(probs, true, k)
-    out["test_word_perplexity"] = float(np.exp(-log_softmax(logits, axis=1)[diag, true].mean()))
+        out[f"{split}_word_top_{k}"] = top_k(probs, true, k)
+    out[f"{split}_word_perplexity"] = float(np.exp(-log_softmax(logits, axis=1)[diag, true].mean()))
 
     train_vocab, train_counts = np.unique(train_labels, return_counts=True)
     train_freq = dict(zip(train_vocab.tolist(), train_counts.tolist()))
@@ -102,11 +106,11 @@ def word_metrics(member_preds: np.ndarray, y_test: np.ndarray, test_labels: np.n
         w_test.append(test_freq[c])
     if aucs:
         aucs_a = np.array(aucs)
-        out["test_word_avg_auc_roc"] = float(aucs_a.mean())
-        out["test_word_train_weighted_auc_roc"] = float(np.average(aucs_a, weights=w_train))
-        out["test_word_test_weighted_auc_roc"] = float(np.average(aucs_a, weights=w_test))
+        out[f"{split}_word_avg_auc_roc"] = float(aucs_a.mean())
+        out[f"{split}_word_train_weighted_auc_roc"] = float(np.average(aucs_a, weights=w_train))
+        out[f"{split}_word_{split}_weighted_auc_roc"] = float(np.average(aucs_a, weights=w_test))
     else:
-        for name in ("avg", "train_weighted", "test_weighted"):
-            out[f"test_word_{name}_auc_roc"] = float("nan")
-    out["test_word_n_classes"] = float(len(aucs))
+        for name in ("avg", "train_weighted", f"{split}_weighted"):
+            out[f"{split}_word_{name}_auc_roc"] = float("nan")
+    out[f"{split}_word_n_classes"] = float(len(aucs))
     return out

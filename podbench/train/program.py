@@ -86,7 +86,8 @@ class Program:
 
     def __init__(self, build_model: Callable[[nnx.Rngs], nnx.Module], *, group: int,
                  batch_size: int, patience: int, optimizer_name: str, loss_fn, stop_fn,
-                 stop_mode: str, n_train_max: int, n_val_max: int):
+                 stop_mode: str, n_train_max: int, n_val_max: int, lane_batch: int | None = None,
+                 mesh=None):
         self.build_model = build_model
         self.group = group
         self.batch = batch_size
@@ -100,10 +101,34 @@ class Program:
         self.n_train_pad = self.steps * batch_size
         self.n_val_max = n_val_max
         self.graphdef, _, _ = nnx.split(build_model(nnx.Rngs(0)), nnx.Param, ...)
-        self._epoch = jax.jit(jax.vmap(self._lane_epoch, in_axes=(0, 0, None, None)),
-                              donate_argnums=(0,))
-        self._init = jax.jit(jax.vmap(self._lane_init))
-        self._predict = jax.jit(jax.vmap(self._predict_rows, in_axes=(0, 0, None, None, 0)))
+        self.lane_batch = lane_batch
+        self.mesh = mesh
+        self._epoch = jax.jit(self._over_lanes(
+            lambda state, lane, data, epoch: self._lane_epoch(state, lane, data, epoch), 2),
+            donate_argnums=(0,))
+        self._init = jax.jit(self._over_lanes(self._lane_init, 1))
+        self._predict = jax.jit(self._over_lanes(
+            lambda params, rest, lane, data, rows: self._predict_rows(params, rest, data, rows, lane), 3))
+
+    def _over_lanes(self, fn, n_lane_args: int):
+        """Apply `fn` to every lane: the first `n_lane_args` arguments have a leading lane axis,
+        the others are shared. Lanes are split over the mesh's devices; on each device they
+        run `lane_batch` at a time (vmap) and the groups in sequence (scan)."""
+
+        def local(*args):
+            lane_args, shared = args[:n_lane_args], args[n_lane_args:]
+            return jax.lax.map(lambda xs: fn(*xs, *shared), lane_args, batch_size=self.lane_batch)
+
+        if self.mesh is None or self.mesh.size == 1:
+            return local
+
+        def sharded(*args):
+            from jax.sharding import PartitionSpec as P
+
+            specs = tuple(P("lanes") if i < n_lane_args else P() for i in range(len(args)))
+            return jax.shard_map(local, mesh=self.mesh, in_specs=specs, out_specs=P("lanes"))(*args)
+
+        return sharded
 
     # ------------------------------------------------------------------ model plumbing
 
@@ -224,7 +249,7 @@ class Program:
 
     def predict(self, state: State, lanes: Lanes, data: Data, rows: jax.Array) -> jax.Array:
         """Best-parameter predictions of every lane for `rows`: [L, G, n, D]."""
-        return self._predict(state.best_params, state.best_rest, data, rows, lanes)
+        return self._predict(state.best_params, state.best_rest, lanes, data, rows)
 
 
 def closed_form(fit, predict, lanes: Lanes, data: Data, alphas, stop_fn, sign: float):

@@ -52,9 +52,10 @@ def score_lanes(cfg: Config, task: Task, inputs, res, point: int = 0) -> pd.Data
                 for name, v in task.split_metrics(ensemble[idx], y[idx]).items():
                     values[f"{split}_{name}"] = v
             values["num_epochs"] = float(np.mean(res.best_epoch[sel] + 1))
-            values.update(task.test_metrics(members[:, fold.test], y[fold.test],
-                                            inputs.labels[fold.test], inputs.labels[fold.train],
-                                            cfg))
+            for split in ("test", "val"):
+                idx = split_rows[split]
+                values.update(task.fold_metrics(members[:, idx], y[idx], inputs.labels[idx],
+                                                inputs.labels[fold.train], cfg, split))
             rows += [(lag, number, "ensemble", k, v) for k, v in values.items()]
             if res.group == 1 and len(sel) > 1:
                 for lane_i in sel:

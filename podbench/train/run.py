@@ -144,7 +144,17 @@ def _model_builder(cfg: Config, input_shape: tuple, output_dim: int, head: str):
                                   output_dim=output_dim, head=head, rngs=rngs)
 
 
-def make_program(cfg: Config, task: Task, inputs: RunInputs, lanes_np, group: int):
+def lane_batch(cfg: Config) -> int | None:
+    """Lanes vmapped together on one device: all on accelerators; one at a time on CPU, where
+    vmapped small convolutions run slower than a sequence of single-lane steps."""
+    import jax
+
+    if isinstance(cfg.training.lane_batch, int):
+        return cfg.training.lane_batch
+    return 1 if jax.devices()[0].platform == "cpu" else None
+
+
+def make_program(cfg: Config, task: Task, inputs: RunInputs, lanes_np, group: int, mesh=None):
     """The compiled lane program for this run's model, task and padded fold sizes."""
     from podbench.train.program import Program
 
@@ -153,7 +163,7 @@ def make_program(cfg: Config, task: Task, inputs: RunInputs, lanes_np, group: in
                    patience=cfg.training.patience, optimizer_name=cfg.training.optimizer,
                    loss_fn=lambda p, y: task.loss(p, y, cfg), stop_fn=task.stop_value,
                    stop_mode=task.stop_mode, n_train_max=lanes_np.train_idx.shape[1],
-                   n_val_max=lanes_np.val_idx.shape[1])
+                   n_val_max=lanes_np.val_idx.shape[1], lane_batch=lane_batch(cfg), mesh=mesh)
 
 
 def train_lanes(cfg: Config, task: Task, inputs: RunInputs, table: LaneTable, group: int,
@@ -169,9 +179,9 @@ def train_lanes(cfg: Config, task: Task, inputs: RunInputs, table: LaneTable, gr
     t0 = time.perf_counter()
     input_shape = inputs.x.shape[2:]
     lanes_np = lane_inputs(table, inputs, cfg)
-    program = make_program(cfg, task, inputs, lanes_np, group)
-    build = program.build_model
     shard = LaneSharding()
+    program = make_program(cfg, task, inputs, lanes_np, group, shard.mesh)
+    build = program.build_model
     data = shard.replicate(Data(jnp.asarray(inputs.x), jnp.asarray(inputs.y),
                                 jnp.asarray(inputs.norm_mean), jnp.asarray(inputs.norm_std)))
     n_params = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(
@@ -242,10 +252,6 @@ def _scatter(bank, ids: np.ndarray, working):
     return jax.tree.map(lambda b, w: b.at[ids].set(w[:n]), bank, working)
 
 
-def points_for(cfg: Config) -> list[LanePoint]:
-    t, p = cfg.training, cfg.model.params
-    return [LanePoint(t.seed, t.lr, t.weight_decay, float(p.get("dropout", 0.0)))]
-
 
 def train_closed_form(cfg: Config, task: Task, inputs: RunInputs, table: LaneTable,
                       fit_predict) -> LaneResults:
@@ -276,45 +282,109 @@ class RunResult:
     skipped: bool
 
 
+PER_LANE = ("training.lr", "training.weight_decay", "model.params.dropout", "training.seed")
+
+
+def per_lane_fields(cfg: Config) -> tuple[str, ...]:
+    """Fields that can differ between points trained as lanes of one program.
+
+    The seed is per lane unless it also decides the folds (zero-shot) or the target shuffle.
+    """
+    seed_shapes_data = cfg.training.fold_type == "zero_shot" or cfg.training.shuffle_targets
+    return tuple(f for f in PER_LANE if not (f == "training.seed" and seed_shapes_data))
+
+
+def program_signature(cfg: Config) -> str:
+    """Configs with equal signatures share stores, shapes and schedule: one program."""
+    from podbench.keys import canonical_json
+
+    raw = cfg.to_dict()
+    raw.pop("trial_name")
+    if not registry.models.entry(cfg.model.name).meta.get("closed_form", False):
+        for dotted in per_lane_fields(cfg):
+            *parents, leaf = dotted.split(".")
+            node = raw
+            for part in parents:
+                node = node[part]
+            node.pop(leaf, None)
+    return canonical_json(raw)
+
+
+def run_dir_of(cfg: Config, training_key: str) -> Path:
+    from podbench.keys import SHORT
+
+    return Path(cfg.output.results).expanduser() / cfg.trial_name / training_key[:SHORT]
+
+
 def train(cfg: Config, force: bool = False, log: Callable[[str], None] = print) -> RunResult:
     """Build or reuse the stores, train all lanes, evaluate, write results/<trial>/<run-id>."""
+    return train_points([cfg], force=force, log=log)[0]
+
+
+def train_points(cfgs: list[Config], force: bool = False,
+                 log: Callable[[str], None] = print) -> list[RunResult]:
+    """Train configs that share one program signature together, as lanes of one program.
+
+    Each config (a sweep point) gets its own results folder; points whose results are
+    complete are skipped unless `force`.
+    """
     import pandas as pd
 
-    from podbench.keys import SHORT
+    from podbench.keys import stage_keys
     from podbench.train import results
 
+    if len({program_signature(c) for c in cfgs}) != 1:
+        raise ValueError("train_points needs configs that differ only in per-lane values")
+    base = cfgs[0]
     t0 = time.perf_counter()
-    features = build_features(cfg, log=log)
-    keys = features.keys
-    run_dir = Path(cfg.output.results).expanduser() / cfg.trial_name / keys["training"][:SHORT]
-    if results.is_complete(run_dir) and not force:
-        log(f"results already complete: {run_dir} (use --force to train again)")
-        return RunResult(run_dir, pd.read_csv(run_dir / "lag_performance.csv"), True)
-    task = task_for(cfg)
+    features = build_features(base, log=log)
+    keys = [stage_keys(c) for c in cfgs]
+    dirs = [run_dir_of(c, k["training"]) for c, k in zip(cfgs, keys)]
+    out: list[RunResult | None] = [None] * len(cfgs)
+    pending = []
+    for i, run_dir in enumerate(dirs):
+        if results.is_complete(run_dir) and not force:
+            log(f"results already complete: {run_dir} (use --force to train again)")
+            out[i] = RunResult(run_dir, pd.read_csv(run_dir / "lag_performance.csv"), True)
+        else:
+            pending.append(i)
+    if not pending:
+        return out
+    task = task_for(base)
     t1 = time.perf_counter()
-    inputs = prepare(cfg, features)
-    entry = registry.models.entry(cfg.model.name, "model.name")
+    inputs = prepare(base, features)
+    entry = registry.models.entry(base.model.name, "model.name")
     closed = entry.meta.get("closed_form", False)
-    members = 1 if closed else cfg.model.members
-    group = members if cfg.model.ensemble == "joint" and not closed else 1
-    table = lay_out(inputs.lags, inputs.folds, members, group, points_for(cfg))
-    log(f"training {len(table)} lanes ({len(inputs.lags)} lags x {len(inputs.folds)} folds x "
-        f"{members // group} member lanes of {group}) on {len(inputs.words)} words, "
-        f"inputs {tuple(inputs.x.shape[2:])}")
+    members = 1 if closed else base.model.members
+    group = members if base.model.ensemble == "joint" and not closed else 1
+    table = lay_out(inputs.lags, inputs.folds, members, group, [lane_point(cfgs[i]) for i in pending])
+    log(f"training {len(table)} lanes ({len(pending)} point(s) x {len(inputs.lags)} lags x "
+        f"{len(inputs.folds)} folds x {members // group} member lanes of {group}) on "
+        f"{len(inputs.words)} words, inputs {tuple(inputs.x.shape[2:])}")
     if closed:
-        res = train_closed_form(cfg, task, inputs, table, entry.obj(cfg.model.params))
+        res = train_closed_form(base, task, inputs, table, entry.obj(base.model.params))
     else:
-        res = train_lanes(cfg, task, inputs, table, group, log)
-    t2 = time.perf_counter()
-    long = results.score_lanes(cfg, task, inputs, res)
+        res = train_lanes(base, task, inputs, table, group, log)
     fold_numbers = [f.number for f in inputs.folds]
-    perf = results.lag_performance(long, fold_numbers)
-    timings = {"features": round(t1 - t0, 3), "training": round(res.seconds, 3),
-               "evaluation": round(time.perf_counter() - t2, 3)}
-    results.write_run(run_dir, cfg, keys, long, perf, task, res, 0, timings, fold_numbers)
-    log(summary_table(perf, task))
-    log(f"results: {run_dir}")
-    return RunResult(run_dir, perf, False)
+    for point, i in enumerate(pending):
+        t2 = time.perf_counter()
+        long = results.score_lanes(cfgs[i], task, inputs, res, point)
+        perf = results.lag_performance(long, fold_numbers)
+        timings = {"features": round(t1 - t0, 3), "training": round(res.seconds, 3),
+                   "evaluation": round(time.perf_counter() - t2, 3),
+                   "points_in_program": len(pending)}
+        results.write_run(dirs[i], cfgs[i], keys[i], long, perf, task, res, point, timings,
+                          fold_numbers)
+        log(summary_table(perf, task))
+        log(f"results: {dirs[i]}")
+        out[i] = RunResult(dirs[i], perf, False)
+    return out
+
+
+def lane_point(cfg: Config) -> LanePoint:
+    """The per-lane hyper-parameters of one config."""
+    t = cfg.training
+    return LanePoint(t.seed, t.lr, t.weight_decay, float(cfg.model.params.get("dropout", 0.0)))
 
 
 def summary_table(perf, task: Task) -> str:

@@ -17,9 +17,9 @@ class LaneSharding:
     def __init__(self, devices=None):
         self.devices = list(devices or jax.devices())
         self.n_devices = len(self.devices)
-        mesh = Mesh(np.array(self.devices), ("lanes",))
-        self._lanes = NamedSharding(mesh, PartitionSpec("lanes"))
-        self._replicated = NamedSharding(mesh, PartitionSpec())
+        self.mesh = Mesh(np.array(self.devices), ("lanes",))
+        self._lanes = NamedSharding(self.mesh, PartitionSpec("lanes"))
+        self._replicated = NamedSharding(self.mesh, PartitionSpec())
 
     def width(self, n_active: int) -> int:
         """Working-set width for n active lanes: a power of two, a multiple of the devices."""

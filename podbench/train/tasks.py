@@ -12,8 +12,9 @@ registered class plus a YAML config, not a second trainer:
 - loss: `loss(pred, y)` per example (JAX), averaged over valid rows by the trainer;
 - early stopping: `stop_value(pred, y, mask)` on the whole validation split (JAX), and
   `stop_mode` "max" or "min";
-- metrics: `split_metrics` on train/val/test (whole splits), `test_metrics` with the
-  members' predictions on each test fold.
+- metrics: `split_metrics` on train/val/test (whole splits), `fold_metrics` with the
+  members' predictions on each fold's test (and validation) split; `headline` names the
+  metric of the lag curve, and its `val_` twin selects models in sweeps.
 """
 
 from __future__ import annotations
@@ -78,8 +79,10 @@ class Task:
     def split_metrics(self, pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
         return {name: registry.metrics.get(name)(pred, y) for name in self.split_metric_names}
 
-    def test_metrics(self, member_preds: np.ndarray, y_test: np.ndarray, test_labels: np.ndarray,
-                     train_labels: np.ndarray, cfg: Config) -> dict[str, float]:
+    def fold_metrics(self, member_preds: np.ndarray, y: np.ndarray, labels: np.ndarray,
+                     train_labels: np.ndarray, cfg: Config, split: str) -> dict[str, float]:
+        """Metrics that need the members' predictions on a whole evaluation split ("test" for
+        reporting, "val" for model selection); keys start with the split."""
         return {}
 
 
@@ -164,9 +167,9 @@ class WordEmbedding(Task):
     def stop_value(self, pred, y, mask):
         return _masked_mean(cosine_rows(pred, y), mask)
 
-    def test_metrics(self, member_preds, y_test, test_labels, train_labels, cfg: Config):
-        return metrics.word_metrics(member_preds, y_test, test_labels, train_labels,
-                                    cfg.targets.min_train_freq)
+    def fold_metrics(self, member_preds, y, labels, train_labels, cfg: Config, split: str):
+        return metrics.word_metrics(member_preds, y, labels, train_labels,
+                                    cfg.targets.min_train_freq, split=split)
 
 
 def fold_rows(cfg: Config, target_words: np.ndarray, raw_labels: np.ndarray,
