@@ -2,7 +2,8 @@
 
 This module is the one place that says which config fields feed which stage:
 
-- epochs   <- data selection, signal, window width, lag grid (and the dataset root)
+- epochs   <- data selection, signal, window width, lag grid, the task's events (word onsets
+              for word tasks, so all word tasks share one epochs store) and the dataset root
 - targets  <- the task's target fragment (e.g. source, layer, PCA) [+ epochs and folds when
               PCA is fitted inside training folds]
 - latents  <- preprocessor name, params and the config fields it declares, + epochs
@@ -57,6 +58,8 @@ def folds_fragment(cfg: Config) -> dict:
 
 
 def epochs_fragment(cfg: Config, dataset: Dataset) -> dict:
+    from podbench.train.tasks import task_for
+
     d = cfg.data
     if d.electrodes is None:
         electrodes = None
@@ -67,7 +70,7 @@ def epochs_fragment(cfg: Config, dataset: Dataset) -> dict:
     subjects = resolve_subjects(dataset, d.subjects, d.electrodes, d.signal)
     return {"root": str(dataset.root), "subjects": subjects,
             "electrodes": electrodes, "signal": d.signal, "window_width": d.window_width,
-            "lags": dataclasses.asdict(d.lags)}
+            "lags": dataclasses.asdict(d.lags), "events": task_for(cfg).events_fragment(cfg)}
 
 
 def stage_specs(cfg: Config) -> dict[str, StageSpec]:

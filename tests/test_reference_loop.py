@@ -27,7 +27,9 @@ def _load_module():
 
 
 ref = _load_module()
-QUIET = dict(members=2, epochs=3, patience=2, log=lambda _: None)
+# One torch thread: behaviour is what is tested here, and two OpenMP threads on a busy machine
+# can run many times slower (see the module docstring).
+QUIET = dict(members=2, epochs=3, patience=2, threads=1, log=lambda _: None)
 
 
 @pytest.fixture(scope="module")
@@ -101,5 +103,5 @@ def test_early_stopping_after_patience_non_improving_epochs(inputs, patience):
     y[:, fold.val] = 0.0
     flat = dataclasses.replace(inputs, y=y)
     res = ref.run_reference(flat, members=1, epochs=20, patience=patience, lags=[0],
-                            folds=[fold.number], log=lambda _: None)
+                            folds=[fold.number], threads=1, log=lambda _: None)
     assert res.epochs == [1 + patience]

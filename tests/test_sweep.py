@@ -8,7 +8,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import jax
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,9 +15,8 @@ import yaml
 
 from podbench import api
 from podbench.errors import ConfigError
-from podbench.train.run import lane_point, lay_out, prepare, program_signature, train_lanes
+from podbench.train.run import program_signature
 from podbench.train.sweep import grid_points, load_grid, sweep
-from podbench.train.tasks import task_for
 
 from .conftest import make_config
 

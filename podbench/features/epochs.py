@@ -1,10 +1,14 @@
-"""The epochs stage: one window per word spanning every lag, subjects side by side.
+"""The epochs stage: one window per word (or task event) spanning every lag, subjects side by side.
 
 Window arithmetic follows the reference: a lag's window starts at
 `round(start*sfreq) + round((lag/1000 - w/2)*sfreq)` and has `round((w - 0.002)*sfreq) + 1`
 samples (320 at 0.625 s and 512 Hz). The stored span runs from the first lag's window start to
 the last lag's window end, so each lag is a slice of it. Words whose span does not fit inside
 every recording are dropped once, for all lags, with the reference's validity rule.
+
+The windows are centred on the task's events: word onsets for word tasks; other tasks
+(sentence onsets, a regular grid for loudness) give their own events. The event axis is
+called `word` in every store so that all stages align on it.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from podbench.config import Config
-from podbench.data.dataset import Dataset, word_table
+from podbench.data.dataset import Dataset
 from podbench.data.recordings import Recording, open_recordings, resolve_subjects
 from podbench.errors import DataError
 from podbench.features.store import write_dataset
@@ -92,11 +96,13 @@ def build_epochs(cfg: Config, spec: StageSpec, tmp: Path) -> dict:
                                 cfg.data.signal)
     recordings = open_recordings(dataset, subjects, cfg.data.electrodes, cfg.data.signal)
     geo = geometry(cfg, recordings[0].sfreq)
-    words = word_table(dataset)
+    from podbench.train.tasks import task_for
+
+    words = task_for(cfg).events(cfg, dataset)
     keep = valid_words(words, recordings, cfg, geo)
     kept = words[keep].reset_index(drop=True)
     if kept.empty:
-        raise DataError(f"no word of {dataset.transcript_path} fits the lag grid "
+        raise DataError(f"no event of task {cfg.task!r} fits the lag grid "
                         f"{cfg.data.lags.values()} ms and window {cfg.data.window_width} s "
                         "inside every recording")
     onsets = np.rint(kept["start"].to_numpy() * geo.sfreq).astype(np.int64)
@@ -136,4 +142,6 @@ def epochs_sources(cfg: Config) -> list[Path]:
                                 cfg.data.signal)
     files = [dataset.derivative_path(s, cfg.data.signal) for s in subjects]
     files += [dataset.ieeg_dir(s) / f"sub-{s:02d}_task-podcast_channels.tsv" for s in subjects]
-    return files + [dataset.transcript_path]
+    from podbench.train.tasks import task_for
+
+    return files + task_for(cfg).event_sources(cfg, dataset)

@@ -1,9 +1,10 @@
 """Content-keyed zarr (format 3) stores with atomic publish, provenance and verification.
 
 Layout: `<root>/<stage>/<key>/` holding `data.zarr` (the xarray Dataset) and the completion
-marker `podbench-complete.json`. A store exists only once it holds the marker; builds happen in a temporary sibling that is renamed into place, under
-a per-key file lock, so a killed build leaves nothing that looks complete and two builders of
-one key leave one store. Chunks carry crc32c checksums, so `verify` finds corrupted bytes.
+marker `podbench-complete.json`. A store exists only once it holds the marker; builds happen
+in a temporary sibling that is renamed into place, under a per-key file lock, so a killed
+build leaves nothing that looks complete and two builders of one key leave one store. Chunks
+carry crc32c checksums, so `verify` finds corrupted bytes.
 """
 
 from __future__ import annotations

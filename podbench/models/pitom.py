@@ -2,9 +2,10 @@
 
 conv k3 (no bias) -> ReLU -> BatchNorm -> dropout; max-pool 2 (PyTorch padding 1);
 conv k2 (no bias) -> ReLU -> BatchNorm -> dropout; conv k2 -> BatchNorm -> ReLU;
-global max-pool over time; dense -> LayerNorm -> tanh (for embedding targets). 143,254 parameters at 183 electrodes
-and 50 outputs. Options give the original Keras variants: a true locally-connected last block,
-L2 penalties `reg` (conv kernels) and `reg_head` (dense), tanh before LayerNorm, glorot init.
+global max-pool over time; dense -> LayerNorm -> tanh (for embedding targets). 143,254
+parameters at 183 electrodes and 50 outputs. Options give the original Keras variants: a true
+locally-connected last block, L2 penalties `reg` (conv kernels) and `reg_head` (dense), tanh
+before LayerNorm, glorot init.
 """
 
 from __future__ import annotations

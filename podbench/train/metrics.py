@@ -51,7 +51,7 @@ def pairwise_accuracy(pred: np.ndarray, y: np.ndarray) -> float:
     n = len(sims)
     if n < 2:
         return float("nan")
-    wins = (np.diag(sims)[:, None] > sims).sum() 
+    wins = (np.diag(sims)[:, None] > sims).sum()
     return float(wins / (n * (n - 1)))
 
 

@@ -268,8 +268,8 @@ def train_closed_form(cfg: Config, task: Task, inputs: RunInputs, table: LaneTab
     lanes = jax.device_put(lane_inputs(table, inputs, cfg))
     alphas = jnp.asarray(cfg.model.params["alphas"], jnp.float32)
     sign = 1.0 if task.stop_mode == "max" else -1.0
-    preds, scores, chosen = jax.jit(lambda l: closed_form(fit, predict, l, data, alphas,
-                                                          task.stop_value, sign))(lanes)
+    preds, scores, chosen = jax.jit(lambda ln: closed_form(fit, predict, ln, data, alphas,
+                                                           task.stop_value, sign))(lanes)
     zeros = np.zeros(len(table), np.int64)
     return LaneResults(table, 1, np.asarray(preds), zeros, zeros, np.asarray(scores),
                        {"alpha": np.asarray(chosen)}, time.perf_counter() - t0)
@@ -278,7 +278,7 @@ def train_closed_form(cfg: Config, task: Task, inputs: RunInputs, table: LaneTab
 @dataclass
 class RunResult:
     run_dir: Path
-    performance: "pd.DataFrame"
+    performance: object  # pandas DataFrame: the lag_performance table
     skipped: bool
 
 

@@ -1,21 +1,4 @@
-"""Tasks: what is decoded, how its targets are built, its loss, metrics and early stopping.
-
-A task is a registered `Task` subclass instance. The trainer only talks to this interface,
-so a new task (Whisper embeddings, content words, surprisal, ...) is one module with one
-registered class plus a YAML config, not a second trainer:
-
-- targets: `targets_fragment` (what its targets store depends on), `target_sources` (files it
-  reads), `build_targets` (writes the targets store: variable `target` with dims (word, dim)
-  or (fold, word, dim) when fitted per training fold);
-- head: `head` ("vector" | "scalar" | "binary" | "classes") and `output_dim(y)`; vector
-  heads end in the model's embedding head (PITOM: LayerNorm, tanh), the others in logits;
-- loss: `loss(pred, y)` per example (JAX), averaged over valid rows by the trainer;
-- early stopping: `stop_value(pred, y, mask)` on the whole validation split (JAX), and
-  `stop_mode` "max" or "min";
-- metrics: `split_metrics` on train/val/test (whole splits), `fold_metrics` with the
-  members' predictions on each fold's test (and validation) split; `headline` names the
-  metric of the lag curve, and its `val_` twin selects models in sweeps.
-"""
+"""The word-embedding task: decode a word's embedding; score words as the reference does."""
 
 from __future__ import annotations
 
@@ -34,66 +17,7 @@ from podbench.keys import folds_fragment
 from podbench.registry import register_task
 from podbench.train import metrics
 from podbench.train.folds import folds_for
-
-
-def config_value(cfg: Config, dotted: str):
-    node = cfg
-    for part in dotted.split("."):
-        node = getattr(node, part)
-    return node
-
-
-class Task:
-    """Base class of tasks; subclasses fill in the targets and the scoring."""
-
-    head = "vector"
-    stop_metric = "cosine_sim"
-    stop_mode = "max"
-    split_metric_names: tuple[str, ...] = ()
-    headline = "test_cosine_sim"  # the metric of the lag curve and closing table
-    chance: float | None = None
-
-    def validate(self, cfg: Config) -> None:
-        """Raise ConfigError for settings this task cannot use."""
-
-    def targets_fragment(self, cfg: Config, dataset: Dataset) -> tuple[dict, bool]:
-        raise NotImplementedError
-
-    def target_sources(self, cfg: Config, dataset: Dataset) -> list[Path]:
-        raise NotImplementedError
-
-    def build_targets(self, cfg: Config, dataset: Dataset, epoch_words: np.ndarray | None,
-                      tmp: Path) -> dict:
-        raise NotImplementedError
-
-    def output_dim(self, y: np.ndarray) -> int:
-        """Outputs of the model's head, from the run's target array [n_fold, N, D]."""
-        return int(y.shape[-1])
-
-    def loss(self, pred, y, cfg: Config):
-        raise NotImplementedError
-
-    def stop_value(self, pred, y, mask):
-        raise NotImplementedError
-
-    def split_metrics(self, pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
-        return {name: registry.metrics.get(name)(pred, y) for name in self.split_metric_names}
-
-    def fold_metrics(self, member_preds: np.ndarray, y: np.ndarray, labels: np.ndarray,
-                     train_labels: np.ndarray, cfg: Config, split: str) -> dict[str, float]:
-        """Metrics that need the members' predictions on a whole evaluation split ("test" for
-        reporting, "val" for model selection); keys start with the split."""
-        return {}
-
-
-def _masked_mean(values, mask):
-    return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
-
-
-def cosine_rows(pred, y):
-    num = jnp.sum(pred * y, axis=-1)
-    den = jnp.linalg.norm(pred, axis=-1) * jnp.linalg.norm(y, axis=-1)
-    return jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), 0.0)
+from podbench.train.tasks.base import Task, config_value, cosine_rows, masked_mean
 
 
 @register_task("word_embedding")
@@ -165,7 +89,7 @@ class WordEmbedding(Task):
         return jnp.mean((pred - y) ** 2, axis=-1)
 
     def stop_value(self, pred, y, mask):
-        return _masked_mean(cosine_rows(pred, y), mask)
+        return masked_mean(cosine_rows(pred, y), mask)
 
     def fold_metrics(self, member_preds, y, labels, train_labels, cfg: Config, split: str):
         return metrics.word_metrics(member_preds, y, labels, train_labels,
@@ -189,6 +113,3 @@ def fold_rows(cfg: Config, target_words: np.ndarray, raw_labels: np.ndarray,
     return rows, labels
 
 
-def task_for(cfg: Config) -> Task:
-    """The task instance a config selects."""
-    return registry.tasks.get(cfg.task, "task")()

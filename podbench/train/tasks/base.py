@@ -1,0 +1,110 @@
+"""Tasks: what is decoded, how its targets are built, its loss, metrics and early stopping.
+
+A task is a registered `Task` subclass instance. The trainer only talks to this interface,
+so a new task (Whisper embeddings, content words, surprisal, ...) is one module with one
+registered class plus a YAML config, not a second trainer:
+
+- events: `events` (what the windows are centred on: the words by default, or e.g. sentence
+  onsets, a regular time grid) with `events_fragment` (enters the epochs key);
+- targets: `targets_fragment` (what its targets store depends on), `target_sources` (files it
+  reads), `build_targets` (writes the targets store: variable `target` with dims (word, dim)
+  or (fold, word, dim) when fitted per training fold);
+- head: `head` ("vector" | "scalar" | "binary" | "classes") and `output_dim(y)`; vector
+  heads end in the model's embedding head (PITOM: LayerNorm, tanh), the others in logits;
+- loss: `loss(pred, y)` per example (JAX), averaged over valid rows by the trainer;
+- early stopping: `stop_value(pred, y, mask)` on the whole validation split (JAX), and
+  `stop_mode` "max" or "min";
+- metrics: `split_metrics` on train/val/test (whole splits), `fold_metrics` with the
+  members' predictions on each fold's test (and validation) split; `headline` names the
+  metric of the lag curve, and its `val_` twin selects models in sweeps.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from podbench import registry
+from podbench.config import Config
+from podbench.data.dataset import Dataset, word_table
+
+
+def config_value(cfg: Config, dotted: str):
+    node = cfg
+    for part in dotted.split("."):
+        node = getattr(node, part)
+    return node
+
+
+class Task:
+    """Base class of tasks; subclasses fill in the targets and the scoring."""
+
+    head = "vector"
+    stop_metric = "cosine_sim"
+    stop_mode = "max"
+    split_metric_names: tuple[str, ...] = ()
+    headline = "test_cosine_sim"  # the metric of the lag curve and closing table
+    chance: float | None = None
+
+    def validate(self, cfg: Config) -> None:
+        """Raise ConfigError for settings this task cannot use."""
+
+    def events(self, cfg: Config, dataset: Dataset) -> pd.DataFrame:
+        """The events windows are centred on: columns word_idx (event id, increasing in
+        time), word (label), start and end (s). Default: the transcript's words."""
+        return word_table(dataset)
+
+    def events_fragment(self, cfg: Config) -> dict:
+        """What defines the events (enters the epochs key; equal for all word tasks)."""
+        return {"kind": "words"}
+
+    def event_sources(self, cfg: Config, dataset: Dataset) -> list[Path]:
+        """Files the events are read from (fingerprinted by the epochs store)."""
+        return [dataset.transcript_path]
+
+    def targets_fragment(self, cfg: Config, dataset: Dataset) -> tuple[dict, bool]:
+        raise NotImplementedError
+
+    def target_sources(self, cfg: Config, dataset: Dataset) -> list[Path]:
+        raise NotImplementedError
+
+    def build_targets(self, cfg: Config, dataset: Dataset, epoch_words: np.ndarray | None,
+                      tmp: Path) -> dict:
+        raise NotImplementedError
+
+    def output_dim(self, y: np.ndarray) -> int:
+        """Outputs of the model's head, from the run's target array [n_fold, N, D]."""
+        return int(y.shape[-1])
+
+    def loss(self, pred, y, cfg: Config):
+        raise NotImplementedError
+
+    def stop_value(self, pred, y, mask):
+        raise NotImplementedError
+
+    def split_metrics(self, pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        return {name: registry.metrics.get(name)(pred, y) for name in self.split_metric_names}
+
+    def fold_metrics(self, member_preds: np.ndarray, y: np.ndarray, labels: np.ndarray,
+                     train_labels: np.ndarray, cfg: Config, split: str) -> dict[str, float]:
+        """Metrics that need the members' predictions on a whole evaluation split ("test" for
+        reporting, "val" for model selection); keys start with the split."""
+        return {}
+
+
+def masked_mean(values, mask):
+    return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+def cosine_rows(pred, y):
+    num = jnp.sum(pred * y, axis=-1)
+    den = jnp.linalg.norm(pred, axis=-1) * jnp.linalg.norm(y, axis=-1)
+    return jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), 0.0)
+
+
+def task_for(cfg: Config) -> Task:
+    """The task instance a config selects."""
+    return registry.tasks.get(cfg.task, "task")()

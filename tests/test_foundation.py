@@ -1,0 +1,236 @@
+"""Tests of the frozen foundation model: MAE pretraining, the `foundation` preprocessor, training."""
+
+import hashlib
+import json
+import shutil
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from podbench import config
+from podbench.data.demo import responsive_electrode_csv
+from podbench.data.synth import synthesize
+from podbench.errors import ConfigError
+from podbench.features.build import build_features
+from podbench.keys import stage_keys
+from podbench.models.foundation.mae import MaskedAutoencoder
+from podbench.models.foundation.pretrain import pretrain
+
+PRETRAIN = {"depth": 1, "width": 16, "heads": 2, "patch": 32, "steps": 30, "batch_size": 8,
+            "lr": 3e-3, "mask_ratio": 0.5, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def standin(tmp_path_factory) -> tuple[Path, Path]:
+    root = synthesize(tmp_path_factory.mktemp("standin"), subjects=[8], duration=120)
+    return root, responsive_electrode_csv(root)
+
+
+def raw_config(standin, tmp: Path, **preprocess) -> dict:
+    root, csv = standin
+    return {
+        "trial_name": "fm",
+        "data": {"root": str(root), "subjects": [8], "electrodes": str(csv), "window_width": 0.625,
+                 "lags": {"min": 0, "max": 500, "step": 250}},
+        "targets": {"kind": "gpt2", "layer": 24, "pca_dim": 10},
+        "preprocess": {"name": "foundation", "params": preprocess},
+        "model": {"name": "mlp", "members": 2, "params": {"hidden": [32], "dropout": 0.2}},
+        "training": {"epochs": 2, "batch_size": 32, "n_folds": 2},
+        "pretrain": dict(PRETRAIN),
+        "output": {"stores": str(tmp / "stores"), "results": str(tmp / "results")},
+    }
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("work")
+
+
+def pretrain_raw(standin, workdir, **pretrain_overrides) -> dict:
+    raw = raw_config(standin, workdir)
+    raw["preprocess"] = {}
+    raw["pretrain"].update(pretrain_overrides)
+    return raw
+
+
+@pytest.fixture(scope="module")
+def pretrained(standin, workdir) -> Path:
+    return pretrain(config.from_dict(pretrain_raw(standin, workdir)), log=lambda line: None)
+
+
+def foundation_cfg(standin, workdir, **params):
+    return config.from_dict(raw_config(standin, workdir, **params))
+
+
+def test_pretraining_writes_a_complete_folder_and_learns(pretrained):
+    assert pretrained.name.startswith("pretrain-") and len(pretrained.name) == len("pretrain-") + 12
+    for name in ("checkpoint.pt", "config.json", "digest", "loss.csv"):
+        assert (pretrained / name).is_file()
+    digest = hashlib.sha256((pretrained / "checkpoint.pt").read_bytes()).hexdigest()
+    assert (pretrained / "digest").read_text().strip() == digest
+    meta = json.loads((pretrained / "config.json").read_text())
+    assert meta["pretrain"] == PRETRAIN
+    assert meta["architecture"]["width"] == 16 and meta["podbench_version"]
+    assert "lags" not in meta["data"] and meta["data"]["subjects"] == [8]
+    losses = np.loadtxt(pretrained / "loss.csv", delimiter=",", skiprows=1)[:, 1]
+    assert len(losses) == PRETRAIN["steps"]
+    assert losses[-5:].mean() < losses[:5].mean()
+    assert not list(pretrained.parent.glob("*.tmp-*"))
+
+
+def test_pretraining_reruns_skip(standin, workdir, pretrained):
+    before = (pretrained / "checkpoint.pt").stat().st_mtime_ns
+    lines = []
+    cfg = config.from_dict(pretrain_raw(standin, workdir))
+    assert pretrain(cfg, log=lines.append) == pretrained
+    assert "already complete" in lines[0]
+    assert (pretrained / "checkpoint.pt").stat().st_mtime_ns == before
+
+
+def test_latents_are_built_once(standin, workdir, pretrained, monkeypatch):
+    cfg = foundation_cfg(standin, workdir, checkpoint=str(pretrained), batch_size=16)
+    first = build_features(cfg, log=lambda line: None)
+    report = {r.stage: r for r in first.reports}["latents"]
+    assert report.status == "built" and "forward passes" in report.note
+    latents = first.open("latents")
+    assert latents["latent"].dims == ("word", "lag", "feature")
+    assert latents.sizes["lag"] == 2 and latents.sizes["feature"] == PRETRAIN["width"]
+    assert np.isfinite(latents["latent"].values).all()
+
+    calls = []
+    original = MaskedAutoencoder.forward_features
+    monkeypatch.setattr(MaskedAutoencoder, "forward_features",
+                        lambda self, *a: calls.append(1) or original(self, *a))
+    second = build_features(cfg, log=lambda line: None)
+    assert {r.stage: r.status for r in second.reports}["latents"] == "hit"
+    assert calls == []
+
+
+def test_checkpoint_may_name_folder_file_or_pretrain_config(standin, workdir, pretrained):
+    pretrain_yaml = workdir / "pretrain.yml"
+    pretrain_yaml.write_text(yaml.safe_dump(pretrain_raw(standin, workdir)))
+    from podbench.features.foundation import depends
+
+    digests = {depends(foundation_cfg(standin, workdir, checkpoint=str(spec)))["checkpoint_sha256"]
+               for spec in (pretrained, pretrained / "checkpoint.pt", pretrain_yaml)}
+    assert digests == {(pretrained / "digest").read_text().strip()}
+
+
+def test_mlp_trains_end_to_end(standin, workdir, pretrained):
+    from podbench.train.run import train
+
+    cfg = foundation_cfg(standin, workdir, checkpoint=str(pretrained))
+    result = train(cfg, log=lambda line: None)
+    assert (result.run_dir / "lag_performance.csv").is_file()
+    assert "test_word_avg_auc_roc_mean" in result.performance.columns
+    assert list(result.performance["lags"]) == [0, 250]
+
+
+def test_new_checkpoint_gives_new_latents_key(standin, workdir, pretrained):
+    other = pretrain(config.from_dict(pretrain_raw(standin, workdir, seed=1, steps=3)),
+                     log=lambda line: None)
+    assert other != pretrained
+    keys = [stage_keys(foundation_cfg(standin, workdir, checkpoint=str(p)))
+            for p in (pretrained, other)]
+    assert keys[0]["epochs"] == keys[1]["epochs"]
+    assert keys[0]["latents"] != keys[1]["latents"]
+
+
+USER_MODULES = {
+    "fm_user_plain": """
+        import torch
+        class Plain(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.scale = torch.nn.Parameter(torch.ones(1))
+            def forward_features(self, x):
+                return x.mean(-1) * self.scale
+        def build():
+            return Plain()
+    """,
+    "fm_user_coords": """
+        import torch
+        class WithCoords(torch.nn.Module):
+            def forward_features(self, x, coords):
+                return x.std(-1) + 0 * coords[:, 0]
+        def build():
+            return WithCoords()
+    """,
+    "fm_user_nofeatures": """
+        import torch
+        def build():
+            return torch.nn.Linear(2, 2)
+    """,
+}
+
+
+@pytest.fixture
+def user_modules(tmp_path, monkeypatch) -> Path:
+    for name, source in USER_MODULES.items():
+        (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+def test_user_modules_with_and_without_coordinates(standin, workdir, tmp_path, user_modules):
+    import torch
+
+    weights = tmp_path / "plain.pt"
+    torch.save({"scale": torch.full((1,), 2.0)}, weights)
+    for module, state in (("fm_user_plain:build", str(weights)), ("fm_user_coords:build", None)):
+        cfg = foundation_cfg(standin, workdir, module=module, state_dict=state)
+        latents = build_features(cfg, log=lambda line: None).open("latents")
+        assert latents.sizes["feature"] == 9  # one feature per responsive channel of sub-08
+    assert stage_keys(cfg)["latents"]
+
+
+def test_errors_are_raised_before_anything_is_written(standin, tmp_path, pretrained, user_modules):
+    import torch
+
+    bad = tmp_path / "bad"
+    shutil.copytree(pretrained, bad)
+    meta = json.loads((bad / "config.json").read_text())
+    meta["architecture"]["width"] = 24
+    (bad / "config.json").write_text(json.dumps(meta))
+    wrong_weights = tmp_path / "wrong.pt"
+    torch.save({"other": torch.zeros(3)}, wrong_weights)
+    cases = [
+        ({"checkpoint": str(tmp_path / "nowhere")}, "preprocess.params.checkpoint"),
+        ({}, "preprocess.params.checkpoint is required"),
+        ({"checkpoint": str(tmp_path / "nowhere.yml")}, "no such pretrain config"),
+        ({"checkpoint": str(bad)}, "does not match the model's architecture"),
+        ({"module": "fm_no_such_module:build"}, "preprocess.params.module.*cannot import"),
+        ({"module": "fm_user_nofeatures:build"}, "has no method forward_features"),
+        ({"module": "fm_user_plain:build", "state_dict": str(wrong_weights)},
+         "preprocess.params.state_dict.*unexpected other"),
+        ({"checkpoint": str(pretrained), "module": "fm_user_plain:build"}, "not both"),
+    ]
+    for i, (params, message) in enumerate(cases):
+        work = tmp_path / f"case{i}"
+        cfg = foundation_cfg(standin, work, **params)
+        with pytest.raises(ConfigError, match=message):
+            build_features(cfg, log=lambda line: None)
+        assert not (work / "stores").exists()
+
+
+def test_channels_without_coordinates_get_their_subjects_mean(standin):
+    from podbench.data.dataset import Dataset
+    from podbench.models.foundation.mae import channel_coordinates
+
+    root, _ = standin
+    table = Dataset(root).electrodes(8)
+    known = [f"sub-08:{n}" for n in table["name"][:2]]
+    coords, missing = channel_coordinates(root, [*known, "sub-08:NOT-LOCALISED"])
+    assert missing == ["sub-08:NOT-LOCALISED"]
+    assert np.allclose(coords[:2], table[["x", "y", "z"]].to_numpy()[:2])
+    assert np.allclose(coords[2], table[["x", "y", "z"]].mean().to_numpy(), atol=1e-4)
+
+
+def test_pretraining_rejects_heads_that_do_not_divide_width(standin, tmp_path):
+    cfg = config.from_dict(pretrain_raw(standin, tmp_path, heads=3))
+    with pytest.raises(ConfigError, match="pretrain.heads = 3"):
+        pretrain(cfg, log=lambda line: None)
+    assert not (tmp_path / "results").exists()
