@@ -135,6 +135,7 @@ class OutputConfig:
 class Config:
     trial_name: str = opt("podbench", doc="results go to <output.results>/<trial_name>/<run-id>")
     task: str = opt("word_embedding", doc="registered task")
+    task_params: dict = opt(factory=dict, doc="parameters declared by the task")
     plugins: list[str] = opt(factory=list, doc="modules to import so that they register entries")
     data: DataConfig = opt(factory=DataConfig)
     targets: TargetsConfig = opt(factory=TargetsConfig)
@@ -310,7 +311,9 @@ def _validate_registered(cfg: Config) -> None:
     from podbench import registry
 
     registry.load_plugins(cfg.plugins)
-    task = registry.tasks.get(cfg.task, "task")()
+    task_entry = registry.tasks.entry(cfg.task, "task")
+    cfg.task_params = build_params(task_entry.meta.get("params"), cfg.task_params, "task_params")
+    task = task_entry.obj()
     model = registry.models.entry(cfg.model.name, "model.name")
     cfg.model.params = build_params(model.meta.get("params"), cfg.model.params, "model.params")
     pre = registry.preprocessors.entry(cfg.preprocess.name, "preprocess.name")

@@ -91,7 +91,8 @@ def stage_specs(cfg: Config) -> dict[str, StageSpec]:
     for detail in ("lane_chunk", "lane_batch"):  # execution details, not inputs of the results
         training_fields.pop(detail)
     training = StageSpec("training", {
-        "task": cfg.task, "model": dataclasses.asdict(cfg.model), "training": training_fields,
+        "task": cfg.task, "task_params": cfg.task_params,
+        "model": dataclasses.asdict(cfg.model), "training": training_fields,
         "min_train_freq": cfg.targets.min_train_freq,
         "label_normalisation": cfg.data.label_normalisation,
     }, {"latents": latents.key, "targets": targets.key})
