@@ -193,6 +193,11 @@ class Program:
         return preds[:, :n]
 
     def _lane_epoch(self, s: State, lane: Lanes, data: Data, epoch) -> State:
+        """One epoch of one lane; a stopped lane is left as it is (on CPU, where lanes run
+        one at a time, the branch is really skipped; under vmap both sides are computed)."""
+        return jax.lax.cond(s.stopped, lambda: s, lambda: self._train_epoch(s, lane, data, epoch))
+
+    def _train_epoch(self, s: State, lane: Lanes, data: Data, epoch) -> State:
         key = jax.random.fold_in(jax.random.wrap_key_data(lane.key), epoch)
         k_order, k_drop = jax.random.split(key)
         n_max = lane.train_idx.shape[0]
@@ -200,7 +205,6 @@ class Program:
         order = jnp.argsort(jnp.where(slot < lane.train_n,
                                       jax.random.uniform(k_order, (n_max,)), 2.0))
         rows = jnp.pad(lane.train_idx[order], (0, self.n_train_pad - n_max))
-        active = ~s.stopped
 
         def loss_of(params, rest, x, y, mask, call):
             preds, new_rest, penalty = self._group_forward(params, rest, x, call)
@@ -208,19 +212,21 @@ class Program:
             loss = jnp.sum(per_example * mask) / jnp.maximum(mask.sum(), 1.0)
             return loss + penalty.sum(), new_rest
 
-        def step(carry, i):
+        def update(carry, i, mask):
             params, rest, opt = carry
             batch_rows = jax.lax.dynamic_slice(rows, (i * self.batch,), (self.batch,))
-            mask = ((i * self.batch + jnp.arange(self.batch)) < lane.train_n).astype(jnp.float32)
             x, y = self._inputs(data, batch_rows, lane)
             call = Call(True, jax.random.fold_in(k_drop, i), lane.dropout, mask)
-            (loss, new_rest), grads = jax.value_and_grad(loss_of, has_aux=True)(
+            (_, new_rest), grads = jax.value_and_grad(loss_of, has_aux=True)(
                 params, rest, x, y, mask, call)
             updates, new_opt = self.tx.update(grads, opt, params)
-            new_params = optax.apply_updates(params, updates)
-            update = active & (mask.sum() > 0)
-            return (tree_where(update, new_params, params), tree_where(update, new_rest, rest),
-                    tree_where(update, new_opt, opt)), loss
+            return optax.apply_updates(params, updates), new_rest, new_opt
+
+        def step(carry, i):
+            mask = ((i * self.batch + jnp.arange(self.batch)) < lane.train_n).astype(jnp.float32)
+            # Padded steps past this lane's training rows change nothing (not even Adam state).
+            return jax.lax.cond(mask.sum() > 0, lambda c: update(c, i, mask), lambda c: c,
+                                carry), None
 
         (params, rest, opt), _ = jax.lax.scan(step, (s.params, s.rest, s.opt),
                                               jnp.arange(self.steps))
@@ -228,16 +234,16 @@ class Program:
         preds = self._predict_rows(params, rest, data, lane.val_idx, lane)
         _, y_val = self._inputs(data, lane.val_idx, lane)
         score = self.sign * self.stop_fn(preds.mean(axis=0), y_val, val_mask)
-        improved = active & (score > s.best_score)
-        bad = jnp.where(improved, 0, s.bad + active.astype(jnp.int32))
+        improved = score > s.best_score
+        bad = jnp.where(improved, 0, s.bad + 1)
         return State(
             params=params, rest=rest, opt=opt,
             best_params=tree_where(improved, params, s.best_params),
             best_rest=tree_where(improved, rest, s.best_rest),
             best_score=jnp.where(improved, score, s.best_score),
             bad=bad,
-            stopped=s.stopped | (bad >= self.patience),
-            epochs=s.epochs + active.astype(jnp.int32),
+            stopped=bad >= self.patience,
+            epochs=s.epochs + 1,
             best_epoch=jnp.where(improved, epoch, s.best_epoch),
         )
 
