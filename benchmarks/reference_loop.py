@@ -16,6 +16,12 @@ reference trains its word decoder, including the parts podbench deliberately doe
 - (lag, fold) runs one after another; every model is initialised from one torch RNG stream
   seeded once at the start, so a run's initialisation depends on the runs before it.
 
+Timing: measure on an otherwise idle machine. PyTorch's OpenMP threads spin while they wait
+for each other, so with `threads` = 2 on 2 cores and another busy process, an epoch can take
+10-50 times longer (measured: 2 s -> 20-120 s); `OMP_WAIT_POLICY=PASSIVE` in the environment
+before torch starts, or `threads=1`, avoids that. `run_reference` records, per (lag, fold),
+how many cores other processes kept busy meanwhile, and warns when that is not negligible.
+
 The latents and targets are podbench's own (`podbench.train.run.prepare`), so both trainers
 see identical data. As a script it trains and prints epochs and test cosine per (lag, fold):
 
@@ -27,9 +33,10 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -39,7 +46,6 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 FILTERS = 128
-METRICS = ("nll_embedding", "cosine_sim", "pairwise_accuracy")
 
 
 # ---------------------------------------------------------------------------- model (§3.1, §3.2)
@@ -115,8 +121,8 @@ def pairwise_accuracy(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (wins.sum() - wins.diagonal().sum()) / (n * (n - 1))
 
 
-METRIC_FNS = {"nll_embedding": nll_embedding, "cosine_sim": cosine_sim,
-              "pairwise_accuracy": pairwise_accuracy}
+METRICS = {"nll_embedding": nll_embedding, "cosine_sim": cosine_sim,
+           "pairwise_accuracy": pairwise_accuracy}
 
 
 # ---------------------------------------------------------------------------- training (§4.2)
@@ -139,8 +145,8 @@ def run_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module,
                 optimizer.step()
             totals["loss"] += loss.item()
             out = out.detach()
-            for name in METRICS:
-                totals[name] += METRIC_FNS[name](out, yb).item()
+            for name, metric in METRICS.items():
+                totals[name] += metric(out, yb).item()
             n_batches += 1
     return {k: v / n_batches for k, v in totals.items()}
 
@@ -207,12 +213,38 @@ def fold_loaders(inputs, lag_index: int, fold, batch_size: int) -> dict[str, Dat
             "test": loader(fold.test, False)}
 
 
+def _cpu_seconds() -> tuple[float, float] | None:
+    """(CPU seconds all processes have been busy, this process's CPU seconds); None off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            jiffies = [int(v) for v in f.readline().split()[1:9]]
+    except OSError:
+        return None
+    busy = sum(jiffies) - jiffies[3] - jiffies[4]  # all but idle and iowait
+    return busy / os.sysconf("SC_CLK_TCK"), sum(os.times()[:2])
+
+
+def _others_busy(before: tuple[float, float] | None, seconds: float) -> float:
+    """Cores other processes kept busy since `before` (a `_cpu_seconds()` reading)."""
+    after = _cpu_seconds()
+    if before is None or after is None:
+        return float("nan")
+    return max(0.0, (after[0] - before[0]) - (after[1] - before[1])) / seconds
+
+
 @dataclass
 class ReferenceResult:
+    """Timing and outcome of `run_reference`; the lists have one entry per (lag, fold), in order.
+
+    `others_busy` is how many cores other processes kept busy during each run (NaN without
+    /proc/stat); above about 0.25 that run's timing is inflated (see the module docstring).
+    """
+
     seconds: float  # wall time of the whole training (all lags x folds), excluding data loading
-    epochs: list[int]  # epochs actually run per (lag, fold), in order
-    test_cosine: list[float]  # per (lag, fold): per-batch-mean test cosine (the reference's recipe)
-    lags: list[int]  # lag (ms) of each (lag, fold) entry
+    epochs: list[int]  # epochs actually run
+    test_cosine: list[float]  # per-batch-mean test cosine (the reference's recipe)
+    lags: list[int]  # lag (ms)
+    others_busy: list[float] = field(default_factory=list)
 
 
 def run_reference(inputs, *, members: int = 10, batch_size: int = 32, epochs: int = 100,
@@ -248,6 +280,7 @@ def run_reference(inputs, *, members: int = 10, batch_size: int = 32, epochs: in
             lag_index = inputs.lags.index(lag)
             for number in fold_numbers:
                 loaders = fold_loaders(inputs, lag_index, by_number[number], batch_size)
+                cpu = _cpu_seconds()
                 run = train_fold(loaders, n_channels, output_dim, members=members, epochs=epochs,
                                  patience=patience, lr=lr, weight_decay=weight_decay,
                                  optimizer=optimizer)
@@ -255,16 +288,20 @@ def run_reference(inputs, *, members: int = 10, batch_size: int = 32, epochs: in
                 result.epochs.append(run.epochs)
                 result.test_cosine.append(run.test["cosine_sim"])
                 result.lags.append(lag)
+                result.others_busy.append(_others_busy(cpu, run.seconds))
                 log(f"lag {lag:>6} ms  fold {number}: {run.epochs:>3} epochs (best {run.best_epoch}), "
                     f"test cosine {run.test['cosine_sim']:.4f}, {run.seconds:.1f} s "
                     f"({run.seconds / run.epochs:.2f} s/epoch)")
+                if result.others_busy[-1] > 0.25:
+                    log(f"  warning: other processes kept {result.others_busy[-1]:.1f} cores busy "
+                        "meanwhile; this timing may be inflated (see the module docstring)")
     finally:
         torch.set_num_threads(previous_threads)
     return result
 
 
 def count_flops_per_step(E: int, T: int, D: int, members: int, batch: int,
-                         filters: int = FILTERS) -> int:
+                         filters: int = FILTERS, backward: bool = True) -> int:
     """Forward + backward FLOPs of one training step of the ensemble (convolutions and dense).
 
     Per example and member, with F = filters (128), T1 = T - 2 (conv k3), T2 = T1 // 2 + 1
@@ -278,9 +315,10 @@ def count_flops_per_step(E: int, T: int, D: int, members: int, batch: int,
 
         FLOPs = members · batch · (2·MACs + 2·conv1 + 4·rest) = members · batch · (6·MACs - 2·conv1),
 
-    which equals `torch.utils.flop_counter.FlopCounterMode`'s count for a step. Biases,
+    which equals `torch.utils.flop_counter.FlopCounterMode`'s count for a step (so it is not
+    3 × forward); `backward=False` gives the forward pass alone, members · batch · 2·MACs. Biases,
     BatchNorm, ReLU, pooling, LayerNorm, tanh, the loss, the per-batch metrics and the optimiser
-    update are not counted (well under 1 % here). At E=183, T=10, D=50, 10 members, batch 32:
+    update are not counted (about 1 % more, mostly the update's ~10 FLOPs per parameter). At E=183, T=10, D=50, 10 members, batch 32:
     1.17 GFLOP (the plain 6·MACs rule would say 1.53).
     """
     t1 = T - 2
@@ -288,7 +326,8 @@ def count_flops_per_step(E: int, T: int, D: int, members: int, batch: int,
     t4 = t3 - 1
     conv1 = t1 * filters * E * 3
     rest = t3 * filters * filters * 2 + t4 * filters * filters * 2 + filters * D
-    return members * batch * (6 * (conv1 + rest) - 2 * conv1)
+    per_example = 6 * (conv1 + rest) - 2 * conv1 if backward else 2 * (conv1 + rest)
+    return members * batch * per_example
 
 
 # ---------------------------------------------------------------------------- script

@@ -72,10 +72,14 @@ def test_batch_metrics_on_known_cases():
 def test_flop_count_matches_torch_counter():
     E, T, D, members, batch = 183, 10, 50, 3, 8
     model = ref.EnsemblePitomModel(members, E, D)
-    with FlopCounterMode(display=False) as counter:
-        loss = torch.nn.functional.mse_loss(model(torch.randn(batch, E, T)), torch.randn(batch, D))
-        loss.backward()
-    assert ref.count_flops_per_step(E, T, D, members, batch) == counter.get_total_flops()
+    with FlopCounterMode(display=False) as forward:
+        out = model(torch.randn(batch, E, T))
+    with FlopCounterMode(display=False) as backward:
+        torch.nn.functional.mse_loss(out, torch.randn(batch, D)).backward()
+    flops = forward.get_total_flops()
+    assert ref.count_flops_per_step(E, T, D, members, batch, backward=False) == flops
+    flops += backward.get_total_flops()
+    assert ref.count_flops_per_step(E, T, D, members, batch) == flops
 
 
 def test_runs_every_lag_and_fold_deterministically(inputs):
