@@ -52,7 +52,9 @@ class DataConfig:
         "all", doc="'all' or a list of subject numbers (1-9)")
     electrodes: Union[str, None] = opt(
         None, doc="regex on channel names, or a CSV with columns subject (NYU id), elec")
-    signal: Literal["highgamma", "broadband"] = opt("highgamma", doc="which derivative .fif")
+    signal: Literal["highgamma", "broadband", "podbench_highgamma"] = opt(
+        "highgamma", doc="ecogprep high-gamma or broadband .fif, or the one `podbench highgamma` "
+                         "recomputes from the raw EDF")
     window_width: float = opt(0.625, gt=0, le=10, doc="window width in seconds")
     lags: Lags = opt(factory=Lags, doc="lag grid in ms")
     label_normalisation: Literal["raw", "lower", "strip"] = opt(

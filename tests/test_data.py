@@ -111,3 +111,25 @@ def test_different_sampling_rates_are_refused(standin, tmp_path):
     raw.save(path, overwrite=True, verbose="error")
     with pytest.raises(DataError, match="different sampling rates.*sub-03 256 Hz"):
         open_recordings(Dataset(copy), [1, 3], None)
+
+
+def test_raw_edf_to_high_gamma_path(tmp_path):
+    from podbench.data.highgamma import write_highgamma
+    from podbench.data.synth import synthesize
+
+    root = synthesize(tmp_path / "ds", subjects=[7], duration=20, raw=True)  # EDF at 2048 Hz
+    [path] = write_highgamma(root, log=lambda s: None)
+    ds = Dataset(root)
+    assert ds.derivative_path(7, "podbench_highgamma") == path
+    recomputed = open_recordings(ds, [7], None, "podbench_highgamma")[0]
+    planted = open_recordings(ds, [7], None, "highgamma")[0]
+    assert recomputed.channels == planted.channels and recomputed.sfreq == 512
+    assert recomputed.n_times == planted.n_times == 20 * 512
+    smooth = np.ones(64) / 64
+    a = recomputed.read(0, recomputed.n_times)
+    b = planted.read(0, planted.n_times)
+    corr = [np.corrcoef(np.convolve(x, smooth, "valid")[512:-512],
+                        np.convolve(y, smooth, "valid")[512:-512])[0, 1] for x, y in zip(a, b)]
+    assert np.median(corr) > 0.6  # the recipe recovers the planted envelope
+    with pytest.raises(DataError, match="run `podbench highgamma"):
+        Dataset(root).derivative_path(8, "podbench_highgamma")

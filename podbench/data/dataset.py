@@ -100,9 +100,18 @@ class Dataset:
         return table
 
     def derivative_path(self, sub: int, signal: str = "highgamma") -> Path:
-        """Path of the ecogprep derivative .fif (desc-highgamma, or the broadband one)."""
+        """Path of a subject's .fif recording for `data.signal`: the ecogprep derivatives
+        (desc-highgamma, or the broadband one) or podbench's recomputed high gamma."""
         from mne_bids import BIDSPath
 
+        if signal == "podbench_highgamma":
+            from podbench.data.highgamma import derivative_path
+
+            fpath = derivative_path(self.root, sub)
+            if not fpath.is_file():
+                raise DataError(f"missing podbench_highgamma recording of {sub_label(sub)}: "
+                                f"{fpath} (run `podbench highgamma --root {self.root}`)")
+            return fpath
         path = BIDSPath(root=self.root / "derivatives" / "ecogprep", subject=f"{sub:02d}",
                         task=TASK, datatype="ieeg", suffix="ieeg", extension=".fif",
                         description="highgamma" if signal == "highgamma" else None, check=False)
