@@ -125,7 +125,10 @@ class Program:
             from jax.sharding import PartitionSpec as P
 
             specs = tuple(P("lanes") if i < n_lane_args else P() for i in range(len(args)))
-            return jax.shard_map(local, mesh=self.mesh, in_specs=specs, out_specs=P("lanes"))(*args)
+            # Lanes never communicate; check_vma=False lets lax.cond mix a lane's (varying)
+            # state with the replicated epoch number and data.
+            return jax.shard_map(local, mesh=self.mesh, in_specs=specs, out_specs=P("lanes"),
+                                 check_vma=False)(*args)
 
         return sharded
 
