@@ -9,9 +9,12 @@ signal (about 1e-6 V) does not matter. A token is
   + time-patch embedding (learned, one per patch index)
 
 so strips, depths, grids and the super-subject concatenation of several subjects all work.
-Pretraining hides `mask_ratio` of the tokens; the encoder sees the visible ones and a light
-decoder reconstructs the hidden patches (MSE on hidden tokens only). `forward_features` runs
-the encoder on every token and averages them: one vector of `width` numbers per window.
+The encoder's blocks factorise attention (over the time patches of each electrode, then over
+the electrodes of each time patch), which keeps hundreds of electrodes affordable on a CPU.
+Pretraining hides `mask_ratio` of the tokens (their value embedding is replaced by a learned
+mask token, their position kept); a light decoder (a per-token MLP) reconstructs the hidden
+patches from the encoder's output (MSE on hidden tokens only). `forward_features` runs the
+encoder on every token, unmasked, and averages them: one vector of `width` numbers per window.
 """
 
 from __future__ import annotations
@@ -36,24 +39,40 @@ def normalise(x: torch.Tensor) -> torch.Tensor:
     return x / std.clamp_min(torch.finfo(x.dtype).tiny)
 
 
-class Block(nn.Module):
-    """Pre-norm transformer block: self-attention then a 2x MLP, both residual."""
+class Attention(nn.Module):
+    """Multi-head self-attention over the middle axis of [sequences, length, width]."""
 
     def __init__(self, width: int, heads: int):
         super().__init__()
         self.heads = heads
-        self.norm1 = nn.LayerNorm(width)
         self.qkv = nn.Linear(width, 3 * width)
         self.proj = nn.Linear(width, width)
-        self.norm2 = nn.LayerNorm(width)
-        self.mlp = nn.Sequential(nn.Linear(width, 2 * width), nn.GELU(), nn.Linear(2 * width, width))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, d = x.shape
-        q, k, v = self.qkv(self.norm1(x)).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        attended = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, d)
-        x = x + self.proj(attended)
-        return x + self.mlp(self.norm2(x))
+        n, length, d = x.shape
+        q, k, v = self.qkv(x).view(n, length, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(out.transpose(1, 2).reshape(n, length, d))
+
+
+class Block(nn.Module):
+    """Factorised pre-norm transformer block on a [batch, channel, patch, width] token grid:
+    attention over the time patches of each channel, then over the channels of each time
+    patch, then an MLP; all residual. Cost grows as C*P^2 + P*C^2, not (C*P)^2."""
+
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.time_norm, self.time = nn.LayerNorm(width), Attention(width, heads)
+        self.space_norm, self.space = nn.LayerNorm(width), Attention(width, heads)
+        self.mlp_norm = nn.LayerNorm(width)
+        self.mlp = nn.Sequential(nn.Linear(width, 2 * width), nn.GELU(), nn.Linear(2 * width, width))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        b, c, p, d = h.shape
+        h = h + self.time(self.time_norm(h).reshape(b * c, p, d)).view(b, c, p, d)
+        across = self.space(self.space_norm(h).transpose(1, 2).reshape(b * p, c, d))
+        h = h + across.view(b, p, c, d).transpose(1, 2)
+        return h + self.mlp(self.mlp_norm(h))
 
 
 class Position(nn.Module):
@@ -67,91 +86,75 @@ class Position(nn.Module):
         directions = F.normalize(torch.randn(3, FOURIER_FEATURES, generator=gen), dim=0)
         self.register_buffer("frequencies", directions / wavelengths)  # cycles per mm
         self.space = nn.Linear(2 * FOURIER_FEATURES, width)
-        self.time = nn.Parameter(0.02 * torch.randn(max_patches, width))
+        self.time = nn.Parameter(0.5 * torch.randn(max_patches, width))
 
     def forward(self, coords: torch.Tensor, n_patches: int) -> torch.Tensor:
-        """coords [batch, channel, 3] (mm) -> [batch, channel * n_patches, width]."""
+        """coords [batch, channel, 3] (mm) -> [batch, channel, n_patches, width]."""
         phase = 2 * math.pi * coords @ self.frequencies
         space = self.space(torch.cat([phase.sin(), phase.cos()], -1))
-        pos = space[:, :, None, :] + self.time[:n_patches]
-        return pos.flatten(1, 2)
+        return space[:, :, None, :] + self.time[:n_patches]
 
 
 class MaskedAutoencoder(nn.Module):
-    """MAE over (electrode, time patch) tokens; see the module docstring."""
+    """Masked autoencoder over (electrode, time patch) tokens; see the module docstring."""
 
     def __init__(self, width: int, depth: int, heads: int, patch: int, max_patches: int,
-                 decoder_width: int, decoder_depth: int = 1):
+                 decoder_width: int):
         super().__init__()
         self.patch, self.max_patches = patch, max_patches
         self.value = nn.Linear(patch, width)
+        self.mask_token = nn.Parameter(torch.zeros(width))
         self.position = Position(width, max_patches)
         self.blocks = nn.ModuleList(Block(width, heads) for _ in range(depth))
         self.norm = nn.LayerNorm(width)
-        self.to_decoder = nn.Linear(width, decoder_width)
-        self.mask_token = nn.Parameter(torch.zeros(decoder_width))
-        self.decoder_position = Position(decoder_width, max_patches)
-        dec_heads = max(h for h in range(1, heads + 1) if decoder_width % h == 0)
-        self.decoder = nn.ModuleList(Block(decoder_width, dec_heads) for _ in range(decoder_depth))
-        self.decoder_norm = nn.LayerNorm(decoder_width)
-        self.reconstruct = nn.Linear(decoder_width, patch)
+        self.decoder = nn.Sequential(nn.Linear(width, decoder_width), nn.GELU(),
+                                     nn.Linear(decoder_width, patch))
 
     def patches(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalised windows [batch, channel, time] -> [batch, channel * n_patches, patch]."""
+        """Windows [batch, channel, time] -> normalised patches [batch, channel, patch, samples]."""
         n = x.shape[-1] // self.patch
         if not 1 <= n <= self.max_patches:
             raise ValueError(f"windows of {x.shape[-1]} samples give {n} patches of {self.patch}; "
                              f"this model takes 1..{self.max_patches}")
         x = normalise(x)[..., : n * self.patch]
-        return x.reshape(*x.shape[:2], n, self.patch).flatten(1, 2)
+        return x.reshape(*x.shape[:2], n, self.patch)
 
-    @staticmethod
-    def _coords(coords: torch.Tensor, batch: int) -> torch.Tensor:
-        return coords.expand(batch, *coords.shape[-2:]) if coords.dim() == 2 else coords
-
-    def encode(self, x: torch.Tensor, coords: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Token values [batch, tokens, patch] and embedded tokens [batch, tokens, width]."""
-        values = self.patches(x)
-        n_patches = values.shape[1] // x.shape[1]
-        tokens = self.value(values) + self.position(self._coords(coords, len(x)), n_patches)
-        return values, tokens
+    def encode(self, values: torch.Tensor, coords: torch.Tensor,
+               hidden: torch.Tensor | None = None) -> torch.Tensor:
+        """Patches [batch, channel, patch, samples] -> encoded tokens [..., width]; tokens
+        where `hidden` is true show the mask token instead of their values."""
+        tokens = self.value(values)
+        if hidden is not None:
+            tokens = torch.where(hidden[..., None], self.mask_token, tokens)
+        if coords.dim() == 2:
+            coords = coords.expand(len(values), *coords.shape)
+        h = tokens + self.position(coords, values.shape[2])
+        for block in self.blocks:
+            h = block(h)
+        return self.norm(h)
 
     def forward_features(self, x: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
         """Windows [batch, channel, time] and coords [channel, 3] or [batch, channel, 3] (mm)
         -> [batch, width]: the encoder on every token, averaged over tokens."""
-        _, h = self.encode(x, coords)
-        for block in self.blocks:
-            h = block(h)
-        return self.norm(h).mean(1)
+        return self.encode(self.patches(x), coords).mean((1, 2))
 
     def loss(self, x: torch.Tensor, coords: torch.Tensor, mask_ratio: float,
              generator: torch.Generator | None = None) -> torch.Tensor:
-        """MAE loss: MSE of the reconstructed hidden patches (normalised samples); the
-        random token order comes from `generator` (a CPU generator)."""
-        values, tokens = self.encode(x, coords)
-        b, n, _ = tokens.shape
-        n_keep = min(n - 1, max(1, round(n * (1 - mask_ratio))))
-        order = torch.rand(b, n, generator=generator).to(x.device).argsort(1)
-        keep, hidden = order[:, :n_keep], order[:, n_keep:]
-        h = torch.gather(tokens, 1, keep[..., None].expand(-1, -1, tokens.shape[-1]))
-        for block in self.blocks:
-            h = block(h)
-        h = self.to_decoder(self.norm(h))
-        n_patches = n // x.shape[1]
-        full = torch.scatter(self.mask_token.expand(b, n, -1), 1,
-                             keep[..., None].expand(-1, -1, h.shape[-1]), h)
-        full = full + self.decoder_position(self._coords(coords, b), n_patches)
-        for block in self.decoder:
-            full = block(full)
-        pred = self.reconstruct(self.decoder_norm(full))
-        index = hidden[..., None].expand(-1, -1, self.patch)
-        return F.mse_loss(torch.gather(pred, 1, index), torch.gather(values, 1, index))
+        """MAE loss: MSE of the reconstructed hidden patches (normalised samples). Each
+        window hides round(mask_ratio * tokens) tokens, drawn with `generator` (CPU)."""
+        values = self.patches(x)
+        b, c, p, _ = values.shape
+        n_hide = min(c * p - 1, max(1, round(mask_ratio * c * p)))
+        rank = torch.rand(b, c * p, generator=generator).argsort(1).argsort(1)
+        hidden = (rank < n_hide).view(b, c, p).to(x.device)
+        pred = self.decoder(self.encode(values, coords, hidden))
+        return F.mse_loss(pred[hidden], values[hidden])
 
 
 def architecture(width: int, depth: int, heads: int, patch: int, max_patches: int) -> dict:
     """Constructor arguments of a MaskedAutoencoder (saved with every checkpoint)."""
     return {"width": width, "depth": depth, "heads": heads, "patch": patch,
-            "max_patches": max_patches, "decoder_width": max(8, width // 2), "decoder_depth": 1}
+            "max_patches": max_patches, "decoder_width": 2 * width}
 
 
 def channel_coordinates(root: str | Path, channels: list[str]) -> tuple[np.ndarray, list[str]]:
