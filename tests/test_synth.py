@@ -306,3 +306,67 @@ def test_raw_edf(tmp_path):
 def test_raw_needs_whole_seconds(tmp_path):
     with pytest.raises(DataError, match="whole seconds"):
         synthesize(tmp_path / "out", subjects=[1], duration=10.5, raw=True)
+
+
+def test_whisper_features(standin):
+    transcript = pd.read_csv(standin / "stimuli/whisper-medium/transcript.tsv", sep="\t", index_col=0,
+                             keep_default_na=False)
+    with h5py.File(standin / "stimuli/whisper-medium/features.hdf5", "r") as f:
+        assert list(f) == ["vectors"]
+        vectors = f["vectors"][()]
+    assert vectors.shape == (len(transcript), 1024) and vectors.dtype == np.float32
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    the = np.flatnonzero(transcript["word"] == "the")
+    same = unit[the] @ unit[the].T
+    assert same[np.triu_indices(len(the), 1)].mean() > 0.3  # a component per word type
+    assert abs(np.mean(unit[: len(the)] @ unit[-len(the):].T)) < 0.1
+
+
+def test_audio(standin, ground_truth):
+    from scipy.io import wavfile
+
+    sr, data = wavfile.read(standin / "stimuli/podcast.wav", mmap=True)
+    assert sr == 44100 and data.dtype == np.int16 and data.shape == (DURATION * 44100, 2)
+    assert ground_truth["audio"]["sfreq"] == 44100
+    # louder during words than in the pauses between them (the task's loudness, dB at 512 Hz)
+    from podbench.train.tasks.loudness import loudness_db
+
+    db = loudness_db(standin / "stimuli/podcast.wav")
+    words = _gpt2_transcript(standin).groupby("word_idx").agg(start=("start", "first"), end=("end", "last"))
+    inside = np.zeros(len(db), bool)
+    for a, b in zip(np.round(words["start"] * 512).astype(int), np.round(words["end"] * 512).astype(int)):
+        inside[a:b] = True
+    assert db[inside].mean() > db[~inside].mean() + 3
+
+
+def test_content_and_loudness_channels(standin, ground_truth):
+    """Content channels respond more to content words; loudness channels track the loudness."""
+    from podbench.data.dataset import Dataset
+    from podbench.train.tasks.content_word import ContentWord
+    from podbench.train.tasks.loudness import loudness_db
+
+    content = ContentWord().values(None, Dataset(standin)).set_index("word_idx")["value"]
+    assert int(content.sum()) == ground_truth["n_content_words"]
+    onsets = _gpt2_transcript(standin).groupby("word_idx")["start"].first()
+    peak = np.round((onsets.to_numpy() + 0.25) * 512).astype(int)
+    usable = peak < DURATION * 512
+    is_content = content.reindex(onsets.index).to_numpy() == 1
+    loud = loudness_db(standin / "stimuli/podcast.wav")
+    delayed = np.r_[np.full(128, loud[0]), loud[:-128]]  # 250 ms later
+    for subject in SUBJECTS:
+        raw = _read_highgamma(standin, subject)
+        log_env = np.log(raw.get_data())
+        names = np.array(raw.ch_names)
+        prefix = f"sub-{subject:02d}:"
+        sets = {key: np.isin(names, [n[len(prefix):] for n in ground_truth[key] if n.startswith(prefix)])
+                for key in ("responsive_channels", "content_channels", "loudness_channels")}
+        assert not (sets["content_channels"] & ~sets["responsive_channels"]).any()
+        assert not (sets["loudness_channels"] & ~sets["responsive_channels"]).any()
+        assert 0.3 < sets["content_channels"].sum() / sets["responsive_channels"].sum() < 0.7
+        at_peak = log_env[:, peak[usable]]
+        difference = at_peak[:, is_content[usable]].mean(1) - at_peak[:, ~is_content[usable]].mean(1)
+        others = sets["responsive_channels"] & ~sets["content_channels"]
+        assert difference[sets["content_channels"]].mean() > difference[others].mean() + 0.2
+        r = np.array([np.corrcoef(row, delayed)[0, 1] for row in log_env])
+        others = sets["responsive_channels"] & ~sets["loudness_channels"]
+        assert r[sets["loudness_channels"]].mean() > r[others].mean() + 0.1

@@ -5,11 +5,22 @@ and the GPT-2 XL features are simulated:
 
 * ``stimuli/gpt2-xl/features.hdf5``: per token, a fixed vector per ``hftoken`` string mixed with a
   leaky random walk over token position (the "context"); deeper layers carry more context.
+* ``stimuli/whisper-medium/features.hdf5``: dataset ``vectors``, one 1024-d float32 row per row of the
+  Whisper transcript: a fixed random projection of the word's layer-24 stand-in embedding (so it
+  shares GPT-2's word-type and context components and is decodable where those are) mixed with a
+  vector of its own per word type.
+* ``stimuli/podcast.wav``: 44.1 kHz stereo int16, speech-like: Gaussian noise whose amplitude is a
+  burst per word (its own level, 10-ms ramps) over a quiet floor, times a slow loudness
+  modulation; written in blocks with the ``wave`` module (memory stays bounded).
 * ``derivatives/ecogprep``: a high-gamma envelope per good ECoG channel,
   ``baseline * exp(drift + response + noise)``. On a minority of "responsive" channels (grid
   contacts favoured) every word adds a Gaussian bump peaking ``latency_ms`` after its onset, whose
   height is a generic onset response plus a fixed random projection of the word's layer-24
-  stand-in embedding.
+  stand-in embedding. Two random halves of the responsive channels (drawn independently) carry
+  more: "content" channels add ``content_gain * (is_content - 1/2)`` to every word's height
+  (content = first non-punctuation spaCy tag of the syntactic transcript is NN*, VB*, JJ* or RB*),
+  and "loudness" channels add ``loudness_gain`` times the z-scored loudness of podcast.wav (dB of
+  its 8-Hz low-passed amplitude) delayed by ``latency_ms``. Channels outside the sets are unchanged.
 * optionally the raw EDF: 1/f^2 background, 60 Hz line noise and harmonics, and a 70-200 Hz noise
   carrier whose amplitude is the envelope above, so a high-gamma pipeline recovers it.
 
@@ -47,6 +58,7 @@ LAYERS = (0, 12, 24, 36, 48)  # GPT-2 XL layers written to features.hdf5
 EMBEDDING_LAYER = 24  # layer whose word embedding drives the responses
 TRANSCRIPT_SETS = ("gpt2-xl", "whisper-medium", "en_core_web_lg", "syntactic", "phonetic", "spectral")
 GROUND_TRUTH = Path("derivatives/podbench-synth/ground_truth.json")
+AUDIO = Path("stimuli/podcast.wav")
 GENERATOR_NAME = "podbench synth"
 
 # Stand-in GPT-2 features.
@@ -67,6 +79,26 @@ WORD_GAIN = 0.3  # sd over words of the embedding-driven response (times snr)
 KERNEL_SD_MS = 80.0  # width (sd) of the Gaussian response kernel
 GAUSSIAN_TRUNCATE = 4.0  # Gaussian kernels (response and smoothing) are cut at this many sd
 BLOCK_CHANNELS = 32  # channels simulated at once (bounds memory)
+CONTENT_FRACTION = 0.5  # share of each subject's responsive channels that respond to content words
+CONTENT_GAIN = 0.4  # content - function word difference of the response height (times snr)
+LOUDNESS_FRACTION = 0.5  # share of each subject's responsive channels that track loudness
+LOUDNESS_GAIN = 0.25  # response per sd of loudness (dB) (times snr)
+CONTENT_PREFIXES = ("NN", "VB", "JJ", "RB")  # Penn tags of content words
+
+# Whisper stand-in features.
+WHISPER_DIM = 1024
+WHISPER_SHARED = 0.64  # variance share of the projected GPT-2 stand-in embedding
+
+# Audio.
+AUDIO_SFREQ = 44100
+AUDIO_BLOCK_S = 10.0  # seconds written at once
+AUDIO_LEVEL = 0.05  # noise sd (full scale) at a word of level 1 and no modulation
+AUDIO_FLOOR = 0.2  # level between words (room tone), relative to a word of level 1
+WORD_LEVEL_SD = 0.3  # sd of the log level of each word
+SLOW_SD = 0.35  # sd of the slow log-amplitude modulation
+SLOW_TIMESCALE_S = 1.5  # Gaussian smoothing (sd, s) of the slow modulation
+RAMP_MS = 10.0  # Gaussian smoothing (sd, ms) of the word bursts' edges
+LOUDNESS_LOWPASS_HZ = 8.0  # low-pass of the amplitude before the dB (as the loudness task)
 
 # Raw EDF.
 RAW_BACKGROUND_V = 20e-6  # sd of each channel's 1/f^2 background
@@ -88,6 +120,10 @@ class _Stream(IntEnum):
     DRIFT = 5
     NOISE = 6
     RAW = 7
+    CONTENT = 8
+    LOUDNESS = 9
+    AUDIO = 10
+    WHISPER = 11
 
 
 def _rng(seed: int, stream: _Stream, *key: int) -> np.random.Generator:
@@ -116,6 +152,9 @@ class _Words:
 
     onsets: np.ndarray  # (n_words,) seconds
     embeddings: np.ndarray  # (n_words, dim)
+    word_idx: np.ndarray | None = None  # (n_words,)
+    ends: np.ndarray | None = None  # (n_words,) seconds (last token's end)
+    is_content: np.ndarray | None = None  # (n_words,) bool
 
 
 def synthesize(
@@ -151,17 +190,22 @@ def synthesize(
         _copy_sidecars(out, number, n_times)
     words, n_tokens = _write_stimuli(out, duration, seed, dim)
     report(f"stimuli: {n_tokens} tokens, {len(words.onsets)} words before {duration:g} s")
+    loudness = _write_audio(out / AUDIO, words, duration, n_times, seed)
+    report(f"audio: {out / AUDIO}")
 
-    responsive, n_channels = [], {}
+    responsive, content, tracking, n_channels = [], [], [], {}
     for number in subjects:
         subject = _load_subject(number)
-        envelope, chosen = _simulate_subject(subject, words, seed, n_times, latency_ms, snr)
+        envelope, chosen, sets = _simulate_subject(subject, words, seed, n_times, latency_ms, snr,
+                                                   loudness)
         path = _write_highgamma(out, subject, envelope)
         report(f"{subject.label}: {len(subject.good)} channels, {len(chosen)} responsive -> {path}")
         if raw:
             path = _write_raw_edf(out, subject, envelope, seed)
             report(f"{subject.label}: raw EDF -> {path}")
         responsive += [f"{subject.label}:{subject.good[c]}" for c in chosen]
+        content += [f"{subject.label}:{subject.good[c]}" for c in sets["content"]]
+        tracking += [f"{subject.label}:{subject.good[c]}" for c in sets["loudness"]]
         n_channels[subject.label] = len(subject.good)
         del envelope  # free it before the next subject is simulated
 
@@ -192,12 +236,35 @@ def synthesize(
             "word_gain": WORD_GAIN * snr,
             "embedding_layer": EMBEDDING_LAYER,
             "responsive_fraction": RESPONSIVE_FRACTION,
+            "content": "content_gain * (is_content - 0.5) added to each word's height on content_channels; "
+            "is_content: first non-punctuation token of stimuli/syntactic/transcript.tsv tagged NN*, VB*, JJ*, RB*",
+            "content_gain": CONTENT_GAIN * snr,
+            "content_fraction": CONTENT_FRACTION,
+            "loudness": "loudness_gain * z(loudness dB)(t - latency_ms) added on loudness_channels",
+            "loudness_gain": LOUDNESS_GAIN * snr,
+            "loudness_latency_ms": latency_ms,
+            "loudness_fraction": LOUDNESS_FRACTION,
         },
+        "audio": {
+            "file": str(AUDIO),
+            "sfreq": AUDIO_SFREQ,
+            "channels": 2,
+            "model": "AUDIO_LEVEL * slow(t) * (floor + word bursts(t)) * gaussian noise; right = 0.9 * left",
+            "floor": AUDIO_FLOOR,
+            "word_level_sd": WORD_LEVEL_SD,
+            "slow_sd": SLOW_SD,
+            "slow_timescale_s": SLOW_TIMESCALE_S,
+            "loudness_lowpass_hz": LOUDNESS_LOWPASS_HZ,
+        },
+        "whisper": {"dim": WHISPER_DIM, "shared_variance": WHISPER_SHARED, "dataset": "vectors"},
         "layers": list(LAYERS),
         "n_tokens": n_tokens,
         "n_words": len(words.onsets),
+        "n_content_words": int(words.is_content.sum()),
         "n_channels": n_channels,
         "responsive_channels": responsive,
+        "content_channels": content,
+        "loudness_channels": tracking,
     }
     _write_json(out / GROUND_TRUTH, ground_truth, indent=2)
     report(f"done: {out / GROUND_TRUTH}")
@@ -333,7 +400,11 @@ def _write_stimuli(out: Path, duration: float, seed: int, dim: int) -> tuple[_Wo
     layer = _write_features(out / "stimuli/gpt2-xl/features.hdf5", tokens, kept, seed, dim)
     word_idx = np.array(_column(header, rows, "word_idx"), dtype=int)[kept]
     start = np.array(_column(header, rows, "start"), dtype=float)[kept]
-    return _word_table(word_idx, start, layer), int(kept.sum())
+    end = np.array(_column(header, rows, "end"), dtype=float)[kept]
+    words = _word_table(word_idx, start, layer, end)
+    words = _with_content(words, keep["syntactic"])
+    _write_whisper(out, keep["whisper-medium"], words, seed)
+    return words, int(kept.sum())
 
 
 def _token_type_vector(token: str, seed: int, dim: int) -> np.ndarray:
@@ -380,13 +451,108 @@ def _zscore(x: np.ndarray) -> np.ndarray:
     return (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
 
 
-def _word_table(word_idx: np.ndarray, start: np.ndarray, layer: np.ndarray) -> _Words:
+def _word_table(word_idx: np.ndarray, start: np.ndarray, layer: np.ndarray,
+                end: np.ndarray | None = None) -> _Words:
     """Onset = first start of each word; embedding = mean of its token rows, z-scored over words."""
-    _, first, inverse = np.unique(word_idx, return_index=True, return_inverse=True)
+    order, first, inverse = np.unique(word_idx, return_index=True, return_inverse=True)
     sums = np.zeros((len(first), layer.shape[1]))
     np.add.at(sums, inverse, layer)
     counts = np.bincount(inverse, minlength=len(first))
-    return _Words(onsets=start[first], embeddings=_zscore(sums / counts[:, None]))
+    ends = None
+    if end is not None:
+        ends = np.full(len(first), -np.inf)
+        np.maximum.at(ends, inverse, end)
+    return _Words(onsets=start[first], embeddings=_zscore(sums / counts[:, None]), word_idx=order,
+                  ends=ends)
+
+
+def _with_content(words: _Words, kept: np.ndarray) -> _Words:
+    """Mark content words: the first non-punctuation token of each word in the syntactic
+    transcript (kept rows) has a Penn tag NN*, VB*, JJ* or RB* (podbench's content_word rule)."""
+    header, rows = _read_rows(SOURCE / "stimuli/syntactic/transcript.tsv")
+    rows = [r for r, k in zip(rows, kept) if k]
+    word_idx = np.array(_column(header, rows, "word_idx"), dtype=int)
+    tokens = _column(header, rows, "token")
+    tags = _column(header, rows, "pos")
+    tag_of: dict[int, str] = {}
+    fallback: dict[int, str] = {}
+    for w, token, tag in zip(word_idx.tolist(), tokens, tags):
+        fallback.setdefault(w, tag)
+        if w not in tag_of and any(ch.isalnum() for ch in token):
+            tag_of[w] = tag
+    content = np.array([tag_of.get(w, fallback.get(w, "")).startswith(CONTENT_PREFIXES)
+                        for w in words.word_idx.tolist()], dtype=bool)
+    return _Words(words.onsets, words.embeddings, words.word_idx, words.ends, content)
+
+
+def _write_whisper(out: Path, kept: np.ndarray, words: _Words, seed: int) -> None:
+    """stimuli/whisper-medium/features.hdf5: `vectors`, one row per kept Whisper transcript row."""
+    header, rows = _read_rows(SOURCE / "stimuli/whisper-medium/transcript.tsv")
+    rows = [r for r, k in zip(rows, kept) if k]
+    word_idx = np.array(_column(header, rows, "word_idx"), dtype=int)
+    texts = _column(header, rows, "word")
+    rng = _rng(seed, _Stream.WHISPER)
+    dim = words.embeddings.shape[1]
+    projection = rng.standard_normal((dim, WHISPER_DIM)) / math.sqrt(dim)
+    position = {int(w): i for i, w in enumerate(words.word_idx.tolist())}
+    shared = np.zeros((len(rows), WHISPER_DIM))
+    has = np.array([int(w) in position for w in word_idx], dtype=bool)
+    if has.any():
+        shared[has] = words.embeddings[[position[int(w)] for w in word_idx[has]]] @ projection
+    own = np.array([_token_type_vector(f"whisper\0{t}", seed, WHISPER_DIM) for t in texts]).reshape(
+        len(rows), WHISPER_DIM)
+    share = np.where(has, WHISPER_SHARED, 0.0)[:, None]
+    vectors = (np.sqrt(share) * shared + np.sqrt(1 - share) * own).astype(np.float32)
+    with h5py.File(out / "stimuli/whisper-medium/features.hdf5", "w") as f:
+        f.create_dataset("vectors", data=vectors, track_times=False)
+
+
+def _amplitude(words: _Words, n_times: int, seed: int) -> np.ndarray:
+    """Audio amplitude (noise sd, full scale) at SFREQ: slow modulation x (floor + word bursts)."""
+    rng = _rng(seed, _Stream.AUDIO)
+    levels = np.exp(WORD_LEVEL_SD * rng.standard_normal(len(words.onsets)))
+    bursts = np.zeros(n_times)
+    first = np.clip(np.round(words.onsets * SFREQ).astype(int), 0, n_times)
+    last = np.clip(np.round(words.ends * SFREQ).astype(int), 0, n_times)
+    for a, b, level in zip(first.tolist(), last.tolist(), levels.tolist()):
+        if b > a:
+            np.maximum(bursts[a:b], level, out=bursts[a:b])
+    _, ramp = _gaussian(RAMP_MS / 1000.0 * SFREQ)
+    bursts = ndimage.convolve1d(bursts, ramp / ramp.sum(), mode="constant")
+    knots = np.arange(math.ceil(n_times / SFREQ) + 1)
+    slow = SLOW_SD * _smooth_noise(rng, (1, len(knots)), SLOW_TIMESCALE_S)[0]
+    modulation = np.exp(np.interp(np.arange(n_times) / SFREQ, knots, slow))
+    return AUDIO_LEVEL * modulation * (AUDIO_FLOOR + bursts)
+
+
+def _write_audio(path: Path, words: _Words, duration: float, n_times: int, seed: int) -> np.ndarray:
+    """Write podcast.wav block by block; return the planted loudness regressor: the z-scored dB of
+    the amplitude low-passed at 8 Hz, at SFREQ (n_times samples)."""
+    import wave
+
+    from scipy.signal import butter, sosfiltfilt
+
+    amplitude = _amplitude(words, n_times, seed)
+    grid = np.arange(n_times) / SFREQ
+    n_frames = round(duration * AUDIO_SFREQ)
+    block = int(AUDIO_BLOCK_S * AUDIO_SFREQ)
+    rng = _rng(seed, _Stream.AUDIO, 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(AUDIO_SFREQ)
+        for a in range(0, n_frames, block):
+            b = min(a + block, n_frames)
+            level = np.interp(np.arange(a, b) / AUDIO_SFREQ, grid, amplitude).astype(np.float32)
+            left = level * rng.standard_normal(b - a, dtype=np.float32)
+            frames = np.empty((b - a, 2), np.int16)
+            frames[:, 0] = np.clip(np.rint(left * 32767), -32768, 32767)
+            frames[:, 1] = np.clip(np.rint(0.9 * left * 32767), -32768, 32767)
+            w.writeframes(frames.tobytes())
+    sos = butter(4, LOUDNESS_LOWPASS_HZ, btype="low", fs=SFREQ, output="sos")
+    db = 20 * np.log10(np.maximum(sosfiltfilt(sos, amplitude), 1e-9))
+    return _zscore(db)
 
 
 def _load_subject(number: int) -> _Subject:
@@ -450,11 +616,15 @@ def _responses(
     n_times: int,
     latency_ms: float,
     snr: float,
+    content: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(n_responsive, n_times) log-envelope response: per word, generic + projected-embedding height."""
+    """(n_responsive, n_times) log-envelope response: per word, generic + projected-embedding height
+    (+ the content-word term on the `content` columns)."""
     rng = _rng(seed, _Stream.PROJECTION, subject.number)
     projection = rng.standard_normal((words.embeddings.shape[1], len(chosen)))
     heights = snr * (GENERIC_GAIN + WORD_GAIN * _zscore(words.embeddings @ projection))
+    if content is not None and words.is_content is not None and content.any():
+        heights[:, content] += snr * CONTENT_GAIN * (words.is_content.astype(float) - 0.5)[:, None]
     return np.ascontiguousarray((_kernel_matrix(words.onsets, n_times, latency_ms) @ heights).T)
 
 
@@ -465,14 +635,37 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float
     return ndimage.convolve1d(rng.standard_normal(shape), kernel, axis=-1, mode="reflect")
 
 
+def _choose_subset(chosen: np.ndarray, fraction: float, seed: int, stream: _Stream, number: int) -> np.ndarray:
+    """A random `fraction` (at least one) of the responsive channels, sorted."""
+    n = max(1, round(fraction * len(chosen)))
+    return np.sort(_rng(seed, stream, number).choice(chosen, n, replace=False))
+
+
 def _simulate_subject(
-    subject: _Subject, words: _Words, seed: int, n_times: int, latency_ms: float, snr: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """High-gamma envelope (n_good, n_times) in volts, and the responsive channel indices."""
+    subject: _Subject,
+    words: _Words,
+    seed: int,
+    n_times: int,
+    latency_ms: float,
+    snr: float,
+    loudness: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """High-gamma envelope (n_good, n_times) in volts, the responsive channel indices and the
+    content and loudness channel sets (subsets of them)."""
     n_channels = len(subject.good)
     chosen = _choose_responsive(subject, seed)
-    response = _responses(subject, chosen, words, seed, n_times, latency_ms, snr)
+    content = _choose_subset(chosen, CONTENT_FRACTION, seed, _Stream.CONTENT, subject.number)
+    tracking = _choose_subset(chosen, LOUDNESS_FRACTION, seed, _Stream.LOUDNESS, subject.number)
+    response = _responses(subject, chosen, words, seed, n_times, latency_ms, snr, np.isin(chosen, content))
     response_row = {int(c): i for i, c in enumerate(chosen)}
+    tracks = set(tracking.tolist()) if loudness is not None and snr > 0 else set()
+    if tracks:
+        shift = round(latency_ms / 1000.0 * SFREQ)
+        delayed = np.roll(loudness, shift)
+        delayed[: max(shift, 0)] = loudness[0]
+        if shift < 0:
+            delayed[shift:] = loudness[-1]
+        loudness_term = snr * LOUDNESS_GAIN * delayed
     baseline_rng = _rng(seed, _Stream.BASELINE, subject.number)
     baseline = BASELINE_V * np.exp(BASELINE_SPREAD * baseline_rng.standard_normal(n_channels))
     knot_times = np.arange(math.ceil(n_times / SFREQ) + 1)  # drift knots, one per second
@@ -488,9 +681,11 @@ def _simulate_subject(
             block[c - start] += np.interp(times, knot_times, drift[c])
             if c in response_row:
                 block[c - start] += response[response_row[c]]
+            if c in tracks:
+                block[c - start] += loudness_term
         np.exp(block, out=block)
         envelope[start:stop] = block * baseline[start:stop, None]
-    return envelope, chosen
+    return envelope, chosen, {"content": content, "loudness": tracking}
 
 
 def _write_highgamma(out: Path, subject: _Subject, envelope: np.ndarray) -> Path:

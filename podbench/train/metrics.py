@@ -114,3 +114,135 @@ def word_metrics(member_preds: np.ndarray, y_test: np.ndarray, test_labels: np.n
             out[f"{split}_word_{name}_auc_roc"] = float("nan")
     out[f"{split}_word_n_classes"] = float(len(aucs))
     return out
+
+
+# --------------------------------------------------------------------------- other tasks
+# Whole-split metrics of the scalar, binary and class tasks. `pred` holds the model's raw
+# outputs (a logit for binary heads, one logit per class for class heads, the value for
+# scalar heads); the label or value is y[:, 0] (any further target columns, e.g. per-example
+# class weights, are ignored). Each equals its scikit-learn / scipy counterpart.
+
+def _label(y: np.ndarray) -> np.ndarray:
+    return np.rint(np.asarray(y, dtype=np.float64).reshape(len(y), -1)[:, 0]).astype(np.int64)
+
+
+def _column(a: np.ndarray) -> np.ndarray:
+    return np.asarray(a, dtype=np.float64).reshape(len(a), -1)[:, 0]
+
+
+def binary_auc(score: np.ndarray, positive: np.ndarray) -> float:
+    """ROC-AUC (Mann-Whitney, ties count one half; = sklearn roc_auc_score); nan for one class."""
+    from scipy.stats import rankdata
+
+    positive = np.asarray(positive, bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(np.asarray(score, dtype=np.float64))
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _f1_per_class(true: np.ndarray, predicted: np.ndarray, classes) -> np.ndarray:
+    """F1 of each class (0 where precision and recall are both undefined, as sklearn)."""
+    out = []
+    for c in classes:
+        tp = np.sum((predicted == c) & (true == c))
+        denom = np.sum(predicted == c) + np.sum(true == c)
+        out.append(2 * tp / denom if denom else 0.0)
+    return np.array(out, dtype=np.float64)
+
+
+@register_metric("roc_auc")
+def roc_auc(pred: np.ndarray, y: np.ndarray) -> float:
+    """Binary ROC-AUC of the logit pred[:, 0] against the label y[:, 0] (nan for one class)."""
+    return binary_auc(_column(pred), _label(y) == 1)
+
+
+@register_metric("f1")
+def f1(pred: np.ndarray, y: np.ndarray) -> float:
+    """Binary F1 of the positive class, predicted where the logit > 0 (probability > 0.5)."""
+    return float(_f1_per_class(_label(y), (_column(pred) > 0).astype(np.int64), [1])[0])
+
+
+@register_metric("balanced_accuracy")
+def balanced_accuracy(pred: np.ndarray, y: np.ndarray) -> float:
+    """Mean recall over the classes present in y (binary: logit > 0; classes: argmax)."""
+    pred = np.asarray(pred).reshape(len(pred), -1)
+    true = _label(y)
+    predicted = (pred[:, 0] > 0).astype(np.int64) if pred.shape[1] == 1 else pred.argmax(axis=1)
+    classes = np.unique(true)
+    return float(np.mean([np.mean(predicted[true == c] == c) for c in classes]))
+
+
+@register_metric("accuracy")
+def accuracy(pred: np.ndarray, y: np.ndarray) -> float:
+    """Fraction correct (binary: logit > 0; classes: argmax)."""
+    pred = np.asarray(pred).reshape(len(pred), -1)
+    predicted = (pred[:, 0] > 0).astype(np.int64) if pred.shape[1] == 1 else pred.argmax(axis=1)
+    return float(np.mean(predicted == _label(y)))
+
+
+@register_metric("macro_roc_auc")
+def macro_roc_auc(pred: np.ndarray, y: np.ndarray) -> float:
+    """One-vs-rest ROC-AUC of each class's softmax probability, unweighted mean over the
+    classes with both positives and negatives in the split (sklearn multi_class="ovr",
+    average="macro" when every class is present)."""
+    probs = softmax(np.asarray(pred, dtype=np.float64), axis=1)
+    true = _label(y)
+    aucs = [binary_auc(probs[:, c], true == c) for c in range(probs.shape[1])]
+    aucs = [a for a in aucs if not np.isnan(a)]
+    return float(np.mean(aucs)) if aucs else float("nan")
+
+
+@register_metric("macro_f1")
+def macro_f1(pred: np.ndarray, y: np.ndarray) -> float:
+    """Unweighted mean F1 over the classes in y or in the argmax predictions (sklearn
+    f1_score(average="macro"))."""
+    true = _label(y)
+    predicted = np.asarray(pred).argmax(axis=1)
+    return float(np.mean(_f1_per_class(true, predicted, np.union1d(true, predicted))))
+
+
+@register_metric("bce")
+def bce(pred: np.ndarray, y: np.ndarray) -> float:
+    """Mean binary cross-entropy of the logit pred[:, 0] (sklearn log_loss of its sigmoid)."""
+    from scipy.special import log_expit
+
+    x, t = _column(pred), _label(y)
+    return float(-np.mean(np.where(t == 1, log_expit(x), log_expit(-x))))
+
+
+@register_metric("cross_entropy")
+def cross_entropy(pred: np.ndarray, y: np.ndarray) -> float:
+    """Mean cross-entropy of the class logits (one softmax; sklearn log_loss of it)."""
+    logp = log_softmax(np.asarray(pred, dtype=np.float64), axis=1)
+    return float(-np.mean(logp[np.arange(len(logp)), _label(y)]))
+
+
+@register_metric("pearson_r")
+def pearson_r(pred: np.ndarray, y: np.ndarray) -> float:
+    """Pearson correlation of pred[:, 0] and y[:, 0] (scipy.stats.pearsonr; nan if constant)."""
+    a, b = _column(pred), _column(y)
+    a, b = a - a.mean(), b - b.mean()
+    den = np.sqrt(np.sum(a * a) * np.sum(b * b))
+    return float(np.sum(a * b) / den) if den > 0 else float("nan")
+
+
+@register_metric("r2")
+def r2(pred: np.ndarray, y: np.ndarray) -> float:
+    """Coefficient of determination 1 - SSE/SST of y[:, 0] (sklearn r2_score, force_finite)."""
+    a, b = _column(pred), _column(y)
+    sse = np.sum((b - a) ** 2)
+    sst = np.sum((b - b.mean()) ** 2)
+    if sst == 0:
+        return 1.0 if sse == 0 else 0.0
+    return float(1 - sse / sst)
+
+
+def confusion_counts(pred: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
+    """[true, predicted] counts of the argmax predictions (sklearn confusion_matrix)."""
+    true = _label(y)
+    predicted = np.asarray(pred).argmax(axis=1)
+    counts = np.zeros((n_classes, n_classes), np.int64)
+    np.add.at(counts, (true, predicted), 1)
+    return counts

@@ -8,6 +8,7 @@ results/<trial>/<run-id>/ (run-id = the training key's first 12 hex digits):
   lag_curve.png        the headline metric by lag, fold spread, chance line
   run.json             store keys, versions, device, timings, lanes and epochs per lane
   checkpoints/         orbax checkpoint of every lane's best parameters
+  <task extras>.csv    tables a task adds (Task.extra_results), e.g. confusion_matrix.csv
 The folder is written next to its final place and renamed into it, so it is either complete
 or absent.
 """
@@ -34,7 +35,7 @@ SPLITS = ("train", "val", "test")
 
 def score_lanes(cfg: Config, task: Task, inputs, res, point: int = 0) -> pd.DataFrame:
     """Long metrics table of one point: ensemble rows per (lag, fold), member rows per lane."""
-    rows = []
+    rows, test_preds = [], []
     table = res.table
     folds = {f.number: f for f in inputs.folds}
     in_point = table.point == point
@@ -45,7 +46,8 @@ def score_lanes(cfg: Config, task: Task, inputs, res, point: int = 0) -> pd.Data
                 continue
             members = res.preds[sel].reshape(-1, *res.preds.shape[2:])  # [M, N, D]
             y = inputs.y[number - 1 if inputs.y.shape[0] > 1 else 0]
-            ensemble = members.mean(axis=0)
+            ensemble = task.ensemble(members) if res.group == 1 else members.mean(axis=0)
+            test_preds.append((lag, number, ensemble[fold.test], y[fold.test]))
             split_rows = {"train": fold.train, "val": fold.val, "test": fold.test}
             values = {}
             for split, idx in split_rows.items():
@@ -67,7 +69,11 @@ def score_lanes(cfg: Config, task: Task, inputs, res, point: int = 0) -> pd.Data
                             rows.append((lag, number, str(member), f"{split}_{name}", v))
                     rows.append((lag, number, str(member), "num_epochs",
                                  float(res.best_epoch[lane_i] + 1)))
-    return pd.DataFrame(rows, columns=["lag", "fold", "member", "metric", "value"])
+    long = pd.DataFrame(rows, columns=["lag", "fold", "member", "metric", "value"])
+    extras = task.extra_results(cfg, test_preds)
+    if extras:
+        long.attrs["extra_results"] = extras  # tables for write_run to add to the folder
+    return long
 
 
 def lag_performance(long: pd.DataFrame, folds: list[int]) -> pd.DataFrame:
@@ -149,7 +155,9 @@ def write_run(run_dir: Path, cfg: Config, keys: dict, long: pd.DataFrame, perf: 
         perf.to_csv(tmp / "lag_performance.csv", index=False)
         long.to_csv(tmp / "metrics.csv", index=False)
         plot_lag_curve(perf, task.headline, task.chance, folds, tmp / "lag_curve.png",
-                       f"{cfg.trial_name} ({cfg.model.name}, {cfg.targets.kind})")
+                       f"{cfg.trial_name} ({cfg.model.name}, {task.describe(cfg)})")
+        for name, extra in long.attrs.get("extra_results", {}).items():
+            extra.to_csv(tmp / name, index=False)
         sel = np.flatnonzero(res.table.point == point)
         lanes = [{**res.table.rows()[i], "epochs": int(res.epochs[i]),
                   "best_epoch": int(res.best_epoch[i]), "best_val": float(res.best_score[i])}

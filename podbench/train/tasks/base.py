@@ -16,7 +16,9 @@ registered class plus a YAML config, not a second trainer:
   `stop_mode` "max" or "min";
 - metrics: `split_metrics` on train/val/test (whole splits), `fold_metrics` with the
   members' predictions on each fold's test (and validation) split; `headline` names the
-  metric of the lag curve, and its `val_` twin selects models in sweeps.
+  metric of the lag curve, and its `val_` twin selects models in sweeps;
+- results: `ensemble` combines independently trained members (default: mean of outputs),
+  `extra_results` adds tables to the results folder (e.g. a confusion matrix).
 """
 
 from __future__ import annotations
@@ -93,6 +95,22 @@ class Task:
         """Metrics that need the members' predictions on a whole evaluation split ("test" for
         reporting, "val" for model selection); keys start with the split."""
         return {}
+
+    def ensemble(self, member_preds: np.ndarray) -> np.ndarray:
+        """One prediction [n, out] from independently trained members' [M, n, out]: their mean
+        (the reference's ensemble); classifiers may average probabilities instead. A joint
+        ensemble (trained on its members' mean output) is always scored on that mean."""
+        return member_preds.mean(axis=0)
+
+    def extra_results(self, cfg: Config, test: list[tuple[int, int, np.ndarray, np.ndarray]]
+                      ) -> dict[str, pd.DataFrame]:
+        """Extra tables for the results folder (file name -> table), from each (lag, fold,
+        ensemble test predictions, test targets); e.g. a confusion matrix. None by default."""
+        return {}
+
+    def describe(self, cfg: Config) -> str:
+        """What is decoded, in a few words (the lag curve's title)."""
+        return cfg.targets.kind
 
 
 def masked_mean(values, mask):

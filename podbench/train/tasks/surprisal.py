@@ -1,0 +1,90 @@
+"""surprisal and surprisal_class: how unexpected each word was to GPT-2 XL.
+
+A word's surprisal is -log p(word) in nats = the sum over its GPT-2 sub-tokens of
+-log(true_prob), from `stimuli/gpt2-xl/transcript.tsv` (one row per token, column true_prob).
+
+- surprisal: regression. Targets standardised with each training fold's mean and sd; squared
+  error; Pearson r (headline), R2, MSE; early stopping on the validation MSE, keeping the epoch
+  with the lowest one (the reference early-stopped on MSE as if larger were better, so it kept
+  the worst epoch).
+- surprisal_class: 3 classes, below mu - sigma ("low"), within ("mid"), above mu + sigma
+  ("high"), with mu and sigma of the TRAINING fold (targets per fold); one softmax inside the
+  cross-entropy; macro ROC-AUC (headline) and macro F1, confusion matrix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from podbench.config import Config
+from podbench.data.dataset import Dataset
+from podbench.errors import DataError
+from podbench.registry import register_task
+from podbench.train.tasks.common import (
+    ClassesTask,
+    ClassWeightParams,
+    RegressionTask,
+    balanced_weights,
+)
+
+
+def word_surprisal(dataset: Dataset) -> pd.DataFrame:
+    """word_idx, word (first token row's word), value = sum over tokens of -log(true_prob)."""
+    tokens = dataset.token_table()
+    path = dataset.transcript_path
+    if "true_prob" not in tokens.columns:
+        raise DataError(f"{path}: no column 'true_prob' (GPT-2 probability of each token)")
+    prob = pd.to_numeric(tokens["true_prob"], errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~(np.isfinite(prob) & (prob > 0) & (prob <= 1))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{path}: true_prob of token row {tokens.index[i]} is "
+                        f"{tokens['true_prob'].iloc[i]!r}; expected a probability in (0, 1]")
+    table = (tokens.assign(surprisal=-np.log(prob))
+             .groupby("word_idx", sort=True)
+             .agg(word=("word", "first"), value=("surprisal", "sum")).reset_index())
+    return table
+
+
+@register_task("surprisal")
+class Surprisal(RegressionTask):
+    """GPT-2 XL surprisal of each word (nats), regression."""
+
+    def target_sources(self, cfg: Config, dataset: Dataset) -> list[Path]:
+        return [dataset.transcript_path]
+
+    def values(self, cfg: Config, dataset: Dataset) -> pd.DataFrame:
+        return word_surprisal(dataset)
+
+
+def surprisal_classes(values: np.ndarray, mean: float, sd: float) -> np.ndarray:
+    """0 below mean - sd, 2 above mean + sd, 1 in between (bounds inclusive)."""
+    return np.where(values < mean - sd, 0, np.where(values > mean + sd, 2, 1)).astype(np.float64)
+
+
+@register_task("surprisal_class", params=ClassWeightParams)
+class SurprisalClass(ClassesTask):
+    """Low / mid / high surprisal relative to the training fold's mean and sd."""
+
+    class_names = ("low", "mid", "high")
+
+    def per_fold(self, cfg: Config) -> bool:
+        return True
+
+    def target_sources(self, cfg: Config, dataset: Dataset) -> list[Path]:
+        return [dataset.transcript_path]
+
+    def values(self, cfg: Config, dataset: Dataset) -> pd.DataFrame:
+        return word_surprisal(dataset)
+
+    def fold_columns(self, cfg, values, train):
+        mean, sd = float(values[train].mean()), float(values[train].std())
+        labels = surprisal_classes(values, mean, sd)
+        info = {"mean": mean, "sd": sd}
+        if cfg.task_params.get("class_weight") == "balanced":
+            weights = balanced_weights(labels.astype(np.int64), train, len(self.class_names))
+            return np.stack([labels, weights], axis=1), info
+        return labels[:, None], info
