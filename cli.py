@@ -93,6 +93,20 @@ def synth(out, subjects, duration, seed, dim, raw):
     click.echo(f"stand-in written to {out}")
 
 
+@main.command()
+@click.option("--root", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="BIDS root with the raw sub-XX/ieeg/*_ieeg.edf recordings.")
+@click.option("--subjects", cls=ManyValues, type=int, multiple=True, metavar="N [N ...]",
+              help="Subject numbers (default: all).")
+@reports_errors
+def highgamma(root, subjects):
+    """Recompute the high-gamma derivative from the raw EDF (read with data.signal:
+    podbench_highgamma)."""
+    from podbench.data.highgamma import write_highgamma
+
+    write_highgamma(root, list(subjects) or None, log=click.echo)
+
+
 @main.command("build-features")
 @config_options
 @reports_errors
@@ -108,12 +122,26 @@ def build_features(config_path, overrides):
 @main.command()
 @config_options
 @click.option("--force", is_flag=True, help="Train again even if complete results exist.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: in this process; ray: as Ray tasks (pip install 'podbench[cluster]').")
+@click.option("--address", default=None, metavar="ADDR",
+              help="With --engine ray: the Ray cluster to join (host:port or auto); "
+                   "default: start a local Ray instance.")
 @reports_errors
-def train(config_path, overrides, force):
+def train(config_path, overrides, force, engine, address):
     """Build missing stores, train every lane, evaluate, write results."""
+    from podbench.errors import ConfigError
+
+    if address is not None and engine != "ray":
+        raise ConfigError("--address needs --engine ray")
+    cfg = load_config(config_path, overrides)
+    if engine == "ray":
+        from podbench.train.cluster import ray_train
+
+        ray_train(cfg, force=force, address=address, log=click.echo)
+        return
     from podbench.train.run import train as run_training
 
-    cfg = load_config(config_path, overrides)
     run_training(cfg, force=force, log=click.echo)
 
 
@@ -123,12 +151,27 @@ def train(config_path, overrides, force):
               help="YAML mapping config paths to lists of values.")
 @click.option("--random", "random_n", type=int, default=None,
               help="Run N random points of the grid instead of all of them.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: programs one after another in this process; ray: store builds and "
+                   "programs as Ray tasks (pip install 'podbench[cluster]').")
+@click.option("--address", default=None, metavar="ADDR",
+              help="With --engine ray: the Ray cluster to join (host:port or auto); "
+                   "default: start a local Ray instance.")
 @reports_errors
-def sweep(config_path, overrides, grid_path, random_n):
+def sweep(config_path, overrides, grid_path, random_n, engine, address):
     """Train every point of a grid; pack per-lane differences as lanes of one program."""
+    from podbench.errors import ConfigError
+
+    if address is not None and engine != "ray":
+        raise ConfigError("--address needs --engine ray")
+    cfg = load_config(config_path, overrides)
+    if engine == "ray":
+        from podbench.train.cluster import ray_sweep
+
+        ray_sweep(cfg, grid_path, random_n, address=address, log=click.echo)
+        return
     from podbench.train.sweep import sweep as run_sweep
 
-    cfg = load_config(config_path, overrides)
     run_sweep(cfg, grid_path, random_n, log=click.echo)
 
 
@@ -221,6 +264,30 @@ def stores_gc(days, config_path, overrides, root):
     for path in removed:
         click.echo(f"removed {path}")
     click.echo(f"{len(removed)} removed")
+
+
+@main.command()
+@click.argument("run_a", type=click.Path(path_type=Path))
+@click.argument("run_b", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the table to this CSV file.")
+@reports_errors
+def multimodal(run_a, run_b, out):
+    """Harmonic mean 2ab/(a+b) of two runs' test pairwise accuracy, per lag.
+
+    RUN_A and RUN_B are results folders (or their lag_performance.csv), e.g. a word-embedding
+    run and a whisper_embedding run; they are joined on `lags`.
+    """
+    from podbench.train.multimodal import best_lag, multimodal_score
+
+    table = multimodal_score(run_a, run_b)
+    click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    lag, score = best_lag(table)
+    click.echo(f"best lag: {lag} ms (multimodal score {score:.4f})")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out, index=False)
+        click.echo(f"written: {out}")
 
 
 if __name__ == "__main__":

@@ -135,9 +135,11 @@ def plot_summary(summary: pd.DataFrame, val_col: str, test_col: str, path: Path,
 
 
 def sweep(cfg: Config, grid_path: str | Path, random_n: int | None = None,
-          run_program: Callable | None = None, log: Callable[[str], None] = print) -> SweepResult:
+          run_program: Callable | None = None, log: Callable[[str], None] = print,
+          run_programs: Callable[[list[Program]], object] | None = None) -> SweepResult:
     """Run every point of the grid; `run_program(configs)` trains one program's points
-    (default: in this process; the cluster engine passes its own)."""
+    (default: in this process), or `run_programs(programs)` runs them all at once (the Ray
+    engine of `podbench.train.cluster`)."""
     from podbench.train.run import run_dir_of, train_points
 
     grid = load_grid(grid_path)
@@ -151,9 +153,12 @@ def sweep(cfg: Config, grid_path: str | Path, random_n: int | None = None,
     programs = group_programs(configs)
     folder = Path(cfg.output.results).expanduser() / cfg.trial_name / f"sweep-{sweep_id(cfg, points)}"
     log(f"sweep {folder.name}: {len(points)} point(s) in {len(programs)} program(s)")
-    runner = run_program or (lambda cfgs: train_points(cfgs, log=log))
-    for program in programs:
-        runner(program.configs)
+    if run_programs is not None:
+        run_programs(programs)
+    else:
+        runner = run_program or (lambda cfgs: train_points(cfgs, log=log))
+        for program in programs:
+            runner(program.configs)
     run_dirs = [run_dir_of(c, stage_keys(c)["training"]) for c in configs]
     summary = summarise(configs, points, run_dirs)
     headline = task_for(cfg).headline
