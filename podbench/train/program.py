@@ -112,10 +112,13 @@ class Program:
     def _over_lanes(self, fn, n_lane_args: int):
         """Apply `fn` to every lane: the first `n_lane_args` arguments have a leading lane axis,
         the others are shared. Lanes are split over the mesh's devices; on each device they
-        run `lane_batch` at a time (vmap) and the groups in sequence (scan)."""
+        run `lane_batch` at a time (vmap) and the groups in sequence (scan), or all at once
+        (vmap) when `lane_batch` is None."""
 
         def local(*args):
             lane_args, shared = args[:n_lane_args], args[n_lane_args:]
+            if self.lane_batch is None:
+                return jax.vmap(lambda *xs: fn(*xs, *shared))(*lane_args)
             return jax.lax.map(lambda xs: fn(*xs, *shared), lane_args, batch_size=self.lane_batch)
 
         if self.mesh is None or self.mesh.size == 1:
@@ -196,8 +199,9 @@ class Program:
         return preds[:, :n]
 
     def _lane_epoch(self, s: State, lane: Lanes, data: Data, epoch) -> State:
-        """One epoch of one lane; a stopped lane is left as it is (on CPU, where lanes run
-        one at a time, the branch is really skipped; under vmap both sides are computed)."""
+        """One epoch of one lane; a stopped lane is left as it is (where lanes run one at a
+        time the branch is really skipped; under vmap both sides are computed, so the host
+        compacts the working set instead)."""
         return jax.lax.cond(s.stopped, lambda: s, lambda: self._train_epoch(s, lane, data, epoch))
 
     def _train_epoch(self, s: State, lane: Lanes, data: Data, epoch) -> State:

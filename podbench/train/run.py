@@ -145,8 +145,8 @@ def _model_builder(cfg: Config, input_shape: tuple, output_dim: int, head: str):
 
 
 def lane_batch(cfg: Config) -> int | None:
-    """Lanes vmapped together on one device: all on accelerators; one at a time on CPU, where
-    vmapped small convolutions run slower than a sequence of single-lane steps."""
+    """Lanes vmapped together on one device: all (None) on accelerators; one at a time on
+    CPU, where vmapped small convolutions run slower than a sequence of single-lane steps."""
     import jax
 
     if isinstance(cfg.training.lane_batch, int):
@@ -214,7 +214,10 @@ def train_lanes(cfg: Config, task: Task, inputs: RunInputs, table: LaneTable, gr
 
 
 def train_chunk(program, lanes_np, data, max_epochs: int, shard, label: str):
-    """Train one chunk of lanes to completion, compacting the working set as lanes stop."""
+    """Train one chunk of lanes to completion. Where lanes are vmapped together, the working
+    set is compacted as lanes stop (a narrower program, compiled once per width); where they
+    run one at a time, a stopped lane already skips its work and compaction would only add
+    compilations."""
     import jax
     from tqdm.auto import tqdm
 
@@ -233,7 +236,7 @@ def train_chunk(program, lanes_np, data, max_epochs: int, shard, label: str):
         if active == 0:
             break
         width = shard.width(active)
-        if width <= len(working.stopped) // 2:
+        if program.lane_batch != 1 and width <= len(working.stopped) // 2:
             bank = working if bank is None else _scatter(bank, ids, working)
             keep = ids[~stopped]
             pick = np.concatenate([keep, np.full(width - len(keep), ids[stopped][0])])
