@@ -116,7 +116,8 @@ def build_features(config_path, overrides):
 
     cfg = load_config(config_path, overrides)
     click.echo(f"{'stage':<9} {'key':<12}  {'status':<7} {'shape':<22} {'size':>9} {'time':>8}")
-    build(cfg, log=click.echo)
+    for task_cfg in cfg.task_configs():
+        build(task_cfg, log=click.echo)
 
 
 @main.command()

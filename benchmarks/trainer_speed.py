@@ -131,7 +131,7 @@ def podbench_flops(inputs, res, members: int) -> float:
     forward_per_example = count_flops_per_step(n_ch, n_t, d, members, 1, backward=False)
     folds = {f.number: f for f in inputs.folds}
     total = 0.0
-    for lane, epochs in enumerate(res.epochs):
+    for lane, epochs in enumerate(res.epochs.tolist()):
         fold = folds[int(res.table.fold[lane])]
         steps = -(-len(fold.train) // 32)
         total += epochs * (steps * per_step + len(fold.val) * forward_per_example)

@@ -21,9 +21,11 @@ __all__ = ["Config", "from_dict", "load_config", "build_features", "open_store",
 load_config = load
 
 
-def build_features(cfg: Config, log=print) -> Features:
-    """Build or find the epochs, targets and latents stores of `cfg`."""
-    return _build_features(cfg, log=log)
+def build_features(cfg: Config, log=print) -> Features | list[Features]:
+    """Build or find the epochs, targets and latents stores of `cfg` (one Features per task
+    when it lists several; they share the epochs and latents)."""
+    built = [_build_features(c, log=log) for c in cfg.task_configs()]
+    return built if cfg.several_tasks else built[0]
 
 
 def open_store(cfg: Config, stage: str):
@@ -37,7 +39,8 @@ def stores(cfg: Config) -> Stores:
 
 
 def train(cfg: Config, force: bool = False, log=print):
-    """Build missing stores, train, evaluate and write results; returns the run's folder."""
+    """Build missing stores, train, evaluate and write results: a RunResult (its folder and
+    lag table), or one per task when `cfg` lists several."""
     from podbench.train.run import train as _train
 
     return _train(cfg, force=force, log=log)

@@ -136,7 +136,9 @@ class OutputConfig:
 @dataclass
 class Config:
     trial_name: str = opt("podbench", doc="results go to <output.results>/<trial_name>/<run-id>")
-    task: str = opt("word_embedding", doc="registered task")
+    task: Union[str, list[str]] = opt(
+        "word_embedding", doc="registered task, or a list of tasks trained on the same features "
+                              "(task_params then maps each listed task to its parameters)")
     task_params: dict = opt(factory=dict, doc="parameters declared by the task")
     plugins: list[str] = opt(factory=list, doc="modules to import so that they register entries")
     data: DataConfig = opt(factory=DataConfig)
@@ -160,6 +162,18 @@ class Config:
         for path, value in overrides.items():
             set_path(raw, path, value)
         return from_dict(raw, self.source)
+
+    @property
+    def several_tasks(self) -> bool:
+        return isinstance(self.task, list)
+
+    def task_configs(self) -> list["Config"]:
+        """One config per task: [self] for one task, else one for each listed task (with its
+        own task_params), all sharing every other field."""
+        if not self.several_tasks:
+            return [self]
+        return [self.replace({"task": name, "task_params": self.task_params.get(name, {})})
+                for name in self.task]
 
 
 # --------------------------------------------------------------------------- validation
@@ -308,13 +322,17 @@ def parse_overrides(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
     return out
 
 
-def _validate_registered(cfg: Config) -> None:
+def _validate_registered(cfg: Config, task_params_path: str = "task_params") -> None:
     """Check registry names and validate free-form params against declared schemas."""
     from podbench import registry
 
     registry.load_plugins(cfg.plugins)
+    if cfg.several_tasks:
+        _validate_task_list(cfg)
+        return
     task_entry = registry.tasks.entry(cfg.task, "task")
-    cfg.task_params = build_params(task_entry.meta.get("params"), cfg.task_params, "task_params")
+    cfg.task_params = build_params(task_entry.meta.get("params"), cfg.task_params,
+                                   task_params_path)
     task = task_entry.obj()
     model = registry.models.entry(cfg.model.name, "model.name")
     cfg.model.params = build_params(model.meta.get("params"), cfg.model.params, "model.params")
@@ -325,6 +343,37 @@ def _validate_registered(cfg: Config) -> None:
     lags = cfg.data.lags
     if lags.max <= lags.min:
         raise ConfigError(f"data.lags = {dataclasses.asdict(lags)}: expected max > min")
+
+
+def _validate_task_list(cfg: Config) -> None:
+    """A list of tasks: distinct names, task_params keyed by listed task, each task's config
+    valid on its own (the task_params of each become its validated parameters)."""
+    from podbench import registry
+
+    names = cfg.task
+    if not names:
+        raise ConfigError("task = []: expected a task name or a non-empty list of task names")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(f"task = {names!r}: {', '.join(repeated)} listed twice")
+    for i, name in enumerate(names):
+        registry.tasks.entry(name, f"task[{i}]")
+    for name, params in cfg.task_params.items():
+        if name not in names:
+            raise ConfigError(f"task_params.{name}: not a listed task; with several tasks, "
+                              f"task_params maps each of {names} to its parameters")
+        if not isinstance(params, dict):
+            raise ConfigError(f"task_params.{name} = {params!r}: expected a mapping")
+    validated = {}
+    for name in names:
+        # shares cfg's sections, so model and preprocess params are validated in place
+        single = dataclasses.replace(cfg, task=name, task_params=dict(cfg.task_params.get(name, {})))
+        try:
+            _validate_registered(single, f"task_params.{name}")
+        except ConfigError as exc:
+            raise ConfigError(f"task {name!r}: {exc}") from None
+        validated[name] = single.task_params
+    cfg.task_params = validated
 
 
 def from_dict(raw: dict, source: str = "<dict>") -> Config:

@@ -413,6 +413,51 @@ def test_a_task_is_one_module_plus_one_yaml(decoding_standin, work, tmp_path, mo
     assert "word_length" in registry.tasks.names()
 
 
+# --------------------------------------------------------------------------- several tasks
+
+def test_several_tasks_share_features_and_pack_where_shapes_allow(decoding_standin, work):
+    """word_embedding and whisper_embedding (vector heads of width 8) train as lanes of one
+    program, content_word (a binary head) in its own; each result equals its task alone."""
+    from podbench.train.run import program_signature
+
+    root, csv = decoding_standin
+    cfg = small_config(root, csv, work, ["word_embedding", "whisper_embedding", "content_word"],
+                       trial_name="multi", model={"name": "mlp", "params": {"hidden": [16]}},
+                       targets={"pca_dim": 8, "min_train_freq": 3}, training={"epochs": 3},
+                       task_params={"content_word": {"class_weight": "balanced"}})
+    singles = cfg.task_configs()
+    assert [c.task for c in singles] == cfg.task
+    assert singles[2].task_params == {"class_weight": "balanced"} and singles[0].task_params == {}
+    signatures = [program_signature(c) for c in singles]
+    assert signatures[0] == signatures[1] != signatures[2]
+    lines = []
+    results = api.train(cfg, log=lines.append)
+    assert "3 tasks in 2 program(s): word_embedding + whisper_embedding; content_word" in lines
+    assert [r.run_dir.parent.name for r in results] == ["multi"] * 3
+    assert "test_pairwise_accuracy_mean" in results[1].performance
+    assert "test_roc_auc_mean" in results[2].performance
+    assert sum(line.startswith("epochs") and "built" in line for line in lines) <= 1
+    alone = api.train(singles[1].replace({"trial_name": "alone"}), **QUIET).performance
+    packed = results[1].performance
+    for col in ("test_pairwise_accuracy_mean", "test_cosine_sim_mean", "val_cosine_sim_mean"):
+        np.testing.assert_allclose(packed[col], alone[col], rtol=0, atol=1e-5)
+    again = api.train(cfg, **QUIET)
+    assert all(r.skipped for r in again)
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"task": []}, "non-empty list"),
+    ({"task": ["content_word", "content_word"]}, "listed twice"),
+    ({"task": ["content_word", "nope"]}, "task\\[1\\]"),
+    ({"task": ["content_word"], "task_params": {"surprisal": {}}}, "not a listed task"),
+    ({"task": ["content_word", "surprisal"], "task_params": {"content_word": {"class_weight": 1}}},
+     "task_params.content_word.class_weight"),
+])
+def test_task_list_errors(raw, message):
+    with pytest.raises(ConfigError, match=message):
+        config.from_dict(raw)
+
+
 # --------------------------------------------------------------------------- multimodal
 
 def _performance(path: Path, lags, values) -> Path:

@@ -103,7 +103,7 @@ def test_lane_hyper_parameters_and_early_stopping(small):
     moving = LanePoint(cfg.training.seed, 1e-2, cfg.training.weight_decay, 0.2)
     table = lanes_of(cfg, inputs, members=1, points=[frozen, moving])
     res = train_lanes(cfg, task, inputs, table, 1, **QUIET)
-    lanes = lane_inputs(table, inputs, cfg)
+    lanes = lane_inputs(table, inputs)
     initial = make_program(cfg, task, inputs, lanes, 1).init(lanes).params
     still = table.point == 0
     for got, init in zip(jax.tree.leaves(res.state["params"]), jax.tree.leaves(initial)):

@@ -338,11 +338,14 @@ class RayEngine:
 
         waiting = {}
         for number, program, dirs in todo:
-            cfg = program.configs[0]
-            keys = stage_keys(cfg)
-            epochs = build(cfg, "epochs", keys["epochs"])
-            needs = [epochs, build(cfg, "targets", keys["targets"], epochs),
-                     build(cfg, "latents", keys["latents"], epochs)]
+            needs = []  # one epochs and latents store; a targets store per distinct target
+            for cfg in program.configs:
+                keys = stage_keys(cfg)
+                epochs = build(cfg, "epochs", keys["epochs"])
+                for ref in (epochs, build(cfg, "targets", keys["targets"], epochs),
+                            build(cfg, "latents", keys["latents"], epochs)):
+                    if ref not in needs:
+                        needs.append(ref)
             waiting[number] = (program, dirs, needs)
         self.log(f"ray: {len(builds)} store task(s), {len(todo)} program task(s)")
         built: dict[object, dict] = {}
@@ -400,18 +403,24 @@ def ray_sweep(cfg: Config, grid_path, random_n: int | None = None, address: str 
 
 def ray_train(cfg: Config, force: bool = False, address: str | None = None,
               log: Callable[[str], None] = print, **engine):
-    """`podbench train --engine ray`: one program of one point, as a Ray task."""
+    """`podbench train --engine ray`: the run's program(s) as Ray tasks (one program, or one
+    per group of packable tasks when the config lists several)."""
     import pandas as pd
 
     from podbench.keys import stage_keys
     from podbench.train.run import RunResult, run_dir_of, summary_table
-    from podbench.train.sweep import Program
+    from podbench.train.sweep import group_programs
     from podbench.train.tasks import task_for
 
+    configs = cfg.task_configs()
     with RayEngine(address, log=log, **engine) as ray_engine:
-        records = ray_engine.run_programs([Program([0], [cfg])], force=force)
-    run_dir = run_dir_of(cfg, stage_keys(cfg)["training"])
-    perf = pd.read_csv(run_dir / "lag_performance.csv")
-    log(summary_table(perf, task_for(cfg)))
-    log(f"results: {run_dir}")
-    return RunResult(run_dir, perf, not any(r.trained for r in records))
+        records = ray_engine.run_programs(group_programs(configs), force=force)
+    trained = {i for r in records for i in r.trained}
+    out = []
+    for i, task_cfg in enumerate(configs):
+        run_dir = run_dir_of(task_cfg, stage_keys(task_cfg)["training"])
+        perf = pd.read_csv(run_dir / "lag_performance.csv")
+        log(summary_table(perf, task_for(task_cfg)))
+        log(f"results: {run_dir}")
+        out.append(RunResult(run_dir, perf, i not in trained))
+    return out if cfg.several_tasks else out[0]

@@ -39,12 +39,14 @@ def score_lanes(cfg: Config, task: Task, inputs, res, point: int = 0) -> pd.Data
     table = res.table
     folds = {f.number: f for f in inputs.folds}
     in_point = table.point == point
+    program = res.program
+    mine = program.rows[program.entry(point)]  # this point's words among the program's rows
     for lag in inputs.lags:
         for number, fold in folds.items():
             sel = np.flatnonzero(in_point & (table.lag_ms == lag) & (table.fold == number))
             if len(sel) == 0:
                 continue
-            members = res.preds[sel].reshape(-1, *res.preds.shape[2:])  # [M, N, D]
+            members = res.preds[sel][:, :, mine].reshape(-1, len(mine), res.preds.shape[-1])
             y = inputs.y[number - 1 if inputs.y.shape[0] > 1 else 0]
             ensemble = task.ensemble(members) if res.group == 1 else members.mean(axis=0)
             test_preds.append((lag, number, ensemble[fold.test], y[fold.test]))
@@ -64,7 +66,7 @@ def score_lanes(cfg: Config, task: Task, inputs, res, point: int = 0) -> pd.Data
                     member = int(table.member[lane_i])
                     for split in ("val", "test"):
                         idx = split_rows[split]
-                        pred = res.preds[lane_i, 0, idx]
+                        pred = res.preds[lane_i, 0, mine[idx]]
                         for name, v in task.split_metrics(pred, y[idx]).items():
                             rows.append((lag, number, str(member), f"{split}_{name}", v))
                     rows.append((lag, number, str(member), "num_epochs",

@@ -88,12 +88,62 @@ def prepare(cfg: Config, features: Features) -> RunInputs:
 
 
 @dataclass
+class ProgramInputs:
+    """What one compiled program trains on: the inputs of its points merged on the union of
+    their words. Points of one targets store share an entry; several entries arise when tasks
+    (or target settings) with equal program shapes train together."""
+
+    x: np.ndarray  # [N, n_lag, *input_shape] latents of the union of the entries' words
+    y: np.ndarray  # [n_sets, N, D] every entry's target sets (zeros where it has no target)
+    norm_mean: np.ndarray  # [n_stats, n_lag, *stat_shape]
+    norm_std: np.ndarray
+    entries: list[RunInputs]
+    rows: list[np.ndarray]  # per entry: the rows of its words in x
+    y_base: list[int]  # per entry: index of its first target set in y
+    norm_base: list[int]  # per entry: index of its first statistics set
+    entry_of: list[int] | None = None  # per point: its entry (None: entry 0 for all)
+
+    def entry(self, point: int) -> int:
+        return 0 if self.entry_of is None else self.entry_of[point]
+
+
+def merge_inputs(entries: list[RunInputs], entry_of: list[int] | None = None) -> ProgramInputs:
+    """One program's arrays from its entries' inputs (shared, not copied, for one entry)."""
+    if len(entries) == 1:
+        only = entries[0]
+        return ProgramInputs(only.x, only.y, only.norm_mean, only.norm_std, entries,
+                             [np.arange(len(only.words))], [0], [0], entry_of)
+    if len({tuple(e.lags) for e in entries}) > 1 or len({e.y.shape[-1] for e in entries}) > 1:
+        raise ConfigError("tasks packed in one program need the same lags and target width")
+    words = entries[0].words
+    for e in entries[1:]:
+        words = np.union1d(words, e.words)
+    rows = [np.searchsorted(words, e.words) for e in entries]
+    x = np.empty((len(words), *entries[0].x.shape[1:]), np.float32)
+    y = np.zeros((sum(e.y.shape[0] for e in entries), len(words), entries[0].y.shape[-1]),
+                 np.float32)
+    y_base = np.cumsum([0] + [e.y.shape[0] for e in entries])[:-1].tolist()
+    for e, r, base in zip(entries, rows, y_base):
+        x[r] = e.x
+        y[base:base + e.y.shape[0], r] = e.y
+    norm_base = np.cumsum([0] + [e.norm_mean.shape[0] for e in entries])[:-1].tolist()
+    return ProgramInputs(x, y, np.concatenate([e.norm_mean for e in entries]),
+                         np.concatenate([e.norm_std for e in entries]), entries, rows, y_base,
+                         norm_base, entry_of)
+
+
+def as_program(inputs: RunInputs | ProgramInputs) -> ProgramInputs:
+    return inputs if isinstance(inputs, ProgramInputs) else merge_inputs([inputs])
+
+
+@dataclass
 class LaneResults:
     """What training leaves per lane: predictions for every word and the training record."""
 
     table: LaneTable
     group: int
-    preds: np.ndarray  # [L, G, N, D] best-parameter predictions
+    program: ProgramInputs
+    preds: np.ndarray  # [L, G, N, D] best-parameter predictions for every row of program.x
     epochs: np.ndarray  # [L] epochs trained
     best_epoch: np.ndarray  # [L]
     best_score: np.ndarray  # [L] validation early-stopping metric at the best epoch
@@ -101,19 +151,27 @@ class LaneResults:
     seconds: float
 
 
-def lane_inputs(table: LaneTable, inputs: RunInputs, cfg: Config):
-    """The trainer's per-lane arrays (numpy) for a lane table."""
+def lane_inputs(table: LaneTable, inputs: RunInputs | ProgramInputs):
+    """The trainer's per-lane arrays (numpy) for a lane table: each lane's training and
+    validation rows, target set and statistics set come from its point's entry."""
     from podbench.train.program import Lanes
 
-    by_number = {f.number: f for f in inputs.folds}
-    train_idx, train_n = padded([by_number[f].train for f in table.fold])
-    val_idx, val_n = padded([by_number[f].val for f in table.fold])
-    fold0 = table.fold.astype(np.int32) - 1
+    program = as_program(inputs)
+    folds = [{f.number: f for f in e.folds} for e in program.entries]
+    train, val, yset, nset = [], [], [], []
+    for point, number in zip(table.point.tolist(), table.fold.tolist()):
+        e = program.entry(point)
+        entry, fold = program.entries[e], folds[e][number]
+        train.append(program.rows[e][fold.train])
+        val.append(program.rows[e][fold.val])
+        yset.append(program.y_base[e] + (number - 1 if entry.y.shape[0] > 1 else 0))
+        nset.append(program.norm_base[e] + (number - 1 if entry.norm_mean.shape[0] > 1 else 0))
+    train_idx, train_n = padded(train)
+    val_idx, val_n = padded(val)
     return Lanes(
         key=np.stack([key_data(int(s)) for s in table.seed]),
         lag=table.lag_index.astype(np.int32),
-        yfold=fold0 if inputs.y.shape[0] > 1 else np.zeros(len(table), np.int32),
-        nfold=fold0 if inputs.norm_mean.shape[0] > 1 else np.zeros(len(table), np.int32),
+        yfold=np.asarray(yset, np.int32), nfold=np.asarray(nset, np.int32),
         lr=table.lr, weight_decay=table.weight_decay, dropout=table.dropout,
         train_idx=train_idx, train_n=train_n, val_idx=val_idx, val_n=val_n)
 
@@ -154,7 +212,8 @@ def lane_batch(cfg: Config) -> int | None:
     return 1 if jax.devices()[0].platform == "cpu" else None
 
 
-def make_program(cfg: Config, task: Task, inputs: RunInputs, lanes_np, group: int, mesh=None):
+def make_program(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs, lanes_np,
+                 group: int, mesh=None):
     """The compiled lane program for this run's model, task and padded fold sizes."""
     from podbench.train.program import Program
 
@@ -166,8 +225,8 @@ def make_program(cfg: Config, task: Task, inputs: RunInputs, lanes_np, group: in
                    n_val_max=lanes_np.val_idx.shape[1], lane_batch=lane_batch(cfg), mesh=mesh)
 
 
-def train_lanes(cfg: Config, task: Task, inputs: RunInputs, table: LaneTable, group: int,
-                log: Callable[[str], None] = print) -> LaneResults:
+def train_lanes(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs, table: LaneTable,
+                group: int, log: Callable[[str], None] = print) -> LaneResults:
     """Train every lane of `table` in chunks of one compiled program; predict all words."""
     import jax
     import jax.numpy as jnp
@@ -177,8 +236,9 @@ def train_lanes(cfg: Config, task: Task, inputs: RunInputs, table: LaneTable, gr
     from podbench.train.sharding import LaneSharding
 
     t0 = time.perf_counter()
+    inputs = as_program(inputs)
     input_shape = inputs.x.shape[2:]
-    lanes_np = lane_inputs(table, inputs, cfg)
+    lanes_np = lane_inputs(table, inputs)
     shard = LaneSharding()
     program = make_program(cfg, task, inputs, lanes_np, group, shard.mesh)
     build = program.build_model
@@ -208,7 +268,7 @@ def train_lanes(cfg: Config, task: Task, inputs: RunInputs, table: LaneTable, gr
                                    {"params": state.best_params, "rest": state.best_rest}))
     epochs, best_epoch, best_score = (np.concatenate(r) for r in zip(*records))
     sign = 1.0 if task.stop_mode == "max" else -1.0
-    return LaneResults(table, group, np.concatenate(preds), epochs, best_epoch,
+    return LaneResults(table, group, inputs, np.concatenate(preds), epochs, best_epoch,
                        sign * best_score, jax.tree.map(lambda *a: np.concatenate(a), *states),
                        time.perf_counter() - t0)
 
@@ -256,8 +316,8 @@ def _scatter(bank, ids: np.ndarray, working):
 
 
 
-def train_closed_form(cfg: Config, task: Task, inputs: RunInputs, table: LaneTable,
-                      fit_predict) -> LaneResults:
+def train_closed_form(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs,
+                      table: LaneTable, fit_predict) -> LaneResults:
     """Closed-form decoders (ridge): one solve per lane, no epochs."""
     import jax
     import jax.numpy as jnp
@@ -265,16 +325,17 @@ def train_closed_form(cfg: Config, task: Task, inputs: RunInputs, table: LaneTab
     from podbench.train.program import Data, closed_form
 
     t0 = time.perf_counter()
+    inputs = as_program(inputs)
     fit, predict = fit_predict
     data = Data(jnp.asarray(inputs.x), jnp.asarray(inputs.y), jnp.asarray(inputs.norm_mean),
                 jnp.asarray(inputs.norm_std))
-    lanes = jax.device_put(lane_inputs(table, inputs, cfg))
+    lanes = jax.device_put(lane_inputs(table, inputs))
     alphas = jnp.asarray(cfg.model.params["alphas"], jnp.float32)
     sign = 1.0 if task.stop_mode == "max" else -1.0
     preds, scores, chosen = jax.jit(lambda ln: closed_form(fit, predict, ln, data, alphas,
                                                            task.stop_value, sign))(lanes)
     zeros = np.zeros(len(table), np.int64)
-    return LaneResults(table, 1, np.asarray(preds), zeros, zeros, np.asarray(scores),
+    return LaneResults(table, 1, inputs, np.asarray(preds), zeros, zeros, np.asarray(scores),
                        {"alpha": np.asarray(chosen)}, time.perf_counter() - t0)
 
 
@@ -298,11 +359,19 @@ def per_lane_fields(cfg: Config) -> tuple[str, ...]:
 
 
 def program_signature(cfg: Config) -> str:
-    """Configs with equal signatures share stores, shapes and schedule: one program."""
+    """Configs with equal signatures share epochs, latents, shapes and schedule: one program.
+
+    The task enters only through what the compiled program takes from it (`program_key`) and
+    its events, so tasks or target settings with equal shapes pack together; each point keeps
+    its own targets."""
     from podbench.keys import canonical_json
 
+    task = task_for(cfg)
     raw = cfg.to_dict()
-    raw.pop("trial_name")
+    for name in ("trial_name", "task", "task_params", "targets"):
+        raw.pop(name)
+    raw["task_program"] = task.program_key(cfg)
+    raw["events"] = task.events_fragment(cfg)
     if not registry.models.entry(cfg.model.name).meta.get("closed_form", False):
         for dotted in per_lane_fields(cfg):
             *parents, leaf = dotted.split(".")
@@ -319,17 +388,34 @@ def run_dir_of(cfg: Config, training_key: str) -> Path:
     return Path(cfg.output.results).expanduser() / cfg.trial_name / training_key[:SHORT]
 
 
-def train(cfg: Config, force: bool = False, log: Callable[[str], None] = print) -> RunResult:
-    """Build or reuse the stores, train all lanes, evaluate, write results/<trial>/<run-id>."""
-    return train_points([cfg], force=force, log=log)[0]
+def train(cfg: Config, force: bool = False,
+          log: Callable[[str], None] = print) -> RunResult | list[RunResult]:
+    """Build or reuse the stores, train all lanes, evaluate, write results/<trial>/<run-id>.
+
+    A config that lists several tasks gives one result per task, in its order; tasks whose
+    programs have equal shapes train as lanes of one program, over one epochs/latents build.
+    """
+    if not cfg.several_tasks:
+        return train_points([cfg], force=force, log=log)[0]
+    from podbench.train.sweep import group_programs
+
+    configs = cfg.task_configs()
+    out: list[RunResult | None] = [None] * len(configs)
+    programs = group_programs(configs)
+    log(f"{len(configs)} tasks in {len(programs)} program(s): " + "; ".join(
+        " + ".join(c.task for c in p.configs) for p in programs))
+    for program in programs:
+        for i, result in zip(program.indices, train_points(program.configs, force, log)):
+            out[i] = result
+    return out
 
 
 def train_points(cfgs: list[Config], force: bool = False,
                  log: Callable[[str], None] = print) -> list[RunResult]:
     """Train configs that share one program signature together, as lanes of one program.
 
-    Each config (a sweep point) gets its own results folder; points whose results are
-    complete are skipped unless `force`.
+    Each config (a sweep point, or a task) gets its own results folder; points whose results
+    are complete are skipped unless `force`.
     """
     import pandas as pd
 
@@ -337,11 +423,14 @@ def train_points(cfgs: list[Config], force: bool = False,
     from podbench.train import results
 
     if len({program_signature(c) for c in cfgs}) != 1:
-        raise ValueError("train_points needs configs that differ only in per-lane values")
+        raise ValueError("train_points needs configs with one program signature")
     base = cfgs[0]
     t0 = time.perf_counter()
-    features = build_features(base, log=log)
     keys = [stage_keys(c) for c in cfgs]
+    features: dict[str, Features] = {}  # one per targets store
+    for c, k in zip(cfgs, keys):
+        if k["targets"] not in features:
+            features[k["targets"]] = build_features(c, log=log)
     dirs = [run_dir_of(c, k["training"]) for c, k in zip(cfgs, keys)]
     out: list[RunResult | None] = [None] * len(cfgs)
     pending = []
@@ -355,30 +444,39 @@ def train_points(cfgs: list[Config], force: bool = False,
         return out
     task = task_for(base)
     t1 = time.perf_counter()
-    inputs = prepare(base, features)
+    entries: dict[str, int] = {}  # targets key -> entry
+    inputs: list[RunInputs] = []
+    for i in pending:
+        if keys[i]["targets"] not in entries:
+            entries[keys[i]["targets"]] = len(inputs)
+            inputs.append(prepare(cfgs[i], features[keys[i]["targets"]]))
+    entry_of = [entries[keys[i]["targets"]] for i in pending]
+    program = merge_inputs(inputs, entry_of)
     entry = registry.models.entry(base.model.name, "model.name")
     closed = entry.meta.get("closed_form", False)
     members = 1 if closed else base.model.members
     group = members if base.model.ensemble == "joint" and not closed else 1
-    table = lay_out(inputs.lags, inputs.folds, members, group, [lane_point(cfgs[i]) for i in pending])
-    log(f"training {len(table)} lanes ({len(pending)} point(s) x {len(inputs.lags)} lags x "
-        f"{len(inputs.folds)} folds x {members // group} member lanes of {group}) on "
-        f"{len(inputs.words)} words, inputs {tuple(inputs.x.shape[2:])}")
+    table = lay_out(inputs[0].lags, inputs[0].folds, members, group,
+                    [lane_point(cfgs[i]) for i in pending])
+    log(f"training {len(table)} lanes ({len(pending)} point(s) x {len(inputs[0].lags)} lags x "
+        f"{len(inputs[0].folds)} folds x {members // group} member lanes of {group}) on "
+        f"{len(program.x)} words, inputs {tuple(program.x.shape[2:])}")
     if closed:
-        res = train_closed_form(base, task, inputs, table, entry.obj(base.model.params))
+        res = train_closed_form(base, task, program, table, entry.obj(base.model.params))
     else:
-        res = train_lanes(base, task, inputs, table, group, log)
-    fold_numbers = [f.number for f in inputs.folds]
+        res = train_lanes(base, task, program, table, group, log)
+    fold_numbers = [f.number for f in inputs[0].folds]
     for point, i in enumerate(pending):
         t2 = time.perf_counter()
-        long = results.score_lanes(cfgs[i], task, inputs, res, point)
+        point_task = task_for(cfgs[i])
+        long = results.score_lanes(cfgs[i], point_task, inputs[entry_of[point]], res, point)
         perf = results.lag_performance(long, fold_numbers)
         timings = {"features": round(t1 - t0, 3), "training": round(res.seconds, 3),
                    "evaluation": round(time.perf_counter() - t2, 3),
                    "points_in_program": len(pending)}
-        results.write_run(dirs[i], cfgs[i], keys[i], long, perf, task, res, point, timings,
-                          fold_numbers)
-        log(summary_table(perf, task))
+        results.write_run(dirs[i], cfgs[i], keys[i], long, perf, point_task, res, point,
+                          timings, fold_numbers)
+        log(summary_table(perf, point_task))
         log(f"results: {dirs[i]}")
         out[i] = RunResult(dirs[i], perf, False)
     return out

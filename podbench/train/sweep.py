@@ -142,6 +142,8 @@ def sweep(cfg: Config, grid_path: str | Path, random_n: int | None = None,
     engine of `podbench.train.cluster`)."""
     from podbench.train.run import run_dir_of, train_points
 
+    if cfg.several_tasks:
+        raise ConfigError(f"task = {cfg.task!r}: a sweep runs one task; sweep each task's config")
     grid = load_grid(grid_path)
     points = grid_points(grid, random_n, seed=cfg.training.seed)
     configs = []

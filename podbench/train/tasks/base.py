@@ -18,7 +18,8 @@ registered class plus a YAML config, not a second trainer:
   members' predictions on each fold's test (and validation) split; `headline` names the
   metric of the lag curve, and its `val_` twin selects models in sweeps;
 - results: `ensemble` combines independently trained members (default: mean of outputs),
-  `extra_results` adds tables to the results folder (e.g. a confusion matrix).
+  `extra_results` adds tables to the results folder (e.g. a confusion matrix);
+- packing: `program_key` says which tasks can be lanes of one compiled program.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import pandas as pd
 from podbench import registry
 from podbench.config import Config
 from podbench.data.dataset import Dataset, word_table
+from podbench.errors import ConfigError
 
 
 def config_value(cfg: Config, dotted: str):
@@ -112,6 +114,15 @@ class Task:
         """What is decoded, in a few words (the lag curve's title)."""
         return cfg.targets.kind
 
+    def program_key(self, cfg: Config) -> dict:
+        """What a compiled program takes from the task: its head, loss, early stopping and
+        target columns. Tasks with equal keys (and equal events) train as lanes of one
+        program; subclasses add what fixes their target shape."""
+        kind = type(self)
+        return {"head": self.head, "loss": f"{kind.loss.__module__}.{kind.loss.__qualname__}",
+                "stop": f"{kind.stop_value.__module__}.{kind.stop_value.__qualname__}",
+                "stop_mode": self.stop_mode}
+
 
 def masked_mean(values, mask):
     return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
@@ -125,4 +136,7 @@ def cosine_rows(pred, y):
 
 def task_for(cfg: Config) -> Task:
     """The task instance a config selects."""
+    if cfg.several_tasks:
+        raise ConfigError(f"task = {cfg.task!r}: this needs one task; pick one with "
+                          "config.task_configs() or --set task=NAME")
     return registry.tasks.get(cfg.task, "task")()

@@ -72,6 +72,11 @@ class EventTargetsTask(Task):
     def describe(self, cfg: Config) -> str:
         return cfg.task
 
+    def program_key(self, cfg: Config) -> dict:
+        """Plus the classes and whether a weight column follows the label."""
+        return {**super().program_key(cfg), "classes": list(getattr(self, "class_names", ())),
+                "class_weight": cfg.task_params.get("class_weight", "none")}
+
     # ---------------------------------------------------------------- what subclasses give
 
     def values(self, cfg: Config, dataset: Dataset) -> pd.DataFrame:

@@ -83,6 +83,13 @@ class WordEmbedding(Task):
         write_dataset(tmp, ds, chunk_words=len(result.word_idx))
         return attrs
 
+    def program_key(self, cfg: Config) -> dict:
+        """Plus the target dimension: the PCA's, or (without PCA) the source's identity."""
+        dim = cfg.targets.pca_dim
+        if dim is None:
+            dim = self.targets_fragment(cfg, Dataset(cfg.data.root))[0]
+        return {**super().program_key(cfg), "dim": dim}
+
     def loss(self, pred, y, cfg: Config):
         if cfg.training.loss == "cosine":
             return 1.0 - cosine_rows(pred, y)
