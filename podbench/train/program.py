@@ -119,7 +119,9 @@ class Program:
             lane_args, shared = args[:n_lane_args], args[n_lane_args:]
             if self.lane_batch is None:
                 return jax.vmap(lambda *xs: fn(*xs, *shared))(*lane_args)
-            return jax.lax.map(lambda xs: fn(*xs, *shared), lane_args, batch_size=self.lane_batch)
+            # batch_size=1 would still vmap (turning the stopped-lane cond into a select)
+            batch = None if self.lane_batch == 1 else self.lane_batch
+            return jax.lax.map(lambda xs: fn(*xs, *shared), lane_args, batch_size=batch)
 
         if self.mesh is None or self.mesh.size == 1:
             return local
