@@ -2,8 +2,8 @@
 
 A grid file maps config paths to lists of values. Points are the cartesian product (or N
 random points of it). Points that differ only in per-lane values (learning rate, weight decay,
-dropout rate, seed) are packed as extra lanes of one compiled program; points that change
-shapes go to separate programs. Every point gets its own results folder; the sweep writes
+dropout rate, seed), or only in their targets at an equal target width, are packed as extra
+lanes of one compiled program; points that change shapes go to separate programs. Every point gets its own results folder; the sweep writes
 `results/<trial>/sweep-<id>/summary.csv` (one row per point: its settings, best lag, and the
 headline metric on validation and test at that lag) and `summary.png`. The best point is
 chosen on validation, never on test. Points whose results are complete are skipped, so an
