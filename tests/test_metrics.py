@@ -73,3 +73,19 @@ def test_word_auc_is_at_chance_for_unrelated_predictions():
     assert out["test_word_avg_auc_roc"] == pytest.approx(0.5, abs=0.03)
     perfect = metrics.word_metrics(y[None], y, labels, labels, min_train_freq=5)
     assert perfect["test_word_avg_auc_roc"] > 0.99
+
+
+def test_vectorised_ranks_and_aucs_equal_sorting_and_sklearn():
+    rng = np.random.default_rng(2)
+    scores = rng.integers(0, 6, size=(300, 40)).astype(float)  # many ties
+    true = rng.integers(0, 40, size=300)
+    order = np.argsort(-scores, axis=1, kind="stable")
+    for k in (1, 5, 10):
+        expected = np.mean((order[:, :k] == true[:, None]).any(axis=1))
+        assert metrics.top_k(scores, true, k) == expected
+    positive = rng.random((300, 40)) < 0.2
+    positive[:, 0] = False  # one class only: nan
+    aucs = metrics.column_aucs(scores, positive)
+    assert np.isnan(aucs[0])
+    expected = [roc_auc_score(positive[:, c], scores[:, c]) for c in range(1, 40)]
+    np.testing.assert_allclose(aucs[1:], expected, rtol=0, atol=1e-12)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.special import log_softmax, softmax
-from sklearn.metrics import roc_auc_score
+from scipy.stats import rankdata
 
 from podbench.registry import register_metric
 
@@ -41,7 +41,8 @@ def cosine_sim(pred: np.ndarray, y: np.ndarray) -> float:
 def nll_embedding(pred: np.ndarray, y: np.ndarray) -> float:
     """Cross-entropy of matching pred_i to y_i among the whole split (chance: ln n)."""
     logits = cosine_matrix(pred, y)
-    return float(-np.mean(np.diag(log_softmax(logits, axis=1))))
+    # log-softmax of the diagonal only; cosines lie in [-1, 1], so exp cannot overflow
+    return float(-np.mean(np.diag(logits) - np.log(np.exp(logits).sum(axis=1))))
 
 
 @register_metric("pairwise_accuracy")
@@ -60,10 +61,29 @@ def member_distances(member_preds: np.ndarray, y_test: np.ndarray) -> np.ndarray
     return np.mean([1.0 - cosine_matrix(p, y_test) for p in member_preds], axis=0)
 
 
+def true_rank(scores: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """0-based rank of each row's true column in a descending sort of the row, ties broken by
+    column (as a stable argsort of -scores): higher scores plus equal ones to its left."""
+    t = scores[np.arange(len(scores)), true][:, None]
+    left = np.arange(scores.shape[1])[None, :] < true[:, None]
+    return (scores > t).sum(axis=1) + ((scores == t) & left).sum(axis=1)
+
+
 def top_k(probs: np.ndarray, true: np.ndarray, k: int) -> float:
     """Fraction of rows whose true column is among the k highest (ties broken by column)."""
-    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-    return float(np.mean((order == true[:, None]).any(axis=1)))
+    return float(np.mean(true_rank(probs, true) < k))
+
+
+def column_aucs(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
+    """One-vs-rest ROC-AUC of every column of `scores` [n, C] against the boolean columns of
+    `positive`: the Mann-Whitney statistic with ties counting one half, which equals sklearn's
+    roc_auc_score (the area under the trapezoidal ROC curve); nan where a column lacks a class."""
+    ranks = rankdata(scores, axis=0)
+    n_pos = positive.sum(axis=0).astype(np.float64)
+    n_neg = len(scores) - n_pos
+    u = (ranks * positive).sum(axis=0) - n_pos * (n_pos + 1) / 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((n_pos > 0) & (n_neg > 0), u / (n_pos * n_neg), np.nan)
 
 
 def word_metrics(member_preds: np.ndarray, y_test: np.ndarray, test_labels: np.ndarray,
@@ -79,8 +99,9 @@ def word_metrics(member_preds: np.ndarray, y_test: np.ndarray, test_labels: np.n
     out: dict[str, float] = {}
     occ_logp = log_softmax(1.0 - dist, axis=1)
     diag = np.arange(n)
+    rank = true_rank(occ_logp, diag)
     for k in ks:
-        out[f"{split}_occurence_top_{k}"] = top_k(occ_logp, diag, k)
+        out[f"{split}_occurence_top_{k}"] = float(np.mean(rank < k))
     out[f"{split}_occurence_perplexity"] = float(np.exp(-occ_logp[diag, diag].mean()))
 
     classes, true = np.unique(test_labels, return_inverse=True)
@@ -89,26 +110,22 @@ def word_metrics(member_preds: np.ndarray, y_test: np.ndarray, test_labels: np.n
     class_dist = dist @ onehot / onehot.sum(axis=0)
     logits = 1.0 - class_dist
     probs = softmax(logits, axis=1)
+    rank = true_rank(probs, true)
     for k in ks:
-        out[f"{split}_word_top_{k}"] = top_k(probs, true, k)
+        out[f"{split}_word_top_{k}"] = float(np.mean(rank < k))
     out[f"{split}_word_perplexity"] = float(np.exp(-log_softmax(logits, axis=1)[diag, true].mean()))
 
     train_vocab, train_counts = np.unique(train_labels, return_counts=True)
     train_freq = dict(zip(train_vocab.tolist(), train_counts.tolist()))
     test_freq = onehot.sum(axis=0)
-    aucs, w_train, w_test = [], [], []
-    for c, label in enumerate(classes.tolist()):
-        f_train = train_freq.get(label, 0)
-        if f_train < min_train_freq or test_freq[c] == n:
-            continue
-        aucs.append(roc_auc_score(onehot[:, c], probs[:, c]))
-        w_train.append(f_train)
-        w_test.append(test_freq[c])
-    if aucs:
-        aucs_a = np.array(aucs)
-        out[f"{split}_word_avg_auc_roc"] = float(aucs_a.mean())
-        out[f"{split}_word_train_weighted_auc_roc"] = float(np.average(aucs_a, weights=w_train))
-        out[f"{split}_word_{split}_weighted_auc_roc"] = float(np.average(aucs_a, weights=w_test))
+    f_train = np.array([train_freq.get(label, 0) for label in classes.tolist()])
+    scored = (f_train >= min_train_freq) & (test_freq < n)
+    aucs = column_aucs(probs[:, scored], onehot[:, scored] > 0)
+    if len(aucs):
+        out[f"{split}_word_avg_auc_roc"] = float(aucs.mean())
+        out[f"{split}_word_train_weighted_auc_roc"] = float(np.average(aucs, weights=f_train[scored]))
+        out[f"{split}_word_{split}_weighted_auc_roc"] = float(
+            np.average(aucs, weights=test_freq[scored]))
     else:
         for name in ("avg", "train_weighted", f"{split}_weighted"):
             out[f"{split}_word_{name}_auc_roc"] = float("nan")
@@ -132,14 +149,8 @@ def _column(a: np.ndarray) -> np.ndarray:
 
 def binary_auc(score: np.ndarray, positive: np.ndarray) -> float:
     """ROC-AUC (Mann-Whitney, ties count one half; = sklearn roc_auc_score); nan for one class."""
-    from scipy.stats import rankdata
-
     positive = np.asarray(positive, bool)
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = rankdata(np.asarray(score, dtype=np.float64))
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return float(column_aucs(np.asarray(score, dtype=np.float64)[:, None], positive[:, None])[0])
 
 
 def _f1_per_class(true: np.ndarray, predicted: np.ndarray, classes) -> np.ndarray:
