@@ -103,10 +103,28 @@ def test_latents_are_built_once(standin, workdir, pretrained, monkeypatch):
     calls = []
     original = MaskedAutoencoder.forward_features
     monkeypatch.setattr(MaskedAutoencoder, "forward_features",
-                        lambda self, *a: calls.append(1) or original(self, *a))
+                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
     second = build_features(cfg, log=lambda line: None)
     assert {r.stage: r.status for r in second.reports}["latents"] == "hit"
     assert calls == []
+
+
+def test_electrode_pooling_keeps_one_vector_per_electrode(standin, workdir, pretrained):
+    import torch
+
+    cfg = foundation_cfg(standin, workdir, checkpoint=str(pretrained), pool="electrodes")
+    latents = build_features(cfg, log=lambda line: None).open("latents")
+    n_channels = 9  # responsive channels of sub-08
+    assert latents.sizes["feature"] == n_channels * PRETRAIN["width"]
+    assert stage_keys(cfg)["latents"] != stage_keys(foundation_cfg(
+        standin, workdir, checkpoint=str(pretrained)))["latents"]
+
+    model = MaskedAutoencoder(**json.loads((pretrained / "config.json").read_text())["architecture"])
+    x, coords = torch.randn(3, n_channels, 320), torch.randn(n_channels, 3) * 50
+    per_electrode = model.forward_features(x, coords, pool="electrodes").view(3, n_channels, -1)
+    assert torch.allclose(per_electrode.mean(1), model.forward_features(x, coords), atol=1e-6)
+    with pytest.raises(ValueError, match="pool = 'time'"):
+        model.forward_features(x, coords, pool="time")
 
 
 def test_checkpoint_may_name_folder_file_or_pretrain_config(standin, workdir, pretrained):
@@ -207,6 +225,7 @@ def test_errors_are_raised_before_anything_is_written(standin, tmp_path, pretrai
         ({"module": "fm_user_plain:build", "state_dict": str(wrong_weights)},
          "preprocess.params.state_dict.*unexpected other"),
         ({"checkpoint": str(pretrained), "module": "fm_user_plain:build"}, "not both"),
+        ({"module": "fm_user_plain:build", "pool": "electrodes"}, "only the built-in model pools"),
     ]
     for i, (params, message) in enumerate(cases):
         work = tmp_path / f"case{i}"

@@ -41,6 +41,9 @@ class FoundationParams:
         None, doc="built-in model: pretrain config YAML, pretrain folder or its checkpoint.pt")
     module: Union[str, None] = opt(None, doc="user model: 'package.module:function' -> nn.Module")
     state_dict: Union[str, None] = opt(None, doc="weights of the user model (torch.save'd state_dict)")
+    pool: Literal["tokens", "electrodes"] = opt(
+        "tokens", doc="built-in model: average all tokens (width features) or each electrode's "
+                      "(channels x width)")
     batch_size: int = opt(64, ge=1, doc="windows per forward pass")
     device: Literal["auto", "cpu", "cuda"] = opt("auto", doc="auto: cuda when available")
 
@@ -205,6 +208,10 @@ def depends(cfg: Config) -> dict:
     """What the latents depend on beyond the params: the weights' digest and the module.
     Loading here validates everything before any store is written."""
     frozen = frozen_model(cfg.preprocess.params)
+    if not frozen.meta and cfg.preprocess.params["pool"] != "tokens":
+        raise ConfigError(f"{PARAM}.pool = {cfg.preprocess.params['pool']!r}: only the built-in "
+                          f"model pools by electrode; a user model's forward_features decides "
+                          f"its own features (leave pool at 'tokens')")
     sfreq = frozen.meta.get("sfreq")
     if sfreq:
         _check_window(frozen, int(round((cfg.data.window_width - 0.002) * sfreq)) + 1,
@@ -219,12 +226,13 @@ def sources(cfg: Config) -> list[Path]:
 class FoundationTransform:
     """Lag slice [word, channel, time] -> [word, feature], counting forward passes."""
 
-    def __init__(self, frozen: FrozenModel, coords: np.ndarray, batch_size: int, device: str,
-                 coords_note: str):
+    def __init__(self, frozen: FrozenModel, coords: np.ndarray, pool: str, batch_size: int,
+                 device: str, coords_note: str):
         import torch
 
         self.model = frozen.model.to(device).eval()
         self.frozen, self.batch_size, self.device = frozen, batch_size, device
+        self.options = {"pool": pool} if frozen.meta else {}
         self.coords = torch.from_numpy(coords).to(device)
         self.coords_note = coords_note
         self.passes = 0
@@ -237,7 +245,7 @@ class FoundationTransform:
             for lo in range(0, len(x), self.batch_size):
                 batch = torch.from_numpy(np.ascontiguousarray(x[lo:lo + self.batch_size])).to(self.device)
                 args = (batch, self.coords) if self.frozen.takes_coords else (batch,)
-                feats = self.model.forward_features(*args)
+                feats = self.model.forward_features(*args, **self.options)
                 self.passes += 1
                 out.append(feats.reshape(len(batch), -1).float().cpu().numpy())
         return np.concatenate(out)
@@ -267,4 +275,4 @@ def foundation(params: dict, ctx: EpochsContext) -> FoundationTransform:
     device = params["device"]
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    return FoundationTransform(frozen, coords, params["batch_size"], device, note)
+    return FoundationTransform(frozen, coords, params["pool"], params["batch_size"], device, note)

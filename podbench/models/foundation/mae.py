@@ -14,7 +14,9 @@ the electrodes of each time patch), which keeps hundreds of electrodes affordabl
 Pretraining hides `mask_ratio` of the tokens (their value embedding is replaced by a learned
 mask token, their position kept); a light decoder (a per-token MLP) reconstructs the hidden
 patches from the encoder's output (MSE on hidden tokens only). `forward_features` runs the
-encoder on every token, unmasked, and averages them: one vector of `width` numbers per window.
+encoder on every token, unmasked, and averages them: one vector of `width` numbers per window
+(`pool="tokens"`, the seed's readout), or one per electrode (`pool="electrodes"`: each
+electrode's time patches averaged, [channel * width] numbers per window).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from torch import nn
 FOURIER_FEATURES = 32  # sin/cos pairs of electrode-position features
 FOURIER_SCALES_MM = (8.0, 80.0)  # wavelengths of the position features, log-spaced
 FOURIER_SEED = 0
+POOLS = ("tokens", "electrodes")  # readouts of forward_features
 
 
 def normalise(x: torch.Tensor) -> torch.Tensor:
@@ -133,10 +136,15 @@ class MaskedAutoencoder(nn.Module):
             h = block(h)
         return self.norm(h)
 
-    def forward_features(self, x: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor, coords: torch.Tensor,
+                         pool: str = "tokens") -> torch.Tensor:
         """Windows [batch, channel, time] and coords [channel, 3] or [batch, channel, 3] (mm)
-        -> [batch, width]: the encoder on every token, averaged over tokens."""
-        return self.encode(self.patches(x), coords).mean((1, 2))
+        -> the encoder on every token, averaged over all tokens ([batch, width]) or over each
+        electrode's time patches ([batch, channel * width]); see POOLS."""
+        h = self.encode(self.patches(x), coords)
+        if pool not in POOLS:
+            raise ValueError(f"pool = {pool!r}; expected one of {', '.join(POOLS)}")
+        return h.mean((1, 2)) if pool == "tokens" else h.mean(2).flatten(1)
 
     def loss(self, x: torch.Tensor, coords: torch.Tensor, mask_ratio: float,
              generator: torch.Generator | None = None) -> torch.Tensor:
