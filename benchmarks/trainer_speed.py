@@ -10,6 +10,7 @@ so a noisy machine affects both alike; podbench's time includes compilation.
     python benchmarks/trainer_speed.py --quick          # ~1 minute: 2 lags, 5 folds, 10 members
     python benchmarks/trainer_speed.py [--data DIR]     # standard: full stand-in, 160 electrodes,
                                                         # 10 lags, <= 100 epochs, patience 10
+    python benchmarks/trainer_speed.py --epochs 3       # the standard shapes, 3 epochs per lane
 
 The last line printed is `ratio=<baseline / podbench, median over repeats>`.
 """
@@ -93,14 +94,14 @@ def electrode_csv(root: Path, n: int, out: Path) -> Path:
     return out
 
 
-def bench_config(root: Path, csv: Path, work: Path, quick: bool) -> config.Config:
+def bench_config(root: Path, csv: Path, work: Path, quick: bool, epochs: int | None) -> config.Config:
     lags = {"min": 0, "max": 400, "step": 200} if quick else {"min": -1000, "max": 1000, "step": 200}
     return config.from_dict({
         "trial_name": "trainer_speed",
         "data": {"root": str(root), "electrodes": str(csv), "lags": lags},
         "targets": {"kind": "gpt2", "layer": 24, "pca_dim": 50},
         "model": {"name": "pitom", "members": 10, "ensemble": "joint"},
-        "training": {"epochs": 3 if quick else 100, "patience": 10, "batch_size": 32,
+        "training": {"epochs": epochs or (3 if quick else 100), "patience": 10, "batch_size": 32,
                      "lr": 1e-3, "weight_decay": 1e-4, "optimizer": "adamw"},
         "output": {"stores": str(work / "stores"), "results": str(work / "results")},
     })
@@ -143,6 +144,8 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="2 lags, 3 epochs, one repeat")
     parser.add_argument("--data", type=Path, default=None, help="an existing stand-in")
     parser.add_argument("--repeats", type=int, default=None, help="alternating repeats (default 1)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epochs per lane (default: 3 with --quick, else <= 100 with early stopping)")
     parser.add_argument("--work", type=Path, default=Path("stores/benchmarks"))
     args = parser.parse_args(argv)
     repeats = args.repeats or 1
@@ -151,7 +154,7 @@ def main(argv=None) -> None:
     root = ensure_standin(args.data or (args.work.resolve() / ("standin-600s" if args.quick
                                                                 else "standin-full")), args.quick)
     csv = electrode_csv(root, N_ELECTRODES, work / "electrodes.csv")
-    cfg = bench_config(root, csv, work, args.quick)
+    cfg = bench_config(root, csv, work, args.quick, args.epochs)
     features = api.build_features(cfg)
     inputs = prepare(cfg, features)
     task = task_for(cfg)
