@@ -141,9 +141,9 @@ class MaskedAutoencoder(nn.Module):
         """Windows [batch, channel, time] and coords [channel, 3] or [batch, channel, 3] (mm)
         -> the encoder on every token, averaged over all tokens ([batch, width]) or over each
         electrode's time patches ([batch, channel * width]); see POOLS."""
-        h = self.encode(self.patches(x), coords)
         if pool not in POOLS:
             raise ValueError(f"pool = {pool!r}; expected one of {', '.join(POOLS)}")
+        h = self.encode(self.patches(x), coords)
         return h.mean((1, 2)) if pool == "tokens" else h.mean(2).flatten(1)
 
     def loss(self, x: torch.Tensor, coords: torch.Tensor, mask_ratio: float,
