@@ -59,6 +59,11 @@ class FrozenModel:
     label: str
     meta: dict  # config.json of a built-in checkpoint
 
+    @property
+    def builtin(self) -> bool:
+        """podbench's masked autoencoder (not a user module)."""
+        return bool(self.meta)
+
 
 _LOADED: dict[tuple, FrozenModel] = {}
 
@@ -208,7 +213,7 @@ def depends(cfg: Config) -> dict:
     """What the latents depend on beyond the params: the weights' digest and the module.
     Loading here validates everything before any store is written."""
     frozen = frozen_model(cfg.preprocess.params)
-    if not frozen.meta and cfg.preprocess.params["pool"] != "tokens":
+    if not frozen.builtin and cfg.preprocess.params["pool"] != "tokens":
         raise ConfigError(f"{PARAM}.pool = {cfg.preprocess.params['pool']!r}: only the built-in "
                           f"model pools by electrode; a user model's forward_features decides "
                           f"its own features (leave pool at 'tokens')")
@@ -232,7 +237,7 @@ class FoundationTransform:
 
         self.model = frozen.model.to(device).eval()
         self.frozen, self.batch_size, self.device = frozen, batch_size, device
-        self.options = {"pool": pool} if frozen.meta else {}
+        self.options = {"pool": pool} if frozen.builtin else {}
         self.coords = torch.from_numpy(coords).to(device)
         self.coords_note = coords_note
         self.passes = 0

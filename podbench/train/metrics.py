@@ -99,9 +99,8 @@ def word_metrics(member_preds: np.ndarray, y_test: np.ndarray, test_labels: np.n
     out: dict[str, float] = {}
     occ_logp = log_softmax(1.0 - dist, axis=1)
     diag = np.arange(n)
-    rank = true_rank(occ_logp, diag)
     for k in ks:
-        out[f"{split}_occurence_top_{k}"] = float(np.mean(rank < k))
+        out[f"{split}_occurence_top_{k}"] = top_k(occ_logp, diag, k)
     out[f"{split}_occurence_perplexity"] = float(np.exp(-occ_logp[diag, diag].mean()))
 
     classes, true = np.unique(test_labels, return_inverse=True)
@@ -110,9 +109,8 @@ def word_metrics(member_preds: np.ndarray, y_test: np.ndarray, test_labels: np.n
     class_dist = dist @ onehot / onehot.sum(axis=0)
     logits = 1.0 - class_dist
     probs = softmax(logits, axis=1)
-    rank = true_rank(probs, true)
     for k in ks:
-        out[f"{split}_word_top_{k}"] = float(np.mean(rank < k))
+        out[f"{split}_word_top_{k}"] = top_k(probs, true, k)
     out[f"{split}_word_perplexity"] = float(np.exp(-log_softmax(logits, axis=1)[diag, true].mean()))
 
     train_vocab, train_counts = np.unique(train_labels, return_counts=True)
