@@ -62,24 +62,22 @@ class Registry:
 models = Registry("model")
 preprocessors = Registry("preprocessor")
 target_sources = Registry("target source")
-config_setters = Registry("config setter")
 metrics = Registry("metric")
 tasks = Registry("task")
 
 register_model = models.register
 register_preprocessor = preprocessors.register
 register_target_source = target_sources.register
-register_config_setter = config_setters.register
 register_metric = metrics.register
 register_task = tasks.register
 
 _BUILTIN_MODULES = (
     "podbench.features.preprocessors",
     "podbench.features.foundation",
-    "podbench.features.targets",
+    "podbench.tasks.sources",
     "podbench.models",
-    "podbench.train.metrics",
-    "podbench.train.tasks",
+    "podbench.tasks.metrics",
+    "podbench.tasks",
 )
 _loaded = False
 

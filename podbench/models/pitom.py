@@ -48,8 +48,9 @@ class Pitom(nnx.Module):
                       if p["locally_connected"] else Conv1D(f, f, 2, use_bias=True, init=init, rngs=rngs))
         self.bn3 = batch_norm(f, rngs)
         self.dense = linear(f, n_out, init, rngs)
-        self.norm = nnx.LayerNorm(n_out, epsilon=1e-5, rngs=rngs)
-        self.head_order = p["head_order"] if head == "vector" else "linear"
+        vector = head == "vector"
+        self.norm = nnx.LayerNorm(n_out, epsilon=1e-5, rngs=rngs) if vector else None
+        self.head_order = p["head_order"] if vector else "linear"
         self.reg, self.reg_head = p["reg"], p["reg_head"]
 
     def __call__(self, x: jax.Array, call: Call) -> jax.Array:

@@ -7,8 +7,8 @@ registered class plus a YAML config, not a second trainer:
 - events: `events` (what the windows are centred on: the words by default, or e.g. sentence
   onsets, a regular time grid) with `events_fragment` (enters the epochs key);
 - targets: `targets_fragment` (what its targets store depends on), `target_sources` (files it
-  reads), `build_targets` (writes the targets store: variable `target` with dims (word, dim)
-  or (fold, word, dim) when fitted per training fold);
+  reads), `target_dataset` (the targets store's content: variable `target` with dims (word,
+  dim) or (fold, word, dim) when fitted per training fold; the feature stage writes it);
 - head: `head` ("vector" | "scalar" | "binary" | "classes") and `output_dim(y)`; vector
   heads end in the model's embedding head (PITOM: LayerNorm, tanh), the others in logits;
 - loss: `loss(pred, y)` per example (JAX), averaged over valid rows by the trainer;
@@ -47,7 +47,6 @@ class Task:
     """Base class of tasks; subclasses fill in the targets and the scoring."""
 
     head = "vector"
-    stop_metric = "cosine_sim"
     stop_mode = "max"
     split_metric_names: tuple[str, ...] = ()
     headline = "test_cosine_sim"  # the metric of the lag curve and closing table
@@ -75,8 +74,11 @@ class Task:
     def target_sources(self, cfg: Config, dataset: Dataset) -> list[Path]:
         raise NotImplementedError
 
-    def build_targets(self, cfg: Config, dataset: Dataset, epoch_words: np.ndarray | None,
-                      tmp: Path) -> dict:
+    def target_dataset(self, cfg: Config, dataset: Dataset, epoch_words: np.ndarray | None):
+        """The targets store's content: an xarray Dataset with variable `target` (dims (word,
+        dim), or (fold, word, dim) when fitted per training fold) and coordinate `label`, plus
+        provenance attributes. `epoch_words` are the epochs' words when the targets depend on
+        the folds (see targets_fragment), else None."""
         raise NotImplementedError
 
     def output_dim(self, y: np.ndarray) -> int:

@@ -12,12 +12,12 @@ from podbench import registry
 from podbench.config import Config
 from podbench.data.dataset import Dataset, normalise_label, word_table
 from podbench.errors import ConfigError
-from podbench.features.targets import fit_pca
-from podbench.keys import folds_fragment
+from podbench.tasks.sources import fit_pca
+from podbench.tasks.folds import folds_fragment
 from podbench.registry import register_task
-from podbench.train import metrics
-from podbench.train.folds import folds_for
-from podbench.train.tasks.base import Task, config_value, cosine_rows, masked_mean
+from podbench.tasks import metrics
+from podbench.tasks.folds import folds_for
+from podbench.tasks.base import Task, config_value, cosine_rows, masked_mean
 
 
 @register_task("word_embedding")
@@ -25,7 +25,6 @@ class WordEmbedding(Task):
     """Decode a word's embedding (GPT-2, GloVe, arbitrary, a Hugging Face model); score words."""
 
     head = "vector"
-    stop_metric = "cosine_sim"
     stop_mode = "max"
     split_metric_names = ("mse", "nll_embedding", "cosine_sim", "pairwise_accuracy")
     headline = "test_word_avg_auc_roc"
@@ -51,10 +50,8 @@ class WordEmbedding(Task):
     def target_sources(self, cfg: Config, dataset: Dataset) -> list[Path]:
         return self._source(cfg).meta["sources"](cfg, dataset)
 
-    def build_targets(self, cfg: Config, dataset: Dataset, epoch_words, tmp: Path) -> dict:
+    def target_dataset(self, cfg: Config, dataset: Dataset, epoch_words):
         import xarray as xr
-
-        from podbench.features.store import write_dataset
 
         words = word_table(dataset)
         result = self._source(cfg).obj(cfg, dataset, words)
@@ -80,8 +77,7 @@ class WordEmbedding(Task):
         ds = xr.Dataset({"target": target},
                         coords={"word": result.word_idx,
                                 "label": ("word", table["word"].to_numpy().astype(object))})
-        write_dataset(tmp, ds, chunk_words=len(result.word_idx))
-        return attrs
+        return ds, attrs
 
     def program_key(self, cfg: Config) -> dict:
         """Plus the target dimension: the PCA's, or (without PCA) the source's identity."""

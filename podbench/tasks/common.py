@@ -24,7 +24,6 @@ ROC-AUC (classes), both "max"; mean squared error (scalar), "min".
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import jax
@@ -36,10 +35,10 @@ from podbench import registry
 from podbench.config import Config, opt
 from podbench.data.dataset import Dataset
 from podbench.errors import ConfigError
-from podbench.keys import folds_fragment
-from podbench.train import metrics
-from podbench.train.folds import folds_for
-from podbench.train.tasks.base import Task, masked_mean
+from podbench.tasks.folds import folds_fragment
+from podbench.tasks import metrics
+from podbench.tasks.folds import folds_for
+from podbench.tasks.base import Task, masked_mean
 
 
 @dataclass
@@ -106,11 +105,10 @@ class EventTargetsTask(Task):
             frag["label_normalisation"] = cfg.data.label_normalisation
         return frag, per_fold
 
-    def build_targets(self, cfg: Config, dataset: Dataset, epoch_words, tmp: Path) -> dict:
+    def target_dataset(self, cfg: Config, dataset: Dataset, epoch_words):
         import xarray as xr
 
-        from podbench.features.store import write_dataset
-        from podbench.train.tasks.word_embedding import fold_rows
+        from podbench.tasks.word_embedding import fold_rows
 
         table = self.values(cfg, dataset)
         word_idx = table["word_idx"].to_numpy().astype(np.int64)
@@ -130,8 +128,7 @@ class EventTargetsTask(Task):
             target = (("word", "dim"), self.columns(cfg, values).astype(np.float32))
         ds = xr.Dataset({"target": target},
                         coords={"word": word_idx, "label": ("word", words.astype(object))})
-        write_dataset(tmp, ds, chunk_words=max(1, len(word_idx)))
-        return attrs
+        return ds, attrs
 
 
 # -------------------------------------------------------------------- JAX scoring helpers
@@ -186,7 +183,6 @@ class BinaryTask(EventTargetsTask):
     """Binary targets: one logit, BCE on the logit; ROC-AUC, F1, balanced accuracy."""
 
     head = "binary"
-    stop_metric = "roc_auc"
     stop_mode = "max"
     split_metric_names = ("bce", "roc_auc", "f1", "balanced_accuracy")
     headline = "test_roc_auc"
@@ -226,7 +222,6 @@ class ClassesTask(EventTargetsTask):
     """k classes: one logit per class, softmax cross-entropy; macro AUC and F1, confusion."""
 
     head = "classes"
-    stop_metric = "macro_roc_auc"
     stop_mode = "max"
     split_metric_names = ("cross_entropy", "macro_roc_auc", "macro_f1", "balanced_accuracy",
                           "accuracy")
@@ -284,7 +279,6 @@ class RegressionTask(EventTargetsTask):
     Pearson r, R2, MSE (in units of the training fold's variance); stops on validation MSE."""
 
     head = "scalar"
-    stop_metric = "mse"
     stop_mode = "min"
     split_metric_names = ("mse", "pearson_r", "r2")
     headline = "test_pearson_r"
