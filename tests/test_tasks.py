@@ -23,7 +23,7 @@ from podbench.data.dataset import Dataset, word_table
 from podbench.data.synth import GROUND_TRUTH, SOURCE
 from podbench.errors import ConfigError
 from podbench.tasks import metrics
-from podbench.tasks.common import masked_auc, masked_macro_auc
+from podbench.tasks.scoring import masked_auc, masked_macro_auc
 from podbench.data.annotations import word_surprisal, word_tags
 from podbench.data.audio import envelope_at_rate, loudness_db, open_wav
 from podbench.tasks.part_of_speech import CLASSES, pos_class

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
@@ -124,16 +123,6 @@ class Task:
         return {"head": self.head, "loss": f"{kind.loss.__module__}.{kind.loss.__qualname__}",
                 "stop": f"{kind.stop_value.__module__}.{kind.stop_value.__qualname__}",
                 "stop_mode": self.stop_mode}
-
-
-def masked_mean(values, mask):
-    return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
-
-
-def cosine_rows(pred, y):
-    num = jnp.sum(pred * y, axis=-1)
-    den = jnp.linalg.norm(pred, axis=-1) * jnp.linalg.norm(y, axis=-1)
-    return jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), 0.0)
 
 
 def task_for(cfg: Config) -> Task:

@@ -26,8 +26,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
@@ -38,7 +36,7 @@ from podbench.errors import ConfigError
 from podbench.tasks.folds import folds_fragment
 from podbench.tasks import metrics
 from podbench.tasks.folds import folds_for
-from podbench.tasks.base import Task, masked_mean
+from podbench.tasks.base import Task
 
 
 @dataclass
@@ -131,38 +129,6 @@ class EventTargetsTask(Task):
         return ds, attrs
 
 
-# -------------------------------------------------------------------- JAX scoring helpers
-
-def _auc_and_pairs(score, positive, mask):
-    """Masked Mann-Whitney ROC-AUC (ties count one half) and the number of pairs."""
-    pos = positive * mask
-    neg = (1.0 - positive) * mask
-    diff = score[:, None] - score[None, :]
-    wins = (diff > 0).astype(score.dtype) + 0.5 * (diff == 0).astype(score.dtype)
-    pairs = pos[:, None] * neg[None, :]
-    n = jnp.sum(pairs)
-    return jnp.sum(wins * pairs) / jnp.maximum(n, 1.0), n
-
-
-def masked_auc(score, positive, mask):
-    """ROC-AUC over the valid rows (0.5 when a class is missing)."""
-    auc, n = _auc_and_pairs(score, positive, mask)
-    return jnp.where(n > 0, auc, 0.5)
-
-
-def masked_macro_auc(logits, label, mask):
-    """Unweighted mean one-vs-rest ROC-AUC of the softmax probabilities over the classes
-    with both positives and negatives among the valid rows."""
-    probs = jax.nn.softmax(logits, axis=-1)
-    total, count = 0.0, 0.0
-    for c in range(logits.shape[-1]):
-        auc, n = _auc_and_pairs(probs[:, c], (label == c).astype(probs.dtype), mask)
-        has = (n > 0).astype(probs.dtype)
-        total = total + auc * has
-        count = count + has
-    return jnp.where(count > 0, total / jnp.maximum(count, 1.0), 0.5)
-
-
 def _weights(y):
     return y[:, 1] if y.shape[-1] > 1 else 1.0
 
@@ -204,6 +170,8 @@ class BinaryTask(EventTargetsTask):
         return optax.sigmoid_binary_cross_entropy(pred[:, 0], y[:, 0]) * _weights(y)
 
     def stop_value(self, pred, y, mask):
+        from podbench.tasks.scoring import masked_auc
+
         return masked_auc(pred[:, 0], y[:, 0], mask)
 
     def ensemble(self, member_preds: np.ndarray) -> np.ndarray:
@@ -242,10 +210,12 @@ class ClassesTask(EventTargetsTask):
     def loss(self, pred, y, cfg: Config):
         import optax
 
-        labels = y[:, 0].astype(jnp.int32)
+        labels = y[:, 0].astype("int32")
         return optax.softmax_cross_entropy_with_integer_labels(pred, labels) * _weights(y)
 
     def stop_value(self, pred, y, mask):
+        from podbench.tasks.scoring import masked_macro_auc
+
         return masked_macro_auc(pred, y[:, 0], mask)
 
     def ensemble(self, member_preds: np.ndarray) -> np.ndarray:
@@ -299,4 +269,6 @@ class RegressionTask(EventTargetsTask):
         return (pred[:, 0] - y[:, 0]) ** 2
 
     def stop_value(self, pred, y, mask):
+        from podbench.tasks.scoring import masked_mean
+
         return masked_mean((pred[:, 0] - y[:, 0]) ** 2, mask)

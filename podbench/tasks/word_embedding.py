@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
@@ -17,7 +16,7 @@ from podbench.tasks.folds import folds_fragment
 from podbench.registry import register_task
 from podbench.tasks import metrics
 from podbench.tasks.folds import folds_for
-from podbench.tasks.base import Task, config_value, cosine_rows, masked_mean
+from podbench.tasks.base import Task, config_value
 
 
 @register_task("word_embedding")
@@ -87,11 +86,15 @@ class WordEmbedding(Task):
         return {**super().program_key(cfg), "dim": dim}
 
     def loss(self, pred, y, cfg: Config):
+        from podbench.tasks.scoring import cosine_rows
+
         if cfg.training.loss == "cosine":
             return 1.0 - cosine_rows(pred, y)
-        return jnp.mean((pred - y) ** 2, axis=-1)
+        return ((pred - y) ** 2).mean(axis=-1)
 
     def stop_value(self, pred, y, mask):
+        from podbench.tasks.scoring import cosine_rows, masked_mean
+
         return masked_mean(cosine_rows(pred, y), mask)
 
     def fold_metrics(self, member_preds, y, labels, train_labels, cfg: Config, split: str):
