@@ -85,7 +85,7 @@ def electrode_csv(root: Path, n: int, out: Path) -> Path:
     ds = Dataset(root)
     if len(picked) < n:
         chosen = set(picked)
-        for rec in open_recordings(ds, ds.resolve_subjects(truth["subjects"]), None):
+        for rec in open_recordings(ds, ds.check_subjects(truth["subjects"]), None):
             for name in rec.channels:
                 label = f"sub-{rec.subject:02d}:{name}"
                 if len(picked) < n and label not in chosen:

@@ -18,12 +18,14 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from cli import main
+from podbench.cli import main
 from podbench.errors import ConfigError, DataError
 from podbench.experiments.sweep import sweep
 from podbench.train.run import PointGroup, train_points
 
 from .conftest import make_config
+
+pytestmark = pytest.mark.slow  # Ray clusters: tens of seconds each
 
 try:
     import ray

@@ -48,7 +48,7 @@ def test_participants_map_nyu_ids():
     assert ds.subjects == list(range(1, 10))
     assert ds.nyu_to_subject()[717] == 3
     with pytest.raises(DataError, match="subject 12 is not in"):
-        ds.resolve_subjects([1, 12])
+        ds.check_subjects([1, 12])
 
 
 def test_malformed_and_missing_tables(tmp_path):

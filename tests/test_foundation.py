@@ -137,6 +137,7 @@ def test_checkpoint_may_name_folder_file_or_pretrain_config(standin, workdir, pr
     assert digests == {(pretrained / "digest").read_text().strip()}
 
 
+@pytest.mark.slow
 def test_mlp_trains_end_to_end(standin, workdir, pretrained):
     from podbench.experiments.train import train
 

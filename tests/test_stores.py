@@ -164,6 +164,7 @@ def write_config(path: Path, root: Path, work: Path, **data) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_kill_9_mid_build_leaves_no_complete_store(standin, tmp_path):
     cfg_path = write_config(tmp_path / "exp.yml", standin, tmp_path, electrodes="^(G|LG)",
                             lags={"min": -1000, "max": 1000, "step": 100})
@@ -189,6 +190,7 @@ def test_kill_9_mid_build_leaves_no_complete_store(standin, tmp_path):
     assert all(not stores.verify(path) for _, _, path, _ in stores.complete_stores())
 
 
+@pytest.mark.slow
 def test_two_simultaneous_builds_leave_one_store(standin, tmp_path):
     cfg_path = write_config(tmp_path / "exp.yml", standin, tmp_path, electrodes=FEW)
     procs = [subprocess.Popen([PODBENCH, "build-features", "--config", str(cfg_path)],

@@ -49,6 +49,7 @@ def test_grid_points_and_errors(tmp_path, base):
         sweep(base, typo, log=lambda s: None)
 
 
+@pytest.mark.slow
 def test_twelve_points_build_features_once_and_resume(tmp_path, base):
     grid = write_grid(tmp_path / "grid.yml", {"training.lr": [1e-3, 3e-3, 1e-2],
                                              "model.params.dropout": [0.1, 0.3],
@@ -108,6 +109,7 @@ DEVICE_RUN = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_four_cpu_devices_equal_one(tmp_path, base):
     cfg = base.replace({"training.epochs": 1, "training.batch_size": 128, "model.members": 2})
     path = tmp_path / "exp.yml"

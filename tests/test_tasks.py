@@ -283,6 +283,7 @@ def report(name: str, planted, control, key: str) -> None:
           f"shuffled {control.loc[PLANTED_MS, key]:.3f}")
 
 
+@pytest.mark.slow
 def test_content_words_are_decoded_at_the_planted_lag(decoding_standin, work):
     root, csv = decoding_standin
     cfg = small_config(root, csv, work, "content_word")
@@ -294,6 +295,7 @@ def test_content_words_are_decoded_at_the_planted_lag(decoding_standin, work):
         assert f"{key}_mean" in planted.columns
 
 
+@pytest.mark.slow
 def test_loudness_is_decoded_at_the_planted_lag(decoding_standin, work):
     root, csv = decoding_standin
     cfg = small_config(root, csv, work, "loudness", task_params={"step": 0.5})
@@ -307,6 +309,7 @@ def test_loudness_is_decoded_at_the_planted_lag(decoding_standin, work):
     assert set(events["label"].values) == {"grid"}
 
 
+@pytest.mark.slow
 def test_whisper_embeddings_are_decoded_at_the_planted_lag(decoding_standin, work):
     root, csv = decoding_standin
     cfg = small_config(root, csv, work, "whisper_embedding", model={"name": "ridge", "params": {}},
@@ -330,6 +333,7 @@ def test_whisper_embeddings_are_decoded_at_the_planted_lag(decoding_standin, wor
     ("surprisal_class", ("macro_roc_auc", "macro_f1")),
     ("sentence_onset", ("roc_auc", "f1", "balanced_accuracy")),
 ])
+@pytest.mark.slow
 def test_unplanted_tasks_train_and_report(decoding_standin, work, task, columns):
     root, csv = decoding_standin
     cfg = small_config(root, csv, work, task, model={"name": "mlp", "params": {"hidden": [16]}},
@@ -415,6 +419,7 @@ def test_a_task_is_one_module_plus_one_yaml(decoding_standin, work, tmp_path, mo
 
 # --------------------------------------------------------------------------- several tasks
 
+@pytest.mark.slow
 def test_several_tasks_share_features_and_pack_where_shapes_allow(decoding_standin, work):
     """word_embedding and whisper_embedding (vector heads of width 8) train as lanes of one
     program, content_word (a binary head) in its own; each result equals its task alone."""
@@ -470,7 +475,7 @@ def _performance(path: Path, lags, values) -> Path:
 def test_multimodal_harmonic_mean_by_lag(tmp_path):
     from click.testing import CliRunner
 
-    import cli
+    from podbench import cli
     from podbench.experiments.multimodal import best_lag, multimodal_score
 
     word = _performance(tmp_path / "word", [-200, 0, 200, 400], [0.50, 0.51, 0.50, 0.5116])

@@ -71,6 +71,7 @@ def lanes_of(cfg, inputs, members=3, group=1, points=None):
     return lay_out(inputs.lags, inputs.folds, members, group, points)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lane_batch", [1, 64], ids=["sequential", "vmapped"])
 def test_a_lane_trained_with_others_equals_the_lane_trained_alone(small, lane_batch):
     cfg, inputs = small
@@ -96,6 +97,7 @@ def test_a_lane_trained_with_others_equals_the_lane_trained_alone(small, lane_ba
     np.testing.assert_array_equal(again.preds, together.preds)
 
 
+@pytest.mark.slow
 def test_lane_hyper_parameters_and_early_stopping(small):
     cfg, inputs = small
     cfg = cfg.replace({"training.epochs": 6})
@@ -116,6 +118,7 @@ def test_lane_hyper_parameters_and_early_stopping(small):
     assert (res.epochs < cfg.training.epochs).any()
 
 
+@pytest.mark.slow
 def test_joint_ensemble_trains_members_on_their_mean(small):
     cfg, inputs = small
     table = lanes_of(cfg, inputs, members=3, group=3)
@@ -136,6 +139,7 @@ def decoding(decoding_standin, tmp_path_factory):
     return cfg, api.train(cfg, **QUIET)
 
 
+@pytest.mark.slow
 def test_decoder_finds_the_planted_lag(decoding):
     _, result = decoding
     perf = result.performance.set_index("lags")
@@ -170,6 +174,7 @@ def test_results_folder(decoding):
     assert again.skipped and again.run_dir == run
 
 
+@pytest.mark.slow
 def test_ridge_finds_the_planted_lag(decoding):
     cfg, _ = decoding
     result = api.train(cfg.replace({"model.name": "ridge", "model.params": {}}), **QUIET)
@@ -177,6 +182,7 @@ def test_ridge_finds_the_planted_lag(decoding):
     assert auc.idxmax() == PLANTED_MS and auc.max() >= 0.6, auc.to_dict()
 
 
+@pytest.mark.slow
 def test_shuffled_targets_are_at_chance(decoding):
     cfg, _ = decoding
     control = cfg.replace({"training.shuffle_targets": True, "model.members": 1,

@@ -63,10 +63,9 @@ class Dataset:
     def subjects(self) -> list[int]:
         return sorted(self.participants["subject"])
 
-    def resolve_subjects(self, spec) -> list[int]:
-        """'all' -> every participant; a list -> checked against participants.tsv."""
-        if spec == "all":
-            return self.subjects
+    def check_subjects(self, spec: list[int]) -> list[int]:
+        """A list of subject numbers, checked against participants.tsv ("all" is resolved by
+        podbench.data.recordings.resolve_subjects)."""
         for sub in spec:
             if sub not in self.subjects:
                 raise DataError(f"data.subjects: subject {sub} is not in "

@@ -60,7 +60,7 @@ def write_highgamma(root: str | Path, subjects: list[int] | None = None,
     no subjects: every subject with a raw recording."""
     dataset = Dataset(root)
     if subjects:
-        chosen = dataset.resolve_subjects(subjects)
+        chosen = dataset.check_subjects(subjects)
     else:
         chosen = [s for s in dataset.subjects if dataset.edf_path(s).is_file()]
         if not chosen:

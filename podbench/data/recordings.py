@@ -59,7 +59,7 @@ def resolve_subjects(dataset: Dataset, subjects, electrodes: str | None,
         if not present:
             raise DataError(f"no {signal} recording under {dataset.root / 'derivatives/ecogprep'}")
         return present
-    return dataset.resolve_subjects(subjects)
+    return dataset.check_subjects(subjects)
 
 
 @dataclass

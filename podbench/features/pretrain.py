@@ -117,7 +117,7 @@ def pretrain(cfg: Config, log: Callable[[str], None] = print) -> Path:
         log(f"pretraining already complete: {folder}")
         return folder
     dataset = Dataset(cfg.data.root)
-    subjects = resolve_subjects(dataset, cfg.data.subjects, cfg.data.electrodes)
+    subjects = resolve_subjects(dataset, cfg.data.subjects, cfg.data.electrodes, cfg.data.signal)
     recordings = open_recordings(dataset, subjects, cfg.data.electrodes, cfg.data.signal)
     sfreq = recordings[0].sfreq
     window = geometry(cfg, sfreq).window

@@ -1,0 +1,155 @@
+"""The contract of every registered decoder, task and preprocessor (braindecode's pattern: one
+test over the whole registry, so a new entry is checked the moment it is registered).
+
+- decoders: build for each head kind, jit, run under vmap over two lanes with a padded mask,
+  a scalar penalty, outputs [batch, out]; closed-form decoders fit and predict;
+- tasks: the targets table built on the stand-in, the loss per example, the stopping value a
+  scalar, the whole-split metrics finite, ROC-AUCs equal to scikit-learn's;
+- preprocessors: one lag slice [word, channel, time] -> [word, *declared dims].
+An entry without an example below fails the test: add one with it.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pytest
+
+from podbench import registry
+
+from .conftest import make_config
+
+HEADS = {"vector": 6, "scalar": 1, "binary": 1, "classes": 3}
+INPUT = (5, 10)  # channels x bins: the smallest that every built-in decoder takes
+TASK_PARAMS: dict[str, dict] = {}  # tasks whose defaults do not run on the 120-s stand-in
+PREPROCESS_PARAMS = {
+    "window_average": {"num_average_samples": 32},
+    "zscore": {"num_average_samples": 32},
+    "identity": {},
+    "foundation": {"module": "contract_fm:build"},
+}
+FOUNDATION_MODULE = """
+    import torch
+    class Mean(torch.nn.Module):
+        def forward_features(self, x):
+            return x.mean(-1)
+    def build():
+        return Mean()
+"""
+
+
+@pytest.mark.parametrize("name", registry.models.names())
+def test_decoder_contract(name):
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from podbench.config import build_params
+    from podbench.models.layers import Call
+
+    entry = registry.models.entry(name)
+    params = build_params(entry.meta.get("params"), {}, "model.params")
+    if entry.meta.get("closed_form"):
+        fit, predict = entry.obj(params)
+        rng = np.random.default_rng(0)
+        x, y = jnp.asarray(rng.normal(size=(40, 7))), jnp.asarray(rng.normal(size=(40, 2)))
+        mask = jnp.ones(40)
+        w, b, mu, sd, alpha, score = fit(x, y, mask, x, y, mask, jnp.asarray([1.0, 10.0]),
+                                         lambda p, t, m: -jnp.mean((p - t) ** 2))
+        assert predict(x, w, b, mu, sd).shape == (40, 2) and np.isfinite(float(score))
+        return
+    for head, n_out in HEADS.items():
+        model = entry.obj(params, input_shape=INPUT, output_dim=n_out, head=head,
+                          rngs=nnx.Rngs(0))
+        graphdef, state = nnx.split(model)
+        x = jnp.ones((2, 4, *INPUT)) * jnp.arange(4.0)[None, :, None, None]
+        mask = jnp.array([[1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 0.0, 0.0]])  # padded rows
+
+        def lane(xs, m, key):
+            net = nnx.merge(graphdef, state, copy=True)
+            out = net(xs, Call(True, key, 0.1, m))
+            return out, net.penalty()
+
+        keys = jax.random.split(jax.random.key(0), 2)
+        out, penalty = jax.jit(jax.vmap(lane))(x, mask, keys)
+        assert out.shape == (2, 4, n_out), (name, head)
+        assert penalty.shape == (2,) and np.isfinite(np.asarray(out)).all()
+        eval_out = nnx.merge(graphdef, state)(x[0], Call(False))
+        assert eval_out.shape == (4, n_out)
+
+
+@pytest.fixture(scope="module")
+def contract_cfgs(standin, tmp_path_factory):
+    work = tmp_path_factory.mktemp("contract")
+
+    def cfg(task):
+        return make_config(standin, work, task=task, task_params=TASK_PARAMS.get(task, {}),
+                           data={"subjects": [1]}, training={"n_folds": 3})
+
+    return cfg
+
+
+@pytest.mark.parametrize("name", registry.tasks.names())
+def test_task_contract(name, contract_cfgs):
+    import jax.numpy as jnp
+    from sklearn.metrics import roc_auc_score
+
+    from podbench.data.dataset import Dataset
+    from podbench.tasks import task_for
+
+    cfg = contract_cfgs(name)
+    task = task_for(cfg)
+    dataset = Dataset(cfg.data.root)
+    events = task.events(cfg, dataset)
+    assert {"word_idx", "word", "start", "end"} <= set(events.columns)
+    assert np.all(np.diff(events["word_idx"].to_numpy()) > 0)
+    _, per_fold = task.targets_fragment(cfg, dataset)
+    epoch_words = events["word_idx"].to_numpy() if per_fold else None
+    ds, attrs = task.target_dataset(cfg, dataset, epoch_words)
+    target = ds["target"]
+    assert target.dims in (("word", "dim"), ("fold", "word", "dim")) and "label" in ds.coords
+    y = target.values if target.ndim == 2 else target.values[0]
+    assert np.isfinite(y).all() and len(y) > 10
+    n_out = task.output_dim(target.values[None] if target.ndim == 2 else target.values)
+    expected_out = {"scalar": 1, "binary": 1, "classes": len(getattr(task, "class_names", ()))}
+    assert n_out == expected_out.get(task.head, y.shape[1])
+    rng = np.random.default_rng(0)
+    pred = rng.normal(size=(len(y), n_out)).astype(np.float32)
+    loss = task.loss(jnp.asarray(pred), jnp.asarray(y), cfg)
+    assert loss.shape == (len(y),) and np.isfinite(np.asarray(loss)).all()
+    stop = task.stop_value(jnp.asarray(pred), jnp.asarray(y), jnp.ones(len(y)))
+    assert np.ndim(stop) == 0 and np.isfinite(float(stop))
+    metrics = task.split_metrics(pred, y)
+    assert metrics and all(np.isfinite(v) for v in metrics.values()), metrics
+    if task.head == "binary":
+        assert metrics["roc_auc"] == pytest.approx(roc_auc_score(y[:, 0], pred[:, 0]), abs=1e-9)
+    if task.head == "classes" and len(np.unique(y[:, 0])) == n_out:
+        from scipy.special import softmax
+
+        expected = roc_auc_score(y[:, 0].astype(int), softmax(pred.astype(np.float64), axis=1),
+                                 multi_class="ovr", average="macro")
+        assert metrics["macro_roc_auc"] == pytest.approx(expected, abs=1e-9)
+    assert task.headline.startswith("test_") and task.stop_mode in ("max", "min")
+
+
+@pytest.mark.parametrize("name", registry.preprocessors.names())
+def test_preprocessor_contract(name, tmp_path, monkeypatch, standin):
+    from podbench.config import build_params
+    from podbench.features.preprocessors import EpochsContext
+
+    assert name in PREPROCESS_PARAMS, f"add an example for preprocessor {name!r}"
+    (tmp_path / "contract_fm.py").write_text(textwrap.dedent(FOUNDATION_MODULE))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    entry = registry.preprocessors.entry(name)
+    params = build_params(entry.meta.get("params"), PREPROCESS_PARAMS[name], "preprocess.params")
+    channels = ["sub-01:G1", "sub-01:G2", "sub-01:G3"]
+    ctx = EpochsContext(sfreq=512.0, window=320, channels=channels, subjects=[1, 1, 1],
+                        root=str(standin))
+    transform = entry.obj(params, ctx)
+    x = np.random.default_rng(0).normal(size=(4, 3, 320)).astype(np.float32)
+    out = np.asarray(transform(x))
+    dims = entry.meta["dims"]
+    assert out.shape[0] == 4 and out.ndim == 1 + len(dims) and np.isfinite(out).all()
+    if "channel" in dims:
+        assert out.shape[1 + dims.index("channel")] == 3
