@@ -40,13 +40,16 @@ class Entry:
 class Registry:
     """A name -> Entry mapping with a decorator to fill it."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, check: Callable[[str, Any], None] | None = None):
         self.kind = kind
+        self.check = check  # raises when an object cannot be registered
         self._entries: dict[str, Entry] = {}
 
     def register(self, name: str | None = None, **meta) -> Callable:
         def decorate(obj):
             key = name or obj.__name__
+            if self.check is not None:
+                self.check(key, obj)
             old = self._entries.get(key)
             if old is not None and old._obj is not None and old._obj is not obj:
                 raise ValueError(f"{self.kind} {key!r} is registered twice")
@@ -86,7 +89,16 @@ models = Registry("model")
 preprocessors = Registry("preprocessor")
 target_sources = Registry("target source")
 metrics = Registry("metric")
-tasks = Registry("task")
+def _complete_task(name: str, cls) -> None:
+    """A task class must implement every required hook (the Task base's abstract methods)."""
+    missing = sorted(getattr(cls, "__abstractmethods__", ()))
+    if missing:
+        raise ConfigError(f"task {name!r} ({cls.__module__}.{cls.__qualname__}) does not "
+                        f"implement the required hook(s) {', '.join(missing)}; see "
+                        "podbench/tasks/base.py")
+
+
+tasks = Registry("task", check=_complete_task)
 
 register_model = models.register
 register_preprocessor = preprocessors.register

@@ -153,3 +153,16 @@ def test_preprocessor_contract(name, tmp_path, monkeypatch, standin):
     assert out.shape[0] == 4 and out.ndim == 1 + len(dims) and np.isfinite(out).all()
     if "channel" in dims:
         assert out.shape[1 + dims.index("channel")] == 3
+
+
+def test_a_task_missing_a_required_hook_fails_at_registration():
+    from podbench.errors import ConfigError
+    from podbench.registry import register_task
+    from podbench.tasks.common import RegressionTask
+
+    with pytest.raises(ConfigError, match=r"task 'no_values' .* required hook\(s\) target_sources, "
+                                          r"values"):
+        @register_task("no_values")
+        class NoValues(RegressionTask):
+            pass
+    assert "no_values" not in registry.tasks

@@ -24,6 +24,7 @@ registered class plus a YAML config, not a second trainer:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,7 @@ def config_value(cfg: Config, dotted: str):
     return node
 
 
-class Task:
+class Task(ABC):
     """Base class of tasks; subclasses fill in the targets and the scoring."""
 
     head = "vector"
@@ -67,12 +68,15 @@ class Task:
         """Files the events are read from (fingerprinted by the epochs store)."""
         return [dataset.transcript_path]
 
+    @abstractmethod
     def targets_fragment(self, cfg: Config, dataset: Dataset) -> tuple[dict, bool]:
         raise NotImplementedError
 
+    @abstractmethod
     def target_sources(self, cfg: Config, dataset: Dataset) -> list[Path]:
         raise NotImplementedError
 
+    @abstractmethod
     def target_dataset(self, cfg: Config, dataset: Dataset, epoch_words: np.ndarray | None):
         """The targets store's content: an xarray Dataset with variable `target` (dims (word,
         dim), or (fold, word, dim) when fitted per training fold) and coordinate `label`, plus
@@ -84,9 +88,11 @@ class Task:
         """Outputs of the model's head, from the run's target array [n_fold, N, D]."""
         return int(y.shape[-1])
 
+    @abstractmethod
     def loss(self, pred, y, cfg: Config):
         raise NotImplementedError
 
+    @abstractmethod
     def stop_value(self, pred, y, mask):
         raise NotImplementedError
 

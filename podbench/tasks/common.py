@@ -23,6 +23,7 @@ ROC-AUC (classes), both "max"; mean squared error (scalar), "min".
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Literal
 
@@ -76,6 +77,7 @@ class EventTargetsTask(Task):
 
     # ---------------------------------------------------------------- what subclasses give
 
+    @abstractmethod
     def values(self, cfg: Config, dataset: Dataset) -> pd.DataFrame:
         """One row per event: word_idx (event id), word (label), value."""
         raise NotImplementedError
