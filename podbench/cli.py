@@ -115,7 +115,9 @@ def build_features(config_path, overrides):
     from podbench.features.build import build_features as build
 
     cfg = load_config(config_path, overrides)
-    click.echo(f"{'stage':<9} {'key':<12}  {'status':<7} {'shape':<22} {'size':>9} {'time':>8}")
+    from podbench.features.store import BuildReport
+
+    click.echo(BuildReport.HEADER)
     for task_cfg in cfg.task_configs():
         build(task_cfg, log=click.echo)
 

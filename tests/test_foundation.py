@@ -78,6 +78,10 @@ def test_pretraining_writes_a_complete_folder_and_learns(pretrained):
     losses = np.loadtxt(pretrained / "loss.csv", delimiter=",", skiprows=1)[:, 1]
     assert len(losses) == PRETRAIN["steps"]
     assert losses[-5:].mean() < losses[:5].mean()
+    held = np.loadtxt(pretrained / "held_out.csv", delimiter=",", skiprows=1, ndmin=2)
+    assert held[-1, 0] == PRETRAIN["steps"] and len(held) == 10 and np.isfinite(held).all()
+    assert held[-1, 1] < held[0, 1]  # windows never trained on get better too
+    assert (pretrained / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(pretrained.parent.glob("*.tmp-*"))
 
 

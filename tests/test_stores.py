@@ -40,6 +40,10 @@ def test_build_once_then_reuse(standin, tmp_path):
     changed = cfg.replace({"model.params.filters": 32, "training.lr": 1e-2, "model.members": 2})
     again = api.build_features(changed, log=lambda s: None)
     assert [r.status for r in again.reports] == ["hit"] * 3
+    table = repr(again).splitlines()  # what a notebook cell shows
+    assert table[0].split()[:3] == ["stage", "key", "status"]
+    assert [line.split()[0] for line in table[1:]] == ["epochs", "targets", "latents"]
+    assert all(line.split()[2] == "hit" for line in table[1:])
     features_only = {k: v for k, v in first.keys.items() if k != "training"}
     assert {k: again.keys[k] for k in features_only} == features_only
     assert store_dirs(tmp_path / "stores") == before

@@ -32,6 +32,10 @@ class Features:
     def open(self, stage: str):
         return self.stores.open(stage, self.keys[stage])
 
+    def __repr__(self) -> str:
+        """The build report as a short table (what a notebook cell shows)."""
+        return "\n".join([BuildReport.HEADER, *(r.line() for r in self.reports)])
+
 
 def build_features(cfg: Config, log: Callable[[str], None] = print,
                    stages: tuple[str, ...] = ("epochs", "targets", "latents")) -> Features:

@@ -24,6 +24,7 @@ from podbench.data.dataset import Dataset
 from podbench.data.recordings import Recording, open_recordings, resolve_subjects
 from podbench.errors import DataError
 from podbench.features.store import write_dataset
+from podbench.progress import progress
 from podbench.features.keys import StageSpec
 
 CHUNK_BYTES = 64e6  # target size of one word chunk of the epochs array
@@ -115,6 +116,7 @@ def build_epochs(cfg: Config, spec: StageSpec, tmp: Path) -> dict:
         "name": ("channel", np.array([n for r in recordings for n in r.channels], dtype=object)),
         "time": ("time", (geo.span_start + np.arange(geo.span)) / geo.sfreq),
     }
+    bar = progress(len(kept), "epochs", unit="word")
     for first in range(0, len(kept), chunk):
         sl = slice(first, first + chunk)
         data = np.concatenate([read_windows(r, onsets[sl], geo) for r in recordings], axis=1)
@@ -129,6 +131,8 @@ def build_epochs(cfg: Config, spec: StageSpec, tmp: Path) -> dict:
         if first == 0:
             part = part.assign_coords(static)
         write_dataset(tmp, part, chunk, append=first > 0)
+        bar.update(len(data))
+    bar.close()
     dropped = words.loc[~keep, "word_idx"].astype(int).tolist()
     return {"sfreq": geo.sfreq, "window_samples": geo.window, "lags_ms": list(geo.lags),
             "lag_starts": [geo.lag_start(i) for i in range(len(geo.lags))],

@@ -10,6 +10,7 @@ from podbench import registry
 from podbench.config import Config
 from podbench.features.preprocessors import EpochsContext
 from podbench.features.store import write_dataset
+from podbench.progress import progress
 from podbench.features.keys import StageSpec
 
 
@@ -36,10 +37,15 @@ def build_latents(cfg: Config, spec: StageSpec, epochs, tmp: Path) -> dict:
     n_words = epochs.sizes["word"]
     word_chunk = int(epochs["ecog"].encoding.get("chunks", (n_words,))[0])
     sums = sq = count = None
+    bar = progress(n_words * len(starts), f"latents ({cfg.preprocess.name})", unit="window")
     for lo in range(0, n_words, word_chunk):
         block = epochs.isel(word=slice(lo, lo + word_chunk))
         x = block["ecog"].values
-        out = np.stack([transform(x[..., s:s + window]) for s in starts], axis=1)
+        slices = []
+        for s in starts:
+            slices.append(transform(x[..., s:s + window]))
+            bar.update(len(x))
+        out = np.stack(slices, axis=1)
         if standardise == "all":
             axes = (0, 3) if out.ndim == 4 else (0,)
             s64 = out.astype(np.float64)
@@ -56,6 +62,7 @@ def build_latents(cfg: Config, spec: StageSpec, epochs, tmp: Path) -> dict:
                                           subject=("channel", epochs["subject"].values))
         # Same word chunks as the epochs, so every append fills whole zarr chunks.
         write_dataset(tmp, part, word_chunk, append=lo > 0)
+    bar.close()
     if standardise == "all":
         mean = sums / count
         std = np.sqrt(np.maximum(sq / count - mean ** 2, 0.0))

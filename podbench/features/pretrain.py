@@ -7,8 +7,10 @@ signal is read: never the transcript, word onsets or targets.
 
 The result is a folder `<output.results>/<trial_name>/pretrain-<key12>/` holding
 `checkpoint.pt` (state_dict), `config.json` (pretrain section, architecture, data fragment,
-podbench version), `loss.csv` (step, loss) and `digest` (sha256 of checkpoint.pt, written
-last: the completion marker). key12 hashes the pretrain section and the data fields that
+podbench version), `loss.csv` (step, training loss), `held_out.csv` (step, loss on fixed
+windows of the last HELD_OUT_FRACTION of the recordings, which training never sees),
+`loss.png` (both curves) and `digest` (sha256 of checkpoint.pt, written last: the
+completion marker). key12 hashes the pretrain section and the data fields that
 shape the windows, so the same config finds the same folder and skips the work.
 """
 
@@ -32,15 +34,18 @@ from podbench.config import Config
 from podbench.data.dataset import Dataset
 from podbench.data.recordings import Recording, file_digest, open_recordings, resolve_subjects
 from podbench.errors import ConfigError, DataError
+from podbench.progress import progress
 from podbench.features.keys import SHORT, canonical_json, epochs_fragment
 
-PRETRAIN_VERSION = 1  # bump when the model or the pretraining recipe changes
+PRETRAIN_VERSION = 2  # bump when the model or the pretraining recipe changes
 MAX_CHANNELS = 64  # channels per pretraining window (keeps token counts small)
 BLOCK_SECONDS = 30.0  # windows are drawn from a block of this length read from every recording
 REFRESH_STEPS = 10  # steps between block reads
 WARMUP_FRACTION = 0.05
 WEIGHT_DECAY = 0.05
-FILES = ("checkpoint.pt", "config.json", "loss.csv", "digest")
+HELD_OUT_FRACTION = 0.1  # tail of the recordings kept out of training, for the held-out loss
+HELD_OUT_BATCHES = 4  # fixed held-out batches scored at every report step
+FILES = ("checkpoint.pt", "config.json", "loss.csv", "held_out.csv", "loss.png", "digest")
 
 
 def pretrain_fragment(cfg: Config) -> dict:
@@ -63,20 +68,22 @@ def is_complete(folder: Path) -> bool:
 
 class WindowSampler:
     """Random windows [batch, channel, time] of the recordings side by side, drawn from a
-    block of BLOCK_SECONDS that is read afresh every REFRESH_STEPS steps."""
+    block of BLOCK_SECONDS inside samples [start, stop) that is read afresh every
+    REFRESH_STEPS steps."""
 
-    def __init__(self, recordings: list[Recording], window: int, rng: np.random.Generator):
+    def __init__(self, recordings: list[Recording], window: int, rng: np.random.Generator,
+                 start: int, stop: int):
         self.recordings, self.window, self.rng = recordings, window, rng
-        n_times = min(r.n_times for r in recordings)
-        if n_times < window:
-            raise DataError(f"recordings have {n_times} samples, fewer than one window ({window})")
-        self.n_times = n_times
-        self.block_len = min(n_times, max(window, int(BLOCK_SECONDS * recordings[0].sfreq)))
+        if stop - start < window:
+            raise DataError(f"recordings have {stop - start} samples for pretraining windows, "
+                            f"fewer than one window ({window})")
+        self.start, self.stop = start, stop
+        self.block_len = min(stop - start, max(window, int(BLOCK_SECONDS * recordings[0].sfreq)))
         self.n_channels = sum(len(r.channels) for r in recordings)
         self.block = np.empty((0, 0), np.float32)
 
     def refresh(self) -> None:
-        start = int(self.rng.integers(0, self.n_times - self.block_len + 1))
+        start = int(self.rng.integers(self.start, self.stop - self.block_len + 1))
         self.block = np.concatenate([r.read(start, start + self.block_len) for r in self.recordings])
 
     def sample(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
@@ -138,13 +145,29 @@ def pretrain(cfg: Config, log: Callable[[str], None] = print) -> Path:
     model = MaskedAutoencoder(**arch).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=WEIGHT_DECAY)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(p.steps))
-    sampler = WindowSampler(recordings, window, rng)
+    n_times = min(r.n_times for r in recordings)
+    split = n_times - max(window, int(HELD_OUT_FRACTION * n_times))
+    sampler = WindowSampler(recordings, window, rng, 0, split)
+    held_out = WindowSampler(recordings, window, np.random.default_rng(p.seed + 1), split, n_times)
+    held_out.refresh()
+    held_batches = [held_out.sample(p.batch_size) for _ in range(HELD_OUT_BATCHES)]
     coords_t = torch.from_numpy(coords)
+
+    def held_out_loss() -> float:
+        fixed = torch.Generator().manual_seed(p.seed + 1)  # the same masks at every step
+        model.eval()
+        with torch.no_grad():
+            total = sum(model.loss(torch.from_numpy(x).to(device), coords_t[c].to(device),
+                                   p.mask_ratio, fixed).item() for x, c in held_batches)
+        model.train()
+        return total / len(held_batches)
+
     log(f"pretraining on {device}: {len(channels)} channels of {len(recordings)} subject(s), "
         f"windows of {window} samples ({arch['max_patches']} patches of {p.patch}), "
         f"{p.steps} steps of {p.batch_size}")
     every = max(1, p.steps // 10)
-    losses, t0 = [], time.perf_counter()
+    losses, held, t0 = [], [], time.perf_counter()
+    bar = progress(p.steps, "pretraining", unit="step")
     model.train()
     for step in range(p.steps):
         if step % REFRESH_STEPS == 0:
@@ -158,22 +181,41 @@ def pretrain(cfg: Config, log: Callable[[str], None] = print) -> Path:
         optimizer.step()
         scheduler.step()
         losses.append(loss.item())
+        bar.update(1)
         if (step + 1) % every == 0 or step + 1 == p.steps:
-            recent = np.mean(losses[-every:])
-            log(f"pretrain step {step + 1}/{p.steps}  loss {recent:.4f}  "
-                f"({time.perf_counter() - t0:.0f} s)")
+            held.append((step + 1, held_out_loss()))
+            log(f"pretrain step {step + 1}/{p.steps}  loss {np.mean(losses[-every:]):.4f}  "
+                f"held-out {held[-1][1]:.4f}  ({time.perf_counter() - t0:.0f} s)")
+    bar.close()
 
     meta = {"podbench_version": __version__, "key": folder.name.removeprefix("pretrain-"),
             **pretrain_fragment(cfg), "architecture": arch, "sfreq": sfreq,
             "window_samples": window, "channels": len(channels), "device": device,
             "seconds": round(time.perf_counter() - t0, 1)}
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    _write(folder, state, meta, losses)
+    _write(folder, state, meta, losses, held)
     log(f"pretrained model: {folder}")
     return folder
 
 
-def _write(folder: Path, state: dict, meta: dict, losses: list[float]) -> None:
+def plot_losses(losses: list[float], held: list[tuple[int, float]], path: Path) -> None:
+    """loss.png: the training loss per step and the held-out loss at the report steps."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5, 3.2), dpi=110)
+    ax = fig.subplots()
+    ax.plot(np.arange(1, len(losses) + 1), losses, lw=0.8, label="training windows")
+    ax.plot(*zip(*held), marker="o", label=f"held-out windows (last {HELD_OUT_FRACTION:.0%})")
+    ax.set_xlabel("step")
+    ax.set_ylabel("masked reconstruction MSE")
+    ax.set_title("MAE pretraining", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def _write(folder: Path, state: dict, meta: dict, losses: list[float],
+           held: list[tuple[int, float]]) -> None:
     """Write the folder atomically: a temporary sibling renamed into place."""
     import torch
 
@@ -185,6 +227,8 @@ def _write(folder: Path, state: dict, meta: dict, losses: list[float]) -> None:
         (tmp / "config.json").write_text(json.dumps(meta, indent=1))
         (tmp / "loss.csv").write_text("step,loss\n" + "".join(
             f"{i + 1},{v:.6f}\n" for i, v in enumerate(losses)))
+        (tmp / "held_out.csv").write_text("step,loss\n" + "".join(f"{s},{v:.6f}\n" for s, v in held))
+        plot_losses(losses, held, tmp / "loss.png")
         (tmp / "digest").write_text(file_digest(tmp / "checkpoint.pt") + "\n")
         try:
             os.rename(tmp, folder)
@@ -200,7 +244,9 @@ def pretrain_command(cfg: Config, log: Callable[[str], None] = print) -> Path:
     folder = pretrain(cfg, log)
     losses = np.loadtxt(folder / "loss.csv", delimiter=",", skiprows=1, ndmin=2)[:, 1]
     n = max(1, min(10, len(losses) // 5))
-    log(f"loss {losses[:n].mean():.4f} (first {n} steps) -> {losses[-n:].mean():.4f} (last {n})")
+    held = np.loadtxt(folder / "held_out.csv", delimiter=",", skiprows=1, ndmin=2)[:, 1]
+    log(f"loss {losses[:n].mean():.4f} (first {n} steps) -> {losses[-n:].mean():.4f} (last {n}); "
+        f"held-out {held[0]:.4f} -> {held[-1]:.4f}; curves: {folder / 'loss.png'}")
     ref = cfg.source if cfg.source.endswith((".yml", ".yaml")) else folder
     log(f"use it with  preprocess: {{name: foundation, params: {{checkpoint: {ref}}}}}")
     return folder

@@ -85,6 +85,8 @@ class BuildReport:
     seconds: float
     note: str = ""
 
+    HEADER = f"{'stage':<9} {'key':<12}  {'status':<7} {'shape':<22} {'size':>9} {'time':>8}"
+
     def line(self) -> str:
         shape = "x".join(str(n) for n in self.shape)
         note = f"  {self.note}" if self.note else ""

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from podbench.errors import ConfigError
+from podbench.progress import progress
 
 MAX_WINDOW = 512
 
@@ -107,6 +108,7 @@ def word_hidden_states(model_dir: Path, words: list[str], layer: int,
     width = min(positions, tokenizer.model_max_length, MAX_WINDOW) - len(prefix) - len(suffix)
     states = np.zeros((len(ids), config.hidden_size), np.float32)
     windows = _windows(len(ids), width)
+    bar = progress(len(windows), f"hidden states of {Path(model_dir).name}", unit="window")
     with torch.inference_mode():
         for _, same_length in groupby(windows, key=lambda w: w[2] - w[0]):
             same_length = list(same_length)
@@ -116,6 +118,8 @@ def word_hidden_states(model_dir: Path, words: list[str], layer: int,
                 hidden = model(input_ids=inputs, output_hidden_states=True).hidden_states[layer]
                 for row, (s, k, e) in zip(hidden.numpy(), batch):
                     states[k:e] = row[len(prefix) + k - s:len(prefix) + e - s]
+                bar.update(len(batch))
+    bar.close()
 
     sums = np.zeros((len(words), states.shape[1]), np.float64)
     np.add.at(sums, owner[owner >= 0], states[owner >= 0])
