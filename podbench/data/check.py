@@ -19,6 +19,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from podbench.data import layout
@@ -245,15 +246,7 @@ class Checker:
 
     def transcript_rows(self, rel: str) -> int:
         """Rows the dataset's transcript has before the expected duration."""
-        table = read_table(layout.METADATA / rel, ("start",))
-        return int((table["start"] < self.expected.duration).sum())
-
-    def rows(self, rel: str) -> int | None:
-        """Rows of this root's transcript (None if unreadable: reported elsewhere)."""
-        try:
-            return len(read_table(self.root / rel, ("start",)))
-        except DataError:
-            return None
+        return dataset_rows(rel, self.expected.duration)
 
     def check_transcript(self, rel: str) -> None:
         try:
@@ -282,7 +275,7 @@ class Checker:
         if f is None:
             return
         with f:
-            rows = self.rows(layout.WORDS) or self.transcript_rows(layout.WORDS)
+            rows = self.transcript_rows(layout.WORDS)
             layers = sorted(set(self.expected.layers) | self.extra_layers)
             missing = [i for i in layers if f"layer-{i}" not in f]
             if missing:
@@ -292,7 +285,7 @@ class Checker:
                 if f"layer-{i}" in f and f[f"layer-{i}"].shape != (rows, self.expected.dim):
                     self.problems.append(f"{self.root / rel}: layer-{i} has shape "
                                          f"{f[f'layer-{i}'].shape}; expected "
-                                         f"{(rows, self.expected.dim)} (rows of {layout.WORDS})")
+                                         f"{(rows, self.expected.dim)} (a row per token of {layout.WORDS})")
             self.report.append(f"{rel}: {len(layers) - len(missing)} layers of "
                                f"({rows}, {self.expected.dim})")
 
@@ -302,13 +295,13 @@ class Checker:
             return
         with f:
             transcript = layout.WHISPER[0]
-            rows = self.rows(transcript) or self.transcript_rows(transcript)
+            rows = self.transcript_rows(transcript)
             if "vectors" not in f:
                 self.problems.append(f"{self.root / rel}: no dataset 'vectors' (has "
                                      f"{sorted(f)}); expected one row per row of {transcript}")
             elif f["vectors"].shape[0] != rows:
                 self.problems.append(f"{self.root / rel}: vectors has {f['vectors'].shape[0]} "
-                                     f"rows; expected {rows} (rows of {transcript})")
+                                     f"rows; expected {rows} (a row per row of {transcript})")
             else:
                 self.report.append(f"{rel}: vectors {f['vectors'].shape}")
 
@@ -340,6 +333,7 @@ class Checker:
     # ------------------------------------------------------------------ whole root
     def check_participants(self) -> None:
         path = self.root / "participants.tsv"
+        self.files += 1
         try:
             found = self.dataset.nyu_to_subject()
         except DataError as exc:
@@ -407,6 +401,13 @@ class Checker:
             files += [(str(derivative_path(self.root, s).relative_to(self.root)), s)
                       for s in subjects if derivative_path(self.root, s).is_file()]
         return files
+
+
+@cache
+def dataset_rows(rel: str, duration: float) -> int:
+    """Rows of a ds005574 transcript (shipped verbatim) starting before `duration` seconds."""
+    table = read_table(layout.METADATA / rel, ("start",))
+    return int((table["start"] < duration).sum())
 
 
 def subject_of(rel: str) -> int | None:
