@@ -146,3 +146,12 @@ def test_electrode_csv_is_checked_against_the_root(copy):
     [line] = problems(copy, cfg)
     assert line.startswith(f"data.electrodes {csv}: subject 999 is not a nyu_id")
     assert "sub-03 has no good channel(s) ['NOPE']" in line
+
+
+def test_truncated_audio(copy):
+    path = copy / "stimuli/podcast.wav"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    [line] = problems(copy)
+    assert line == (f"{path}: cannot read it as a complete wav file ({len(data) // 2} bytes: "
+                    "mmap length is greater than file size)")
