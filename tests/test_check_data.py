@@ -155,3 +155,23 @@ def test_truncated_audio(copy):
     [line] = problems(copy)
     assert line == (f"{path}: cannot read it as a complete wav file ({len(data) // 2} bytes: "
                     "mmap length is greater than file size)")
+
+
+def test_the_real_layout_knowledge_on_ds005574s_text_files(tmp_path):
+    """podbench ships ds005574's text files verbatim: checked as the real dataset (no ground
+    truth), they pass; a transcript missing rows is one line against the real row count."""
+    from podbench.data.layout import METADATA
+
+    root = tmp_path / "ds005574"
+    shutil.copytree(METADATA, root, ignore=shutil.ignore_patterns("CITATION.md"))
+    assert problems(root) == [f"{root}: no recording (derivatives/ecogprep/sub-XX/ieeg/*.fif or "
+                              "sub-XX/ieeg/*.edf)"]
+    path = root / "stimuli/whisper-medium/transcript.tsv"
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    path.write_text("".join(lines[:-4]), encoding="utf-8")
+    sidecar = root / "sub-07/ieeg/sub-07_task-podcast_ieeg.json"
+    sidecar.write_text(sidecar.read_text().replace("2048.0", "512.0"))
+    assert problems(root)[1:] == [
+        f"{path}: 5130 rows; expected 5134 (ds005574 1.0.2)",
+        f"{sidecar}: 703 bytes that differ from ds005574 1.0.2's; expected its 704 bytes "
+        "(podbench/data/ds005574/sub-07/ieeg/sub-07_task-podcast_ieeg.json)"]

@@ -174,10 +174,7 @@ class Checker:
             self.problems.append(f"{path}: missing")
             return
         self.files += 1
-        if (layout.METADATA / rel).is_file() and self.verbatim(rel):
-            self.check_text(rel)
-        elif not self.expected.standin:
-            self.check_size(rel)
+        before = len(self.problems)
         if rel.endswith(".fif"):
             problems, header = fif_problems(self.dataset, sub, path)
             self.problems += problems
@@ -193,6 +190,12 @@ class Checker:
             self.check_whisper(rel)
         elif rel == layout.AUDIO:
             self.check_audio(rel)
+        if len(self.problems) > before:
+            return  # one damage, one line: the content's line says more than the size's
+        if (layout.METADATA / rel).is_file() and self.verbatim(rel):
+            self.check_text(rel)
+        elif not self.expected.standin:
+            self.check_size(rel)
 
     def verbatim(self, rel: str) -> bool:
         """Text files a copy must hold byte for byte (a stand-in rewrites its sidecars'
