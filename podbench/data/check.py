@@ -8,7 +8,7 @@ transcript rows, GPT-2 layers and Whisper vectors with one row per transcript ro
 with its ground truth's duration, layers and dimension.
 
 Only headers are read (a .fif through mne without preload, plus its last sample; an EDF's
-fixed header; HDF5 shapes; the wav header and its last frame). Each problem is one line
+fixed header; HDF5 shapes; the wav header, its data memory-mapped). Each problem is one line
 naming the file, what was found and what was expected. `check_recordings` is the part that
 `build-features` runs on the recordings it is about to read.
 """
@@ -33,7 +33,6 @@ GPT2_LAYERS = tuple(range(49))  # layer-0 ... layer-48 (49 float32 arrays from t
 GPT2_DIM = 1600
 AUDIO_RATE, AUDIO_CHANNELS, AUDIO_WIDTH = 44100, 2, 2
 BOM = b"\xef\xbb\xbf"
-TRANSCRIPTS = tuple(p for p in sorted(layout.known_sizes()) if p.endswith("/transcript.tsv"))
 
 
 @dataclass(frozen=True)
@@ -175,6 +174,19 @@ class Checker:
             return
         self.files += 1
         before = len(self.problems)
+        try:
+            self.check_content(rel, sub)
+        except DataError as exc:  # a sidecar or channels.tsv it is checked against
+            self.problems.append(str(exc))
+        if len(self.problems) > before:
+            return  # one damage, one line: the content's line says more than the size's
+        if (layout.METADATA / rel).is_file() and self.verbatim(rel):
+            self.check_text(rel)
+        elif not self.expected.standin:
+            self.check_size(rel)
+
+    def check_content(self, rel: str, sub: int | None) -> None:
+        path = self.root / rel
         if rel.endswith(".fif"):
             problems, header = fif_problems(self.dataset, sub, path)
             self.problems += problems
@@ -190,12 +202,6 @@ class Checker:
             self.check_whisper(rel)
         elif rel == layout.AUDIO:
             self.check_audio(rel)
-        if len(self.problems) > before:
-            return  # one damage, one line: the content's line says more than the size's
-        if (layout.METADATA / rel).is_file() and self.verbatim(rel):
-            self.check_text(rel)
-        elif not self.expected.standin:
-            self.check_size(rel)
 
     def verbatim(self, rel: str) -> bool:
         """Text files a copy must hold byte for byte (a stand-in rewrites its sidecars'
@@ -252,11 +258,7 @@ class Checker:
         return dataset_rows(rel, self.expected.duration)
 
     def check_transcript(self, rel: str) -> None:
-        try:
-            found = len(read_table(self.root / rel, ("word", "start", "end")))
-        except DataError as exc:
-            self.problems.append(str(exc))
-            return
+        found = len(read_table(self.root / rel, ("word", "start", "end")))
         want = self.transcript_rows(rel)
         if found != want:
             self.problems.append(f"{self.root / rel}: {found} rows; expected {want} "
@@ -280,15 +282,17 @@ class Checker:
         with f:
             rows = self.transcript_rows(layout.WORDS)
             layers = sorted(set(self.expected.layers) | self.extra_layers)
+            want = (rows, self.expected.dim)
             missing = [i for i in layers if f"layer-{i}" not in f]
             if missing:
-                self.problems.append(f"{self.root / rel}: no {', '.join(f'layer-{i}' for i in missing)}; "
-                                     f"expected layer-{{i}} for i in {layers}")
+                names = ", ".join(f"layer-{i}" for i in missing)
+                self.problems.append(f"{self.root / rel}: no {names}; expected layer-{{i}} for "
+                                     f"i in {layers}")
             for i in layers:
-                if f"layer-{i}" in f and f[f"layer-{i}"].shape != (rows, self.expected.dim):
+                if f"layer-{i}" in f and f[f"layer-{i}"].shape != want:
                     self.problems.append(f"{self.root / rel}: layer-{i} has shape "
-                                         f"{f[f'layer-{i}'].shape}; expected "
-                                         f"{(rows, self.expected.dim)} (a row per token of {layout.WORDS})")
+                                         f"{f[f'layer-{i}'].shape}; expected {want} (a row per "
+                                         f"token of {layout.WORDS})")
             self.report.append(f"{rel}: {len(layers) - len(missing)} layers of "
                                f"({rows}, {self.expected.dim})")
 
@@ -344,8 +348,7 @@ class Checker:
             return
         want = self.reference.nyu_to_subject()
         if found != want:
-            show = lambda ids: ", ".join(f"{sub_label(s)}={n}" for n, s in sorted(ids.items()))  # noqa: E731
-            self.problems.append(f"{path}: participants {show(found)}; expected {show(want)}")
+            self.problems.append(f"{path}: participants {pairs(found)}; expected {pairs(want)}")
         else:
             self.report.append(f"participants.tsv: {len(found)} participants, NYU ids "
                                f"{' '.join(str(n) for n in sorted(found))}")
@@ -357,7 +360,7 @@ class Checker:
 
         out = []
         for rel in sorted(layout.known_sizes()):
-            if (self.root / rel).is_file() and not rel.startswith(("code/", "derivatives/ecogqc")):
+            if (self.root / rel).is_file():
                 out.append((rel, subject_of(rel)))
         for sub in layout.SUBJECTS:
             path = derivative_path(self.root, sub)
@@ -404,6 +407,11 @@ class Checker:
             files += [(str(derivative_path(self.root, s).relative_to(self.root)), s)
                       for s in subjects if derivative_path(self.root, s).is_file()]
         return files
+
+
+def pairs(nyu_to_subject: dict[int, int]) -> str:
+    """sub-01=661, sub-02=662, ..."""
+    return ", ".join(f"{sub_label(s)}={n}" for n, s in sorted(nyu_to_subject.items()))
 
 
 @cache

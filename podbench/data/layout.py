@@ -46,10 +46,11 @@ def sidecars(sub: int) -> list[str]:
 def recording(sub: int, signal: str) -> str:
     """The file `data.signal` reads for a subject (podbench_highgamma: the raw EDF it is
     recomputed from by `podbench highgamma`)."""
+    derivative = f"derivatives/ecogprep/{label(sub)}/ieeg/{label(sub)}_task-podcast"
     if signal == "highgamma":
-        return f"derivatives/ecogprep/{label(sub)}/ieeg/{label(sub)}_task-podcast_desc-highgamma_ieeg.fif"
+        return f"{derivative}_desc-highgamma_ieeg.fif"
     if signal == "broadband":
-        return f"derivatives/ecogprep/{label(sub)}/ieeg/{label(sub)}_task-podcast_ieeg.fif"
+        return f"{derivative}_ieeg.fif"
     if signal == "podbench_highgamma":
         return f"{label(sub)}/ieeg/{label(sub)}_task-podcast_ieeg.edf"
     raise ConfigError(f"data.signal = {signal!r}: expected highgamma, broadband or "
