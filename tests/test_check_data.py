@@ -175,3 +175,17 @@ def test_the_real_layout_knowledge_on_ds005574s_text_files(tmp_path):
         f"{path}: 5130 rows; expected 5134 (ds005574 1.0.2)",
         f"{sidecar}: 703 bytes that differ from ds005574 1.0.2's; expected its 704 bytes "
         "(podbench/data/ds005574/sub-07/ieeg/sub-07_task-podcast_ieeg.json)"]
+
+
+def test_build_features_lists_every_bad_electrode_before_building(standin, tmp_path):
+    csv = tmp_path / "sig.csv"
+    csv.write_text("subject,elec\n661,G2\n999,G2\n661,G1\n717,NOPE\n")
+    cfg = make_config(standin, tmp_path, data={"electrodes": str(csv)},
+                      targets={"kind": "arbitrary"})
+    with pytest.raises(DataError) as err:
+        build_features(cfg, log=lambda s: None)
+    message = str(err.value)
+    assert "subject 999 is not a nyu_id" in message
+    assert "sub-01 has no good channel(s) ['G1']" in message and "(G1: bad)" in message
+    assert "sub-03 has no good channel(s) ['NOPE']" in message and "(NOPE: not listed)" in message
+    assert not [p for p in (tmp_path / "stores").glob("*/*") if p.is_dir()]
