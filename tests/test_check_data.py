@@ -51,6 +51,16 @@ def test_standins_pass(standin, tmp_path):
     assert "sub-07/ieeg/sub-07_task-podcast_ieeg.edf: 4 s, 2048 Hz" in report.report
 
 
+def test_decoding_standin_passes_with_its_electrode_csv(decoding_standin):
+    from podbench import config
+
+    root, csv = decoding_standin
+    assert problems(root) == []
+    cfg = config.load(Path(__file__).parents[1] / "configs/demo.yml",
+                      [f"data.root={root}", f"data.electrodes={csv}"])
+    assert problems(root, cfg) == []
+
+
 def test_config_checks_exactly_its_files(standin):
     from podbench import config
 
