@@ -107,6 +107,53 @@ def highgamma(root, subjects):
     write_highgamma(root, list(subjects) or None, log=click.echo)
 
 
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Fetch the files this experiment YAML reads.")
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
+              help="Override a config field (YAML-typed). Repeatable.")
+@click.option("--what", default=None, metavar="PARTS",
+              help="Instead of --config: comma-separated parts, of highgamma, broadband, raw, "
+                   "stimuli.")
+@click.option("--to", "to", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Dataset root to download into (resumes what is already there).")
+@click.option("--dry-run", is_flag=True, help="Only print the files, their sizes and the total.")
+@reports_errors
+def download(config_path, overrides, what, to, dry_run):
+    """Download exactly the ds005574 files a config (or --what) needs, with openneuro-py."""
+    from podbench.data.download import download as fetch
+    from podbench.data.layout import plan_for_config, plan_for_parts
+    from podbench.errors import ConfigError
+
+    if (config_path is None) == (what is None):
+        raise ConfigError("give --config FILE or --what PARTS (one of them)")
+    if config_path is not None:
+        plan = plan_for_config(load_config(config_path, overrides))
+    else:
+        plan = plan_for_parts([p.strip() for p in what.split(",") if p.strip()])
+    fetch(plan, to, dry_run=dry_run, log=click.echo)
+
+
+@main.command("check-data")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Check the files this experiment YAML reads (and its data.root).")
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
+              help="Override a config field (YAML-typed). Repeatable.")
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Dataset root (default: the config's data.root).")
+@reports_errors
+def check_data(config_path, overrides, root):
+    """Check a ds005574 copy (or stand-in) against what the dataset is known to be."""
+    from podbench.data.check import check_data as run_check
+    from podbench.errors import ConfigError
+
+    cfg = load_config(config_path, overrides) if config_path is not None else None
+    if root is None and cfg is None:
+        raise ConfigError("give --root DIR or --config FILE")
+    ok = run_check(root if root is not None else Path(cfg.data.root), cfg, log=click.echo)
+    sys.exit(0 if ok else 2)
+
+
 @main.command("build-features")
 @config_options
 @reports_errors

@@ -80,9 +80,16 @@ class Dataset:
     def ieeg_dir(self, sub: int) -> Path:
         return self.root / sub_label(sub) / "ieeg"
 
+    def channels_path(self, sub: int) -> Path:
+        return self.ieeg_dir(sub) / f"{sub_label(sub)}_task-{TASK}_channels.tsv"
+
+    def sidecar_path(self, sub: int) -> Path:
+        """The recording's JSON sidecar (SamplingFrequency, RecordingDuration)."""
+        return self.ieeg_dir(sub) / f"{sub_label(sub)}_task-{TASK}_ieeg.json"
+
     def channels(self, sub: int) -> pd.DataFrame:
         """The subject's channels.tsv (name, type, status, ...)."""
-        path = self.ieeg_dir(sub) / f"{sub_label(sub)}_task-{TASK}_channels.tsv"
+        path = self.channels_path(sub)
         table = read_table(path, ("name", "type", "status"))
         statuses = set(table["status"].dropna())
         if not statuses <= {"good", "bad"}:

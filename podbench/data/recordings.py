@@ -23,19 +23,41 @@ def file_digest(path: str | Path) -> str:
 
 
 def electrodes_from_csv(dataset: Dataset, path: str | Path) -> dict[int, list[str]]:
-    """Electrode CSV (columns subject = NYU id, elec) -> {subject number: [names]}."""
+    """Electrode CSV (columns subject = NYU id, elec) -> {subject number: [names]}.
+
+    Every NYU id that is not in participants.tsv and every name that is not a good ECoG channel
+    of its subject's channels.tsv are listed in one error, before any recording is opened.
+    """
     table = read_table(Path(path), ("subject", "elec"), sep=",")
     nyu = dataset.nyu_to_subject()
     picks: dict[int, list[str]] = {}
+    unknown: dict[str, list[int]] = {}
     for row, (nyu_id, elec) in enumerate(zip(table["subject"], table["elec"]), start=2):
         try:
             sub = nyu[int(nyu_id)]
         except (KeyError, ValueError):
-            raise DataError(f"{path} line {row}: subject {nyu_id!r} is not a nyu_id of "
-                            f"{dataset.root / 'participants.tsv'} ({sorted(nyu)})") from None
+            unknown.setdefault(str(nyu_id), []).append(row)
+            continue
         picks.setdefault(sub, []).append(str(elec))
-    if not picks:
+    if not picks and not unknown:
         raise DataError(f"{path}: no electrodes listed")
+    problems = [f"subject {nyu_id} is not a nyu_id of {dataset.root / 'participants.tsv'} "
+                f"({sorted(nyu)}; line {', '.join(map(str, rows))})"
+                for nyu_id, rows in unknown.items()]
+    for sub, names in sorted(picks.items()):
+        channels = dataset.channels(sub)
+        why_not = {name: None if status == "good" and kind == "ECOG" else
+                   "bad" if status == "bad" else f"type {kind}"
+                   for name, kind, status in zip(channels["name"], channels["type"],
+                                                 channels["status"])}
+        reasons = {n: why_not.get(n, "not listed") for n in names}
+        missing = [n for n, why in reasons.items() if why is not None]
+        if missing:
+            detail = ", ".join(f"{n}: {reasons[n]}" for n in missing)
+            problems.append(f"{sub_label(sub)} has no good channel(s) {missing} in "
+                            f"{dataset.channels_path(sub)} ({detail})")
+    if problems:
+        raise DataError(f"data.electrodes {path}: {'; '.join(problems)}")
     return picks
 
 

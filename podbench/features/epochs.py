@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from podbench.config import Config
+from podbench.data.check import check_recordings
 from podbench.data.dataset import Dataset
 from podbench.data.recordings import Recording, open_recordings, resolve_subjects
 from podbench.errors import DataError
@@ -95,6 +96,7 @@ def build_epochs(cfg: Config, spec: StageSpec, tmp: Path) -> dict:
     dataset = Dataset(cfg.data.root)
     subjects = resolve_subjects(dataset, cfg.data.subjects, cfg.data.electrodes,
                                 cfg.data.signal)
+    check_recordings(dataset, subjects, cfg.data.signal)
     recordings = open_recordings(dataset, subjects, cfg.data.electrodes, cfg.data.signal)
     geo = geometry(cfg, recordings[0].sfreq)
     from podbench.tasks import task_for
