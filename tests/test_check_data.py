@@ -49,6 +49,16 @@ def test_standins_pass(standin, tmp_path):
     report = Checker(raw)
     report.run()
     assert "sub-07/ieeg/sub-07_task-podcast_ieeg.edf: 4 s, 2048 Hz" in report.report
+    cfg = make_config(raw, tmp_path, data={"signal": "podbench_highgamma"},
+                      targets={"kind": "arbitrary"})
+    hg = (raw / "derivatives/podbench-highgamma/sub-07/ieeg"
+          / "sub-07_task-podcast_desc-highgamma_ieeg.fif")
+    assert problems(raw, cfg) == [f"{hg}: missing; expected the high gamma that `podbench "
+                                  f"highgamma --root {raw}` computes"]
+    from podbench.data.highgamma import write_highgamma
+
+    write_highgamma(raw, log=lambda s: None)
+    assert problems(raw, cfg) == []
 
 
 def test_decoding_standin_passes_with_its_electrode_csv(decoding_standin):

@@ -404,8 +404,13 @@ class Checker:
         files = [(rel, subject_of(rel)) for rel in layout.plan_for_config(subset).files
                  if rel not in unread]
         if cfg.data.signal == "podbench_highgamma":
-            files += [(str(derivative_path(self.root, s).relative_to(self.root)), s)
-                      for s in subjects if derivative_path(self.root, s).is_file()]
+            for sub in subjects:
+                path = derivative_path(self.root, sub)
+                if path.is_file():
+                    files.append((str(path.relative_to(self.root)), sub))
+                else:
+                    self.problems.append(f"{path}: missing; expected the high gamma that "
+                                         f"`podbench highgamma --root {self.root}` computes")
         return files
 
 
