@@ -1,4 +1,4 @@
-"""Trainer speed machinery: the sort-based early-stopping ROC-AUC."""
+"""Trainer speed machinery: the sort-based early-stopping ROC-AUC, 16-bit dropout masks."""
 
 from __future__ import annotations
 
@@ -55,3 +55,21 @@ def test_sorted_auc_memory_is_linear_in_rows():
         jnp.zeros((lanes, n, k)), jnp.zeros((lanes, n)), jnp.zeros((lanes, n))).compile()
     temp = compiled.memory_analysis().temp_size_in_bytes
     assert temp < 40 * lanes * n * k  # a few arrays of n per lane and class
+
+
+def test_dropout_keeps_the_rate_and_the_mean():
+    from podbench.models.layers import Call, dropout
+
+    x = jnp.ones((64, 50, 40))
+    key = jax.random.key(3)
+    for rate in (0.0, 0.2, 0.5):
+        out = np.asarray(dropout(x, Call(True, key, jnp.float32(rate)), salt=1))
+        kept = out != 0
+        assert abs(kept.mean() - (1 - rate)) < 0.01
+        # inverted dropout, the rate rounded to a multiple of 1/65,536
+        np.testing.assert_allclose(out[kept], 1 / (1 - rate), rtol=2 / 65536)
+    a = dropout(x, Call(True, key, 0.2), salt=1)
+    np.testing.assert_array_equal(a, dropout(x, Call(True, key, 0.2), salt=1))  # reproducible
+    assert (np.asarray(a) != np.asarray(dropout(x, Call(True, key, 0.2), salt=2))).mean() > 0.2
+    assert (np.asarray(dropout(x, Call(True, key, 1.0), salt=1)) == 0).all()
+    np.testing.assert_array_equal(dropout(x, Call(False, key, 0.2), salt=1), x)  # eval mode
