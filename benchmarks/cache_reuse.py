@@ -29,7 +29,7 @@ from trainer_speed import electrode_csv, ensure_standin, machine  # noqa: E402
 
 from podbench import api, config  # noqa: E402
 from podbench.train.run import train_points  # noqa: E402
-from podbench.train.sweep import sweep  # noqa: E402
+from podbench.experiments.sweep import sweep  # noqa: E402
 
 QUIET = {"log": lambda s: None}
 

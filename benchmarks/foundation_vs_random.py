@@ -23,11 +23,12 @@ import time
 from pathlib import Path
 
 from podbench import config
-from podbench.data.demo import DEMO_DURATION, GROUND_TRUTH, responsive_electrode_csv
+from podbench.data.synth import GROUND_TRUTH, responsive_electrode_csv
+from podbench.experiments.demo import DEMO_DURATION
 from podbench.data.synth import synthesize
 from podbench.models.foundation.mae import POOLS
-from podbench.models.foundation.pretrain import pretrain
-from podbench.train.run import train
+from podbench.features.pretrain import pretrain
+from podbench.experiments.train import train
 
 DATA = Path("data/podcast-standin-demo")
 PRETRAIN_CONFIG = Path("configs/foundation/pretrain.yml")

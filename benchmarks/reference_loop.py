@@ -22,7 +22,7 @@ for each other, so with `threads` = 2 on 2 cores and another busy process, an ep
 before torch starts, or `threads=1`, avoids that. `run_reference` records, per (lag, fold),
 how many cores other processes kept busy meanwhile, and warns when that is not negligible.
 
-The latents and targets are podbench's own (`podbench.train.run.prepare`), so both trainers
+The latents and targets are podbench's own (`podbench.train.inputs.prepare`), so both trainers
 see identical data. As a script it trains and prints epochs and test cosine per (lag, fold):
 
     python benchmarks/reference_loop.py --config CONFIG [--set k=v ...] [--lags -1000 0]
@@ -252,7 +252,7 @@ def run_reference(inputs, *, members: int = 10, batch_size: int = 32, epochs: in
                   optimizer: str = "adamw", lags: list[int] | None = None,
                   folds: list[int] | None = None, seed: int = 42, threads: int = 2,
                   log: Callable[[str], None] = print) -> ReferenceResult:
-    """Train every (lag, fold) of `inputs` (a `podbench.train.run.RunInputs`) like the reference.
+    """Train every (lag, fold) of `inputs` (a `podbench.train.inputs.RunInputs`) like the reference.
 
     `lags` (ms values) and `folds` (1-based numbers) restrict and order what runs; the default is
     every lag and fold of `inputs`. Seeds python, numpy and torch once, as the reference's main.
@@ -337,7 +337,7 @@ def main(argv: list[str] | None = None) -> None:
     """Build or reuse podbench's stores for CONFIG and train them with the reference loop."""
     from podbench import config
     from podbench.features.build import build_features
-    from podbench.train.run import prepare
+    from podbench.train.inputs import prepare
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", required=True, help="podbench YAML config")

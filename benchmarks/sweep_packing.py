@@ -25,7 +25,7 @@ sys.path.insert(0, str(HERE))
 from trainer_speed import electrode_csv, ensure_standin, machine  # noqa: E402
 
 from podbench import api, config  # noqa: E402
-from podbench.train.sweep import grid_points, sweep  # noqa: E402
+from podbench.experiments.sweep import grid_points, sweep  # noqa: E402
 
 GRID = {"training.lr": [3e-4, 1e-3, 3e-3], "model.params.dropout": [0.1, 0.3],
         "training.weight_decay": [1e-4, 1e-3]}

@@ -31,11 +31,13 @@ sys.path.insert(0, str(HERE))
 from reference_loop import count_flops_per_step, run_reference  # noqa: E402
 
 from podbench import api, config  # noqa: E402
-from podbench.data.demo import GROUND_TRUTH  # noqa: E402
+from podbench.data.synth import GROUND_TRUTH  # noqa: E402
 from podbench.data.synth import synthesize  # noqa: E402
 from podbench.train.lanes import lay_out  # noqa: E402
-from podbench.train.run import lane_point, prepare, train_lanes  # noqa: E402
-from podbench.train.tasks import task_for  # noqa: E402
+from podbench.train.execute import train_lanes  # noqa: E402
+from podbench.train.inputs import prepare  # noqa: E402
+from podbench.train.run import lane_point  # noqa: E402
+from podbench.tasks import task_for  # noqa: E402
 
 N_ELECTRODES = 160
 

@@ -13,7 +13,7 @@ from podbench.config import Config, from_dict, load
 from podbench.features.build import Features
 from podbench.features.build import build_features as _build_features
 from podbench.features.store import Stores
-from podbench.keys import stage_keys
+from podbench.features.keys import stage_keys
 
 __all__ = ["Config", "from_dict", "load_config", "build_features", "open_store", "stores",
            "train", "synthesize"]
@@ -41,7 +41,7 @@ def stores(cfg: Config) -> Stores:
 def train(cfg: Config, force: bool = False, log=print):
     """Build missing stores, train, evaluate and write results: a RunResult (its folder and
     lag table), or one per task when `cfg` lists several."""
-    from podbench.train.run import train as _train
+    from podbench.experiments.train import train as _train
 
     return _train(cfg, force=force, log=log)
 

@@ -1,6 +1,7 @@
 """Named registries filled by decorators: models, preprocessors, target sources, tasks, ...
 
-Built-ins register themselves when their module is imported (`load_builtins`); modules listed
+Built-ins register themselves when their module is imported (`load_builtins`); decoders are
+declared by name first (`Registry.declare`), so validating a config never imports JAX. Modules listed
 under `plugins:` in a config are imported by `load_plugins`, so a new decoder, preprocessor or
 task is one module plus one YAML, with no edit to podbench itself.
 """
@@ -16,11 +17,24 @@ from podbench.errors import ConfigError
 
 @dataclass
 class Entry:
-    """One registered object plus the metadata its decorator was given."""
+    """One registered object plus the metadata its decorator (or declaration) was given.
+
+    A declared entry knows its metadata (e.g. a decoder's parameter schema) before its module
+    is imported; the module, which may import JAX or torch, is imported when `obj` is first
+    needed, and its decorator fills the entry in."""
 
     name: str
-    obj: Any
+    _obj: Any
     meta: dict = field(default_factory=dict)
+    module: str | None = None
+
+    @property
+    def obj(self) -> Any:
+        if self._obj is None and self.module is not None:
+            importlib.import_module(self.module)
+            if self._obj is None:
+                raise ValueError(f"{self.module} does not register {self.name!r}")
+        return self._obj
 
 
 class Registry:
@@ -33,12 +47,21 @@ class Registry:
     def register(self, name: str | None = None, **meta) -> Callable:
         def decorate(obj):
             key = name or obj.__name__
-            if key in self._entries and self._entries[key].obj is not obj:
+            old = self._entries.get(key)
+            if old is not None and old._obj is not None and old._obj is not obj:
                 raise ValueError(f"{self.kind} {key!r} is registered twice")
-            self._entries[key] = Entry(key, obj, meta)
+            if old is not None:  # a declared entry (or the same object again): fill it in
+                old._obj = obj
+                old.meta.update(meta)
+            else:
+                self._entries[key] = Entry(key, obj, dict(meta))
             return obj
 
         return decorate
+
+    def declare(self, name: str, module: str, **meta) -> None:
+        """Declare a built-in entry by name, module and metadata, without importing the module."""
+        self._entries[name] = Entry(name, None, dict(meta), module)
 
     def entry(self, name: str, where: str = "") -> Entry:
         load_builtins()
@@ -62,24 +85,22 @@ class Registry:
 models = Registry("model")
 preprocessors = Registry("preprocessor")
 target_sources = Registry("target source")
-config_setters = Registry("config setter")
 metrics = Registry("metric")
 tasks = Registry("task")
 
 register_model = models.register
 register_preprocessor = preprocessors.register
 register_target_source = target_sources.register
-register_config_setter = config_setters.register
 register_metric = metrics.register
 register_task = tasks.register
 
 _BUILTIN_MODULES = (
     "podbench.features.preprocessors",
     "podbench.features.foundation",
-    "podbench.features.targets",
+    "podbench.tasks.sources",
     "podbench.models",
-    "podbench.train.metrics",
-    "podbench.train.tasks",
+    "podbench.tasks.metrics",
+    "podbench.tasks",
 )
 _loaded = False
 

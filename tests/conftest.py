@@ -10,7 +10,7 @@ import pytest
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 from podbench import config  # noqa: E402
-from podbench.data.demo import responsive_electrode_csv  # noqa: E402
+from podbench.data.synth import responsive_electrode_csv  # noqa: E402
 from podbench.data.synth import synthesize  # noqa: E402
 
 

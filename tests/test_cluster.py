@@ -20,8 +20,8 @@ from click.testing import CliRunner
 
 from cli import main
 from podbench.errors import ConfigError, DataError
-from podbench.train.run import train_points
-from podbench.train.sweep import Program, sweep
+from podbench.experiments.sweep import sweep
+from podbench.train.run import PointGroup, train_points
 
 from .conftest import make_config
 
@@ -29,7 +29,7 @@ try:
     import ray
     from ray.cluster_utils import Cluster
 
-    from podbench.train.cluster import RayEngine, ray_train
+    from podbench.experiments.cluster import RayEngine, ray_train
 except ImportError:  # the CLI test below still runs
     ray = None
 
@@ -179,7 +179,7 @@ def test_podbench_errors_are_not_retried_and_train_runs_on_ray(two_nodes, shared
 
     with RayEngine(cluster.address, program_fn=bad_input, log=lambda s: None) as engine, \
             pytest.raises(DataError, match=r"program 1/1 \(points \[0\]\): words.tsv"):
-        engine.run_programs([Program([0], [cfg])])
+        engine.run_programs([PointGroup([0], [cfg])])
     assert len(list(attempts.iterdir())) == 1  # not retried
 
     lines: list[str] = []

@@ -12,7 +12,7 @@ import yaml
 
 from podbench import config, registry
 from podbench.errors import ConfigError
-from podbench.keys import stage_keys
+from podbench.features.keys import stage_keys
 
 from .conftest import make_config
 

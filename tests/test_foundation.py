@@ -11,13 +11,13 @@ import pytest
 import yaml
 
 from podbench import config
-from podbench.data.demo import responsive_electrode_csv
+from podbench.data.synth import responsive_electrode_csv
 from podbench.data.synth import synthesize
 from podbench.errors import ConfigError
 from podbench.features.build import build_features
-from podbench.keys import stage_keys
+from podbench.features.keys import stage_keys
 from podbench.models.foundation.mae import MaskedAutoencoder
-from podbench.models.foundation.pretrain import pretrain
+from podbench.features.pretrain import pretrain
 
 PRETRAIN = {"depth": 1, "width": 16, "heads": 2, "patch": 32, "steps": 30, "batch_size": 8,
             "lr": 3e-3, "mask_ratio": 0.5, "seed": 0}
@@ -138,7 +138,7 @@ def test_checkpoint_may_name_folder_file_or_pretrain_config(standin, workdir, pr
 
 
 def test_mlp_trains_end_to_end(standin, workdir, pretrained):
-    from podbench.train.run import train
+    from podbench.experiments.train import train
 
     cfg = foundation_cfg(standin, workdir, checkpoint=str(pretrained))
     result = train(cfg, log=lambda line: None)
@@ -237,7 +237,7 @@ def test_errors_are_raised_before_anything_is_written(standin, tmp_path, pretrai
 
 def test_channels_without_coordinates_get_their_subjects_mean(standin):
     from podbench.data.dataset import Dataset
-    from podbench.models.foundation.mae import channel_coordinates
+    from podbench.data.dataset import channel_coordinates
 
     root, _ = standin
     table = Dataset(root).electrodes(8)

@@ -1,4 +1,4 @@
-"""Tests of the `hf` target source (podbench.features.hf) on tiny local GPT-2 and BERT models."""
+"""Tests of the `hf` target source (podbench.tasks.hf) on tiny local GPT-2 and BERT models."""
 
 from pathlib import Path
 
@@ -13,7 +13,7 @@ from transformers import (AutoModel, AutoTokenizer, BertConfig, BertModel, BertT
 
 from podbench.data.dataset import Dataset, word_table
 from podbench.errors import ConfigError
-from podbench.features.hf import word_hidden_states
+from podbench.tasks.hf import word_hidden_states
 
 TRANSCRIPT = Path(__file__).parents[1] / "podbench/data/ds005574/stimuli/gpt2-xl/transcript.tsv"
 POSITIONS = 64  # small, so that long word lists need several windows

@@ -7,7 +7,7 @@ import pytest
 from scipy.special import softmax
 from sklearn.metrics import roc_auc_score
 
-from podbench.train import metrics
+from podbench.tasks import metrics
 
 
 def test_split_metrics_on_a_hand_built_example():

@@ -13,7 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from podbench import config
 from podbench.data.synth import synthesize
 from podbench.features.build import build_features
-from podbench.train.run import prepare
+from podbench.train.inputs import prepare
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "reference_loop.py"
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import sklearn.metrics as skm
 
-from podbench.train.tasks.common import masked_auc, masked_macro_auc
+from podbench.tasks.scoring import masked_auc, masked_macro_auc
 
 
 @pytest.mark.parametrize("n", [7, 64, 1500])

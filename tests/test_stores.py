@@ -19,8 +19,8 @@ from sklearn.decomposition import PCA
 from podbench import api
 from podbench.data.dataset import Dataset
 from podbench.features.store import COMPLETE, DATA, Stores
-from podbench.features.targets import arbitrary_vector, glove_key
-from podbench.train.folds import folds_for
+from podbench.tasks.sources import arbitrary_vector, glove_key
+from podbench.tasks.folds import folds_for
 
 from .conftest import make_config
 
@@ -87,7 +87,7 @@ def test_gpt2_targets_average_sub_tokens(standin, tmp_path):
 
 
 def test_arbitrary_embeddings_do_not_depend_on_the_hash_seed():
-    code = ("from podbench.features.targets import arbitrary_vector;"
+    code = ("from podbench.tasks.sources import arbitrary_vector;"
             "print(arbitrary_vector('monkey', 42, 4).tolist())")
     outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            env={**os.environ, "PYTHONHASHSEED": seed}).stdout

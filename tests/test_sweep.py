@@ -16,7 +16,7 @@ import yaml
 from podbench import api
 from podbench.errors import ConfigError
 from podbench.train.run import program_signature
-from podbench.train.sweep import grid_points, load_grid, sweep
+from podbench.experiments.sweep import grid_points, load_grid, sweep
 
 from .conftest import make_config
 
@@ -93,8 +93,11 @@ def test_program_signature_keeps_shape_changes_apart(base):
 DEVICE_RUN = textwrap.dedent("""
     import sys, numpy as np, jax
     from podbench import config, api
-    from podbench.train.run import lane_point, lay_out, prepare, train_lanes
-    from podbench.train.tasks import task_for
+    from podbench.train.execute import train_lanes
+    from podbench.train.inputs import prepare
+    from podbench.train.lanes import lay_out
+    from podbench.train.run import lane_point
+    from podbench.tasks import task_for
     cfg = config.load(sys.argv[1])
     inputs = prepare(cfg, api.build_features(cfg, log=lambda s: None))
     table = lay_out(inputs.lags, inputs.folds, 2, 1, [lane_point(cfg)])

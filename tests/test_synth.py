@@ -329,7 +329,7 @@ def test_audio(standin, ground_truth):
     assert sr == 44100 and data.dtype == np.int16 and data.shape == (DURATION * 44100, 2)
     assert ground_truth["audio"]["sfreq"] == 44100
     # louder during words than in the pauses between them (the task's loudness, dB at 512 Hz)
-    from podbench.train.tasks.loudness import loudness_db
+    from podbench.data.audio import loudness_db
 
     db = loudness_db(standin / "stimuli/podcast.wav")
     words = _gpt2_transcript(standin).groupby("word_idx").agg(start=("start", "first"), end=("end", "last"))
@@ -342,8 +342,8 @@ def test_audio(standin, ground_truth):
 def test_content_and_loudness_channels(standin, ground_truth):
     """Content channels respond more to content words; loudness channels track the loudness."""
     from podbench.data.dataset import Dataset
-    from podbench.train.tasks.content_word import ContentWord
-    from podbench.train.tasks.loudness import loudness_db
+    from podbench.tasks.content_word import ContentWord
+    from podbench.data.audio import loudness_db
 
     content = ContentWord().values(None, Dataset(standin)).set_index("word_idx")["value"]
     assert int(content.sum()) == ground_truth["n_content_words"]

@@ -22,13 +22,13 @@ from podbench import api, config, registry
 from podbench.data.dataset import Dataset, word_table
 from podbench.data.synth import GROUND_TRUTH, SOURCE
 from podbench.errors import ConfigError
-from podbench.train import metrics
-from podbench.train.tasks.common import masked_auc, masked_macro_auc
-from podbench.train.tasks.content_word import word_tags
-from podbench.train.tasks.loudness import envelope_at_rate, loudness_db, open_wav
-from podbench.train.tasks.part_of_speech import CLASSES, pos_class
-from podbench.train.tasks.sentence_onset import sentence_events, sentences
-from podbench.train.tasks.surprisal import surprisal_classes, word_surprisal
+from podbench.tasks import metrics
+from podbench.tasks.scoring import masked_auc, masked_macro_auc
+from podbench.data.annotations import word_surprisal, word_tags
+from podbench.data.audio import envelope_at_rate, loudness_db, open_wav
+from podbench.tasks.part_of_speech import CLASSES, pos_class
+from podbench.tasks.sentence_onset import sentence_events, sentences
+from podbench.tasks.surprisal import surprisal_classes
 
 from .conftest import make_config
 
@@ -361,7 +361,7 @@ def test_balanced_class_weights_come_from_the_training_fold(decoding_standin, wo
     api.build_features(cfg, **QUIET)
     targets = api.open_store(cfg, "targets")["target"].values  # [fold, word, (label, weight)]
     from podbench.features.build import build_features
-    from podbench.train.run import prepare
+    from podbench.train.inputs import prepare
 
     inputs = prepare(cfg, build_features(cfg, **QUIET))
     assert targets.shape[0] == 3 and targets.shape[2] == 2
@@ -381,7 +381,7 @@ import numpy as np
 
 from podbench.data.dataset import word_table
 from podbench.registry import register_task
-from podbench.train.tasks.common import RegressionTask
+from podbench.tasks.common import RegressionTask
 
 
 @register_task("word_length")
@@ -471,7 +471,7 @@ def test_multimodal_harmonic_mean_by_lag(tmp_path):
     from click.testing import CliRunner
 
     import cli
-    from podbench.train.multimodal import best_lag, multimodal_score
+    from podbench.experiments.multimodal import best_lag, multimodal_score
 
     word = _performance(tmp_path / "word", [-200, 0, 200, 400], [0.50, 0.51, 0.50, 0.5116])
     whisper = _performance(tmp_path / "whisper", [0, 200, 400, 600], [0.60, 0.70, 0.7074, 0.65])

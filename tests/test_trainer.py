@@ -15,8 +15,9 @@ from flax import nnx
 
 from podbench import api, registry
 from podbench.train.lanes import LanePoint, lay_out
-from podbench.train.run import lane_inputs, make_program, prepare, train_lanes
-from podbench.train.tasks import task_for
+from podbench.train.execute import make_program, train_lanes
+from podbench.train.inputs import lane_inputs, prepare
+from podbench.tasks import task_for
 
 from .conftest import make_config
 

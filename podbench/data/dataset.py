@@ -165,3 +165,25 @@ def word_table(dataset: Dataset) -> pd.DataFrame:
              .agg(word=("word", "first"), start=("start", "first"), end=("end", "last"))
              .reset_index())
     return words
+
+
+def channel_coordinates(root: str | Path, channels: list[str]) -> tuple[np.ndarray, list[str]]:
+    """MNI x, y, z (mm) of "sub-XX:NAME" channels, float32 [channel, 3], and the channels
+    without coordinates (given the mean of their subject's, or the origin if it has none)."""
+    dataset = Dataset(root)
+    tables: dict[str, dict[str, np.ndarray]] = {}
+    out = np.zeros((len(channels), 3), np.float32)
+    missing = []
+    for i, channel in enumerate(channels):
+        sub, name = channel.split(":", 1)
+        if sub not in tables:
+            table = dataset.electrodes(int(sub[4:]))
+            xyz = table[["x", "y", "z"]].to_numpy(np.float64)
+            tables[sub] = {n: p for n, p in zip(table["name"], xyz) if np.isfinite(p).all()}
+        found = tables[sub].get(name)
+        if found is None:
+            known = list(tables[sub].values())
+            found = np.mean(known, axis=0) if known else np.zeros(3)
+            missing.append(channel)
+        out[i] = found
+    return out, missing

@@ -58,6 +58,7 @@ LAYERS = (0, 12, 24, 36, 48)  # GPT-2 XL layers written to features.hdf5
 EMBEDDING_LAYER = 24  # layer whose word embedding drives the responses
 TRANSCRIPT_SETS = ("gpt2-xl", "whisper-medium", "en_core_web_lg", "syntactic", "phonetic", "spectral")
 GROUND_TRUTH = Path("derivatives/podbench-synth/ground_truth.json")
+ELECTRODE_CSV = Path("derivatives/podbench-synth/responsive_electrodes.csv")
 AUDIO = Path("stimuli/podcast.wav")
 GENERATOR_NAME = "podbench synth"
 
@@ -763,3 +764,23 @@ def _write_raw_edf(out: Path, subject: _Subject, envelope: np.ndarray, seed: int
     path = out / subject.label / "ieeg" / f"{subject.label}_task-podcast_ieeg.edf"
     Edf(signals, data_record_duration=1.0).write(path)
     return path
+
+
+def responsive_electrode_csv(root: str | Path, out: str | Path | None = None) -> Path:
+    """The ground truth's responsive channels as a reference-format CSV (subject=NYU id, elec).
+
+    This is how researchers pass "significant electrodes"; the default path is beside the
+    ground truth.
+    """
+    from podbench.data.dataset import Dataset
+
+    root = Path(root)
+    truth = json.loads((root / GROUND_TRUTH).read_text())
+    nyu = {s: n for n, s in Dataset(root).nyu_to_subject().items()}
+    rows = []
+    for item in truth["responsive_channels"]:
+        sub, name = item.split(":", 1)
+        rows.append({"subject": nyu[int(sub[4:])], "elec": name})
+    out = Path(out) if out else root / ELECTRODE_CSV
+    pd.DataFrame(rows).to_csv(out, index=False)
+    return out

@@ -16,8 +16,9 @@ from podbench.config import Config
 from podbench.data.dataset import Dataset
 from podbench.features.epochs import build_epochs, epochs_sources
 from podbench.features.latents import build_latents
+from podbench.features.targets import build_targets
 from podbench.features.store import COMPLETE, BuildReport, Stores, shape_of_var
-from podbench.keys import stage_specs
+from podbench.features.keys import stage_specs
 
 
 @dataclass
@@ -35,7 +36,7 @@ class Features:
 def build_features(cfg: Config, log: Callable[[str], None] = print,
                    stages: tuple[str, ...] = ("epochs", "targets", "latents")) -> Features:
     """Ensure the feature stores of `cfg` exist; log one report line per stage."""
-    from podbench.train.tasks import task_for
+    from podbench.tasks import task_for
 
     specs = stage_specs(cfg)
     stores = Stores(cfg.output.stores)
@@ -56,7 +57,7 @@ def build_features(cfg: Config, log: Callable[[str], None] = print,
         epoch_words = stores.open("epochs", keys["epochs"])["word"].values if needs_epochs else None
         sources = task.target_sources(cfg, dataset) + ([epochs_marker] if needs_epochs else [])
         done(stores.ensure(specs["targets"],
-                           lambda tmp: task.build_targets(cfg, dataset, epoch_words, tmp),
+                           lambda tmp: build_targets(cfg, task, dataset, epoch_words, tmp),
                            sources, shape_of_var("target")))
     if "latents" in stages:
         pre = registry.preprocessors.entry(cfg.preprocess.name)

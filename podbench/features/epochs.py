@@ -24,7 +24,7 @@ from podbench.data.dataset import Dataset
 from podbench.data.recordings import Recording, open_recordings, resolve_subjects
 from podbench.errors import DataError
 from podbench.features.store import write_dataset
-from podbench.keys import StageSpec
+from podbench.features.keys import StageSpec
 
 CHUNK_BYTES = 64e6  # target size of one word chunk of the epochs array
 
@@ -96,7 +96,7 @@ def build_epochs(cfg: Config, spec: StageSpec, tmp: Path) -> dict:
                                 cfg.data.signal)
     recordings = open_recordings(dataset, subjects, cfg.data.electrodes, cfg.data.signal)
     geo = geometry(cfg, recordings[0].sfreq)
-    from podbench.train.tasks import task_for
+    from podbench.tasks import task_for
 
     words = task_for(cfg).events(cfg, dataset)
     keep = valid_words(words, recordings, cfg, geo)
@@ -142,6 +142,6 @@ def epochs_sources(cfg: Config) -> list[Path]:
                                 cfg.data.signal)
     files = [dataset.derivative_path(s, cfg.data.signal) for s in subjects]
     files += [dataset.ieeg_dir(s) / f"sub-{s:02d}_task-podcast_channels.tsv" for s in subjects]
-    from podbench.train.tasks import task_for
+    from podbench.tasks import task_for
 
     return files + task_for(cfg).event_sources(cfg, dataset)

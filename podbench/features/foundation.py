@@ -71,7 +71,7 @@ _LOADED: dict[tuple, FrozenModel] = {}
 def checkpoint_path(spec: str) -> Path:
     """checkpoint.pt named by a pretrain config YAML, a pretrain folder or the file itself."""
     from podbench import config
-    from podbench.models.foundation.pretrain import is_complete, pretrain_dir
+    from podbench.features.pretrain import is_complete, pretrain_dir
 
     where = f"{PARAM}.checkpoint = {spec!r}"
     path = Path(spec).expanduser()
@@ -267,7 +267,7 @@ def foundation(params: dict, ctx: EpochsContext) -> FoundationTransform:
     features are z-scored with training-fold statistics."""
     import torch
 
-    from podbench.models.foundation.mae import channel_coordinates
+    from podbench.data.dataset import channel_coordinates
 
     frozen = frozen_model(params)
     _check_window(frozen, ctx.window, f"epochs at {ctx.sfreq:g} Hz")

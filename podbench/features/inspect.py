@@ -6,7 +6,7 @@ import json
 from typing import Callable
 
 from podbench.features.store import Stores, human_bytes
-from podbench.keys import SHORT
+from podbench.features.keys import SHORT
 
 MAIN_VARIABLE = {"epochs": "ecog", "targets": "target", "latents": "latent"}
 

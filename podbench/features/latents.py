@@ -10,7 +10,7 @@ from podbench import registry
 from podbench.config import Config
 from podbench.features.preprocessors import EpochsContext
 from podbench.features.store import write_dataset
-from podbench.keys import StageSpec
+from podbench.features.keys import StageSpec
 
 
 def epochs_context(epochs, cfg: Config) -> EpochsContext:

@@ -24,7 +24,7 @@ from typing import Callable, Iterator
 
 from podbench import __version__
 from podbench.errors import StoreError
-from podbench.keys import SHORT, StageSpec
+from podbench.features.keys import SHORT, StageSpec
 
 COMPLETE = "podbench-complete.json"
 LAST_USED = "podbench-last-used"
@@ -115,9 +115,6 @@ class Stores:
             return json.loads((path / COMPLETE).read_text())
         except (OSError, ValueError):
             return None
-
-    def exists(self, stage: str, key: str) -> bool:
-        return self.marker(self.path(stage, key)) is not None
 
     def open(self, stage: str, key: str):
         """Open a complete store lazily as an xarray Dataset."""

@@ -1,3 +1,46 @@
-"""Registered decoders (Flax NNX modules and closed-form models)."""
+"""The built-in decoders, declared here by name with their parameters and input dims, so a
+config is validated without importing JAX; each network lives in its own module (imported on
+first use), which registers it with `@register_model(name)`.
 
-from podbench.models import mlp, pitom, ridge  # noqa: F401  (registration)
+A plugin decoder registers everything in one module: `@register_model(name, params=...,
+input_dims=...)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from podbench.registry import models
+
+
+@dataclass
+class PitomParams:
+    filters: int = 128
+    dropout: float = 0.2
+    locally_connected: bool = False
+    reg: float = 0.0
+    reg_head: float = 0.0
+    head_order: Literal["norm_tanh", "tanh_norm"] = "norm_tanh"
+    init: Literal["torch", "glorot"] = "torch"
+
+
+@dataclass
+class MlpParams:
+    hidden: list[int] = field(default_factory=lambda: [32])
+    dropout: float = 0.2
+    final_norm: bool = True
+    output_activation: Literal["none", "tanh"] = "none"
+    init: Literal["torch", "glorot"] = "torch"
+
+
+@dataclass
+class RidgeParams:
+    alphas: list[float] = field(default_factory=lambda: [1e-1, 1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6])
+
+
+
+models.declare("pitom", "podbench.models.pitom", params=PitomParams, input_dims=("channel", "bin"))
+models.declare("mlp", "podbench.models.mlp", params=MlpParams, input_dims=None)
+models.declare("ridge", "podbench.models.ridge", params=RidgeParams, input_dims=None,
+               closed_form=True)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -12,15 +10,6 @@ from flax import nnx
 
 from podbench.models.layers import Call, dropout, linear
 from podbench.registry import register_model
-
-
-@dataclass
-class MlpParams:
-    hidden: list[int] = field(default_factory=lambda: [32])
-    dropout: float = 0.2
-    final_norm: bool = True
-    output_activation: Literal["none", "tanh"] = "none"
-    init: Literal["torch", "glorot"] = "torch"
 
 
 class Mlp(nnx.Module):
@@ -48,7 +37,7 @@ class Mlp(nnx.Module):
         return jnp.zeros(())
 
 
-@register_model("mlp", params=MlpParams, input_dims=None)
+@register_model("mlp")
 def mlp(params: dict, *, input_shape: tuple[int, ...], output_dim: int, head: str,
         rngs: nnx.Rngs) -> Mlp:
     """MLP over the flattened latents of any shape (final LayerNorm/activation for vectors)."""

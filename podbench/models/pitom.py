@@ -10,8 +10,6 @@ before LayerNorm, glorot init.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -20,17 +18,6 @@ from flax import nnx
 from podbench.models.layers import (Call, Conv1D, LocallyConnected1D, apply_bn, batch_norm,
                                     dropout, linear, max_pool_torch)
 from podbench.registry import register_model
-
-
-@dataclass
-class PitomParams:
-    filters: int = 128
-    dropout: float = 0.2
-    locally_connected: bool = False
-    reg: float = 0.0
-    reg_head: float = 0.0
-    head_order: Literal["norm_tanh", "tanh_norm"] = "norm_tanh"
-    init: Literal["torch", "glorot"] = "torch"
 
 
 class Pitom(nnx.Module):
@@ -48,8 +35,9 @@ class Pitom(nnx.Module):
                       if p["locally_connected"] else Conv1D(f, f, 2, use_bias=True, init=init, rngs=rngs))
         self.bn3 = batch_norm(f, rngs)
         self.dense = linear(f, n_out, init, rngs)
-        self.norm = nnx.LayerNorm(n_out, epsilon=1e-5, rngs=rngs)
-        self.head_order = p["head_order"] if head == "vector" else "linear"
+        vector = head == "vector"
+        self.norm = nnx.LayerNorm(n_out, epsilon=1e-5, rngs=rngs) if vector else None
+        self.head_order = p["head_order"] if vector else "linear"
         self.reg, self.reg_head = p["reg"], p["reg_head"]
 
     def __call__(self, x: jax.Array, call: Call) -> jax.Array:
@@ -71,7 +59,7 @@ class Pitom(nnx.Module):
         return self.reg * convs + self.reg_head * jnp.sum(self.dense.kernel[...] ** 2)
 
 
-@register_model("pitom", params=PitomParams, input_dims=("channel", "bin"))
+@register_model("pitom")
 def pitom(params: dict, *, input_shape: tuple[int, ...], output_dim: int, head: str,
           rngs: nnx.Rngs) -> Pitom:
     """The reference PITOM decoder for [word, channel, bin] latents.

@@ -7,17 +7,11 @@ training Gram matrix per lane gives the solution for every alpha of the grid.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 
 import jax
 import jax.numpy as jnp
 
 from podbench.registry import register_model
-
-
-@dataclass
-class RidgeParams:
-    alphas: list[float] = field(default_factory=lambda: [1e-1, 1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6])
 
 
 def _masked_stats(x, mask):
@@ -54,7 +48,7 @@ def ridge_predict(x, weights, bias, x_mean, x_std):
     return (x - x_mean) / x_std @ weights + bias
 
 
-@register_model("ridge", params=RidgeParams, input_dims=None, closed_form=True)
+@register_model("ridge")
 def ridge(params: dict, **_):
     """Closed-form ridge: (fit, predict) functions used by the trainer's closed-form path."""
     return ridge_fit, ridge_predict

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from podbench.train.folds import Fold
+from podbench.tasks.folds import Fold
 
 
 def lane_seed(seed: int, lag_ms: int, fold: int, member: int) -> int:

@@ -80,7 +80,7 @@ def tree_where(cond, new, old):
     return jax.tree.map(lambda a, b: jnp.where(cond, a, b), new, old)
 
 
-class Program:
+class LaneProgram:
     """Compiled training and prediction for one model shape, loss and task."""
 
     def __init__(self, build_model: Callable[[nnx.Rngs], nnx.Module], *, group: int,

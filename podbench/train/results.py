@@ -28,9 +28,7 @@ import yaml
 
 from podbench import __version__
 from podbench.config import Config
-from podbench.train.tasks import Task
-
-SPLITS = ("train", "val", "test")
+from podbench.tasks import Task
 
 
 def score_lanes(cfg: Config, task: Task, inputs, res, point: int = 0) -> pd.DataFrame:

@@ -22,9 +22,7 @@ electrode's time patches averaged, [channel * width] numbers per window).
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -163,27 +161,3 @@ def architecture(width: int, depth: int, heads: int, patch: int, max_patches: in
     """Constructor arguments of a MaskedAutoencoder (saved with every checkpoint)."""
     return {"width": width, "depth": depth, "heads": heads, "patch": patch,
             "max_patches": max_patches, "decoder_width": 2 * width}
-
-
-def channel_coordinates(root: str | Path, channels: list[str]) -> tuple[np.ndarray, list[str]]:
-    """MNI x, y, z (mm) of "sub-XX:NAME" channels, float32 [channel, 3], and the channels
-    without coordinates (given the mean of their subject's, or the origin if it has none)."""
-    from podbench.data.dataset import Dataset
-
-    dataset = Dataset(root)
-    tables: dict[str, dict[str, np.ndarray]] = {}
-    out = np.zeros((len(channels), 3), np.float32)
-    missing = []
-    for i, channel in enumerate(channels):
-        sub, name = channel.split(":", 1)
-        if sub not in tables:
-            table = dataset.electrodes(int(sub[4:]))
-            xyz = table[["x", "y", "z"]].to_numpy(np.float64)
-            tables[sub] = {n: p for n, p in zip(table["name"], xyz) if np.isfinite(p).all()}
-        found = tables[sub].get(name)
-        if found is None:
-            known = list(tables[sub].values())
-            found = np.mean(known, axis=0) if known else np.zeros(3)
-            missing.append(channel)
-        out[i] = found
-    return out, missing

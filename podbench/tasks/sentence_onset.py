@@ -40,8 +40,8 @@ from podbench.config import Config, opt
 from podbench.data.dataset import Dataset, read_table, word_table
 from podbench.errors import ConfigError, DataError
 from podbench.registry import register_task
-from podbench.train.tasks.common import BinaryTask
-from podbench.train.tasks.content_word import is_punctuation, syntactic_path
+from podbench.tasks.common import BinaryTask
+from podbench.data.annotations import is_punctuation, syntactic_path, word_tags
 
 SENTENCE_END = (".", "?", "!")
 CLOSERS = "\"')]}”’"
@@ -67,8 +67,6 @@ def ends_sentence(word: str) -> bool:
 
 def capitalised_starts(dataset: Dataset, word_idx: np.ndarray) -> np.ndarray:
     """Mask over word_idx of capitalised words that are not proper nouns and not "I"."""
-    from podbench.train.tasks.content_word import word_tags
-
     tags = word_tags(dataset).set_index("word_idx")
     tags = tags.reindex(word_idx)
     token = tags["token"].fillna("").astype(str)

@@ -20,33 +20,15 @@ import numpy as np
 import pandas as pd
 
 from podbench.config import Config
+from podbench.data.annotations import word_surprisal
 from podbench.data.dataset import Dataset
-from podbench.errors import DataError
 from podbench.registry import register_task
-from podbench.train.tasks.common import (
+from podbench.tasks.common import (
     ClassesTask,
     ClassWeightParams,
     RegressionTask,
     balanced_weights,
 )
-
-
-def word_surprisal(dataset: Dataset) -> pd.DataFrame:
-    """word_idx, word (first token row's word), value = sum over tokens of -log(true_prob)."""
-    tokens = dataset.token_table()
-    path = dataset.transcript_path
-    if "true_prob" not in tokens.columns:
-        raise DataError(f"{path}: no column 'true_prob' (GPT-2 probability of each token)")
-    prob = pd.to_numeric(tokens["true_prob"], errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~(np.isfinite(prob) & (prob > 0) & (prob <= 1))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{path}: true_prob of token row {tokens.index[i]} is "
-                        f"{tokens['true_prob'].iloc[i]!r}; expected a probability in (0, 1]")
-    table = (tokens.assign(surprisal=-np.log(prob))
-             .groupby("word_idx", sort=True)
-             .agg(word=("word", "first"), value=("surprisal", "sum")).reset_index())
-    return table
 
 
 @register_task("surprisal")

@@ -1,6 +1,6 @@
 """Registered tasks. A task is one module here (or in a plugin) with one registered class."""
 
-from podbench.train.tasks import (  # noqa: F401  (registration)
+from podbench.tasks import (  # noqa: F401  (registration)
     content_word,
     loudness,
     part_of_speech,
@@ -9,6 +9,6 @@ from podbench.train.tasks import (  # noqa: F401  (registration)
     whisper_embedding,
     word_embedding,
 )
-from podbench.train.tasks.base import Task, task_for
+from podbench.tasks.base import Task, task_for
 
 __all__ = ["Task", "task_for"]

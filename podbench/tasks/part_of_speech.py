@@ -18,8 +18,8 @@ import pandas as pd
 from podbench.config import Config
 from podbench.data.dataset import Dataset
 from podbench.registry import register_task
-from podbench.train.tasks.common import ClassesTask, ClassWeightParams
-from podbench.train.tasks.content_word import syntactic_path, word_tags
+from podbench.tasks.common import ClassesTask, ClassWeightParams
+from podbench.data.annotations import syntactic_path, word_tags
 
 CLASSES = ("noun", "verb", "adjective", "adverb", "other")
 PREFIX_CLASS = {"NN": 0, "VB": 1, "JJ": 2, "RB": 3}

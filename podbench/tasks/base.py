@@ -7,8 +7,8 @@ registered class plus a YAML config, not a second trainer:
 - events: `events` (what the windows are centred on: the words by default, or e.g. sentence
   onsets, a regular time grid) with `events_fragment` (enters the epochs key);
 - targets: `targets_fragment` (what its targets store depends on), `target_sources` (files it
-  reads), `build_targets` (writes the targets store: variable `target` with dims (word, dim)
-  or (fold, word, dim) when fitted per training fold);
+  reads), `target_dataset` (the targets store's content: variable `target` with dims (word,
+  dim) or (fold, word, dim) when fitted per training fold; the feature stage writes it);
 - head: `head` ("vector" | "scalar" | "binary" | "classes") and `output_dim(y)`; vector
   heads end in the model's embedding head (PITOM: LayerNorm, tanh), the others in logits;
 - loss: `loss(pred, y)` per example (JAX), averaged over valid rows by the trainer;
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
@@ -47,7 +46,6 @@ class Task:
     """Base class of tasks; subclasses fill in the targets and the scoring."""
 
     head = "vector"
-    stop_metric = "cosine_sim"
     stop_mode = "max"
     split_metric_names: tuple[str, ...] = ()
     headline = "test_cosine_sim"  # the metric of the lag curve and closing table
@@ -75,8 +73,11 @@ class Task:
     def target_sources(self, cfg: Config, dataset: Dataset) -> list[Path]:
         raise NotImplementedError
 
-    def build_targets(self, cfg: Config, dataset: Dataset, epoch_words: np.ndarray | None,
-                      tmp: Path) -> dict:
+    def target_dataset(self, cfg: Config, dataset: Dataset, epoch_words: np.ndarray | None):
+        """The targets store's content: an xarray Dataset with variable `target` (dims (word,
+        dim), or (fold, word, dim) when fitted per training fold) and coordinate `label`, plus
+        provenance attributes. `epoch_words` are the epochs' words when the targets depend on
+        the folds (see targets_fragment), else None."""
         raise NotImplementedError
 
     def output_dim(self, y: np.ndarray) -> int:
@@ -122,16 +123,6 @@ class Task:
         return {"head": self.head, "loss": f"{kind.loss.__module__}.{kind.loss.__qualname__}",
                 "stop": f"{kind.stop_value.__module__}.{kind.stop_value.__qualname__}",
                 "stop_mode": self.stop_mode}
-
-
-def masked_mean(values, mask):
-    return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
-
-
-def cosine_rows(pred, y):
-    num = jnp.sum(pred * y, axis=-1)
-    den = jnp.linalg.norm(pred, axis=-1) * jnp.linalg.norm(y, axis=-1)
-    return jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), 0.0)
 
 
 def task_for(cfg: Config) -> Task:

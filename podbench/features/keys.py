@@ -20,12 +20,13 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from podbench import registry
 from podbench.config import Config
 from podbench.data.dataset import Dataset
 from podbench.data.recordings import file_digest, is_csv_spec, resolve_subjects
+from podbench.tasks import task_for
 
 STAGE_VERSIONS = {"epochs": 1, "targets": 1, "latents": 1, "training": 1}
-STAGES = tuple(STAGE_VERSIONS)
 SHORT = 12
 
 
@@ -48,18 +49,7 @@ class StageSpec:
         return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
 
 
-def folds_fragment(cfg: Config) -> dict:
-    """Fields that define the train/validation/test split of the words."""
-    t = cfg.training
-    frag = {"n_folds": t.n_folds, "fold_type": t.fold_type, "val_fraction": t.val_fraction}
-    if t.fold_type == "zero_shot":
-        frag.update(seed=t.seed, label_normalisation=cfg.data.label_normalisation)
-    return frag
-
-
 def epochs_fragment(cfg: Config, dataset: Dataset) -> dict:
-    from podbench.train.tasks import task_for
-
     d = cfg.data
     if d.electrodes is None:
         electrodes = None
@@ -75,9 +65,6 @@ def epochs_fragment(cfg: Config, dataset: Dataset) -> dict:
 
 def stage_specs(cfg: Config) -> dict[str, StageSpec]:
     """The four stage specs of a config, parents first."""
-    from podbench import registry
-    from podbench.train.tasks import task_for
-
     dataset = Dataset(cfg.data.root)
     epochs = StageSpec("epochs", epochs_fragment(cfg, dataset), {})
     frag, needs_epochs = task_for(cfg).targets_fragment(cfg, dataset)

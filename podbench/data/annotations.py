@@ -1,16 +1,5 @@
-"""content_word: is a word a content word (noun, verb, adjective, adverb) or a function word?
-
-Tags come from `stimuli/syntactic/transcript.tsv` (spaCy tokens with Penn Treebank tags in
-column `pos`; several token rows per word_idx, e.g. "one," -> "one" + ","). A word's tag is the
-tag of its first token that is not punctuation (a token without any letter or digit), so
-"one," is CD, "didn't" is VBD ("did") and "David's" is NNP ("David"); a word made only of
-punctuation takes its first token's tag. Content = tag starting with NN, VB, JJ or RB (so
-proper nouns, auxiliaries and comparatives count; WRB, RP, MD do not); everything else is a
-function word.
-
-Binary head: one logit, BCE on the logit; `class_weight: balanced` weights examples by the
-training fold's class frequencies (stored as a second target column per fold).
-"""
+"""Word annotations of the dataset's stimuli: spaCy tags of the syntactic transcript and GPT-2
+XL surprisal of the GPT-2 transcript (one row per word, joined on word_idx)."""
 
 from __future__ import annotations
 
@@ -19,14 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from podbench.config import Config
 from podbench.data.dataset import Dataset, read_table, word_table
 from podbench.errors import DataError
-from podbench.registry import register_task
-from podbench.train.tasks.common import BinaryTask, ClassWeightParams
 
 SYNTACTIC = Path("stimuli/syntactic/transcript.tsv")
-CONTENT_PREFIXES = ("NN", "VB", "JJ", "RB")
 
 
 def syntactic_path(dataset: Dataset) -> Path:
@@ -68,18 +53,20 @@ def word_tags(dataset: Dataset) -> pd.DataFrame:
     return out
 
 
-def is_content_tag(tag: str) -> bool:
-    return tag.startswith(CONTENT_PREFIXES)
 
-
-@register_task("content_word", params=ClassWeightParams)
-class ContentWord(BinaryTask):
-    """Content (NN*, VB*, JJ*, RB*) vs function words, from the syntactic transcript."""
-
-    def target_sources(self, cfg: Config, dataset: Dataset) -> list[Path]:
-        return [dataset.transcript_path, syntactic_path(dataset)]
-
-    def values(self, cfg: Config, dataset: Dataset) -> pd.DataFrame:
-        tags = word_tags(dataset)
-        value = tags["tag"].map(is_content_tag).astype(np.float64)
-        return tags[["word_idx", "word"]].assign(value=value)
+def word_surprisal(dataset: Dataset) -> pd.DataFrame:
+    """word_idx, word (first token row's word), value = sum over tokens of -log(true_prob)."""
+    tokens = dataset.token_table()
+    path = dataset.transcript_path
+    if "true_prob" not in tokens.columns:
+        raise DataError(f"{path}: no column 'true_prob' (GPT-2 probability of each token)")
+    prob = pd.to_numeric(tokens["true_prob"], errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~(np.isfinite(prob) & (prob > 0) & (prob <= 1))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{path}: true_prob of token row {tokens.index[i]} is "
+                        f"{tokens['true_prob'].iloc[i]!r}; expected a probability in (0, 1]")
+    table = (tokens.assign(surprisal=-np.log(prob))
+             .groupby("word_idx", sort=True)
+             .agg(word=("word", "first"), value=("surprisal", "sum")).reset_index())
+    return table

@@ -75,6 +75,15 @@ def make_folds(labels: np.ndarray, n_folds: int, fold_type: str, val_fraction: f
     return zero_shot_folds(np.asarray(labels, dtype=object), n_folds, val_fraction, seed)
 
 
+def folds_fragment(cfg) -> dict:
+    """Fields that define the train/validation/test split of the words."""
+    t = cfg.training
+    frag = {"n_folds": t.n_folds, "fold_type": t.fold_type, "val_fraction": t.val_fraction}
+    if t.fold_type == "zero_shot":
+        frag.update(seed=t.seed, label_normalisation=cfg.data.label_normalisation)
+    return frag
+
+
 def folds_for(cfg, labels: np.ndarray) -> list[Fold]:
     t = cfg.training
     return make_folds(labels, t.n_folds, t.fold_type, t.val_fraction, t.seed)

@@ -32,7 +32,7 @@ from podbench.config import Config
 from podbench.data.dataset import Dataset
 from podbench.data.recordings import Recording, file_digest, open_recordings, resolve_subjects
 from podbench.errors import ConfigError, DataError
-from podbench.keys import SHORT, canonical_json, epochs_fragment
+from podbench.features.keys import SHORT, canonical_json, epochs_fragment
 
 PRETRAIN_VERSION = 1  # bump when the model or the pretraining recipe changes
 MAX_CHANNELS = 64  # channels per pretraining window (keeps token counts small)
@@ -106,7 +106,8 @@ def pretrain(cfg: Config, log: Callable[[str], None] = print) -> Path:
     import torch
 
     from podbench.features.epochs import geometry
-    from podbench.models.foundation.mae import MaskedAutoencoder, architecture, channel_coordinates
+    from podbench.data.dataset import channel_coordinates
+    from podbench.models.foundation.mae import MaskedAutoencoder, architecture
 
     p = cfg.pretrain
     if p.width % p.heads:

@@ -24,8 +24,9 @@ import yaml
 
 from podbench.config import Config
 from podbench.errors import ConfigError
-from podbench.keys import SHORT, canonical_json, stage_keys
-from podbench.train.tasks import task_for
+from podbench.features.keys import SHORT, canonical_json, stage_keys
+from podbench.train.run import PointGroup, group_points
+from podbench.tasks import task_for
 
 
 def load_grid(path: str | Path) -> dict[str, list]:
@@ -60,26 +61,6 @@ def grid_points(grid: dict[str, list], random_n: int | None = None, seed: int = 
 def sweep_id(base: Config, points: list[dict]) -> str:
     payload = canonical_json({"base": stage_keys(base)["training"], "points": points})
     return hashlib.sha256(payload.encode()).hexdigest()[:SHORT]
-
-
-@dataclass
-class Program:
-    """A group of points trained as lanes of one compiled program."""
-
-    indices: list[int]
-    configs: list[Config]
-
-
-def group_programs(configs: list[Config]) -> list[Program]:
-    """Group points by program signature, in first-appearance order."""
-    from podbench.train.run import program_signature
-
-    groups: dict[str, Program] = {}
-    for i, cfg in enumerate(configs):
-        group = groups.setdefault(program_signature(cfg), Program([], []))
-        group.indices.append(i)
-        group.configs.append(cfg)
-    return list(groups.values())
 
 
 @dataclass
@@ -136,10 +117,10 @@ def plot_summary(summary: pd.DataFrame, val_col: str, test_col: str, path: Path,
 
 def sweep(cfg: Config, grid_path: str | Path, random_n: int | None = None,
           run_program: Callable | None = None, log: Callable[[str], None] = print,
-          run_programs: Callable[[list[Program]], object] | None = None) -> SweepResult:
+          run_programs: Callable[[list[PointGroup]], object] | None = None) -> SweepResult:
     """Run every point of the grid; `run_program(configs)` trains one program's points
     (default: in this process), or `run_programs(programs)` runs them all at once (the Ray
-    engine of `podbench.train.cluster`)."""
+    engine of `podbench.experiments.cluster`)."""
     from podbench.train.run import run_dir_of, train_points
 
     if cfg.several_tasks:
@@ -152,7 +133,7 @@ def sweep(cfg: Config, grid_path: str | Path, random_n: int | None = None,
             configs.append(cfg.replace(point))
         except ConfigError as exc:
             raise ConfigError(f"{grid_path}: point {i} {point}: {exc}") from None
-    programs = group_programs(configs)
+    programs = group_points(configs)
     folder = Path(cfg.output.results).expanduser() / cfg.trial_name / f"sweep-{sweep_id(cfg, points)}"
     log(f"sweep {folder.name}: {len(points)} point(s) in {len(programs)} program(s)")
     if run_programs is not None:

@@ -24,11 +24,8 @@ ROC-AUC (classes), both "max"; mean squared error (scalar), "min".
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
@@ -36,10 +33,10 @@ from podbench import registry
 from podbench.config import Config, opt
 from podbench.data.dataset import Dataset
 from podbench.errors import ConfigError
-from podbench.keys import folds_fragment
-from podbench.train import metrics
-from podbench.train.folds import folds_for
-from podbench.train.tasks.base import Task, masked_mean
+from podbench.tasks.folds import folds_fragment
+from podbench.tasks import metrics
+from podbench.tasks.folds import folds_for
+from podbench.tasks.base import Task
 
 
 @dataclass
@@ -106,11 +103,10 @@ class EventTargetsTask(Task):
             frag["label_normalisation"] = cfg.data.label_normalisation
         return frag, per_fold
 
-    def build_targets(self, cfg: Config, dataset: Dataset, epoch_words, tmp: Path) -> dict:
+    def target_dataset(self, cfg: Config, dataset: Dataset, epoch_words):
         import xarray as xr
 
-        from podbench.features.store import write_dataset
-        from podbench.train.tasks.word_embedding import fold_rows
+        from podbench.tasks.word_embedding import fold_rows
 
         table = self.values(cfg, dataset)
         word_idx = table["word_idx"].to_numpy().astype(np.int64)
@@ -130,49 +126,7 @@ class EventTargetsTask(Task):
             target = (("word", "dim"), self.columns(cfg, values).astype(np.float32))
         ds = xr.Dataset({"target": target},
                         coords={"word": word_idx, "label": ("word", words.astype(object))})
-        write_dataset(tmp, ds, chunk_words=max(1, len(word_idx)))
-        return attrs
-
-
-# -------------------------------------------------------------------- JAX scoring helpers
-
-def _auc_and_pairs(score, positive, mask):
-    """Masked Mann-Whitney ROC-AUC (ties count one half) and the number of pairs, by sorting:
-    O(n log n) time and O(n) memory. Each positive wins over the negatives below its tie group
-    and half of those in it; masked rows count as neither class, wherever they sort."""
-    pos = positive * mask
-    neg = (1.0 - positive) * mask
-    order = jnp.argsort(score)
-    s, p, q = score[order], pos[order], neg[order]
-    idx = jnp.arange(s.shape[0])
-    first = jnp.concatenate([jnp.array([True]), s[1:] != s[:-1]])  # a tie group starts
-    last = jnp.concatenate([first[1:], jnp.array([True])])
-    start = jax.lax.cummax(jnp.where(first, idx, 0))
-    end = jax.lax.cummin(jnp.where(last, idx, s.shape[0] - 1), reverse=True)
-    neg_upto = jnp.cumsum(q)  # negatives at or below each sorted position
-    below = neg_upto[start] - q[start]
-    tied = neg_upto[end] - below
-    n = jnp.sum(p) * neg_upto[-1]
-    return jnp.sum(p * (below + 0.5 * tied)) / jnp.maximum(n, 1.0), n
-
-
-def masked_auc(score, positive, mask):
-    """ROC-AUC over the valid rows (0.5 when a class is missing)."""
-    auc, n = _auc_and_pairs(score, positive, mask)
-    return jnp.where(n > 0, auc, 0.5)
-
-
-def masked_macro_auc(logits, label, mask):
-    """Unweighted mean one-vs-rest ROC-AUC of the softmax probabilities over the classes
-    with both positives and negatives among the valid rows."""
-    probs = jax.nn.softmax(logits, axis=-1)
-    total, count = 0.0, 0.0
-    for c in range(logits.shape[-1]):
-        auc, n = _auc_and_pairs(probs[:, c], (label == c).astype(probs.dtype), mask)
-        has = (n > 0).astype(probs.dtype)
-        total = total + auc * has
-        count = count + has
-    return jnp.where(count > 0, total / jnp.maximum(count, 1.0), 0.5)
+        return ds, attrs
 
 
 def _weights(y):
@@ -195,7 +149,6 @@ class BinaryTask(EventTargetsTask):
     """Binary targets: one logit, BCE on the logit; ROC-AUC, F1, balanced accuracy."""
 
     head = "binary"
-    stop_metric = "roc_auc"
     stop_mode = "max"
     split_metric_names = ("bce", "roc_auc", "f1", "balanced_accuracy")
     headline = "test_roc_auc"
@@ -217,6 +170,8 @@ class BinaryTask(EventTargetsTask):
         return optax.sigmoid_binary_cross_entropy(pred[:, 0], y[:, 0]) * _weights(y)
 
     def stop_value(self, pred, y, mask):
+        from podbench.tasks.scoring import masked_auc
+
         return masked_auc(pred[:, 0], y[:, 0], mask)
 
     def ensemble(self, member_preds: np.ndarray) -> np.ndarray:
@@ -235,7 +190,6 @@ class ClassesTask(EventTargetsTask):
     """k classes: one logit per class, softmax cross-entropy; macro AUC and F1, confusion."""
 
     head = "classes"
-    stop_metric = "macro_roc_auc"
     stop_mode = "max"
     split_metric_names = ("cross_entropy", "macro_roc_auc", "macro_f1", "balanced_accuracy",
                           "accuracy")
@@ -256,10 +210,12 @@ class ClassesTask(EventTargetsTask):
     def loss(self, pred, y, cfg: Config):
         import optax
 
-        labels = y[:, 0].astype(jnp.int32)
+        labels = y[:, 0].astype("int32")
         return optax.softmax_cross_entropy_with_integer_labels(pred, labels) * _weights(y)
 
     def stop_value(self, pred, y, mask):
+        from podbench.tasks.scoring import masked_macro_auc
+
         return masked_macro_auc(pred, y[:, 0], mask)
 
     def ensemble(self, member_preds: np.ndarray) -> np.ndarray:
@@ -293,7 +249,6 @@ class RegressionTask(EventTargetsTask):
     Pearson r, R2, MSE (in units of the training fold's variance); stops on validation MSE."""
 
     head = "scalar"
-    stop_metric = "mse"
     stop_mode = "min"
     split_metric_names = ("mse", "pearson_r", "r2")
     headline = "test_pearson_r"
@@ -314,4 +269,6 @@ class RegressionTask(EventTargetsTask):
         return (pred[:, 0] - y[:, 0]) ** 2
 
     def stop_value(self, pred, y, mask):
+        from podbench.tasks.scoring import masked_mean
+
         return masked_mean((pred[:, 0] - y[:, 0]) ** 2, mask)

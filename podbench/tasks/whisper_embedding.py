@@ -25,9 +25,9 @@ from podbench import registry
 from podbench.config import Config
 from podbench.data.dataset import Dataset, read_table
 from podbench.errors import DataError
-from podbench.features.targets import SourceResult
+from podbench.tasks.sources import SourceResult
 from podbench.registry import register_target_source, register_task
-from podbench.train.tasks.word_embedding import WordEmbedding
+from podbench.tasks.word_embedding import WordEmbedding
 
 WHISPER_DIR = Path("stimuli/whisper-medium")
 WHISPER_DATASET = "vectors"

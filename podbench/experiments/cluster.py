@@ -305,9 +305,9 @@ class RayEngine:
             raise
 
     def run_programs(self, programs, force: bool = False) -> list[ProgramRecord]:
-        """Run sweep programs (`podbench.train.sweep.Program`: point indices and configs) as
+        """Run sweep programs (`podbench.train.run.PointGroup`: point indices and configs) as
         Ray tasks after the tasks that build their stores; log one line per finished point."""
-        from podbench.keys import stage_keys
+        from podbench.features.keys import stage_keys
         from podbench.train import results
         from podbench.train.run import run_dir_of
 
@@ -393,8 +393,8 @@ class RayEngine:
 
 def ray_sweep(cfg: Config, grid_path, random_n: int | None = None, address: str | None = None,
               log: Callable[[str], None] = print, **engine):
-    """`podbench sweep --engine ray`: `podbench.train.sweep.sweep` with programs on Ray."""
-    from podbench.train.sweep import load_grid, sweep
+    """`podbench sweep --engine ray`: `podbench.experiments.sweep.sweep` with programs on Ray."""
+    from podbench.experiments.sweep import load_grid, sweep
 
     load_grid(grid_path)  # fail on a bad grid before starting Ray
     with RayEngine(address, log=log, **engine) as ray_engine:
@@ -407,14 +407,13 @@ def ray_train(cfg: Config, force: bool = False, address: str | None = None,
     per group of packable tasks when the config lists several)."""
     import pandas as pd
 
-    from podbench.keys import stage_keys
-    from podbench.train.run import RunResult, run_dir_of, summary_table
-    from podbench.train.sweep import group_programs
-    from podbench.train.tasks import task_for
+    from podbench.features.keys import stage_keys
+    from podbench.train.run import RunResult, group_points, run_dir_of, summary_table
+    from podbench.tasks import task_for
 
     configs = cfg.task_configs()
     with RayEngine(address, log=log, **engine) as ray_engine:
-        records = ray_engine.run_programs(group_programs(configs), force=force)
+        records = ray_engine.run_programs(group_points(configs), force=force)
     trained = {i for r in records for i in r.trained}
     out = []
     for i, task_cfg in enumerate(configs):

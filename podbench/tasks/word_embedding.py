@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
@@ -12,12 +11,12 @@ from podbench import registry
 from podbench.config import Config
 from podbench.data.dataset import Dataset, normalise_label, word_table
 from podbench.errors import ConfigError
-from podbench.features.targets import fit_pca
-from podbench.keys import folds_fragment
+from podbench.tasks.sources import fit_pca
+from podbench.tasks.folds import folds_fragment
 from podbench.registry import register_task
-from podbench.train import metrics
-from podbench.train.folds import folds_for
-from podbench.train.tasks.base import Task, config_value, cosine_rows, masked_mean
+from podbench.tasks import metrics
+from podbench.tasks.folds import folds_for
+from podbench.tasks.base import Task, config_value
 
 
 @register_task("word_embedding")
@@ -25,7 +24,6 @@ class WordEmbedding(Task):
     """Decode a word's embedding (GPT-2, GloVe, arbitrary, a Hugging Face model); score words."""
 
     head = "vector"
-    stop_metric = "cosine_sim"
     stop_mode = "max"
     split_metric_names = ("mse", "nll_embedding", "cosine_sim", "pairwise_accuracy")
     headline = "test_word_avg_auc_roc"
@@ -51,10 +49,8 @@ class WordEmbedding(Task):
     def target_sources(self, cfg: Config, dataset: Dataset) -> list[Path]:
         return self._source(cfg).meta["sources"](cfg, dataset)
 
-    def build_targets(self, cfg: Config, dataset: Dataset, epoch_words, tmp: Path) -> dict:
+    def target_dataset(self, cfg: Config, dataset: Dataset, epoch_words):
         import xarray as xr
-
-        from podbench.features.store import write_dataset
 
         words = word_table(dataset)
         result = self._source(cfg).obj(cfg, dataset, words)
@@ -80,8 +76,7 @@ class WordEmbedding(Task):
         ds = xr.Dataset({"target": target},
                         coords={"word": result.word_idx,
                                 "label": ("word", table["word"].to_numpy().astype(object))})
-        write_dataset(tmp, ds, chunk_words=len(result.word_idx))
-        return attrs
+        return ds, attrs
 
     def program_key(self, cfg: Config) -> dict:
         """Plus the target dimension: the PCA's, or (without PCA) the source's identity."""
@@ -91,11 +86,15 @@ class WordEmbedding(Task):
         return {**super().program_key(cfg), "dim": dim}
 
     def loss(self, pred, y, cfg: Config):
+        from podbench.tasks.scoring import cosine_rows
+
         if cfg.training.loss == "cosine":
             return 1.0 - cosine_rows(pred, y)
-        return jnp.mean((pred - y) ** 2, axis=-1)
+        return ((pred - y) ** 2).mean(axis=-1)
 
     def stop_value(self, pred, y, mask):
+        from podbench.tasks.scoring import cosine_rows, masked_mean
+
         return masked_mean(cosine_rows(pred, y), mask)
 
     def fold_metrics(self, member_preds, y, labels, train_labels, cfg: Config, split: str):

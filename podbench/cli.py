@@ -1,0 +1,295 @@
+"""The `podbench` command line (click). Heavy libraries are imported inside the commands."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import click
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO_DATA = Path("data/podcast-standin-demo")
+
+
+class ManyValues(click.Option):
+    """An option that takes every following value up to the next option: --subjects 1 3 5."""
+
+    def add_to_parser(self, parser, ctx):
+        super().add_to_parser(parser, ctx)
+        for name in self.opts:
+            opt = parser._long_opt.get(name) or parser._short_opt.get(name)
+            if opt is None:
+                continue
+            original = opt.process
+
+            def process(value, state, original=original):
+                original(value, state)
+                while state.rargs and not state.rargs[0].startswith("-"):
+                    original(state.rargs.pop(0), state)
+
+            opt.process = process
+
+
+def reports_errors(fn):
+    """Turn podbench's own errors into a one-line message and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from podbench.errors import PodbenchError
+
+        try:
+            return fn(*args, **kwargs)
+        except PodbenchError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def config_options(fn):
+    fn = click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
+                      help="Override a config field (YAML-typed), e.g. --set training.lr=3e-4. "
+                           "Repeatable.")(fn)
+    return click.option("--config", "config_path", required=True,
+                        type=click.Path(dir_okay=False, path_type=Path),
+                        help="Experiment YAML file.")(fn)
+
+
+def load_config(config_path: Path, overrides):
+    from podbench import config
+
+    return config.load(config_path, overrides)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="podbench")
+def main():
+    """podbench: word decoding from the Podcast ECoG dataset (OpenNeuro ds005574).
+
+    A cached feature store (word epochs, targets, latents in zarr keyed by config hashes) and
+    a JAX trainer that trains every lag x fold x member lane in one compiled program.
+    """
+
+
+@main.command()
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write the stand-in dataset into.")
+@click.option("--subjects", cls=ManyValues, type=int, multiple=True, metavar="N [N ...]",
+              help="Subject numbers, e.g. --subjects 1 3 (default: all nine).")
+@click.option("--duration", type=float, default=1800.0, show_default=True,
+              help="Seconds of recording (the transcript is cut to match).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--dim", type=int, default=1600, show_default=True,
+              help="Dimension of the stand-in GPT-2 features.")
+@click.option("--raw", is_flag=True, help="Also write the raw EDF recordings.")
+@reports_errors
+def synth(out, subjects, duration, seed, dim, raw):
+    """Write a synthetic stand-in of ds005574 with planted word responses."""
+    from podbench.data.synth import synthesize
+
+    synthesize(out, list(subjects) or None, duration=duration, seed=seed, dim=dim, raw=raw,
+               progress=click.echo)
+    click.echo(f"stand-in written to {out}")
+
+
+@main.command()
+@click.option("--root", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="BIDS root with the raw sub-XX/ieeg/*_ieeg.edf recordings.")
+@click.option("--subjects", cls=ManyValues, type=int, multiple=True, metavar="N [N ...]",
+              help="Subject numbers (default: all).")
+@reports_errors
+def highgamma(root, subjects):
+    """Recompute the high-gamma derivative from the raw EDF (read with data.signal:
+    podbench_highgamma)."""
+    from podbench.data.highgamma import write_highgamma
+
+    write_highgamma(root, list(subjects) or None, log=click.echo)
+
+
+@main.command("build-features")
+@config_options
+@reports_errors
+def build_features(config_path, overrides):
+    """Build (or find) the epochs, targets and latents stores of a config."""
+    from podbench.features.build import build_features as build
+
+    cfg = load_config(config_path, overrides)
+    click.echo(f"{'stage':<9} {'key':<12}  {'status':<7} {'shape':<22} {'size':>9} {'time':>8}")
+    for task_cfg in cfg.task_configs():
+        build(task_cfg, log=click.echo)
+
+
+@main.command()
+@config_options
+@click.option("--force", is_flag=True, help="Train again even if complete results exist.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: in this process; ray: as Ray tasks (pip install 'podbench[cluster]').")
+@click.option("--address", default=None, metavar="ADDR",
+              help="With --engine ray: the Ray cluster to join (host:port or auto); "
+                   "default: start a local Ray instance.")
+@reports_errors
+def train(config_path, overrides, force, engine, address):
+    """Build missing stores, train every lane, evaluate, write results."""
+    from podbench.errors import ConfigError
+
+    if address is not None and engine != "ray":
+        raise ConfigError("--address needs --engine ray")
+    cfg = load_config(config_path, overrides)
+    if engine == "ray":
+        from podbench.experiments.cluster import ray_train
+
+        ray_train(cfg, force=force, address=address, log=click.echo)
+        return
+    from podbench.experiments.train import train as run_training
+
+    run_training(cfg, force=force, log=click.echo)
+
+
+@main.command()
+@config_options
+@click.option("--grid", "grid_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML mapping config paths to lists of values.")
+@click.option("--random", "random_n", type=int, default=None,
+              help="Run N random points of the grid instead of all of them.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: programs one after another in this process; ray: store builds and "
+                   "programs as Ray tasks (pip install 'podbench[cluster]').")
+@click.option("--address", default=None, metavar="ADDR",
+              help="With --engine ray: the Ray cluster to join (host:port or auto); "
+                   "default: start a local Ray instance.")
+@reports_errors
+def sweep(config_path, overrides, grid_path, random_n, engine, address):
+    """Train every point of a grid; pack per-lane differences as lanes of one program."""
+    from podbench.errors import ConfigError
+
+    if address is not None and engine != "ray":
+        raise ConfigError("--address needs --engine ray")
+    cfg = load_config(config_path, overrides)
+    if engine == "ray":
+        from podbench.experiments.cluster import ray_sweep
+
+        ray_sweep(cfg, grid_path, random_n, address=address, log=click.echo)
+        return
+    from podbench.experiments.sweep import sweep as run_sweep
+
+    run_sweep(cfg, grid_path, random_n, log=click.echo)
+
+
+@main.command()
+@config_options
+@reports_errors
+def pretrain(config_path, overrides):
+    """Self-supervised pretraining of the ECoG masked autoencoder (unlabelled signal only)."""
+    from podbench.features.pretrain import pretrain_command
+
+    pretrain_command(load_config(config_path, overrides), log=click.echo)
+
+
+@main.command()
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=DEMO_DATA, show_default=True, help="Where the demo stand-in lives.")
+@reports_errors
+def demo(data_dir):
+    """Stand-in (made if absent) -> build-features -> train with configs/demo.yml."""
+    from podbench.experiments.demo import run_demo
+
+    run_demo(REPO / "configs" / "demo.yml", data_dir, log=click.echo)
+
+
+@main.group()
+def stores():
+    """Inspect and maintain the feature stores."""
+
+
+def store_root(config_path, overrides, root) -> "object":
+    from podbench.errors import ConfigError
+    from podbench.features.store import Stores
+
+    if config_path is not None:
+        return Stores(load_config(config_path, overrides).output.stores)
+    if root is None:
+        raise ConfigError("give --config or --stores DIR")
+    return Stores(root)
+
+
+def root_options(fn):
+    fn = click.option("--stores", "root", type=click.Path(file_okay=False, path_type=Path),
+                      help="Store root (instead of --config).")(fn)
+    fn = click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE")(fn)
+    return click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+                        help="Take the store root from this config.")(fn)
+
+
+@stores.command("ls")
+@root_options
+@reports_errors
+def stores_ls(config_path, overrides, root):
+    """List complete stores: stage, key, shape, size, created, config summary."""
+    from podbench.features.inspect import listing
+
+    click.echo(listing(store_root(config_path, overrides, root)))
+
+
+@stores.command("info")
+@click.argument("key")
+@root_options
+@reports_errors
+def stores_info(key, config_path, overrides, root):
+    """Provenance of one store (KEY may be a unique prefix)."""
+    from podbench.features.inspect import info
+
+    click.echo(info(store_root(config_path, overrides, root), key))
+
+
+@stores.command("verify")
+@click.argument("key", required=False)
+@root_options
+@reports_errors
+def stores_verify(key, config_path, overrides, root):
+    """Read every chunk and check checksums and completion (all stores, or KEY)."""
+    from podbench.features.inspect import verify
+
+    ok = verify(store_root(config_path, overrides, root), key, log=click.echo)
+    sys.exit(0 if ok else 1)
+
+
+@stores.command("gc")
+@click.option("--older-than", "days", type=float, default=None,
+              help="Also remove complete stores unused for this many days.")
+@root_options
+@reports_errors
+def stores_gc(days, config_path, overrides, root):
+    """Remove leftovers of interrupted builds (and, with --older-than, unused stores)."""
+    removed = store_root(config_path, overrides, root).gc(days)
+    for path in removed:
+        click.echo(f"removed {path}")
+    click.echo(f"{len(removed)} removed")
+
+
+@main.command()
+@click.argument("run_a", type=click.Path(path_type=Path))
+@click.argument("run_b", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the table to this CSV file.")
+@reports_errors
+def multimodal(run_a, run_b, out):
+    """Harmonic mean 2ab/(a+b) of two runs' test pairwise accuracy, per lag.
+
+    RUN_A and RUN_B are results folders (or their lag_performance.csv), e.g. a word-embedding
+    run and a whisper_embedding run; they are joined on `lags`.
+    """
+    from podbench.experiments.multimodal import best_lag, multimodal_score
+
+    table = multimodal_score(run_a, run_b)
+    click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    lag, score = best_lag(table)
+    click.echo(f"best lag: {lag} ms (multimodal score {score:.4f})")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out, index=False)
+        click.echo(f"written: {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""Running lanes: the compiled program over chunks of lanes sized to the device, with the
+working set compacted as lanes stop, and the closed-form path for decoders like ridge."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from podbench import registry
+from podbench.config import Config
+from podbench.errors import ConfigError
+from podbench.tasks import Task
+from podbench.train.inputs import ProgramInputs, RunInputs, as_program, lane_inputs
+from podbench.train.lanes import LaneTable
+
+
+@dataclass
+class LaneResults:
+    """What training leaves per lane: predictions for every word and the training record."""
+
+    table: LaneTable
+    group: int
+    program: ProgramInputs
+    preds: np.ndarray  # [L, G, N, D] best-parameter predictions for every row of program.x
+    epochs: np.ndarray  # [L] epochs trained
+    best_epoch: np.ndarray  # [L]
+    best_score: np.ndarray  # [L] validation early-stopping metric at the best epoch
+    state: dict  # host pytree of best parameters and statistics, leading axis L
+    seconds: float
+
+
+def auto_chunk(n_lanes: int, per_lane_bytes: float, n_devices: int) -> int:
+    """Lanes per compiled chunk that fit in about half of the device (or host) memory."""
+    import jax
+
+    try:
+        limit = jax.devices()[0].memory_stats()["bytes_limit"]
+    except (TypeError, KeyError, AttributeError):
+        import psutil
+
+        limit = psutil.virtual_memory().available
+    chunk = max(1, int(0.5 * limit // max(per_lane_bytes, 1)))
+    chunk = min(chunk, n_lanes)
+    return max(n_devices, chunk // n_devices * n_devices)
+
+
+def _model_builder(cfg: Config, input_shape: tuple, output_dim: int, head: str):
+    entry = registry.models.entry(cfg.model.name, "model.name")
+    dims = entry.meta.get("input_dims")
+    if dims is not None and len(dims) != len(input_shape):
+        raise ConfigError(f"model.name = {cfg.model.name!r} takes latents with dims {dims}; "
+                          f"preprocess.name = {cfg.preprocess.name!r} gives {len(input_shape)}-d "
+                          "inputs per lag")
+    return lambda rngs: entry.obj(cfg.model.params, input_shape=input_shape,
+                                  output_dim=output_dim, head=head, rngs=rngs)
+
+
+def lane_batch(cfg: Config) -> int | None:
+    """Lanes vmapped together on one device: all (None) on accelerators; one at a time on
+    CPU, where vmapped small convolutions run slower than a sequence of single-lane steps."""
+    import jax
+
+    if isinstance(cfg.training.lane_batch, int):
+        return cfg.training.lane_batch
+    return 1 if jax.devices()[0].platform == "cpu" else None
+
+
+def make_program(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs, lanes_np,
+                 group: int, mesh=None):
+    """The compiled lane program for this run's model, task and padded fold sizes."""
+    from podbench.train.program import LaneProgram
+
+    build = _model_builder(cfg, inputs.x.shape[2:], task.output_dim(inputs.y), task.head)
+    return LaneProgram(build, group=group, batch_size=cfg.training.batch_size,
+                   patience=cfg.training.patience, optimizer_name=cfg.training.optimizer,
+                   loss_fn=lambda p, y: task.loss(p, y, cfg), stop_fn=task.stop_value,
+                   stop_mode=task.stop_mode, n_train_max=lanes_np.train_idx.shape[1],
+                   n_val_max=lanes_np.val_idx.shape[1], lane_batch=lane_batch(cfg), mesh=mesh)
+
+
+def train_lanes(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs, table: LaneTable,
+                group: int, log: Callable[[str], None] = print) -> LaneResults:
+    """Train every lane of `table` in chunks of one compiled program; predict all words."""
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from podbench.train.program import Data
+    from podbench.train.sharding import LaneSharding
+
+    t0 = time.perf_counter()
+    inputs = as_program(inputs)
+    input_shape = inputs.x.shape[2:]
+    lanes_np = lane_inputs(table, inputs)
+    shard = LaneSharding()
+    program = make_program(cfg, task, inputs, lanes_np, group, shard.mesh)
+    build = program.build_model
+    data = shard.replicate(Data(jnp.asarray(inputs.x), jnp.asarray(inputs.y),
+                                jnp.asarray(inputs.norm_mean), jnp.asarray(inputs.norm_std)))
+    n_params = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(
+        nnx.state(build(nnx.Rngs(0)), nnx.Param)))
+    per_lane = group * (n_params * 4 * 8 + cfg.training.batch_size * 4 * 64 * math.prod(input_shape))
+    chunk = (cfg.training.lane_chunk if isinstance(cfg.training.lane_chunk, int)
+             else auto_chunk(len(table), per_lane, shard.n_devices))
+    n_words = inputs.x.shape[0]
+    all_rows = jnp.arange(n_words, dtype=jnp.int32)
+    preds, states, records = [], [], []
+    n_chunks = math.ceil(len(table) / chunk)
+    for c in range(n_chunks):
+        real = np.arange(c * chunk, min((c + 1) * chunk, len(table)))
+        # Pad to a multiple of the devices with copies of the chunk's first lane.
+        pick = np.concatenate([real, np.full((-len(real)) % shard.n_devices, real[0])])
+        sub = jax.tree.map(lambda a: a[pick], lanes_np)
+        state = train_chunk(program, sub, data, cfg.training.epochs, shard,
+                            f"chunk {c + 1}/{n_chunks}" if n_chunks > 1 else "")
+        keep = slice(0, len(real))
+        preds.append(np.asarray(program.predict(state, shard.lanes(sub), data, all_rows))[keep])
+        records.append([np.asarray(a)[keep] for a in (state.epochs, state.best_epoch,
+                                                      state.best_score)])
+        states.append(jax.tree.map(lambda a: np.asarray(a)[keep],
+                                   {"params": state.best_params, "rest": state.best_rest}))
+    epochs, best_epoch, best_score = (np.concatenate(r) for r in zip(*records))
+    sign = 1.0 if task.stop_mode == "max" else -1.0
+    return LaneResults(table, group, inputs, np.concatenate(preds), epochs, best_epoch,
+                       sign * best_score, jax.tree.map(lambda *a: np.concatenate(a), *states),
+                       time.perf_counter() - t0)
+
+
+def train_chunk(program, lanes_np, data, max_epochs: int, shard, label: str):
+    """Train one chunk of lanes to completion. Where lanes are vmapped together, the working
+    set is compacted as lanes stop (a narrower program, compiled once per width); where they
+    run one at a time, a stopped lane already skips its work and compaction would only add
+    compilations."""
+    import jax
+    from tqdm.auto import tqdm
+
+    n = len(lanes_np.lr)
+    working = program.init(shard.lanes(lanes_np))
+    work_lanes = shard.lanes(lanes_np)
+    bank, ids = None, np.arange(n)  # the bank holds every lane once the working set shrinks
+    bar = tqdm(total=max_epochs, desc=f"training {n} lanes {label}".rstrip(), unit="epoch",
+               leave=False)
+    for epoch in range(max_epochs):
+        working = program.epoch(working, work_lanes, data, epoch)
+        stopped = np.asarray(working.stopped)[: len(ids)]
+        active = int((~stopped).sum())
+        bar.update(1)
+        bar.set_postfix(active=f"{active}/{n}")
+        if active == 0:
+            break
+        width = shard.width(active)
+        if program.lane_batch != 1 and width <= len(working.stopped) // 2:
+            bank = working if bank is None else _scatter(bank, ids, working)
+            keep = ids[~stopped]
+            pick = np.concatenate([keep, np.full(width - len(keep), ids[stopped][0])])
+            working = shard.lanes(jax.tree.map(lambda a: a[pick], bank))
+            work_lanes = shard.lanes(jax.tree.map(lambda a: a[pick], lanes_np))
+            ids = keep
+    bar.close()
+    return working if bank is None else _scatter(bank, ids, working)
+
+
+def _scatter(bank, ids: np.ndarray, working):
+    """Write the first len(ids) lanes of the working set back into the bank."""
+    import jax
+
+    n = len(ids)
+    return jax.tree.map(lambda b, w: b.at[ids].set(w[:n]), bank, working)
+
+
+
+def train_closed_form(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs,
+                      table: LaneTable, fit_predict) -> LaneResults:
+    """Closed-form decoders (ridge): one solve per lane, no epochs."""
+    import jax
+    import jax.numpy as jnp
+
+    from podbench.train.program import Data, closed_form
+
+    t0 = time.perf_counter()
+    inputs = as_program(inputs)
+    fit, predict = fit_predict
+    data = Data(jnp.asarray(inputs.x), jnp.asarray(inputs.y), jnp.asarray(inputs.norm_mean),
+                jnp.asarray(inputs.norm_std))
+    lanes = jax.device_put(lane_inputs(table, inputs))
+    alphas = jnp.asarray(cfg.model.params["alphas"], jnp.float32)
+    sign = 1.0 if task.stop_mode == "max" else -1.0
+    preds, scores, chosen = jax.jit(lambda ln: closed_form(fit, predict, ln, data, alphas,
+                                                           task.stop_value, sign))(lanes)
+    zeros = np.zeros(len(table), np.int64)
+    return LaneResults(table, 1, inputs, np.asarray(preds), zeros, zeros, np.asarray(scores),
+                       {"alpha": np.asarray(chosen)}, time.perf_counter() - t0)
+
+
