@@ -20,14 +20,23 @@ def cosine_rows(pred, y):
 
 
 def _auc_and_pairs(score, positive, mask):
-    """Masked Mann-Whitney ROC-AUC (ties count one half) and the number of pairs."""
+    """Masked Mann-Whitney ROC-AUC (ties count one half) and the number of pairs, by sorting:
+    O(n log n) time and O(n) memory. Each positive wins over the negatives below its tie group
+    and half of those in it; masked rows count as neither class, wherever they sort."""
     pos = positive * mask
     neg = (1.0 - positive) * mask
-    diff = score[:, None] - score[None, :]
-    wins = (diff > 0).astype(score.dtype) + 0.5 * (diff == 0).astype(score.dtype)
-    pairs = pos[:, None] * neg[None, :]
-    n = jnp.sum(pairs)
-    return jnp.sum(wins * pairs) / jnp.maximum(n, 1.0), n
+    order = jnp.argsort(score)
+    s, p, q = score[order], pos[order], neg[order]
+    idx = jnp.arange(s.shape[0])
+    first = jnp.concatenate([jnp.array([True]), s[1:] != s[:-1]])  # a tie group starts
+    last = jnp.concatenate([first[1:], jnp.array([True])])
+    start = jax.lax.cummax(jnp.where(first, idx, 0))
+    end = jax.lax.cummin(jnp.where(last, idx, s.shape[0] - 1), reverse=True)
+    neg_upto = jnp.cumsum(q)  # negatives at or below each sorted position
+    below = neg_upto[start] - q[start]
+    tied = neg_upto[end] - below
+    n = jnp.sum(p) * neg_upto[-1]
+    return jnp.sum(p * (below + 0.5 * tied)) / jnp.maximum(n, 1.0), n
 
 
 def masked_auc(score, positive, mask):

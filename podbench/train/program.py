@@ -188,8 +188,8 @@ class LaneProgram:
     def _predict_rows(self, params, rest, data: Data, rows, lane: Lanes):
         """Eval-mode group predictions for padded `rows`, in batches: [G, n, D]."""
         n = rows.shape[0]
-        pad = (-n) % EVAL_BATCH
-        padded = jnp.pad(rows, (0, pad)).reshape(-1, EVAL_BATCH)
+        size = -(-n // -(-n // EVAL_BATCH))  # equal batches of at most EVAL_BATCH: least padding
+        padded = jnp.pad(rows, (0, (-n) % size)).reshape(-1, size)
 
         def batch(_, r):
             x, _y = self._inputs(data, r, lane)
