@@ -32,7 +32,8 @@ class ManyValues(click.Option):
 
 
 def reports_errors(fn):
-    """Turn podbench's own errors into a one-line message and exit status 2."""
+    """Turn podbench's own errors into a one-line message and their exit status (2: bad input,
+    1: the machine ran out of a resource)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -42,7 +43,7 @@ def reports_errors(fn):
             return fn(*args, **kwargs)
         except PodbenchError as exc:
             click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
+            sys.exit(exc.exit_code)
 
     return wrapper
 

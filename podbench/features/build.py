@@ -32,6 +32,10 @@ class Features:
     def open(self, stage: str):
         return self.stores.open(stage, self.keys[stage])
 
+    def load(self, stage: str):
+        """The store read into memory (a damaged or corrupt store is a StoreError)."""
+        return self.stores.load(stage, self.keys[stage])
+
 
 def build_features(cfg: Config, log: Callable[[str], None] = print,
                    stages: tuple[str, ...] = ("epochs", "targets", "latents")) -> Features:

@@ -9,7 +9,8 @@ import numpy as np
 from podbench import registry
 from podbench.config import Config
 from podbench.features.preprocessors import EpochsContext
-from podbench.features.store import write_dataset
+from podbench.errors import StoreError
+from podbench.features.store import reading, write_dataset
 from podbench.features.keys import StageSpec
 
 
@@ -38,7 +39,12 @@ def build_latents(cfg: Config, spec: StageSpec, epochs, tmp: Path) -> dict:
     sums = sq = count = None
     for lo in range(0, n_words, word_chunk):
         block = epochs.isel(word=slice(lo, lo + word_chunk))
-        x = block["ecog"].values
+        with reading(Path(epochs.encoding.get("source", "the epochs store"))):
+            x = block["ecog"].values
+        if not np.isfinite(x).all():
+            raise StoreError(f"epochs store: words {lo}..{lo + len(x)} hold non-finite samples "
+                             "(a missing or damaged chunk?); nothing was published; run "
+                             "`podbench stores verify`")
         out = np.stack([transform(x[..., s:s + window]) for s in starts], axis=1)
         if standardise == "all":
             axes = (0, 3) if out.ndim == 4 else (0,)
