@@ -258,11 +258,24 @@ def stores_verify(key, config_path, overrides, root):
 @stores.command("gc")
 @click.option("--older-than", "days", type=float, default=None,
               help="Also remove complete stores unused for this many days.")
+@click.option("--results", "results_root", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Also clean this results root (with --config: the config's "
+                                 "output.results is cleaned too).")
+@click.option("--grace", type=float, default=600.0, show_default=True,
+              help="Leave results temporaries younger than this many seconds.")
 @root_options
 @reports_errors
-def stores_gc(days, config_path, overrides, root):
-    """Remove leftovers of interrupted builds (and, with --older-than, unused stores)."""
+def stores_gc(days, results_root, grace, config_path, overrides, root):
+    """Remove leftovers of interrupted builds and runs (temporary folders, stale lock files),
+    damaged stores (a chunk missing or resized; rebuild them with build-features) and, with
+    --older-than, unused stores."""
+    from podbench.publish import clean_tree
+
+    if config_path is not None and results_root is None:
+        results_root = Path(load_config(config_path, overrides).output.results).expanduser()
     removed = store_root(config_path, overrides, root).gc(days)
+    if results_root is not None:
+        removed += clean_tree(results_root, grace)
     for path in removed:
         click.echo(f"removed {path}")
     click.echo(f"{len(removed)} removed")

@@ -53,8 +53,10 @@ def final_of(temp: Path) -> Path:
     return temp.parent / temp.name.split(TMP_TAG)[0]
 
 
-def temp_sibling(final: Path, tag: str = "") -> Path:
-    return final.parent / f"{final.name}{TMP_TAG}{tag}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+def temp_sibling(final: Path, tag: str = "", suffix: str = "") -> Path:
+    """`<name>.tmp-<tag><pid>-<hex><suffix>` (a suffix for writers that check extensions)."""
+    return (final.parent
+            / f"{final.name}{TMP_TAG}{tag}{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}")
 
 
 def output_error(exc: BaseException, stage: str, path: Path) -> OutputError | None:
@@ -159,9 +161,10 @@ def publish_dir(final: Path, write: Callable[[Path], str], marker: str, stage: s
 
 
 def publish_file(final: Path, write: Callable[[Path], None], stage: str) -> None:
-    """Publish one file: `write(tmp)` writes it under a temporary name, then it is renamed in."""
+    """Publish one file: `write(tmp)` writes it under a temporary name (ending like `final`),
+    then it is renamed in."""
     final = Path(final)
-    tmp = temp_sibling(final)
+    tmp = temp_sibling(final, suffix=final.suffix)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         write(tmp)
@@ -247,4 +250,16 @@ def remove_leftovers(folder: Path, grace_s: float = 0.0) -> list[Path]:
             except (BlockingIOError, FileNotFoundError):
                 continue
             removed.append(entry)
+    return removed
+
+
+def clean_tree(root: Path, grace_s: float, depth: int = 4) -> list[Path]:
+    """`remove_leftovers` in `root` and its folders down to `depth` levels (a results root:
+    <trial>/<run>, <trial>/sweep-<id>/...)."""
+    root = Path(root)
+    removed = remove_leftovers(root, grace_s)
+    if depth > 0 and root.is_dir():
+        for sub in sorted(root.iterdir()):
+            if sub.is_dir() and not sub.is_symlink() and not is_temp(sub):
+                removed += clean_tree(sub, grace_s, depth - 1)
     return removed

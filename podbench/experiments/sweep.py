@@ -25,6 +25,7 @@ import yaml
 from podbench.config import Config
 from podbench.errors import ConfigError
 from podbench.features.keys import SHORT, canonical_json, stage_keys
+from podbench.publish import publish_file
 from podbench.train.run import PointGroup, group_points
 from podbench.tasks import task_for
 
@@ -148,10 +149,12 @@ def sweep(cfg: Config, grid_path: str | Path, random_n: int | None = None,
     val_col, test_col = f"{validation_twin(headline)}_mean", f"{headline}_mean"
     best = int(summary[val_col].idxmax())
     summary["best"] = summary.index == best
-    folder.mkdir(parents=True, exist_ok=True)
-    summary.to_csv(folder / "summary.csv", index=False)
-    (folder / "grid.yml").write_text(yaml.safe_dump({"grid": grid, "random": random_n}))
-    plot_summary(summary, val_col, test_col, folder / "summary.png", f"{cfg.trial_name} {folder.name}")
+    grid_text = yaml.safe_dump({"grid": grid, "random": random_n})
+    publish_file(folder / "grid.yml", lambda tmp: tmp.write_text(grid_text), "writing the sweep")
+    publish_file(folder / "summary.png", lambda tmp: plot_summary(
+        summary, val_col, test_col, tmp, f"{cfg.trial_name} {folder.name}"), "writing the sweep")
+    publish_file(folder / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False),
+                 "writing the sweep")
     log(summary.to_string(index=False))
     log(f"best point (validation): {best} -> {run_dirs[best]}")
     return SweepResult(folder, summary, best, len(programs))
