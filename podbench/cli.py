@@ -114,8 +114,10 @@ def highgamma(root, subjects):
 def build_features(config_path, overrides):
     """Build (or find) the epochs, targets and latents stores of a config."""
     from podbench.features.build import build_features as build
+    from podbench.features.preflight import preflight
 
     cfg = load_config(config_path, overrides)
+    preflight(cfg.task_configs())
     click.echo(f"{'stage':<9} {'key':<12}  {'status':<7} {'shape':<22} {'size':>9} {'time':>8}")
     for task_cfg in cfg.task_configs():
         build(task_cfg, log=click.echo)

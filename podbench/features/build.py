@@ -39,9 +39,12 @@ class Features:
 
 def build_features(cfg: Config, log: Callable[[str], None] = print,
                    stages: tuple[str, ...] = ("epochs", "targets", "latents")) -> Features:
-    """Ensure the feature stores of `cfg` exist; log one report line per stage."""
+    """Ensure the feature stores of `cfg` exist; log one report line per stage. Inputs,
+    data-dependent values and the store root are checked first (`preflight`)."""
+    from podbench.features.preflight import preflight
     from podbench.tasks import task_for
 
+    preflight([cfg])
     specs = stage_specs(cfg)
     stores = Stores(cfg.output.stores)
     dataset = Dataset(cfg.data.root)

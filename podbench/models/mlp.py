@@ -11,13 +11,14 @@ import jax.numpy as jnp
 from flax import nnx
 
 from podbench.models.layers import Call, dropout, linear
+from podbench.config import opt
 from podbench.registry import register_model
 
 
 @dataclass
 class MlpParams:
     hidden: list[int] = field(default_factory=lambda: [32])
-    dropout: float = 0.2
+    dropout: float = opt(0.2, ge=0, lt=1, doc="dropout rate")
     final_norm: bool = True
     output_activation: Literal["none", "tanh"] = "none"
     init: Literal["torch", "glorot"] = "torch"

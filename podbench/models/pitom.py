@@ -19,16 +19,17 @@ from flax import nnx
 
 from podbench.models.layers import (Call, Conv1D, LocallyConnected1D, apply_bn, batch_norm,
                                     dropout, linear, max_pool_torch)
+from podbench.config import opt
 from podbench.registry import register_model
 
 
 @dataclass
 class PitomParams:
-    filters: int = 128
-    dropout: float = 0.2
+    filters: int = opt(128, gt=0, doc="convolution filters")
+    dropout: float = opt(0.2, ge=0, lt=1, doc="dropout rate")
     locally_connected: bool = False
-    reg: float = 0.0
-    reg_head: float = 0.0
+    reg: float = opt(0.0, ge=0, doc="L2 penalty of the convolutions")
+    reg_head: float = opt(0.0, ge=0, doc="L2 penalty of the head")
     head_order: Literal["norm_tanh", "tanh_norm"] = "norm_tanh"
     init: Literal["torch", "glorot"] = "torch"
 

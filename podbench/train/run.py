@@ -16,6 +16,7 @@ from typing import Callable
 from podbench import registry
 from podbench.config import Config
 from podbench.features.build import Features, build_features
+from podbench.features.preflight import preflight
 from podbench.publish import locked
 from podbench.tasks import Task, task_for
 from podbench.train.execute import train_closed_form, train_lanes
@@ -106,6 +107,7 @@ def train_points(cfgs: list[Config], force: bool = False,
     if len({program_signature(c) for c in cfgs}) != 1:
         raise ValueError("train_points needs configs with one program signature")
     t0 = time.perf_counter()
+    preflight(cfgs, results=True)
     keys = [stage_keys(c) for c in cfgs]
     features: dict[str, Features] = {}  # one per targets store
     for c, k in zip(cfgs, keys):
