@@ -32,7 +32,8 @@ class ManyValues(click.Option):
 
 
 def reports_errors(fn):
-    """Turn podbench's own errors into a one-line message and exit status 2."""
+    """Turn podbench's own errors into a one-line message and their exit status (2: bad input,
+    1: the machine ran out of a resource)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -42,7 +43,7 @@ def reports_errors(fn):
             return fn(*args, **kwargs)
         except PodbenchError as exc:
             click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
+            sys.exit(exc.exit_code)
 
     return wrapper
 
@@ -160,8 +161,10 @@ def check_data(config_path, overrides, root):
 def build_features(config_path, overrides):
     """Build (or find) the epochs, targets and latents stores of a config."""
     from podbench.features.build import build_features as build
+    from podbench.features.preflight import preflight
 
     cfg = load_config(config_path, overrides)
+    preflight(cfg.task_configs())
     from podbench.features.store import BuildReport
 
     click.echo(BuildReport.HEADER)
@@ -306,11 +309,24 @@ def stores_verify(key, config_path, overrides, root):
 @stores.command("gc")
 @click.option("--older-than", "days", type=float, default=None,
               help="Also remove complete stores unused for this many days.")
+@click.option("--results", "results_root", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Also clean this results root (with --config: the config's "
+                                 "output.results is cleaned too).")
+@click.option("--grace", type=float, default=600.0, show_default=True,
+              help="Leave results temporaries younger than this many seconds.")
 @root_options
 @reports_errors
-def stores_gc(days, config_path, overrides, root):
-    """Remove leftovers of interrupted builds (and, with --older-than, unused stores)."""
+def stores_gc(days, results_root, grace, config_path, overrides, root):
+    """Remove leftovers of interrupted builds and runs (temporary folders, stale lock files),
+    damaged stores (a chunk missing or resized; rebuild them with build-features) and, with
+    --older-than, unused stores."""
+    from podbench.publish import clean_tree
+
+    if config_path is not None and results_root is None:
+        results_root = Path(load_config(config_path, overrides).output.results).expanduser()
     removed = store_root(config_path, overrides, root).gc(days)
+    if results_root is not None:
+        removed += clean_tree(results_root, grace)
     for path in removed:
         click.echo(f"removed {path}")
     click.echo(f"{len(removed)} removed")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
@@ -25,9 +26,10 @@ from podbench.errors import ConfigError
 
 
 def opt(default: Any = dataclasses.MISSING, *, doc: str = "", choices=None, ge=None, gt=None,
-        le=None, factory=None):
-    """A config field with its documentation and range constraints."""
-    meta = {"doc": doc, "ge": ge, "gt": gt, "le": le}
+        le=None, lt=None, nonempty=False, factory=None):
+    """A config field with its documentation and constraints (range; `nonempty` refuses an
+    empty list or string)."""
+    meta = {"doc": doc, "ge": ge, "gt": gt, "le": le, "lt": lt, "nonempty": nonempty}
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -47,9 +49,9 @@ class Lags:
 
 @dataclass
 class DataConfig:
-    root: str = opt("data", doc="BIDS root of ds005574 or of a stand-in made by `podbench synth`")
+    root: str = opt("data", nonempty=True, doc="BIDS root of ds005574 or of a stand-in made by `podbench synth`")
     subjects: Union[Literal["all"], list[int]] = opt(
-        "all", doc="'all' or a list of subject numbers (1-9)")
+        "all", nonempty=True, doc="'all' or a list of subject numbers (1-9)")
     electrodes: Union[str, None] = opt(
         None, doc="regex on channel names, or a CSV with columns subject (NYU id), elec")
     signal: Literal["highgamma", "broadband", "podbench_highgamma"] = opt(
@@ -94,7 +96,7 @@ class ModelConfig:
 class TrainingConfig:
     batch_size: int = opt(32, ge=1, doc="training batch per lane")
     epochs: int = opt(100, ge=1, doc="maximum epochs per lane")
-    lr: float = opt(1e-3, ge=0, doc="learning rate")
+    lr: float = opt(1e-3, gt=0, doc="learning rate")
     weight_decay: float = opt(1e-4, ge=0, doc="weight decay (PyTorch semantics of the optimizer)")
     optimizer: Literal["adamw", "adam"] = opt(
         "adamw", doc="adamw (PyTorch AdamW) or adam (PyTorch Adam: L2 added to the gradient)")
@@ -107,9 +109,9 @@ class TrainingConfig:
     shuffle_targets: bool = opt(False, doc="control: permute targets across words")
     loss: Literal["mse", "cosine"] = opt("mse", doc="loss of vector targets")
     lane_chunk: Union[Literal["auto"], int] = opt(
-        "auto", doc="lanes per compiled chunk; auto sizes it to the device memory")
+        "auto", gt=0, doc="lanes per compiled chunk; auto sizes it to the device memory")
     lane_batch: Union[Literal["auto"], int] = opt(
-        "auto", doc="lanes vmapped together per device; auto: 1 on CPU (faster), all on GPU")
+        "auto", gt=0, doc="lanes vmapped together per device; auto: 1 on CPU (faster), all on GPU")
 
 
 @dataclass
@@ -129,13 +131,15 @@ class PretrainConfig:
 
 @dataclass
 class OutputConfig:
-    stores: str = opt("stores", doc="store root")
-    results: str = opt("results", doc="results root")
+    stores: str = opt("stores", nonempty=True, doc="store root")
+    results: str = opt("results", nonempty=True, doc="results root")
 
 
 @dataclass
 class Config:
-    trial_name: str = opt("podbench", doc="results go to <output.results>/<trial_name>/<run-id>")
+    trial_name: str = opt("podbench", nonempty=True,
+                          doc="results go to <output.results>/<trial_name>/<run-id>; one folder "
+                              "name (no path separator, not . or ..)")
     task: Union[str, list[str]] = opt(
         "word_embedding", doc="registered task, or a list of tasks trained on the same features "
                               "(task_params then maps each listed task to its parameters)")
@@ -195,13 +199,31 @@ def _describe(hint) -> str:
 
 
 def _range_error(value, meta) -> str | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "a finite number"
+    if meta.get("nonempty") and value in ([], ""):
+        return "a non-empty value"
     checks = (("gt", lambda v, b: v > b, ">"), ("ge", lambda v, b: v >= b, ">="),
-              ("le", lambda v, b: v <= b, "<="))
-    for key, ok, sym in checks:
-        bound = meta.get(key)
-        if bound is not None and isinstance(value, (int, float)) and not ok(value, bound):
-            return f"a value {sym} {bound}"
-    return None
+              ("le", lambda v, b: v <= b, "<="), ("lt", lambda v, b: v < b, "<"))
+    bounds = [(sym, meta.get(key)) for key, ok, sym in checks
+              if meta.get(key) is not None and isinstance(value, (int, float))
+              and not isinstance(value, bool) and not ok(value, meta.get(key))]
+    if not bounds:
+        return None
+    sym, bound = bounds[0]
+    low = [f"{s} {meta[k]}" for k, s in (("gt", ">"), ("ge", ">=")) if meta.get(k) is not None]
+    high = [f"{s} {meta[k]}" for k, s in (("lt", "<"), ("le", "<=")) if meta.get(k) is not None]
+    if low and high:
+        return f"a value {low[0]} and {high[0]}"
+    return f"a value {sym} {bound}"
+
+
+def safe_component(value: str, path: str) -> str:
+    """One folder name: no path separator, not '.' or '..', no NUL (nothing can escape a root)."""
+    if not value or value in (".", "..") or any(c in value for c in "/\\\0"):
+        raise ConfigError(f"{path} = {value!r}: expected one folder name (no '/', '\\', "
+                          "not '.' or '..', not empty)")
+    return value
 
 
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
@@ -326,6 +348,7 @@ def _validate_registered(cfg: Config, task_params_path: str = "task_params") -> 
     """Check registry names and validate free-form params against declared schemas."""
     from podbench import registry
 
+    safe_component(cfg.trial_name, "trial_name")
     registry.load_plugins(cfg.plugins)
     if cfg.several_tasks:
         _validate_task_list(cfg)
@@ -376,31 +399,76 @@ def _validate_task_list(cfg: Config) -> None:
     cfg.task_params = validated
 
 
-def from_dict(raw: dict, source: str = "<dict>") -> Config:
-    """Validate a raw mapping into a Config (including registry-declared params)."""
+def from_dict(raw: dict, source: str = "<dict>", overrides: dict[str, Any] | None = None) -> Config:
+    """Validate a raw mapping into a Config (including registry-declared params). An error in
+    a value that `overrides` set names the override, not `source`."""
     try:
         cfg = _build(Config, copy.deepcopy(raw), "")
         cfg.source = source
         _validate_registered(cfg)
     except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
+        raise ConfigError(f"{_blame(str(exc), source, overrides or {})}: {exc}") from None
     return cfg
+
+
+def _blame(message: str, source: str, overrides: dict[str, Any]) -> str:
+    """`--set PATH=VALUE` when the message is about an overridden path (or below it), else
+    the file."""
+    for path in sorted(overrides, key=len, reverse=True):
+        if re.search(rf"(^|[\s'(]){re.escape(path)}([\s'.=\[]|$)", message):
+            value = yaml.safe_dump(overrides[path], default_flow_style=True)
+            return f"--set {path}={value.removesuffix(chr(10)).removesuffix('...').strip()}"
+    return source
+
+
+class StrictLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping."""
+
+
+def _strict_mapping(loader: StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            raise ConfigError(f"key {key!r} appears twice (lines {seen[key]} and {line}); "
+                              "the second would silently replace the first")
+        seen[key] = line
+    return loader.construct_mapping(node, deep=deep)
+
+
+StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _strict_mapping)
+
+
+def read_yaml(path: Path, what: str = "config file"):
+    """Parse a YAML file strictly: UTF-8, no duplicate keys; one ConfigError line otherwise."""
+    if not path.is_file():
+        raise ConfigError(f"{what} {str(path)!r} does not exist")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
+                          f"offset {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
+    try:
+        return yaml.load(text, Loader=StrictLoader)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
 
 
 def load(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> Config:
     """Load a YAML config, apply `--set` overrides, validate."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    raw = read_yaml(path) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
-    for dotted, value in parse_overrides(overrides).items():
+    parsed = parse_overrides(overrides)
+    for dotted, value in parsed.items():
         set_path(raw, dotted, value)
-    return from_dict(raw, str(path))
+    return from_dict(raw, str(path), parsed)
 
 
 def describe_fields(cls=Config, prefix: str = "") -> list[tuple[str, str, str]]:

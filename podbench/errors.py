@@ -1,8 +1,10 @@
-"""Errors that name what was wrong and what was expected; the CLI exits 2 on them."""
+"""Errors that name what was wrong and what was expected; the CLI exits with their status."""
 
 
 class PodbenchError(Exception):
     """Base class of every error podbench reports to the user without a traceback."""
+
+    exit_code = 2
 
 
 class ConfigError(PodbenchError):
@@ -15,3 +17,13 @@ class DataError(PodbenchError):
 
 class StoreError(PodbenchError):
     """A feature store is missing, incomplete or corrupt."""
+
+
+class OutputError(PodbenchError):
+    """An output root is not a writable folder with enough free space."""
+
+
+class DiskFullError(OutputError):
+    """The disk filled up while writing (a machine resource, not bad input: exit status 1)."""
+
+    exit_code = 1

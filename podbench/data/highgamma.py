@@ -15,6 +15,7 @@ from typing import Callable
 
 from podbench.data.dataset import TASK, Dataset, sub_label
 from podbench.errors import DataError
+from podbench.publish import publish_file
 
 OUT_SFREQ = 512.0
 LINE_HARMONICS = (60.0, 120.0, 180.0)
@@ -68,11 +69,10 @@ def write_highgamma(root: str | Path, subjects: list[int] | None = None,
     written = []
     for sub in chosen:
         out = derivative_path(dataset.root, sub)
-        out.parent.mkdir(parents=True, exist_ok=True)
         env = highgamma(read_raw(dataset, sub))
-        tmp = out.with_name(f".{out.stem}.tmp.fif")
-        env.save(tmp, fmt="single", overwrite=True, verbose="error")
-        tmp.rename(out)
+        publish_file(out, lambda tmp: env.save(tmp, fmt="single", overwrite=True,
+                                               verbose="error"),
+                     f"writing the high-gamma derivative of {sub_label(sub)}")
         log(f"{sub_label(sub)}: {len(env.ch_names)} channels -> {out}")
         written.append(out)
     return written

@@ -22,9 +22,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from podbench.config import Config
+from podbench.config import Config, read_yaml
 from podbench.errors import ConfigError
 from podbench.features.keys import SHORT, canonical_json, stage_keys
+from podbench.features.preflight import preflight
+from podbench.publish import publish_file
 from podbench.train.run import PointGroup, group_points
 from podbench.tasks import task_for
 
@@ -32,12 +34,7 @@ from podbench.tasks import task_for
 def load_grid(path: str | Path) -> dict[str, list]:
     """Read a grid file: a mapping of dotted config paths to non-empty lists of values."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"grid file {str(path)!r} does not exist")
-    try:
-        grid = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    grid = read_yaml(path, "grid file")
     if not isinstance(grid, dict) or not grid:
         raise ConfigError(f"{path}: expected a mapping of config paths to lists of values")
     for key, values in grid.items():
@@ -133,6 +130,7 @@ def sweep(cfg: Config, grid_path: str | Path, random_n: int | None = None,
             configs.append(cfg.replace(point))
         except ConfigError as exc:
             raise ConfigError(f"{grid_path}: point {i} {point}: {exc}") from None
+    preflight(configs, results=True)
     programs = group_points(configs)
     folder = Path(cfg.output.results).expanduser() / cfg.trial_name / f"sweep-{sweep_id(cfg, points)}"
     log(f"sweep {folder.name}: {len(points)} point(s) in {len(programs)} program(s)")
@@ -148,10 +146,12 @@ def sweep(cfg: Config, grid_path: str | Path, random_n: int | None = None,
     val_col, test_col = f"{validation_twin(headline)}_mean", f"{headline}_mean"
     best = int(summary[val_col].idxmax())
     summary["best"] = summary.index == best
-    folder.mkdir(parents=True, exist_ok=True)
-    summary.to_csv(folder / "summary.csv", index=False)
-    (folder / "grid.yml").write_text(yaml.safe_dump({"grid": grid, "random": random_n}))
-    plot_summary(summary, val_col, test_col, folder / "summary.png", f"{cfg.trial_name} {folder.name}")
+    grid_text = yaml.safe_dump({"grid": grid, "random": random_n})
+    publish_file(folder / "grid.yml", lambda tmp: tmp.write_text(grid_text), "writing the sweep")
+    publish_file(folder / "summary.png", lambda tmp: plot_summary(
+        summary, val_col, test_col, tmp, f"{cfg.trial_name} {folder.name}"), "writing the sweep")
+    publish_file(folder / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False),
+                 "writing the sweep")
     log(summary.to_string(index=False))
     log(f"best point (validation): {best} -> {run_dirs[best]}")
     return SweepResult(folder, summary, best, len(programs))

@@ -18,7 +18,11 @@ def train(cfg: Config, force: bool = False,
 
     A config that lists several tasks gives one result per task, in its order; tasks whose
     programs have equal shapes train as lanes of one program, over one epochs/latents build.
+    Every task's inputs and both output roots are checked before anything is built.
     """
+    from podbench.features.preflight import preflight
+
+    preflight(cfg.task_configs(), results=True)
     if not cfg.several_tasks:
         return train_points([cfg], force=force, log=log)[0]
     from podbench.train.run import group_points

@@ -32,6 +32,10 @@ class Features:
     def open(self, stage: str):
         return self.stores.open(stage, self.keys[stage])
 
+    def load(self, stage: str):
+        """The store read into memory (a damaged or corrupt store is a StoreError)."""
+        return self.stores.load(stage, self.keys[stage])
+
     def __repr__(self) -> str:
         """The build report as a short table (what a notebook cell shows)."""
         return "\n".join([BuildReport.HEADER, *(r.line() for r in self.reports)])
@@ -39,9 +43,12 @@ class Features:
 
 def build_features(cfg: Config, log: Callable[[str], None] = print,
                    stages: tuple[str, ...] = ("epochs", "targets", "latents")) -> Features:
-    """Ensure the feature stores of `cfg` exist; log one report line per stage."""
+    """Ensure the feature stores of `cfg` exist; log one report line per stage. Inputs,
+    data-dependent values and the store root are checked first (`preflight`)."""
+    from podbench.features.preflight import preflight
     from podbench.tasks import task_for
 
+    preflight([cfg])
     specs = stage_specs(cfg)
     stores = Stores(cfg.output.stores)
     dataset = Dataset(cfg.data.root)

@@ -61,6 +61,7 @@ def info(stores: Stores, prefix: str) -> str:
 
 def verify(stores: Stores, prefix: str | None, log: Callable[[str], None] = print) -> bool:
     """Check every (or one) store; log one line per store; True when all are sound."""
+    stores.require_root()
     targets = [stores.find(prefix)] if prefix else stores.complete_stores()
     ok = True
     for stage, key, path, _ in targets:

@@ -9,7 +9,8 @@ import numpy as np
 from podbench import registry
 from podbench.config import Config
 from podbench.features.preprocessors import EpochsContext
-from podbench.features.store import write_dataset
+from podbench.errors import StoreError
+from podbench.features.store import reading, write_dataset
 from podbench.progress import progress
 from podbench.features.keys import StageSpec
 
@@ -40,7 +41,12 @@ def build_latents(cfg: Config, spec: StageSpec, epochs, tmp: Path) -> dict:
     bar = progress(n_words * len(starts), f"latents ({cfg.preprocess.name})", unit="window")
     for lo in range(0, n_words, word_chunk):
         block = epochs.isel(word=slice(lo, lo + word_chunk))
-        x = block["ecog"].values
+        with reading(Path(epochs.encoding.get("source", "the epochs store"))):
+            x = block["ecog"].values
+        if not np.isfinite(x).all():
+            raise StoreError(f"epochs store: words {lo}..{lo + len(x)} hold non-finite samples "
+                             "(a missing or damaged chunk?); nothing was published; run "
+                             "`podbench stores verify`")
         slices = []
         for s in starts:
             slices.append(transform(x[..., s:s + window]))

@@ -18,6 +18,7 @@ from typing import Literal
 import numpy as np
 
 from podbench.errors import ConfigError
+from podbench.config import opt
 from podbench.registry import register_preprocessor
 
 
@@ -43,21 +44,19 @@ def block_average(x: np.ndarray, size: int) -> np.ndarray:
 
 @dataclass
 class WindowAverageParams:
-    num_average_samples: int = 32
+    num_average_samples: int = opt(32, ge=1, doc="samples per averaged bin")
 
 
 @register_preprocessor("window_average", params=WindowAverageParams, dims=("channel", "bin"))
 def window_average(params: dict, ctx: EpochsContext):
     """The reference's: means over blocks of 32 samples (10 bins of 62.5 ms at 512 Hz)."""
     size = params["num_average_samples"]
-    if size < 1:
-        raise ConfigError(f"preprocess.params.num_average_samples = {size}: expected >= 1")
     return lambda x: block_average(x, size)
 
 
 @dataclass
 class ZscoreParams:
-    num_average_samples: int = 32
+    num_average_samples: int = opt(32, ge=1, doc="samples per averaged bin")
     fit: Literal["all", "train"] = "all"
 
 

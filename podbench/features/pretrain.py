@@ -20,10 +20,7 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
-import shutil
 import time
-import uuid
 from pathlib import Path
 from typing import Callable
 
@@ -216,27 +213,21 @@ def plot_losses(losses: list[float], held: list[tuple[int, float]], path: Path) 
 
 def _write(folder: Path, state: dict, meta: dict, losses: list[float],
            held: list[tuple[int, float]]) -> None:
-    """Write the folder atomically: a temporary sibling renamed into place."""
+    """Publish the folder atomically (`podbench.publish`; the digest is its marker)."""
     import torch
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.parent / f"{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        tmp.mkdir()
+    from podbench.publish import publish_dir
+
+    def write(tmp: Path) -> str:
         torch.save(state, tmp / "checkpoint.pt")
         (tmp / "config.json").write_text(json.dumps(meta, indent=1))
         (tmp / "loss.csv").write_text("step,loss\n" + "".join(
             f"{i + 1},{v:.6f}\n" for i, v in enumerate(losses)))
         (tmp / "held_out.csv").write_text("step,loss\n" + "".join(f"{s},{v:.6f}\n" for s, v in held))
         plot_losses(losses, held, tmp / "loss.png")
-        (tmp / "digest").write_text(file_digest(tmp / "checkpoint.pt") + "\n")
-        try:
-            os.rename(tmp, folder)
-        except OSError:
-            if not is_complete(folder):  # someone else published the same key first: keep theirs
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        return file_digest(tmp / "checkpoint.pt") + "\n"
+
+    publish_dir(folder, write, "digest", "writing the pretrained model")
 
 
 def pretrain_command(cfg: Config, log: Callable[[str], None] = print) -> Path:

@@ -1,35 +1,35 @@
 """Content-keyed zarr (format 3) stores with atomic publish, provenance and verification.
 
-Layout: `<root>/<stage>/<key>/` holding `data.zarr` (the xarray Dataset) and the completion
-marker `podbench-complete.json`. A store exists only once it holds the marker; builds happen
-in a temporary sibling that is renamed into place, under a per-key file lock, so a killed
-build leaves nothing that looks complete and two builders of one key leave one store. Chunks
-carry crc32c checksums, so `verify` finds corrupted bytes.
+Layout: `<root>/<stage>/<key>/` holding `data.zarr` (the xarray Dataset), the manifest
+`podbench-manifest.json` (size and crc32c of every file of every array, string arrays
+included) and the completion marker `podbench-complete.json`. A store exists only once it holds
+the marker; builds happen in a temporary sibling published by `podbench.publish` under a
+per-key lock (`<key>.lock`, removed on release), so a killed build leaves nothing that is
+listed and two builders of one key leave one store. Opening a store checks its manifest
+(every chunk present, of its size); `verify` also compares checksums and finds extra files.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import json
-import os
 import shutil
 import socket
 import time
-import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 from podbench import __version__
-from podbench.errors import StoreError
+from podbench.errors import PodbenchError, StoreError
 from podbench.features.keys import SHORT, StageSpec
+from podbench.publish import TMP_TAG, is_lock, is_temp, locked, publish_dir, remove_leftovers
 
 COMPLETE = "podbench-complete.json"
+MANIFEST = "podbench-manifest.json"
 LAST_USED = "podbench-last-used"
 DATA = "data.zarr"
-TMP_TAG = ".tmp-"
 
 
 def compressors():
@@ -119,31 +119,33 @@ class Stores:
             return None
 
     def open(self, stage: str, key: str):
-        """Open a complete store lazily as an xarray Dataset."""
+        """Open a complete store lazily as an xarray Dataset, after checking that every chunk
+        of its manifest is present with its size (and, for arrays without a zarr checksum, its
+        checksum)."""
         import xarray as xr
 
         path = self.path(stage, key)
         if self.marker(path) is None:
             raise StoreError(f"no complete {stage} store {key[:SHORT]} under {self.root} "
                              "(run `podbench build-features`)")
+        problems = check_chunks(path, thorough=False)
+        if problems:
+            raise StoreError(f"{stage} store {key[:SHORT]} ({path}) is damaged: {problems[0]}; "
+                             "run `podbench stores gc` (it removes damaged stores) and rebuild "
+                             "it with `podbench build-features`")
         try:
             (path / LAST_USED).touch()
         except OSError:
             pass
-        return xr.open_zarr(path / DATA, consolidated=False, chunks=None)
+        with reading(path):
+            return xr.open_zarr(path / DATA, consolidated=False, chunks=None)
 
-    @contextmanager
-    def _lock(self, path: Path) -> Iterator[None]:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path.parent / f"{path.name}.lock", "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
-    def _leftovers(self, path: Path) -> list[Path]:
-        return sorted(path.parent.glob(f"{path.name}{TMP_TAG}*"))
+    def load(self, stage: str, key: str):
+        """`open` and read everything into memory; a chunk that fails its checksum is a
+        StoreError naming the store."""
+        ds = self.open(stage, key)
+        with reading(self.path(stage, key)):
+            return ds.load()
 
     def _fresh(self, path: Path, sources: list[Path]) -> bool:
         marker = self.marker(path)
@@ -160,10 +162,10 @@ class Stores:
         final = self.path(spec.stage, spec.key)
         status, note = "hit", ""
         if not self._fresh(final, sources):
-            with self._lock(final):
+            with locked(final):
                 if not self._fresh(final, sources):
                     status = "rebuilt" if final.exists() else "built"
-                    for leftover in self._leftovers(final):
+                    for leftover in final.parent.glob(f"{final.name}{TMP_TAG}*"):
                         shutil.rmtree(leftover, ignore_errors=True)
                     note = self._build(spec, build, sources, final)
         return BuildReport(spec.stage, spec.key, status, shape_of(final), _dir_size(final),
@@ -173,10 +175,11 @@ class Stores:
         """Build into a temporary sibling and publish it; return the builder's `note`."""
         import zarr
 
-        tmp = final.parent / f"{final.name}{TMP_TAG}{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        try:
-            tmp.mkdir(parents=True)
+        notes = []
+
+        def write(tmp: Path) -> str:
             extra = build(tmp / DATA) or {}
+            notes.append(str(extra.get("note", "")))
             provenance = {
                 "stage": spec.stage, "key": spec.key, "fragment": spec.fragment,
                 "parents": spec.parents, "podbench_version": __version__,
@@ -187,27 +190,11 @@ class Stores:
             group = zarr.open_group(tmp / DATA, mode="r+")
             group.attrs.update(json.loads(json.dumps(provenance)))
             arrays = {name: list(arr.shape) for name, arr in group.arrays()}
-            (tmp / COMPLETE).write_text(json.dumps({**provenance, "arrays": arrays}, indent=1))
-            self._publish(tmp, final)
-            return str(extra.get("note", ""))
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            (tmp / MANIFEST).write_text(json.dumps(chunk_manifest(tmp / DATA)))
+            return json.dumps({**provenance, "arrays": arrays}, indent=1)
 
-    @staticmethod
-    def _publish(tmp: Path, final: Path) -> None:
-        """Rename tmp into place; an existing (stale) store is moved aside first."""
-        if final.exists():
-            trash = final.parent / f"{final.name}{TMP_TAG}old-{uuid.uuid4().hex[:8]}"
-            os.rename(final, trash)
-            shutil.rmtree(trash, ignore_errors=True)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            # Another node published the same key first (no shared lock): keep theirs.
-            if Stores.marker(final) is None:
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
+        publish_dir(final, write, COMPLETE, f"building the {spec.stage} store")
+        return notes[0]
 
     # ------------------------------------------------------------------ inspection
 
@@ -215,7 +202,9 @@ class Stores:
         """(stage, key, path, marker) of every complete store, oldest first."""
         out = []
         for path in sorted(self.root.glob("*/*")):
-            marker = self.marker(path) if path.is_dir() else None
+            if is_temp(path) or not path.is_dir():
+                continue
+            marker = self.marker(path)
             if marker is not None:
                 out.append((path.parent.name, path.name, path, marker))
         return sorted(out, key=lambda r: r[3].get("created", ""))
@@ -231,58 +220,154 @@ class Stores:
         return hits[0]
 
     def leftovers(self) -> list[Path]:
-        return sorted(self.root.glob(f"*/*{TMP_TAG}*"))
+        """Temporary siblings of interrupted builds and lock files of dead builders."""
+        return sorted(p for p in self.root.glob("*/*") if is_temp(p) or is_lock(p))
+
+    def require_root(self) -> None:
+        if not self.root.is_dir():
+            raise StoreError(f"store root {self.root} does not exist or is not a folder")
 
     def verify(self, path: Path) -> list[str]:
-        """Read every chunk of every array; return the problems found (empty: ok)."""
-        import zarr
-
-        marker = self.marker(path)
-        if marker is None:
+        """Check every chunk against the store's manifest (present, same size, same checksum,
+        nothing extra); stores without a manifest have every chunk decoded instead. Returns
+        the problems found (empty: ok)."""
+        if self.marker(path) is None:
             return [f"{path}: no completion marker"]
-        problems = []
-        try:
-            group = zarr.open_group(path / DATA, mode="r")
-            arrays = dict(group.arrays())
-        except Exception as exc:  # noqa: BLE001 - any failure to open is a finding
-            return [f"{path}: cannot open ({exc})"]
-        for name, shape in marker.get("arrays", {}).items():
-            if name not in arrays:
-                problems.append(f"{path}: array {name!r} is missing")
-            elif list(arrays[name].shape) != shape:
-                problems.append(f"{path}: array {name!r} has shape {arrays[name].shape}, "
-                                f"expected {tuple(shape)}")
-        for name, arr in arrays.items():
-            step = arr.chunks[0] if arr.ndim else 1
-            for start in range(0, max(arr.shape[0], 1) if arr.ndim else 1, step):
-                try:
-                    arr[start:start + step] if arr.ndim else arr[()]
-                except Exception as exc:  # noqa: BLE001 - a checksum or decode failure
-                    problems.append(f"{path}: array {name!r} rows {start}..{start + step}: {exc}")
-        return problems
+        if (path / MANIFEST).is_file():
+            return [f"{path}: {p}" for p in check_chunks(path, thorough=True)]
+        return [f"{path}: {p}" for p in decode_chunks(path)]
 
     def gc(self, older_than_days: float | None = None) -> list[Path]:
-        """Remove leftovers of dead builds and, optionally, stores unused for N days."""
+        """Remove leftovers of dead builds (temporary folders, stale lock files), damaged
+        stores (a chunk missing or of the wrong size) and, optionally, stores unused for N
+        days."""
+        self.require_root()
         removed = []
-        for tmp in self.leftovers():
-            final = tmp.parent / tmp.name.split(TMP_TAG)[0]
-            with open(final.parent / f"{final.name}.lock", "a+") as handle:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    continue  # a build of this key is running
-                shutil.rmtree(tmp, ignore_errors=True)
-                removed.append(tmp)
-        if older_than_days is not None:
-            cutoff = time.time() - older_than_days * 86400
-            for _, _, path, _ in self.complete_stores():
+        for stage in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            removed += remove_leftovers(stage)
+        cutoff = None if older_than_days is None else time.time() - older_than_days * 86400
+        for _, _, path, _ in self.complete_stores():
+            damaged = bool(check_chunks(path, thorough=False))
+            if cutoff is not None and not damaged:
                 used = path / LAST_USED
                 last = used.stat().st_mtime if used.exists() else (path / COMPLETE).stat().st_mtime
-                if last < cutoff:
-                    with self._lock(path):
-                        shutil.rmtree(path)
-                    removed.append(path)
+                damaged = last < cutoff
+            if damaged:
+                with locked(path):
+                    shutil.rmtree(path)
+                removed.append(path)
         return removed
+
+
+@contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """Reads of store `path`: a decode or checksum failure becomes one StoreError line."""
+    try:
+        yield
+    except PodbenchError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - zarr/numcodecs raise several types on bad bytes
+        raise StoreError(f"store {path} is corrupt ({type(exc).__name__}: {exc}); "
+                         "run `podbench stores verify` and rebuild it") from None
+
+
+def _crc(path: Path) -> int:
+    import google_crc32c
+
+    return int(google_crc32c.value(path.read_bytes()))
+
+
+def chunk_manifest(zarr_path: Path) -> dict:
+    """Every file of a zarr group: {"arrays": {name: {rows, chunk_rows, checksummed}},
+    "files": {relative path: [size, crc32c]}}. Numeric arrays carry zarr's crc32c inside each
+    chunk as well; string arrays have only this one."""
+    import zarr
+
+    group = zarr.open_group(zarr_path, mode="r")
+    arrays = {}
+    for name, arr in group.arrays():
+        codecs = [type(c).__name__ for c in getattr(arr.metadata, "codecs", ())]
+        arrays[name] = {"rows": int(arr.shape[0]) if arr.ndim else 1,
+                        "chunk_rows": int(arr.chunks[0]) if arr.ndim else 1,
+                        "checksummed": any("Crc32c" in c for c in codecs)}
+    files = {str(f.relative_to(zarr_path)): [f.stat().st_size, _crc(f)]
+             for f in sorted(zarr_path.rglob("*")) if f.is_file()}
+    return {"arrays": arrays, "files": files}
+
+
+def _where(rel: str, arrays: dict) -> str:
+    """`array 'latent' rows 64..128 (chunk latent/c/1/0/0)` for a file of the manifest."""
+    parts = rel.split("/")
+    meta = arrays.get(parts[0])
+    if meta is None or len(parts) < 2 or parts[1] != "c":
+        return f"metadata file {rel}"
+    if len(parts) == 2:
+        return f"array {parts[0]!r} (chunk {rel})"
+    lo = int(parts[2]) * meta["chunk_rows"]
+    hi = min(lo + meta["chunk_rows"], meta["rows"])
+    return f"array {parts[0]!r} rows {lo}..{hi} (chunk {rel})"
+
+
+def check_chunks(path: Path, thorough: bool) -> list[str]:
+    """Compare a store's files with its manifest: missing, truncated and resized files always;
+    altered bytes (checksums) of every file when `thorough`, else only of arrays without a
+    zarr checksum of their own (the string labels); extra files when `thorough`."""
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except FileNotFoundError:
+        return []  # built before manifests existed: `verify` decodes it instead
+    except (OSError, ValueError) as exc:
+        return [f"manifest {MANIFEST} is unreadable ({exc})"]
+    arrays, root = manifest["arrays"], path / DATA
+    problems = []
+    for rel, (size, crc) in manifest["files"].items():
+        f = root / rel
+        where = _where(rel, arrays)
+        try:
+            actual = f.stat().st_size
+        except FileNotFoundError:
+            problems.append(f"{where} is missing")
+            continue
+        if actual < size:
+            problems.append(f"{where} is truncated ({actual} of {size} bytes)")
+        elif actual != size:
+            problems.append(f"{where} has {actual} bytes, expected {size}")
+        elif thorough or not arrays.get(rel.split("/")[0], {}).get("checksummed", True):
+            if _crc(f) != crc:
+                problems.append(f"{where} is altered (checksum mismatch)")
+    if thorough:
+        listed = set(manifest["files"])
+        for f in sorted(root.rglob("*")):
+            rel = str(f.relative_to(root))
+            if f.is_file() and rel not in listed:
+                problems.append(f"{_where(rel, arrays)} is extra (not in the manifest)")
+    return problems
+
+
+def decode_chunks(path: Path) -> list[str]:
+    """Read every chunk of every array of a store without a manifest (zarr checks crc32c)."""
+    import zarr
+
+    marker = Stores.marker(path) or {}
+    try:
+        arrays = dict(zarr.open_group(path / DATA, mode="r").arrays())
+    except Exception as exc:  # noqa: BLE001 - any failure to open is a finding
+        return [f"cannot open ({exc})"]
+    problems = []
+    for name, shape in marker.get("arrays", {}).items():
+        if name not in arrays:
+            problems.append(f"array {name!r} is missing")
+        elif list(arrays[name].shape) != shape:
+            problems.append(f"array {name!r} has shape {arrays[name].shape}, "
+                            f"expected {tuple(shape)}")
+    for name, arr in arrays.items():
+        step = arr.chunks[0] if arr.ndim else 1
+        for start in range(0, max(arr.shape[0], 1) if arr.ndim else 1, step):
+            try:
+                arr[start:start + step] if arr.ndim else arr[()]
+            except Exception as exc:  # noqa: BLE001 - a checksum or decode failure
+                problems.append(f"array {name!r} rows {start}..{start + step}: {exc}")
+    return problems
 
 
 def shape_of_var(var: str) -> Callable[[Path], tuple]:

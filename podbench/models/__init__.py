@@ -11,16 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from podbench.config import opt
 from podbench.registry import models
 
 
 @dataclass
 class PitomParams:
-    filters: int = 128
-    dropout: float = 0.2
+    filters: int = opt(128, gt=0, doc="convolution filters")
+    dropout: float = opt(0.2, ge=0, lt=1, doc="dropout rate")
     locally_connected: bool = False
-    reg: float = 0.0
-    reg_head: float = 0.0
+    reg: float = opt(0.0, ge=0, doc="L2 penalty of the convolutions")
+    reg_head: float = opt(0.0, ge=0, doc="L2 penalty of the head")
     head_order: Literal["norm_tanh", "tanh_norm"] = "norm_tanh"
     init: Literal["torch", "glorot"] = "torch"
 
@@ -28,7 +29,7 @@ class PitomParams:
 @dataclass
 class MlpParams:
     hidden: list[int] = field(default_factory=lambda: [32])
-    dropout: float = 0.2
+    dropout: float = opt(0.2, ge=0, lt=1, doc="dropout rate")
     final_norm: bool = True
     output_activation: Literal["none", "tanh"] = "none"
     init: Literal["torch", "glorot"] = "torch"

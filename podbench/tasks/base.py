@@ -55,6 +55,14 @@ class Task(ABC):
     def validate(self, cfg: Config) -> None:
         """Raise ConfigError for settings this task cannot use."""
 
+    def check_data(self, cfg: Config, dataset: Dataset, events: pd.DataFrame) -> None:
+        """Refuse settings the data cannot satisfy, before anything is built: by default, more
+        folds than the events allow (each fold needs at least 3)."""
+        n_folds = cfg.training.n_folds
+        if len(events) < 3 * n_folds:
+            raise ConfigError(f"training.n_folds = {n_folds}: task {cfg.task!r} has only "
+                              f"{len(events)} events in {dataset.root} (at least 3 per fold)")
+
     def events(self, cfg: Config, dataset: Dataset) -> pd.DataFrame:
         """The events windows are centred on: columns word_idx (event id, increasing in
         time), word (label), start and end (s). Default: the transcript's words."""

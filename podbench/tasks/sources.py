@@ -2,7 +2,9 @@
 
 A source is registered with `@register_target_source(name, fields=(...), sources=fn)`:
 `fields` are the dotted config paths it reads (they enter the targets key), `sources(cfg,
-dataset)` lists the files it reads (fingerprinted). It returns one vector per word it embeds.
+dataset)` lists the files it reads (fingerprinted). Optional: `required`, config paths that
+must be set, and `dims(cfg, dataset)`, its vector width read cheaply (checked against
+targets.pca_dim before anything is built). It returns one vector per word it embeds.
 """
 
 from __future__ import annotations
@@ -40,7 +42,41 @@ def _check_path(value: str | None, key: str, kind: str) -> Path:
     return path
 
 
-@register_target_source("gpt2", fields=("targets.layer",),
+def gpt2_dims(cfg: Config, dataset: Dataset) -> int:
+    """Width of the configured layer of features.hdf5 (read from its header); a missing file
+    or layer is an error."""
+    import h5py
+
+    path = dataset.gpt2_features_path
+    name = f"layer-{cfg.targets.layer}"
+    try:
+        with h5py.File(path, "r") as f:
+            if name not in f:
+                layers = sorted(f.keys(), key=lambda k: (len(k), k))
+                raise ConfigError(f"targets.layer = {cfg.targets.layer}: {path} has no {name!r} "
+                                  f"(it has {', '.join(layers)})")
+            shape = f[name].shape
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read it as HDF5 ({exc})") from None
+    if len(shape) != 2:
+        raise DataError(f"{path}: {name} has shape {shape}, expected (tokens, dims)")
+    return int(shape[1])
+
+
+def glove_dims(cfg: Config, dataset: Dataset) -> int:
+    """Values per line of the GloVe file (from its first line)."""
+    path = _check_path(cfg.targets.glove_path, "targets.glove_path", "glove")
+    try:
+        with open(path, encoding="utf-8") as f:
+            first = f.readline().rstrip("\n").split(" ")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read it as a GloVe text file ({exc})") from None
+    if len(first) < 2:
+        raise DataError(f"{path} line 1: expected a word and its values separated by spaces")
+    return len(first) - 1
+
+
+@register_target_source("gpt2", fields=("targets.layer",), dims=gpt2_dims,
                         sources=lambda cfg, ds: [ds.transcript_path, ds.gpt2_features_path])
 def gpt2(cfg: Config, dataset: Dataset, words: pd.DataFrame) -> SourceResult:
     """GPT-2 XL layer L of stimuli/gpt2-xl/features.hdf5, averaged over each word's tokens."""
@@ -76,8 +112,10 @@ def glove_key(word: str) -> str:
     return GLOVE_STRIP.sub("", word.lower())
 
 
-@register_target_source("glove", fields=("targets.glove_path",),
-                        sources=lambda cfg, ds: [ds.transcript_path, Path(cfg.targets.glove_path)])
+@register_target_source("glove", fields=("targets.glove_path",), required=("targets.glove_path",),
+                        dims=glove_dims,
+                        sources=lambda cfg, ds: [ds.transcript_path,
+                                                 Path(cfg.targets.glove_path).expanduser()])
 def glove(cfg: Config, dataset: Dataset, words: pd.DataFrame) -> SourceResult:
     """GloVe vectors from a text file; out-of-vocabulary words are dropped (and recorded)."""
     path = _check_path(cfg.targets.glove_path, "targets.glove_path", "glove")
@@ -113,6 +151,7 @@ def arbitrary_vector(label: str, seed: int, dim: int) -> np.ndarray:
 
 @register_target_source("arbitrary",
                         fields=("targets.dim", "targets.seed", "data.label_normalisation"),
+                        dims=lambda cfg, ds: cfg.targets.dim,
                         sources=lambda cfg, ds: [ds.transcript_path])
 def arbitrary(cfg: Config, dataset: Dataset, words: pd.DataFrame) -> SourceResult:
     """One random vector per word type (type = normalised label), shared by its occurrences."""
@@ -128,6 +167,7 @@ def _hf_model_files(cfg: Config, ds: Dataset) -> list[Path]:
 
 
 @register_target_source("hf", fields=("targets.hf_model", "targets.layer"),
+                        required=("targets.hf_model",),
                         sources=_hf_model_files)
 def hf(cfg: Config, dataset: Dataset, words: pd.DataFrame) -> SourceResult:
     """Hidden states of a local Hugging Face model over the transcript, averaged per word."""

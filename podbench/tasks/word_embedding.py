@@ -30,7 +30,27 @@ class WordEmbedding(Task):
     chance = 0.5
 
     def validate(self, cfg: Config) -> None:
-        registry.target_sources.entry(cfg.targets.kind, "targets.kind")
+        source = registry.target_sources.entry(cfg.targets.kind, "targets.kind")
+        for dotted in source.meta.get("required", ()):
+            if not config_value(cfg, dotted):
+                raise ConfigError(f"{dotted} is required for targets.kind: {cfg.targets.kind}")
+
+    def check_data(self, cfg: Config, dataset: Dataset, events: pd.DataFrame) -> None:
+        """Plus: the source's own checks (e.g. the GPT-2 layer exists) and the PCA dimension
+        against the source's dimensions and the words it is fitted on."""
+        super().check_data(cfg, dataset, events)
+        dims = self._source(cfg).meta.get("dims", lambda c, d: None)(cfg, dataset)
+        dim = cfg.targets.pca_dim
+        if dim is None:
+            return
+        if dims is not None and dim > dims:
+            raise ConfigError(f"targets.pca_dim = {dim}: larger than the {dims} dimensions of "
+                              f"targets.kind {cfg.targets.kind}")
+        n_fit = len(events) if cfg.targets.pca_fit == "all" else len(events) * (
+            1 - 1 / cfg.training.n_folds) * (1 - cfg.training.val_fraction)
+        if dim > n_fit:
+            raise ConfigError(f"targets.pca_dim = {dim}: larger than the {int(n_fit)} words it "
+                              f"would be fitted on (targets.pca_fit: {cfg.targets.pca_fit})")
 
     def _source(self, cfg: Config):
         return registry.target_sources.entry(cfg.targets.kind, "targets.kind")

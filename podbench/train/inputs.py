@@ -47,8 +47,8 @@ def _fold_standardisation(x: np.ndarray, folds: list[Fold]) -> tuple[np.ndarray,
 
 def prepare(cfg: Config, features: Features) -> RunInputs:
     """Load latents and targets, align them, make folds and standardisation statistics."""
-    latents = features.open("latents")
-    targets = features.open("targets")
+    latents = features.load("latents")
+    targets = features.load("targets")
     common = np.intersect1d(latents["word"].values, targets["word"].values)
     if len(common) == 0:
         raise ConfigError("the latents and targets stores share no word")

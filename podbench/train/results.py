@@ -9,17 +9,14 @@ results/<trial>/<run-id>/ (run-id = the training key's first 12 hex digits):
   run.json             store keys, versions, device, timings, lanes and epochs per lane
   checkpoints/         orbax checkpoint of every lane's best parameters
   <task extras>.csv    tables a task adds (Task.extra_results), e.g. confusion_matrix.csv
-The folder is written next to its final place and renamed into it, so it is either complete
-or absent.
+The folder is published by `podbench.publish` (temporary sibling, run.json written last,
+then swapped in), so a kill at any moment leaves the old complete folder or the new one.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import platform
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +26,8 @@ import yaml
 from podbench import __version__
 from podbench.config import Config
 from podbench.tasks import Task
+
+RUN_MARKER = "run.json"
 
 
 def score_lanes(cfg: Config, task: Task, inputs, res, point: int = 0) -> pd.DataFrame:
@@ -146,11 +145,10 @@ def environment() -> dict:
 
 def write_run(run_dir: Path, cfg: Config, keys: dict, long: pd.DataFrame, perf: pd.DataFrame,
               task: Task, res, point: int, timings: dict, folds: list[int]) -> Path:
-    """Write the results folder atomically (temporary sibling, then rename)."""
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir.parent / f".{run_dir.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    tmp.mkdir()
-    try:
+    """Write the results folder atomically (`podbench.publish`; run.json is its marker)."""
+    from podbench.publish import publish_dir
+
+    def write(tmp: Path) -> str:
         (tmp / "config.yml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         perf.to_csv(tmp / "lag_performance.csv", index=False)
         long.to_csv(tmp / "metrics.csv", index=False)
@@ -169,15 +167,12 @@ def write_run(run_dir: Path, cfg: Config, keys: dict, long: pd.DataFrame, perf: 
                "lanes": {"count": int(len(sel)), "members_per_lane": res.group,
                          "epochs_total": int(res.epochs[sel].sum())},
                "lane_table": lanes}
-        (tmp / "run.json").write_text(json.dumps(run, indent=1))
-        if run_dir.exists():
-            shutil.rmtree(run_dir)
-        os.rename(tmp, run_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        return json.dumps(run, indent=1)
+
+    publish_dir(run_dir, write, RUN_MARKER, "writing the results")
     return run_dir
 
 
 def is_complete(run_dir: Path) -> bool:
-    return (run_dir / "run.json").is_file() and (run_dir / "lag_performance.csv").is_file()
+    """Published results: run.json is written last, so its presence means complete."""
+    return (run_dir / RUN_MARKER).is_file()

@@ -8,6 +8,7 @@ engine can run it on any node that sees them.
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -15,6 +16,8 @@ from typing import Callable
 from podbench import registry
 from podbench.config import Config
 from podbench.features.build import Features, build_features
+from podbench.features.preflight import preflight
+from podbench.publish import locked
 from podbench.tasks import Task, task_for
 from podbench.train.execute import train_closed_form, train_lanes
 from podbench.train.inputs import RunInputs, merge_inputs, prepare
@@ -93,7 +96,8 @@ def train_points(cfgs: list[Config], force: bool = False,
     """Train configs that share one program signature together, as lanes of one program.
 
     Each config (a sweep point, or a task) gets its own results folder; points whose results
-    are complete are skipped unless `force`.
+    are complete are skipped unless `force`. Each results folder is locked while it is trained
+    and written, so a second identical run waits and then finds it complete.
     """
     import pandas as pd
 
@@ -102,8 +106,8 @@ def train_points(cfgs: list[Config], force: bool = False,
 
     if len({program_signature(c) for c in cfgs}) != 1:
         raise ValueError("train_points needs configs with one program signature")
-    base = cfgs[0]
     t0 = time.perf_counter()
+    preflight(cfgs, results=True)
     keys = [stage_keys(c) for c in cfgs]
     features: dict[str, Features] = {}  # one per targets store
     for c, k in zip(cfgs, keys):
@@ -120,6 +124,39 @@ def train_points(cfgs: list[Config], force: bool = False,
             pending.append(i)
     if not pending:
         return out
+    with ExitStack() as held:
+        stamps = {i: _stamp(dirs[i]) for i in pending}
+        for run_dir in sorted({dirs[i] for i in pending}):
+            if held.enter_context(locked(run_dir)):
+                log(f"waited for another run of {run_dir}")
+        for i in list(pending):
+            if results.is_complete(dirs[i]) and (not force or _stamp(dirs[i]) != stamps[i]):
+                log(f"results already complete: {dirs[i]} (another run wrote them)")
+                out[i] = RunResult(dirs[i], pd.read_csv(dirs[i] / "lag_performance.csv"), True)
+                pending.remove(i)
+        if pending:
+            _train_pending(cfgs, keys, features, dirs, pending, out, t0, log)
+    return out
+
+
+def _stamp(run_dir: Path) -> tuple | None:
+    """Identity of a published results folder (its marker's inode and time), None if absent."""
+    from podbench.train.results import RUN_MARKER
+
+    try:
+        st = (run_dir / RUN_MARKER).stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
+def _train_pending(cfgs: list[Config], keys: list[dict], features: dict[str, Features],
+                   dirs: list[Path], pending: list[int], out: list, t0: float,
+                   log: Callable[[str], None]) -> None:
+    """Train the pending points as lanes of one program and publish their results folders."""
+    from podbench.train import results
+
+    base = cfgs[0]
     task = task_for(base)
     t1 = time.perf_counter()
     entries: dict[str, int] = {}  # targets key -> entry
@@ -157,7 +194,6 @@ def train_points(cfgs: list[Config], force: bool = False,
         log(summary_table(perf, point_task))
         log(f"results: {dirs[i]}")
         out[i] = RunResult(dirs[i], perf, False)
-    return out
 
 
 def lane_point(cfg: Config) -> LanePoint:

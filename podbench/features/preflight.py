@@ -1,0 +1,119 @@
+"""Checks before computing: everything a build or a training will need, checked before any
+store is built or lane trained, so that a bad file or value fails in seconds with one line.
+
+- inputs: the dataset root, every file the stages read (present, readable, not empty), the
+  electrode selection and the recordings' headers, the task's events;
+- values that depend on the data (`Task.check_data`: folds against events, PCA dimension and
+  layer against the embeddings);
+- outputs: output.stores (and output.results when training) is a folder or can be created,
+  is writable and has the free space the build needs (an estimate, said in the error).
+Nothing is written: writability is probed with a temporary file that is removed at once.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from podbench import registry
+from podbench.config import Config
+from podbench.data.dataset import Dataset
+from podbench.errors import DataError, OutputError
+from podbench.features.store import COMPLETE, human_bytes
+
+RESULTS_BYTES = 256e6  # room one results folder may need (checkpoints of every lane)
+_checked: set[tuple] = set()
+
+
+def preflight(cfgs: list[Config], results: bool = False) -> None:
+    """Check the inputs of every config first, then the output roots; raise the first problem."""
+    from podbench.features.keys import canonical_json
+
+    todo = [c for c in cfgs if (canonical_json(c.to_dict()), results) not in _checked]
+    need: dict[Path, float] = {}
+    missing: dict[str, tuple[Path, float]] = {}  # epochs key -> (store root, bytes)
+    for cfg in todo:
+        missing.update(check_inputs(cfg))
+    for root, nbytes in missing.values():
+        need[root] = need.get(root, 0.0) + nbytes
+        if results:
+            root = Path(cfg.output.results).expanduser()
+            need[root] = need.get(root, 0.0) + RESULTS_BYTES
+    for cfg in todo:
+        check_root(Path(cfg.output.stores).expanduser(), "output.stores", need)
+        if results:
+            check_root(Path(cfg.output.results).expanduser(), "output.results", need)
+    _checked.update((canonical_json(c.to_dict()), results) for c in todo)
+
+
+def check_readable(path: Path, what: str) -> None:
+    """An input file: present, a file, readable and not empty."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{what}: missing file {path}")
+    if not path.is_file():
+        raise DataError(f"{what}: {path} is not a file")
+    try:
+        with open(path, "rb") as handle:
+            first = handle.read(1)
+    except OSError as exc:
+        raise DataError(f"{what}: cannot read {path} ({exc.strerror})") from None
+    if not first:
+        raise DataError(f"{what}: {path} is empty")
+
+
+def check_inputs(cfg: Config) -> dict[str, tuple[Path, float]]:
+    """Check what `cfg` reads; return {epochs key: (store root, bytes its stores need)} when
+    its epochs store is still to be built."""
+    from podbench.data.recordings import open_recordings, resolve_subjects
+    from podbench.features.epochs import epochs_sources, geometry
+    from podbench.features.keys import stage_specs
+    from podbench.tasks import task_for
+
+    root = Path(cfg.data.root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"data.root = {cfg.data.root!r}: no such folder")
+    dataset = Dataset(root)
+    task = task_for(cfg)
+    pre = registry.preprocessors.entry(cfg.preprocess.name)
+    files = [*epochs_sources(cfg), *task.target_sources(cfg, dataset),
+             *pre.meta.get("sources", lambda c: [])(cfg)]
+    for path in dict.fromkeys(files):
+        check_readable(path, f"{cfg.task} inputs")
+    events = task.events(cfg, dataset)
+    task.check_data(cfg, dataset, events)
+    specs = stage_specs(cfg)
+    stores = Path(cfg.output.stores).expanduser()
+    if (stores / "epochs" / specs["epochs"].key / COMPLETE).is_file():
+        return {}
+    subjects = resolve_subjects(dataset, cfg.data.subjects, cfg.data.electrodes, cfg.data.signal)
+    recordings = open_recordings(dataset, subjects, cfg.data.electrodes, cfg.data.signal)
+    geo = geometry(cfg, recordings[0].sfreq)
+    channels = sum(len(r.channels) for r in recordings)
+    epochs = float(len(events) * channels * geo.span * 4)
+    per_window = len(geo.lags) * geo.window / max(1, cfg.preprocess.params.get(
+        "num_average_samples", 1))
+    return {specs["epochs"].key: (stores, epochs * (1 + per_window / geo.span))}
+
+
+def check_root(root: Path, key: str, need: dict[Path, float]) -> None:
+    """An output root: a folder (or creatable), writable, with the free space `need` says."""
+    existing = root
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"{key} = {str(root)!r}: {existing} is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing, prefix=".podbench-probe-"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"{key} = {str(root)!r}: cannot write in {existing} "
+                          f"({exc.strerror})") from None
+    wanted = need.get(root, 0.0)
+    free = shutil.disk_usage(existing).free
+    if wanted > free:
+        raise OutputError(f"{key} = {str(root)!r}: needs about {human_bytes(wanted)} free, "
+                          f"{existing} has {human_bytes(free)}")
