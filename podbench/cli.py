@@ -274,17 +274,19 @@ def stores_gc(days, config_path, overrides, root):
               help="Also write the table to this CSV file.")
 @reports_errors
 def multimodal(run_a, run_b, out):
-    """Harmonic mean 2ab/(a+b) of two runs' test pairwise accuracy, per lag.
+    """Harmonic mean 2ab/(a+b) of two runs' test pairwise accuracy, per lag; the lag is
+    chosen on the same harmonic mean of their validation pairwise accuracy.
 
     RUN_A and RUN_B are results folders (or their lag_performance.csv), e.g. a word-embedding
     run and a whisper_embedding run; they are joined on `lags`.
     """
-    from podbench.experiments.multimodal import best_lag, multimodal_score
+    from podbench.experiments.multimodal import chosen_lag, multimodal_score
 
     table = multimodal_score(run_a, run_b)
     click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    lag, score = best_lag(table)
-    click.echo(f"best lag: {lag} ms (multimodal score {score:.4f})")
+    lag, test, val = chosen_lag(table)
+    click.echo(f"lag chosen on validation: {lag} ms (validation multimodal score {val:.4f}); "
+               f"test multimodal score there: {test:.4f}")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(out, index=False)
