@@ -51,8 +51,8 @@ def info(stores: Stores, prefix: str) -> str:
     lines.append(f"fragment: {json.dumps(marker.get('fragment', {}), indent=1, sort_keys=True)}")
     lines.append(f"arrays: {json.dumps(marker.get('arrays', {}))}")
     lines.append("sources:")
-    for src, (size, mtime) in marker.get("sources", {}).items():
-        lines.append(f"  {src}  {human_bytes(size)}")
+    for label, size, digest in marker.get("sources", []):
+        lines.append(f"  {label}  {human_bytes(size)}  sha256 {digest[:SHORT]}")
     dropped = marker.get("dropped_words")
     if dropped is not None:
         lines.append(f"dropped words: {len(dropped)}")

@@ -7,30 +7,32 @@ from pathlib import Path
 import numpy as np
 
 from podbench import registry
-from podbench.config import Config
+from podbench.features.context import Resolved
 from podbench.features.preprocessors import EpochsContext
 from podbench.features.store import write_dataset
 from podbench.features.keys import StageSpec
 
 
-def epochs_context(epochs, cfg: Config) -> EpochsContext:
+def epochs_context(epochs, ctx: Resolved) -> EpochsContext:
     return EpochsContext(sfreq=float(epochs.attrs["sfreq"]), window=int(epochs.attrs["window_samples"]),
                          channels=[str(c) for c in epochs["channel"].values],
                          subjects=[int(s) for s in epochs["subject"].values],
-                         root=cfg.data.root)
+                         root=str(ctx.dataset.root))
 
 
-def build_latents(cfg: Config, spec: StageSpec, epochs, tmp: Path) -> dict:
-    """Write the latents of `cfg` computed from the epochs Dataset; return provenance extras."""
+def build_latents(ctx: Resolved, spec: StageSpec, epochs, tmp: Path) -> dict:
+    """Write the latents of a resolved config computed from the epochs Dataset; return
+    provenance extras."""
     import xarray as xr
 
+    cfg = ctx.cfg
     entry = registry.preprocessors.entry(cfg.preprocess.name)
     params = cfg.preprocess.params
-    ctx = epochs_context(epochs, cfg)
-    transform = entry.obj(params, ctx)
+    epochs_ctx = epochs_context(epochs, ctx)
+    transform = entry.obj(params, epochs_ctx)
     dims = entry.meta["dims"]
     standardise = entry.meta.get("standardise", lambda p: None)(params)
-    window = ctx.window
+    window = epochs_ctx.window
     starts = [int(s) for s in epochs.attrs["lag_starts"]]
     lags = np.array(epochs.attrs["lags_ms"], dtype=np.int64)
     n_words = epochs.sizes["word"]

@@ -24,6 +24,7 @@ from typing import Callable, Iterator
 
 from podbench import __version__
 from podbench.errors import StoreError
+from podbench.features.fingerprints import Fingerprints
 from podbench.features.keys import SHORT, StageSpec
 
 COMPLETE = "podbench-complete.json"
@@ -58,15 +59,6 @@ def write_dataset(path: Path, ds, chunk_words: int, append: bool = False) -> Non
     else:
         ds.to_zarr(path, zarr_format=3, consolidated=False, mode="w-",
                    encoding=encoding(ds, chunk_words))
-
-
-def fingerprint(paths: list[Path]) -> dict[str, list[int]]:
-    """{path: [size, mtime_ns]} of the source files a store was built from."""
-    out = {}
-    for p in paths:
-        st = Path(p).stat()
-        out[str(Path(p).resolve())] = [st.st_size, st.st_mtime_ns]
-    return out
 
 
 def _dir_size(path: Path) -> int:
@@ -143,31 +135,33 @@ class Stores:
     def _leftovers(self, path: Path) -> list[Path]:
         return sorted(path.parent.glob(f"{path.name}{TMP_TAG}*"))
 
-    def _fresh(self, path: Path, sources: list[Path]) -> bool:
+    def _fresh(self, path: Path, sources: list) -> bool:
         marker = self.marker(path)
-        return marker is not None and marker.get("sources") == fingerprint(sources)
+        return marker is not None and marker.get("sources") == sources
 
     def ensure(self, spec: StageSpec, build: Callable[[Path], dict], sources: list[Path],
-               shape_of: Callable[[Path], tuple]) -> BuildReport:
+               shape_of: Callable[[Path], tuple], fingerprints: Fingerprints) -> BuildReport:
         """Return the store of `spec`, building it first if it is missing or stale.
 
         `build(zarr_path)` writes the xarray Dataset there and returns extra provenance;
-        `sources` are the files it reads (fingerprinted; a change means rebuild).
+        `sources` are the files it reads (their content fingerprints, labelled relative to
+        the dataset or store root, are kept in the marker; a change means rebuild).
         """
         t0 = time.perf_counter()
         final = self.path(spec.stage, spec.key)
         status, note = "hit", ""
-        if not self._fresh(final, sources):
+        prints = fingerprints.of(sources)
+        if not self._fresh(final, prints):
             with self._lock(final):
-                if not self._fresh(final, sources):
+                if not self._fresh(final, prints):
                     status = "rebuilt" if final.exists() else "built"
                     for leftover in self._leftovers(final):
                         shutil.rmtree(leftover, ignore_errors=True)
-                    note = self._build(spec, build, sources, final)
+                    note = self._build(spec, build, prints, final)
         return BuildReport(spec.stage, spec.key, status, shape_of(final), _dir_size(final),
                            time.perf_counter() - t0, note)
 
-    def _build(self, spec: StageSpec, build, sources, final: Path) -> str:
+    def _build(self, spec: StageSpec, build, sources: list, final: Path) -> str:
         """Build into a temporary sibling and publish it; return the builder's `note`."""
         import zarr
 
@@ -178,7 +172,7 @@ class Stores:
             provenance = {
                 "stage": spec.stage, "key": spec.key, "fragment": spec.fragment,
                 "parents": spec.parents, "podbench_version": __version__,
-                "sources": fingerprint(sources),
+                "sources": sources,
                 "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                 "host": socket.gethostname(), **extra,
             }

@@ -98,7 +98,7 @@ class EventTargetsTask(Task):
     # ---------------------------------------------------------------- the targets store
 
     def targets_fragment(self, cfg: Config, dataset: Dataset) -> tuple[dict, bool]:
-        frag = {"root": str(dataset.root), "task": cfg.task, "params": cfg.task_params}
+        frag = {"task": cfg.task, "params": cfg.task_params}
         per_fold = self.per_fold(cfg)
         if per_fold:
             frag["folds"] = folds_fragment(cfg)

@@ -103,7 +103,7 @@ def plot_lag_curve(perf: pd.DataFrame, task: Task, folds: list[int], path: Path,
     from podbench.tasks.metrics import metric_label
 
     metric = task.headline
-    fig = Figure(figsize=(6.4, 4.2), dpi=120)
+    fig = Figure(figsize=(7.2, 4.6), dpi=120)
     ax = fig.subplots()
     lags = perf["lags"].to_numpy()
     per_fold = perf[[f"{metric}_fold_{k}" for k in folds]].to_numpy()
@@ -121,7 +121,7 @@ def plot_lag_curve(perf: pd.DataFrame, task: Task, folds: list[int], path: Path,
     ax.tick_params(axis="x", labelsize=7, labelrotation=45 if len(lags) > 12 else 0)
     ax.set_xlabel("lag relative to the event onset (ms)")
     ax.set_ylabel(metric_label(metric))
-    ax.set_title(title, fontsize=8)
+    ax.set_title(title, fontsize=7)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
@@ -131,11 +131,11 @@ def plot_title(cfg: Config, task: Task, sizes: dict) -> str:
     """Task, decoder, the run's settings and its size, for the lag curve."""
     params = ", ".join(f"{k}={v}" for k, v in cfg.model.params.items())
     t = cfg.training
-    return (f"{cfg.trial_name}: task {cfg.task} ({task.describe(cfg)}), {cfg.model.name} "
-            f"x{cfg.model.members} ({params})\n"
+    return (f"{cfg.trial_name}: task {cfg.task} ({task.describe(cfg)}); {sizes['words']} words, "
+            f"{sizes['electrodes']} electrodes, {sizes['folds']} folds\n"
+            f"{cfg.model.name} x{cfg.model.members} ({params})\n"
             f"lr={t.lr:g}, weight_decay={t.weight_decay:g}, seed={t.seed}, "
-            f"preprocess={cfg.preprocess.name}; {sizes['words']} words, "
-            f"{sizes['electrodes']} electrodes, {sizes['folds']} folds")
+            f"preprocess={cfg.preprocess.name}")
 
 
 def save_checkpoint(path: Path, state: dict, lanes: list[dict]) -> None:
