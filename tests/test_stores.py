@@ -268,3 +268,27 @@ def test_missing_store_is_a_clear_error(tmp_path, standin):
     cfg = make_config(standin, tmp_path)
     with pytest.raises(Exception, match="no complete epochs store"):
         api.open_store(cfg, "epochs")
+
+
+def test_stores_open_without_podbench_and_locks_stay_apart(standin, tmp_path):
+    import warnings
+
+    import xarray as xr
+
+    cfg = make_config(standin, tmp_path, data={"subjects": [1], "electrodes": "^G[0-9]$"})
+    features = api.build_features(cfg, log=lambda s: None)
+    root = tmp_path / "stores"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # consolidated metadata: no warning on open
+        epochs = xr.open_zarr(root / "epochs" / features.keys["epochs"] / "data.zarr")
+        latents = xr.open_zarr(root / "latents" / features.keys["latents"] / "data.zarr")
+    assert epochs["time"].attrs["units"] == "s" and epochs["ecog"].attrs["units"] == "V"
+    assert epochs["onset"].attrs["units"] == "s" and latents["lag"].attrs["units"] == "ms"
+    assert epochs.attrs["key"] == features.keys["epochs"]
+    beside = [p.name for stage in ("epochs", "targets", "latents")
+              for p in (root / stage).iterdir() if not p.is_dir()]
+    assert beside == []  # no lock (or anything else) next to the stores
+    locks = sorted((root / ".locks").glob("*.lock"))
+    assert len(locks) == 3
+    assert Stores(root).gc() == [] and not list((root / ".locks").glob("*.lock"))
+    assert [r.status for r in api.build_features(cfg, log=lambda s: None).reports] == ["hit"] * 3

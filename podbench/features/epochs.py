@@ -27,6 +27,8 @@ from podbench.features.keys import StageSpec
 from podbench.features.store import write_dataset
 
 CHUNK_BYTES = 64e6  # target size of one word chunk of the epochs array
+ECOG_ATTRS = {"units": "V", "long_name": "the recording's signal as mne reads the .fif "
+                                         "(the high-gamma envelope for data.signal highgamma)"}
 
 
 @dataclass(frozen=True)
@@ -109,18 +111,19 @@ def build_epochs(ctx: Resolved, spec: StageSpec, tmp: Path) -> dict:
         "channel": ("channel", np.array(channels, dtype=object)),
         "subject": ("channel", np.array([r.subject for r in recordings for _ in r.channels])),
         "name": ("channel", np.array([n for r in recordings for n in r.channels], dtype=object)),
-        "time": ("time", (geo.span_start + np.arange(geo.span)) / geo.sfreq),
+        "time": ("time", (geo.span_start + np.arange(geo.span)) / geo.sfreq,
+                 {"units": "s", "long_name": "time relative to the event onset"}),
     }
     for first in range(0, len(kept), chunk):
         sl = slice(first, first + chunk)
         data = np.concatenate([read_windows(r, onsets[sl], geo) for r in recordings], axis=1)
         part = xr.Dataset(
-            {"ecog": (("word", "channel", "time"), data)},
+            {"ecog": (("word", "channel", "time"), data, ECOG_ATTRS)},
             coords={"word": kept["word_idx"].to_numpy()[sl].astype(np.int64),
                     "label": ("word", kept["word"].to_numpy()[sl].astype(object)),
-                    "onset": ("word", kept["start"].to_numpy()[sl]),
-                    "offset": ("word", kept["end"].to_numpy()[sl]),
-                    "onset_sample": ("word", onsets[sl])},
+                    "onset": ("word", kept["start"].to_numpy()[sl], {"units": "s"}),
+                    "offset": ("word", kept["end"].to_numpy()[sl], {"units": "s"}),
+                    "onset_sample": ("word", onsets[sl], {"units": "samples"})},
         )
         if first == 0:
             part = part.assign_coords(static)

@@ -90,7 +90,7 @@ def stage_specs(cfg: "Config | Resolved") -> dict[str, StageSpec]:
                                     "depends": depends(cfg) if depends else {}},
                         {"epochs": epochs.key})
     training_fields = dataclasses.asdict(cfg.training)
-    for detail in ("lane_chunk", "lane_batch"):  # execution details, not inputs of the results
+    for detail in ("lane_chunk", "lane_batch", "checkpoints"):  # not inputs of the results
         training_fields.pop(detail)
     training = StageSpec("training", {
         "task": cfg.task, "task_params": cfg.task_params,

@@ -49,10 +49,11 @@ def build_latents(ctx: Resolved, spec: StageSpec, epochs, tmp: Path) -> dict:
             sq = (s64 ** 2).sum(axes) if sq is None else sq + (s64 ** 2).sum(axes)
             count = (0 if count is None else count) + out.shape[0] * (out.shape[3] if out.ndim == 4 else 1)
         coords = {"word": block["word"].values, "label": ("word", block["label"].values.astype(object)),
-                  "onset": ("word", block["onset"].values)}
+                  "onset": ("word", block["onset"].values, {"units": "s"})}
         part = xr.Dataset({"latent": (("word", "lag", *dims), out)}, coords=coords)
         if lo == 0:
-            part = part.assign_coords(lag=("lag", lags))
+            part = part.assign_coords(lag=("lag", lags, {"units": "ms",
+                                                         "long_name": "lag relative to the event onset"}))
             if "channel" in dims:
                 part = part.assign_coords(channel=epochs["channel"].values.astype(object),
                                           subject=("channel", epochs["subject"].values))

@@ -1,10 +1,12 @@
 """Content-keyed zarr (format 3) stores with atomic publish, provenance and verification.
 
-Layout: `<root>/<stage>/<key>/` holding `data.zarr` (the xarray Dataset) and the completion
-marker `podbench-complete.json`. A store exists only once it holds the marker; builds happen
-in a temporary sibling that is renamed into place, under a per-key file lock, so a killed
-build leaves nothing that looks complete and two builders of one key leave one store. Chunks
-carry crc32c checksums, so `verify` finds corrupted bytes.
+Layout: `<root>/<stage>/<key>/` holding `data.zarr` (the xarray Dataset, metadata consolidated
+at publish: `xarray.open_zarr("<root>/<stage>/<key>/data.zarr")` opens it without podbench)
+and the completion marker `podbench-complete.json`; lock files live in `<root>/.locks/`. A
+store exists only once it holds the marker; builds happen in a temporary sibling that is
+renamed into place, under a per-key file lock, so a killed build leaves nothing that looks
+complete and two builders of one key leave one store. Chunks carry crc32c checksums, so
+`verify` finds corrupted bytes.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ COMPLETE = "podbench-complete.json"
 LAST_USED = "podbench-last-used"
 DATA = "data.zarr"
 TMP_TAG = ".tmp-"
+LOCKS = ".locks"
 
 
 def compressors():
@@ -59,6 +62,18 @@ def write_dataset(path: Path, ds, chunk_words: int, append: bool = False) -> Non
     else:
         ds.to_zarr(path, zarr_format=3, consolidated=False, mode="w-",
                    encoding=encoding(ds, chunk_words))
+
+
+def consolidate(path: Path) -> None:
+    """Consolidate a finished store's metadata, so xarray.open_zarr reads it in one go and
+    without a warning (zarr's note that format 3 has no consolidation spec yet is silenced)."""
+    import warnings
+
+    import zarr
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        zarr.consolidate_metadata(path)
 
 
 def _dir_size(path: Path) -> int:
@@ -120,12 +135,18 @@ class Stores:
             (path / LAST_USED).touch()
         except OSError:
             pass
-        return xr.open_zarr(path / DATA, consolidated=False, chunks=None)
+        return xr.open_zarr(path / DATA, consolidated=True, chunks=None)
+
+    def lock_path(self, path: Path) -> Path:
+        """A store's lock file, kept apart (`<root>/.locks/`) so it never looks like a store."""
+        return self.root / LOCKS / f"{path.parent.name}-{path.name}.lock"
 
     @contextmanager
     def _lock(self, path: Path) -> Iterator[None]:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path.parent / f"{path.name}.lock", "a+") as handle:
+        lock = self.lock_path(path)
+        lock.parent.mkdir(exist_ok=True)
+        with open(lock, "a+") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -179,6 +200,7 @@ class Stores:
             group = zarr.open_group(tmp / DATA, mode="r+")
             group.attrs.update(json.loads(json.dumps(provenance)))
             arrays = {name: list(arr.shape) for name, arr in group.arrays()}
+            consolidate(tmp / DATA)
             (tmp / COMPLETE).write_text(json.dumps({**provenance, "arrays": arrays}, indent=1))
             self._publish(tmp, final)
             return str(extra.get("note", ""))
@@ -258,13 +280,22 @@ class Stores:
         removed = []
         for tmp in self.leftovers():
             final = tmp.parent / tmp.name.split(TMP_TAG)[0]
-            with open(final.parent / f"{final.name}.lock", "a+") as handle:
+            lock = self.lock_path(final)
+            lock.parent.mkdir(exist_ok=True)
+            with open(lock, "a+") as handle:
                 try:
                     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     continue  # a build of this key is running
                 shutil.rmtree(tmp, ignore_errors=True)
                 removed.append(tmp)
+        for lock in sorted((self.root / LOCKS).glob("*.lock")):
+            with open(lock, "a+") as handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # held by a running build
+                lock.unlink(missing_ok=True)  # a builder that opens it later makes a new one
         if older_than_days is not None:
             cutoff = time.time() - older_than_days * 86400
             for _, _, path, _ in self.complete_stores():

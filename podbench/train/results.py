@@ -7,7 +7,8 @@ results/<trial>/<run-id>/ (run-id = the training key's first 12 hex digits):
   metrics.csv          long table: lag, fold, member (or "ensemble"), metric, value
   lag_curve.png        the headline metric by lag, fold spread, chance line
   run.json             store keys, versions, device, timings, lanes and epochs per lane
-  checkpoints/         orbax checkpoint of every lane's best parameters
+  checkpoints/         orbax checkpoint of every lane's best parameters (unless
+                       training.checkpoints is false); `api.load_run` predicts from it
   <task extras>.csv    tables a task adds (Task.extra_results), e.g. confusion_matrix.csv
 The folder is written next to its final place and renamed into it, so it is either complete
 or absent.
@@ -181,9 +182,10 @@ def write_run(run_dir: Path, cfg: Config, keys: dict, long: pd.DataFrame, perf: 
         lanes = [{**res.table.rows()[i], "epochs": int(res.epochs[i]),
                   "best_epoch": int(res.best_epoch[i]), "best_val": float(res.best_score[i])}
                  for i in sel]
-        import jax
+        if cfg.training.checkpoints:
+            import jax
 
-        save_checkpoint(tmp / "checkpoints", jax.tree.map(lambda a: a[sel], res.state), lanes)
+            save_checkpoint(tmp / "checkpoints", jax.tree.map(lambda a: a[sel], res.state), lanes)
         run = {"keys": keys, **environment(), "timings_s": timings, "sizes": sizes,
                "lanes": {"count": int(len(sel)), "members_per_lane": res.group,
                          "epochs_total": int(res.epochs[sel].sum())},

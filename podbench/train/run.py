@@ -97,6 +97,7 @@ def train_points(cfgs: list[Config], force: bool = False,
     """
     import pandas as pd
 
+    from podbench.features.context import resolve
     from podbench.features.keys import stage_keys
     from podbench.train import results
 
@@ -104,11 +105,12 @@ def train_points(cfgs: list[Config], force: bool = False,
         raise ValueError("train_points needs configs with one program signature")
     base = cfgs[0]
     t0 = time.perf_counter()
-    keys = [stage_keys(c) for c in cfgs]
+    resolved = [resolve(c) for c in cfgs]  # dataset, subjects, electrodes: read once
+    keys = [stage_keys(r) for r in resolved]
     features: dict[str, Features] = {}  # one per targets store
-    for c, k in zip(cfgs, keys):
+    for r, k in zip(resolved, keys):
         if k["targets"] not in features:
-            features[k["targets"]] = build_features(c, log=log)
+            features[k["targets"]] = build_features(r, log=log)
     dirs = [run_dir_of(c, k["training"]) for c, k in zip(cfgs, keys)]
     out: list[RunResult | None] = [None] * len(cfgs)
     pending = []
