@@ -8,7 +8,6 @@ from pathlib import Path
 
 import click
 
-REPO = Path(__file__).resolve().parent.parent
 DEMO_DATA = Path("data/podcast-standin-demo")
 
 
@@ -189,12 +188,16 @@ def pretrain(config_path, overrides):
 @main.command()
 @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
               default=DEMO_DATA, show_default=True, help="Where the demo stand-in lives.")
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
+              help="Override a field of the demo config, e.g. --set training.epochs=2.")
+@click.option("--force", is_flag=True, help="Train again even if complete results exist.")
 @reports_errors
-def demo(data_dir):
-    """Stand-in (made if absent) -> build-features -> train with configs/demo.yml."""
+def demo(data_dir, overrides, force):
+    """Stand-in (made if absent) -> build-features -> train with the demo config
+    (configs/demo.yml)."""
     from podbench.experiments.demo import run_demo
 
-    run_demo(REPO / "configs" / "demo.yml", data_dir, log=click.echo)
+    run_demo(data_dir, overrides, force=force, log=click.echo)
 
 
 @main.group()
