@@ -5,6 +5,7 @@
     features = api.build_features(cfg)        # podbench build-features
     epochs = api.open_store(cfg, "epochs")    # xarray Dataset (word, channel, time)
     result = api.train(cfg)                   # podbench train
+    run = api.load_run(result.run_dir)        # config, tables, model.predict() from checkpoints
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from podbench.features.store import Stores
 from podbench.features.keys import stage_keys
 
 __all__ = ["Config", "from_dict", "load_config", "build_features", "open_store", "stores",
-           "train", "synthesize"]
+           "train", "load_run", "synthesize"]
 
 load_config = load
 
@@ -44,6 +45,14 @@ def train(cfg: Config, force: bool = False, log=print):
     from podbench.experiments.train import train as _train
 
     return _train(cfg, force=force, log=log)
+
+
+def load_run(path):
+    """A results folder read back (podbench.train.saved.SavedRun): config, performance and
+    metrics tables, run.json, and a model whose predict() restores the orbax checkpoint."""
+    from podbench.train.saved import load_run as _load_run
+
+    return _load_run(path)
 
 
 def synthesize(out, **kwargs):

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import click
 
-REPO = Path(__file__).resolve().parent.parent
 DEMO_DATA = Path("data/podcast-standin-demo")
 
 
@@ -241,12 +240,16 @@ def pretrain(config_path, overrides):
 @main.command()
 @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
               default=DEMO_DATA, show_default=True, help="Where the demo stand-in lives.")
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
+              help="Override a field of the demo config, e.g. --set training.epochs=2.")
+@click.option("--force", is_flag=True, help="Train again even if complete results exist.")
 @reports_errors
-def demo(data_dir):
-    """Stand-in (made if absent) -> build-features -> train with configs/demo.yml."""
+def demo(data_dir, overrides, force):
+    """Stand-in (made if absent) -> build-features -> train with the demo config
+    (configs/demo.yml)."""
     from podbench.experiments.demo import run_demo
 
-    run_demo(REPO / "configs" / "demo.yml", data_dir, log=click.echo)
+    run_demo(data_dir, overrides, force=force, log=click.echo)
 
 
 @main.group()
@@ -339,17 +342,19 @@ def stores_gc(days, results_root, grace, config_path, overrides, root):
               help="Also write the table to this CSV file.")
 @reports_errors
 def multimodal(run_a, run_b, out):
-    """Harmonic mean 2ab/(a+b) of two runs' test pairwise accuracy, per lag.
+    """Harmonic mean 2ab/(a+b) of two runs' test pairwise accuracy, per lag; the lag is
+    chosen on the same harmonic mean of their validation pairwise accuracy.
 
     RUN_A and RUN_B are results folders (or their lag_performance.csv), e.g. a word-embedding
     run and a whisper_embedding run; they are joined on `lags`.
     """
-    from podbench.experiments.multimodal import best_lag, multimodal_score
+    from podbench.experiments.multimodal import chosen_lag, multimodal_score
 
     table = multimodal_score(run_a, run_b)
     click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    lag, score = best_lag(table)
-    click.echo(f"best lag: {lag} ms (multimodal score {score:.4f})")
+    lag, test, val = chosen_lag(table)
+    click.echo(f"lag chosen on validation: {lag} ms (validation multimodal score {val:.4f}); "
+               f"test multimodal score there: {test:.4f}")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(out, index=False)

@@ -112,6 +112,8 @@ class TrainingConfig:
         "auto", gt=0, doc="lanes per compiled chunk; auto sizes it to the device memory")
     lane_batch: Union[Literal["auto"], int] = opt(
         "auto", gt=0, doc="lanes vmapped together per device; auto: 1 on CPU (faster), all on GPU")
+    checkpoints: bool = opt(True, doc="write every lane's best parameters to checkpoints/ "
+                                      "(api.load_run predicts from them); false saves the space")
 
 
 @dataclass

@@ -187,7 +187,7 @@ def test_podbench_errors_are_not_retried_and_train_runs_on_ray(two_nodes, shared
     lines: list[str] = []
     result = ray_train(cfg, address=cluster.address, log=lines.append)
     assert not result.skipped and (result.run_dir / "run.json").exists()
-    assert len(point_lines(lines)) == 1 and lines[-1] == f"results: {result.run_dir}"
+    assert len(point_lines(lines)) == 1 and lines[-1] == f"results ({cfg.task}): {result.run_dir}"
     again = ray_train(cfg, address=cluster.address, log=lambda s: None)
     assert again.skipped and again.run_dir == result.run_dir
 

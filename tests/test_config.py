@@ -144,7 +144,8 @@ def test_stage_keys_change_exactly_with_their_inputs(standin, tmp_path):
     assert changed(**{"preprocess.params.num_average_samples": 16}) == {"latents", "training"}
     assert changed(**{"data.lags.step": 100}) == {"epochs", "latents", "training"}
     # glove ignores targets.layer: only the fields a source reads enter its key
-    glove = base.replace({"targets.kind": "glove", "targets.glove_path": "g.txt"})
+    (tmp_path / "g.txt").write_text("the 0.1 0.2\n")
+    glove = base.replace({"targets.kind": "glove", "targets.glove_path": str(tmp_path / "g.txt")})
     assert stage_keys(glove)["targets"] == stage_keys(glove.replace({"targets.layer": 3}))["targets"]
     # fold-fitted PCA depends on the folds and the epochs' word set
     train_pca = base.replace({"targets.pca_fit": "train"})

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -150,15 +152,48 @@ def test_glove_targets_drop_and_record_out_of_vocabulary_words(standin, tmp_path
     assert glove_key("There's,") == "theres" and glove_key("one,") == "one"
 
 
-def test_changed_sources_make_stores_stale(standin, tmp_path):
+def test_keys_follow_content_not_mtimes(standin, tmp_path):
     copy = tmp_path / "ds"
-    subprocess.run(["cp", "-r", str(standin), str(copy)], check=True)
+    shutil.copytree(standin, copy)
     cfg = make_config(copy, tmp_path, data={"subjects": [1], "electrodes": "^G[0-9]$"})
-    api.build_features(cfg, log=lambda s: None)
+    first = api.build_features(cfg, log=lambda s: None)
     transcript = copy / "stimuli/gpt2-xl/transcript.tsv"
-    os.utime(transcript, ns=(time.time_ns(), time.time_ns() + 10**9))
+    os.utime(transcript, ns=(time.time_ns(), time.time_ns() + 10**9))  # same bytes, new mtime
+    touched = api.build_features(cfg, log=lambda s: None)
+    assert [r.status for r in touched.reports] == ["hit"] * 3 and touched.keys == first.keys
+    transcript.write_text(transcript.read_text().replace("\t0.", "\t0.0", 1))  # new content
+    changed = api.build_features(cfg, log=lambda s: None)
+    assert [r.status for r in changed.reports] == ["built"] * 3
+    assert all(changed.keys[s] != first.keys[s] for s in ("epochs", "targets", "latents"))
+
+
+def test_a_rebuilt_parent_makes_its_children_stale(standin, tmp_path):
+    cfg = make_config(standin, tmp_path, data={"subjects": [1], "electrodes": "^G[0-9]$"})
+    first = api.build_features(cfg, log=lambda s: None)
+    shutil.rmtree(Stores(tmp_path / "stores").path("epochs", first.keys["epochs"]))
     statuses = [r.status for r in api.build_features(cfg, log=lambda s: None).reports]
-    assert statuses == ["rebuilt", "rebuilt", "rebuilt"]
+    assert statuses == ["built", "hit", "rebuilt"]  # the latents list the epochs' marker
+
+
+def test_a_copied_dataset_and_store_root_hit_the_same_stores(standin, tmp_path):
+    work = tmp_path / "a"
+    cfg = make_config(standin, work, data={"subjects": [1], "electrodes": "^G[0-9]$"})
+    first = api.build_features(cfg, log=lambda s: None)
+    marker = Stores(work / "stores").marker(
+        Stores(work / "stores").path("epochs", first.keys["epochs"]))
+    assert str(standin) not in json.dumps(marker["fragment"])  # no absolute path in a key
+    assert str(standin) not in json.dumps(marker["sources"])
+    moved = tmp_path / "elsewhere" / "ds"
+    shutil.copytree(standin, moved)
+    same_data = make_config(moved, work, data={"subjects": [1], "electrodes": "^G[0-9]$"})
+    again = api.build_features(same_data, log=lambda s: None)
+    assert again.keys == first.keys and [r.status for r in again.reports] == ["hit"] * 3
+    shutil.copytree(work / "stores", tmp_path / "b" / "stores")  # a store root copied elsewhere
+    copied = make_config(moved, tmp_path / "b", data={"subjects": [1], "electrodes": "^G[0-9]$"})
+    third = api.build_features(copied, log=lambda s: None)
+    assert third.keys == first.keys and [r.status for r in third.reports] == ["hit"] * 3
+    cache = json.loads((work / "stores" / ".fingerprints.json").read_text())
+    assert any(k.startswith(str(standin.resolve())) for k in cache)  # digested once, cached
 
 
 def write_config(path: Path, root: Path, work: Path, **data) -> Path:
@@ -239,3 +274,26 @@ def test_missing_store_is_a_clear_error(tmp_path, standin):
     cfg = make_config(standin, tmp_path)
     with pytest.raises(Exception, match="no complete epochs store"):
         api.open_store(cfg, "epochs")
+
+
+def test_stores_open_without_podbench_and_locks_stay_apart(standin, tmp_path):
+    import warnings
+
+    import xarray as xr
+
+    cfg = make_config(standin, tmp_path, data={"subjects": [1], "electrodes": "^G[0-9]$"})
+    features = api.build_features(cfg, log=lambda s: None)
+    root = tmp_path / "stores"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # consolidated metadata: no warning on open
+        epochs = xr.open_zarr(root / "epochs" / features.keys["epochs"] / "data.zarr")
+        latents = xr.open_zarr(root / "latents" / features.keys["latents"] / "data.zarr")
+    assert epochs["time"].attrs["units"] == "s" and epochs["ecog"].attrs["units"] == "V"
+    assert epochs["onset"].attrs["units"] == "s" and latents["lag"].attrs["units"] == "ms"
+    assert epochs.attrs["key"] == features.keys["epochs"]
+    beside = [p.name for stage in ("epochs", "targets", "latents")
+              for p in (root / stage).iterdir() if not p.is_dir()]
+    assert beside == []  # no lock (or anything else) next to the stores
+    assert not list(root.rglob("*.lock"))  # locks are removed when their builder is done
+    assert Stores(root).gc() == []
+    assert [r.status for r in api.build_features(cfg, log=lambda s: None).reports] == ["hit"] * 3

@@ -65,7 +65,7 @@ def test_twelve_points_build_features_once_and_resume(tmp_path, base):
         "val_word_avg_auc_roc_mean"].max()  # chosen on validation
     assert summary["test_word_avg_auc_roc_mean"].nunique() > 1  # lane values were honoured
     assert (result.folder / "summary.png").exists()
-    runs = [result.folder.parent / r for r in summary["run_id"]]
+    runs = [result.folder / "points" / r for r in summary["run_id"]]
     assert all((r / "lag_performance.csv").exists() for r in runs)
 
     # interrupted sweep: two points lost their results; the rerun trains only those two

@@ -354,7 +354,11 @@ def test_unplanted_tasks_train_and_report(decoding_standin, work, task, columns)
         assert confusion[[f"pred_{c}" for c in classes]].to_numpy().sum() == n_test
     if task == "surprisal_class":  # thresholds from each training fold: targets per fold
         assert api.open_store(cfg, "targets")["target"].dims == ("fold", "word", "dim")
-    if task == "sentence_onset":
+    if task == "sentence_onset":  # binary tasks write a confusion matrix too
+        confusion = pd.read_csv(result.run_dir / "confusion_matrix.csv")
+        assert list(confusion["true"]) == ["negative", "positive"]
+        n_test = api.open_store(cfg, "latents").sizes["word"]
+        assert confusion[["pred_negative", "pred_positive"]].to_numpy().sum() == n_test
         labels = api.open_store(cfg, "epochs")["label"].values
         assert 4.5 <= (labels == "inside").sum() / (labels == "onset").sum() <= 5.5
 
@@ -465,9 +469,10 @@ def test_task_list_errors(raw, message):
 
 # --------------------------------------------------------------------------- multimodal
 
-def _performance(path: Path, lags, values) -> Path:
+def _performance(path: Path, lags, values, val=None) -> Path:
     path.mkdir(parents=True)
     pd.DataFrame({"lags": lags, "test_pairwise_accuracy_mean": values,
+                  "val_pairwise_accuracy_mean": values if val is None else val,
                   "test_cosine_sim_mean": 0.1}).to_csv(path / "lag_performance.csv", index=False)
     return path
 
@@ -476,7 +481,7 @@ def test_multimodal_harmonic_mean_by_lag(tmp_path):
     from click.testing import CliRunner
 
     from podbench import cli
-    from podbench.experiments.multimodal import best_lag, multimodal_score
+    from podbench.experiments.multimodal import chosen_lag, multimodal_score
 
     word = _performance(tmp_path / "word", [-200, 0, 200, 400], [0.50, 0.51, 0.50, 0.5116])
     whisper = _performance(tmp_path / "whisper", [0, 200, 400, 600], [0.60, 0.70, 0.7074, 0.65])
@@ -484,11 +489,12 @@ def test_multimodal_harmonic_mean_by_lag(tmp_path):
     assert list(table["lags"]) == [0, 200, 400]
     a, b = np.array([0.51, 0.50, 0.5116]), np.array([0.60, 0.70, 0.7074])
     np.testing.assert_allclose(table["multimodal_score"], 2 * a * b / (a + b))
-    assert best_lag(table) == (400, pytest.approx(0.5938, abs=1e-4))  # the reference's number
+    # validation equal to test here, so the reference's number is the one chosen
+    assert chosen_lag(table)[:2] == (400, pytest.approx(0.5938, abs=1e-4))
     out = tmp_path / "mm.csv"
     result = CliRunner().invoke(cli.main, ["multimodal", str(word), str(whisper), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "best lag: 400 ms" in result.output
+    assert "lag chosen on validation: 400 ms" in result.output
     pd.testing.assert_frame_equal(pd.read_csv(out), table)
     (tmp_path / "bad").mkdir()
     pd.DataFrame({"lags": [0], "test_roc_auc_mean": [0.6]}).to_csv(

@@ -22,6 +22,37 @@ def file_digest(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+RESPONSIVE = "responsive"
+
+
+def resolve_electrodes(dataset: Dataset, spec: str | None) -> str | None:
+    """`data.electrodes` made concrete: a regex stays as it is; `responsive` names a stand-in's
+    ground-truth responsive channels (written as a CSV beside its ground truth); a CSV path is
+    taken as it is when absolute, else relative to data.root when it exists there, else
+    relative to the working directory."""
+    if spec == RESPONSIVE:
+        from podbench.data.synth import ELECTRODE_CSV, GROUND_TRUTH, responsive_electrode_csv
+
+        if not (dataset.root / GROUND_TRUTH).is_file():
+            raise DataError(f"data.electrodes = {RESPONSIVE!r}: names a stand-in's ground truth, "
+                            f"but {dataset.root} has no {GROUND_TRUTH} (not written by "
+                            "`podbench synth`); give a regex or an electrode CSV")
+        csv = dataset.root / ELECTRODE_CSV
+        return str(csv if csv.is_file() else responsive_electrode_csv(dataset.root))
+    if not is_csv_spec(spec):
+        return spec
+    path = Path(spec).expanduser()
+    if path.is_absolute():
+        candidates = [path]
+    else:
+        candidates = [dataset.root / path, Path.cwd() / path]
+    for candidate in candidates:
+        if candidate.is_file():
+            return str(candidate.resolve())
+    raise DataError(f"data.electrodes = {spec!r}: no such file (looked for "
+                    f"{' and '.join(str(c) for c in candidates)})")
+
+
 def electrodes_from_csv(dataset: Dataset, path: str | Path) -> dict[int, list[str]]:
     """Electrode CSV (columns subject = NYU id, elec) -> {subject number: [names]}.
 

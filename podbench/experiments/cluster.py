@@ -419,7 +419,7 @@ def ray_train(cfg: Config, force: bool = False, address: str | None = None,
     for i, task_cfg in enumerate(configs):
         run_dir = run_dir_of(task_cfg, stage_keys(task_cfg)["training"])
         perf = pd.read_csv(run_dir / "lag_performance.csv")
-        log(summary_table(perf, task_for(task_cfg)))
-        log(f"results: {run_dir}")
+        log(summary_table(perf, task_for(task_cfg), task_cfg))
+        log(f"results ({task_cfg.task}): {run_dir}")
         out.append(RunResult(run_dir, perf, i not in trained))
     return out if cfg.several_tasks else out[0]

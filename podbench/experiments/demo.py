@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from importlib.resources import as_file, files
 from pathlib import Path
 from typing import Callable
 
-from podbench.data.synth import GROUND_TRUTH, responsive_electrode_csv
+from podbench.data.synth import GROUND_TRUTH
 
 DEMO_DURATION = 600.0
 
 
-def run_demo(config_path: Path, data_dir: Path, log: Callable[[str], None] = print):
-    """Run the demo pipeline on the stand-in under `data_dir`, making it first if absent."""
+def run_demo(data_dir: Path, overrides: tuple[str, ...] | list[str] = (), force: bool = False,
+             log: Callable[[str], None] = print):
+    """Run the demo config (podbench/configs/demo.yml, package data) on the stand-in under
+    `data_dir`, making it first if absent; `overrides` are --set PATH=VALUE strings."""
     from podbench import config
     from podbench.data.synth import synthesize
     from podbench.experiments.train import train
@@ -19,6 +22,6 @@ def run_demo(config_path: Path, data_dir: Path, log: Callable[[str], None] = pri
     if not (data_dir / GROUND_TRUTH).is_file():
         log(f"making the demo stand-in (all nine subjects, first {DEMO_DURATION:.0f} s) in {data_dir}")
         synthesize(data_dir, duration=DEMO_DURATION, progress=log)
-    csv = responsive_electrode_csv(data_dir)
-    cfg = config.load(config_path, [f"data.root={data_dir}", f"data.electrodes={csv}"])
-    return train(cfg, log=log)
+    with as_file(files("podbench") / "configs" / "demo.yml") as path:
+        cfg = config.load(path, [f"data.root={data_dir}", *overrides])
+    return train(cfg, force=force, log=log)

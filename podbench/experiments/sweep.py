@@ -3,10 +3,12 @@
 A grid file maps config paths to lists of values. Points are the cartesian product (or N
 random points of it). Points that differ only in per-lane values (learning rate, weight decay,
 dropout rate, seed), or only in their targets at an equal target width, are packed as extra
-lanes of one compiled program; points that change shapes go to separate programs. Every point gets its own results folder; the sweep writes
-`results/<trial>/sweep-<id>/summary.csv` (one row per point: its settings, best lag, and the
-headline metric on validation and test at that lag) and `summary.png`. The best point is
-chosen on validation, never on test. Points whose results are complete are skipped, so an
+lanes of one compiled program; points that change shapes go to separate programs. Every point
+gets its own results folder, `results/<trial>/sweep-<id>/points/<run-id>/`; the sweep writes
+`results/<trial>/sweep-<id>/summary.csv` (one row per point: its settings, the lag chosen on
+validation, and the headline metric on validation and test at that lag, mean and std over
+folds) and `summary.png`. Lags and the best point are chosen on the headline's validation
+twin, never on test. Points whose results are complete are skipped, so an
 interrupted sweep restarted with the same command only runs what is missing.
 """
 
@@ -29,6 +31,7 @@ from podbench.features.preflight import preflight
 from podbench.publish import publish_file
 from podbench.train.run import PointGroup, group_points
 from podbench.tasks import task_for
+from podbench.tasks.base import best_index
 
 
 def load_grid(path: str | Path) -> dict[str, list]:
@@ -68,48 +71,57 @@ class SweepResult:
     programs: int
 
 
-def validation_twin(metric: str) -> str:
-    """`test_word_avg_auc_roc` -> `val_word_avg_auc_roc`."""
-    return "val_" + metric.split("_", 1)[1]
-
-
 def summarise(configs: list[Config], points: list[dict], run_dirs: list[Path]) -> pd.DataFrame:
-    """One row per point: settings, run id, best lag on validation, val/test headline there."""
-    headline = task_for(configs[0]).headline
-    val_key = validation_twin(headline)
+    """One row per point: settings, run id, the lag chosen on validation, and the headline's
+    validation and test values there (mean and std over folds); `best` marks the point with
+    the best validation value. Test values never choose anything."""
+    task = task_for(configs[0])
+    val_key, test_key = task.selection_metric, task.headline
     rows = []
     for i, (point, run_dir) in enumerate(zip(points, run_dirs)):
         perf = pd.read_csv(run_dir / "lag_performance.csv")
-        best = perf[f"{val_key}_mean"].idxmax()
+        chosen = task.select_lag(perf)
         rows.append({"point": i, **point, "run_id": run_dir.name,
-                     "best_lag": int(perf.loc[best, "lags"]),
-                     f"{val_key}_mean": float(perf.loc[best, f"{val_key}_mean"]),
-                     f"{headline}_mean": float(perf.loc[best, f"{headline}_mean"])})
-    return pd.DataFrame(rows)
+                     "best_lag": int(perf.loc[chosen, "lags"]),
+                     **{f"{key}_{stat}": float(perf.loc[chosen, f"{key}_{stat}"])
+                        for key in (val_key, test_key) for stat in ("mean", "std")}})
+    summary = pd.DataFrame(rows)
+    summary["best"] = summary.index == best_index(summary[f"{val_key}_mean"], task.headline_mode)
+    return summary
 
 
-def plot_summary(summary: pd.DataFrame, val_col: str, test_col: str, path: Path, title: str) -> None:
-    import matplotlib
+def plot_summary(summary: pd.DataFrame, points: list[dict], task, path: Path, title: str) -> None:
+    """Validation and test headline of each point at its chosen lag, with the fold std as
+    error bars and the point's settings under its bars. Leaves matplotlib's backend alone."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from podbench.tasks.metrics import metric_label
 
-    fig, ax = plt.subplots(figsize=(max(4, 0.5 * len(summary) + 2), 3.4), dpi=120)
+    val_key, test_key = task.selection_metric, task.headline
+    labels = [f"{i}\n" + "\n".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in p.items())
+              for i, p in enumerate(points)]
+    lines = max(len(p) for p in points) + 1
+    fig = Figure(figsize=(max(4.5, 0.8 * len(summary) + 2), 3.4 + 0.15 * lines), dpi=120)
+    ax = fig.subplots()
     x = np.arange(len(summary))
-    ax.bar(x - 0.2, summary[val_col], 0.4, label="validation (selects)")
-    ax.bar(x + 0.2, summary[test_col], 0.4, label="test")
-    best = int(summary[val_col].idxmax())
-    ax.annotate("best", (best - 0.2, summary[val_col][best]), ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(x, [str(p) for p in summary["point"]])
-    ax.set_xlabel("point")
-    ax.set_ylabel("at each point's best validation lag")
-    ax.set_ylim(min(0.45, float(summary[[val_col, test_col]].min().min()) - 0.02), None)
-    ax.axhline(0.5, color="k", lw=0.8, ls="--")
-    ax.set_title(title, fontsize=9)
+    ax.bar(x - 0.2, summary[f"{val_key}_mean"], 0.4, yerr=summary[f"{val_key}_std"], capsize=2,
+           label=f"{metric_label(val_key)}: chooses the lag and the point")
+    ax.bar(x + 0.2, summary[f"{test_key}_mean"], 0.4, yerr=summary[f"{test_key}_std"], capsize=2,
+           label=metric_label(test_key))
+    best = int(np.flatnonzero(summary["best"])[0])
+    ax.annotate("best (validation)", (best - 0.2, summary[f"{val_key}_mean"][best]), ha="center",
+                va="bottom", fontsize=7)
+    ax.set_xticks(x, labels, fontsize=6)
+    ax.set_ylabel("at the point's lag chosen on validation", fontsize=8)
+    low = float(np.nanmin(summary[[f"{val_key}_mean", f"{test_key}_mean"]].to_numpy()))
+    if task.chance is not None:
+        ax.axhline(task.chance, color="k", lw=0.8, ls="--")
+        low = min(low, task.chance)
+    ax.set_ylim(low - 0.05, None)
+    ax.set_title(title, fontsize=8)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 def sweep(cfg: Config, grid_path: str | Path, random_n: int | None = None,
@@ -124,15 +136,16 @@ def sweep(cfg: Config, grid_path: str | Path, random_n: int | None = None,
         raise ConfigError(f"task = {cfg.task!r}: a sweep runs one task; sweep each task's config")
     grid = load_grid(grid_path)
     points = grid_points(grid, random_n, seed=cfg.training.seed)
+    folder = Path(cfg.output.results).expanduser() / cfg.trial_name / f"sweep-{sweep_id(cfg, points)}"
     configs = []
     for i, point in enumerate(points):
-        try:
-            configs.append(cfg.replace(point))
+        try:  # a point's results go to <folder>/points/<run-id>
+            configs.append(cfg.replace({**point, "output.results": str(folder),
+                                        "trial_name": "points"}))
         except ConfigError as exc:
             raise ConfigError(f"{grid_path}: point {i} {point}: {exc}") from None
     preflight(configs, results=True)
     programs = group_points(configs)
-    folder = Path(cfg.output.results).expanduser() / cfg.trial_name / f"sweep-{sweep_id(cfg, points)}"
     log(f"sweep {folder.name}: {len(points)} point(s) in {len(programs)} program(s)")
     if run_programs is not None:
         run_programs(programs)
@@ -142,16 +155,20 @@ def sweep(cfg: Config, grid_path: str | Path, random_n: int | None = None,
             runner(program.configs)
     run_dirs = [run_dir_of(c, stage_keys(c)["training"]) for c in configs]
     summary = summarise(configs, points, run_dirs)
-    headline = task_for(cfg).headline
-    val_col, test_col = f"{validation_twin(headline)}_mean", f"{headline}_mean"
-    best = int(summary[val_col].idxmax())
-    summary["best"] = summary.index == best
+    best = int(np.flatnonzero(summary["best"])[0])
+    task = task_for(cfg)
     grid_text = yaml.safe_dump({"grid": grid, "random": random_n})
     publish_file(folder / "grid.yml", lambda tmp: tmp.write_text(grid_text), "writing the sweep")
     publish_file(folder / "summary.png", lambda tmp: plot_summary(
-        summary, val_col, test_col, tmp, f"{cfg.trial_name} {folder.name}"), "writing the sweep")
+        summary, points, task, tmp,
+        f"{cfg.trial_name} {folder.name}: task {cfg.task} ({task.describe(cfg)}), "
+        f"{cfg.model.name}, {cfg.training.n_folds} folds"), "writing the sweep")
     publish_file(folder / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False),
                  "writing the sweep")
+    log(f"task {cfg.task}: lags and the best point chosen on {task.selection_metric} "
+        f"({task.headline_mode}); {task.headline} reported")
     log(summary.to_string(index=False))
     log(f"best point (validation): {best} -> {run_dirs[best]}")
+    log(f"summary: {folder / 'summary.csv'}")
+    log(f"plot: {folder / 'summary.png'}")
     return SweepResult(folder, summary, best, len(programs))

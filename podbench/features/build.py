@@ -13,7 +13,7 @@ from typing import Callable
 
 from podbench import registry
 from podbench.config import Config
-from podbench.data.dataset import Dataset
+from podbench.features.context import Resolved, resolve
 from podbench.features.epochs import build_epochs, epochs_sources
 from podbench.features.latents import build_latents
 from podbench.features.targets import build_targets
@@ -41,17 +41,17 @@ class Features:
         return "\n".join([BuildReport.HEADER, *(r.line() for r in self.reports)])
 
 
-def build_features(cfg: Config, log: Callable[[str], None] = print,
+def build_features(cfg: Config | Resolved, log: Callable[[str], None] = print,
                    stages: tuple[str, ...] = ("epochs", "targets", "latents")) -> Features:
     """Ensure the feature stores of `cfg` exist; log one report line per stage. Inputs,
     data-dependent values and the store root are checked first (`preflight`)."""
     from podbench.features.preflight import preflight
-    from podbench.tasks import task_for
 
     preflight([cfg])
-    specs = stage_specs(cfg)
+    ctx = resolve(cfg)
+    cfg = ctx.cfg
+    specs = stage_specs(ctx)
     stores = Stores(cfg.output.stores)
-    dataset = Dataset(cfg.data.root)
     keys = {name: spec.key for name, spec in specs.items()}
     reports: list[BuildReport] = []
 
@@ -60,21 +60,20 @@ def build_features(cfg: Config, log: Callable[[str], None] = print,
         log(report.line())
 
     epochs_marker = stores.path("epochs", keys["epochs"]) / COMPLETE
-    done(stores.ensure(specs["epochs"], lambda tmp: build_epochs(cfg, specs["epochs"], tmp),
-                       epochs_sources(cfg), shape_of_var("ecog")))
+    done(stores.ensure(specs["epochs"], lambda tmp: build_epochs(ctx, specs["epochs"], tmp),
+                       epochs_sources(ctx), shape_of_var("ecog"), ctx.fingerprints))
     if "targets" in stages:
-        task = task_for(cfg)
         needs_epochs = bool(specs["targets"].parents)
         epoch_words = stores.open("epochs", keys["epochs"])["word"].values if needs_epochs else None
-        sources = task.target_sources(cfg, dataset) + ([epochs_marker] if needs_epochs else [])
+        sources = ctx.task.target_sources(cfg, ctx.dataset) + ([epochs_marker] if needs_epochs else [])
         done(stores.ensure(specs["targets"],
-                           lambda tmp: build_targets(cfg, task, dataset, epoch_words, tmp),
-                           sources, shape_of_var("target")))
+                           lambda tmp: build_targets(cfg, ctx.task, ctx.dataset, epoch_words, tmp),
+                           sources, shape_of_var("target"), ctx.fingerprints))
     if "latents" in stages:
         pre = registry.preprocessors.entry(cfg.preprocess.name)
         extra = pre.meta.get("sources", lambda c: [])(cfg)
         done(stores.ensure(specs["latents"],
-                           lambda tmp: build_latents(cfg, specs["latents"],
+                           lambda tmp: build_latents(ctx, specs["latents"],
                                                      stores.open("epochs", keys["epochs"]), tmp),
-                           [epochs_marker, *extra], shape_of_var("latent")))
+                           [epochs_marker, *extra], shape_of_var("latent"), ctx.fingerprints))
     return Features(stores, keys, reports)

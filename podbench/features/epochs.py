@@ -21,14 +21,16 @@ import pandas as pd
 
 from podbench.config import Config
 from podbench.data.check import check_recordings
-from podbench.data.dataset import Dataset
-from podbench.data.recordings import Recording, open_recordings, resolve_subjects
+from podbench.data.recordings import Recording, open_recordings
 from podbench.errors import DataError
-from podbench.features.store import write_dataset
+from podbench.features.context import Resolved
 from podbench.progress import progress
 from podbench.features.keys import StageSpec
+from podbench.features.store import write_dataset
 
 CHUNK_BYTES = 64e6  # target size of one word chunk of the epochs array
+ECOG_ATTRS = {"units": "V", "long_name": "the recording's signal as mne reads the .fif "
+                                         "(the high-gamma envelope for data.signal highgamma)"}
 
 
 @dataclass(frozen=True)
@@ -89,19 +91,15 @@ def read_windows(rec: Recording, onsets: np.ndarray, geo: Geometry) -> np.ndarra
     return np.ascontiguousarray(segment[:, index].transpose(1, 0, 2))
 
 
-def build_epochs(cfg: Config, spec: StageSpec, tmp: Path) -> dict:
-    """Write the epochs store of `cfg` at `tmp`; return extra provenance attributes."""
+def build_epochs(ctx: Resolved, spec: StageSpec, tmp: Path) -> dict:
+    """Write the epochs store of a resolved config at `tmp`; return extra provenance."""
     import xarray as xr
 
-    dataset = Dataset(cfg.data.root)
-    subjects = resolve_subjects(dataset, cfg.data.subjects, cfg.data.electrodes,
-                                cfg.data.signal)
-    check_recordings(dataset, subjects, cfg.data.signal)
-    recordings = open_recordings(dataset, subjects, cfg.data.electrodes, cfg.data.signal)
+    cfg = ctx.cfg
+    check_recordings(ctx.dataset, ctx.subjects, cfg.data.signal)
+    recordings = open_recordings(ctx.dataset, ctx.subjects, ctx.electrodes, cfg.data.signal)
     geo = geometry(cfg, recordings[0].sfreq)
-    from podbench.tasks import task_for
-
-    words = task_for(cfg).events(cfg, dataset)
+    words = ctx.task.events(cfg, ctx.dataset)
     keep = valid_words(words, recordings, cfg, geo)
     kept = words[keep].reset_index(drop=True)
     if kept.empty:
@@ -116,19 +114,20 @@ def build_epochs(cfg: Config, spec: StageSpec, tmp: Path) -> dict:
         "channel": ("channel", np.array(channels, dtype=object)),
         "subject": ("channel", np.array([r.subject for r in recordings for _ in r.channels])),
         "name": ("channel", np.array([n for r in recordings for n in r.channels], dtype=object)),
-        "time": ("time", (geo.span_start + np.arange(geo.span)) / geo.sfreq),
+        "time": ("time", (geo.span_start + np.arange(geo.span)) / geo.sfreq,
+                 {"units": "s", "long_name": "time relative to the event onset"}),
     }
     bar = progress(len(kept), "epochs", unit="word")
     for first in range(0, len(kept), chunk):
         sl = slice(first, first + chunk)
         data = np.concatenate([read_windows(r, onsets[sl], geo) for r in recordings], axis=1)
         part = xr.Dataset(
-            {"ecog": (("word", "channel", "time"), data)},
+            {"ecog": (("word", "channel", "time"), data, ECOG_ATTRS)},
             coords={"word": kept["word_idx"].to_numpy()[sl].astype(np.int64),
                     "label": ("word", kept["word"].to_numpy()[sl].astype(object)),
-                    "onset": ("word", kept["start"].to_numpy()[sl]),
-                    "offset": ("word", kept["end"].to_numpy()[sl]),
-                    "onset_sample": ("word", onsets[sl])},
+                    "onset": ("word", kept["start"].to_numpy()[sl], {"units": "s"}),
+                    "offset": ("word", kept["end"].to_numpy()[sl], {"units": "s"}),
+                    "onset_sample": ("word", onsets[sl], {"units": "samples"})},
         )
         if first == 0:
             part = part.assign_coords(static)
@@ -141,13 +140,14 @@ def build_epochs(cfg: Config, spec: StageSpec, tmp: Path) -> dict:
             "dropped_words": dropped, "n_words_total": int(len(words))}
 
 
-def epochs_sources(cfg: Config) -> list[Path]:
-    """Files the epochs stage reads (fingerprinted in the store)."""
-    dataset = Dataset(cfg.data.root)
-    subjects = resolve_subjects(dataset, cfg.data.subjects, cfg.data.electrodes,
-                                cfg.data.signal)
-    files = [dataset.derivative_path(s, cfg.data.signal) for s in subjects]
-    files += [dataset.ieeg_dir(s) / f"sub-{s:02d}_task-podcast_channels.tsv" for s in subjects]
-    from podbench.tasks import task_for
+def recording_sources(ctx: Resolved) -> list[Path]:
+    """The recordings and channel tables of the selected subjects."""
+    dataset, signal = ctx.dataset, ctx.cfg.data.signal
+    files = [dataset.derivative_path(s, signal) for s in ctx.subjects]
+    return files + [dataset.ieeg_dir(s) / f"sub-{s:02d}_task-podcast_channels.tsv"
+                    for s in ctx.subjects]
 
-    return files + task_for(cfg).event_sources(cfg, dataset)
+
+def epochs_sources(ctx: Resolved) -> list[Path]:
+    """Files the epochs stage reads (fingerprinted in its key and its store)."""
+    return recording_sources(ctx) + ctx.task.event_sources(ctx.cfg, ctx.dataset)

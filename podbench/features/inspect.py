@@ -20,7 +20,9 @@ def summary(stage: str, fragment: dict) -> str:
                 f"w={fragment['window_width']}s, lags {lags['min']}..{lags['max']} step {lags['step']}")
     if stage == "targets":
         fields = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in fragment.get("fields", {}).items())
-        return (f"{fragment.get('kind', fragment)}{' (' + fields + ')' if fields else ''}, "
+        if "kind" not in fragment:  # a task's own targets
+            return f"task {fragment.get('task')} {json.dumps(fragment.get('params', {}))}"
+        return (f"{fragment['kind']}{' (' + fields + ')' if fields else ''}, "
                 f"pca {fragment.get('pca_dim')} fit {fragment.get('pca_fit')}")
     if stage == "latents":
         return f"{fragment['name']} {json.dumps(fragment['params'], sort_keys=True)}"
@@ -51,8 +53,8 @@ def info(stores: Stores, prefix: str) -> str:
     lines.append(f"fragment: {json.dumps(marker.get('fragment', {}), indent=1, sort_keys=True)}")
     lines.append(f"arrays: {json.dumps(marker.get('arrays', {}))}")
     lines.append("sources:")
-    for src, (size, mtime) in marker.get("sources", {}).items():
-        lines.append(f"  {src}  {human_bytes(size)}")
+    for label, size, digest in marker.get("sources", []):
+        lines.append(f"  {label}  {human_bytes(size)}  sha256 {digest[:SHORT]}")
     dropped = marker.get("dropped_words")
     if dropped is not None:
         lines.append(f"dropped words: {len(dropped)}")

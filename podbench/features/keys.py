@@ -3,14 +3,18 @@
 This module is the one place that says which config fields feed which stage:
 
 - epochs   <- data selection, signal, window width, lag grid, the task's events (word onsets
-              for word tasks, so all word tasks share one epochs store) and the dataset root
-- targets  <- the task's target fragment (e.g. source, layer, PCA) [+ epochs and folds when
-              PCA is fitted inside training folds]
+              for word tasks, so all word tasks share one epochs store) and the content
+              fingerprints of the files read (recordings, channel tables, event sources)
+- targets  <- the task's target fragment (e.g. source, layer, PCA) and the content
+              fingerprints of its sources [+ epochs and folds when PCA is fitted inside
+              training folds]
 - latents  <- preprocessor name, params and the config fields it declares, + epochs
 - training <- task, model, training settings, word-metric settings, + latents and targets
 
 So a change to decoder or training settings never rebuilds features, and a change to the
-window width rebuilds epochs and everything downstream.
+window width rebuilds epochs and everything downstream. No key holds an absolute path: files
+enter by their path relative to data.root and their content (podbench.features.fingerprints),
+so the same dataset copied elsewhere gives the same keys.
 """
 
 from __future__ import annotations
@@ -20,13 +24,16 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 from podbench import registry
 from podbench.config import Config
-from podbench.data.dataset import Dataset
-from podbench.data.recordings import file_digest, is_csv_spec, resolve_subjects
-from podbench.tasks import task_for
+from podbench.data.recordings import file_digest, is_csv_spec
 
-STAGE_VERSIONS = {"epochs": 1, "targets": 1, "latents": 1, "training": 1}
+if TYPE_CHECKING:
+    from podbench.features.context import Resolved
+
+STAGE_VERSIONS = {"epochs": 2, "targets": 2, "latents": 1, "training": 1}
 SHORT = 12
 
 
@@ -49,25 +56,33 @@ class StageSpec:
         return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
 
 
-def epochs_fragment(cfg: Config, dataset: Dataset) -> dict:
-    d = cfg.data
-    if d.electrodes is None:
+def epochs_fragment(ctx: "Resolved") -> dict:
+    """What the epochs depend on: the selection, the window and lag grid, the task's events,
+    and the content of every file read (the recordings, channel tables, event sources)."""
+    from podbench.features.epochs import epochs_sources
+
+    d = ctx.cfg.data
+    if ctx.electrodes is None:
         electrodes = None
-    elif is_csv_spec(d.electrodes):
-        electrodes = {"csv_sha256": file_digest(d.electrodes)}
+    elif is_csv_spec(ctx.electrodes):
+        electrodes = {"csv_sha256": file_digest(ctx.electrodes)}
     else:
-        electrodes = {"regex": d.electrodes}
-    subjects = resolve_subjects(dataset, d.subjects, d.electrodes, d.signal)
-    return {"root": str(dataset.root), "subjects": subjects,
-            "electrodes": electrodes, "signal": d.signal, "window_width": d.window_width,
-            "lags": dataclasses.asdict(d.lags), "events": task_for(cfg).events_fragment(cfg)}
+        electrodes = {"regex": ctx.electrodes}
+    return {"subjects": ctx.subjects, "electrodes": electrodes, "signal": d.signal,
+            "window_width": d.window_width, "lags": dataclasses.asdict(d.lags),
+            "events": ctx.task.events_fragment(ctx.cfg),
+            "data": ctx.fingerprints.of(epochs_sources(ctx))}
 
 
-def stage_specs(cfg: Config) -> dict[str, StageSpec]:
-    """The four stage specs of a config, parents first."""
-    dataset = Dataset(cfg.data.root)
-    epochs = StageSpec("epochs", epochs_fragment(cfg, dataset), {})
-    frag, needs_epochs = task_for(cfg).targets_fragment(cfg, dataset)
+def stage_specs(cfg: "Config | Resolved") -> dict[str, StageSpec]:
+    """The four stage specs of a config (or of a resolved config), parents first."""
+    from podbench.features.context import resolve
+
+    ctx = resolve(cfg)
+    cfg = ctx.cfg
+    epochs = StageSpec("epochs", epochs_fragment(ctx), {})
+    frag, needs_epochs = ctx.task.targets_fragment(cfg, ctx.dataset)
+    frag = {**frag, "data": ctx.fingerprints.of(ctx.task.target_sources(cfg, ctx.dataset))}
     targets = StageSpec("targets", frag, {"epochs": epochs.key} if needs_epochs else {})
     pre = registry.preprocessors.entry(cfg.preprocess.name)
     depends = pre.meta.get("depends")
@@ -75,7 +90,7 @@ def stage_specs(cfg: Config) -> dict[str, StageSpec]:
                                     "depends": depends(cfg) if depends else {}},
                         {"epochs": epochs.key})
     training_fields = dataclasses.asdict(cfg.training)
-    for detail in ("lane_chunk", "lane_batch"):  # execution details, not inputs of the results
+    for detail in ("lane_chunk", "lane_batch", "checkpoints"):  # not inputs of the results
         training_fields.pop(detail)
     training = StageSpec("training", {
         "task": cfg.task, "task_params": cfg.task_params,
@@ -86,5 +101,5 @@ def stage_specs(cfg: Config) -> dict[str, StageSpec]:
     return {s.stage: s for s in (epochs, targets, latents, training)}
 
 
-def stage_keys(cfg: Config) -> dict[str, str]:
+def stage_keys(cfg: "Config | Resolved") -> dict[str, str]:
     return {name: spec.key for name, spec in stage_specs(cfg).items()}

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from podbench import registry
-from podbench.config import Config
+from podbench.features.context import Resolved
 from podbench.features.preprocessors import EpochsContext
 from podbench.errors import StoreError
 from podbench.features.store import reading, write_dataset
@@ -15,24 +15,26 @@ from podbench.progress import progress
 from podbench.features.keys import StageSpec
 
 
-def epochs_context(epochs, cfg: Config) -> EpochsContext:
+def epochs_context(epochs, ctx: Resolved) -> EpochsContext:
     return EpochsContext(sfreq=float(epochs.attrs["sfreq"]), window=int(epochs.attrs["window_samples"]),
                          channels=[str(c) for c in epochs["channel"].values],
                          subjects=[int(s) for s in epochs["subject"].values],
-                         root=cfg.data.root)
+                         root=str(ctx.dataset.root))
 
 
-def build_latents(cfg: Config, spec: StageSpec, epochs, tmp: Path) -> dict:
-    """Write the latents of `cfg` computed from the epochs Dataset; return provenance extras."""
+def build_latents(ctx: Resolved, spec: StageSpec, epochs, tmp: Path) -> dict:
+    """Write the latents of a resolved config computed from the epochs Dataset; return
+    provenance extras."""
     import xarray as xr
 
+    cfg = ctx.cfg
     entry = registry.preprocessors.entry(cfg.preprocess.name)
     params = cfg.preprocess.params
-    ctx = epochs_context(epochs, cfg)
-    transform = entry.obj(params, ctx)
+    epochs_ctx = epochs_context(epochs, ctx)
+    transform = entry.obj(params, epochs_ctx)
     dims = entry.meta["dims"]
     standardise = entry.meta.get("standardise", lambda p: None)(params)
-    window = ctx.window
+    window = epochs_ctx.window
     starts = [int(s) for s in epochs.attrs["lag_starts"]]
     lags = np.array(epochs.attrs["lags_ms"], dtype=np.int64)
     n_words = epochs.sizes["word"]
@@ -59,10 +61,11 @@ def build_latents(cfg: Config, spec: StageSpec, epochs, tmp: Path) -> dict:
             sq = (s64 ** 2).sum(axes) if sq is None else sq + (s64 ** 2).sum(axes)
             count = (0 if count is None else count) + out.shape[0] * (out.shape[3] if out.ndim == 4 else 1)
         coords = {"word": block["word"].values, "label": ("word", block["label"].values.astype(object)),
-                  "onset": ("word", block["onset"].values)}
+                  "onset": ("word", block["onset"].values, {"units": "s"})}
         part = xr.Dataset({"latent": (("word", "lag", *dims), out)}, coords=coords)
         if lo == 0:
-            part = part.assign_coords(lag=("lag", lags))
+            part = part.assign_coords(lag=("lag", lags, {"units": "ms",
+                                                         "long_name": "lag relative to the event onset"}))
             if "channel" in dims:
                 part = part.assign_coords(channel=epochs["channel"].values.astype(object),
                                           subject=("channel", epochs["subject"].values))

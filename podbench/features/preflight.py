@@ -18,33 +18,46 @@ from pathlib import Path
 
 from podbench import registry
 from podbench.config import Config
-from podbench.data.dataset import Dataset
 from podbench.errors import DataError, OutputError
+from podbench.features.context import Resolved, resolve
 from podbench.features.store import COMPLETE, human_bytes
 
 RESULTS_BYTES = 256e6  # room one results folder may need (checkpoints of every lane)
 _checked: set[tuple] = set()
 
 
-def preflight(cfgs: list[Config], results: bool = False) -> None:
+def preflight(cfgs: list[Config | Resolved], results: bool = False) -> None:
     """Check the inputs of every config first, then the output roots; raise the first problem."""
     from podbench.features.keys import canonical_json
 
-    todo = [c for c in cfgs if (canonical_json(c.to_dict()), results) not in _checked]
+    def config(c):
+        return c.cfg if isinstance(c, Resolved) else c
+
+    todo = [c for c in cfgs if (canonical_json(config(c).to_dict()), results) not in _checked]
     need: dict[Path, float] = {}
     missing: dict[str, tuple[Path, float]] = {}  # epochs key -> (store root, bytes)
-    for cfg in todo:
-        missing.update(check_inputs(cfg))
+    for c in todo:
+        missing.update(check_inputs(resolve_checked(c)))
     for root, nbytes in missing.values():
         need[root] = need.get(root, 0.0) + nbytes
-        if results:
+    if results:
+        for cfg in {str(config(c).output.results): config(c) for c in todo}.values():
             root = Path(cfg.output.results).expanduser()
             need[root] = need.get(root, 0.0) + RESULTS_BYTES
-    for cfg in todo:
+    for cfg in map(config, todo):
         check_root(Path(cfg.output.stores).expanduser(), "output.stores", need)
         if results:
             check_root(Path(cfg.output.results).expanduser(), "output.results", need)
-    _checked.update((canonical_json(c.to_dict()), results) for c in todo)
+    _checked.update((canonical_json(config(c).to_dict()), results) for c in todo)
+
+
+def resolve_checked(cfg: Config | Resolved) -> Resolved:
+    """`resolve`, once the dataset root is known to be a folder."""
+    if not isinstance(cfg, Resolved):
+        root = Path(cfg.data.root).expanduser()
+        if not root.is_dir():
+            raise DataError(f"data.root = {cfg.data.root!r}: no such folder")
+    return resolve(cfg)
 
 
 def check_readable(path: Path, what: str) -> None:
@@ -63,32 +76,26 @@ def check_readable(path: Path, what: str) -> None:
         raise DataError(f"{what}: {path} is empty")
 
 
-def check_inputs(cfg: Config) -> dict[str, tuple[Path, float]]:
-    """Check what `cfg` reads; return {epochs key: (store root, bytes its stores need)} when
-    its epochs store is still to be built."""
-    from podbench.data.recordings import open_recordings, resolve_subjects
+def check_inputs(ctx: Resolved) -> dict[str, tuple[Path, float]]:
+    """Check what a resolved config reads; return {epochs key: (store root, bytes its stores
+    need)} when its epochs store is still to be built."""
+    from podbench.data.recordings import open_recordings
     from podbench.features.epochs import epochs_sources, geometry
     from podbench.features.keys import stage_specs
-    from podbench.tasks import task_for
 
-    root = Path(cfg.data.root).expanduser()
-    if not root.is_dir():
-        raise DataError(f"data.root = {cfg.data.root!r}: no such folder")
-    dataset = Dataset(root)
-    task = task_for(cfg)
+    cfg, dataset, task = ctx.cfg, ctx.dataset, ctx.task
     pre = registry.preprocessors.entry(cfg.preprocess.name)
-    files = [*epochs_sources(cfg), *task.target_sources(cfg, dataset),
+    files = [*epochs_sources(ctx), *task.target_sources(cfg, dataset),
              *pre.meta.get("sources", lambda c: [])(cfg)]
     for path in dict.fromkeys(files):
         check_readable(path, f"{cfg.task} inputs")
     events = task.events(cfg, dataset)
     task.check_data(cfg, dataset, events)
-    specs = stage_specs(cfg)
+    specs = stage_specs(ctx)
     stores = Path(cfg.output.stores).expanduser()
     if (stores / "epochs" / specs["epochs"].key / COMPLETE).is_file():
         return {}
-    subjects = resolve_subjects(dataset, cfg.data.subjects, cfg.data.electrodes, cfg.data.signal)
-    recordings = open_recordings(dataset, subjects, cfg.data.electrodes, cfg.data.signal)
+    recordings = open_recordings(dataset, ctx.subjects, ctx.electrodes, cfg.data.signal)
     geo = geometry(cfg, recordings[0].sfreq)
     channels = sum(len(r.channels) for r in recordings)
     epochs = float(len(events) * channels * geo.span * 4)

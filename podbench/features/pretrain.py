@@ -28,9 +28,9 @@ import numpy as np
 
 from podbench import __version__
 from podbench.config import Config
-from podbench.data.dataset import Dataset
-from podbench.data.recordings import Recording, file_digest, open_recordings, resolve_subjects
+from podbench.data.recordings import Recording, file_digest, open_recordings
 from podbench.errors import ConfigError, DataError
+from podbench.features.context import resolve
 from podbench.progress import progress
 from podbench.features.keys import SHORT, canonical_json, epochs_fragment
 
@@ -47,9 +47,15 @@ FILES = ("checkpoint.pt", "config.json", "loss.csv", "held_out.csv", "loss.png",
 
 def pretrain_fragment(cfg: Config) -> dict:
     """What a pretraining depends on: the pretrain section and the data shaping the windows
-    (the epochs fragment without the lag grid, which pretraining never uses)."""
-    data = epochs_fragment(cfg, Dataset(cfg.data.root))
-    data.pop("lags")
+    (the epochs fragment without the lag grid and the events, which pretraining never uses;
+    the content of the recordings and channel tables only)."""
+    from podbench.features.epochs import recording_sources
+
+    ctx = resolve(cfg)
+    data = epochs_fragment(ctx)
+    for unused in ("lags", "events"):
+        data.pop(unused)
+    data["data"] = ctx.fingerprints.of(recording_sources(ctx))
     return {"version": PRETRAIN_VERSION, "pretrain": dataclasses.asdict(cfg.pretrain), "data": data}
 
 
@@ -120,9 +126,9 @@ def pretrain(cfg: Config, log: Callable[[str], None] = print) -> Path:
     if is_complete(folder):
         log(f"pretraining already complete: {folder}")
         return folder
-    dataset = Dataset(cfg.data.root)
-    subjects = resolve_subjects(dataset, cfg.data.subjects, cfg.data.electrodes, cfg.data.signal)
-    recordings = open_recordings(dataset, subjects, cfg.data.electrodes, cfg.data.signal)
+    ctx = resolve(cfg)
+    dataset = ctx.dataset
+    recordings = open_recordings(dataset, ctx.subjects, ctx.electrodes, cfg.data.signal)
     sfreq = recordings[0].sfreq
     window = geometry(cfg, sfreq).window
     if window < p.patch:

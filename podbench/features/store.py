@@ -1,6 +1,7 @@
 """Content-keyed zarr (format 3) stores with atomic publish, provenance and verification.
 
-Layout: `<root>/<stage>/<key>/` holding `data.zarr` (the xarray Dataset), the manifest
+Layout: `<root>/<stage>/<key>/` holding `data.zarr` (the xarray Dataset, metadata consolidated
+at publish: `xarray.open_zarr("<root>/<stage>/<key>/data.zarr")` opens it without podbench), the manifest
 `podbench-manifest.json` (size and crc32c of every file of every array, string arrays
 included) and the completion marker `podbench-complete.json`. A store exists only once it holds
 the marker; builds happen in a temporary sibling published by `podbench.publish` under a
@@ -23,6 +24,7 @@ from typing import Callable, Iterator
 
 from podbench import __version__
 from podbench.errors import PodbenchError, StoreError
+from podbench.features.fingerprints import Fingerprints
 from podbench.features.keys import SHORT, StageSpec
 from podbench.publish import TMP_TAG, is_lock, is_temp, locked, publish_dir, remove_leftovers
 
@@ -60,13 +62,16 @@ def write_dataset(path: Path, ds, chunk_words: int, append: bool = False) -> Non
                    encoding=encoding(ds, chunk_words))
 
 
-def fingerprint(paths: list[Path]) -> dict[str, list[int]]:
-    """{path: [size, mtime_ns]} of the source files a store was built from."""
-    out = {}
-    for p in paths:
-        st = Path(p).stat()
-        out[str(Path(p).resolve())] = [st.st_size, st.st_mtime_ns]
-    return out
+def consolidate(path: Path) -> None:
+    """Consolidate a finished store's metadata, so xarray.open_zarr reads it in one go and
+    without a warning (zarr's note that format 3 has no consolidation spec yet is silenced)."""
+    import warnings
+
+    import zarr
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        zarr.consolidate_metadata(path)
 
 
 def _dir_size(path: Path) -> int:
@@ -138,7 +143,7 @@ class Stores:
         except OSError:
             pass
         with reading(path):
-            return xr.open_zarr(path / DATA, consolidated=False, chunks=None)
+            return xr.open_zarr(path / DATA, consolidated=True, chunks=None)
 
     def load(self, stage: str, key: str):
         """`open` and read everything into memory; a chunk that fails its checksum is a
@@ -147,31 +152,33 @@ class Stores:
         with reading(self.path(stage, key)):
             return ds.load()
 
-    def _fresh(self, path: Path, sources: list[Path]) -> bool:
+    def _fresh(self, path: Path, sources: list) -> bool:
         marker = self.marker(path)
-        return marker is not None and marker.get("sources") == fingerprint(sources)
+        return marker is not None and marker.get("sources") == sources
 
     def ensure(self, spec: StageSpec, build: Callable[[Path], dict], sources: list[Path],
-               shape_of: Callable[[Path], tuple]) -> BuildReport:
+               shape_of: Callable[[Path], tuple], fingerprints: Fingerprints) -> BuildReport:
         """Return the store of `spec`, building it first if it is missing or stale.
 
         `build(zarr_path)` writes the xarray Dataset there and returns extra provenance;
-        `sources` are the files it reads (fingerprinted; a change means rebuild).
+        `sources` are the files it reads (their content fingerprints, labelled relative to
+        the dataset or store root, are kept in the marker; a change means rebuild).
         """
         t0 = time.perf_counter()
         final = self.path(spec.stage, spec.key)
         status, note = "hit", ""
-        if not self._fresh(final, sources):
+        prints = fingerprints.of(sources)
+        if not self._fresh(final, prints):
             with locked(final):
-                if not self._fresh(final, sources):
+                if not self._fresh(final, prints):
                     status = "rebuilt" if final.exists() else "built"
                     for leftover in final.parent.glob(f"{final.name}{TMP_TAG}*"):
                         shutil.rmtree(leftover, ignore_errors=True)
-                    note = self._build(spec, build, sources, final)
+                    note = self._build(spec, build, prints, final)
         return BuildReport(spec.stage, spec.key, status, shape_of(final), _dir_size(final),
                            time.perf_counter() - t0, note)
 
-    def _build(self, spec: StageSpec, build, sources, final: Path) -> str:
+    def _build(self, spec: StageSpec, build, sources: list, final: Path) -> str:
         """Build into a temporary sibling and publish it; return the builder's `note`."""
         import zarr
 
@@ -183,13 +190,14 @@ class Stores:
             provenance = {
                 "stage": spec.stage, "key": spec.key, "fragment": spec.fragment,
                 "parents": spec.parents, "podbench_version": __version__,
-                "sources": fingerprint(sources),
+                "sources": sources,
                 "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                 "host": socket.gethostname(), **extra,
             }
             group = zarr.open_group(tmp / DATA, mode="r+")
             group.attrs.update(json.loads(json.dumps(provenance)))
             arrays = {name: list(arr.shape) for name, arr in group.arrays()}
+            consolidate(tmp / DATA)
             (tmp / MANIFEST).write_text(json.dumps(chunk_manifest(tmp / DATA)))
             return json.dumps({**provenance, "arrays": arrays}, indent=1)
 

@@ -16,7 +16,11 @@ registered class plus a YAML config, not a second trainer:
   `stop_mode` "max" or "min";
 - metrics: `split_metrics` on train/val/test (whole splits), `fold_metrics` with the
   members' predictions on each fold's test (and validation) split; `headline` names the
-  metric of the lag curve, and its `val_` twin selects models in sweeps;
+  test metric of the lag curve and `headline_mode` its direction ("max": higher is better);
+- selection: the headline's `val_` twin (`selection_metric`) chooses the lag and a sweep's
+  point, in the headline's direction (`select_lag`), never the test split. It is the
+  validation twin of the headline, not of the stopping rule: regression tasks stop on the
+  validation MSE but choose the lag on the validation Pearson r;
 - results: `ensemble` combines independently trained members (default: mean of outputs),
   `extra_results` adds tables to the results folder (e.g. a confusion matrix);
 - packing: `program_key` says which tasks can be lanes of one compiled program.
@@ -50,7 +54,18 @@ class Task(ABC):
     stop_mode = "max"
     split_metric_names: tuple[str, ...] = ()
     headline = "test_cosine_sim"  # the metric of the lag curve and closing table
+    headline_mode = "max"  # "max": a higher headline is better; "min": lower
     chance: float | None = None
+
+    @property
+    def selection_metric(self) -> str:
+        """The headline's validation twin, which chooses lags and sweep points."""
+        return validation_twin(self.headline)
+
+    def select_lag(self, perf: pd.DataFrame):
+        """Index of the row of a lag_performance table chosen on validation (the mean over
+        folds of `selection_metric`, in the headline's direction)."""
+        return best_index(perf[f"{self.selection_metric}_mean"], self.headline_mode)
 
     def validate(self, cfg: Config) -> None:
         """Raise ConfigError for settings this task cannot use."""
@@ -137,6 +152,18 @@ class Task(ABC):
         return {"head": self.head, "loss": f"{kind.loss.__module__}.{kind.loss.__qualname__}",
                 "stop": f"{kind.stop_value.__module__}.{kind.stop_value.__qualname__}",
                 "stop_mode": self.stop_mode}
+
+
+def validation_twin(metric: str) -> str:
+    """`test_word_avg_auc_roc` -> `val_word_avg_auc_roc`."""
+    return "val_" + metric.split("_", 1)[1]
+
+
+def best_index(values: pd.Series, mode: str):
+    """Index of the best value of a series ("max" or "min"); NaN never wins."""
+    if values.isna().all():
+        return values.index[0]
+    return values.idxmax() if mode == "max" else values.idxmin()
 
 
 def task_for(cfg: Config) -> Task:

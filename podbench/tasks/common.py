@@ -98,7 +98,7 @@ class EventTargetsTask(Task):
     # ---------------------------------------------------------------- the targets store
 
     def targets_fragment(self, cfg: Config, dataset: Dataset) -> tuple[dict, bool]:
-        frag = {"root": str(dataset.root), "task": cfg.task, "params": cfg.task_params}
+        frag = {"task": cfg.task, "params": cfg.task_params}
         per_fold = self.per_fold(cfg)
         if per_fold:
             frag["folds"] = folds_fragment(cfg)
@@ -176,6 +176,12 @@ class BinaryTask(EventTargetsTask):
 
         return masked_auc(pred[:, 0], y[:, 0], mask)
 
+    def extra_results(self, cfg, test):
+        """confusion_matrix.csv as for class tasks: a logit > 0 predicts "positive"."""
+        as_two = [(lag, fold, np.concatenate([np.zeros_like(pred[:, :1]), pred[:, :1]], axis=1), y)
+                  for lag, fold, pred, y in test]
+        return {"confusion_matrix.csv": confusion_table(as_two, ("negative", "positive"))}
+
     def ensemble(self, member_preds: np.ndarray) -> np.ndarray:
         """The logit of the members' mean probability (one member: its logit)."""
         if len(member_preds) == 1:
@@ -230,20 +236,24 @@ class ClassesTask(EventTargetsTask):
         return (logsumexp(log_p, axis=0) - np.log(len(member_preds))).astype(member_preds.dtype)
 
     def extra_results(self, cfg, test):
-        """confusion_matrix.csv: per lag, test-split counts summed over folds (every event is
-        tested once per lag); rows = true class, columns = predicted class."""
-        k = len(self.class_names)
-        by_lag: dict[int, np.ndarray] = {}
-        for lag, _fold, pred, y in test:
-            by_lag[lag] = by_lag.get(lag, np.zeros((k, k), np.int64)) + \
-                metrics.confusion_counts(pred, y, k)
-        rows = []
-        for lag in sorted(by_lag):
-            for t, name in enumerate(self.class_names):
-                rows.append({"lags": lag, "true": name,
-                             **{f"pred_{p}": int(by_lag[lag][t, i])
-                                for i, p in enumerate(self.class_names)}})
-        return {"confusion_matrix.csv": pd.DataFrame(rows)}
+        """confusion_matrix.csv (see `confusion_table`)."""
+        return {"confusion_matrix.csv": confusion_table(test, self.class_names)}
+
+
+def confusion_table(test, class_names) -> pd.DataFrame:
+    """Per lag, test-split counts summed over folds (every event is tested once per lag) of
+    the argmax of the logits; rows = true class, columns = predicted class."""
+    k = len(class_names)
+    by_lag: dict[int, np.ndarray] = {}
+    for lag, _fold, pred, y in test:
+        by_lag[lag] = by_lag.get(lag, np.zeros((k, k), np.int64)) + \
+            metrics.confusion_counts(pred, y, k)
+    rows = []
+    for lag in sorted(by_lag):
+        for t, name in enumerate(class_names):
+            rows.append({"lags": lag, "true": name,
+                         **{f"pred_{p}": int(by_lag[lag][t, i]) for i, p in enumerate(class_names)}})
+    return pd.DataFrame(rows)
 
 
 class RegressionTask(EventTargetsTask):

@@ -255,3 +255,19 @@ def confusion_counts(pred: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndar
     counts = np.zeros((n_classes, n_classes), np.int64)
     np.add.at(counts, (true, predicted), 1)
     return counts
+
+
+READABLE = {"word_avg_auc_roc": "word ROC-AUC", "roc_auc": "ROC-AUC",
+            "macro_roc_auc": "macro ROC-AUC", "pearson_r": "Pearson r", "r2": "R²",
+            "mse": "mean squared error", "pairwise_accuracy": "pairwise accuracy",
+            "cosine_sim": "cosine similarity", "f1": "F1", "macro_f1": "macro F1",
+            "balanced_accuracy": "balanced accuracy", "accuracy": "accuracy"}
+SPLITS = {"test": "test", "val": "validation", "train": "train"}
+
+
+def metric_label(column: str) -> str:
+    """A reader's name of a metric column: `test_word_avg_auc_roc` -> "word ROC-AUC (test)"."""
+    split, _, name = column.partition("_")
+    if split not in SPLITS:
+        return column.replace("_", " ")
+    return f"{READABLE.get(name, name.replace('_', ' '))} ({SPLITS[split]})"

@@ -84,10 +84,5 @@ class WhisperEmbedding(WordEmbedding):
     def _source(self, cfg: Config):
         return registry.target_sources.entry("whisper")
 
-    def targets_fragment(self, cfg: Config, dataset: Dataset) -> tuple[dict, bool]:
-        frag, per_fold = super().targets_fragment(cfg, dataset)
-        frag["kind"] = "whisper"
-        return frag, per_fold
-
     def describe(self, cfg: Config) -> str:
         return "whisper"

@@ -55,10 +55,14 @@ class WordEmbedding(Task):
     def _source(self, cfg: Config):
         return registry.target_sources.entry(cfg.targets.kind, "targets.kind")
 
-    def targets_fragment(self, cfg: Config, dataset: Dataset) -> tuple[dict, bool]:
+    def _source_identity(self, cfg: Config) -> dict:
+        """The target source and the config fields it reads."""
         source = self._source(cfg)
-        frag = {"root": str(dataset.root), "kind": cfg.targets.kind,
-                "fields": {f: config_value(cfg, f) for f in source.meta.get("fields", ())},
+        return {"kind": source.name,
+                "fields": {f: config_value(cfg, f) for f in source.meta.get("fields", ())}}
+
+    def targets_fragment(self, cfg: Config, dataset: Dataset) -> tuple[dict, bool]:
+        frag = {**self._source_identity(cfg),
                 "pca_dim": cfg.targets.pca_dim, "pca_fit": cfg.targets.pca_fit}
         per_fold = cfg.targets.pca_dim is not None and cfg.targets.pca_fit == "train"
         if per_fold:
@@ -102,7 +106,7 @@ class WordEmbedding(Task):
         """Plus the target dimension: the PCA's, or (without PCA) the source's identity."""
         dim = cfg.targets.pca_dim
         if dim is None:
-            dim = self.targets_fragment(cfg, Dataset(cfg.data.root))[0]
+            dim = self._source_identity(cfg)
         return {**super().program_key(cfg), "dim": dim}
 
     def loss(self, pred, y, cfg: Config):

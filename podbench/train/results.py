@@ -7,7 +7,8 @@ results/<trial>/<run-id>/ (run-id = the training key's first 12 hex digits):
   metrics.csv          long table: lag, fold, member (or "ensemble"), metric, value
   lag_curve.png        the headline metric by lag, fold spread, chance line
   run.json             store keys, versions, device, timings, lanes and epochs per lane
-  checkpoints/         orbax checkpoint of every lane's best parameters
+  checkpoints/         orbax checkpoint of every lane's best parameters (unless
+                       training.checkpoints is false); `api.load_run` predicts from it
   <task extras>.csv    tables a task adds (Task.extra_results), e.g. confusion_matrix.csv
 The folder is published by `podbench.publish` (temporary sibling, run.json written last,
 then swapped in), so a kill at any moment leaves the old complete folder or the new one.
@@ -93,30 +94,48 @@ def lag_performance(long: pd.DataFrame, folds: list[int]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def plot_lag_curve(perf: pd.DataFrame, metric: str, chance: float | None, folds: list[int],
-                   path: Path, title: str) -> None:
-    import matplotlib
+def plot_lag_curve(perf: pd.DataFrame, task: Task, folds: list[int], path: Path,
+                   title: str) -> None:
+    """The headline by lag (mean and fold range), the chance line and the lag chosen on
+    validation. Drawn on a bare Figure: the caller's matplotlib backend is left alone."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from podbench.tasks.metrics import metric_label
 
-    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
+    metric = task.headline
+    fig = Figure(figsize=(7.2, 4.6), dpi=120)
+    ax = fig.subplots()
     lags = perf["lags"].to_numpy()
     per_fold = perf[[f"{metric}_fold_{k}" for k in folds]].to_numpy()
     mean = perf[f"{metric}_mean"].to_numpy()
     ax.fill_between(lags, np.nanmin(per_fold, 1), np.nanmax(per_fold, 1), alpha=0.25,
-                    label="fold range")
+                    label=f"range over {len(folds)} folds")
     ax.plot(lags, mean, marker="o", label="mean over folds")
-    if chance is not None:
-        ax.axhline(chance, color="k", ls="--", lw=1, label="chance")
+    if task.chance is not None:
+        ax.axhline(task.chance, color="k", ls="--", lw=1, label="chance")
+    chosen = int(perf.loc[task.select_lag(perf), "lags"])
+    ax.axvline(chosen, color="tab:red", ls=":", lw=1.2,
+               label=f"lag chosen on {metric_label(task.selection_metric)}: {chosen} ms")
     ax.axvline(0, color="grey", lw=0.5)
-    ax.set_xlabel("lag relative to word onset (ms)")
-    ax.set_ylabel(metric)
-    ax.set_title(title, fontsize=9)
+    ax.set_xticks(lags)
+    ax.tick_params(axis="x", labelsize=7, labelrotation=45 if len(lags) > 12 else 0)
+    ax.set_xlabel("lag relative to the event onset (ms)")
+    ax.set_ylabel(metric_label(metric))
+    ax.set_title(title, fontsize=7)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
+
+
+def plot_title(cfg: Config, task: Task, sizes: dict) -> str:
+    """Task, decoder, the run's settings and its size, for the lag curve."""
+    params = ", ".join(f"{k}={v}" for k, v in cfg.model.params.items())
+    t = cfg.training
+    return (f"{cfg.trial_name}: task {cfg.task} ({task.describe(cfg)}); {sizes['words']} words, "
+            f"{sizes['electrodes']} electrodes, {sizes['folds']} folds\n"
+            f"{cfg.model.name} x{cfg.model.members} ({params})\n"
+            f"lr={t.lr:g}, weight_decay={t.weight_decay:g}, seed={t.seed}, "
+            f"preprocess={cfg.preprocess.name}")
 
 
 def save_checkpoint(path: Path, state: dict, lanes: list[dict]) -> None:
@@ -144,26 +163,28 @@ def environment() -> dict:
 
 
 def write_run(run_dir: Path, cfg: Config, keys: dict, long: pd.DataFrame, perf: pd.DataFrame,
-              task: Task, res, point: int, timings: dict, folds: list[int]) -> Path:
-    """Write the results folder atomically (`podbench.publish`; run.json is its marker)."""
+              task: Task, res, point: int, timings: dict, folds: list[int],
+              sizes: dict) -> Path:
+    """Write the results folder atomically (`podbench.publish`; run.json is its marker).
+    `sizes`: the run's words, electrodes and folds."""
     from podbench.publish import publish_dir
 
     def write(tmp: Path) -> str:
         (tmp / "config.yml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         perf.to_csv(tmp / "lag_performance.csv", index=False)
         long.to_csv(tmp / "metrics.csv", index=False)
-        plot_lag_curve(perf, task.headline, task.chance, folds, tmp / "lag_curve.png",
-                       f"{cfg.trial_name} ({cfg.model.name}, {task.describe(cfg)})")
+        plot_lag_curve(perf, task, folds, tmp / "lag_curve.png", plot_title(cfg, task, sizes))
         for name, extra in long.attrs.get("extra_results", {}).items():
             extra.to_csv(tmp / name, index=False)
         sel = np.flatnonzero(res.table.point == point)
         lanes = [{**res.table.rows()[i], "epochs": int(res.epochs[i]),
                   "best_epoch": int(res.best_epoch[i]), "best_val": float(res.best_score[i])}
                  for i in sel]
-        import jax
+        if cfg.training.checkpoints:
+            import jax
 
-        save_checkpoint(tmp / "checkpoints", jax.tree.map(lambda a: a[sel], res.state), lanes)
-        run = {"keys": keys, **environment(), "timings_s": timings,
+            save_checkpoint(tmp / "checkpoints", jax.tree.map(lambda a: a[sel], res.state), lanes)
+        run = {"keys": keys, **environment(), "timings_s": timings, "sizes": sizes,
                "lanes": {"count": int(len(sel)), "members_per_lane": res.group,
                          "epochs_total": int(res.epochs[sel].sum())},
                "lane_table": lanes}

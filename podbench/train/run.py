@@ -101,6 +101,7 @@ def train_points(cfgs: list[Config], force: bool = False,
     """
     import pandas as pd
 
+    from podbench.features.context import resolve
     from podbench.features.keys import stage_keys
     from podbench.train import results
 
@@ -108,11 +109,12 @@ def train_points(cfgs: list[Config], force: bool = False,
         raise ValueError("train_points needs configs with one program signature")
     t0 = time.perf_counter()
     preflight(cfgs, results=True)
-    keys = [stage_keys(c) for c in cfgs]
+    resolved = [resolve(c) for c in cfgs]  # dataset, subjects, electrodes: read once
+    keys = [stage_keys(r) for r in resolved]
     features: dict[str, Features] = {}  # one per targets store
-    for c, k in zip(cfgs, keys):
+    for r, k in zip(resolved, keys):
         if k["targets"] not in features:
-            features[k["targets"]] = build_features(c, log=log)
+            features[k["targets"]] = build_features(r, log=log)
     dirs = [run_dir_of(c, k["training"]) for c, k in zip(cfgs, keys)]
     out: list[RunResult | None] = [None] * len(cfgs)
     pending = []
@@ -189,10 +191,12 @@ def _train_pending(cfgs: list[Config], keys: list[dict], features: dict[str, Fea
         timings = {"features": round(t1 - t0, 3), "training": round(res.seconds, 3),
                    "evaluation": round(time.perf_counter() - t2, 3),
                    "points_in_program": len(pending)}
+        sizes = {"words": len(inputs[entry_of[point]].words), "folds": len(fold_numbers),
+                 "electrodes": int(features[keys[i]["targets"]].open("epochs").sizes["channel"])}
         results.write_run(dirs[i], cfgs[i], keys[i], long, perf, point_task, res, point,
-                          timings, fold_numbers)
-        log(summary_table(perf, point_task))
-        log(f"results: {dirs[i]}")
+                          timings, fold_numbers, sizes)
+        log(summary_table(perf, point_task, cfgs[i]))
+        log(f"results ({cfgs[i].task}): {dirs[i]}")
         out[i] = RunResult(dirs[i], perf, False)
 
 
@@ -202,12 +206,17 @@ def lane_point(cfg: Config) -> LanePoint:
     return LanePoint(t.seed, t.lr, t.weight_decay, float(cfg.model.params.get("dropout", 0.0)))
 
 
-def summary_table(perf, task: Task) -> str:
-    """Closing table: the headline metric (higher is better) by lag, mean ± std over folds."""
-    key = task.headline
-    lines = [f"{'lag (ms)':>9}  {key}"]
-    best = perf[f"{key}_mean"].idxmax()
+def summary_table(perf, task: Task, cfg: Config) -> str:
+    """Closing table of one task: by lag, the validation metric that chooses the lag and the
+    test headline (mean ± std over folds); the lag chosen on validation is marked."""
+    chosen_by, head = task.selection_metric, task.headline
+    n_folds = sum(c.startswith(f"{head}_fold_") for c in perf.columns)
+    chosen = task.select_lag(perf)
+    lines = [f"task {cfg.task} ({task.describe(cfg)}, {cfg.model.name}, {n_folds} folds): "
+             f"lag chosen on {chosen_by} ({task.headline_mode}), {head} reported",
+             f"{'lag (ms)':>9}  {chosen_by:>{len(chosen_by)}}  {head}"]
     for i, row in perf.iterrows():
-        mark = "  <- best" if i == best else ""
-        lines.append(f"{int(row['lags']):>9}  {row[f'{key}_mean']:.4f} ± {row[f'{key}_std']:.4f}{mark}")
+        mark = "  <- chosen on validation" if i == chosen else ""
+        lines.append(f"{int(row['lags']):>9}  {row[f'{chosen_by}_mean']:>{len(chosen_by)}.4f}  "
+                     f"{row[f'{head}_mean']:.4f} ± {row[f'{head}_std']:.4f}{mark}")
     return "\n".join(lines)
