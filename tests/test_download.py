@@ -55,7 +55,8 @@ def test_demo_config_lists_the_highgamma_of_all_nine_and_gpt2():
     assert lines[-2] == (f"   {total / 1e9:.1f} GB  total: 53 files of ds005574 1.0.2 into "
                          "data/ds005574")
     assert "1.7 GB  stimuli/gpt2-xl/features.hdf5" in " ".join(lines)
-    assert lines[-1].startswith("note: data.electrodes") and "all nine subjects" in lines[-1]
+    assert lines[-1].startswith("note: data.electrodes 'responsive' names a stand-in's")
+    assert "all nine subjects" in lines[-1]
 
 
 def test_reference_gpt2_with_the_significant_electrodes_csv_skips_sub_02(tmp_path):

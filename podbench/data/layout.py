@@ -102,7 +102,7 @@ def config_subjects(cfg) -> tuple[list[int], str | None]:
     all nine.
     """
     from podbench.data.dataset import Dataset
-    from podbench.data.recordings import electrodes_from_csv, is_csv_spec
+    from podbench.data.recordings import RESPONSIVE, electrodes_from_csv, is_csv_spec
 
     spec, electrodes = cfg.data.subjects, cfg.data.electrodes
     if spec != "all":
@@ -110,6 +110,10 @@ def config_subjects(cfg) -> tuple[list[int], str | None]:
         if unknown:
             raise ConfigError(f"data.subjects = {spec}: {unknown} not in ds005574 (1-9)")
         return sorted(spec), None
+    if electrodes == RESPONSIVE:
+        return list(SUBJECTS), (f"data.electrodes {RESPONSIVE!r} names a stand-in's ground "
+                                "truth: listing all nine subjects; give the real dataset an "
+                                "electrode CSV (--set data.electrodes=FILE)")
     if not is_csv_spec(electrodes):
         return list(SUBJECTS), None
     path = Path(electrodes).expanduser()
