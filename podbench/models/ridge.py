@@ -20,7 +20,7 @@ class RidgeParams:
     alphas: list[float] = field(default_factory=lambda: [1e-1, 1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6])
 
 
-def _masked_stats(x, mask):
+def masked_stats(x, mask):
     n = jnp.maximum(mask.sum(), 1.0)
     mean = (x * mask[:, None]).sum(0) / n
     var = (((x - mean) ** 2) * mask[:, None]).sum(0) / n
@@ -32,7 +32,7 @@ def ridge_fit(x_train, y_train, train_mask, x_val, y_val, val_mask, alphas, scor
 
     Returns (weights [F, D], bias [D], x_mean, x_std, chosen alpha, best validation score).
     """
-    x_mean, x_std = _masked_stats(x_train, train_mask)
+    x_mean, x_std = masked_stats(x_train, train_mask)
     xs = (x_train - x_mean) / x_std * train_mask[:, None]
     n = jnp.maximum(train_mask.sum(), 1.0)
     y_mean = (y_train * train_mask[:, None]).sum(0) / n
