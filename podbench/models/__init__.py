@@ -1,3 +1,3 @@
 """Registered decoders (Flax NNX modules and closed-form models)."""
 
-from podbench.models import linear, mlp, pitom, ridge  # noqa: F401  (registration)
+from podbench.models import linear, mlp, pitom, ridge, time_pool  # noqa: F401  (registration)
