@@ -20,7 +20,7 @@ and the GPT-2 XL features are simulated:
   more: "content" channels add ``content_gain * (is_content - 1/2)`` to every word's height
   (content = first non-punctuation spaCy tag of the syntactic transcript is NN*, VB*, JJ* or RB*),
   and "loudness" channels add ``loudness_gain`` times the z-scored loudness of podcast.wav (dB of
-  its 8-Hz low-passed amplitude) delayed by ``latency_ms``. A third random half, "boundary"
+  its 8-Hz low-passed amplitude) delayed by ``latency_ms``. Another random half, "boundary"
   channels, adds a bump of height ``boundary_gain`` peaking ``latency_ms`` after every
   intonation-unit boundary. Channels outside the sets are unchanged.
 * ``derivatives/podbench-synth/iu_boundaries.csv``: stand-in intonation-unit boundaries (column
