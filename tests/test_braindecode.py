@@ -58,6 +58,8 @@ class TinyConv(torch.nn.Module, PyTorchModelHubMixin):
         if n_times is not None and sfreq is not None and input_window_seconds is not None \\
                 and n_times != round(input_window_seconds * sfreq):
             raise ValueError(f"{n_times=} different from {input_window_seconds=} * {sfreq=}")
+        if chs_info is not None and len(chs_info) != n_chans:
+            raise ValueError(f"{n_chans=} different from the {len(chs_info)} chs_info entries")
         self.n_times = n_times
         self.conv = torch.nn.Conv1d(n_chans, width, 5)
         self.final_layer = torch.nn.Linear(width, n_outputs)
@@ -174,3 +176,19 @@ def test_with_a_package_of_braindecodes_interface(small, tmp_path, interface_pac
     from braindecode.models import TinyConv
 
     check_preprocessor(small, "TinyConv", TinyConv, tmp_path)
+    # chs_info: every channel's name and MNI position in metres, in MNE's layout
+    from podbench.data.dataset import channel_coordinates
+    from podbench.features.braindecode import _chs_info
+    from podbench.features.latents import epochs_context
+
+    cfg = config.from_dict(raw_config(small, {"name": "braindecode", "params": {
+        "model": "TinyConv", "weights": str(tmp_path / "weights"), "chs_info": True}}))
+    epochs = build_features(cfg, **QUIET).open("epochs")
+    ctx = epochs_context(epochs, cfg)
+    info = _chs_info(ctx)
+    coords, _ = channel_coordinates(ctx.root, ctx.channels)
+    assert [ch["ch_name"] for ch in info] == ctx.channels
+    np.testing.assert_allclose([ch["loc"][:3] for ch in info], coords / 1000.0, rtol=1e-6)
+    plain = build_features(cfg.replace({"preprocess.params.chs_info": False}), **QUIET)
+    np.testing.assert_array_equal(build_features(cfg, **QUIET).open("latents")["latent"].values,
+                                  plain.open("latents")["latent"].values)

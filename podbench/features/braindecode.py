@@ -150,10 +150,13 @@ def sources(cfg: Config) -> list[Path]:
 
 def _chs_info(ctx: EpochsContext) -> list[dict]:
     """MNE-style channel dicts: name and MNI position in metres (loc[:3])."""
+    from mne.io.constants import FIFF
+
     from podbench.data.dataset import channel_coordinates
 
     coords, _ = channel_coordinates(ctx.root, ctx.channels)
-    return [{"ch_name": name, "loc": np.r_[xyz / 1000.0, np.zeros(9)], "kind": "ecog"}
+    return [{"ch_name": name, "loc": np.r_[xyz / 1000.0, np.zeros(9)],
+             "kind": int(FIFF.FIFFV_ECOG_CH)}
             for name, xyz in zip(ctx.channels, coords.astype(np.float64))]
 
 

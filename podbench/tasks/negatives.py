@@ -21,8 +21,8 @@ def draw_inside(lo: np.ndarray, hi: np.ndarray, avoid: np.ndarray, n: int, margi
     """
     room = np.clip(hi - lo, 0.0, None)
     if room.sum() <= 0:
-        raise DataError(f"no segment between {what}s leaves room for negatives at least "
-                        f"task_params.margin = {margin:g} s from both of its ends")
+        raise DataError(f"no segment (between consecutive {what} times) leaves room for "
+                        f"negatives at least task_params.margin = {margin:g} s from its ends")
     rng = np.random.default_rng(seed)
     cum = np.cumsum(room)
     order = np.sort(avoid)
