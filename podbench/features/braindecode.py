@@ -21,8 +21,15 @@ Features are z-scored with training-fold statistics and decoded by any decoder.
 Install with `pip install -e ".[foundation]"`. Intracranial models: of braindecode 1.8.1's
 foundation models (BENDR, BIOT, CBraMod, CodeBrain, EEG-DINO, EEGPT, LaBraM, LUNA, Medformer,
 MVPFormer, PatchedTransformer, REVE, SignalJEPA, ST-EEGFormer, ZUNA), only MVPFormer
-(Carzaniga et al. 2026; 5-s segments at 512 Hz) is described as pretrained on intracranial
-(iEEG) recordings; the others are EEG models. BrainBERT and PopT are not in braindecode 1.8.1.
+(Carzaniga et al. 2026; 5-s segments at 512 Hz) is documented as a model of intracranial
+(iEEG) recordings; the others are documented for scalp EEG (braindecode's model table,
+models/summary.csv, lists all of them, MVPFormer included, under modality EEG). MVPFormer's
+docstring names no Hugging Face repository of pretrained weights; whether the Hub holds
+braindecode-format MVPFormer weights was not verified. BrainBERT and PopT are not in braindecode 1.8.1. Should braindecode add a BrainBERT-style
+class with weights on the Hub, `model: <class>` and `weights: <owner/name>` (or the folder
+`save_pretrained` wrote) select it, with no podbench change; its native checkpoints run today
+through the `foundation` preprocessor's `module:` (a function returning the nn.Module with a
+`forward_features`) and `state_dict:`.
 """
 
 from __future__ import annotations
