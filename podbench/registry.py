@@ -109,6 +109,7 @@ register_task = tasks.register
 _BUILTIN_MODULES = (
     "podbench.features.preprocessors",
     "podbench.features.foundation",
+    "podbench.features.braindecode",
     "podbench.tasks.sources",
     "podbench.models",
     "podbench.tasks.metrics",

@@ -28,6 +28,8 @@ PREPROCESS_PARAMS = {
     "zscore": {"num_average_samples": 32},
     "identity": {},
     "foundation": {"module": "contract_fm:build"},
+    "window_rms": {"num_average_samples": 32},
+    "braindecode": {"model": "EEGNeX"},  # needs braindecode (the [foundation] extra)
 }
 FOUNDATION_MODULE = """
     import torch
@@ -139,6 +141,14 @@ def test_preprocessor_contract(name, tmp_path, monkeypatch, standin):
     from podbench.features.preprocessors import EpochsContext
 
     assert name in PREPROCESS_PARAMS, f"add an example for preprocessor {name!r}"
+    if name == "braindecode":
+        from podbench.errors import ConfigError
+        from podbench.features.braindecode import _braindecode
+
+        try:
+            _braindecode()
+        except ConfigError as exc:
+            pytest.skip(str(exc))
     (tmp_path / "contract_fm.py").write_text(textwrap.dedent(FOUNDATION_MODULE))
     monkeypatch.syspath_prepend(str(tmp_path))
     entry = registry.preprocessors.entry(name)

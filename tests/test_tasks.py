@@ -507,8 +507,8 @@ def test_multimodal_harmonic_mean_by_lag(tmp_path):
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs/tasks").glob("*.yml")), ids=lambda p: p.stem)
 def test_task_configs_load(path):
-    cfg = config.load(path)
-    assert cfg.task == path.stem and cfg.task in registry.tasks.names()
+    cfg = config.load(path)  # <task>.yml, or a variant <task>_<name>.yml
+    assert path.stem.startswith(cfg.task) and cfg.task in registry.tasks.names()
     assert cfg.data.root == "data/podcast-standin-demo"
     assert cfg.data.electrodes.endswith("responsive_electrodes.csv")
 
@@ -528,7 +528,8 @@ def test_task_config_errors(raw, message):
 
 
 def test_every_task_has_a_config():
-    shipped = {p.stem for p in (REPO / "configs/tasks").glob("*.yml")}
+    shipped = {p.stem for p in (REPO / "configs/tasks").glob("*.yml")
+               if p.stem in registry.tasks.names()}
     assert shipped == set(registry.tasks.names()) - {"word_embedding", "word_length"}
 
 

@@ -20,7 +20,12 @@ and the GPT-2 XL features are simulated:
   more: "content" channels add ``content_gain * (is_content - 1/2)`` to every word's height
   (content = first non-punctuation spaCy tag of the syntactic transcript is NN*, VB*, JJ* or RB*),
   and "loudness" channels add ``loudness_gain`` times the z-scored loudness of podcast.wav (dB of
-  its 8-Hz low-passed amplitude) delayed by ``latency_ms``. Channels outside the sets are unchanged.
+  its 8-Hz low-passed amplitude) delayed by ``latency_ms``. Another random half, "boundary"
+  channels, adds a bump of height ``boundary_gain`` peaking ``latency_ms`` after every
+  intonation-unit boundary. Channels outside the sets are unchanged.
+* ``derivatives/podbench-synth/iu_boundaries.csv``: stand-in intonation-unit boundaries (column
+  ``start``, s), the table the ``iu_boundary`` task reads: IUs of 3 + Poisson(2) consecutive words,
+  each boundary at the middle of the pause between two words (the end of the first where they touch).
 * optionally the raw EDF: 1/f^2 background, 60 Hz line noise and harmonics, and a 70-200 Hz noise
   carrier whose amplitude is the envelope above, so a high-gamma pipeline recovers it.
 
@@ -59,6 +64,7 @@ EMBEDDING_LAYER = 24  # layer whose word embedding drives the responses
 TRANSCRIPT_SETS = ("gpt2-xl", "whisper-medium", "en_core_web_lg", "syntactic", "phonetic", "spectral")
 GROUND_TRUTH = Path("derivatives/podbench-synth/ground_truth.json")
 ELECTRODE_CSV = Path("derivatives/podbench-synth/responsive_electrodes.csv")
+IU_BOUNDARIES = Path("derivatives/podbench-synth/iu_boundaries.csv")
 AUDIO = Path("stimuli/podcast.wav")
 GENERATOR_NAME = "podbench synth"
 
@@ -85,6 +91,10 @@ CONTENT_GAIN = 0.4  # content - function word difference of the response height 
 LOUDNESS_FRACTION = 0.5  # share of each subject's responsive channels that track loudness
 LOUDNESS_GAIN = 0.25  # response per sd of loudness (dB) (times snr)
 CONTENT_PREFIXES = ("NN", "VB", "JJ", "RB")  # Penn tags of content words
+BOUNDARY_FRACTION = 0.5  # share of each subject's responsive channels that respond to IU boundaries
+BOUNDARY_GAIN = 0.25  # response to every intonation-unit boundary (times snr)
+IU_MIN_WORDS = 3  # words per intonation unit: IU_MIN_WORDS + Poisson(IU_EXTRA_WORDS)
+IU_EXTRA_WORDS = 2.0
 
 # Whisper stand-in features.
 WHISPER_DIM = 1024
@@ -125,6 +135,8 @@ class _Stream(IntEnum):
     LOUDNESS = 9
     AUDIO = 10
     WHISPER = 11
+    IU = 12
+    BOUNDARY = 13
 
 
 def _rng(seed: int, stream: _Stream, *key: int) -> np.random.Generator:
@@ -193,12 +205,14 @@ def synthesize(
     report(f"stimuli: {n_tokens} tokens, {len(words.onsets)} words before {duration:g} s")
     loudness = _write_audio(out / AUDIO, words, duration, n_times, seed)
     report(f"audio: {out / AUDIO}")
+    boundaries = _write_iu_boundaries(out / IU_BOUNDARIES, words, seed)
+    report(f"intonation units: {len(boundaries)} boundaries -> {out / IU_BOUNDARIES}")
 
-    responsive, content, tracking, n_channels = [], [], [], {}
+    responsive, content, tracking, bounding, n_channels = [], [], [], [], {}
     for number in subjects:
         subject = _load_subject(number)
         envelope, chosen, sets = _simulate_subject(subject, words, seed, n_times, latency_ms, snr,
-                                                   loudness)
+                                                   loudness, boundaries)
         path = _write_highgamma(out, subject, envelope)
         report(f"{subject.label}: {len(subject.good)} channels, {len(chosen)} responsive -> {path}")
         if raw:
@@ -207,6 +221,7 @@ def synthesize(
         responsive += [f"{subject.label}:{subject.good[c]}" for c in chosen]
         content += [f"{subject.label}:{subject.good[c]}" for c in sets["content"]]
         tracking += [f"{subject.label}:{subject.good[c]}" for c in sets["loudness"]]
+        bounding += [f"{subject.label}:{subject.good[c]}" for c in sets["boundary"]]
         n_channels[subject.label] = len(subject.good)
         del envelope  # free it before the next subject is simulated
 
@@ -245,6 +260,17 @@ def synthesize(
             "loudness_gain": LOUDNESS_GAIN * snr,
             "loudness_latency_ms": latency_ms,
             "loudness_fraction": LOUDNESS_FRACTION,
+            "boundary": "boundary_gain * kernel(t - boundary - latency_ms) added on boundary_channels "
+            "for every intonation-unit boundary of iu_boundaries.file",
+            "boundary_gain": BOUNDARY_GAIN * snr,
+            "boundary_fraction": BOUNDARY_FRACTION,
+        },
+        "iu_boundaries": {
+            "file": str(IU_BOUNDARIES),
+            "n_boundaries": len(boundaries),
+            "model": f"IUs of {IU_MIN_WORDS} + Poisson({IU_EXTRA_WORDS:g}) consecutive words (word_idx "
+            "order); a boundary at the middle of the pause between two words, or the end of the "
+            "first where they touch",
         },
         "audio": {
             "file": str(AUDIO),
@@ -266,6 +292,7 @@ def synthesize(
         "responsive_channels": responsive,
         "content_channels": content,
         "loudness_channels": tracking,
+        "boundary_channels": bounding,
     }
     _write_json(out / GROUND_TRUTH, ground_truth, indent=2)
     report(f"done: {out / GROUND_TRUTH}")
@@ -556,6 +583,29 @@ def _write_audio(path: Path, words: _Words, duration: float, n_times: int, seed:
     return _zscore(db)
 
 
+def _iu_boundaries(words: _Words, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stand-in intonation units: runs of IU_MIN_WORDS + Poisson(IU_EXTRA_WORDS) consecutive words.
+    Returns each boundary's time (the middle of the pause before the IU's first word, or the
+    previous word's end where the words touch) and the position of that first word."""
+    n = len(words.onsets)
+    lengths = IU_MIN_WORDS + _rng(seed, _Stream.IU).poisson(IU_EXTRA_WORDS, n // IU_MIN_WORDS + 1)
+    first = np.cumsum(lengths)
+    first = first[first < n]
+    prev_end, next_start = words.ends[first - 1], words.onsets[first]
+    times = np.where(next_start > prev_end, (prev_end + next_start) / 2, prev_end)
+    return times, first
+
+
+def _write_iu_boundaries(path: Path, words: _Words, seed: int) -> np.ndarray:
+    """Write the boundary table (start s, and the word_idx on either side); return the times."""
+    times, first = _iu_boundaries(words, seed)
+    times = np.round(times, 6)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"start": times, "prev_word_idx": words.word_idx[first - 1],
+                  "next_word_idx": words.word_idx[first]}).to_csv(path, index=False)
+    return times
+
+
 def _load_subject(number: int) -> _Subject:
     label = f"sub-{number:02d}"
     folder = SOURCE / label / "ieeg"
@@ -650,13 +700,15 @@ def _simulate_subject(
     latency_ms: float,
     snr: float,
     loudness: np.ndarray | None = None,
+    boundaries: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """High-gamma envelope (n_good, n_times) in volts, the responsive channel indices and the
-    content and loudness channel sets (subsets of them)."""
+    content, loudness and boundary channel sets (subsets of them)."""
     n_channels = len(subject.good)
     chosen = _choose_responsive(subject, seed)
     content = _choose_subset(chosen, CONTENT_FRACTION, seed, _Stream.CONTENT, subject.number)
     tracking = _choose_subset(chosen, LOUDNESS_FRACTION, seed, _Stream.LOUDNESS, subject.number)
+    bounding = _choose_subset(chosen, BOUNDARY_FRACTION, seed, _Stream.BOUNDARY, subject.number)
     response = _responses(subject, chosen, words, seed, n_times, latency_ms, snr, np.isin(chosen, content))
     response_row = {int(c): i for i, c in enumerate(chosen)}
     tracks = set(tracking.tolist()) if loudness is not None and snr > 0 else set()
@@ -667,6 +719,10 @@ def _simulate_subject(
         if shift < 0:
             delayed[shift:] = loudness[-1]
         loudness_term = snr * LOUDNESS_GAIN * delayed
+    bounds = set(bounding.tolist()) if boundaries is not None and len(boundaries) and snr > 0 else set()
+    if bounds:
+        kernels = _kernel_matrix(boundaries, n_times, latency_ms)
+        boundary_term = snr * BOUNDARY_GAIN * np.asarray(kernels.sum(axis=1)).ravel()
     baseline_rng = _rng(seed, _Stream.BASELINE, subject.number)
     baseline = BASELINE_V * np.exp(BASELINE_SPREAD * baseline_rng.standard_normal(n_channels))
     knot_times = np.arange(math.ceil(n_times / SFREQ) + 1)  # drift knots, one per second
@@ -684,9 +740,11 @@ def _simulate_subject(
                 block[c - start] += response[response_row[c]]
             if c in tracks:
                 block[c - start] += loudness_term
+            if c in bounds:
+                block[c - start] += boundary_term
         np.exp(block, out=block)
         envelope[start:stop] = block * baseline[start:stop, None]
-    return envelope, chosen, {"content": content, "loudness": tracking}
+    return envelope, chosen, {"content": content, "loudness": tracking, "boundary": bounding}
 
 
 def _write_highgamma(out: Path, subject: _Subject, envelope: np.ndarray) -> Path:

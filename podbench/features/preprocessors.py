@@ -67,6 +67,27 @@ def zscore(params: dict, ctx: EpochsContext):
     return window_average(params, ctx)
 
 
+@dataclass
+class WindowRmsParams:
+    num_average_samples: int | None = None  # None: one RMS over the whole window
+
+
+@register_preprocessor("window_rms", params=WindowRmsParams, dims=("channel", "bin"))
+def window_rms(params: dict, ctx: EpochsContext):
+    """The reference's: root mean square per channel over the whole window (one bin), or over
+    blocks of `num_average_samples` samples (a trailing partial block is dropped)."""
+    size = params["num_average_samples"]
+    if size is not None and size < 1:
+        raise ConfigError(f"preprocess.params.num_average_samples = {size}: expected >= 1 or null")
+
+    def transform(x: np.ndarray) -> np.ndarray:
+        squares = x.astype(np.float64) ** 2
+        mean = squares.mean(-1, keepdims=True) if size is None else block_average(squares, size)
+        return np.sqrt(mean).astype(np.float32)
+
+    return transform
+
+
 @register_preprocessor("identity", params=None, dims=("channel", "time"))
 def identity(params: dict, ctx: EpochsContext):
     """The raw samples of each lag window."""

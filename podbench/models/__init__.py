@@ -40,8 +40,28 @@ class RidgeParams:
     alphas: list[float] = field(default_factory=lambda: [1e-1, 1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6])
 
 
+@dataclass
+class LinearParams:
+    alphas: list[float] = opt(
+        factory=lambda: [1e-1, 1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6],
+        doc="L2 penalties tried per lane; the best on validation is kept (logistic: C = 1/alpha)")
+    max_iter: int = opt(200, ge=1, doc="L-BFGS iterations of each logistic fit")
+
+
+@dataclass
+class TimePoolParams:
+    hidden: int = opt(256, ge=1, doc="width of the hidden layer (the reference's hidden_dim)")
+    dropout: float = opt(0.2, ge=0, lt=1, doc="dropout after the hidden layer")
+    output_activation: Literal["none", "tanh", "sigmoid"] = opt(
+        "none", doc="applied to the outputs of vector heads (other heads give logits/values)")
+    init: Literal["torch", "glorot"] = opt("torch", doc="weight initialisation")
+
 
 models.declare("pitom", "podbench.models.pitom", params=PitomParams, input_dims=("channel", "bin"))
 models.declare("mlp", "podbench.models.mlp", params=MlpParams, input_dims=None)
 models.declare("ridge", "podbench.models.ridge", params=RidgeParams, input_dims=None,
                closed_form=True)
+models.declare("linear", "podbench.models.linear", params=LinearParams, input_dims=None,
+               closed_form=True, classifier=True)
+models.declare("time_pool", "podbench.models.time_pool", params=TimePoolParams,
+               input_dims=("channel", "bin"))

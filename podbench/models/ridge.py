@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from podbench.registry import register_model
 
 
-def _masked_stats(x, mask):
+def masked_stats(x, mask):
     n = jnp.maximum(mask.sum(), 1.0)
     mean = (x * mask[:, None]).sum(0) / n
     var = (((x - mean) ** 2) * mask[:, None]).sum(0) / n
@@ -26,7 +26,7 @@ def ridge_fit(x_train, y_train, train_mask, x_val, y_val, val_mask, alphas, scor
 
     Returns (weights [F, D], bias [D], x_mean, x_std, chosen alpha, best validation score).
     """
-    x_mean, x_std = _masked_stats(x_train, train_mask)
+    x_mean, x_std = masked_stats(x_train, train_mask)
     xs = (x_train - x_mean) / x_std * train_mask[:, None]
     n = jnp.maximum(train_mask.sum(), 1.0)
     y_mean = (y_train * train_mask[:, None]).sum(0) / n

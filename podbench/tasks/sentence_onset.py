@@ -41,6 +41,7 @@ from podbench.data.dataset import Dataset, read_table, word_table
 from podbench.errors import ConfigError, DataError
 from podbench.registry import register_task
 from podbench.tasks.common import BinaryTask
+from podbench.tasks.negatives import draw_inside
 from podbench.data.annotations import is_punctuation, syntactic_path, word_tags
 
 SENTENCE_END = (".", "?", "!")
@@ -114,34 +115,12 @@ def sentence_events(cfg: Config, dataset: Dataset) -> pd.DataFrame:
     next_onset = np.r_[onset[1:], np.inf]
     lo = onset + p["margin"]
     hi = np.minimum(end, next_onset) - p["margin"]
-    room = np.clip(hi - lo, 0.0, None)
     n_neg = p["negatives_per_positive"] * len(onset)
-    if room.sum() <= 0:
-        raise DataError(f"no sentence of {dataset.root} is longer than 2 x task_params.margin = "
-                        f"{2 * p['margin']:g} s: no room for negatives")
-    rng = np.random.default_rng(p["seed"])
-    cum = np.cumsum(room)
-    order = np.sort(onset)
-    picked_t, picked_k = [], []
-    for _ in range(1000):  # rejection: uniform over the intervals minus every onset's margin
-        u = rng.uniform(0.0, cum[-1], 2 * n_neg)
-        # interval k holds u in [cum[k-1], cum[k]): never an empty one
-        k = np.minimum(np.searchsorted(cum, u, side="right"), len(room) - 1)
-        t = lo[k] + (u - (cum[k] - room[k]))
-        i = np.clip(np.searchsorted(order, t), 1, len(order) - 1)
-        near = np.minimum(np.abs(t - order[i - 1]), np.abs(t - order[i]))
-        ok = near >= p["margin"] if len(order) > 1 else np.abs(t - order[0]) >= p["margin"]
-        picked_t.append(t[ok])
-        picked_k.append(k[ok])
-        if sum(len(x) for x in picked_t) >= n_neg:
-            break
-    else:
-        raise DataError(f"{dataset.root}: could not place {n_neg} negatives at least "
-                        f"task_params.margin = {p['margin']:g} s from every sentence onset")
-    t_neg = np.concatenate(picked_t)[:n_neg]
-    which = np.concatenate(picked_k)[:n_neg]
-    keep = np.argsort(t_neg, kind="stable")
-    t_neg, which = t_neg[keep], which[keep]
+    try:
+        t_neg, which = draw_inside(lo, hi, onset, n_neg, p["margin"], p["seed"],
+                                   "sentence onset")
+    except DataError as exc:
+        raise DataError(f"{dataset.root}: {exc}") from None
     events = pd.DataFrame({
         "start": np.r_[onset, t_neg],
         "end": np.r_[end, end[which]],

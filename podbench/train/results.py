@@ -178,7 +178,8 @@ def write_run(run_dir: Path, cfg: Config, keys: dict, long: pd.DataFrame, perf: 
             extra.to_csv(tmp / name, index=False)
         sel = np.flatnonzero(res.table.point == point)
         lanes = [{**res.table.rows()[i], "epochs": int(res.epochs[i]),
-                  "best_epoch": int(res.best_epoch[i]), "best_val": float(res.best_score[i])}
+                  "best_epoch": int(res.best_epoch[i]), "best_val": float(res.best_score[i]),
+                  **({"alpha": float(res.state["alpha"][i])} if "alpha" in res.state else {})}
                  for i in sel]
         if cfg.training.checkpoints:
             import jax

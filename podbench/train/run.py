@@ -179,7 +179,9 @@ def _train_pending(cfgs: list[Config], keys: list[dict], features: dict[str, Fea
         f"{len(inputs[0].folds)} folds x {members // group} member lanes of {group}) on "
         f"{len(program.x)} words, inputs {tuple(program.x.shape[2:])}")
     if closed:
-        res = train_closed_form(base, task, program, table, entry.obj(base.model.params))
+        fit_predict = entry.obj(base.model.params, head=task.head,
+                                output_dim=task.output_dim(program.y))
+        res = train_closed_form(base, task, program, table, fit_predict)
     else:
         res = train_lanes(base, task, program, table, group, log)
     fold_numbers = [f.number for f in inputs[0].folds]
