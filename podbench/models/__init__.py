@@ -1,3 +1,3 @@
 """Registered decoders (Flax NNX modules and closed-form models)."""
 
-from podbench.models import mlp, pitom, ridge  # noqa: F401  (registration)
+from podbench.models import llm_prefix, mlp, pitom, ridge  # noqa: F401  (registration)

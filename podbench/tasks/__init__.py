@@ -2,6 +2,7 @@
 
 from podbench.tasks import (  # noqa: F401  (registration)
     content_word,
+    llm_decoding,
     loudness,
     part_of_speech,
     sentence_onset,

@@ -167,10 +167,12 @@ def lane_point(cfg: Config) -> LanePoint:
 
 
 def summary_table(perf, task: Task) -> str:
-    """Closing table: the headline metric (higher is better) by lag, mean ± std over folds."""
+    """Closing table: the headline metric by lag, mean ± std over folds; the best lag marked
+    (highest, or lowest for a headline_mode "min" metric such as perplexity)."""
     key = task.headline
     lines = [f"{'lag (ms)':>9}  {key}"]
-    best = perf[f"{key}_mean"].idxmax()
+    means = perf[f"{key}_mean"]
+    best = means.idxmin() if task.headline_mode == "min" else means.idxmax()
     for i, row in perf.iterrows():
         mark = "  <- best" if i == best else ""
         lines.append(f"{int(row['lags']):>9}  {row[f'{key}_mean']:.4f} ± {row[f'{key}_std']:.4f}{mark}")
