@@ -51,6 +51,8 @@ def test_decoder_contract(name):
     from podbench.models.layers import Call
 
     entry = registry.models.entry(name)
+    if entry.meta.get("uses_frozen"):
+        pytest.skip("built on a task's frozen model (llm_prefix: tests/test_llm_decoding.py)")
     params = build_params(entry.meta.get("params"), {}, "model.params")
     if entry.meta.get("closed_form"):
         fit, predict = entry.obj(params)
@@ -86,7 +88,13 @@ def contract_cfgs(standin, tmp_path_factory):
     work = tmp_path_factory.mktemp("contract")
 
     def cfg(task):
-        return make_config(standin, work, task=task, task_params=TASK_PARAMS.get(task, {}),
+        params = dict(TASK_PARAMS.get(task, {}))
+        if task == "llm_decoding":  # a tiny random GPT-2 saved like a Hugging Face directory
+            from .test_llm_decoding import tiny_gpt2
+
+            lm = work / "gpt2"
+            params["lm_dir"] = str(lm if lm.is_dir() else tiny_gpt2(lm))
+        return make_config(standin, work, task=task, task_params=params,
                            data={"subjects": [1]}, training={"n_folds": 3})
 
     return cfg
@@ -113,7 +121,7 @@ def test_task_contract(name, contract_cfgs):
     assert target.dims in (("word", "dim"), ("fold", "word", "dim")) and "label" in ds.coords
     y = target.values if target.ndim == 2 else target.values[0]
     assert np.isfinite(y).all() and len(y) > 10
-    n_out = task.output_dim(target.values[None] if target.ndim == 2 else target.values)
+    n_out = task.output_dim(target.values[None] if target.ndim == 2 else target.values, cfg)
     expected_out = {"scalar": 1, "binary": 1, "classes": len(getattr(task, "class_names", ()))}
     assert n_out == expected_out.get(task.head, y.shape[1])
     rng = np.random.default_rng(0)

@@ -57,6 +57,15 @@ class TimePoolParams:
     init: Literal["torch", "glorot"] = opt("torch", doc="weight initialisation")
 
 
+@dataclass
+class LlmPrefixParams:
+    encoder: str = "pitom"
+    encoder_params: dict = field(default_factory=dict)
+    prefix: Literal["brain", "constant"] = "brain"
+    prefix_tokens: int = 1
+    dropout: float = opt(0.2, ge=0, lt=1, doc="dropout rate")
+
+
 models.declare("pitom", "podbench.models.pitom", params=PitomParams, input_dims=("channel", "bin"))
 models.declare("mlp", "podbench.models.mlp", params=MlpParams, input_dims=None)
 models.declare("ridge", "podbench.models.ridge", params=RidgeParams, input_dims=None,
@@ -65,3 +74,5 @@ models.declare("linear", "podbench.models.linear", params=LinearParams, input_di
                closed_form=True, classifier=True)
 models.declare("time_pool", "podbench.models.time_pool", params=TimePoolParams,
                input_dims=("channel", "bin"))
+models.declare("llm_prefix", "podbench.models.llm_prefix", params=LlmPrefixParams,
+               input_dims=None, takes_targets=True, uses_frozen=True)

@@ -2,7 +2,11 @@
 
 Every decoder is called as `model(x, call)` where `call` carries the per-step context: train
 or eval mode, the dropout key and rate (a traced per-lane value, so sweeps over dropout can be
-lanes of one program) and the mask of valid rows (padded rows never touch BatchNorm stats).
+lanes of one program), the mask of valid rows (padded rows never touch BatchNorm stats) and the
+task's frozen arrays (`Task.frozen`, e.g. a language model: shared by all lanes, never
+trained). A decoder registered with `takes_targets=True` is called as `model(x, call, y)` with
+the batch's target columns (the LLM task's context tokens), and one registered with
+`uses_frozen=True` is built with `frozen=` the task's frozen pytree (for its shapes).
 Convolutions are written as im2col matmuls: under vmap over lanes they become batched
 matmuls, which XLA runs faster than the grouped convolutions a vmapped lax.conv lowers to.
 """
@@ -23,6 +27,7 @@ class Call(NamedTuple):
     rng: jax.Array | None = None
     dropout: jax.Array | float = 0.0
     mask: jax.Array | None = None
+    frozen: object = None
 
 
 def kernel_init(name: str, batch_axis: tuple[int, ...] = ()):

@@ -3,6 +3,7 @@
 from podbench.tasks import (  # noqa: F401  (registration)
     content_word,
     iu_boundary,
+    llm_decoding,
     loudness,
     part_of_speech,
     sentence_onset,

@@ -9,7 +9,7 @@ registered class plus a YAML config, not a second trainer:
 - targets: `targets_fragment` (what its targets store depends on), `target_sources` (files it
   reads), `target_dataset` (the targets store's content: variable `target` with dims (word,
   dim) or (fold, word, dim) when fitted per training fold; the feature stage writes it);
-- head: `head` ("vector" | "scalar" | "binary" | "classes") and `output_dim(y)`; vector
+- head: `head` ("vector" | "scalar" | "binary" | "classes") and `output_dim(y, cfg)`; vector
   heads end in the model's embedding head (PITOM: LayerNorm, tanh), the others in logits;
 - loss: `loss(pred, y)` per example (JAX), averaged over valid rows by the trainer;
 - early stopping: `stop_value(pred, y, mask)` on the whole validation split (JAX), and
@@ -23,7 +23,9 @@ registered class plus a YAML config, not a second trainer:
   validation MSE but choose the lag on the validation Pearson r;
 - results: `ensemble` combines independently trained members (default: mean of outputs),
   `extra_results` adds tables to the results folder (e.g. a confusion matrix);
-- packing: `program_key` says which tasks can be lanes of one compiled program.
+- packing: `program_key` says which tasks can be lanes of one compiled program;
+- frozen: `frozen(cfg)` gives arrays every lane's model shares and never trains (the LLM
+  task's language model), put on the device once and passed to the model in `Call.frozen`.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ class Task(ABC):
     stop_mode = "max"
     split_metric_names: tuple[str, ...] = ()
     headline = "test_cosine_sim"  # the metric of the lag curve and closing table
-    headline_mode = "max"  # "max": a higher headline is better; "min": lower
+    headline_mode = "max"  # "max": a higher headline is better; "min": lower (perplexity)
     chance: float | None = None
 
     @property
@@ -107,7 +109,7 @@ class Task(ABC):
         the folds (see targets_fragment), else None."""
         raise NotImplementedError
 
-    def output_dim(self, y: np.ndarray) -> int:
+    def output_dim(self, y: np.ndarray, cfg: Config) -> int:
         """Outputs of the model's head, from the run's target array [n_fold, N, D]."""
         return int(y.shape[-1])
 
@@ -143,6 +145,11 @@ class Task(ABC):
     def describe(self, cfg: Config) -> str:
         """What is decoded, in a few words (the lag curve's title)."""
         return cfg.targets.kind
+
+    def frozen(self, cfg: Config):
+        """A pytree (e.g. an nnx Module) shared by every lane's model and never trained, or
+        None; the model gets it as `call.frozen` (see podbench.models.layers)."""
+        return None
 
     def program_key(self, cfg: Config) -> dict:
         """What a compiled program takes from the task: its head, loss, early stopping and

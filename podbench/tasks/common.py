@@ -164,7 +164,7 @@ class BinaryTask(EventTargetsTask):
             "positive_weight": float(weights[labels == 1][0]) if (labels == 1).any() else 1.0,
             "negative_weight": float(weights[labels == 0][0]) if (labels == 0).any() else 1.0}
 
-    def output_dim(self, y: np.ndarray) -> int:
+    def output_dim(self, y: np.ndarray, cfg: Config) -> int:
         return 1
 
     def loss(self, pred, y, cfg: Config):
@@ -213,7 +213,7 @@ class ClassesTask(EventTargetsTask):
                      for c, name in enumerate(self.class_names)}
         return np.stack([values, weights], axis=1), {"class_weights": per_class}
 
-    def output_dim(self, y: np.ndarray) -> int:
+    def output_dim(self, y: np.ndarray, cfg: Config) -> int:
         return len(self.class_names)
 
     def loss(self, pred, y, cfg: Config):
@@ -275,7 +275,7 @@ class RegressionTask(EventTargetsTask):
         sd = sd if sd > 0 else 1.0
         return ((values - mean) / sd)[:, None], {"mean": mean, "sd": sd}
 
-    def output_dim(self, y: np.ndarray) -> int:
+    def output_dim(self, y: np.ndarray, cfg: Config) -> int:
         return 1
 
     def loss(self, pred, y, cfg: Config):

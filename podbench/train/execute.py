@@ -48,15 +48,16 @@ def auto_chunk(n_lanes: int, per_lane_bytes: float, n_devices: int) -> int:
     return max(n_devices, chunk // n_devices * n_devices)
 
 
-def _model_builder(cfg: Config, input_shape: tuple, output_dim: int, head: str):
+def _model_builder(cfg: Config, input_shape: tuple, output_dim: int, head: str, frozen=None):
     entry = registry.models.entry(cfg.model.name, "model.name")
     dims = entry.meta.get("input_dims")
     if dims is not None and len(dims) != len(input_shape):
         raise ConfigError(f"model.name = {cfg.model.name!r} takes latents with dims {dims}; "
                           f"preprocess.name = {cfg.preprocess.name!r} gives {len(input_shape)}-d "
                           "inputs per lag")
+    extra = {"frozen": frozen} if entry.meta.get("uses_frozen") else {}
     return lambda rngs: entry.obj(cfg.model.params, input_shape=input_shape,
-                                  output_dim=output_dim, head=head, rngs=rngs)
+                                  output_dim=output_dim, head=head, rngs=rngs, **extra)
 
 
 def lane_batch(cfg: Config) -> int | None:
@@ -70,16 +71,19 @@ def lane_batch(cfg: Config) -> int | None:
 
 
 def make_program(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs, lanes_np,
-                 group: int, mesh=None):
+                 group: int, mesh=None, frozen=None):
     """The compiled lane program for this run's model, task and padded fold sizes."""
     from podbench.train.program import LaneProgram
 
-    build = _model_builder(cfg, inputs.x.shape[2:], task.output_dim(inputs.y), task.head)
+    build = _model_builder(cfg, inputs.x.shape[2:], task.output_dim(inputs.y, cfg), task.head,
+                           frozen)
+    takes_targets = registry.models.entry(cfg.model.name).meta.get("takes_targets", False)
     return LaneProgram(build, group=group, batch_size=cfg.training.batch_size,
                    patience=cfg.training.patience, optimizer_name=cfg.training.optimizer,
                    loss_fn=lambda p, y: task.loss(p, y, cfg), stop_fn=task.stop_value,
                    stop_mode=task.stop_mode, n_train_max=lanes_np.train_idx.shape[1],
-                   n_val_max=lanes_np.val_idx.shape[1], lane_batch=lane_batch(cfg), mesh=mesh)
+                   n_val_max=lanes_np.val_idx.shape[1], lane_batch=lane_batch(cfg), mesh=mesh,
+                   takes_targets=takes_targets)
 
 
 def train_lanes(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs, table: LaneTable,
@@ -97,10 +101,12 @@ def train_lanes(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs, tabl
     input_shape = inputs.x.shape[2:]
     lanes_np = lane_inputs(table, inputs)
     shard = LaneSharding()
-    program = make_program(cfg, task, inputs, lanes_np, group, shard.mesh)
+    frozen = task.frozen(cfg)
+    program = make_program(cfg, task, inputs, lanes_np, group, shard.mesh, frozen)
     build = program.build_model
     data = shard.replicate(Data(jnp.asarray(inputs.x), jnp.asarray(inputs.y),
-                                jnp.asarray(inputs.norm_mean), jnp.asarray(inputs.norm_std)))
+                                jnp.asarray(inputs.norm_mean), jnp.asarray(inputs.norm_std),
+                                frozen))
     n_params = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(
         nnx.state(build(nnx.Rngs(0)), nnx.Param)))
     per_lane = group * (n_params * 4 * 8 + cfg.training.batch_size * 4 * 64 * math.prod(input_shape))

@@ -63,6 +63,7 @@ class Data(NamedTuple):
     y: jax.Array  # [n_yfold, N, D]
     norm_mean: jax.Array  # [n_nfold, n_lag, *stat_shape] broadcastable against one input
     norm_std: jax.Array
+    frozen: object = None  # the task's frozen pytree (Task.frozen), passed to the model in Call
 
 
 def adam_l2(learning_rate, weight_decay):
@@ -86,8 +87,9 @@ class LaneProgram:
     def __init__(self, build_model: Callable[[nnx.Rngs], nnx.Module], *, group: int,
                  batch_size: int, patience: int, optimizer_name: str, loss_fn, stop_fn,
                  stop_mode: str, n_train_max: int, n_val_max: int, lane_batch: int | None = None,
-                 mesh=None):
+                 mesh=None, takes_targets: bool = False):
         self.build_model = build_model
+        self.takes_targets = takes_targets  # the model is called as model(x, call, y)
         self.group = group
         self.batch = batch_size
         self.patience = patience
@@ -143,21 +145,21 @@ class LaneProgram:
         _, params, rest = nnx.split(self.build_model(nnx.Rngs(key)), nnx.Param, ...)
         return params, rest
 
-    def _forward(self, params, rest, x, call: Call):
+    def _forward(self, params, rest, x, y, call: Call):
         """One member: prediction and updated non-parameter state (BatchNorm statistics)."""
         model = nnx.merge(self.graphdef, params, rest, copy=True)
-        pred = model(x, call)
+        pred = model(x, call, y) if self.takes_targets else model(x, call)
         _, _, new_rest = nnx.split(model, nnx.Param, ...)
         return pred, new_rest, model.penalty()
 
-    def _group_forward(self, params, rest, x, call: Call):
+    def _group_forward(self, params, rest, x, y, call: Call):
         """All G members of a lane on one batch: [G, B, D] predictions."""
         keys = (jax.random.split(call.rng, self.group) if call.rng is not None
                 else jnp.zeros((self.group, 2), jnp.uint32))
 
         def one(p, r, k):
             c = call._replace(rng=k if call.rng is not None else None)
-            return self._forward(p, r, x, c)
+            return self._forward(p, r, x, y, c)
 
         return jax.vmap(one)(params, rest, keys)
 
@@ -192,8 +194,9 @@ class LaneProgram:
         padded = jnp.pad(rows, (0, (-n) % size)).reshape(-1, size)
 
         def batch(_, r):
-            x, _y = self._inputs(data, r, lane)
-            pred, _, _ = self._group_forward(params, rest, x, Call(train=False))
+            x, y = self._inputs(data, r, lane)
+            pred, _, _ = self._group_forward(params, rest, x, y, Call(train=False,
+                                                                      frozen=data.frozen))
             return None, pred
 
         _, preds = jax.lax.scan(batch, None, padded)  # [n_batches, G, EVAL_BATCH, D]
@@ -216,7 +219,7 @@ class LaneProgram:
         rows = jnp.pad(lane.train_idx[order], (0, self.n_train_pad - n_max))
 
         def loss_of(params, rest, x, y, mask, call):
-            preds, new_rest, penalty = self._group_forward(params, rest, x, call)
+            preds, new_rest, penalty = self._group_forward(params, rest, x, y, call)
             per_example = self.loss_fn(preds.mean(axis=0), y)
             loss = jnp.sum(per_example * mask) / jnp.maximum(mask.sum(), 1.0)
             return loss + penalty.sum(), new_rest
@@ -225,7 +228,7 @@ class LaneProgram:
             params, rest, opt = carry
             batch_rows = jax.lax.dynamic_slice(rows, (i * self.batch,), (self.batch,))
             x, y = self._inputs(data, batch_rows, lane)
-            call = Call(True, jax.random.fold_in(k_drop, i), lane.dropout, mask)
+            call = Call(True, jax.random.fold_in(k_drop, i), lane.dropout, mask, data.frozen)
             (_, new_rest), grads = jax.value_and_grad(loss_of, has_aux=True)(
                 params, rest, x, y, mask, call)
             updates, new_opt = self.tx.update(grads, opt, params)
