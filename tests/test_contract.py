@@ -22,7 +22,9 @@ from .conftest import make_config
 
 HEADS = {"vector": 6, "scalar": 1, "binary": 1, "classes": 3}
 INPUT = (5, 10)  # channels x bins: the smallest that every built-in decoder takes
-TASK_PARAMS: dict[str, dict] = {}  # tasks whose defaults do not run on the 120-s stand-in
+TASK_PARAMS: dict[str, dict] = {  # tasks whose defaults do not run on the 120-s stand-in
+    "iu_boundary": {"boundaries_csv": "derivatives/podbench-synth/iu_boundaries.csv"},
+}
 PREPROCESS_PARAMS = {
     "window_average": {"num_average_samples": 32},
     "zscore": {"num_average_samples": 32},
@@ -55,13 +57,20 @@ def test_decoder_contract(name):
         pytest.skip("built on a task's frozen model (llm_prefix: tests/test_llm_decoding.py)")
     params = build_params(entry.meta.get("params"), {}, "model.params")
     if entry.meta.get("closed_form"):
-        fit, predict = entry.obj(params)
         rng = np.random.default_rng(0)
-        x, y = jnp.asarray(rng.normal(size=(40, 7))), jnp.asarray(rng.normal(size=(40, 2)))
+        x = jnp.asarray(rng.normal(size=(40, 7)))
         mask = jnp.ones(40)
-        w, b, mu, sd, alpha, score = fit(x, y, mask, x, y, mask, jnp.asarray([1.0, 10.0]),
-                                         lambda p, t, m: -jnp.mean((p - t) ** 2))
-        assert predict(x, w, b, mu, sd).shape == (40, 2) and np.isfinite(float(score))
+        for head, n_out in HEADS.items():
+            if head == "classes" and not entry.meta.get("classifier"):
+                continue  # a regression cannot give one logit per class (refused at config time)
+            labels = rng.integers(0, 3 if head == "classes" else 2, size=(40, 1))
+            y = jnp.asarray(labels if head in ("binary", "classes")
+                            else rng.normal(size=(40, n_out)), jnp.float32)
+            fit, predict = entry.obj(params, head=head, output_dim=n_out)
+            fitted = fit(x, y, mask, x, y, mask, jnp.asarray([1.0, 10.0]),
+                         lambda p, t, m: -jnp.mean((p[:, :1] - t[:, :1]) ** 2))
+            pred = predict(x, *fitted[:4])
+            assert pred.shape == (40, n_out) and np.isfinite(np.asarray(pred)).all(), head
         return
     for head, n_out in HEADS.items():
         model = entry.obj(params, input_shape=INPUT, output_dim=n_out, head=head,
@@ -94,7 +103,8 @@ def contract_cfgs(standin, tmp_path_factory):
 
             lm = work / "gpt2"
             params["lm_dir"] = str(lm if lm.is_dir() else tiny_gpt2(lm))
-        return make_config(standin, work, task=task, task_params=params,
+        model = {"name": "llm_prefix", "members": 1} if task == "llm_decoding" else {}
+        return make_config(standin, work, task=task, task_params=params, model=model,
                            data={"subjects": [1]}, training={"n_folds": 3})
 
     return cfg
@@ -123,7 +133,10 @@ def test_task_contract(name, contract_cfgs):
     assert np.isfinite(y).all() and len(y) > 10
     n_out = task.output_dim(target.values[None] if target.ndim == 2 else target.values, cfg)
     expected_out = {"scalar": 1, "binary": 1, "classes": len(getattr(task, "class_names", ()))}
-    assert n_out == expected_out.get(task.head, y.shape[1])
+    if task.head in expected_out:
+        assert n_out == expected_out[task.head]
+    else:  # vector: the target's width; a task's own head (llm_decoding: tokens) its own
+        assert n_out == y.shape[1] if task.head == "vector" else n_out > 0
     rng = np.random.default_rng(0)
     pred = rng.normal(size=(len(y), n_out)).astype(np.float32)
     loss = task.loss(jnp.asarray(pred), jnp.asarray(y), cfg)
