@@ -50,6 +50,7 @@ def test_time_pool_averages_over_time_then_two_dense_layers():
     assert np.abs(np.asarray(logits(10 * x, Call(train=False)))).max() > 1  # no tanh on logits
 
 
+@pytest.mark.slow
 def test_reference_loudness_config_decodes_the_planted_loudness(decoding_standin, tmp_path):
     root, csv = decoding_standin
     raw = config.load(REPO / "configs/tasks/loudness_reference.yml").to_dict()
