@@ -92,6 +92,8 @@ def test_pvalues_and_benjamini_hochberg():
     null = np.array([[0.5, 0.6, 0.5], [0.4, 0.4, 0.56], [0.45, 0.5, 0.5], [0.5, 0.3, 0.6]])
     p = permutation_pvalues(observed, null)
     np.testing.assert_allclose(p, [1 / 5, 3 / 5, 3 / 5])
+    pooled = permutation_pvalues(observed, null, pooled=True)
+    np.testing.assert_allclose(pooled, [1 / 13, 9 / 13, 4 / 13])
     np.testing.assert_allclose(bh_qvalues([0.01, 0.04, 0.03, 0.5]),
                                [0.04, 0.04 * 4 / 3, 0.04 * 4 / 3, 0.5])
 
@@ -382,3 +384,31 @@ def test_report_of_one_run_and_of_a_sweep(small_suite, tmp_path):
     assert index.read_text().count("cell-point-") >= 2
     bad = CliRunner().invoke(main, ["report", str(tmp_path)])
     assert bad.exit_code == 2 and "neither a benchmark folder" in bad.output
+
+
+# --------------------------------------------------------------------------- ray
+
+@pytest.mark.slow
+def test_ray_benchmark_equals_local_and_resumes(request, small_suite, tmp_path):
+    from .test_cluster import POINT_LINE, ray, start_cluster
+
+    if ray is None:
+        pytest.skip("ray is not installed (pip install 'podbench[cluster]')")
+    path, local = small_suite
+    cluster, _ = start_cluster(request)
+    results = f"output.results={tmp_path / 'ray'}"
+    on_ray = benchmark(path, [results], engine="ray", address=cluster.address, **QUIET)
+    assert on_ray.folder.name == local.folder.name  # the suite id ignores the output roots
+    pd.testing.assert_frame_equal(on_ray.leaderboard, local.leaderboard)
+    assert (on_ray.folder / "report" / "index.html").is_file()
+
+    # interrupted: the mlp cell lost its cell.json and one null point's results
+    mlp = next(on_ray.folder.glob("cells/mlp/*/cell.json"))
+    mlp.unlink()
+    shutil.rmtree(next((mlp.parent.parent / "null").iterdir()))
+    lines: list[str] = []
+    again = benchmark(path, [results], engine="ray", address=cluster.address, log=lines.append)
+    trained = [m.group(2) for m in map(POINT_LINE.search, lines) if m]
+    assert trained.count("trained") == 1 and trained.count("already complete") == 2, lines
+    assert again.trained_cells == ["mlp"] and again.skipped_cells == ["ridge"]
+    pd.testing.assert_frame_equal(again.leaderboard, local.leaderboard)

@@ -9,7 +9,8 @@ A suite file (YAML):
     defaults:                    # optional; applied to every cell, the cell's own keys win
       set: {data.root: data/podcast-standin-demo}   # dotted config overrides
       subjects: [all]            # subject sets: all | each | [3, 6]
-      significance: {permutations: 20, mode: words, seed: 1, alpha: 0.05}
+      significance: {permutations: 20, mode: words, pool_lags: false, seed: 1,
+                     alpha: 0.05}
     cells:
       - name: gpt2_pitom         # [A-Za-z0-9_.-]+
         config: ../demo.yml      # relative to the suite file
@@ -296,7 +297,8 @@ def cell_record(run_dir: Path, cell_id: str, *, suite: dict | None = None,
     if significance is not None and significance.permutations > 0:
         null = np.stack([pd.read_csv(d / "lag_performance.csv").set_index("lags")
                          .loc[lags, f"{headline}_mean"].to_numpy(float) for d in null_dirs])
-        p = permutation_pvalues(np.nan_to_num(observed, nan=-np.inf), null)
+        p = permutation_pvalues(np.nan_to_num(observed, nan=-np.inf), null,
+                                pooled=significance.pool_lags)
         q = bh_qvalues(p)
         for i, row in enumerate(per_lag):
             row.update({"p": float(p[i]), "q": float(q[i]),

@@ -4,7 +4,9 @@
   points beside the real one (the same config with `training.shuffle_targets`, distinct
   `training.permutation_seed`s, the real cell's lane seeds), as extra lanes of its program.
   At each lag, p = (1 + #{null >= observed}) / (1 + N) on the test headline metric (mean
-  over folds); higher is better for every headline metric.
+  over folds); higher is better for every headline metric. `pool_lags: true` compares each lag
+  with the null values of all lags (N x n_lags of them), which assumes the null distribution
+  is the same at every lag and gives finer p-values from few permutations.
 - Benjamini-Hochberg q-values across a cell's lags (scipy.stats.false_discovery_control).
 - Paired comparison of two cells on the same folds and lags: the Wilcoxon signed-rank test
   of their test headline over (fold, lag) pairs (scipy.stats.wilcoxon).
@@ -20,6 +22,7 @@ from podbench.config import Config
 from podbench.errors import ConfigError
 
 MODES = ("words", "circular")
+KEYS = ("permutations", "mode", "pool_lags", "seed", "alpha")
 ALPHA = 0.05
 
 
@@ -29,6 +32,7 @@ class Significance:
 
     permutations: int = 0
     mode: str = "words"
+    pool_lags: bool = False
     seed: int = 1
     alpha: float = ALPHA
 
@@ -37,12 +41,11 @@ class Significance:
         if raw is None:
             return cls()
         if not isinstance(raw, dict):
-            raise ConfigError(f"{where} = {raw!r}: expected a mapping with permutations, mode, "
-                              "seed, alpha")
-        unknown = sorted(set(raw) - {"permutations", "mode", "seed", "alpha"})
+            raise ConfigError(f"{where} = {raw!r}: expected a mapping with keys "
+                              f"{', '.join(KEYS)}")
+        unknown = sorted(set(raw) - set(KEYS))
         if unknown:
-            raise ConfigError(f"{where}.{unknown[0]}: unknown key; allowed: permutations, mode, "
-                              "seed, alpha")
+            raise ConfigError(f"{where}.{unknown[0]}: unknown key; allowed: {', '.join(KEYS)}")
         out = cls(**raw)
         if not isinstance(out.permutations, int) or isinstance(out.permutations, bool) \
                 or out.permutations < 0:
@@ -50,6 +53,8 @@ class Significance:
                               "integer >= 0")
         if out.mode not in MODES:
             raise ConfigError(f"{where}.mode = {out.mode!r}: expected one of {', '.join(MODES)}")
+        if not isinstance(out.pool_lags, bool):
+            raise ConfigError(f"{where}.pool_lags = {out.pool_lags!r}: expected true or false")
         if not isinstance(out.seed, int) or isinstance(out.seed, bool):
             raise ConfigError(f"{where}.seed = {out.seed!r}: expected an integer")
         if not isinstance(out.alpha, float) or not 0 < out.alpha < 1:
@@ -57,8 +62,8 @@ class Significance:
         return out
 
     def as_dict(self) -> dict:
-        return {"permutations": self.permutations, "mode": self.mode, "seed": self.seed,
-                "alpha": self.alpha}
+        return {"permutations": self.permutations, "mode": self.mode, "pool_lags": self.pool_lags,
+                "seed": self.seed, "alpha": self.alpha}
 
 
 def null_configs(cfg: Config, sig: Significance, trial_name: str) -> list[Config]:
@@ -70,10 +75,14 @@ def null_configs(cfg: Config, sig: Significance, trial_name: str) -> list[Config
             for k in range(sig.permutations)]
 
 
-def permutation_pvalues(observed: np.ndarray, null: np.ndarray) -> np.ndarray:
-    """observed [n_lag], null [N, n_lag] -> p [n_lag] = (1 + #{null >= observed}) / (1 + N)."""
+def permutation_pvalues(observed: np.ndarray, null: np.ndarray, pooled: bool = False) -> np.ndarray:
+    """observed [n_lag], null [N, n_lag] -> p [n_lag] = (1 + #{null >= observed}) / (1 + N),
+    counting each lag's own null values, or (`pooled`) the null values of every lag."""
     observed = np.asarray(observed, float)
     null = np.asarray(null, float)
+    if pooled:
+        flat = null.ravel()
+        return (1.0 + (flat[None] >= observed[:, None]).sum(axis=1)) / (1.0 + flat.size)
     return (1.0 + (null >= observed[None]).sum(axis=0)) / (1.0 + null.shape[0])
 
 
