@@ -228,6 +228,55 @@ def sweep(config_path, overrides, grid_path, random_n, engine, address):
 
 
 @main.command()
+@click.option("--suite", "suite_path", required=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="Suite YAML file.")
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
+              help="Override a config field of every cell (after the suite's own overrides). "
+                   "Repeatable.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: programs one after another in this process; ray: store builds and "
+                   "programs as Ray tasks (pip install 'podbench[cluster]').")
+@click.option("--address", default=None, metavar="ADDR",
+              help="With --engine ray: the Ray cluster to join; default: a local Ray instance.")
+@reports_errors
+def benchmark(suite_path, overrides, engine, address):
+    """Run a suite: every cell (task x decoder x subjects) with permutation nulls, then
+    cell.json files, leaderboard.csv and report/index.html. Complete cells are skipped."""
+    from podbench.experiments.benchmark import benchmark as run_benchmark
+
+    run_benchmark(suite_path, overrides, engine, address, log=click.echo)
+
+
+@main.command()
+@click.argument("results_dir", type=click.Path(file_okay=False, path_type=Path))
+@reports_errors
+def report(results_dir):
+    """Write RESULTS_DIR/report/index.html: a benchmark, sweep or results folder as a static
+    HTML report (sortable leaderboard, lag curves, one page per cell)."""
+    from podbench.experiments.report import write_report
+
+    write_report(results_dir, log=click.echo)
+
+
+@main.command()
+@click.argument("cell_a", type=click.Path(path_type=Path))
+@click.argument("cell_b", type=click.Path(path_type=Path))
+@reports_errors
+def compare(cell_a, cell_b):
+    """Paired Wilcoxon signed-rank test of two cells (results folders or their cell.json) of
+    one task over their (fold, lag) pairs of the test headline metric."""
+    from podbench.experiments.benchmark import load_record
+    from podbench.experiments.significance import paired_comparison
+
+    a, b = load_record(cell_a), load_record(cell_b)
+    result = paired_comparison(a, b)
+    click.echo(f"{a['cell']} - {b['cell']} on {a['headline']}: median difference "
+               f"{result.median_difference:+.4f} over {result.n_pairs} (fold, lag) pairs, "
+               f"{a['cell']} higher in {result.a_better}; Wilcoxon W = {result.statistic:g}, "
+               f"p = {result.p_value:.4g}")
+
+
+@main.command()
 @config_options
 @reports_errors
 def pretrain(config_path, overrides):

@@ -106,7 +106,15 @@ class TrainingConfig:
         "sequential", doc="contiguous blocks in time (reference) or folds by word type")
     val_fraction: float = opt(0.25, gt=0, le=0.9, doc="tail of train+val used for validation")
     seed: int = opt(42, doc="lane seeds derive from it, the lag, the fold and the member")
-    shuffle_targets: bool = opt(False, doc="control: permute targets across words")
+    shuffle_targets: bool = opt(
+        False, doc="control: train on null targets (each fold's training rows shuffled, test "
+                   "rows kept), the null of a permutation test")
+    shuffle_mode: Literal["words", "circular"] = opt(
+        "words", doc="null targets: permuted across the training rows' words, or shifted "
+                     "circularly in time within them (keeps their autocorrelation)")
+    permutation_seed: Union[int, None] = opt(
+        None, doc="seed of the null targets (null: training.seed); set, it leaves "
+                  "training.seed a per-lane seed, so null points pack beside the real one")
     loss: Literal["mse", "cosine"] = opt("mse", doc="loss of vector targets")
     lane_chunk: Union[Literal["auto"], int] = opt(
         "auto", gt=0, doc="lanes per compiled chunk; auto sizes it to the device memory")

@@ -92,6 +92,11 @@ def stage_specs(cfg: "Config | Resolved") -> dict[str, StageSpec]:
     training_fields = dataclasses.asdict(cfg.training)
     for detail in ("lane_chunk", "lane_batch", "checkpoints"):  # not inputs of the results
         training_fields.pop(detail)
+    if not cfg.training.shuffle_targets:  # null-target settings matter only with the shuffle
+        training_fields.pop("shuffle_mode")
+        training_fields.pop("permutation_seed")
+    elif cfg.training.permutation_seed is None:  # keys of runs made before it existed
+        training_fields.pop("permutation_seed")
     training = StageSpec("training", {
         "task": cfg.task, "task_params": cfg.task_params,
         "model": dataclasses.asdict(cfg.model), "training": training_fields,

@@ -13,6 +13,7 @@ from podbench.data.dataset import normalise_label
 from podbench.errors import ConfigError
 from podbench.features.build import Features
 from podbench.tasks.folds import Fold, folds_for
+from podbench.tasks.nulls import null_targets
 from podbench.train.lanes import LaneTable, key_data, padded
 
 
@@ -45,6 +46,11 @@ def _fold_standardisation(x: np.ndarray, folds: list[Fold]) -> tuple[np.ndarray,
     return np.stack(means), np.stack(stds)
 
 
+def permutation_seed(cfg: Config) -> int:
+    t = cfg.training
+    return t.seed if t.permutation_seed is None else t.permutation_seed
+
+
 def prepare(cfg: Config, features: Features) -> RunInputs:
     """Load latents and targets, align them, make folds and standardisation statistics."""
     latents = features.load("latents")
@@ -61,8 +67,7 @@ def prepare(cfg: Config, features: Features) -> RunInputs:
                        for w in lat["label"].values], dtype=object)
     folds = folds_for(cfg, labels)
     if cfg.training.shuffle_targets:
-        perm = np.random.default_rng(cfg.training.seed).permutation(len(common))
-        y = y[:, perm]
+        y = null_targets(y, folds, cfg.training.shuffle_mode, permutation_seed(cfg))
     standardise = latents.attrs.get("standardise")
     stat_shape = (1,) * (x.ndim - 3)
     if standardise == "all":

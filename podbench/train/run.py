@@ -20,7 +20,7 @@ from podbench.features.preflight import preflight
 from podbench.publish import locked
 from podbench.tasks import Task, task_for
 from podbench.train.execute import train_closed_form, train_lanes
-from podbench.train.inputs import RunInputs, merge_inputs, prepare
+from podbench.train.inputs import RunInputs, merge_inputs, permutation_seed, prepare
 from podbench.train.lanes import LanePoint, lay_out
 
 
@@ -32,14 +32,18 @@ class RunResult:
 
 
 PER_LANE = ("training.lr", "training.weight_decay", "model.params.dropout", "training.seed")
+NULL_TARGETS = ("shuffle_targets", "shuffle_mode", "permutation_seed")
 
 
 def per_lane_fields(cfg: Config) -> tuple[str, ...]:
     """Fields that can differ between points trained as lanes of one program.
 
-    The seed is per lane unless it also decides the folds (zero-shot) or the target shuffle.
+    The seed is per lane unless it also decides the folds (zero-shot) or the target shuffle
+    (a shuffle without its own `training.permutation_seed`).
     """
-    seed_shapes_data = cfg.training.fold_type == "zero_shot" or cfg.training.shuffle_targets
+    t = cfg.training
+    seed_shapes_data = t.fold_type == "zero_shot" or (t.shuffle_targets and
+                                                        t.permutation_seed is None)
     return tuple(f for f in PER_LANE if not (f == "training.seed" and seed_shapes_data))
 
 
@@ -56,6 +60,8 @@ def program_signature(cfg: Config) -> str:
     for name in ("trial_name", "task", "task_params", "targets"):
         raw.pop(name)
     raw["task_program"] = task.program_key(cfg)
+    for null_field in NULL_TARGETS:  # null targets are targets: they pack like other targets
+        raw["training"].pop(null_field)
     raw["events"] = task.events_fragment(cfg)
     if not registry.models.entry(cfg.model.name).meta.get("closed_form", False):
         for dotted in per_lane_fields(cfg):
@@ -161,13 +167,13 @@ def _train_pending(cfgs: list[Config], keys: list[dict], features: dict[str, Fea
     base = cfgs[0]
     task = task_for(base)
     t1 = time.perf_counter()
-    entries: dict[str, int] = {}  # targets key -> entry
+    entries: dict[tuple, int] = {}  # (targets key, null targets) -> entry
     inputs: list[RunInputs] = []
     for i in pending:
-        if keys[i]["targets"] not in entries:
-            entries[keys[i]["targets"]] = len(inputs)
+        if entry_key(cfgs[i], keys[i]) not in entries:
+            entries[entry_key(cfgs[i], keys[i])] = len(inputs)
             inputs.append(prepare(cfgs[i], features[keys[i]["targets"]]))
-    entry_of = [entries[keys[i]["targets"]] for i in pending]
+    entry_of = [entries[entry_key(cfgs[i], keys[i])] for i in pending]
     program = merge_inputs(inputs, entry_of)
     entry = registry.models.entry(base.model.name, "model.name")
     closed = entry.meta.get("closed_form", False)
@@ -200,6 +206,12 @@ def _train_pending(cfgs: list[Config], keys: list[dict], features: dict[str, Fea
         log(summary_table(perf, point_task, cfgs[i]))
         log(f"results ({cfgs[i].task}): {dirs[i]}")
         out[i] = RunResult(dirs[i], perf, False)
+
+
+def entry_key(cfg: Config, keys: dict) -> tuple:
+    """Points with equal entry keys train on the same targets (one input entry)."""
+    null = (cfg.training.shuffle_mode, permutation_seed(cfg))
+    return keys["targets"], null if cfg.training.shuffle_targets else None
 
 
 def lane_point(cfg: Config) -> LanePoint:

@@ -1,0 +1,476 @@
+"""`podbench benchmark --suite SUITE.yml`: every cell of a suite, with significance, a
+leaderboard and a report.
+
+A suite file (YAML):
+
+    name: quick                  # [A-Za-z0-9_.-]+, names results/<name>/
+    version: 1
+    description: ...             # optional
+    defaults:                    # optional; applied to every cell, the cell's own keys win
+      set: {data.root: data/podcast-standin-demo}   # dotted config overrides
+      subjects: [all]            # subject sets: all | each | [3, 6]
+      significance: {permutations: 20, mode: words, pool_lags: false, seed: 1,
+                     alpha: 0.05}
+    cells:
+      - name: gpt2_pitom         # [A-Za-z0-9_.-]+
+        config: ../demo.yml      # relative to the suite file
+        set: {model.members: 2}  # applied after defaults.set; `--set` applies last
+        subjects: [all, each]    # optional: one cell per set ("each": one per subject)
+
+A cell is (config x subject set); its unit of work is its real point plus its null points
+(`significance.permutations` shuffled-target copies, see podbench.experiments.significance).
+Every point of every cell is grouped by program signature, so cells and nulls that differ
+only in per-lane values or in their targets at an equal width train as lanes of one program,
+and stores whose keys agree are built once. Results go to
+results/<name>/<suite-id>/ (suite-id: a hash of the resolved cells):
+
+  suite.yml                   the suite as resolved: every cell's config path, overrides,
+                              subjects, significance settings and run folder
+  cells/<cell>/<run-id>/      the real point's results folder, with cell.json
+  cells/<cell>/null/<run-id>/ the null points' results folders
+  leaderboard.csv             one row per cell (chosen on validation, see CELL_SCHEMA)
+  comparisons.csv             paired Wilcoxon tests of the cells of each task
+  report/index.html           the static report (podbench.experiments.report)
+
+A cell whose cell.json exists is complete and skipped; a point whose results folder exists
+is not trained again, so a benchmark killed at any moment and started again with the same
+command trains only what is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from podbench.config import Config, from_dict, parse_overrides, set_path
+from podbench.errors import ConfigError
+from podbench.experiments.sweep import validation_twin
+from podbench.experiments.significance import Significance, bh_qvalues, null_configs, \
+    paired_comparison, permutation_pvalues
+from podbench.features.keys import SHORT, canonical_json
+
+SCHEMA_VERSION = 1
+SCHEMA_PATH = Path(__file__).parent / "schema" / "cell.schema.json"
+NAME = re.compile(r"[A-Za-z0-9_.-]+")
+SUITE_KEYS = ("name", "version", "description", "defaults", "cells")
+DEFAULT_KEYS = ("set", "subjects", "significance")
+CELL_KEYS = ("name", "config", "set", "subjects", "significance")
+
+
+@dataclass
+class Cell:
+    """One cell: a resolved config on one subject set, and its null points."""
+
+    id: str
+    name: str
+    config_path: str
+    overrides: dict
+    subjects: str  # the set's label: all, sub-03, sub-03+06
+    config: Config
+    significance: Significance
+    nulls: list[Config] = field(default_factory=list)
+
+    @property
+    def points(self) -> list[Config]:
+        return [self.config, *self.nulls]
+
+    def run_dir(self) -> Path:
+        from podbench.features.keys import stage_keys
+        from podbench.train.run import run_dir_of
+
+        return run_dir_of(self.config, stage_keys(self.config)["training"])
+
+    def null_dirs(self) -> list[Path]:
+        from podbench.features.keys import stage_keys
+        from podbench.train.run import run_dir_of
+
+        return [run_dir_of(c, stage_keys(c)["training"]) for c in self.nulls]
+
+
+@dataclass
+class Suite:
+    name: str
+    version: object
+    description: str
+    path: Path
+    id: str
+    folder: Path
+    cells: list[Cell]
+
+
+# --------------------------------------------------------------------------- suite file
+
+def _mapping(raw, where: str, allowed: tuple[str, ...]) -> dict:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} = {raw!r}: expected a mapping")
+    for key in raw:
+        if key not in allowed:
+            raise ConfigError(f"{where}.{key}: unknown key; allowed: {', '.join(allowed)}")
+    return raw
+
+
+def _overrides(raw, where: str) -> dict:
+    """A `set:` mapping of dotted config paths to values."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and k for k in raw):
+        raise ConfigError(f"{where} = {raw!r}: expected a mapping of config paths to values")
+    return raw
+
+
+def _name(value, where: str) -> str:
+    if not isinstance(value, str) or not NAME.fullmatch(value):
+        raise ConfigError(f"{where} = {value!r}: expected a name of letters, digits, _ . -")
+    return value
+
+
+def _subject_sets(raw, where: str) -> list:
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{where} = {raw!r}: expected a non-empty list of subject sets "
+                          "(all, each, or a list of subject numbers)")
+    for i, item in enumerate(raw):
+        numbers = isinstance(item, list) and item and all(
+            isinstance(n, int) and not isinstance(n, bool) for n in item)
+        if item not in ("all", "each") and not numbers:
+            raise ConfigError(f"{where}[{i}] = {item!r}: expected all, each, or a list of "
+                              "subject numbers")
+    return raw
+
+
+def _expand_subjects(sets: list, cfg: Config) -> list[tuple[str, object]]:
+    """(label, data.subjects value) per subject set; `each` needs the dataset."""
+    out = []
+    for item in sets:
+        if item == "all":
+            out.append(("all", cfg.data.subjects))
+        elif item == "each":
+            from podbench.data.dataset import Dataset
+            from podbench.data.recordings import resolve_subjects
+
+            d = cfg.data
+            for sub in resolve_subjects(Dataset(d.root), d.subjects, d.electrodes, d.signal):
+                out.append((f"sub-{sub:02d}", [sub]))
+        else:
+            out.append(("sub-" + "+".join(f"{n:02d}" for n in sorted(item)), sorted(item)))
+    return out
+
+
+def _resolve_config(path: Path, overrides: dict, where: str) -> Config:
+    if not path.is_file():
+        raise ConfigError(f"{where}.config: {str(path)!r} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    for dotted, value in overrides.items():
+        set_path(raw, dotted, value)
+    try:
+        return from_dict(raw, str(path))
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def suite_id(name: str, version, cells: list[Cell]) -> str:
+    """A hash of the suite's name, version and resolved cells (their configs without the
+    trial and output folders, and their significance settings)."""
+    def content(cell: Cell) -> dict:
+        raw = cell.config.to_dict()
+        raw.pop("trial_name")
+        raw.pop("output")
+        return {"id": cell.id, "config": raw, "significance": cell.significance.as_dict()}
+
+    payload = canonical_json({"name": name, "version": version,
+                              "cells": [content(c) for c in cells]})
+    return hashlib.sha256(payload.encode()).hexdigest()[:SHORT]
+
+
+def load_suite(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> Suite:
+    """Read and resolve a suite file; `overrides` (PATH=VALUE) apply to every cell, last."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"suite file {str(path)!r} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    raw = _mapping(raw, str(path), SUITE_KEYS)
+    for key in ("name", "version", "cells"):
+        if key not in raw:
+            raise ConfigError(f"{path}: missing key {key!r}")
+    name = _name(raw["name"], f"{path}: name")
+    version = raw["version"]
+    if not isinstance(version, (int, str)) or isinstance(version, bool):
+        raise ConfigError(f"{path}: version = {version!r}: expected an integer or a string")
+    defaults = _mapping(raw.get("defaults"), f"{path}: defaults", DEFAULT_KEYS)
+    default_set = _overrides(defaults.get("set"), f"{path}: defaults.set")
+    cli = parse_overrides(overrides)
+    if not isinstance(raw["cells"], list) or not raw["cells"]:
+        raise ConfigError(f"{path}: cells = {raw['cells']!r}: expected a non-empty list")
+    cells: list[Cell] = []
+    for i, item in enumerate(raw["cells"]):
+        where = f"{path}: cells[{i}]"
+        item = _mapping(item, where, CELL_KEYS)
+        for key in ("name", "config"):
+            if key not in item:
+                raise ConfigError(f"{where}: missing key {key!r}")
+        cell_name = _name(item["name"], f"{where}.name")
+        cell_set = _overrides(item.get("set"), f"{where}.set")
+        sets = _subject_sets(item.get("subjects", defaults.get("subjects", ["all"])),
+                             f"{where}.subjects")
+        sig = Significance.parse(item.get("significance", defaults.get("significance")),
+                                 f"{where}.significance")
+        config_path = (path.parent / str(item["config"]))
+        merged = {**default_set, **cell_set, **cli}
+        base = _resolve_config(config_path, merged, where)
+        if base.several_tasks:
+            raise ConfigError(f"{where}: {config_path} lists several tasks; a cell is one task "
+                              "(make one cell per task)")
+        for label, subjects in _expand_subjects(sets, base):
+            cell_id = cell_name if sets == ["all"] else f"{cell_name}.{label}"
+            cfg = base.replace({"data.subjects": subjects})
+            cells.append(Cell(cell_id, cell_name, str(item["config"]), merged, label, cfg, sig))
+    seen: dict[str, int] = {}
+    for cell in cells:
+        if cell.id in seen:
+            raise ConfigError(f"{path}: cell id {cell.id!r} appears twice; give cells distinct "
+                              "names")
+        seen[cell.id] = 1
+    roots = {c.config.output.results for c in cells}
+    if len(roots) > 1:
+        raise ConfigError(f"{path}: cells write to different output.results {sorted(roots)}; "
+                          "a suite has one results root")
+    sid = suite_id(name, version, cells)
+    folder = Path(roots.pop()).expanduser() / name / sid
+    for cell in cells:
+        trial = f"{name}/{sid}/cells/{cell.id}"
+        cell.config = cell.config.replace({"trial_name": trial})
+        cell.nulls = null_configs(cell.config, cell.significance, f"{trial}/null")
+    return Suite(name, version, str(raw.get("description", "")), path, sid, folder, cells)
+
+
+# --------------------------------------------------------------------------- cell records
+
+def _floats(values) -> list:
+    return [None if not np.isfinite(v) else float(v) for v in np.asarray(values, float)]
+
+
+def cell_record(run_dir: Path, cell_id: str, *, suite: dict | None = None,
+                subjects_label: str = "all", significance: Significance | None = None,
+                null_dirs: list[Path] = ()) -> dict:
+    """The cell.json content of a results folder (and of its null points' folders)."""
+    from podbench import config as config_module
+    from podbench.tasks import task_for
+
+    cfg = config_module.from_dict(yaml.safe_load((run_dir / "config.yml").read_text()),
+                                  str(run_dir / "config.yml"))
+    run = json.loads((run_dir / "run.json").read_text())
+    perf = pd.read_csv(run_dir / "lag_performance.csv")
+    task = task_for(cfg)
+    headline, val_key = task.headline, validation_twin(task.headline)
+    folds = sorted(int(c.rsplit("_", 1)[1]) for c in perf.columns
+                   if c.startswith(f"{headline}_fold_"))
+    lags = [int(v) for v in perf["lags"]]
+    test = perf[[f"{headline}_fold_{k}" for k in folds]].to_numpy(float)
+    val = perf[[f"{val_key}_fold_{k}" for k in folds]].to_numpy(float)
+    observed = perf[f"{headline}_mean"].to_numpy(float)
+    per_lag = [{"lag": lag, "val": _floats(val[i]), "test": _floats(test[i]),
+                "val_mean": _floats([perf[f"{val_key}_mean"][i]])[0],
+                "test_mean": _floats([observed[i]])[0],
+                "test_std": _floats([perf[f"{headline}_std"][i]])[0]}
+               for i, lag in enumerate(lags)]
+    sig_block = None
+    if significance is not None and significance.permutations > 0:
+        null = np.stack([pd.read_csv(d / "lag_performance.csv").set_index("lags")
+                         .loc[lags, f"{headline}_mean"].to_numpy(float) for d in null_dirs])
+        p = permutation_pvalues(np.nan_to_num(observed, nan=-np.inf), null,
+                                pooled=significance.pool_lags)
+        q = bh_qvalues(p)
+        for i, row in enumerate(per_lag):
+            row.update({"p": float(p[i]), "q": float(q[i]),
+                        "significant": bool(q[i] < significance.alpha),
+                        "null_mean": _floats([np.nanmean(null[:, i])])[0],
+                        "null_q95": _floats([np.nanquantile(null[:, i], 0.95)])[0]})
+        sig_block = {**significance.as_dict(), "test": "permutation, one-sided (greater)",
+                     "correction": "benjamini-hochberg across lags",
+                     "n_significant": int((q < significance.alpha).sum()),
+                     "null_runs": [d.name for d in null_dirs]}
+    val_means = perf[f"{val_key}_mean"].to_numpy(float)
+    chosen = int(np.nanargmax(val_means)) if np.isfinite(val_means).any() else 0
+    return {
+        "schema": "podbench.cell", "schema_version": SCHEMA_VERSION,
+        "suite": suite, "cell": cell_id, "run_id": run_dir.name,
+        "task": cfg.task, "task_description": task.describe(cfg),
+        "decoder": {"model": cfg.model.name, "params": cfg.model.params,
+                    "members": cfg.model.members, "ensemble": cfg.model.ensemble},
+        "subjects": {"set": subjects_label, "selection": cfg.data.subjects},
+        "training_key": run["keys"]["training"], "keys": run["keys"],
+        "headline": headline, "selection_metric": val_key, "chance": task.chance,
+        "lags": lags, "folds": folds, "per_lag": per_lag,
+        "selected": {"by": val_key, "lag": lags[chosen],
+                     "val_mean": per_lag[chosen]["val_mean"],
+                     "test_mean": per_lag[chosen]["test_mean"],
+                     "test_std": per_lag[chosen]["test_std"]},
+        "significance": sig_block,
+        "timings_s": run.get("timings_s", {}),
+        "environment": {"versions": run.get("versions", {}), "device": run.get("device"),
+                        "platform": run.get("platform")},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def load_record(path: Path) -> dict:
+    """A cell record from a cell.json file or a results folder (with or without cell.json)."""
+    path = Path(path)
+    if path.is_file() and path.name.endswith(".json"):
+        return json.loads(path.read_text())
+    if (path / "cell.json").is_file():
+        return json.loads((path / "cell.json").read_text())
+    if (path / "run.json").is_file():
+        return cell_record(path, path.name)
+    raise ConfigError(f"{path}: expected a cell.json or a results folder (with run.json)")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def leaderboard(records: list[dict]) -> pd.DataFrame:
+    """One row per cell: the test headline (mean, fold std) at the validation-chosen lag."""
+    rows = []
+    for r in records:
+        sig = r.get("significance")
+        rows.append({"cell": r["cell"], "task": r["task"], "decoder": r["decoder"]["model"],
+                     "subjects": r["subjects"]["set"], "metric": r["headline"],
+                     "lag_ms": r["selected"]["lag"], "test_mean": r["selected"]["test_mean"],
+                     "test_std": r["selected"]["test_std"], "val_mean": r["selected"]["val_mean"],
+                     "n_significant": sig["n_significant"] if sig else None,
+                     "n_lags": len(r["lags"]), "permutations": sig["permutations"] if sig else 0,
+                     "run_id": r["run_id"]})
+    return pd.DataFrame(rows)
+
+
+def comparisons(records: list[dict]) -> pd.DataFrame:
+    """Paired Wilcoxon tests between every two cells of a task on the same folds and lags."""
+    rows = []
+    for i, a in enumerate(records):
+        for b in records[i + 1:]:
+            if a["task"] != b["task"] or a["headline"] != b["headline"] \
+                    or a["folds"] != b["folds"] or not set(a["lags"]) & set(b["lags"]):
+                continue
+            rows.append({"task": a["task"], "cell_a": a["cell"], "cell_b": b["cell"],
+                         "metric": a["headline"], **paired_comparison(a, b).as_dict()})
+    return pd.DataFrame(rows, columns=["task", "cell_a", "cell_b", "metric", "n_pairs",
+                                       "median_difference", "a_better", "statistic", "p_value"])
+
+
+# --------------------------------------------------------------------------- running
+
+@dataclass
+class SuiteResult:
+    folder: Path
+    leaderboard: pd.DataFrame
+    trained_cells: list[str]
+    skipped_cells: list[str]
+    report: Path
+
+
+def _suite_dict(suite: Suite) -> dict:
+    return {"name": suite.name, "version": suite.version, "id": suite.id}
+
+
+def finish_cell(suite: Suite, cell: Cell) -> dict:
+    """Write the cell's cell.json (atomically) from its complete results folders."""
+    record = cell_record(cell.run_dir(), cell.id, suite=_suite_dict(suite),
+                         subjects_label=cell.subjects, significance=cell.significance,
+                         null_dirs=cell.null_dirs())
+    record["config_path"] = cell.config_path
+    record["overrides"] = cell.overrides
+    _write_atomic(cell.run_dir() / "cell.json", json.dumps(record, indent=1))
+    return record
+
+
+def is_cell_complete(cell: Cell) -> bool:
+    return (cell.run_dir() / "cell.json").is_file()
+
+
+def run_suite(suite: Suite, engine: str = "local", address: str | None = None,
+              log: Callable[[str], None] = print) -> SuiteResult:
+    """Train every missing point of the suite's cells, write cell.json files, the
+    leaderboard, the paired comparisons and the report."""
+    from podbench.experiments.report import write_report
+    from podbench.train import results
+    from podbench.train.run import group_points, train_points
+
+    suite.folder.mkdir(parents=True, exist_ok=True)
+    _write_atomic(suite.folder / "suite.yml", yaml.safe_dump({
+        **_suite_dict(suite), "description": suite.description, "source": str(suite.path),
+        "cells": [{"id": c.id, "name": c.name, "config": c.config_path, "set": c.overrides,
+                   "subjects": c.subjects, "significance": c.significance.as_dict(),
+                   "run": str(c.run_dir().relative_to(suite.folder))} for c in suite.cells]},
+        sort_keys=False))
+    done = [c for c in suite.cells if is_cell_complete(c)]
+    for cell in done:
+        log(f"cell {cell.id}: complete ({cell.run_dir()})")
+    todo = [c for c in suite.cells if not is_cell_complete(c)]
+    points = [p for c in todo for p in c.points]
+    programs = group_points(points) if points else []
+    log(f"suite {suite.name} {suite.id}: {len(suite.cells)} cell(s), {len(done)} complete; "
+        f"{len(points)} point(s) of {len(todo)} cell(s) in {len(programs)} program(s)")
+
+    def finish_ready():
+        for cell in [c for c in todo if not is_cell_complete(c)]:
+            if all(results.is_complete(d) for d in [cell.run_dir(), *cell.null_dirs()]):
+                record = finish_cell(suite, cell)
+                sig = record["significance"]
+                log(f"cell {cell.id}: {record['headline']} {record['selected']['test_mean']:.4f} "
+                    f"at {record['selected']['lag']} ms (chosen on validation)"
+                    + (f", {sig['n_significant']}/{len(record['lags'])} lags q < {sig['alpha']}"
+                       if sig else ""))
+
+    if engine == "ray":
+        from podbench.experiments.cluster import RayEngine
+
+        with RayEngine(address, log=log) as ray_engine:
+            ray_engine.run_programs(programs)
+    elif engine == "local":
+        for number, program in enumerate(programs, 1):
+            log(f"program {number}/{len(programs)}: {len(program.configs)} point(s)")
+            train_points(program.configs, log=log)
+            finish_ready()
+    else:
+        raise ConfigError(f"--engine {engine}: expected local or ray")
+    finish_ready()
+    records = [json.loads((c.run_dir() / "cell.json").read_text()) for c in suite.cells]
+    board = leaderboard(records)
+    _write_atomic(suite.folder / "leaderboard.csv", board.to_csv(index=False))
+    _write_atomic(suite.folder / "comparisons.csv", comparisons(records).to_csv(index=False))
+    report = write_report(suite.folder, log=log)
+    log(board.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    log(f"leaderboard: {suite.folder / 'leaderboard.csv'}")
+    return SuiteResult(suite.folder, board, [c.id for c in todo], [c.id for c in done], report)
+
+
+def benchmark(suite_path: str | Path, overrides: tuple[str, ...] | list[str] = (),
+              engine: str = "local", address: str | None = None,
+              log: Callable[[str], None] = print) -> SuiteResult:
+    """`podbench benchmark`: load the suite and run it."""
+    if address is not None and engine != "ray":
+        raise ConfigError("--address needs --engine ray")
+    return run_suite(load_suite(suite_path, overrides), engine, address, log)

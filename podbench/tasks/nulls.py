@@ -1,0 +1,31 @@
+"""Null targets of a permutation test: in each fold, the targets of the training rows (train
+and validation) are permuted across words or shifted circularly in time; the test rows keep
+their true targets, so a decoder trained on the null is scored exactly like the real one."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from podbench.tasks.folds import Fold
+
+MIN_SHIFT = 0.1  # circular shifts move the targets by at least this fraction of the rows
+
+
+def null_targets(y: np.ndarray, folds: list[Fold], mode: str, seed: int) -> np.ndarray:
+    """y [n_yfold, N, D] -> [n_folds, N, D]: each fold's targets with its non-test rows
+    permuted (`mode` "words") or rolled by a random offset in time order ("circular")."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((len(folds), *y.shape[1:]), y.dtype)
+    for i, fold in enumerate(folds):
+        source = y[fold.number - 1 if y.shape[0] > 1 else 0]
+        rows = np.sort(np.concatenate([fold.train, fold.val]))
+        if mode == "words":
+            moved = rng.permutation(rows)
+        elif mode == "circular":
+            margin = max(1, int(MIN_SHIFT * len(rows)))
+            moved = np.roll(rows, int(rng.integers(margin, max(margin, len(rows) - margin) + 1)))
+        else:
+            raise ValueError(f"unknown null-target mode {mode!r}")
+        out[i] = source
+        out[i, rows] = source[moved]
+    return out

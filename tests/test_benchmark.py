@@ -1,0 +1,414 @@
+"""The benchmark: suites, null targets as lanes, permutation p/q-values, cell.json against its
+schema, the leaderboard, resuming after SIGKILL, and the HTML report in a real browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from cli import main
+from podbench.errors import ConfigError
+from podbench.experiments.benchmark import SCHEMA_PATH, benchmark, load_suite
+from podbench.experiments.significance import bh_qvalues, paired_comparison, permutation_pvalues
+from podbench.tasks.folds import make_folds
+from podbench.tasks.nulls import null_targets
+from podbench.train.run import group_points, lane_point
+
+REPO = Path(__file__).resolve().parent.parent
+QUIET = dict(log=lambda s: None)
+PLANTED_MS = 250
+
+
+def write_suite(path: Path, cells: list[dict], defaults: dict, name: str = "t") -> Path:
+    path.write_text(yaml.safe_dump({"name": name, "version": 1, "defaults": defaults,
+                                    "cells": cells}, sort_keys=False))
+    return path
+
+
+def small_defaults(root: Path, work: Path, electrodes, lags: dict, **extra) -> dict:
+    return {"set": {"data.root": str(root), "data.electrodes": electrodes, "data.lags": lags,
+                    "output.stores": str(work / "stores"),
+                    "output.results": str(work / "results"), "model.members": 1,
+                    "preprocess.params": {"num_average_samples": 320}, **extra}}
+
+
+RIDGE = {"model.name": "ridge", "model.params": {}}
+MLP = {"model.name": "mlp", "model.params": {"hidden": [8]}, "training.epochs": 2,
+       "training.patience": 1}
+
+
+@pytest.fixture(scope="module")
+def small_suite(standin, tmp_path_factory):
+    """Two cells (ridge, mlp) on the small stand-in, two lags, a few nulls each."""
+    work = tmp_path_factory.mktemp("bench")
+    defaults = small_defaults(standin, work, "^(G[1-3][0-9]|LGA[1-3][0-9])$",
+                              {"min": 0, "max": 400, "step": 200},
+                              **{"targets.pca_dim": 8, "targets.min_train_freq": 2})
+    defaults["significance"] = {"permutations": 3}
+    path = write_suite(work / "suite.yml", [
+        {"name": "ridge", "config": str(REPO / "configs/demo.yml"), "set": RIDGE},
+        {"name": "mlp", "config": str(REPO / "configs/demo.yml"), "set": MLP,
+         "significance": {"permutations": 2, "mode": "circular"}}], defaults)
+    return path, benchmark(path, **QUIET)
+
+
+# --------------------------------------------------------------------------- statistics
+
+def test_null_targets_move_only_training_rows():
+    labels = np.array([f"w{i % 7}" for i in range(60)])
+    folds = make_folds(labels, 3, "sequential", 0.25, 0)
+    y = np.arange(60, dtype=np.float32).reshape(1, 60, 1)
+    for mode in ("words", "circular"):
+        out = null_targets(y, folds, mode, seed=5)
+        assert out.shape == (3, 60, 1)
+        for fold in folds:
+            moved = out[fold.number - 1, :, 0]
+            np.testing.assert_array_equal(moved[fold.test], y[0, fold.test, 0])
+            rows = np.sort(np.concatenate([fold.train, fold.val]))
+            assert sorted(moved[rows]) == sorted(y[0, rows, 0])  # the same targets, moved
+            assert np.mean(moved[rows] != y[0, rows, 0]) > 0.5
+        if mode == "circular":  # neighbours stay neighbours (one break where the roll wraps)
+            fold = folds[0]
+            rows = np.sort(np.concatenate([fold.train, fold.val]))
+            steps = np.diff(out[0, rows, 0])
+            assert np.sum(steps != 1) <= 2
+    assert not np.array_equal(null_targets(y, folds, "words", 1), null_targets(y, folds, "words", 2))
+
+
+def test_pvalues_and_benjamini_hochberg():
+    observed = np.array([0.9, 0.5, 0.55])
+    null = np.array([[0.5, 0.6, 0.5], [0.4, 0.4, 0.56], [0.45, 0.5, 0.5], [0.5, 0.3, 0.6]])
+    p = permutation_pvalues(observed, null)
+    np.testing.assert_allclose(p, [1 / 5, 3 / 5, 3 / 5])
+    pooled = permutation_pvalues(observed, null, pooled=True)
+    np.testing.assert_allclose(pooled, [1 / 13, 9 / 13, 4 / 13])
+    np.testing.assert_allclose(bh_qvalues([0.01, 0.04, 0.03, 0.5]),
+                               [0.04, 0.04 * 4 / 3, 0.04 * 4 / 3, 0.5])
+
+
+def test_null_points_pack_with_the_real_cell_and_keep_its_lane_seeds(standin, tmp_path):
+    path = write_suite(tmp_path / "s.yml", [
+        {"name": "a", "config": str(REPO / "configs/demo.yml")}],
+        {**small_defaults(standin, tmp_path, None, {"min": 0, "max": 400, "step": 200}),
+         "significance": {"permutations": 4, "seed": 10}})
+    cell = load_suite(path).cells[0]
+    assert len(cell.points) == 5 and len(group_points(cell.points)) == 1
+    assert {lane_point(c) for c in cell.points} == {lane_point(cell.config)}
+    assert [c.training.permutation_seed for c in cell.nulls] == [10, 11, 12, 13]
+    assert all(c.training.shuffle_targets for c in cell.nulls)
+
+
+def test_paired_comparison_is_scipy_wilcoxon():
+    from scipy import stats
+
+    def record(name, values):
+        return {"cell": name, "headline": "test_x", "folds": [1, 2, 3],
+                "per_lag": [{"lag": lag, "test": list(v)} for lag, v in zip((0, 200), values)]}
+
+    a = np.array([[0.6, 0.7, 0.65], [0.55, 0.62, 0.7]])
+    b = np.array([[0.5, 0.52, 0.6], [0.56, 0.5, 0.51]])
+    result = paired_comparison(record("a", a), record("b", b))
+    assert result.n_pairs == 6 and result.a_better == 5
+    assert result.p_value == pytest.approx(stats.wilcoxon(a.ravel(), b.ravel()).pvalue)
+    with pytest.raises(ConfigError, match="different headline"):
+        paired_comparison(record("a", a), {**record("b", b), "headline": "test_y"})
+
+
+# --------------------------------------------------------------------------- suite files
+
+@pytest.mark.parametrize("suite, message", [
+    ({"version": 1, "cells": []}, "missing key 'name'"),
+    ({"name": "x y", "version": 1, "cells": [{}]}, "name = 'x y'"),
+    ({"name": "x", "version": 1, "cells": [{"name": "a"}]}, r"cells\[0\]: missing key 'config'"),
+    ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "nope.yml"}]}, "does not exist"),
+    ({"name": "x", "version": 1, "cellz": []}, "cellz: unknown key"),
+    ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "DEMO",
+                                            "significance": {"permutations": -1}}]},
+     "permutations = -1"),
+    ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "DEMO",
+                                            "significance": {"mode": "roll"}}]}, "mode = 'roll'"),
+    ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "DEMO",
+                                            "set": {"training.lrr": 1}}]}, "training.lrr"),
+    ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "DEMO", "subjects": [0.5]}]},
+     r"subjects\[0\] = 0.5"),
+    ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "DEMO"},
+                                           {"name": "a", "config": "DEMO"}]}, "appears twice"),
+])
+def test_suite_errors_name_the_file_and_key(tmp_path, suite, message):
+    text = yaml.safe_dump(suite).replace("DEMO", str(REPO / "configs/demo.yml"))
+    path = tmp_path / "bad.yml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_suite(path)
+    result = CliRunner().invoke(main, ["benchmark", "--suite", str(path)])
+    assert result.exit_code == 2 and "bad.yml" in result.output
+    assert not (tmp_path / "results").exists()
+
+
+def test_shipped_suites_resolve():
+    quick = load_suite(REPO / "configs/suites/quick.yml")
+    reference = load_suite(REPO / "configs/suites/reference.yml")
+    assert quick.name == "quick" and reference.name == "reference"
+    for suite in (quick, reference):
+        assert all(len(c.nulls) == c.significance.permutations > 0 for c in suite.cells)
+    tasks = {c.config.task for c in reference.cells}
+    assert tasks == {"word_embedding", "whisper_embedding", "content_word", "part_of_speech",
+                     "surprisal", "surprisal_class", "sentence_onset", "loudness"}
+    kinds = {c.config.targets.kind for c in reference.cells if c.config.task == "word_embedding"}
+    assert kinds == {"gpt2", "glove", "arbitrary"}
+    assert {c.config.model.name for c in reference.cells} == {"pitom", "ridge"}
+
+
+# --------------------------------------------------------------------------- results
+
+def test_cells_leaderboard_and_schema(small_suite):
+    import jsonschema
+
+    path, result = small_suite
+    schema = json.loads(SCHEMA_PATH.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    cells = sorted(result.folder.glob("cells/*/*/cell.json"))
+    assert len(cells) == 2
+    for cell_json in cells:
+        record = json.loads(cell_json.read_text())
+        jsonschema.validate(record, schema)
+        assert record["suite"]["id"] == result.folder.name
+        assert record["lags"] == [0, 200] and len(record["per_lag"][0]["test"]) == 5
+        run = cell_json.parent
+        assert yaml.safe_load((run / "config.yml").read_text())["training"]["shuffle_targets"] is False
+        nulls = sorted((run.parent / "null").iterdir())
+        assert len(nulls) == record["significance"]["permutations"]
+        assert {n.name for n in nulls} == set(record["significance"]["null_runs"])
+        best = max(record["per_lag"], key=lambda r: r["val_mean"])
+        assert record["selected"]["lag"] == best["lag"]  # chosen on validation
+        assert record["selected"]["test_mean"] == best["test_mean"]
+    board = pd.read_csv(result.folder / "leaderboard.csv")
+    assert list(board["cell"]) == ["ridge", "mlp"]
+    assert list(board["decoder"]) == ["ridge", "mlp"] and set(board["subjects"]) == {"all"}
+    assert list(board["permutations"]) == [3, 2]
+    assert (result.folder / "report" / "index.html").is_file()
+    again = benchmark(path, **QUIET)  # complete: nothing trained
+    assert again.trained_cells == [] and again.skipped_cells == ["ridge", "mlp"]
+
+
+def test_a_bad_schema_record_is_rejected(small_suite):
+    import jsonschema
+
+    _, result = small_suite
+    record = json.loads(next(result.folder.glob("cells/ridge/*/cell.json")).read_text())
+    record["per_lag"][0]["p"] = 0.0
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(record, json.loads(SCHEMA_PATH.read_text()))
+
+
+def test_each_subject_cells(standin, tmp_path):
+    path = write_suite(tmp_path / "s.yml", [
+        {"name": "r", "config": str(REPO / "configs/demo.yml"), "set": RIDGE,
+         "subjects": ["all", "each"]}],
+        small_defaults(standin, tmp_path, None, {"min": 0, "max": 400, "step": 200}))
+    cells = load_suite(path).cells
+    assert [c.id for c in cells] == ["r.all", "r.sub-01", "r.sub-03"]
+    assert [c.config.data.subjects for c in cells] == ["all", [1], [3]]
+    assert cells[1].config.trial_name.endswith("cells/r.sub-01")
+
+
+# --------------------------------------------------------------------------- significance
+
+@pytest.mark.slow
+def test_planted_lag_is_significant_and_controls_are_not(decoding_standin, tmp_path):
+    root, csv = decoding_standin
+    defaults = small_defaults(root, tmp_path, str(csv), {"min": -750, "max": 1000, "step": 500})
+    defaults["significance"] = {"permutations": 99}
+    control = {**RIDGE, "training.shuffle_targets": True, "training.permutation_seed": 1000}
+    path = write_suite(tmp_path / "s.yml", [
+        {"name": "planted", "config": str(REPO / "configs/demo.yml"), "set": RIDGE},
+        {"name": "control", "config": str(REPO / "configs/demo.yml"), "set": control}],
+        defaults)
+    result = benchmark(path, **QUIET)
+    records = {p.parent.parent.name: json.loads(p.read_text())
+               for p in result.folder.glob("cells/*/*/cell.json")}
+    planted = {r["lag"]: r for r in records["planted"]["per_lag"]}
+    assert planted[PLANTED_MS]["q"] < 0.05 and planted[PLANTED_MS]["significant"]
+    assert planted[PLANTED_MS]["p"] == pytest.approx(1 / 100)
+    assert not planted[-750]["significant"], planted[-750]
+    assert records["planted"]["selected"]["lag"] == PLANTED_MS
+    assert not any(r["significant"] for r in records["control"]["per_lag"]), \
+        records["control"]["per_lag"]
+    board = pd.read_csv(result.folder / "leaderboard.csv").set_index("cell")
+    assert board.loc["planted", "n_significant"] >= 1 and board.loc["control", "n_significant"] == 0
+    pairs = pd.read_csv(result.folder / "comparisons.csv")
+    assert len(pairs) == 1 and pairs.loc[0, "a_better"] == pairs.loc[0, "n_pairs"]
+
+
+# --------------------------------------------------------------------------- resume
+
+def _run_json_stamps(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.glob("cells/**/run.json")}
+
+
+@pytest.mark.slow
+def test_a_suite_killed_midway_resumes_without_training_a_cell_twice(standin, tmp_path):
+    defaults = small_defaults(standin, tmp_path, "^(G[1-3][0-9]|LGA[1-3][0-9])$",
+                              {"min": 0, "max": 400, "step": 200},
+                              **{"targets.pca_dim": 8, "targets.min_train_freq": 2})
+    defaults["significance"] = {"permutations": 2}
+    cells = [{"name": f"mlp{e}", "config": str(REPO / "configs/demo.yml"),
+              "set": {**MLP, "training.epochs": e}} for e in (2, 3, 4, 5)]  # 4 programs
+    path = write_suite(tmp_path / "s.yml", cells, defaults)
+    suite = load_suite(path)
+    cmd = [sys.executable, "-m", "podbench.cli", "benchmark", "--suite", str(path)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if list(suite.folder.glob("cells/*/*/cell.json")):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = {p.parent.parent.name for p in suite.folder.glob("cells/*/*/cell.json")}
+    assert 1 <= len(done_before) < len(cells), (done_before, proc.stderr.read()[-2000:])
+    stamps = _run_json_stamps(suite.folder)
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    after = _run_json_stamps(suite.folder)
+    assert {k: after[k] for k in stamps} == stamps  # nothing finished before was trained again
+    for cell in done_before:
+        assert f"cell {cell}: complete" in rerun.stdout
+    for cell in suite.cells:
+        assert (cell.run_dir() / "cell.json").is_file()
+        assert len(list((cell.run_dir().parent / "null").iterdir())) == 2
+        runs = [p for p in cell.run_dir().parent.iterdir() if p.name != "null"]
+        assert runs == [cell.run_dir()]  # one results folder per point (leftovers are dot-named)
+    assert len(after) == len(cells) * 3
+
+
+# --------------------------------------------------------------------------- report
+
+def browser():
+    """A headless Chromium driven by Selenium, or a skip that says what is missing."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.skip("selenium is not installed (pip install 'podbench[dev]')")
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    if binary is None or driver_path is None:
+        pytest.skip("chromium and chromedriver are not installed "
+                    "(apt-get install -y chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,1600",
+                "--disable-dev-shm-usage"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(options=options, service=Service(driver_path))
+
+
+def check_page(driver, page: Path) -> None:
+    driver.get(page.resolve().as_uri())
+    errors = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
+    assert errors == [], errors
+    images = driver.find_elements("css selector", "img.figure")
+    assert images
+    for img in images:
+        assert driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth",
+                                     img) > 100
+
+
+def test_report_in_a_headless_browser(small_suite, tmp_path):
+    from PIL import Image
+
+    _, result = small_suite
+    driver = browser()
+    try:
+        index = result.folder / "report" / "index.html"
+        check_page(driver, index)
+        rows = driver.find_elements("css selector", "#leaderboard tbody tr")
+        assert len(rows) == 2
+        lag_figures = driver.find_elements("css selector", "img[alt^='lag curves of']")
+        assert len(lag_figures) == 1  # one task
+        header = driver.find_element("xpath", "//table[@id='leaderboard']//th[text()='cell']")
+        header.click()
+        first = [r.find_element("css selector", "td").text for r in
+                 driver.find_elements("css selector", "#leaderboard tbody tr")]
+        assert first == sorted(first)
+        header.click()
+        assert [r.find_element("css selector", "td").text for r in
+                driver.find_elements("css selector", "#leaderboard tbody tr")] == first[::-1]
+        shot = tmp_path / "index.png"
+        driver.save_screenshot(str(shot))
+        for link in [a.get_attribute("href") for a in driver.find_elements(
+                "css selector", "#leaderboard a")]:
+            check_page(driver, Path(link.removeprefix("file://")))
+    finally:
+        driver.quit()
+    image = np.asarray(Image.open(shot).convert("L"), float)
+    assert image.shape[0] >= 800 and image.shape[1] >= 1000
+    assert image.std() > 10 and (image < 128).mean() > 0.01  # not blank
+
+
+def test_report_of_one_run_and_of_a_sweep(small_suite, tmp_path):
+    from podbench.experiments.report import write_report
+    from podbench.experiments.sweep import sweep
+
+    _, result = small_suite
+    run = next((result.folder / "cells" / "ridge" / "null").iterdir())
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    assert CliRunner().invoke(main, ["report", str(copy)]).exit_code == 0
+    assert "ridge" in (copy / "report" / "index.html").read_text()
+    assert len(list((copy / "report").glob("cell-*.html"))) == 1
+    from podbench import config
+
+    base = config.from_dict(yaml.safe_load((run / "config.yml").read_text()))
+    base = base.replace({"trial_name": "sw", "training.shuffle_targets": False,
+                         "output.results": str(tmp_path / "results")})
+    grid = tmp_path / "grid.yml"
+    grid.write_text(yaml.safe_dump({"model.params.alphas": [[1.0], [100.0]]}))
+    swept = sweep(base, grid, **QUIET)
+    index = write_report(swept.folder, **QUIET)
+    assert index.read_text().count("cell-point-") >= 2
+    bad = CliRunner().invoke(main, ["report", str(tmp_path)])
+    assert bad.exit_code == 2 and "neither a benchmark folder" in bad.output
+
+
+# --------------------------------------------------------------------------- ray
+
+@pytest.mark.slow
+def test_ray_benchmark_equals_local_and_resumes(request, small_suite, tmp_path):
+    from .test_cluster import POINT_LINE, ray, start_cluster
+
+    if ray is None:
+        pytest.skip("ray is not installed (pip install 'podbench[cluster]')")
+    path, local = small_suite
+    cluster, _ = start_cluster(request)
+    results = f"output.results={tmp_path / 'ray'}"
+    on_ray = benchmark(path, [results], engine="ray", address=cluster.address, **QUIET)
+    assert on_ray.folder.name == local.folder.name  # the suite id ignores the output roots
+    pd.testing.assert_frame_equal(on_ray.leaderboard, local.leaderboard)
+    assert (on_ray.folder / "report" / "index.html").is_file()
+
+    # interrupted: the mlp cell lost its cell.json and one null point's results
+    mlp = next(on_ray.folder.glob("cells/mlp/*/cell.json"))
+    mlp.unlink()
+    shutil.rmtree(next((mlp.parent.parent / "null").iterdir()))
+    lines: list[str] = []
+    again = benchmark(path, [results], engine="ray", address=cluster.address, log=lines.append)
+    trained = [m.group(2) for m in map(POINT_LINE.search, lines) if m]
+    assert trained.count("trained") == 1 and trained.count("already complete") == 2, lines
+    assert again.trained_cells == ["mlp"] and again.skipped_cells == ["ridge"]
+    pd.testing.assert_frame_equal(again.leaderboard, local.leaderboard)
