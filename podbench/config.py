@@ -151,11 +151,15 @@ class Config:
     pretrain: PretrainConfig = opt(factory=PretrainConfig)
     output: OutputConfig = opt(factory=OutputConfig)
     source: str = field(default="<defaults>", metadata={"internal": True})
+    # the command line's --set values, passed on to configs this one names (a foundation
+    # checkpoint's pretrain config receives those of data.* and output.*)
+    overrides: tuple[str, ...] = field(default=(), metadata={"internal": True})
 
     def to_dict(self) -> dict:
         """Plain, yaml.safe_dump-able dict of every field (the resolved config)."""
         out = dataclasses.asdict(self)
         out.pop("source")
+        out.pop("overrides")
         return out
 
     def replace(self, overrides: dict[str, Any]) -> "Config":
@@ -163,7 +167,9 @@ class Config:
         raw = self.to_dict()
         for path, value in overrides.items():
             set_path(raw, path, value)
-        return from_dict(raw, self.source)
+        new = from_dict(raw, self.source)
+        new.overrides = self.overrides
+        return new
 
     @property
     def several_tasks(self) -> bool:
@@ -402,7 +408,9 @@ def load(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> Confi
         raise ConfigError(f"{path}: expected a mapping at the top level")
     for dotted, value in parse_overrides(overrides).items():
         set_path(raw, dotted, value)
-    return from_dict(raw, str(path))
+    cfg = from_dict(raw, str(path))
+    cfg.overrides = tuple(overrides)
+    return cfg
 
 
 def describe_fields(cls=Config, prefix: str = "") -> list[tuple[str, str, str]]:
