@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import os
 import re
 import types
 import typing
@@ -334,7 +335,8 @@ def _validate_registered(cfg: Config, task_params_path: str = "task_params") -> 
     """Check registry names and validate free-form params against declared schemas."""
     from podbench import registry
 
-    registry.load_plugins(cfg.plugins)
+    source = Path(cfg.source)
+    registry.load_plugins(cfg.plugins, [source.resolve().parent] if source.is_file() else [])
     if cfg.several_tasks:
         _validate_task_list(cfg)
         return
@@ -395,8 +397,14 @@ def from_dict(raw: dict, source: str = "<dict>") -> Config:
     return cfg
 
 
+ENV_OVERRIDES = "PODBENCH_SET"
+
+
 def load(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> Config:
-    """Load a YAML config, apply `--set` overrides, validate."""
+    """Load a YAML config, apply `--set` overrides, then those of the environment variable
+    PODBENCH_SET (whitespace-separated PATH=VALUE, e.g. to run every example reduced),
+    validate."""
+    overrides = [*overrides, *os.environ.get(ENV_OVERRIDES, "").split()]
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
