@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 DEMO_DATA = Path("data/podcast-standin-demo")
+DEFAULT_STORES = Path("stores")  # output.stores' default
 
 
 class ManyValues(click.Option):
@@ -307,19 +308,17 @@ def stores():
 
 
 def store_root(config_path, overrides, root) -> "object":
-    from podbench.errors import ConfigError
+    """The store root of --config, else --stores, else `stores` (output.stores' default)."""
     from podbench.features.store import Stores
 
     if config_path is not None:
         return Stores(load_config(config_path, overrides).output.stores)
-    if root is None:
-        raise ConfigError("give --config or --stores DIR")
-    return Stores(root)
+    return Stores(root if root is not None else DEFAULT_STORES)
 
 
 def root_options(fn):
     fn = click.option("--stores", "root", type=click.Path(file_okay=False, path_type=Path),
-                      help="Store root (instead of --config).")(fn)
+                      help=f"Store root (instead of --config; default: {DEFAULT_STORES}).")(fn)
     fn = click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE")(fn)
     return click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
                         help="Take the store root from this config.")(fn)

@@ -13,6 +13,7 @@ import copy
 import dataclasses
 import difflib
 import math
+import os
 import re
 import types
 import typing
@@ -163,11 +164,15 @@ class Config:
     pretrain: PretrainConfig = opt(factory=PretrainConfig)
     output: OutputConfig = opt(factory=OutputConfig)
     source: str = field(default="<defaults>", metadata={"internal": True})
+    # the command line's --set values, passed on to configs this one names (a foundation
+    # checkpoint's pretrain config receives those of data.* and output.*)
+    overrides: tuple[str, ...] = field(default=(), metadata={"internal": True})
 
     def to_dict(self) -> dict:
         """Plain, yaml.safe_dump-able dict of every field (the resolved config)."""
         out = dataclasses.asdict(self)
         out.pop("source")
+        out.pop("overrides")
         return out
 
     def replace(self, overrides: dict[str, Any]) -> "Config":
@@ -175,7 +180,9 @@ class Config:
         raw = self.to_dict()
         for path, value in overrides.items():
             set_path(raw, path, value)
-        return from_dict(raw, self.source)
+        new = from_dict(raw, self.source)
+        new.overrides = self.overrides
+        return new
 
     @property
     def several_tasks(self) -> bool:
@@ -359,7 +366,8 @@ def _validate_registered(cfg: Config, task_params_path: str = "task_params") -> 
     from podbench import registry
 
     safe_component(cfg.trial_name, "trial_name")
-    registry.load_plugins(cfg.plugins)
+    source = Path(cfg.source)
+    registry.load_plugins(cfg.plugins, [source.resolve().parent] if source.is_file() else [])
     if cfg.several_tasks:
         _validate_task_list(cfg)
         return
@@ -467,10 +475,14 @@ def read_yaml(path: Path, what: str = "config file"):
         raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+ENV_OVERRIDES = "PODBENCH_SET"
 
 
 def load(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> Config:
-    """Load a YAML config, apply `--set` overrides, validate."""
+    """Load a YAML config, apply `--set` overrides, then those of the environment variable
+    PODBENCH_SET (whitespace-separated PATH=VALUE, e.g. to run every example reduced),
+    validate."""
+    overrides = [*overrides, *os.environ.get(ENV_OVERRIDES, "").split()]
     path = Path(path)
     raw = read_yaml(path) or {}
     if not isinstance(raw, dict):
@@ -478,7 +490,9 @@ def load(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> Confi
     parsed = parse_overrides(overrides)
     for dotted, value in parsed.items():
         set_path(raw, dotted, value)
-    return from_dict(raw, str(path), parsed)
+    cfg = from_dict(raw, str(path), parsed)
+    cfg.overrides = tuple(overrides)
+    return cfg
 
 
 def describe_fields(cls=Config, prefix: str = "") -> list[tuple[str, str, str]]:

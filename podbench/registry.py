@@ -9,7 +9,9 @@ task is one module plus one YAML, with no edit to podbench itself.
 from __future__ import annotations
 
 import importlib
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from podbench.errors import ConfigError
@@ -128,9 +130,15 @@ def load_builtins() -> None:
         importlib.import_module(module)
 
 
-def load_plugins(modules: list[str]) -> None:
-    """Import user modules (config `plugins:`) so that their decorators run."""
+def load_plugins(modules: list[str], folders: list[Path] = ()) -> None:
+    """Import user modules (config `plugins:`) so that their decorators run. Besides the
+    installed packages, a plugin is found in `folders` (the config file's folder) and in the
+    working directory."""
     load_builtins()
+    if modules:
+        for folder in [*folders, Path.cwd()]:
+            if str(folder) not in sys.path:
+                sys.path.append(str(folder))
     for i, module in enumerate(modules):
         try:
             importlib.import_module(module)

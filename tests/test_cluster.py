@@ -95,17 +95,17 @@ def point_lines(lines: list[str]) -> list[tuple]:
 
 
 def no_duplicates(folder: Path) -> None:
-    """The trial folder holds exactly one result folder per point, each with unique rows."""
+    """The sweep's points folder holds exactly one result folder per point, each with unique
+    rows."""
     summary = pd.read_csv(folder / "summary.csv")
     assert len(summary) == 4 and summary["run_id"].is_unique
-    trial = folder.parent
-    runs = sorted(p.name for p in trial.iterdir() if p.is_dir() and not p.name.startswith(
-        (".", "sweep-")))
+    points = folder / "points"
+    runs = sorted(p.name for p in points.iterdir() if p.is_dir() and not p.name.startswith("."))
     assert runs == sorted(summary["run_id"])
     for run in runs:
-        metrics = pd.read_csv(trial / run / "metrics.csv")
+        metrics = pd.read_csv(points / run / "metrics.csv")
         assert not metrics.duplicated().any()
-        perf = pd.read_csv(trial / run / "lag_performance.csv")
+        perf = pd.read_csv(points / run / "lag_performance.csv")
         assert perf["lags"].is_unique
 
 
@@ -126,7 +126,7 @@ def test_ray_sweep_equals_local_on_both_nodes_and_resumes(two_nodes, shared, sta
         assert {node for *_, node in done} == {r.node_id[:8] for r in records}
 
         # a program whose task finds one point complete trains only the missing one
-        lost = on_ray.folder.parent / on_ray.summary["run_id"][1]
+        lost = on_ray.folder / "points" / on_ray.summary["run_id"][1]
         for f in lost.iterdir():
             if f.is_file():
                 f.unlink()
@@ -145,8 +145,8 @@ def test_ray_sweep_equals_local_on_both_nodes_and_resumes(two_nodes, shared, sta
     assert (on_ray.folder / "summary.png").exists()
     for run_id in local.summary["run_id"]:
         for table in ("lag_performance.csv", "metrics.csv"):
-            ray_table = pd.read_csv(on_ray.folder.parent / run_id / table)
-            local_table = pd.read_csv(local.folder.parent / run_id / table)
+            ray_table = pd.read_csv(on_ray.folder / "points" / run_id / table)
+            local_table = pd.read_csv(local.folder / "points" / run_id / table)
             pd.testing.assert_frame_equal(ray_table, local_table, check_exact=True)
     no_duplicates(on_ray.folder)
 

@@ -139,6 +139,7 @@ def test_stage_keys_change_exactly_with_their_inputs(standin, tmp_path):
 
     assert changed(**{"model.params.filters": 64, "training.lr": 3e-4, "model.members": 3,
                       "training.lane_chunk": 8}) == {"training"}
+    assert changed(**{"training.checkpoints": False}) == set()  # an output detail
     assert changed(**{"data.window_width": 0.5}) == {"epochs", "latents", "training"}
     assert changed(**{"targets.layer": 12}) == {"targets", "training"}
     assert changed(**{"preprocess.params.num_average_samples": 16}) == {"latents", "training"}
@@ -166,3 +167,57 @@ def test_readme_documents_every_config_field():
                          ids=lambda p: p.name)  # suites: tests/test_benchmark.py
 def test_shipped_configs_are_valid(path):
     config.load(path)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yml")),
+                         ids=lambda p: p.name)
+def test_shipped_configs_say_how_long_they_take(path):
+    header = "".join(line for line in path.read_text().splitlines(keepends=True)
+                     if line.startswith("#"))
+    assert "Time:" in header and "2 CPU cores" in header and "GPU: not measured" in header
+
+
+def test_electrode_csv_paths_are_relative_to_the_data_root(standin, tmp_path, monkeypatch):
+    import shutil
+
+    from podbench.data.dataset import Dataset
+    from podbench.data.recordings import resolve_electrodes
+    from podbench.data.synth import ELECTRODE_CSV
+    from podbench.errors import DataError
+
+    moved = tmp_path / "moved"
+    shutil.copytree(standin, moved)
+    monkeypatch.chdir(tmp_path)
+    csv = resolve_electrodes(Dataset(moved), "responsive")  # the stand-in's ground truth
+    assert csv == str((moved / ELECTRODE_CSV).resolve())
+    assert resolve_electrodes(Dataset(moved), str(ELECTRODE_CSV)) == csv  # relative to data.root
+    (tmp_path / "mine.csv").write_text(Path(csv).read_text())
+    assert resolve_electrodes(Dataset(moved), "mine.csv") == str(tmp_path / "mine.csv")  # cwd
+    with pytest.raises(DataError, match="nope.csv.*looked for"):
+        resolve_electrodes(Dataset(moved), "nope.csv")
+    (moved / "derivatives/podbench-synth/ground_truth.json").unlink()  # like the real dataset
+    with pytest.raises(DataError, match="'responsive'.*ground_truth.json"):
+        resolve_electrodes(Dataset(moved), "responsive")
+    # --set data.root alone moves a shipped config: its keys follow the data, not the folder
+    shipped = Path(__file__).resolve().parents[1] / "configs/tasks/content_word.yml"
+    sets = [f"data.root={standin}", f"output.stores={tmp_path}/stores"]
+    assert stage_keys(config.load(shipped, sets))["epochs"]
+
+
+def test_command_line_data_and_output_reach_a_named_pretrain_config(standin, tmp_path):
+    from podbench.features.foundation import checkpoint_path
+
+    pretrain = tmp_path / "pretrain.yml"
+    pretrain.write_text("trial_name: pt\ndata:\n  root: /nonexistent/standin\n")
+    with pytest.raises(ConfigError, match="/nonexistent/standin"):
+        checkpoint_path(str(pretrain))
+    sets = (f"data.root={standin}", f"output.results={tmp_path}/res",
+            f"output.stores={tmp_path}/stores")
+    with pytest.raises(ConfigError, match=f"{tmp_path}/res/pt/pretrain-.*--set data.root={standin}"):
+        checkpoint_path(str(pretrain), sets)
+    decoder = tmp_path / "decoder.yml"
+    decoder.write_text(f"preprocess:\n  name: foundation\n  params: {{checkpoint: {pretrain}}}\n")
+    cfg = config.load(decoder, [*sets, "training.lr=3e-4"])
+    assert cfg.overrides == (*sets, "training.lr=3e-4")
+    with pytest.raises(ConfigError, match=f"{tmp_path}/res/pt/pretrain-"):
+        stage_keys(cfg)  # the decoder's --set data.root reached the pretrain config

@@ -65,7 +65,8 @@ def build_features(cfg: Config | Resolved, log: Callable[[str], None] = print,
     if "targets" in stages:
         needs_epochs = bool(specs["targets"].parents)
         epoch_words = stores.open("epochs", keys["epochs"])["word"].values if needs_epochs else None
-        sources = ctx.task.target_sources(cfg, ctx.dataset) + ([epochs_marker] if needs_epochs else [])
+        sources = ctx.task.target_sources(cfg, ctx.dataset)
+        sources += [epochs_marker] if needs_epochs else []
         done(stores.ensure(specs["targets"],
                            lambda tmp: build_targets(cfg, ctx.task, ctx.dataset, epoch_words, tmp),
                            sources, shape_of_var("target"), ctx.fingerprints))

@@ -21,6 +21,8 @@ import os
 import uuid
 from pathlib import Path
 
+from podbench.errors import DataError
+
 FULL_BYTES = 16 * 2**20
 BLOCK = 2**20
 SAMPLES = 8
@@ -64,6 +66,8 @@ class Fingerprints:
     def digest(self, path: Path) -> tuple[int, str]:
         """(size, content digest) of one file."""
         path = Path(path).resolve()
+        if not path.is_file():
+            raise DataError(f"missing file: {path} (read by a feature stage)")
         st = path.stat()
         token = f"{path}|{st.st_size}|{st.st_mtime_ns}"
         digest = self._cached().get(token)

@@ -28,7 +28,7 @@ import numpy as np
 
 from podbench.config import Config, opt
 from podbench.data.recordings import file_digest
-from podbench.errors import ConfigError
+from podbench.errors import ConfigError, PodbenchError
 from podbench.features.preprocessors import EpochsContext
 from podbench.registry import register_preprocessor
 
@@ -68,8 +68,15 @@ class FrozenModel:
 _LOADED: dict[tuple, FrozenModel] = {}
 
 
-def checkpoint_path(spec: str) -> Path:
-    """checkpoint.pt named by a pretrain config YAML, a pretrain folder or the file itself."""
+def travelling(overrides: tuple[str, ...]) -> tuple[str, ...]:
+    """The --set values of data.* and output.*: they reach a named pretrain config too, so
+    `--set data.root=...` moves a decoder config and its pretraining together."""
+    return tuple(o for o in overrides if o.split("=", 1)[0].strip().startswith(("data.", "output.")))
+
+
+def checkpoint_path(spec: str, overrides: tuple[str, ...] = ()) -> Path:
+    """checkpoint.pt named by a pretrain config YAML (loaded with the `overrides`), a pretrain
+    folder or the file itself."""
     from podbench import config
     from podbench.features.pretrain import is_complete, pretrain_dir
 
@@ -79,12 +86,14 @@ def checkpoint_path(spec: str) -> Path:
         if not path.is_file():
             raise ConfigError(f"{where}: no such pretrain config file")
         try:
-            folder = pretrain_dir(config.load(path))
-        except ConfigError as exc:
+            folder = pretrain_dir(config.load(path, overrides))
+        except PodbenchError as exc:  # its data, as the pretrain config names it
             raise ConfigError(f"{where}: {exc}") from None
         if not is_complete(folder):
+            sets = "".join(f" --set {o}" for o in overrides)
             raise ConfigError(f"{where}: this pretraining has not been run ({folder} is missing "
-                              f"or incomplete); run `podbench pretrain --config {spec}` first")
+                              f"or incomplete); run `podbench pretrain --config {spec}{sets}` "
+                              "first")
         path = folder
     if path.is_dir():
         path = path / "checkpoint.pt"
@@ -115,11 +124,11 @@ def _load_weights(model, path: Path, where: str) -> None:
     model.load_state_dict(state)
 
 
-def _builtin(spec: str) -> FrozenModel:
+def _builtin(spec: str, overrides: tuple[str, ...]) -> FrozenModel:
     from podbench.models.foundation.mae import MaskedAutoencoder
 
     where = f"{PARAM}.checkpoint = {spec!r}"
-    path = checkpoint_path(spec)
+    path = checkpoint_path(spec, overrides)
     meta_path = path.parent / "config.json"
     try:
         meta = json.loads(meta_path.read_text())
@@ -173,8 +182,9 @@ def _user(spec: str, weights: Union[str, None]) -> FrozenModel:
     return FrozenModel(model, _takes_coords(model.forward_features), files, sha, spec, {})
 
 
-def frozen_model(params: dict) -> FrozenModel:
-    """Load (once per weights file version) the model that `params` names."""
+def frozen_model(params: dict, overrides: tuple[str, ...] = ()) -> FrozenModel:
+    """Load (once per weights file version) the model that `params` names; `overrides`
+    (data.* and output.* --set values) reach a named pretrain config."""
     checkpoint, module, weights = params["checkpoint"], params["module"], params["state_dict"]
     if module is not None and checkpoint is not None:
         raise ConfigError(f"{PARAM}: set checkpoint (built-in model) or module (user model), "
@@ -191,11 +201,12 @@ def frozen_model(params: dict) -> FrozenModel:
 
         if not torch.cuda.is_available():
             raise ConfigError(f"{PARAM}.device = 'cuda': no CUDA device is available")
-    target = checkpoint_path(checkpoint) if module is None else weights
+    overrides = travelling(overrides)
+    target = checkpoint_path(checkpoint, overrides) if module is None else weights
     stat = Path(target).stat() if target is not None else None
     key = (module, str(target), stat and (stat.st_size, stat.st_mtime_ns))
     if key not in _LOADED:
-        _LOADED[key] = _builtin(checkpoint) if module is None else _user(module, weights)
+        _LOADED[key] = _builtin(checkpoint, overrides) if module is None else _user(module, weights)
     return _LOADED[key]
 
 
@@ -212,7 +223,7 @@ def _check_window(frozen: FrozenModel, window: int, what: str) -> None:
 def depends(cfg: Config) -> dict:
     """What the latents depend on beyond the params: the weights' digest and the module.
     Loading here validates everything before any store is written."""
-    frozen = frozen_model(cfg.preprocess.params)
+    frozen = frozen_model(cfg.preprocess.params, cfg.overrides)
     if not frozen.builtin and cfg.preprocess.params["pool"] != "tokens":
         raise ConfigError(f"{PARAM}.pool = {cfg.preprocess.params['pool']!r}: only the built-in "
                           f"model pools by electrode; a user model's forward_features decides "
@@ -225,7 +236,7 @@ def depends(cfg: Config) -> dict:
 
 
 def sources(cfg: Config) -> list[Path]:
-    return frozen_model(cfg.preprocess.params).files
+    return frozen_model(cfg.preprocess.params, cfg.overrides).files
 
 
 class FoundationTransform:
@@ -269,7 +280,7 @@ def foundation(params: dict, ctx: EpochsContext) -> FoundationTransform:
 
     from podbench.data.dataset import channel_coordinates
 
-    frozen = frozen_model(params)
+    frozen = frozen_model(params, ctx.overrides)
     _check_window(frozen, ctx.window, f"epochs at {ctx.sfreq:g} Hz")
     coords, missing = (channel_coordinates(ctx.root, ctx.channels) if frozen.takes_coords
                        else (np.zeros((len(ctx.channels), 3), np.float32), []))

@@ -23,7 +23,6 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
-
 from typing import TYPE_CHECKING
 
 from podbench import registry

@@ -19,7 +19,7 @@ def epochs_context(epochs, ctx: Resolved) -> EpochsContext:
     return EpochsContext(sfreq=float(epochs.attrs["sfreq"]), window=int(epochs.attrs["window_samples"]),
                          channels=[str(c) for c in epochs["channel"].values],
                          subjects=[int(s) for s in epochs["subject"].values],
-                         root=str(ctx.dataset.root))
+                         root=str(ctx.dataset.root), overrides=ctx.cfg.overrides)
 
 
 def build_latents(ctx: Resolved, spec: StageSpec, epochs, tmp: Path) -> dict:

@@ -31,6 +31,7 @@ class EpochsContext:
     channels: list[str]  # "sub-XX:NAME"
     subjects: list[int]  # per channel
     root: str  # dataset root (e.g. for electrode coordinates)
+    overrides: tuple[str, ...] = ()  # the command line's --set values (see Config.overrides)
 
 
 def block_average(x: np.ndarray, size: int) -> np.ndarray:
