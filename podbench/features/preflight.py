@@ -66,7 +66,8 @@ def check_readable(path: Path, what: str) -> None:
 def check_inputs(cfg: Config) -> dict[str, tuple[Path, float]]:
     """Check what `cfg` reads; return {epochs key: (store root, bytes its stores need)} when
     its epochs store is still to be built."""
-    from podbench.data.recordings import open_recordings, resolve_subjects
+    from podbench.data.recordings import (electrodes_from_csv, is_csv_spec, open_recordings,
+                                          resolve_subjects)
     from podbench.features.epochs import epochs_sources, geometry
     from podbench.features.keys import stage_specs
     from podbench.tasks import task_for
@@ -75,6 +76,9 @@ def check_inputs(cfg: Config) -> dict[str, tuple[Path, float]]:
     if not root.is_dir():
         raise DataError(f"data.root = {cfg.data.root!r}: no such folder")
     dataset = Dataset(root)
+    if is_csv_spec(cfg.data.electrodes):
+        check_readable(Path(cfg.data.electrodes).expanduser(), "data.electrodes")
+        electrodes_from_csv(dataset, cfg.data.electrodes)
     task = task_for(cfg)
     pre = registry.preprocessors.entry(cfg.preprocess.name)
     files = [*epochs_sources(cfg), *task.target_sources(cfg, dataset),

@@ -235,17 +235,17 @@ class Stores:
             return [f"{path}: {p}" for p in check_chunks(path, thorough=True)]
         return [f"{path}: {p}" for p in decode_chunks(path)]
 
-    def gc(self, older_than_days: float | None = None) -> list[Path]:
+    def gc(self, older_than_days: float | None = None, thorough: bool = False) -> list[Path]:
         """Remove leftovers of dead builds (temporary folders, stale lock files), damaged
-        stores (a chunk missing or of the wrong size) and, optionally, stores unused for N
-        days."""
+        stores (a chunk missing or of the wrong size; with `thorough`, any `verify` problem)
+        and, optionally, stores unused for N days."""
         self.require_root()
         removed = []
         for stage in sorted(p for p in self.root.iterdir() if p.is_dir()):
             removed += remove_leftovers(stage)
         cutoff = None if older_than_days is None else time.time() - older_than_days * 86400
         for _, _, path, _ in self.complete_stores():
-            damaged = bool(check_chunks(path, thorough=False))
+            damaged = bool(self.verify(path) if thorough else check_chunks(path, thorough=False))
             if cutoff is not None and not damaged:
                 used = path / LAST_USED
                 last = used.stat().st_mtime if used.exists() else (path / COMPLETE).stat().st_mtime
@@ -265,8 +265,9 @@ def reading(path: Path) -> Iterator[None]:
     except PodbenchError:
         raise
     except Exception as exc:  # noqa: BLE001 - zarr/numcodecs raise several types on bad bytes
-        raise StoreError(f"store {path} is corrupt ({type(exc).__name__}: {exc}); "
-                         "run `podbench stores verify` and rebuild it") from None
+        raise StoreError(f"store {path} is corrupt ({type(exc).__name__}: {exc}); run "
+                         "`podbench stores gc --verify` (it removes corrupt stores) and rebuild "
+                         "it with `podbench build-features`") from None
 
 
 def _crc(path: Path) -> int:
