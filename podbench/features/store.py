@@ -136,7 +136,9 @@ class Stores:
         except OSError:
             pass
         with reading(path):
-            return xr.open_zarr(path / DATA, consolidated=False, chunks=None)
+            ds = xr.open_zarr(path / DATA, consolidated=False, chunks=None)
+        ds.encoding["source"] = str(path)  # the store folder, for errors of later reads
+        return ds
 
     def load(self, stage: str, key: str):
         """`open` and read everything into memory; a chunk that fails its checksum is a
@@ -265,9 +267,11 @@ def reading(path: Path) -> Iterator[None]:
     except PodbenchError:
         raise
     except Exception as exc:  # noqa: BLE001 - zarr/numcodecs raise several types on bad bytes
-        raise StoreError(f"store {path} is corrupt ({type(exc).__name__}: {exc}); run "
-                         "`podbench stores gc --verify` (it removes corrupt stores) and rebuild "
-                         "it with `podbench build-features`") from None
+        found = check_chunks(path, thorough=True) if (path / MANIFEST).is_file() else []
+        what = found[0] if found else f"{type(exc).__name__}: {exc}"
+        raise StoreError(f"store {path} is corrupt: {what}; run `podbench stores gc --verify` "
+                         "(it removes corrupt stores) and rebuild it with "
+                         "`podbench build-features`") from None
 
 
 def _crc(path: Path) -> int:
