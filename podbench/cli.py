@@ -365,9 +365,11 @@ def stores_verify(key, config_path, overrides, root):
                                  "output.results is cleaned too).")
 @click.option("--grace", type=float, default=600.0, show_default=True,
               help="Leave results temporaries younger than this many seconds.")
+@click.option("--verify", "thorough", is_flag=True,
+              help="Also remove stores that fail `stores verify` (checksums; reads every chunk).")
 @root_options
 @reports_errors
-def stores_gc(days, results_root, grace, config_path, overrides, root):
+def stores_gc(days, results_root, grace, thorough, config_path, overrides, root):
     """Remove leftovers of interrupted builds and runs (temporary folders, stale lock files),
     damaged stores (a chunk missing or resized; rebuild them with build-features) and, with
     --older-than, unused stores."""
@@ -375,7 +377,7 @@ def stores_gc(days, results_root, grace, config_path, overrides, root):
 
     if config_path is not None and results_root is None:
         results_root = Path(load_config(config_path, overrides).output.results).expanduser()
-    removed = store_root(config_path, overrides, root).gc(days)
+    removed = store_root(config_path, overrides, root).gc(days, thorough)
     if results_root is not None:
         removed += clean_tree(results_root, grace)
     for path in removed:

@@ -143,4 +143,10 @@ def load_plugins(modules: list[str], folders: list[Path] = ()) -> None:
         try:
             importlib.import_module(module)
         except ImportError as exc:
-            raise ConfigError(f"plugins[{i}] = {module!r}: cannot import it ({exc})") from exc
+            raise ConfigError(f"plugins[{i}] = {module!r}: cannot import it ({exc})") from None
+        except Exception as exc:  # noqa: BLE001 - a broken plugin is bad input, not a crash
+            where = ""
+            if isinstance(exc, SyntaxError):
+                where = f" at {exc.filename} line {exc.lineno}"
+            raise ConfigError(f"plugins[{i}] = {module!r}: importing it failed{where} "
+                              f"({type(exc).__name__}: {exc})") from None

@@ -140,7 +140,7 @@ class Dataset:
         """stimuli/gpt2-xl/transcript.tsv: one row per GPT-2 token, in order."""
         table = read_table(self.transcript_path, ("word_idx", "word", "start", "end"), index_col=0)
         for col in ("start", "end"):
-            if not np.issubdtype(table[col].dtype, np.number) or table[col].isna().any():
+            if not pd.api.types.is_numeric_dtype(table[col]) or table[col].isna().any():
                 raise DataError(f"{self.transcript_path}: column {col!r} must be numeric and "
                                 "complete")
         table["word"] = table["word"].astype(str)

@@ -38,17 +38,18 @@ def build_latents(ctx: Resolved, spec: StageSpec, epochs, tmp: Path) -> dict:
     starts = [int(s) for s in epochs.attrs["lag_starts"]]
     lags = np.array(epochs.attrs["lags_ms"], dtype=np.int64)
     n_words = epochs.sizes["word"]
+    source = Path(epochs.encoding.get("source", "(epochs)"))
     word_chunk = int(epochs["ecog"].encoding.get("chunks", (n_words,))[0])
     sums = sq = count = None
     bar = progress(n_words * len(starts), f"latents ({cfg.preprocess.name})", unit="window")
     for lo in range(0, n_words, word_chunk):
         block = epochs.isel(word=slice(lo, lo + word_chunk))
-        with reading(Path(epochs.encoding.get("source", "the epochs store"))):
+        with reading(source):
             x = block["ecog"].values
         if not np.isfinite(x).all():
-            raise StoreError(f"epochs store: words {lo}..{lo + len(x)} hold non-finite samples "
-                             "(a missing or damaged chunk?); nothing was published; run "
-                             "`podbench stores verify`")
+            raise StoreError(f"epochs store {source}: words {lo}..{lo + len(x)} hold non-finite "
+                             "samples (a missing or damaged chunk?); no latents were published; "
+                             "run `podbench stores verify`")
         slices = []
         for s in starts:
             slices.append(transform(x[..., s:s + window]))

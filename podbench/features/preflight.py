@@ -5,8 +5,9 @@ store is built or lane trained, so that a bad file or value fails in seconds wit
   electrode selection and the recordings' headers, the task's events;
 - values that depend on the data (`Task.check_data`: folds against events, PCA dimension and
   layer against the embeddings);
-- outputs: output.stores (and output.results when training) is a folder or can be created,
-  is writable and has the free space the build needs (an estimate, said in the error).
+- outputs: output.stores (when a store is to be built) and output.results (when training)
+  is a folder or can be created, is writable and has the free space the build needs (an
+  estimate, said in the error); a store root holding every store needed may be read-only.
 Nothing is written: writability is probed with a temporary file that is removed at once.
 """
 
@@ -34,18 +35,19 @@ def preflight(cfgs: list[Config | Resolved], results: bool = False) -> None:
         return c.cfg if isinstance(c, Resolved) else c
 
     todo = [c for c in cfgs if (canonical_json(config(c).to_dict()), results) not in _checked]
-    need: dict[Path, float] = {}
-    missing: dict[str, tuple[Path, float]] = {}  # epochs key -> (store root, bytes)
+    missing: dict[tuple, tuple[Path, float]] = {}  # keys to build -> (store root, bytes)
     for c in todo:
         missing.update(check_inputs(resolve_checked(c)))
+    need: dict[Path, float] = {}
     for root, nbytes in missing.values():
         need[root] = need.get(root, 0.0) + nbytes
     if results:
-        for cfg in {str(config(c).output.results): config(c) for c in todo}.values():
-            root = Path(cfg.output.results).expanduser()
+        for root in {Path(config(c).output.results).expanduser() for c in todo}:
             need[root] = need.get(root, 0.0) + RESULTS_BYTES
     for cfg in map(config, todo):
-        check_root(Path(cfg.output.stores).expanduser(), "output.stores", need)
+        stores = Path(cfg.output.stores).expanduser()
+        if stores in need:
+            check_root(stores, "output.stores", need)
         if results:
             check_root(Path(cfg.output.results).expanduser(), "output.results", need)
     _checked.update((canonical_json(config(c).to_dict()), results) for c in todo)
@@ -76,9 +78,9 @@ def check_readable(path: Path, what: str) -> None:
         raise DataError(f"{what}: {path} is empty")
 
 
-def check_inputs(ctx: Resolved) -> dict[str, tuple[Path, float]]:
-    """Check what a resolved config reads; return {epochs key: (store root, bytes its stores
-    need)} when its epochs store is still to be built."""
+def check_inputs(ctx: Resolved) -> dict[tuple, tuple[Path, float]]:
+    """Check what a resolved config reads; return {keys of its stores still to build: (store
+    root, bytes they need)}, empty when every store is built."""
     from podbench.data.recordings import open_recordings
     from podbench.features.epochs import epochs_sources, geometry
     from podbench.features.keys import stage_specs
@@ -93,15 +95,19 @@ def check_inputs(ctx: Resolved) -> dict[str, tuple[Path, float]]:
     task.check_data(cfg, dataset, events)
     specs = stage_specs(ctx)
     stores = Path(cfg.output.stores).expanduser()
-    if (stores / "epochs" / specs["epochs"].key / COMPLETE).is_file():
-        return {}
+    absent = tuple(specs[stage].key for stage in ("epochs", "targets", "latents")
+                   if not (stores / stage / specs[stage].key / COMPLETE).is_file())
+    if not absent:
+        return {}  # every store is built: the store root may even be read-only
+    if specs["epochs"].key not in absent:
+        return {absent: (stores, 0.0)}
     recordings = open_recordings(dataset, ctx.subjects, ctx.electrodes, cfg.data.signal)
     geo = geometry(cfg, recordings[0].sfreq)
     channels = sum(len(r.channels) for r in recordings)
     epochs = float(len(events) * channels * geo.span * 4)
     per_window = len(geo.lags) * geo.window / max(1, cfg.preprocess.params.get(
         "num_average_samples", 1))
-    return {specs["epochs"].key: (stores, epochs * (1 + per_window / geo.span))}
+    return {absent: (stores, epochs * (1 + per_window / geo.span))}
 
 
 def check_root(root: Path, key: str, need: dict[Path, float]) -> None:

@@ -143,7 +143,9 @@ class Stores:
         except OSError:
             pass
         with reading(path):
-            return xr.open_zarr(path / DATA, consolidated=True, chunks=None)
+            ds = xr.open_zarr(path / DATA, consolidated=True, chunks=None)
+        ds.encoding["source"] = str(path)  # the store folder, for errors of later reads
+        return ds
 
     def load(self, stage: str, key: str):
         """`open` and read everything into memory; a chunk that fails its checksum is a
@@ -245,17 +247,17 @@ class Stores:
             return [f"{path}: {p}" for p in check_chunks(path, thorough=True)]
         return [f"{path}: {p}" for p in decode_chunks(path)]
 
-    def gc(self, older_than_days: float | None = None) -> list[Path]:
+    def gc(self, older_than_days: float | None = None, thorough: bool = False) -> list[Path]:
         """Remove leftovers of dead builds (temporary folders, stale lock files), damaged
-        stores (a chunk missing or of the wrong size) and, optionally, stores unused for N
-        days."""
+        stores (a chunk missing or of the wrong size; with `thorough`, any `verify` problem)
+        and, optionally, stores unused for N days."""
         self.require_root()
         removed = []
         for stage in sorted(p for p in self.root.iterdir() if p.is_dir()):
             removed += remove_leftovers(stage)
         cutoff = None if older_than_days is None else time.time() - older_than_days * 86400
         for _, _, path, _ in self.complete_stores():
-            damaged = bool(check_chunks(path, thorough=False))
+            damaged = bool(self.verify(path) if thorough else check_chunks(path, thorough=False))
             if cutoff is not None and not damaged:
                 used = path / LAST_USED
                 last = used.stat().st_mtime if used.exists() else (path / COMPLETE).stat().st_mtime
@@ -275,8 +277,11 @@ def reading(path: Path) -> Iterator[None]:
     except PodbenchError:
         raise
     except Exception as exc:  # noqa: BLE001 - zarr/numcodecs raise several types on bad bytes
-        raise StoreError(f"store {path} is corrupt ({type(exc).__name__}: {exc}); "
-                         "run `podbench stores verify` and rebuild it") from None
+        found = check_chunks(path, thorough=True) if (path / MANIFEST).is_file() else []
+        what = found[0] if found else f"{type(exc).__name__}: {exc}"
+        raise StoreError(f"store {path} is corrupt: {what}; run `podbench stores gc --verify` "
+                         "(it removes corrupt stores) and rebuild it with "
+                         "`podbench build-features`") from None
 
 
 def _crc(path: Path) -> int:

@@ -1,0 +1,279 @@
+"""Reliability table: damaged chunks, kills, concurrent trainers, full and read-only roots.
+
+Each fault has its expected outcome: a damaged store is reported by `stores verify` and
+refused by `train` with one line (exit 2); a kill leaves the old or the new complete folder and
+nothing listed that is not published; two identical trainers train once; a full or read-only
+root fails before training (a disk filling during a write: exit 1, nothing half left).
+Runs the real CLI on the small stand-in with the closed-form ridge decoder (seconds per run).
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from podbench.features.store import DATA, Stores
+from podbench.publish import TMP_TAG
+
+PODBENCH = str(Path(sys.executable).parent / "podbench")
+pytestmark = pytest.mark.slow
+
+
+def cli(*args, cwd=None, prefix=()):
+    return subprocess.run([*prefix, PODBENCH, *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=600)
+
+
+def write_config(path: Path, root: Path, stores: Path, results: Path, **changes) -> Path:
+    raw = {"trial_name": "rel",
+           "data": {"root": str(root), "subjects": [1], "electrodes": "^G[0-9]+$",
+                    "lags": {"min": -200, "max": 200, "step": 200}},
+           "targets": {"pca_dim": 5}, "model": {"name": "ridge", "members": 1},
+           "training": {"n_folds": 2},
+           "output": {"stores": str(stores), "results": str(results)}}
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split("__")
+        node = raw
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.fixture(scope="module")
+def built(standin, tmp_path_factory) -> Path:
+    """A work folder whose `stores/` holds the ridge config's three complete stores."""
+    work = tmp_path_factory.mktemp("reliability")
+    cfg = write_config(work / "exp.yml", standin, work / "stores", work / "results")
+    done = cli("build-features", "--config", str(cfg))
+    assert done.returncode == 0, done.stderr
+    return work
+
+
+def fresh_work(work: Path, standin: Path) -> Path:
+    """A config with its own (empty) store and results roots under `work`. (A copied store
+    root would rebuild: parents are fingerprinted by absolute path, issue 14.)"""
+    return write_config(work / "exp.yml", standin, work / "stores", work / "results")
+
+
+def first_chunk(store: Path, array: str) -> Path:
+    chunk = store / DATA / array / "c"
+    while chunk.is_dir():
+        chunk = sorted(chunk.iterdir())[0]
+    return chunk
+
+
+def damage(chunk: Path, fault: str) -> None:
+    if fault == "deleted":
+        chunk.unlink()
+    elif fault == "truncated":
+        chunk.write_bytes(chunk.read_bytes()[: chunk.stat().st_size // 2])
+    else:
+        data = bytearray(chunk.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        chunk.write_bytes(bytes(data))
+
+
+EXPECTED = {"deleted": "is missing", "truncated": "is truncated", "flipped": "is altered"}
+DAMAGES = [(array, fault) for array in ("latent", "label", "word")
+           for fault in ("deleted", "truncated", "flipped")]
+
+
+def test_damaged_chunks_are_reported_and_refused(built):
+    """Numeric data, string labels and the word coordinate, each deleted / truncated / flipped
+    (one at a time, then restored): verify names the array and the fault; train refuses with
+    one line naming the store and the array, and writes no results."""
+    cfg = built / "exp.yml"
+    stores = Stores(built / "stores")
+    (_, key, store, _), = [s for s in stores.complete_stores() if s[0] == "latents"]
+    for array, fault in DAMAGES:
+        chunk = first_chunk(store, array)
+        original = chunk.read_bytes()
+        damage(chunk, fault)
+        try:
+            verify = cli("stores", "verify", "--stores", str(built / "stores"))
+            train = cli("train", "--config", str(cfg))
+        finally:
+            chunk.write_bytes(original)
+        assert verify.returncode == 1, (array, fault, verify.stdout)
+        assert f"array {array!r}" in verify.stdout and EXPECTED[fault] in verify.stdout, (
+            array, fault, verify.stdout)
+        lines = train.stderr.strip().splitlines()
+        assert train.returncode == 2 and len(lines) == 1, (array, fault, train.stderr[-1500:])
+        assert key[:12] in lines[0] or key in lines[0], lines[0]
+        assert f"array {array!r}" in lines[0], lines[0]
+        assert not list((built / "results").glob("rel/*/run.json"))
+    assert cli("stores", "verify", "--stores", str(built / "stores")).returncode == 0
+
+
+def test_gc_removes_a_damaged_store_and_build_features_rebuilds_it(standin, tmp_path):
+    cfg = fresh_work(tmp_path, standin)
+    assert cli("build-features", "--config", str(cfg)).returncode == 0
+    stores = Stores(tmp_path / "stores")
+    (_, key, store, _), = [s for s in stores.complete_stores() if s[0] == "latents"]
+    damage(first_chunk(store, "latent"), "deleted")
+    gc = cli("stores", "gc", "--stores", str(tmp_path / "stores"))
+    assert gc.returncode == 0 and str(store) in gc.stdout
+    again = cli("build-features", "--config", str(cfg))
+    assert again.returncode == 0 and "latents" in again.stdout and "built" in again.stdout
+    assert not stores.verify(store)
+
+
+def test_a_missing_epochs_chunk_never_publishes_latents(standin, tmp_path):
+    cfg = fresh_work(tmp_path, standin)
+    assert cli("build-features", "--config", str(cfg)).returncode == 0
+    stores = Stores(tmp_path / "stores")
+    (_, key, store, _), = [s for s in stores.complete_stores() if s[0] == "epochs"]
+    damage(first_chunk(store, "ecog"), "deleted")
+    other = cli("build-features", "--config", str(cfg), "--set",
+                "preprocess.params.num_average_samples=16")
+    lines = other.stderr.strip().splitlines()
+    assert other.returncode == 2 and len(lines) == 1 and key[:12] in lines[0], other.stderr
+    assert len([s for s in stores.complete_stores() if s[0] == "latents"]) == 1
+    assert not stores.leftovers()
+
+
+def results_state(run_dir: Path) -> str:
+    """'complete' (run.json and every file it implies), 'absent' or 'half'."""
+    if not run_dir.exists():
+        return "absent"
+    needed = ["config.yml", "lag_performance.csv", "metrics.csv", "lag_curve.png", "run.json",
+              "checkpoints/lanes.json"]
+    return "complete" if all((run_dir / n).is_file() for n in needed) else "half"
+
+
+def test_kill_during_train_force_leaves_the_old_results(standin, tmp_path):
+    cfg = fresh_work(tmp_path, standin)
+    first = cli("train", "--config", str(cfg))
+    assert first.returncode == 0, first.stderr
+    (run_dir,) = [p for p in (tmp_path / "results" / "rel").iterdir() if p.is_dir()]
+    reference = (run_dir / "lag_performance.csv").read_text()
+    trial = run_dir.parent
+    rng = random.Random(0)
+    for attempt in range(4):
+        proc = subprocess.Popen([PODBENCH, "train", "--config", str(cfg), "--force"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None and not any(
+                TMP_TAG in p.name for p in trial.iterdir()):
+            time.sleep(0.002)
+        time.sleep(rng.uniform(0, 0.3) * attempt)  # 0: as the temporary folder appears
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert results_state(run_dir) == "complete", attempt
+        assert (run_dir / "lag_performance.csv").read_text() == reference
+    gc = cli("stores", "gc", "--stores", str(tmp_path / "stores"), "--results",
+             str(tmp_path / "results"), "--grace", "0")
+    assert gc.returncode == 0, gc.stderr
+    assert sorted(p.name for p in trial.iterdir()) == [run_dir.name]
+
+
+def test_kill_during_a_stale_rebuild_lists_nothing_unpublished(standin, tmp_path):
+    from .test_bad_input import mirror
+
+    channels = "sub-01/ieeg/sub-01_task-podcast_channels.tsv"
+    data = mirror(standin, tmp_path / "ds", {channels: (standin / channels).read_bytes()})
+    cfg = write_config(tmp_path / "exp.yml", data, tmp_path / "stores", tmp_path / "results")
+    assert cli("build-features", "--config", str(cfg)).returncode == 0
+    root = tmp_path / "stores"
+    with open(data / channels, "a") as handle:  # same table, different file: stale
+        handle.write("\n")
+    proc = subprocess.Popen([PODBENCH, "build-features", "--config", str(cfg)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(root.glob(f"*/*{TMP_TAG}*/{DATA}")):
+        time.sleep(0.002)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    stores = Stores(root)
+    listed = cli("stores", "ls", "--stores", str(root)).stdout
+    assert TMP_TAG not in listed
+    for stage, key, path, _ in stores.complete_stores():
+        assert TMP_TAG not in path.name and not stores.verify(path)
+        info = cli("stores", "info", key[:8], "--stores", str(root))
+        assert info.returncode == 0, info.stderr  # never "ambiguous"
+    gc = cli("stores", "gc", "--stores", str(root))
+    assert gc.returncode == 0 and not stores.leftovers()
+    again = cli("build-features", "--config", str(cfg))
+    assert again.returncode == 0 and len(stores.complete_stores()) == 3
+
+
+def test_two_identical_trainers_train_once(standin, tmp_path):
+    """From empty roots: one builds the stores while the other waits, then one trains."""
+    cfg = fresh_work(tmp_path, standin)
+    procs = [subprocess.Popen([PODBENCH, "train", "--config", str(cfg)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    trained = [out for out, _ in outs if "training " in out and " lanes (" in out]
+    assert len(trained) == 1, outs
+    assert sum("already complete" in out for out, _ in outs) == 1
+    trial = tmp_path / "results" / "rel"
+    assert [p.name for p in trial.iterdir() if not p.is_dir()] == []  # no lock file left
+
+
+def unshare_works() -> bool:
+    try:
+        return subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode == 0
+    except FileNotFoundError:
+        return False
+
+
+def in_mount(mounts: str, *args) -> subprocess.CompletedProcess:
+    """Run the CLI in a private mount namespace after `mounts` (shell commands)."""
+    command = " ".join(f"'{a}'" for a in (PODBENCH, *args))
+    return subprocess.run(["unshare", "-rm", "sh", "-c", f"{mounts} && exec {command}"],
+                          capture_output=True, text=True, timeout=600)
+
+
+needs_unshare = pytest.mark.skipif(not unshare_works(), reason="needs unshare -rm (mounts)")
+
+
+@needs_unshare
+@pytest.mark.parametrize("root, mount, fragment", [
+    ("results", "mount -t tmpfs -o size=1m,ro tmpfs {dir}", "output.results"),
+    ("results", "mount -t tmpfs -o size=1m tmpfs {dir}", "needs about"),
+    ("stores", "mount -t tmpfs -o size=1m,ro tmpfs {dir}", "output.stores"),
+    ("stores", "mount -t tmpfs -o size=1m tmpfs {dir}", "needs about"),
+])
+def test_full_or_read_only_roots_fail_before_anything_is_built(standin, tmp_path, root, mount,
+                                                               fragment):
+    (tmp_path / "stores").mkdir()
+    (tmp_path / "results").mkdir()
+    cfg = write_config(tmp_path / "exp.yml", standin, tmp_path / "stores", tmp_path / "results")
+    result = in_mount(mount.format(dir=tmp_path / root), "train", "--config", str(cfg))
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and fragment in lines[0], result.stderr
+    assert "training" not in result.stdout and not list((tmp_path / "stores").iterdir())
+
+
+@needs_unshare
+def test_a_read_only_store_root_with_every_store_trains(built, standin, tmp_path):
+    cfg = write_config(tmp_path / "exp.yml", standin, built / "stores", tmp_path / "results")
+    ro = f"mount --bind {built / 'stores'} {built / 'stores'} && " \
+         f"mount -o remount,bind,ro {built / 'stores'}"
+    result = in_mount(ro, "train", "--config", str(cfg))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "hit" in result.stdout and "built" not in result.stdout
+
+
+def test_disk_full_while_building_is_one_line_and_leaves_nothing(standin, tmp_path):
+    cfg = write_config(tmp_path / "exp.yml", standin, tmp_path / "stores", tmp_path / "results")
+    result = subprocess.run(["bash", "-c", f"ulimit -f 2048; exec {PODBENCH} build-features "
+                                           f"--config {cfg}"],
+                            capture_output=True, text=True, timeout=600)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert "building the epochs store: disk full" in lines[0]
+    stores = Stores(tmp_path / "stores")
+    assert not stores.complete_stores() and not stores.leftovers()
+    assert not [p for p in (tmp_path / "stores").rglob("*") if p.is_file()]
