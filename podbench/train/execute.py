@@ -47,15 +47,16 @@ def device_memory(n_devices: int) -> float:
         return psutil.virtual_memory().available / n_devices
 
 
-def memory_estimate(program, lanes_np, data, n_devices: int) -> Callable[[int], float]:
+def memory_estimate(program, lanes_np, data, n_devices: int,
+                    exact: bool = True) -> Callable[[int], float]:
     """Peak bytes per device of training a chunk of `width` lanes: the shared data, every
     lane's state and inputs, and the temporaries of the lanes trained at once (all of a
-    device's lanes under vmap, `lane_batch` of them under lax.map). Where compaction can move
-    the working set through host memory that is also the device's (CPU), the host copy counts
-    too."""
+    device's lanes under vmap, `lane_batch` of them under lax.map), exact from XLA or a cheap
+    upper bound (see `LaneProgram.memory_model`). Where compaction can move the working set
+    through host memory that is also the device's (CPU), the host copy counts too."""
     import jax
 
-    data_bytes, held, flight = program.memory_model(lanes_np, data)
+    data_bytes, held, flight = program.memory_model(lanes_np, data, exact)
     bank = program.lane_batch != 1 and jax.devices()[0].platform == "cpu"
 
     def estimate(width: int) -> float:
@@ -64,6 +65,17 @@ def memory_estimate(program, lanes_np, data, n_devices: int) -> Callable[[int], 
         return data_bytes + per_device * held * (2 if bank else 1) + at_once * flight
 
     return estimate
+
+
+def choose_chunk(program, lanes_np, data, n_devices: int) -> int:
+    """Lanes per chunk: all of them if the cheap upper bound says they fit, else the widest
+    chunk XLA's exact estimate fits (one compilation of a single lane's epoch)."""
+    n, limit = len(lanes_np.lr), device_memory(n_devices)
+    chunk = auto_chunk(n, n_devices, memory_estimate(program, lanes_np, data, n_devices, False),
+                       limit)
+    if chunk >= n:
+        return chunk
+    return auto_chunk(n, n_devices, memory_estimate(program, lanes_np, data, n_devices), limit)
 
 
 def auto_chunk(n_lanes: int, n_devices: int, estimate: Callable[[int], float],
@@ -127,9 +139,7 @@ def train_lanes(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs, tabl
     data = shard.replicate(Data(jnp.asarray(inputs.x), jnp.asarray(inputs.y),
                                 jnp.asarray(inputs.norm_mean), jnp.asarray(inputs.norm_std)))
     chunk = (cfg.training.lane_chunk if isinstance(cfg.training.lane_chunk, int)
-             else auto_chunk(len(table), shard.n_devices,
-                             memory_estimate(program, lanes_np, data, shard.n_devices),
-                             device_memory(shard.n_devices)))
+             else choose_chunk(program, lanes_np, data, shard.n_devices))
     n_words = inputs.x.shape[0]
     all_rows = jnp.arange(n_words, dtype=jnp.int32)
     preds, states, records, widths = [], [], [], []

@@ -265,16 +265,20 @@ class LaneProgram:
 
     # ------------------------------------------------------------------ prediction
 
-    def memory_model(self, lanes_np: Lanes, data: Data) -> tuple[int, int, int]:
-        """Device bytes of training, from traced shapes and XLA's memory analysis of one
-        lane's epoch (compiled, never run): (shared data, held per lane: its state with the
-        best copy and its inputs, in flight per lane being trained: that epoch's temporaries)."""
+    def memory_model(self, lanes_np: Lanes, data: Data, exact: bool) -> tuple[int, int, int]:
+        """Device bytes of training: (shared data, held per lane: its state with the best copy
+        and its inputs, in flight per lane being trained: one epoch's temporaries). The first
+        two come from traced shapes; the temporaries from XLA's memory analysis of one lane's
+        epoch (compiled, never run) if `exact`, else bounded by every value the traced epoch
+        makes (each loop body once), which allocates and compiles nothing."""
         one = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), lanes_np)
         state = jax.eval_shape(self._lane_init, one)
         shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), data)
-        compiled = jax.jit(self._lane_epoch).lower(
-            state, one, shapes, jax.ShapeDtypeStruct((), jnp.int32)).compile()
-        temp = compiled.memory_analysis().temp_size_in_bytes
+        args = (state, one, shapes, jax.ShapeDtypeStruct((), jnp.int32))
+        if exact:
+            temp = jax.jit(self._lane_epoch).lower(*args).compile().memory_analysis().temp_size_in_bytes
+        else:
+            temp = _values_bytes(jax.make_jaxpr(self._lane_epoch)(*args).jaxpr)
         return _nbytes(data), _nbytes(state) + _nbytes(one), int(temp)
 
     def predict(self, state: State, lanes: Lanes, data: Data, rows: jax.Array) -> jax.Array:
@@ -283,7 +287,26 @@ class LaneProgram:
 
 
 def _nbytes(tree) -> int:
-    return sum(math.prod(a.shape) * jnp.dtype(a.dtype).itemsize for a in jax.tree.leaves(tree))
+    return sum(math.prod(a.shape) * _itemsize(a.dtype) for a in jax.tree.leaves(tree))
+
+
+def _itemsize(dtype) -> int:
+    if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        return 8  # a threefry key: two uint32
+    return jnp.dtype(dtype).itemsize
+
+
+def _values_bytes(jaxpr) -> int:
+    """Bytes of every value a jaxpr makes, its sub-jaxprs' (loop bodies, branches) included."""
+    total = 0
+    for eqn in jaxpr.eqns:
+        total += sum(_nbytes(v.aval) for v in eqn.outvars if hasattr(v.aval, "shape"))
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (list, tuple)) else (value,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    total += _values_bytes(inner)
+    return total
 
 
 def closed_form(fit, predict, lanes: Lanes, data: Data, alphas, stop_fn, sign: float):
