@@ -50,10 +50,12 @@ def device_memory(n_devices: int) -> float:
 def memory_estimate(program, lanes_np, data, n_devices: int,
                     exact: bool = True) -> Callable[[int], float]:
     """Peak bytes per device of training a chunk of `width` lanes: the shared data, every
-    lane's state and inputs, and the temporaries of the lanes trained at once (all of a
-    device's lanes under vmap, `lane_batch` of them under lax.map), exact from XLA or a cheap
-    upper bound (see `LaneProgram.memory_model`). Where compaction can move the working set
-    through host memory that is also the device's (CPU), the host copy counts too."""
+    lane's state and inputs twice (an epoch's input and output; measured so on CPU), and the
+    temporaries of the lanes trained at once (all of a device's lanes under vmap, `lane_batch`
+    of them under lax.map), exact from XLA or a cheap upper bound (see
+    `LaneProgram.memory_model`). Where compaction can move the working set through host memory
+    that is also the device's (CPU), that copy counts too. Not counted: the compiler's own
+    working memory (host memory; about 0.25 GB at the standard shapes)."""
     import jax
 
     data_bytes, held, flight = program.memory_model(lanes_np, data, exact)
@@ -62,7 +64,7 @@ def memory_estimate(program, lanes_np, data, n_devices: int,
     def estimate(width: int) -> float:
         per_device = -(-width // n_devices)
         at_once = per_device if program.lane_batch is None else min(program.lane_batch, per_device)
-        return data_bytes + per_device * held * (2 if bank else 1) + at_once * flight
+        return data_bytes + per_device * held * (3 if bank else 2) + at_once * flight
 
     return estimate
 
