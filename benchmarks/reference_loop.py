@@ -105,7 +105,7 @@ def cosine_sim(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def nll_embedding(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of the within-batch cosine matrix with the diagonal as the targets."""
     logits = _cosine_matrix(pred, y)
-    return F.cross_entropy(logits, torch.arange(len(pred)))
+    return F.cross_entropy(logits, torch.arange(len(pred), device=pred.device))
 
 
 def pairwise_accuracy(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -130,13 +130,16 @@ METRICS = {"nll_embedding": nll_embedding, "cosine_sim": cosine_sim,
 
 def run_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module,
               optimizer: torch.optim.Optimizer | None) -> dict[str, float]:
-    """One pass over `loader` (training when an optimiser is given): mean of per-batch values."""
+    """One pass over `loader` (training when an optimiser is given): mean of per-batch values.
+    Batches move to the model's device as they are drawn."""
+    device = next(model.parameters()).device
     training = optimizer is not None
     model.train(training)
     totals = dict.fromkeys(("loss", *METRICS), 0.0)
     n_batches = 0
     with torch.set_grad_enabled(training):
         for xb, yb in loader:
+            xb, yb = xb.to(device), yb.to(device)
             out = model(xb)
             loss = loss_fn(out, yb)
             if training:
@@ -172,10 +175,10 @@ class FoldRun:
 
 def train_fold(loaders: dict[str, DataLoader], n_channels: int, output_dim: int, *, members: int,
                epochs: int, patience: int, lr: float, weight_decay: float,
-               optimizer: str) -> FoldRun:
+               optimizer: str, device: str = "cpu") -> FoldRun:
     """Build a fresh ensemble, train it with early stopping, reload the best state, test it."""
     t0 = time.perf_counter()
-    model = EnsemblePitomModel(members, n_channels, output_dim)
+    model = EnsemblePitomModel(members, n_channels, output_dim).to(device)
     opt = make_optimizer(optimizer, model.parameters(), lr, weight_decay)
     loss_fn = nn.MSELoss()
     best_score, best_state, best_epoch, bad = -float("inf"), None, 0, 0
@@ -250,12 +253,14 @@ class ReferenceResult:
 def run_reference(inputs, *, members: int = 10, batch_size: int = 32, epochs: int = 100,
                   patience: int = 10, lr: float = 1e-3, weight_decay: float = 1e-4,
                   optimizer: str = "adamw", lags: list[int] | None = None,
-                  folds: list[int] | None = None, seed: int = 42, threads: int = 2,
+                  folds: list[int] | None = None, pairs: list[tuple[int, int]] | None = None,
+                  seed: int = 42, threads: int = 2, device: str = "cpu",
                   log: Callable[[str], None] = print) -> ReferenceResult:
     """Train every (lag, fold) of `inputs` (a `podbench.train.inputs.RunInputs`) like the reference.
 
     `lags` (ms values) and `folds` (1-based numbers) restrict and order what runs; the default is
-    every lag and fold of `inputs`. Seeds python, numpy and torch once, as the reference's main.
+    every lag and fold of `inputs`; `pairs` (lag ms, fold number) lists the runs instead. Seeds
+    python, numpy and torch once, as the reference's main. `device` is torch's ("cuda" on a GPU).
     `seconds` sums the per-(lag, fold) training times (model build, epochs, best reload, test);
     slicing the fold tensors beforehand is not counted.
     """
@@ -264,7 +269,10 @@ def run_reference(inputs, *, members: int = 10, batch_size: int = 32, epochs: in
     lag_values = list(inputs.lags) if lags is None else [int(v) for v in lags]
     by_number = {f.number: f for f in inputs.folds}
     fold_numbers = list(by_number) if folds is None else [int(k) for k in folds]
-    unknown = sorted(set(lag_values) - set(inputs.lags)) + sorted(set(fold_numbers) - set(by_number))
+    runs = ([(int(lag), int(k)) for lag, k in pairs] if pairs is not None
+            else [(lag, k) for lag in lag_values for k in fold_numbers])
+    unknown = (sorted({lag for lag, _ in runs} - set(inputs.lags))
+               + sorted({k for _, k in runs} - set(by_number)))
     if unknown:
         raise ValueError(f"lags/folds {unknown} not in the inputs (lags {inputs.lags}, "
                          f"folds {sorted(by_number)})")
@@ -276,25 +284,23 @@ def run_reference(inputs, *, members: int = 10, batch_size: int = 32, epochs: in
     n_channels, output_dim = inputs.x.shape[2], inputs.y.shape[-1]
     result = ReferenceResult(0.0, [], [], [])
     try:
-        for lag in lag_values:
-            lag_index = inputs.lags.index(lag)
-            for number in fold_numbers:
-                loaders = fold_loaders(inputs, lag_index, by_number[number], batch_size)
-                cpu = _cpu_seconds()
-                run = train_fold(loaders, n_channels, output_dim, members=members, epochs=epochs,
-                                 patience=patience, lr=lr, weight_decay=weight_decay,
-                                 optimizer=optimizer)
-                result.seconds += run.seconds
-                result.epochs.append(run.epochs)
-                result.test_cosine.append(run.test["cosine_sim"])
-                result.lags.append(lag)
-                result.others_busy.append(_others_busy(cpu, run.seconds))
-                log(f"lag {lag:>6} ms  fold {number}: {run.epochs:>3} epochs (best {run.best_epoch}), "
-                    f"test cosine {run.test['cosine_sim']:.4f}, {run.seconds:.1f} s "
-                    f"({run.seconds / run.epochs:.2f} s/epoch)")
-                if result.others_busy[-1] > 0.25:
-                    log(f"  warning: other processes kept {result.others_busy[-1]:.1f} cores busy "
-                        "meanwhile; this timing may be inflated (see the module docstring)")
+        for lag, number in runs:
+            loaders = fold_loaders(inputs, inputs.lags.index(lag), by_number[number], batch_size)
+            cpu = _cpu_seconds()
+            run = train_fold(loaders, n_channels, output_dim, members=members, epochs=epochs,
+                             patience=patience, lr=lr, weight_decay=weight_decay,
+                             optimizer=optimizer, device=device)
+            result.seconds += run.seconds
+            result.epochs.append(run.epochs)
+            result.test_cosine.append(run.test["cosine_sim"])
+            result.lags.append(lag)
+            result.others_busy.append(_others_busy(cpu, run.seconds))
+            log(f"lag {lag:>6} ms  fold {number}: {run.epochs:>3} epochs (best {run.best_epoch}), "
+                f"test cosine {run.test['cosine_sim']:.4f}, {run.seconds:.1f} s "
+                f"({run.seconds / run.epochs:.2f} s/epoch)")
+            if result.others_busy[-1] > 0.25:
+                log(f"  warning: other processes kept {result.others_busy[-1]:.1f} cores busy "
+                    "meanwhile; this timing may be inflated (see the module docstring)")
     finally:
         torch.set_num_threads(previous_threads)
     return result

@@ -11,8 +11,13 @@ so a noisy machine affects both alike; podbench's time includes compilation.
     python benchmarks/trainer_speed.py [--data DIR]     # standard: full stand-in, 160 electrodes,
                                                         # 10 lags, <= 100 epochs, patience 10
     python benchmarks/trainer_speed.py --epochs 3       # the standard shapes, 3 epochs per lane
+    python benchmarks/trainer_speed.py --standard-lanes 10   # the standard config (<= 100
+                                                        # epochs, patience 10) on 10 (lag, fold) lanes
+    python benchmarks/trainer_speed.py --scaling        # time per lane-epoch and peak memory as
+                                                        # lanes, words and electrodes grow
 
-The last line printed is `ratio=<baseline / podbench, median over repeats>`.
+The last line printed is `ratio=<baseline / podbench, median over repeats>` (end to end); the
+scaling mode prints a table instead.
 """
 
 from __future__ import annotations
@@ -25,19 +30,21 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from reference_loop import count_flops_per_step, run_reference  # noqa: E402
 
 from podbench import api, config  # noqa: E402
-from podbench.data.synth import GROUND_TRUTH  # noqa: E402
-from podbench.data.synth import synthesize  # noqa: E402
-from podbench.train.lanes import lay_out  # noqa: E402
-from podbench.train.execute import train_lanes  # noqa: E402
-from podbench.train.inputs import prepare  # noqa: E402
-from podbench.train.run import lane_point  # noqa: E402
+from podbench.data.synth import GROUND_TRUTH, synthesize  # noqa: E402
 from podbench.tasks import task_for  # noqa: E402
+from podbench.train.execute import (auto_chunk, device_memory, make_program,  # noqa: E402
+                                    memory_estimate, train_lanes)
+from podbench.train.inputs import lane_inputs, prepare  # noqa: E402
+from podbench.train.lanes import lay_out  # noqa: E402
+from podbench.train.run import lane_point  # noqa: E402
 
 N_ELECTRODES = 160
 
@@ -141,27 +148,156 @@ def podbench_flops(inputs, res, members: int) -> float:
     return total
 
 
+def subset(table, n: int):
+    """The first n lanes of a lane table (lag-major, then fold)."""
+    from dataclasses import replace
+
+    return replace(table, **{k: getattr(table, k)[:n] for k in table.__dataclass_fields__})
+
+
+def standard_lanes(cfg, inputs, task, table, members: int, n: int) -> None:
+    """The early-stopped standard config on the first n (lag, fold) lanes, both sides, once."""
+    sub = subset(table, n)
+    pairs = list(zip(sub.lag_ms.tolist(), sub.fold.tolist()))
+    t = cfg.training
+    base = run_reference(inputs, members=members, epochs=t.epochs, patience=t.patience,
+                         pairs=pairs, log=lambda s: None)
+    t0 = time.perf_counter()
+    res = train_lanes(cfg, task, inputs, sub, members, log=lambda s: None)
+    seconds = time.perf_counter() - t0
+    for name, secs, epochs in (("baseline (PyTorch, sequential)", base.seconds, base.epochs),
+                               ("podbench (JAX lanes)", seconds, res.epochs.tolist())):
+        print(f"{name:31s} {secs:8.1f} s end to end, {len(epochs)} lanes, {sum(epochs)} epochs "
+              f"(per lane {min(epochs)}-{max(epochs)}), {secs / sum(epochs):.3f} s per lane-epoch")
+    per_epoch = (base.seconds / sum(base.epochs)) / (seconds / res.epochs.sum())
+    print(f"ratio per lane-epoch: {per_epoch:.2f}; end to end: {base.seconds / seconds:.2f}")
+    print(f"ratio={base.seconds / seconds:.2f}")
+
+
+def scaling_point(cfg, inputs, task, members: int, lanes: int, words: int, electrodes: int,
+                  epochs: int) -> dict:
+    """Time per lane-epoch (after a first, compiling epoch) and peak memory of `lanes` lanes on
+    the first `words` words and `electrodes` electrodes; the memory estimate that chooses lane
+    chunks, for the chunk it chose (only that chunk is trained)."""
+    import resource
+    from dataclasses import replace
+
+    import jax
+    import jax.numpy as jnp
+
+    from podbench.tasks.folds import sequential_folds
+    from podbench.train.lanes import LanePoint
+    from podbench.train.program import Data
+    from podbench.train.sharding import LaneSharding
+
+    folds = sequential_folds(words, len(inputs.folds), cfg.training.val_fraction)
+    cut = replace(inputs, words=inputs.words[:words], labels=inputs.labels[:words],
+                  x=np.ascontiguousarray(inputs.x[:words, :, :electrodes]),
+                  y=np.ascontiguousarray(inputs.y[:, :words]), folds=folds,
+                  norm_mean=inputs.norm_mean[:, :, :electrodes],
+                  norm_std=inputs.norm_std[:, :, :electrodes])
+    t = cfg.training
+    per_point = len(inputs.lags) * len(folds)
+    points = [LanePoint(t.seed + i, t.lr, t.weight_decay, 0.2) for i in range(-(-lanes // per_point))]
+    table = subset(lay_out(cut.lags, folds, members, members, points), lanes)
+    lanes_np = lane_inputs(table, cut)
+    shard = LaneSharding()
+    cfg = cfg.replace({"training.patience": 10_000})
+    program = make_program(cfg, task, cut, lanes_np, members, shard.mesh)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    data = shard.replicate(Data(jnp.asarray(cut.x), jnp.asarray(cut.y),
+                                jnp.asarray(cut.norm_mean), jnp.asarray(cut.norm_std)))
+    estimate = memory_estimate(program, lanes_np, data, shard.n_devices)
+    chunk = auto_chunk(lanes, shard.n_devices, estimate, device_memory(shard.n_devices))
+    work = shard.lanes(jax.tree.map(lambda a: a[:chunk], lanes_np))
+    t0 = time.perf_counter()
+    state = program.epoch(program.init(work), work, data, 0)
+    state.stopped.block_until_ready()
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for e in range(1, epochs + 1):
+        state = program.epoch(state, work, data, e)
+    state.stopped.block_until_ready()
+    timed = time.perf_counter() - t0
+    try:
+        peak = jax.devices()[0].memory_stats()["peak_bytes_in_use"]
+    except (TypeError, KeyError, AttributeError):  # CPU: the process's peak RSS growth
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss_before
+    return {"lanes": lanes, "chunk": chunk, "words": words, "electrodes": electrodes,
+            "first_epoch_s": first, "lane_epoch_s": timed / (chunk * epochs),
+            "peak_gb": peak / 1e9, "estimate_gb": estimate(chunk) / 1e9}
+
+
+def scaling(args, work: Path) -> None:
+    """One process per point (a fresh peak memory each), standard shapes unless varied."""
+    import subprocess
+
+    rows = []
+    grid = ([(n, None, None) for n in args.lanes] + [(1, w, None) for w in args.words]
+            + [(1, None, e) for e in args.electrodes])
+    for lanes, words, electrodes in grid:
+        cmd = [sys.executable, __file__, "--work", str(args.work), "--point", str(lanes),
+               str(words or 0), str(electrodes or 0), "--epochs", str(args.epochs or 1)]
+        if args.data:
+            cmd += ["--data", str(args.data)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+        r = rows[-1]
+        print(f"lanes {r['lanes']:>4} (chunk {r['chunk']:>4})  words {r['words']:>5}  "
+              f"electrodes {r['electrodes']:>3}: {r['lane_epoch_s']:.3f} s per lane-epoch "
+              f"(first epoch {r['first_epoch_s']:.1f} s), peak {r['peak_gb']:.2f} GB, "
+              f"estimate {r['estimate_gb']:.2f} GB", flush=True)
+    (work / "scaling.json").write_text(json.dumps(rows, indent=1))
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 lags, 3 epochs, one repeat")
     parser.add_argument("--data", type=Path, default=None, help="an existing stand-in")
     parser.add_argument("--repeats", type=int, default=None, help="alternating repeats (default 1)")
     parser.add_argument("--epochs", type=int, default=None,
-                        help="epochs per lane (default: 3 with --quick, else <= 100 with early stopping)")
+                        help="epochs per lane (default: 3 with --quick, else <= 100 with early "
+                             "stopping; timed epochs per scaling point: 1)")
+    parser.add_argument("--standard-lanes", type=int, default=None, metavar="N",
+                        help="the standard config, early stopping included, on N (lag, fold) lanes")
+    parser.add_argument("--scaling", action="store_true",
+                        help="time per lane-epoch and peak memory as lanes, words, electrodes grow")
+    parser.add_argument("--lanes", type=int, nargs="+", default=[1, 10, 50, 100, 500],
+                        help="--scaling: lane counts (standard words and electrodes)")
+    parser.add_argument("--words", type=int, nargs="+", default=[1000, 2500],
+                        help="--scaling: word counts, 1 lane (besides all words)")
+    parser.add_argument("--electrodes", type=int, nargs="+", default=[40, 80],
+                        help="--scaling: electrode counts, 1 lane (besides 160)")
+    parser.add_argument("--point", type=int, nargs=3, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, default=Path("stores/benchmarks"))
     args = parser.parse_args(argv)
     repeats = args.repeats or 1
     work = args.work.resolve() / ("trainer_speed_quick" if args.quick else "trainer_speed")
     work.mkdir(parents=True, exist_ok=True)
+    if args.scaling:
+        print(f"machine: {machine()}")
+        return scaling(args, work)
     root = ensure_standin(args.data or (args.work.resolve() / ("standin-600s" if args.quick
                                                                 else "standin-full")), args.quick)
     csv = electrode_csv(root, N_ELECTRODES, work / "electrodes.csv")
-    cfg = bench_config(root, csv, work, args.quick, args.epochs)
-    features = api.build_features(cfg)
+    standard = args.standard_lanes is not None or args.point is not None
+    cfg = bench_config(root, csv, work, args.quick, None if standard else args.epochs)
+    features = api.build_features(cfg, log=lambda s: None)
     inputs = prepare(cfg, features)
     task = task_for(cfg)
     members = cfg.model.members
+    if args.point is not None:
+        lanes, words, electrodes = args.point
+        print(json.dumps(scaling_point(cfg, inputs, task, members, lanes,
+                                       words or len(inputs.words), electrodes or inputs.x.shape[2],
+                                       args.epochs or 1)))
+        return None
     table = lay_out(inputs.lags, inputs.folds, members, members, [lane_point(cfg)])
+    if args.standard_lanes is not None:
+        print(f"machine: {machine()}; latents {inputs.x.shape}, {args.standard_lanes} of "
+              f"{len(table)} lanes of {members} joint members, <= {cfg.training.epochs} epochs, "
+              f"patience {cfg.training.patience}")
+        return standard_lanes(cfg, inputs, task, table, members, args.standard_lanes)
     peak = dense_matmul_flops()
     print(f"machine: {machine()}; latents {inputs.x.shape}, {len(table)} lanes of {members} "
           f"joint members, <= {cfg.training.epochs} epochs, patience {cfg.training.patience}")
@@ -183,6 +319,7 @@ def main(argv=None) -> None:
     print(f"ratio baseline/podbench: min {min(ratios):.2f}, median {statistics.median(ratios):.2f}, "
           f"max {max(ratios):.2f} over {repeats} repeat(s)")
     print(f"ratio={statistics.median(ratios):.2f}")
+    return None
 
 
 if __name__ == "__main__":

@@ -1,14 +1,26 @@
-"""Trainer speed machinery: the sort-based early-stopping ROC-AUC, 16-bit dropout masks."""
+"""Trainer speed machinery: the sort-based early-stopping ROC-AUC, 16-bit dropout masks,
+vmapped lanes compacted into width buckets as they stop."""
 
 from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import sklearn.metrics as skm
+import yaml
 
+from podbench import api
 from podbench.tasks.scoring import masked_auc, masked_macro_auc
+
+from .conftest import make_config
 
 
 @pytest.mark.parametrize("n", [7, 64, 1500])
@@ -73,3 +85,106 @@ def test_dropout_keeps_the_rate_and_the_mean():
     assert (np.asarray(a) != np.asarray(dropout(x, Call(True, key, 0.2), salt=2))).mean() > 0.2
     assert (np.asarray(dropout(x, Call(True, key, 1.0), salt=1)) == 0).all()
     np.testing.assert_array_equal(dropout(x, Call(False, key, 0.2), salt=1), x)  # eval mode
+
+
+# ---------------------------------------------------------------- compaction of vmapped lanes
+
+LEARNING_RATES = (0.0, 3e-4, 1e-3, 1e-2)
+COMPACTION_RUN = textwrap.dedent("""
+    import logging, sys, numpy as np, jax
+    from podbench import api, config
+    from podbench.tasks import task_for
+    from podbench.train.execute import train_lanes
+    from podbench.train.inputs import prepare
+    from podbench.train.lanes import LanePoint, lay_out
+
+    class Compiles(logging.Handler):
+        count = 0
+        def emit(self, record):
+            Compiles.count += record.getMessage().startswith("Finished XLA compilation of jit(lane_epoch)")
+
+    LEARNING_RATES = %r
+    cfg = config.load(sys.argv[1])
+    inputs = prepare(cfg, api.build_features(cfg, log=lambda s: None))
+    t = cfg.training
+    points = [LanePoint(t.seed, lr, t.weight_decay, 0.2) for lr in LEARNING_RATES]
+    table = lay_out(inputs.lags, inputs.folds, 1, 1, points)
+    logging.getLogger("jax").addHandler(Compiles())
+    with jax.log_compiles(True):
+        res = train_lanes(cfg, task_for(cfg), inputs, table, 1, log=lambda s: None)
+    leaves = jax.tree_util.tree_leaves_with_path(res.state["params"])
+    np.savez(sys.argv[2], epochs=res.epochs, devices=len(jax.devices()), compiles=Compiles.count,
+             widths=np.array(res.widths[0]), **{jax.tree_util.keystr(p): a for p, a in leaves})
+""" % (LEARNING_RATES,))
+
+
+@pytest.fixture(scope="module")
+def stopping_config(standin, tmp_path_factory):
+    """40 lanes (4 learning rates, one of them 0, x 2 lags x 5 folds) that stop at different
+    epochs."""
+    work = tmp_path_factory.mktemp("stopping")
+    cfg = make_config(standin, work, data={"electrodes": "^(G[1-3][0-9]|LGA[1-3][0-9])$",
+                                           "lags": {"min": 0, "max": 400, "step": 200}},
+                      targets={"pca_dim": 8, "min_train_freq": 2},
+                      model={"members": 1, "params": {"filters": 8}},
+                      training={"epochs": 10, "patience": 1, "batch_size": 128})
+    api.build_features(cfg, log=lambda s: None)
+    path = work / "exp.yml"
+    path.write_text(yaml.safe_dump(cfg.to_dict()))
+    return path, run_lanes(path, work / "sequential.npz", 1, 1)
+
+
+def run_lanes(path, out, lane_batch, devices):
+    cfg = yaml.safe_load(path.read_text())
+    cfg["training"]["lane_batch"] = lane_batch
+    here = out.with_suffix(".yml")
+    here.write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    proc = subprocess.run([sys.executable, "-c", COMPACTION_RUN, str(here), str(out)], env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return np.load(out)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("devices", [1, 4])
+def test_vmapped_lanes_compact_with_bounded_compiles_and_equal_sequential(
+        stopping_config, tmp_path, devices):
+    path, sequential = stopping_config
+    vmapped = run_lanes(path, tmp_path / "vmap.npz", 64, devices)  # all lanes vmapped
+    assert int(vmapped["devices"]) == devices
+    epochs = sequential["epochs"]
+    assert len(set(epochs.tolist())) >= 3  # lanes stop at different epochs
+    # the same epochs but for validation scores within float noise of a tie (vmapped matmuls
+    # sum in another order: parameters drift ~1e-4 apart over 10 epochs)
+    same = vmapped["epochs"] == epochs
+    assert same.mean() >= 0.9
+    widths = vmapped["widths"].tolist()
+    assert widths[0] == 40
+    assert len(set(widths)) >= 3 and widths == sorted(widths, reverse=True)  # compacted
+    # one compilation per width bucket, never one per count of active lanes
+    assert int(vmapped["compiles"]) == len(set(widths)) <= 1 + math.log2(64)
+    assert int(sequential["compiles"]) == 1 and set(sequential["widths"].tolist()) == {40}
+    for name in sequential.files:
+        if name in ("epochs", "devices", "compiles", "widths"):
+            continue
+        diff = np.abs(sequential[name] - vmapped[name])[same]
+        if "conv3" in name and "bias" in name:
+            # a bias right before BatchNorm has a zero gradient: Adam turns float noise into
+            # steps of up to lr
+            assert diff.max() <= max(LEARNING_RATES) * 10 * 4, name
+        else:
+            assert diff.max() <= 1e-3, (name, diff.max())
+
+
+@pytest.mark.slow
+def test_gpu_script_runs_reduced_on_cpu(tmp_path):
+    """benchmarks/gpu.py end to end in its reduced mode, so the GPU run cannot rot."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu.py"
+    proc = subprocess.run([sys.executable, str(script), "--reduced", "--reference-lanes", "1",
+                           "--work", str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    assert any(line.startswith("podbench, whole standard run on cpu") for line in lines)
+    assert any("reference loop on cpu" in line for line in lines)
+    assert float(lines[-1].removeprefix("ratio=")) > 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -31,21 +31,63 @@ class LaneResults:
     best_score: np.ndarray  # [L] validation early-stopping metric at the best epoch
     state: dict  # host pytree of best parameters and statistics, leading axis L
     seconds: float
+    widths: list = field(default_factory=list)  # per chunk: the working width of each epoch
 
 
-def auto_chunk(n_lanes: int, per_lane_bytes: float, n_devices: int) -> int:
-    """Lanes per compiled chunk that fit in about half of the device (or host) memory."""
+def device_memory(n_devices: int) -> float:
+    """Bytes one device may use: its own limit, or its share of the host's available memory
+    (CPU devices share it)."""
     import jax
 
     try:
-        limit = jax.devices()[0].memory_stats()["bytes_limit"]
+        return float(jax.devices()[0].memory_stats()["bytes_limit"])
     except (TypeError, KeyError, AttributeError):
         import psutil
 
-        limit = psutil.virtual_memory().available
-    chunk = max(1, int(0.5 * limit // max(per_lane_bytes, 1)))
-    chunk = min(chunk, n_lanes)
-    return max(n_devices, chunk // n_devices * n_devices)
+        return psutil.virtual_memory().available / n_devices
+
+
+def memory_estimate(program, lanes_np, data, n_devices: int,
+                    exact: bool = True) -> Callable[[int], float]:
+    """Peak bytes per device of training a chunk of `width` lanes: the shared data, every
+    lane's state and inputs twice (an epoch's input and output; measured so on CPU), and the
+    temporaries of the lanes trained at once (all of a device's lanes under vmap, `lane_batch`
+    of them under lax.map), exact from XLA or a cheap upper bound (see
+    `LaneProgram.memory_model`). Where compaction can move the working set through host memory
+    that is also the device's (CPU), that copy counts too. Not counted: the compiler's own
+    working memory (host memory; about 0.25 GB at the standard shapes)."""
+    import jax
+
+    data_bytes, held, flight = program.memory_model(lanes_np, data, exact)
+    bank = program.lane_batch != 1 and jax.devices()[0].platform == "cpu"
+
+    def estimate(width: int) -> float:
+        per_device = -(-width // n_devices)
+        at_once = per_device if program.lane_batch is None else min(program.lane_batch, per_device)
+        return data_bytes + per_device * held * (3 if bank else 2) + at_once * flight
+
+    return estimate
+
+
+def choose_chunk(program, lanes_np, data, n_devices: int) -> int:
+    """Lanes per chunk: all of them if the cheap upper bound says they fit, else the widest
+    chunk XLA's exact estimate fits (one compilation of a single lane's epoch)."""
+    n, limit = len(lanes_np.lr), device_memory(n_devices)
+    chunk = auto_chunk(n, n_devices, memory_estimate(program, lanes_np, data, n_devices, False),
+                       limit)
+    if chunk >= n:
+        return chunk
+    return auto_chunk(n, n_devices, memory_estimate(program, lanes_np, data, n_devices), limit)
+
+
+def auto_chunk(n_lanes: int, n_devices: int, estimate: Callable[[int], float],
+               limit: float) -> int:
+    """The widest chunk (a multiple of the devices, at most every lane) whose estimate fits in
+    half of `limit`; one lane per device at least."""
+    width = -(-n_lanes // n_devices) * n_devices
+    while width > n_devices and estimate(width) > 0.5 * limit:
+        width -= n_devices
+    return width
 
 
 def _model_builder(cfg: Config, input_shape: tuple, output_dim: int, head: str, frozen=None):
@@ -91,38 +133,33 @@ def train_lanes(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs, tabl
     """Train every lane of `table` in chunks of one compiled program; predict all words."""
     import jax
     import jax.numpy as jnp
-    from flax import nnx
 
     from podbench.train.program import Data
     from podbench.train.sharding import LaneSharding
 
     t0 = time.perf_counter()
     inputs = as_program(inputs)
-    input_shape = inputs.x.shape[2:]
     lanes_np = lane_inputs(table, inputs)
     shard = LaneSharding()
     frozen = task.frozen(cfg)
     program = make_program(cfg, task, inputs, lanes_np, group, shard.mesh, frozen)
-    build = program.build_model
     data = shard.replicate(Data(jnp.asarray(inputs.x), jnp.asarray(inputs.y),
                                 jnp.asarray(inputs.norm_mean), jnp.asarray(inputs.norm_std),
                                 frozen))
-    n_params = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(
-        nnx.state(build(nnx.Rngs(0)), nnx.Param)))
-    per_lane = group * (n_params * 4 * 8 + cfg.training.batch_size * 4 * 64 * math.prod(input_shape))
     chunk = (cfg.training.lane_chunk if isinstance(cfg.training.lane_chunk, int)
-             else auto_chunk(len(table), per_lane, shard.n_devices))
+             else choose_chunk(program, lanes_np, data, shard.n_devices))
     n_words = inputs.x.shape[0]
     all_rows = jnp.arange(n_words, dtype=jnp.int32)
-    preds, states, records = [], [], []
+    preds, states, records, widths = [], [], [], []
     n_chunks = math.ceil(len(table) / chunk)
     for c in range(n_chunks):
         real = np.arange(c * chunk, min((c + 1) * chunk, len(table)))
         # Pad to a multiple of the devices with copies of the chunk's first lane.
         pick = np.concatenate([real, np.full((-len(real)) % shard.n_devices, real[0])])
         sub = jax.tree.map(lambda a: a[pick], lanes_np)
-        state = train_chunk(program, sub, data, cfg.training.epochs, shard,
-                            f"chunk {c + 1}/{n_chunks}" if n_chunks > 1 else "")
+        state, chunk_widths = train_chunk(program, sub, data, cfg.training.epochs, shard,
+                                          f"chunk {c + 1}/{n_chunks}" if n_chunks > 1 else "")
+        widths.append(chunk_widths)
         keep = slice(0, len(real))
         preds.append(np.asarray(program.predict(state, shard.lanes(sub), data, all_rows))[keep])
         records.append([np.asarray(a)[keep] for a in (state.epochs, state.best_epoch,
@@ -133,24 +170,30 @@ def train_lanes(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs, tabl
     sign = 1.0 if task.stop_mode == "max" else -1.0
     return LaneResults(table, group, inputs, np.concatenate(preds), epochs, best_epoch,
                        sign * best_score, jax.tree.map(lambda *a: np.concatenate(a), *states),
-                       time.perf_counter() - t0)
+                       time.perf_counter() - t0, widths)
 
 
 def train_chunk(program, lanes_np, data, max_epochs: int, shard, label: str):
-    """Train one chunk of lanes to completion. Where lanes are vmapped together, the working
-    set is compacted as lanes stop (a narrower program, compiled once per width); where they
-    run one at a time, a stopped lane already skips its work and compaction would only add
-    compilations."""
+    """Train one chunk of lanes to completion; returns its state and the width of each epoch.
+
+    Under vmap a stopped lane is computed in full (its `lax.cond` becomes a select), so as
+    lanes stop the working set moves to the smallest width bucket that holds the active ones:
+    the chunk's width and the powers of two below it (multiples of the devices), so the epoch
+    is compiled at most once per bucket, 1 + log2(width) times in all. The move goes through
+    host memory (numpy), which compiles nothing. Where lanes run one at a time a stopped lane
+    already skips its work, so the width stays."""
     import jax
     from tqdm.auto import tqdm
 
     n = len(lanes_np.lr)
     working = program.init(shard.lanes(lanes_np))
     work_lanes = shard.lanes(lanes_np)
-    bank, ids = None, np.arange(n)  # the bank holds every lane once the working set shrinks
+    bank, ids = None, np.arange(n)  # host copy of every lane; ids: the lanes in the first slots
+    widths = []
     bar = tqdm(total=max_epochs, desc=f"training {n} lanes {label}".rstrip(), unit="epoch",
                leave=False)
     for epoch in range(max_epochs):
+        widths.append(len(working.stopped))
         working = program.epoch(working, work_lanes, data, epoch)
         stopped = np.asarray(working.stopped)[: len(ids)]
         active = int((~stopped).sum())
@@ -159,24 +202,29 @@ def train_chunk(program, lanes_np, data, max_epochs: int, shard, label: str):
         if active == 0:
             break
         width = shard.width(active)
-        if program.lane_batch != 1 and width <= len(working.stopped) // 2:
-            bank = working if bank is None else _scatter(bank, ids, working)
+        if program.lane_batch != 1 and width < len(working.stopped):
+            bank = _scatter(bank, ids, working)
             keep = ids[~stopped]
-            pick = np.concatenate([keep, np.full(width - len(keep), ids[stopped][0])])
+            filler = ids[stopped][0] if stopped.any() else keep[0]  # its copies are never read
+            pick = np.concatenate([keep, np.full(width - len(keep), filler)])
             working = shard.lanes(jax.tree.map(lambda a: a[pick], bank))
             work_lanes = shard.lanes(jax.tree.map(lambda a: a[pick], lanes_np))
             ids = keep
     bar.close()
-    return working if bank is None else _scatter(bank, ids, working)
+    return (working if bank is None else shard.lanes(_scatter(bank, ids, working))), widths
 
 
 def _scatter(bank, ids: np.ndarray, working):
-    """Write the first len(ids) lanes of the working set back into the bank."""
+    """The host bank (a host copy of `working` if None) with the first len(ids) lanes of the
+    working set written to rows `ids`."""
     import jax
 
-    n = len(ids)
-    return jax.tree.map(lambda b, w: b.at[ids].set(w[:n]), bank, working)
-
+    host = jax.tree.map(np.array, working)
+    if bank is None:
+        return host
+    for b, w in zip(jax.tree.leaves(bank), jax.tree.leaves(host)):
+        b[ids] = w[: len(ids)]
+    return bank
 
 
 def train_closed_form(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs,

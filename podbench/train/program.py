@@ -105,17 +105,19 @@ class LaneProgram:
         self.lane_batch = lane_batch
         self.mesh = mesh
         self._epoch = jax.jit(self._over_lanes(
-            lambda state, lane, data, epoch: self._lane_epoch(state, lane, data, epoch), 2),
-            donate_argnums=(0,))
-        self._init = jax.jit(self._over_lanes(self._lane_init, 1))
+            "lane_epoch", lambda state, lane, data, epoch: self._lane_epoch(state, lane, data, epoch),
+            2), donate_argnums=(0,))
+        self._init = jax.jit(self._over_lanes("lane_init", self._lane_init, 1))
         self._predict = jax.jit(self._over_lanes(
+            "lane_predict",
             lambda params, rest, lane, data, rows: self._predict_rows(params, rest, data, rows, lane), 3))
 
-    def _over_lanes(self, fn, n_lane_args: int):
+    def _over_lanes(self, name: str, fn, n_lane_args: int):
         """Apply `fn` to every lane: the first `n_lane_args` arguments have a leading lane axis,
         the others are shared. Lanes are split over the mesh's devices; on each device they
         run `lane_batch` at a time (vmap) and the groups in sequence (scan), or all at once
-        (vmap) when `lane_batch` is None."""
+        (vmap) when `lane_batch` is None. The result is called `name` (JAX's compile logs
+        show it: `jit(lane_epoch)`)."""
 
         def local(*args):
             lane_args, shared = args[:n_lane_args], args[n_lane_args:]
@@ -126,6 +128,7 @@ class LaneProgram:
             return jax.lax.map(lambda xs: fn(*xs, *shared), lane_args, batch_size=batch)
 
         if self.mesh is None or self.mesh.size == 1:
+            local.__name__ = local.__qualname__ = name
             return local
 
         def sharded(*args):
@@ -137,6 +140,7 @@ class LaneProgram:
             return jax.shard_map(local, mesh=self.mesh, in_specs=specs, out_specs=P("lanes"),
                                  check_vma=False)(*args)
 
+        sharded.__name__ = sharded.__qualname__ = name
         return sharded
 
     # ------------------------------------------------------------------ model plumbing
@@ -264,9 +268,48 @@ class LaneProgram:
 
     # ------------------------------------------------------------------ prediction
 
+    def memory_model(self, lanes_np: Lanes, data: Data, exact: bool) -> tuple[int, int, int]:
+        """Device bytes of training: (shared data, held per lane: its state with the best copy
+        and its inputs, in flight per lane being trained: one epoch's temporaries). The first
+        two come from traced shapes; the temporaries from XLA's memory analysis of one lane's
+        epoch (compiled, never run) if `exact`, else bounded by every value the traced epoch
+        makes (each loop body once), which allocates and compiles nothing."""
+        one = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), lanes_np)
+        state = jax.eval_shape(self._lane_init, one)
+        shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), data)
+        args = (state, one, shapes, jax.ShapeDtypeStruct((), jnp.int32))
+        if exact:
+            temp = jax.jit(self._lane_epoch).lower(*args).compile().memory_analysis().temp_size_in_bytes
+        else:
+            temp = _values_bytes(jax.make_jaxpr(self._lane_epoch)(*args).jaxpr)
+        return _nbytes(data), _nbytes(state) + _nbytes(one), int(temp)
+
     def predict(self, state: State, lanes: Lanes, data: Data, rows: jax.Array) -> jax.Array:
         """Best-parameter predictions of every lane for `rows`: [L, G, n, D]."""
         return self._predict(state.best_params, state.best_rest, lanes, data, rows)
+
+
+def _nbytes(tree) -> int:
+    return sum(math.prod(a.shape) * _itemsize(a.dtype) for a in jax.tree.leaves(tree))
+
+
+def _itemsize(dtype) -> int:
+    if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        return 8  # a threefry key: two uint32
+    return jnp.dtype(dtype).itemsize
+
+
+def _values_bytes(jaxpr) -> int:
+    """Bytes of every value a jaxpr makes, its sub-jaxprs' (loop bodies, branches) included."""
+    total = 0
+    for eqn in jaxpr.eqns:
+        total += sum(_nbytes(v.aval) for v in eqn.outvars if hasattr(v.aval, "shape"))
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (list, tuple)) else (value,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    total += _values_bytes(inner)
+    return total
 
 
 def closed_form(fit, predict, lanes: Lanes, data: Data, alphas, stop_fn, sign: float):
