@@ -76,14 +76,20 @@ def validation_twin(metric: str) -> str:
     return "val_" + metric.split("_", 1)[1]
 
 
+def best_of(values: pd.Series, mode: str):
+    """Index of the best value: the highest, or the lowest for a headline_mode "min" metric."""
+    return values.idxmin() if mode == "min" else values.idxmax()
+
+
 def summarise(configs: list[Config], points: list[dict], run_dirs: list[Path]) -> pd.DataFrame:
     """One row per point: settings, run id, best lag on validation, val/test headline there."""
-    headline = task_for(configs[0]).headline
+    task = task_for(configs[0])
+    headline = task.headline
     val_key = validation_twin(headline)
     rows = []
     for i, (point, run_dir) in enumerate(zip(points, run_dirs)):
         perf = pd.read_csv(run_dir / "lag_performance.csv")
-        best = perf[f"{val_key}_mean"].idxmax()
+        best = best_of(perf[f"{val_key}_mean"], task.headline_mode)
         rows.append({"point": i, **point, "run_id": run_dir.name,
                      "best_lag": int(perf.loc[best, "lags"]),
                      f"{val_key}_mean": float(perf.loc[best, f"{val_key}_mean"]),
@@ -91,7 +97,8 @@ def summarise(configs: list[Config], points: list[dict], run_dirs: list[Path]) -
     return pd.DataFrame(rows)
 
 
-def plot_summary(summary: pd.DataFrame, val_col: str, test_col: str, path: Path, title: str) -> None:
+def plot_summary(summary: pd.DataFrame, val_col: str, test_col: str, path: Path, title: str,
+                 mode: str = "max") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -101,7 +108,7 @@ def plot_summary(summary: pd.DataFrame, val_col: str, test_col: str, path: Path,
     x = np.arange(len(summary))
     ax.bar(x - 0.2, summary[val_col], 0.4, label="validation (selects)")
     ax.bar(x + 0.2, summary[test_col], 0.4, label="test")
-    best = int(summary[val_col].idxmax())
+    best = int(best_of(summary[val_col], mode))
     ax.annotate("best", (best - 0.2, summary[val_col][best]), ha="center", va="bottom", fontsize=7)
     ax.set_xticks(x, [str(p) for p in summary["point"]])
     ax.set_xlabel("point")
@@ -144,14 +151,15 @@ def sweep(cfg: Config, grid_path: str | Path, random_n: int | None = None,
             runner(program.configs)
     run_dirs = [run_dir_of(c, stage_keys(c)["training"]) for c in configs]
     summary = summarise(configs, points, run_dirs)
-    headline = task_for(cfg).headline
-    val_col, test_col = f"{validation_twin(headline)}_mean", f"{headline}_mean"
-    best = int(summary[val_col].idxmax())
+    task = task_for(cfg)
+    val_col, test_col = f"{validation_twin(task.headline)}_mean", f"{task.headline}_mean"
+    best = int(best_of(summary[val_col], task.headline_mode))
     summary["best"] = summary.index == best
     folder.mkdir(parents=True, exist_ok=True)
     summary.to_csv(folder / "summary.csv", index=False)
     (folder / "grid.yml").write_text(yaml.safe_dump({"grid": grid, "random": random_n}))
-    plot_summary(summary, val_col, test_col, folder / "summary.png", f"{cfg.trial_name} {folder.name}")
+    plot_summary(summary, val_col, test_col, folder / "summary.png", f"{cfg.trial_name} {folder.name}",
+                 task.headline_mode)
     log(summary.to_string(index=False))
     log(f"best point (validation): {best} -> {run_dirs[best]}")
     return SweepResult(folder, summary, best, len(programs))
