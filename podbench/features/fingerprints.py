@@ -5,7 +5,7 @@ tables, transcripts, electrode CSVs), else of sampled blocks (the first and last
 SAMPLES evenly spaced MiB between them: the header and a content digest of a big .fif,
 .hdf5, .wav or .edf), so a multi-GB recording costs a few MiB of reading once. Digests are
 cached per (absolute path, size, mtime_ns) in `<store root>/.fingerprints.json` (written
-atomically), so a file is digested again only when it changes.
+atomically, once the store root exists), so a file is digested again only when it changes.
 
 A file is labelled by its path relative to the dataset root, or to the store root
 (`stores/...`, e.g. a parent store's completion marker), else by its name: keys and
@@ -91,11 +91,12 @@ class Fingerprints:
         return out
 
     def save(self) -> None:
-        """Merge new digests into the cache file (temporary sibling, then rename)."""
-        if not self._new:
+        """Merge new digests into the cache file (temporary sibling, then rename), once the
+        store root exists: computing keys never creates it (a failed command writes nothing);
+        `Stores.ensure` saves after a build."""
+        if not self._new or not self.store_root.is_dir():
             return
         try:
-            self.store_root.mkdir(parents=True, exist_ok=True)
             current = {}
             try:
                 current = json.loads(self.cache_path.read_text())
