@@ -10,7 +10,7 @@ import pytest
 from podbench import api, registry
 from podbench.models.linear import logistic_fit
 from podbench.models.ridge import ridge_fit, ridge_predict
-from podbench.tasks.common import masked_auc
+from podbench.tasks.scoring import masked_auc
 from tests.conftest import make_config
 
 QUIET = {"log": lambda s: None}

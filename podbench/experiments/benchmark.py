@@ -55,7 +55,6 @@ import yaml
 
 from podbench.config import Config, from_dict, parse_overrides, set_path
 from podbench.errors import ConfigError
-from podbench.experiments.sweep import validation_twin
 from podbench.experiments.significance import Significance, bh_qvalues, null_configs, \
     paired_comparison, permutation_pvalues
 from podbench.features.keys import SHORT, canonical_json
@@ -281,7 +280,7 @@ def cell_record(run_dir: Path, cell_id: str, *, suite: dict | None = None,
     run = json.loads((run_dir / "run.json").read_text())
     perf = pd.read_csv(run_dir / "lag_performance.csv")
     task = task_for(cfg)
-    headline, val_key = task.headline, validation_twin(task.headline)
+    headline, val_key = task.headline, task.selection_metric
     folds = sorted(int(c.rsplit("_", 1)[1]) for c in perf.columns
                    if c.startswith(f"{headline}_fold_"))
     lags = [int(v) for v in perf["lags"]]
@@ -297,7 +296,8 @@ def cell_record(run_dir: Path, cell_id: str, *, suite: dict | None = None,
     if significance is not None and significance.permutations > 0:
         null = np.stack([pd.read_csv(d / "lag_performance.csv").set_index("lags")
                          .loc[lags, f"{headline}_mean"].to_numpy(float) for d in null_dirs])
-        p = permutation_pvalues(np.nan_to_num(observed, nan=-np.inf), null,
+        sign = 1.0 if task.headline_mode == "max" else -1.0  # the test asks "better than null"
+        p = permutation_pvalues(np.nan_to_num(sign * observed, nan=-np.inf), sign * null,
                                 pooled=significance.pool_lags)
         q = bh_qvalues(p)
         for i, row in enumerate(per_lag):
@@ -305,12 +305,12 @@ def cell_record(run_dir: Path, cell_id: str, *, suite: dict | None = None,
                         "significant": bool(q[i] < significance.alpha),
                         "null_mean": _floats([np.nanmean(null[:, i])])[0],
                         "null_q95": _floats([np.nanquantile(null[:, i], 0.95)])[0]})
-        sig_block = {**significance.as_dict(), "test": "permutation, one-sided (greater)",
+        sig_block = {**significance.as_dict(),
+                     "test": f"permutation, one-sided ({'greater' if sign > 0 else 'less'})",
                      "correction": "benjamini-hochberg across lags",
                      "n_significant": int((q < significance.alpha).sum()),
                      "null_runs": [d.name for d in null_dirs]}
-    val_means = perf[f"{val_key}_mean"].to_numpy(float)
-    chosen = int(np.nanargmax(val_means)) if np.isfinite(val_means).any() else 0
+    chosen = int(task.select_lag(perf))  # on validation, in the headline's direction
     return {
         "schema": "podbench.cell", "schema_version": SCHEMA_VERSION,
         "suite": suite, "cell": cell_id, "run_id": run_dir.name,
