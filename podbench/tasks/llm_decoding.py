@@ -27,7 +27,6 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import jax.numpy as jnp
 import numpy as np
 
 from podbench import registry
@@ -199,10 +198,14 @@ class LlmDecoding(Task):
                 "tokens": [cfg.task_params["context_tokens"], cfg.task_params["target_tokens"]]}
 
     def loss(self, pred, y, cfg: Config):
+        import jax.numpy as jnp
+
         nll, _, valid = split_columns(pred, y)
         return jnp.sum(jnp.where(valid, nll, 0.0), axis=-1)
 
     def stop_value(self, pred, y, mask):
+        import jax.numpy as jnp
+
         nll, _, valid = split_columns(pred, y)
         weight = valid * mask[:, None]
         return jnp.sum(jnp.where(valid, nll, 0.0) * weight) / jnp.maximum(jnp.sum(weight), 1.0)

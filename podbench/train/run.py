@@ -186,7 +186,7 @@ def _train_pending(cfgs: list[Config], keys: list[dict], features: dict[str, Fea
         f"{len(program.x)} words, inputs {tuple(program.x.shape[2:])}")
     if closed:
         fit_predict = entry.obj(base.model.params, head=task.head,
-                                output_dim=task.output_dim(program.y))
+                                output_dim=task.output_dim(program.y, base))
         res = train_closed_form(base, task, program, table, fit_predict)
     else:
         res = train_lanes(base, task, program, table, group, log)
