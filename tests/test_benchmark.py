@@ -221,7 +221,8 @@ def test_each_subject_cells(standin, tmp_path):
     cells = load_suite(path).cells
     assert [c.id for c in cells] == ["r.all", "r.sub-01", "r.sub-03"]
     assert [c.config.data.subjects for c in cells] == ["all", [1], [3]]
-    assert cells[1].config.trial_name.endswith("cells/r.sub-01")
+    assert cells[1].config.trial_name == "r.sub-01"
+    assert cells[1].config.output.results.endswith("cells")
 
 
 # --------------------------------------------------------------------------- significance

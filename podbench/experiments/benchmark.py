@@ -255,10 +255,12 @@ def load_suite(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) ->
                           "a suite has one results root")
     sid = suite_id(name, version, cells)
     folder = Path(roots.pop()).expanduser() / name / sid
+    cells_root = folder / "cells"  # a cell's results: cells/<cell id>/<run id>, its nulls' below
     for cell in cells:
-        trial = f"{name}/{sid}/cells/{cell.id}"
-        cell.config = cell.config.replace({"trial_name": trial})
-        cell.nulls = null_configs(cell.config, cell.significance, f"{trial}/null")
+        cell.config = cell.config.replace({"output.results": str(cells_root),
+                                           "trial_name": cell.id})
+        cell.nulls = null_configs(cell.config.replace({"output.results": str(cells_root / cell.id)}),
+                                  cell.significance, "null")
     return Suite(name, version, str(raw.get("description", "")), path, sid, folder, cells)
 
 

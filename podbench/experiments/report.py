@@ -89,7 +89,7 @@ def find_records(folder: Path) -> tuple[str, list[tuple[dict, Path]]]:
         summary = pd.read_csv(folder / "summary.csv")
         if "run_id" not in summary.columns:
             raise ConfigError(f"report: {folder / 'summary.csv'} has no run_id column")
-        dirs = [folder.parent / str(r) for r in summary["run_id"]]
+        dirs = [folder / "points" / str(r) for r in summary["run_id"]]
         missing = [str(d) for d in dirs if not (d / "run.json").is_file()]
         if missing:
             raise ConfigError(f"report: sweep points without results: {', '.join(missing)}")
