@@ -85,13 +85,12 @@ class Fingerprints:
         return path.name
 
     def of(self, paths: list[Path]) -> list[list]:
-        """[label, size, digest] of each file, in order; new digests are saved to the cache."""
-        out = [[self.label(p), *self.digest(p)] for p in paths]
-        self.save()
-        return out
+        """[label, size, digest] of each file, in order."""
+        return [[self.label(p), *self.digest(p)] for p in paths]
 
     def save(self) -> None:
-        """Merge new digests into the cache file (temporary sibling, then rename)."""
+        """Merge new digests into the cache file (temporary sibling, then rename). Called
+        once a store is found or built, so a command that fails early writes nothing."""
         if not self._new:
             return
         try:

@@ -179,6 +179,7 @@ class Stores:
                     for leftover in self._leftovers(final):
                         shutil.rmtree(leftover, ignore_errors=True)
                     note = self._build(spec, build, prints, final)
+        fingerprints.save()
         return BuildReport(spec.stage, spec.key, status, shape_of(final), _dir_size(final),
                            time.perf_counter() - t0, note)
 
