@@ -85,10 +85,8 @@ class Fingerprints:
         return path.name
 
     def of(self, paths: list[Path]) -> list[list]:
-        """[label, size, digest] of each file, in order; new digests are saved to the cache."""
-        out = [[self.label(p), *self.digest(p)] for p in paths]
-        self.save()
-        return out
+        """[label, size, digest] of each file, in order."""
+        return [[self.label(p), *self.digest(p)] for p in paths]
 
     def save(self) -> None:
         """Merge new digests into the cache file (temporary sibling, then rename), once the
