@@ -136,8 +136,8 @@ class Stores:
         problems = check_chunks(path, thorough=False)
         if problems:
             raise StoreError(f"{stage} store {key[:SHORT]} ({path}) is damaged: {problems[0]}; "
-                             "run `podbench stores gc` (it removes damaged stores) and rebuild "
-                             "it with `podbench build-features`")
+                             f"run `podbench stores gc --stores {self.root}` (it removes damaged "
+                             "stores) and rebuild it with `podbench build-features`")
         try:
             (path / LAST_USED).touch()
         except OSError:
@@ -280,9 +280,9 @@ def reading(path: Path) -> Iterator[None]:
     except Exception as exc:  # noqa: BLE001 - zarr/numcodecs raise several types on bad bytes
         found = check_chunks(path, thorough=True) if (path / MANIFEST).is_file() else []
         what = found[0] if found else f"{type(exc).__name__}: {exc}"
-        raise StoreError(f"store {path} is corrupt: {what}; run `podbench stores gc --verify` "
-                         "(it removes corrupt stores) and rebuild it with "
-                         "`podbench build-features`") from None
+        raise StoreError(f"store {path} is corrupt: {what}; run `podbench stores gc --verify "
+                         f"--stores {path.parent.parent}` (it removes corrupt stores) and rebuild "
+                         "it with `podbench build-features`") from None
 
 
 def _crc(path: Path) -> int:
