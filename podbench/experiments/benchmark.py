@@ -46,6 +46,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
@@ -85,17 +86,19 @@ class Cell:
     def points(self) -> list[Config]:
         return [self.config, *self.nulls]
 
-    def run_dir(self) -> Path:
+    @cached_property
+    def dirs(self) -> list[Path]:
+        """The results folders of the real point and of each null point."""
         from podbench.features.keys import stage_keys
         from podbench.train.run import run_dir_of
 
-        return run_dir_of(self.config, stage_keys(self.config)["training"])
+        return [run_dir_of(c, stage_keys(c)["training"]) for c in self.points]
+
+    def run_dir(self) -> Path:
+        return self.dirs[0]
 
     def null_dirs(self) -> list[Path]:
-        from podbench.features.keys import stage_keys
-        from podbench.train.run import run_dir_of
-
-        return [run_dir_of(c, stage_keys(c)["training"]) for c in self.nulls]
+        return self.dirs[1:]
 
 
 @dataclass
@@ -234,7 +237,7 @@ def load_suite(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) ->
                              f"{where}.subjects")
         sig = Significance.parse(item.get("significance", defaults.get("significance")),
                                  f"{where}.significance")
-        config_path = (path.parent / str(item["config"]))
+        config_path = path.parent / str(item["config"])
         merged = {**default_set, **cell_set, **cli}
         base = _resolve_config(config_path, merged, where)
         if base.several_tasks:
@@ -244,12 +247,11 @@ def load_suite(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) ->
             cell_id = cell_name if sets == ["all"] else f"{cell_name}.{label}"
             cfg = base.replace({"data.subjects": subjects})
             cells.append(Cell(cell_id, cell_name, str(item["config"]), merged, label, cfg, sig))
-    seen: dict[str, int] = {}
-    for cell in cells:
-        if cell.id in seen:
-            raise ConfigError(f"{path}: cell id {cell.id!r} appears twice; give cells distinct "
-                              "names")
-        seen[cell.id] = 1
+    ids = [c.id for c in cells]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise ConfigError(f"{path}: cell id {repeated[0]!r} appears twice; give cells distinct "
+                          "names")
     roots = {c.config.output.results for c in cells}
     if len(roots) > 1:
         raise ConfigError(f"{path}: cells write to different output.results {sorted(roots)}; "
