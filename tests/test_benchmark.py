@@ -274,7 +274,7 @@ def test_a_suite_killed_midway_resumes_without_training_a_cell_twice(standin, tm
     cmd = [sys.executable, "-m", "podbench.cli", "benchmark", "--suite", str(path)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 300
+    deadline = time.time() + 900
     while time.time() < deadline and proc.poll() is None:
         if list(suite.folder.glob("cells/*/*/cell.json")):
             break

@@ -420,6 +420,8 @@ def run_suite(suite: Suite, engine: str = "local", address: str | None = None,
     from podbench.train import results
     from podbench.train.run import group_points, train_points
 
+    if engine not in ("local", "ray"):
+        raise ConfigError(f"--engine {engine}: expected local or ray")
     suite.folder.mkdir(parents=True, exist_ok=True)
     _write_atomic(suite.folder / "suite.yml", yaml.safe_dump({
         **_suite_dict(suite), "description": suite.description, "source": str(suite.path),
@@ -446,7 +448,7 @@ def run_suite(suite: Suite, engine: str = "local", address: str | None = None,
                     + (f", {sig['n_significant']}/{len(record['lags'])} lags q < {sig['alpha']}"
                        if sig else ""))
 
-    if engine == "ray":
+    if engine == "ray" and programs:
         from podbench.experiments.cluster import RayEngine
 
         with RayEngine(address, log=log) as ray_engine:
@@ -456,8 +458,6 @@ def run_suite(suite: Suite, engine: str = "local", address: str | None = None,
             log(f"program {number}/{len(programs)}: {len(program.configs)} point(s)")
             train_points(program.configs, log=log)
             finish_ready()
-    else:
-        raise ConfigError(f"--engine {engine}: expected local or ray")
     finish_ready()
     records = [json.loads((c.run_dir() / "cell.json").read_text()) for c in suite.cells]
     board = leaderboard(records)
