@@ -46,6 +46,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
@@ -84,17 +85,19 @@ class Cell:
     def points(self) -> list[Config]:
         return [self.config, *self.nulls]
 
-    def run_dir(self) -> Path:
+    @cached_property
+    def dirs(self) -> list[Path]:
+        """The results folders of the real point and of each null point."""
         from podbench.features.keys import stage_keys
         from podbench.train.run import run_dir_of
 
-        return run_dir_of(self.config, stage_keys(self.config)["training"])
+        return [run_dir_of(c, stage_keys(c)["training"]) for c in self.points]
+
+    def run_dir(self) -> Path:
+        return self.dirs[0]
 
     def null_dirs(self) -> list[Path]:
-        from podbench.features.keys import stage_keys
-        from podbench.train.run import run_dir_of
-
-        return [run_dir_of(c, stage_keys(c)["training"]) for c in self.nulls]
+        return self.dirs[1:]
 
 
 @dataclass
@@ -233,7 +236,7 @@ def load_suite(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) ->
                              f"{where}.subjects")
         sig = Significance.parse(item.get("significance", defaults.get("significance")),
                                  f"{where}.significance")
-        config_path = (path.parent / str(item["config"]))
+        config_path = path.parent / str(item["config"])
         merged = {**default_set, **cell_set, **cli}
         base = _resolve_config(config_path, merged, where)
         if base.several_tasks:
@@ -243,12 +246,11 @@ def load_suite(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) ->
             cell_id = cell_name if sets == ["all"] else f"{cell_name}.{label}"
             cfg = base.replace({"data.subjects": subjects})
             cells.append(Cell(cell_id, cell_name, str(item["config"]), merged, label, cfg, sig))
-    seen: dict[str, int] = {}
-    for cell in cells:
-        if cell.id in seen:
-            raise ConfigError(f"{path}: cell id {cell.id!r} appears twice; give cells distinct "
-                              "names")
-        seen[cell.id] = 1
+    ids = [c.id for c in cells]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise ConfigError(f"{path}: cell id {repeated[0]!r} appears twice; give cells distinct "
+                          "names")
     roots = {c.config.output.results for c in cells}
     if len(roots) > 1:
         raise ConfigError(f"{path}: cells write to different output.results {sorted(roots)}; "
@@ -420,6 +422,8 @@ def run_suite(suite: Suite, engine: str = "local", address: str | None = None,
     from podbench.train import results
     from podbench.train.run import group_points, train_points
 
+    if engine not in ("local", "ray"):
+        raise ConfigError(f"--engine {engine}: expected local or ray")
     suite.folder.mkdir(parents=True, exist_ok=True)
     _write_atomic(suite.folder / "suite.yml", yaml.safe_dump({
         **_suite_dict(suite), "description": suite.description, "source": str(suite.path),
@@ -446,7 +450,7 @@ def run_suite(suite: Suite, engine: str = "local", address: str | None = None,
                     + (f", {sig['n_significant']}/{len(record['lags'])} lags q < {sig['alpha']}"
                        if sig else ""))
 
-    if engine == "ray":
+    if engine == "ray" and programs:
         from podbench.experiments.cluster import RayEngine
 
         with RayEngine(address, log=log) as ray_engine:
@@ -456,8 +460,6 @@ def run_suite(suite: Suite, engine: str = "local", address: str | None = None,
             log(f"program {number}/{len(programs)}: {len(program.configs)} point(s)")
             train_points(program.configs, log=log)
             finish_ready()
-    else:
-        raise ConfigError(f"--engine {engine}: expected local or ray")
     finish_ready()
     records = [json.loads((c.run_dir() / "cell.json").read_text()) for c in suite.cells]
     board = leaderboard(records)

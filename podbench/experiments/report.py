@@ -33,6 +33,7 @@ from podbench.experiments.benchmark import cell_record, comparisons, leaderboard
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+.wide { overflow-x: auto; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f2f2f2; }
 td.text, th.text { text-align: left; }
@@ -293,7 +294,8 @@ def write_report(folder: Path, log: Callable[[str], None] = print) -> Path:
              "(mean ± std over folds) at the lag chosen on the validation split, never on test; "
              "n_significant: lags whose permutation q-value (Benjamini-Hochberg across lags) is "
              "below alpha. Click a column to sort.</p>",
-             "<h2>Leaderboard</h2>", _table(board, "leaderboard", sortable=True, links=links),
+             "<h2>Leaderboard</h2>", '<div class="wide">',
+             _table(board, "leaderboard", sortable=True, links=links), "</div>",
              "<h2>Lag curves</h2>"]
     for task in dict.fromkeys(r["task"] for r in records):
         of_task = [r for r in records if r["task"] == task]
