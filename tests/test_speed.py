@@ -188,3 +188,48 @@ def test_gpu_script_runs_reduced_on_cpu(tmp_path):
     assert any(line.startswith("podbench, whole standard run on cpu") for line in lines)
     assert any("reference loop on cpu" in line for line in lines)
     assert float(lines[-1].removeprefix("ratio=")) > 0
+
+
+def test_memory_estimate_counts_lane_state_and_chooses_the_widest_fitting_chunk():
+    from flax import nnx
+
+    from podbench import registry
+    from podbench.tasks.folds import sequential_folds
+    from podbench.tasks.scoring import cosine_rows, masked_mean
+    from podbench.train.execute import auto_chunk, memory_estimate
+    from podbench.train.lanes import key_data, padded
+    from podbench.train.program import Data, LaneProgram, Lanes
+
+    n, c, d, lanes = 300, 8, 4, 6
+    rng = np.random.default_rng(0)
+    folds = sequential_folds(n, 5, 0.1)
+    train_idx, train_n = padded([folds[i % 5].train for i in range(lanes)])
+    val_idx, val_n = padded([folds[i % 5].val for i in range(lanes)])
+    ones = np.ones(lanes, np.float32)
+    lanes_np = Lanes(np.stack([key_data(i) for i in range(lanes)]), np.zeros(lanes, np.int32),
+                     np.zeros(lanes, np.int32), np.zeros(lanes, np.int32), 1e-3 * ones,
+                     1e-4 * ones, 0.2 * ones, train_idx, train_n, val_idx, val_n)
+    data = Data(jnp.asarray(rng.normal(size=(n, 1, c, 10)), jnp.float32),
+                jnp.asarray(rng.normal(size=(1, n, d)), jnp.float32),
+                jnp.zeros((1, 1, c, 1)), jnp.ones((1, 1, c, 1)))
+    p = {"filters": 8, "dropout": 0.2, "locally_connected": False, "reg": 0.0, "reg_head": 0.0,
+         "head_order": "norm_tanh", "init": "torch"}
+    entry = registry.models.entry("pitom")
+    program = LaneProgram(lambda rngs: entry.obj(p, input_shape=(c, 10), output_dim=d,
+                                                 head="vector", rngs=rngs),
+                          group=2, batch_size=32, patience=3, optimizer_name="adamw",
+                          loss_fn=lambda a, b: jnp.mean((a - b) ** 2, axis=-1),
+                          stop_fn=lambda a, b, m: masked_mean(cosine_rows(a, b), m),
+                          stop_mode="max", n_train_max=train_idx.shape[1],
+                          n_val_max=val_idx.shape[1], lane_batch=1)
+    data_bytes, held, flight = program.memory_model(lanes_np, data, exact=True)
+    _, _, bound = program.memory_model(lanes_np, data, exact=False)
+    state = program.init(jax.tree.map(lambda a: a[:1], lanes_np))
+    real = sum(a.nbytes for a in jax.tree.leaves(state)) + sum(
+        a[:1].nbytes for a in jax.tree.leaves(lanes_np))
+    assert held == real and data_bytes == sum(a.nbytes for a in jax.tree.leaves(data))
+    assert 0 < flight <= bound  # the cheap bound is an upper bound of XLA's figure
+    estimate = memory_estimate(program, lanes_np, data, 1)
+    assert estimate(4) - estimate(3) == 2 * held  # one lane in flight on the sequential path
+    assert auto_chunk(lanes, 1, estimate, 2 * estimate(4)) == 4
+    assert auto_chunk(lanes, 1, estimate, 1.0) == 1 and auto_chunk(lanes, 1, estimate, 1e15) == 6
