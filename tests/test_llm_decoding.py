@@ -50,7 +50,9 @@ def tiny_gpt2(out: Path, vocab: int = VOCAB, init: float = 0.02, seed: int = 0) 
 
 @pytest.fixture(scope="module")
 def lm_dir(tmp_path_factory) -> Path:
-    return tiny_gpt2(tmp_path_factory.mktemp("gpt2"))
+    """Weights drawn with sd 0.2: at GPT-2's 0.02 a 32-wide model's logits stay within about
+    +-0.6, so no prefix can move its predictions far from uniform."""
+    return tiny_gpt2(tmp_path_factory.mktemp("gpt2"), init=0.2)
 
 
 # --------------------------------------------------------------------------- the language model
@@ -193,7 +195,35 @@ def test_llm_decoding_trains_and_reports(standin, tmp_path, lm_dir):
         assert f"{key}_mean" in perf.columns
     np.testing.assert_allclose(perf["test_perplexity_fold_1"],
                                np.exp(perf["test_cross_entropy_fold_1"]), rtol=1e-6)
-    assert (perf["test_perplexity_mean"] < VOCAB * 1.5).all()
+    assert np.isfinite(perf["test_perplexity_mean"]).all()
+    top = perf[[f"test_top{k}_accuracy_mean" for k in (1, 5, 10)]].to_numpy()
+    assert (np.diff(top, axis=1) >= 0).all() and (top[:, -1] > 0).all()
+
+
+PREFIX = {"prefix_tokens": 8}  # one prefix embedding steers a random 2-layer GPT-2 too little
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "measured on the 600-s stand-in (also at snr 4) with this tiny random GPT-2: the brain "
+    "prefix does not reach a lower test perplexity than the no-brain control at the planted "
+    "lag (it fits the training words, ~220-280 train perplexity, and does not generalise); "
+    "see the report in the module docstring"))
+def test_brain_prefix_beats_the_no_brain_control_at_the_planted_lag(decoding_standin, tmp_path,
+                                                                      lm_dir):
+    root, csv = decoding_standin
+    cfg = llm_config(root, tmp_path, lm_dir, csv,
+                     data={"lags": {"min": -750, "max": PLANTED_MS + 1, "step": 1000}},
+                     model={"params": {"encoder": "pitom", "encoder_params": {"filters": 32},
+                                       **PREFIX}},
+                     training={"epochs": 20, "patience": 20, "lr": 1e-2})
+    brain = api.train(cfg, **QUIET).performance.set_index("lags")["test_perplexity_mean"]
+    control_cfg = cfg.replace({"model.params.prefix": "constant",
+                               "trial_name": "llm_decoding_no_brain"})
+    control = api.train(control_cfg, **QUIET).performance.set_index("lags")["test_perplexity_mean"]
+    print(f"\ntest perplexity brain {brain.to_dict()}, no-brain {control.to_dict()}")
+    assert brain[PLANTED_MS] < 0.97 * control[PLANTED_MS]
+    assert brain[-750] > 0.99 * control[-750]
 
 
 @pytest.mark.parametrize("raw, message", [
