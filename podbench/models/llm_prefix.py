@@ -5,7 +5,11 @@ maps the brain window to `prefix_tokens` embeddings of the LM's width. The froze
 task's shared `call.frozen`, never a parameter) runs over [prefix, context tokens, target
 tokens but the last] with padding masked out of attention; each target token is scored from
 the state before it. Output per word: the target tokens' cross-entropies, then their ranks.
-`prefix: constant` replaces the encoder by a learned constant prefix (the no-brain control).
+`prefix: constant` is the no-brain control: the same encoder applied to an all-zero window,
+so the prefix is a learned constant with the brain prefix's parameterisation, initialisation
+and optimiser (a free constant embedding optimises worse through the frozen LM: on the
+stand-in it lost to a brain prefix trained on shuffled targets, so it measured optimisation,
+not the brain).
 
 Logits are made one target position at a time (a [batch, vocab] block, recomputed in the
 backward pass), so GPT-2's 50,257-token vocabulary never needs [batch, tokens, vocab] at once.
@@ -46,24 +50,19 @@ class LlmPrefix(nnx.Module):
         self.n_target = n_target
         self.n_prefix = p["prefix_tokens"]
         self.width = width
-        if p["prefix"] == "brain":
-            entry = registry.models.entry(p["encoder"], "model.params.encoder")
-            if entry.meta.get("closed_form") or entry.meta.get("takes_targets"):
-                raise ConfigError(f"model.params.encoder = {p['encoder']!r}: expected a trained "
-                                  "decoder of the brain window (e.g. pitom, mlp)")
-            dims = entry.meta.get("input_dims")
-            if dims is not None and len(dims) != len(input_shape):
-                raise ConfigError(f"model.params.encoder = {p['encoder']!r} takes latents with "
-                                  f"dims {dims}; the latents are {len(input_shape)}-d per lag")
-            params = build_params(entry.meta.get("params"), p["encoder_params"],
+        self.brain = p["prefix"] == "brain"
+        entry = registry.models.entry(p["encoder"], "model.params.encoder")
+        if entry.meta.get("closed_form") or entry.meta.get("takes_targets"):
+            raise ConfigError(f"model.params.encoder = {p['encoder']!r}: expected a trained "
+                              "decoder of the brain window (e.g. pitom, mlp)")
+        dims = entry.meta.get("input_dims")
+        if dims is not None and len(dims) != len(input_shape):
+            raise ConfigError(f"model.params.encoder = {p['encoder']!r} takes latents with "
+                              f"dims {dims}; the latents are {len(input_shape)}-d per lag")
+        params = build_params(entry.meta.get("params"), p["encoder_params"],
                                "model.params.encoder_params")
-            self.encoder = entry.obj(params, input_shape=input_shape,
-                                     output_dim=self.n_prefix * width, head="scalar", rngs=rngs)
-            self.constant = None
-        else:
-            self.encoder = None
-            self.constant = nnx.Param(0.02 * jax.random.normal(rngs.params(),
-                                                                (self.n_prefix, width)))
+        self.encoder = entry.obj(params, input_shape=input_shape,
+                                 output_dim=self.n_prefix * width, head="scalar", rngs=rngs)
 
     def __call__(self, x: jax.Array, call: Call, y: jax.Array) -> jax.Array:
         lm = call.frozen
@@ -71,10 +70,8 @@ class LlmPrefix(nnx.Module):
         n_context = y.shape[-1] - n_target
         ids = y.astype(jnp.int32)
         context, target = ids[:, :n_context], ids[:, n_context:]
-        if self.encoder is not None:
-            prefix = self.encoder(x, call).reshape(b, n_prefix, self.width)
-        else:
-            prefix = jnp.broadcast_to(self.constant[...], (b, n_prefix, self.width))
+        window = x if self.brain else jnp.zeros_like(x)
+        prefix = self.encoder(window, call).reshape(b, n_prefix, self.width)
         tokens = jnp.concatenate([context, target[:, :-1]], axis=1)
         embeds = jnp.concatenate([prefix, lm.embed(jnp.maximum(tokens, 0))], axis=1)
         valid = jnp.concatenate([jnp.ones((b, n_prefix), bool), tokens >= 0], axis=1)
@@ -92,7 +89,7 @@ class LlmPrefix(nnx.Module):
         return jnp.concatenate([jnp.where(real, nll, 0.0), jnp.where(real, rank, 0.0)], axis=-1)
 
     def penalty(self) -> jax.Array:
-        return self.encoder.penalty() if self.encoder is not None else jnp.zeros(())
+        return self.encoder.penalty()
 
 
 @register_model("llm_prefix")

@@ -17,8 +17,10 @@ cross-entropy. Early stopping: the validation token cross-entropy ("min"). Metri
 splits: `cross_entropy` (mean over tokens), `perplexity` = exp(cross_entropy), and
 `top{1,5,10}_accuracy` (share of tokens whose true id is among the k most likely).
 
-The no-brain control is the same config with `model.params.prefix: constant` (the prefix is a
-learned constant, the brain window unused), trained and scored on the same folds.
+The no-brain control is the same config with `model.params.prefix: constant` (the encoder sees
+an all-zero window, so the prefix is a learned constant), trained and scored on the same folds.
+The prefix model is trained end to end; the reference's stage 1 (pretraining the encoder to the
+word's mean token embedding) is not run.
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ def token_ids(tokens: list[str], tokenizer) -> list[list[int]]:
 def word_tokens(word_idx: np.ndarray, ids: list[list[int]], words: np.ndarray,
                 n_context: int, n_target: int) -> tuple[np.ndarray, np.ndarray]:
     """[len(words), n_context + n_target] context and target ids (-1: none) of each word, from
-    the token rows' word_idx and ids (in transcript order), and whether each word has a token."""
+    the token rows' word_idx and ids (in transcript order), and each word's number of tokens."""
     flat = np.array([i for row in ids for i in row], np.int64)
     owner = np.repeat(word_idx, [len(row) for row in ids])
     first = np.searchsorted(owner, words, side="left")
@@ -93,7 +95,7 @@ def word_tokens(word_idx: np.ndarray, ids: list[list[int]], words: np.ndarray,
         target = flat[f:min(e, f + n_target)]
         out[r, n_context - len(context):n_context] = context
         out[r, n_context:n_context + len(target)] = target
-    return out, end > first
+    return out, end - first
 
 
 def split_columns(pred, y):
@@ -164,8 +166,9 @@ class LlmDecoding(Task):
         ids = token_ids(rows["hftoken"].tolist(), tokenizer)
         words = word_table(dataset)
         p = cfg.task_params
-        columns, has = word_tokens(word_idx, ids, words["word_idx"].to_numpy(),
-                                   p["context_tokens"], p["target_tokens"])
+        columns, counts = word_tokens(word_idx, ids, words["word_idx"].to_numpy(),
+                                      p["context_tokens"], p["target_tokens"])
+        has = counts > 0
         vocab = json.loads((lm_dir / "config.json").read_text()).get("vocab_size") \
             if (lm_dir / "config.json").is_file() else None
         if vocab is not None and columns.max() >= vocab:
@@ -175,11 +178,9 @@ class LlmDecoding(Task):
         ds = xr.Dataset({"target": (("word", "dim"), columns[has].astype(np.float32))},
                         coords={"word": kept["word_idx"].to_numpy(),
                                 "label": ("word", kept["word"].to_numpy().astype(object))})
-        n_tokens = (columns[has, p["context_tokens"]:] >= 0).sum(axis=1)
         return ds, {"dropped_words": words["word_idx"][~has].astype(int).tolist(),
-                    "lm_tokens": int(sum(len(r) for r in ids)),
-                    "cut_words": int(sum(1 for w, n in zip(kept["word_idx"], n_tokens)
-                                         if n == p["target_tokens"]))}
+                    "lm_tokens": int(counts.sum()),
+                    "cut_words": int((counts > p["target_tokens"]).sum())}
 
     def output_dim(self, y: np.ndarray, cfg: Config) -> int:
         """Per target token: its cross-entropy, then its rank."""
