@@ -191,7 +191,6 @@ def test_gpu_script_runs_reduced_on_cpu(tmp_path):
 
 
 def test_memory_estimate_counts_lane_state_and_chooses_the_widest_fitting_chunk():
-    from flax import nnx
 
     from podbench import registry
     from podbench.tasks.folds import sequential_folds
