@@ -9,8 +9,9 @@ registered class plus a YAML config, not a second trainer:
 - targets: `targets_fragment` (what its targets store depends on), `target_sources` (files it
   reads), `target_dataset` (the targets store's content: variable `target` with dims (word,
   dim) or (fold, word, dim) when fitted per training fold; the feature stage writes it);
-- head: `head` ("vector" | "scalar" | "binary" | "classes") and `output_dim(y, cfg)`; vector
-  heads end in the model's embedding head (PITOM: LayerNorm, tanh), the others in logits;
+- head: `head` ("vector" | "scalar" | "binary" | "classes" | "tokens") and
+  `output_dim(y, cfg)`; vector heads end in the model's embedding head (PITOM: LayerNorm,
+  tanh), the others in logits;
 - loss: `loss(pred, y)` per example (JAX), averaged over valid rows by the trainer;
 - early stopping: `stop_value(pred, y, mask)` on the whole validation split (JAX), and
   `stop_mode` "max" or "min";
