@@ -182,8 +182,10 @@ def test_with_a_package_of_braindecodes_interface(small, tmp_path, interface_pac
 
     cfg = config.from_dict(raw_config(small, {"name": "braindecode", "params": {
         "model": "TinyConv", "weights": str(tmp_path / "weights"), "chs_info": True}}))
+    from podbench.features.context import resolve
+
     epochs = build_features(cfg, **QUIET).open("epochs")
-    ctx = epochs_context(epochs, cfg)
+    ctx = epochs_context(epochs, resolve(cfg))
     info = _chs_info(ctx)
     coords, _ = channel_coordinates(ctx.root, ctx.channels)
     assert [ch["ch_name"] for ch in info] == ctx.channels
