@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Callable
 
-from podbench.features.store import Stores, human_bytes
+from podbench.features.store import Stores, dir_size, human_bytes
 from podbench.features.keys import SHORT
+from podbench.progress import progress
 
 MAIN_VARIABLE = {"epochs": "ecog", "targets": "target", "latents": "latent"}
 
@@ -33,7 +34,7 @@ def listing(stores: Stores) -> str:
     rows = [f"{'stage':<9} {'key':<12} {'shape':<22} {'size':>9}  {'created':<25} config"]
     for stage, key, path, marker in stores.complete_stores():
         shape = "x".join(map(str, marker.get("arrays", {}).get(MAIN_VARIABLE.get(stage, ""), [])))
-        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        size = dir_size(path)
         rows.append(f"{stage:<9} {key[:SHORT]:<12} {shape:<22} {human_bytes(size):>9}  "
                     f"{marker.get('created', '?'):<25} {summary(stage, marker.get('fragment', {}))}")
     leftovers = stores.leftovers()
@@ -66,12 +67,15 @@ def verify(stores: Stores, prefix: str | None, log: Callable[[str], None] = prin
     stores.require_root()
     targets = [stores.find(prefix)] if prefix else stores.complete_stores()
     ok = True
+    bar = progress(sum(dir_size(path) for _, _, path, _ in targets), "verifying stores", unit="B")
     for stage, key, path, _ in targets:
         problems = stores.verify(path)
+        bar.update(dir_size(path))
         log(f"{stage:<9} {key[:SHORT]}  {'ok' if not problems else 'CORRUPT'}")
         for problem in problems:
             log(f"  {problem}")
         ok &= not problems
+    bar.close()
     for leftover in stores.leftovers():
         log(f"incomplete leftover (not a store): {leftover}")
     return ok

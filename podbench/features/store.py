@@ -74,7 +74,7 @@ def consolidate(path: Path) -> None:
         zarr.consolidate_metadata(path)
 
 
-def _dir_size(path: Path) -> int:
+def dir_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
@@ -178,7 +178,7 @@ class Stores:
                         shutil.rmtree(leftover, ignore_errors=True)
                     note = self._build(spec, build, prints, final)
         fingerprints.save()
-        return BuildReport(spec.stage, spec.key, status, shape_of(final), _dir_size(final),
+        return BuildReport(spec.stage, spec.key, status, shape_of(final), dir_size(final),
                            time.perf_counter() - t0, note)
 
     def _build(self, spec: StageSpec, build, sources: list, final: Path) -> str:
