@@ -165,10 +165,13 @@ def test_shipped_suites_resolve():
         assert all(len(c.nulls) == c.significance.permutations > 0 for c in suite.cells)
     tasks = {c.config.task for c in reference.cells}
     assert tasks == {"word_embedding", "whisper_embedding", "content_word", "part_of_speech",
-                     "surprisal", "surprisal_class", "sentence_onset", "loudness"}
+                     "surprisal", "surprisal_class", "sentence_onset", "loudness", "iu_boundary"}
     kinds = {c.config.targets.kind for c in reference.cells if c.config.task == "word_embedding"}
     assert kinds == {"gpt2", "glove", "arbitrary"}
-    assert {c.config.model.name for c in reference.cells} == {"pitom", "ridge"}
+    assert {c.config.model.name for c in reference.cells} == {"pitom", "ridge", "linear",
+                                                              "time_pool"}
+    linear = {c.config.task for c in reference.cells if c.config.model.name == "linear"}
+    assert linear == tasks  # every task has its linear baseline
 
 
 # --------------------------------------------------------------------------- results
