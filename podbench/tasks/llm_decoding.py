@@ -141,6 +141,10 @@ class LlmDecoding(Task):
         return [p for p in (lm_path(cfg) / name for name in TOKENIZER_FILES) if p.is_file()]
 
     def targets_fragment(self, cfg: Config, dataset: Dataset) -> tuple[dict, bool]:
+        if not (lm_path(cfg) / "config.json").is_file():
+            raise ConfigError(f"task_params.lm_dir = {cfg.task_params['lm_dir']!r}: no "
+                              "config.json there (expected a local Hugging Face GPT-2 "
+                              "directory; see configs/tasks/llm_decoding.yml)")
         digest = hashlib.sha256()
         for path in self._tokenizer_files(cfg):
             digest.update(path.name.encode() + path.read_bytes())
