@@ -255,6 +255,9 @@ def test_brain_prefix_beats_the_no_brain_control_at_the_planted_lag(decoding_sta
     ({"model": {"name": "pitom", "params": {}}}, "needs a decoder that feeds the language model"),
     ({"model": {"members": 3}}, "model.members = 3"),
     ({"model": {"params": {"prefix": "nothing"}}}, "model.params.prefix"),
+    ({"model": {"params": {"encoder": "pitom", "encoder_params": {"filterz": 8}}}},
+     "model.params.encoder_params"),
+    ({"model": {"params": {"encoder": "nope"}}}, "model.params.encoder = 'nope': unknown model"),
 ])
 def test_bad_llm_configs(standin, tmp_path, lm_dir, raw, message):
     with pytest.raises(ConfigError, match=message):

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from podbench import registry
-from podbench.config import Config, opt
+from podbench.config import Config, build_params, opt
 from podbench.data.dataset import Dataset, read_table, word_table
 from podbench.errors import ConfigError, DataError
 from podbench.registry import register_task
@@ -124,6 +124,10 @@ class LlmDecoding(Task):
         if not meta.get("takes_targets"):
             raise ConfigError(f"model.name = {cfg.model.name!r}: task 'llm_decoding' needs a "
                               "decoder that feeds the language model (llm_prefix)")
+        if "encoder" in cfg.model.params:  # llm_prefix: check its encoder's params now
+            encoder = registry.models.entry(cfg.model.params["encoder"], "model.params.encoder")
+            build_params(encoder.meta.get("params"), cfg.model.params["encoder_params"],
+                         "model.params.encoder_params")
         if cfg.model.members != 1:
             raise ConfigError(f"model.members = {cfg.model.members}: llm_decoding takes 1 (the "
                               "members' token distributions cannot be combined from their "
