@@ -255,7 +255,17 @@ def test_brain_prefix_beats_the_no_brain_control_at_the_planted_lag(decoding_sta
     ({"model": {"name": "pitom", "params": {}}}, "needs a decoder that feeds the language model"),
     ({"model": {"members": 3}}, "model.members = 3"),
     ({"model": {"params": {"prefix": "nothing"}}}, "model.params.prefix"),
+    ({"model": {"params": {"encoder": "pitom", "encoder_params": {"filterz": 8}}}},
+     "model.params.encoder_params"),
+    ({"model": {"params": {"encoder": "nope"}}}, "model.params.encoder = 'nope': unknown model"),
 ])
 def test_bad_llm_configs(standin, tmp_path, lm_dir, raw, message):
     with pytest.raises(ConfigError, match=message):
         llm_config(standin, tmp_path, lm_dir, **raw)
+
+
+def test_missing_language_model_fails_before_any_store(standin, tmp_path):
+    cfg = llm_config(standin, tmp_path, tmp_path / "no-gpt2")
+    with pytest.raises(ConfigError, match="task_params.lm_dir = .*no-gpt2.*no config.json"):
+        api.build_features(cfg, log=lambda s: None)
+    assert not (tmp_path / "stores").exists()

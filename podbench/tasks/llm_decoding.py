@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from podbench import registry
-from podbench.config import Config, opt
+from podbench.config import Config, build_params, opt
 from podbench.data.dataset import Dataset, read_table, word_table
 from podbench.errors import ConfigError, DataError
 from podbench.registry import register_task
@@ -122,6 +122,10 @@ class LlmDecoding(Task):
         if not meta.get("takes_targets"):
             raise ConfigError(f"model.name = {cfg.model.name!r}: task 'llm_decoding' needs a "
                               "decoder that feeds the language model (llm_prefix)")
+        if "encoder" in cfg.model.params:  # llm_prefix: check its encoder's params now
+            encoder = registry.models.entry(cfg.model.params["encoder"], "model.params.encoder")
+            build_params(encoder.meta.get("params"), cfg.model.params["encoder_params"],
+                         "model.params.encoder_params")
         if cfg.model.members != 1:
             raise ConfigError(f"model.members = {cfg.model.members}: llm_decoding takes 1 (the "
                               "members' token distributions cannot be combined from their "
@@ -139,6 +143,10 @@ class LlmDecoding(Task):
         return [p for p in (lm_path(cfg) / name for name in TOKENIZER_FILES) if p.is_file()]
 
     def targets_fragment(self, cfg: Config, dataset: Dataset) -> tuple[dict, bool]:
+        if not (lm_path(cfg) / "config.json").is_file():
+            raise ConfigError(f"task_params.lm_dir = {cfg.task_params['lm_dir']!r}: no "
+                              "config.json there (expected a local Hugging Face GPT-2 "
+                              "directory; see configs/tasks/llm_decoding.yml)")
         digest = hashlib.sha256()
         for path in self._tokenizer_files(cfg):
             digest.update(path.name.encode() + path.read_bytes())
