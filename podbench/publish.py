@@ -139,19 +139,13 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def publish_dir(final: Path, write: Callable[[Path], str], marker: str, stage: str) -> None:
-    """Publish a folder: `write(tmp)` fills the temporary sibling and returns the text of the
-    completion marker `marker`, which is written last; then the sibling replaces `final`."""
-    final = Path(final)
-    tmp = temp_sibling(final)
+@contextmanager
+def _publishing(tmp: Path, final: Path, stage: str) -> Iterator[None]:
+    """Remove the temporary `tmp` if publishing fails; an output failure (disk full, read-only)
+    becomes one line naming the stage and `final`."""
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp.mkdir()
-        text = write(tmp)
-        fsync_tree(tmp)
-        _write_synced(tmp / marker, text)
-        _fsync_dir(tmp)
-        _replace(tmp, final)
+        yield
     except BaseException as exc:
         _remove(tmp)
         friendly = output_error(exc, stage, final)
@@ -160,13 +154,26 @@ def publish_dir(final: Path, write: Callable[[Path], str], marker: str, stage: s
         raise
 
 
+def publish_dir(final: Path, write: Callable[[Path], str], marker: str, stage: str) -> None:
+    """Publish a folder: `write(tmp)` fills the temporary sibling and returns the text of the
+    completion marker `marker`, which is written last; then the sibling replaces `final`."""
+    final = Path(final)
+    tmp = temp_sibling(final)
+    with _publishing(tmp, final, stage):
+        tmp.mkdir()
+        text = write(tmp)
+        fsync_tree(tmp)
+        _write_synced(tmp / marker, text)
+        _fsync_dir(tmp)
+        _replace(tmp, final)
+
+
 def publish_file(final: Path, write: Callable[[Path], None], stage: str) -> None:
     """Publish one file: `write(tmp)` writes it under a temporary name (ending like `final`),
     then it is renamed in."""
     final = Path(final)
     tmp = temp_sibling(final, suffix=final.suffix)
-    try:
-        final.parent.mkdir(parents=True, exist_ok=True)
+    with _publishing(tmp, final, stage):
         write(tmp)
         fd = os.open(tmp, os.O_RDONLY)
         try:
@@ -175,12 +182,6 @@ def publish_file(final: Path, write: Callable[[Path], None], stage: str) -> None
             os.close(fd)
         os.replace(tmp, final)
         _fsync_dir(final.parent)
-    except BaseException as exc:
-        _remove(tmp)
-        friendly = output_error(exc, stage, final)
-        if friendly is not None:
-            raise friendly from None
-        raise
 
 
 def lock_path(final: Path) -> Path:

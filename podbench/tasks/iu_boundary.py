@@ -39,7 +39,7 @@ from podbench.data.dataset import Dataset, read_table
 from podbench.errors import ConfigError, DataError
 from podbench.registry import register_task
 from podbench.tasks.common import BinaryTask
-from podbench.tasks.negatives import draw_inside
+from podbench.tasks.negatives import draw_inside, numbered_events
 
 TIME_COLUMNS = ("start", "time")
 STANDIN_TABLE = "derivatives/podbench-synth/iu_boundaries.csv"
@@ -105,9 +105,7 @@ def iu_events(cfg: Config) -> pd.DataFrame:
         "end": np.r_[bounds[1:], bounds[-1], bounds[1:][which]],
         "word": ["boundary"] * len(bounds) + ["inside"] * n_neg,
     })
-    events = events.sort_values(["start", "word"], kind="stable").reset_index(drop=True)
-    events.insert(0, "word_idx", np.arange(len(events), dtype=np.int64))
-    return events
+    return numbered_events(events)
 
 
 @register_task("iu_boundary", params=IuBoundaryParams)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from podbench.errors import DataError
 
@@ -46,3 +47,11 @@ def draw_inside(lo: np.ndarray, hi: np.ndarray, avoid: np.ndarray, n: int, margi
     k = np.concatenate(picked_k)[:n]
     keep = np.argsort(t, kind="stable")
     return t[keep], k[keep]
+
+
+def numbered_events(events: pd.DataFrame) -> pd.DataFrame:
+    """Positives and negatives in time order (then by label, for equal times),
+    numbered 0, 1, ... as `word_idx`."""
+    events = events.sort_values(["start", "word"], kind="stable").reset_index(drop=True)
+    events.insert(0, "word_idx", np.arange(len(events), dtype=np.int64))
+    return events

@@ -41,7 +41,7 @@ from podbench.data.dataset import Dataset, read_table, word_table
 from podbench.errors import ConfigError, DataError
 from podbench.registry import register_task
 from podbench.tasks.common import BinaryTask
-from podbench.tasks.negatives import draw_inside
+from podbench.tasks.negatives import draw_inside, numbered_events
 from podbench.data.annotations import is_punctuation, syntactic_path, word_tags
 
 SENTENCE_END = (".", "?", "!")
@@ -127,9 +127,7 @@ def sentence_events(cfg: Config, dataset: Dataset) -> pd.DataFrame:
         "word": ["onset"] * len(onset) + ["inside"] * n_neg,
         "sentence": np.r_[np.arange(len(onset)), which],
     })
-    events = events.sort_values(["start", "word"], kind="stable").reset_index(drop=True)
-    events.insert(0, "word_idx", np.arange(len(events), dtype=np.int64))
-    return events
+    return numbered_events(events)
 
 
 @register_task("sentence_onset", params=SentenceOnsetParams)
