@@ -161,7 +161,7 @@ def test_vmapped_lanes_compact_with_bounded_compiles_and_equal_sequential(
     assert same.mean() >= 0.9
     widths = vmapped["widths"].tolist()
     assert widths[0] == 40
-    assert len(set(widths)) >= 3 and widths == sorted(widths, reverse=True)  # compacted
+    assert len(set(widths)) >= 2 and widths == sorted(widths, reverse=True)  # compacted
     # one compilation per width bucket, never one per count of active lanes
     assert int(vmapped["compiles"]) == len(set(widths)) <= 1 + math.log2(64)
     assert int(sequential["compiles"]) == 1 and set(sequential["widths"].tolist()) == {40}
