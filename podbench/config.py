@@ -108,11 +108,12 @@ class TrainingConfig:
     val_fraction: float = opt(0.25, gt=0, le=0.9, doc="tail of train+val used for validation")
     seed: int = opt(42, doc="lane seeds derive from it, the lag, the fold and the member")
     shuffle_targets: bool = opt(
-        False, doc="control: train on null targets (each fold's training rows shuffled, test "
-                   "rows kept), the null of a permutation test")
-    shuffle_mode: Literal["words", "circular"] = opt(
-        "words", doc="null targets: permuted across the training rows' words, or shifted "
-                     "circularly in time within them (keeps their autocorrelation)")
+        False, doc="control: train on null targets (see shuffle_mode)")
+    shuffle_mode: Literal["all", "words", "circular"] = opt(
+        "all", doc="null targets: all: every word's target permuted, test rows too (the "
+                   "shuffled-target control, at chance); words / circular: each fold's training "
+                   "rows permuted across words or shifted circularly in time (keeps their "
+                   "autocorrelation), test rows kept (the nulls of a permutation test)")
     permutation_seed: Union[int, None] = opt(
         None, doc="seed of the null targets (null: training.seed); set, it leaves "
                   "training.seed a per-lane seed, so null points pack beside the real one")

@@ -1,6 +1,8 @@
-"""Null targets of a permutation test: in each fold, the targets of the training rows (train
-and validation) are permuted across words or shifted circularly in time; the test rows keep
-their true targets, so a decoder trained on the null is scored exactly like the real one."""
+"""Null targets. The shuffled-target control ("all") permutes every word's target, test rows
+too, so every metric comes out at chance. The nulls of a permutation test ("words",
+"circular") permute the training rows' targets (train and validation) across words or shift
+them circularly in time, in each fold; the test rows keep their true targets, so a decoder
+trained on the null is scored exactly like the real one."""
 
 from __future__ import annotations
 
@@ -12,12 +14,16 @@ MIN_SHIFT = 0.1  # circular shifts move the targets by at least this fraction of
 
 
 def null_targets(y: np.ndarray, folds: list[Fold], mode: str, seed: int) -> np.ndarray:
-    """y [n_yfold, N, D] -> [n_folds, N, D]: each fold's targets with its non-test rows
-    permuted (`mode` "words") or rolled by a random offset in time order ("circular")."""
+    """y [n_yfold, N, D] -> [n_folds, N, D]: each fold's targets with every row permuted
+    (`mode` "all"), or its non-test rows permuted ("words") or rolled by a random offset in
+    time order ("circular")."""
     rng = np.random.default_rng(seed)
     out = np.empty((len(folds), *y.shape[1:]), y.dtype)
     for i, fold in enumerate(folds):
         source = y[fold.number - 1 if y.shape[0] > 1 else 0]
+        if mode == "all":  # the control: the same permutation of every row in each fold
+            out[i] = source[np.random.default_rng(seed).permutation(len(source))]
+            continue
         rows = np.sort(np.concatenate([fold.train, fold.val]))
         if mode == "words":
             moved = rng.permutation(rows)
