@@ -105,8 +105,8 @@ def check_inputs(ctx: Resolved) -> dict[tuple, tuple[Path, float]]:
     geo = geometry(cfg, recordings[0].sfreq)
     channels = sum(len(r.channels) for r in recordings)
     epochs = float(len(events) * channels * geo.span * 4)
-    per_window = len(geo.lags) * geo.window / max(1, cfg.preprocess.params.get(
-        "num_average_samples", 1))
+    block = cfg.preprocess.params.get("num_average_samples", 1)  # None: one value per window
+    per_window = len(geo.lags) * geo.window / (geo.window if block is None else max(1, block))
     return {absent: (stores, epochs * (1 + per_window / geo.span))}
 
 
