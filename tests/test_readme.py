@@ -87,5 +87,5 @@ def test_readme_examples_run_verbatim(tmp_path):
             ran += 1
     assert ran >= 6
     assert list((repo / "results/demo").glob("sweep-*/summary.csv"))
-    assert list((repo / "results/linear").glob("*/lag_performance.csv"))
+    assert list((repo / "results/dense").glob("*/lag_performance.csv"))
     assert list((repo / "results/word-length").glob("*/lag_performance.csv"))
