@@ -213,11 +213,11 @@ def test_command_line_data_and_output_reach_a_named_pretrain_config(standin, tmp
         checkpoint_path(str(pretrain))
     sets = (f"data.root={standin}", f"output.results={tmp_path}/res",
             f"output.stores={tmp_path}/stores")
-    with pytest.raises(ConfigError, match=f"{tmp_path}/res/pt/pretrain-.*--set data.root={standin}"):
+    with pytest.raises(ConfigError, match=f"{tmp_path}/stores/pretrain/.*--set data.root={standin}"):
         checkpoint_path(str(pretrain), sets)
     decoder = tmp_path / "decoder.yml"
     decoder.write_text(f"preprocess:\n  name: foundation\n  params: {{checkpoint: {pretrain}}}\n")
     cfg = config.load(decoder, [*sets, "training.lr=3e-4"])
     assert cfg.overrides == (*sets, "training.lr=3e-4")
-    with pytest.raises(ConfigError, match=f"{tmp_path}/res/pt/pretrain-"):
+    with pytest.raises(ConfigError, match=f"{tmp_path}/stores/pretrain/"):
         stage_keys(cfg)  # the decoder's --set data.root reached the pretrain config

@@ -66,7 +66,14 @@ def foundation_cfg(standin, workdir, **params):
 
 
 def test_pretraining_writes_a_complete_folder_and_learns(pretrained):
-    assert pretrained.name.startswith("pretrain-") and len(pretrained.name) == len("pretrain-") + 12
+    assert pretrained.parent.name == "pretrain" and len(pretrained.name) == 64  # a keyed artefact
+    assert pretrained.parent.parent.name == "stores"  # of the store root
+    from podbench.features.inspect import listing
+    from podbench.features.store import Stores
+
+    listed = [r for r in listing(Stores(pretrained.parent.parent)).splitlines()
+              if r.startswith("pretrain")]
+    assert len(listed) == 1 and listed[0].split()[1] == pretrained.name[:12]
     for name in ("checkpoint.pt", "config.json", "digest", "loss.csv"):
         assert (pretrained / name).is_file()
     digest = hashlib.sha256((pretrained / "checkpoint.pt").read_bytes()).hexdigest()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Callable
 
@@ -37,6 +38,19 @@ def listing(stores: Stores) -> str:
         size = dir_size(path)
         rows.append(f"{stage:<9} {key[:SHORT]:<12} {shape:<22} {human_bytes(size):>9}  "
                     f"{marker.get('created', '?'):<25} {summary(stage, marker.get('fragment', {}))}")
+    for marker in sorted((stores.root / "pretrain").glob("*/digest")):  # pretrained models
+        folder = marker.parent
+        try:
+            meta = json.loads((folder / "config.json").read_text())
+        except (OSError, ValueError):
+            continue
+        created = dt.datetime.fromtimestamp(marker.stat().st_mtime, dt.timezone.utc)
+        arch = meta.get("architecture", {})
+        rows.append(f"{'pretrain':<9} {folder.name[:SHORT]:<12} {'':<22} "
+                    f"{human_bytes(dir_size(folder)):>9}  "
+                    f"{created.isoformat(timespec='seconds'):<25} masked autoencoder width "
+                    f"{arch.get('width')}, depth {arch.get('depth')}, "
+                    f"{meta.get('pretrain', {}).get('steps')} steps")
     leftovers = stores.leftovers()
     if leftovers:
         rows.append(f"({len(leftovers)} incomplete leftover(s): `podbench stores gc` removes them)")

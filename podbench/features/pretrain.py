@@ -5,13 +5,15 @@ config's subjects and electrodes (all subjects side by side, since every recordi
 to the podcast), with a random subset of at most MAX_CHANNELS channels per window. Only the
 signal is read: never the transcript, word onsets or targets.
 
-The result is a folder `<output.results>/<trial_name>/pretrain-<key12>/` holding
+The result is a keyed artefact of the store root, `<output.stores>/pretrain/<key>/`, holding
 `checkpoint.pt` (state_dict), `config.json` (pretrain section, architecture, data fragment,
 podbench version), `loss.csv` (step, training loss), `held_out.csv` (step, loss on fixed
 windows of the last HELD_OUT_FRACTION of the recordings, which training never sees),
 `loss.png` (both curves) and `digest` (sha256 of checkpoint.pt, written last: the
-completion marker). key12 hashes the pretrain section and the data fields that
-shape the windows, so the same config finds the same folder and skips the work.
+completion marker). The key hashes the pretrain section and the data that shapes the
+windows (the content fingerprints of the recordings and channel tables), like every stage's
+key, so the same config on the same data finds the same folder and skips the work, wherever
+the data or the store root lie.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from podbench.data.recordings import Recording, file_digest, open_recordings
 from podbench.errors import ConfigError, DataError
 from podbench.features.context import resolve
 from podbench.progress import progress
-from podbench.features.keys import SHORT, canonical_json, epochs_fragment
+from podbench.features.keys import canonical_json, epochs_fragment
 
 PRETRAIN_VERSION = 2  # bump when the model or the pretraining recipe changes
 MAX_CHANNELS = 64  # channels per pretraining window (keeps token counts small)
@@ -42,6 +44,7 @@ WARMUP_FRACTION = 0.05
 WEIGHT_DECAY = 0.05
 HELD_OUT_FRACTION = 0.1  # tail of the recordings kept out of training, for the held-out loss
 HELD_OUT_BATCHES = 4  # fixed held-out batches scored at every report step
+STAGE = "pretrain"  # its folder in the store root
 FILES = ("checkpoint.pt", "config.json", "loss.csv", "held_out.csv", "loss.png", "digest")
 
 
@@ -60,9 +63,9 @@ def pretrain_fragment(cfg: Config) -> dict:
 
 
 def pretrain_dir(cfg: Config) -> Path:
-    """`<output.results>/<trial_name>/pretrain-<key12>` of a config."""
+    """`<output.stores>/pretrain/<key>` of a config."""
     key = hashlib.sha256(canonical_json(pretrain_fragment(cfg)).encode()).hexdigest()
-    return Path(cfg.output.results).expanduser() / cfg.trial_name / f"pretrain-{key[:SHORT]}"
+    return Path(cfg.output.stores).expanduser() / STAGE / key
 
 
 def is_complete(folder: Path) -> bool:
@@ -191,7 +194,7 @@ def pretrain(cfg: Config, log: Callable[[str], None] = print) -> Path:
                 f"held-out {held[-1][1]:.4f}  ({time.perf_counter() - t0:.0f} s)")
     bar.close()
 
-    meta = {"podbench_version": __version__, "key": folder.name.removeprefix("pretrain-"),
+    meta = {"podbench_version": __version__, "key": folder.name,
             **pretrain_fragment(cfg), "architecture": arch, "sfreq": sfreq,
             "window_samples": window, "channels": len(channels), "device": device,
             "seconds": round(time.perf_counter() - t0, 1)}
