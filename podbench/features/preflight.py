@@ -50,7 +50,8 @@ def preflight(cfgs: list[Config | Resolved], results: bool = False) -> None:
             check_root(stores, "output.stores", need)
         if results:
             check_root(Path(cfg.output.results).expanduser(), "output.results", need)
-    _checked.update((canonical_json(config(c).to_dict()), results) for c in todo)
+    for c in todo:  # a check with the results root covers the one without it
+        _checked.update({(canonical_json(config(c).to_dict()), r) for r in {results, False}})
 
 
 def resolve_checked(cfg: Config | Resolved) -> Resolved:
