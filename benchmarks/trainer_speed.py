@@ -15,9 +15,11 @@ so a noisy machine affects both alike; podbench's time includes compilation.
                                                         # epochs, patience 10) on 10 (lag, fold) lanes
     python benchmarks/trainer_speed.py --scaling        # time per lane-epoch and peak memory as
                                                         # lanes, words and electrodes grow
+    python benchmarks/trainer_speed.py --profile        # where one lane's epoch goes (JAX's
+                                                        # profiler, by source file and line)
 
 The last line printed is `ratio=<baseline / podbench, median over repeats>` (end to end); the
-scaling mode prints a table instead.
+scaling and profile modes print a table instead.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import statistics
 import sys
 import time
@@ -175,10 +178,11 @@ def standard_lanes(cfg, inputs, task, table, members: int, n: int) -> None:
 
 
 def scaling_point(cfg, inputs, task, members: int, lanes: int, words: int, electrodes: int,
-                  epochs: int) -> dict:
+                  epochs: int, trace: Path | None = None) -> dict:
     """Time per lane-epoch (after a first, compiling epoch) and peak memory of `lanes` lanes on
     the first `words` words and `electrodes` electrodes; the memory estimate that chooses lane
-    chunks, for the chunk it chose (only that chunk is trained)."""
+    chunks, for the chunk it chose (only that chunk is trained). With `trace`, the timed epochs
+    run under JAX's profiler (trace written there) and the compiled epoch's HLO is returned."""
     import resource
     from dataclasses import replace
 
@@ -214,18 +218,84 @@ def scaling_point(cfg, inputs, task, members: int, lanes: int, words: int, elect
     state = program.epoch(program.init(work), work, data, 0)
     state.stopped.block_until_ready()
     first = time.perf_counter() - t0
+    if trace is not None:
+        hlo = program._epoch.lower(state, work, data, jnp.asarray(1, jnp.int32)).compile().as_text()
+        jax.profiler.start_trace(str(trace), create_perfetto_trace=True)
     t0 = time.perf_counter()
     for e in range(1, epochs + 1):
         state = program.epoch(state, work, data, e)
     state.stopped.block_until_ready()
     timed = time.perf_counter() - t0
+    if trace is not None:
+        jax.profiler.stop_trace()
     try:
         peak = jax.devices()[0].memory_stats()["peak_bytes_in_use"]
     except (TypeError, KeyError, AttributeError):  # CPU: the process's peak RSS growth
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss_before
     return {"lanes": lanes, "chunk": chunk, "words": words, "electrodes": electrodes,
             "first_epoch_s": first, "lane_epoch_s": timed / (chunk * epochs),
-            "peak_gb": peak / 1e9, "estimate_gb": estimate(chunk) / 1e9}
+            "peak_gb": peak / 1e9, "estimate_gb": estimate(chunk) / 1e9,
+            **({"hlo": hlo} if trace is not None else {})}
+
+
+def hlo_sources(hlo: str) -> dict[str, tuple[str, str, int]]:
+    """Each HLO instruction's innermost traced source (file, function, line), from the
+    compiled module text's FileNames / FunctionNames / FileLocations / StackFrames tables."""
+    tables: dict[str, dict[int, str]] = {}
+    section = None
+    for line in hlo.splitlines():
+        if line in ("FileNames", "FunctionNames", "FileLocations", "StackFrames"):
+            section = tables.setdefault(line, {})
+        elif section is not None and (m := re.match(r"^(\d+) (.*)$", line)):
+            section[int(m[1])] = m[2]
+        else:
+            section = None
+    files = {k: v.strip('"') for k, v in tables.get("FileNames", {}).items()}
+    funcs = {k: v.strip('"') for k, v in tables.get("FunctionNames", {}).items()}
+    places = {}
+    for k, v in tables.get("FileLocations", {}).items():
+        f = dict(re.findall(r"(\w+)=(\d+)", v))
+        places[k] = (files[int(f["file_name_id"])], funcs[int(f["function_name_id"])], int(f["line"]))
+    frames = {k: places[int(re.search(r"file_location_id=(\d+)", v)[1])]
+              for k, v in tables.get("StackFrames", {}).items()}
+    out = {}
+    for m in re.finditer(r"^\s*(?:ROOT )?%?([\w.-]+) = .*?stack_frame_id=(\d+)", hlo, re.M):
+        out[m[1]] = frames[int(m[2])]
+    return out
+
+
+def profile(cfg, inputs, task, members: int, work: Path, epochs: int) -> None:
+    """Where one standard lane's epoch goes: JAX's profiler over `epochs` epochs (after a
+    compiling one); each executed XLA operation's time is charged to the source line it was
+    traced from (the compiled HLO's metadata), summed by file and by line."""
+    import gzip
+    import linecache
+    import shutil
+    from collections import Counter
+
+    trace = work / "profile"
+    shutil.rmtree(trace, ignore_errors=True)
+    point = scaling_point(cfg, inputs, task, members, 1, len(inputs.words), inputs.x.shape[2],
+                          epochs, trace=trace)
+    where = hlo_sources(point["hlo"])
+    (path,) = trace.rglob("*.trace.json.gz")
+    events = json.loads(gzip.open(path).read())["traceEvents"]
+    by_line, by_file, total = Counter(), Counter(), 0.0
+    for ev in events:
+        if ev.get("ph") != "X" or ev["name"] not in where:
+            continue
+        file, func, line = where[ev["name"]]
+        by_line[(file, func, line)] += ev["dur"] / 1e6
+        by_file[file] += ev["dur"] / 1e6
+        total += ev["dur"] / 1e6
+    print(f"{point['lane_epoch_s']:.3f} s per lane-epoch over {epochs} epochs of 1 lane; "
+          f"XLA operations {total / epochs:.3f} s per epoch, by source file:")
+    for file, secs in by_file.most_common(8):
+        print(f"  {100 * secs / total:5.1f} %  {file.split('site-packages/')[-1]}")
+    print("by source line:")
+    for (file, func, line), secs in by_line.most_common(15):
+        text = linecache.getline(file, line).strip()[:60]
+        print(f"  {100 * secs / total:5.1f} %  {Path(file).name}:{line} {func}: {text}")
 
 
 def scaling(args, work: Path) -> None:
@@ -268,6 +338,8 @@ def main(argv=None) -> None:
                         help="--scaling: word counts, 1 lane (besides all words)")
     parser.add_argument("--electrodes", type=int, nargs="+", default=[40, 80],
                         help="--scaling: electrode counts, 1 lane (besides 160)")
+    parser.add_argument("--profile", action="store_true",
+                        help="where one standard lane's epoch goes, by source file and line")
     parser.add_argument("--point", type=int, nargs=3, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, default=Path("stores/benchmarks"))
     args = parser.parse_args(argv)
@@ -280,12 +352,15 @@ def main(argv=None) -> None:
     root = ensure_standin(args.data or (args.work.resolve() / ("standin-600s" if args.quick
                                                                 else "standin-full")), args.quick)
     csv = electrode_csv(root, N_ELECTRODES, work / "electrodes.csv")
-    standard = args.standard_lanes is not None or args.point is not None
+    standard = args.standard_lanes is not None or args.point is not None or args.profile
     cfg = bench_config(root, csv, work, args.quick, None if standard else args.epochs)
     features = api.build_features(cfg, log=lambda s: None)
     inputs = prepare(cfg, features)
     task = task_for(cfg)
     members = cfg.model.members
+    if args.profile:
+        print(f"machine: {machine()}")
+        return profile(cfg, inputs, task, members, work, args.epochs or 2)
     if args.point is not None:
         lanes, words, electrodes = args.point
         print(json.dumps(scaling_point(cfg, inputs, task, members, lanes,
