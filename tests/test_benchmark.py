@@ -194,6 +194,9 @@ def test_cells_leaderboard_and_schema(small_suite):
         nulls = sorted((run.parent / "null").iterdir())
         assert len(nulls) == record["significance"]["permutations"]
         assert {n.name for n in nulls} == set(record["significance"]["null_runs"])
+        if record["decoder"]["model"] == "mlp":  # nulls keep no model; the real cell does
+            assert (run / "checkpoints").is_dir()
+            assert not any((n / "checkpoints").exists() for n in nulls)
         best = max(record["per_lag"], key=lambda r: r["val_mean"])
         assert record["selected"]["lag"] == best["lag"]  # chosen on validation
         assert record["selected"]["test_mean"] == best["test_mean"]

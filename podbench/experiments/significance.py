@@ -68,10 +68,12 @@ class Significance:
 
 def null_configs(cfg: Config, sig: Significance, trial_name: str) -> list[Config]:
     """The cell's null points: its config on shuffled targets, one permutation seed each;
-    training.seed (the lanes' initialisation) stays the real cell's."""
+    training.seed (the lanes' initialisation) stays the real cell's. Nulls keep no
+    checkpoints (nothing predicts from a null model; the setting is not part of any key)."""
     return [cfg.replace({"trial_name": trial_name, "training.shuffle_targets": True,
                          "training.shuffle_mode": sig.mode,
-                         "training.permutation_seed": sig.seed + k})
+                         "training.permutation_seed": sig.seed + k,
+                         "training.checkpoints": False})
             for k in range(sig.permutations)]
 
 

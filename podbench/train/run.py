@@ -60,6 +60,7 @@ def program_signature(cfg: Config) -> str:
     for name in ("trial_name", "task", "task_params", "targets"):
         raw.pop(name)
     raw["output"].pop("results")  # where results go is not part of the program
+    raw["training"].pop("checkpoints")  # per point: whether its results keep the parameters
     raw["task_program"] = task.program_key(cfg)
     for null_field in NULL_TARGETS:  # null targets are targets: they pack like other targets
         raw["training"].pop(null_field)
