@@ -59,8 +59,7 @@ def built(standin, tmp_path_factory) -> Path:
 
 
 def fresh_work(work: Path, standin: Path) -> Path:
-    """A config with its own (empty) store and results roots under `work`. (A copied store
-    root would rebuild: parents are fingerprinted by absolute path, issue 14.)"""
+    """A config with its own (empty) store and results roots under `work`."""
     return write_config(work / "exp.yml", standin, work / "stores", work / "results")
 
 
@@ -282,3 +281,20 @@ def test_disk_full_while_building_is_one_line_and_leaves_nothing(standin, tmp_pa
     stores = Stores(tmp_path / "stores")
     assert not stores.complete_stores() and not stores.leftovers()
     assert not [p for p in (tmp_path / "stores").rglob("*") if p.is_file()]
+
+
+def test_disk_full_while_writing_results_keeps_the_old_results(built, standin, tmp_path):
+    cfg = write_config(tmp_path / "exp.yml", standin, built / "stores", tmp_path / "results")
+    assert cli("train", "--config", str(cfg)).returncode == 0
+    (run_dir,) = (tmp_path / "results" / "rel").iterdir()
+    before = {p.relative_to(run_dir): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    fonts = f"{sys.executable} -c 'import matplotlib.font_manager'"  # its cache, written first
+    result = subprocess.run(["bash", "-c", f"{fonts}; ulimit -f 1; exec {PODBENCH} train "
+                                           f"--config {cfg} --force"],
+                            capture_output=True, text=True, timeout=600)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert "writing the results: disk full" in lines[0]
+    after = {p.relative_to(run_dir): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    assert after == before  # the old complete results, untouched
+    assert not [p for p in (tmp_path / "results").rglob("*") if TMP_TAG in p.name]
