@@ -171,8 +171,10 @@ def test_vmapped_lanes_compact_with_bounded_compiles_and_equal_sequential(
     epochs = sequential["epochs"]
     assert len(set(epochs.tolist())) >= 3  # lanes stop at different epochs
     # the same epochs but for validation scores within float noise of a tie (vmapped matmuls
-    # sum in another order: parameters drift ~1e-4 apart over 10 epochs)
+    # sum in another order, and training amplifies it: parameters drift up to ~1e-4 apart in
+    # 2 epochs, ~1e-3 in 10)
     same = vmapped["epochs"] == epochs
+    drift = 2.5e-4 * epochs[same]  # bound per lane, growing with its epochs
     assert same.mean() >= 0.9
     widths = vmapped["widths"].tolist()
     assert widths[0] == 40
@@ -183,13 +185,13 @@ def test_vmapped_lanes_compact_with_bounded_compiles_and_equal_sequential(
     for name in sequential.files:
         if name in ("epochs", "devices", "compiles", "widths"):
             continue
-        diff = np.abs(sequential[name] - vmapped[name])[same]
+        diff = np.abs(sequential[name] - vmapped[name])[same].reshape(same.sum(), -1).max(1)
         if "conv3" in name and "bias" in name:
             # a bias right before BatchNorm has a zero gradient: Adam turns float noise into
             # steps of up to lr
             assert diff.max() <= max(LEARNING_RATES) * 10 * 4, name
         else:
-            assert diff.max() <= 1e-3, (name, diff.max())
+            assert (diff <= drift).all(), (name, diff.max())
 
 
 @pytest.mark.slow
