@@ -270,14 +270,21 @@ def test_a_read_only_store_root_with_every_store_trains(built, standin, tmp_path
     assert "hit" in result.stdout and "built" not in result.stdout
 
 
-def test_disk_full_while_building_is_one_line_and_leaves_nothing(standin, tmp_path):
-    cfg = write_config(tmp_path / "exp.yml", standin, tmp_path / "stores", tmp_path / "results")
-    result = subprocess.run(["bash", "-c", f"ulimit -f 2048; exec {PODBENCH} build-features "
-                                           f"--config {cfg}"],
+def disk_full_run(blocks: int, *args, before: str = "") -> str:
+    """The CLI under `ulimit -f blocks` (a write past it fails as a full disk would: EFBIG),
+    after the shell command `before`; checks exit 1 and one line on stderr, and returns it."""
+    limit = f"{before}; ulimit -f {blocks}" if before else f"ulimit -f {blocks}"
+    result = subprocess.run(["bash", "-c", f"{limit}; exec {PODBENCH} {' '.join(args)}"],
                             capture_output=True, text=True, timeout=600)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1 and len(lines) == 1, result.stderr
-    assert "building the epochs store: disk full" in lines[0]
+    return lines[0]
+
+
+def test_disk_full_while_building_is_one_line_and_leaves_nothing(standin, tmp_path):
+    cfg = write_config(tmp_path / "exp.yml", standin, tmp_path / "stores", tmp_path / "results")
+    assert "building the epochs store: disk full" in disk_full_run(2048, "build-features",
+                                                                   "--config", str(cfg))
     stores = Stores(tmp_path / "stores")
     assert not stores.complete_stores() and not stores.leftovers()
     assert not [p for p in (tmp_path / "stores").rglob("*") if p.is_file()]
@@ -289,12 +296,8 @@ def test_disk_full_while_writing_results_keeps_the_old_results(built, standin, t
     (run_dir,) = (tmp_path / "results" / "rel").iterdir()
     before = {p.relative_to(run_dir): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
     fonts = f"{sys.executable} -c 'import matplotlib.font_manager'"  # its cache, written first
-    result = subprocess.run(["bash", "-c", f"{fonts}; ulimit -f 1; exec {PODBENCH} train "
-                                           f"--config {cfg} --force"],
-                            capture_output=True, text=True, timeout=600)
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 1 and len(lines) == 1, result.stderr
-    assert "writing the results: disk full" in lines[0]
+    line = disk_full_run(1, "train", "--config", str(cfg), "--force", before=fonts)
+    assert "writing the results: disk full" in line
     after = {p.relative_to(run_dir): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
     assert after == before  # the old complete results, untouched
     assert not [p for p in (tmp_path / "results").rglob("*") if TMP_TAG in p.name]
