@@ -111,10 +111,25 @@ def build_phase(work: Path, data: Path, cfg: Path, kills: int, rng: random.Rando
             cli("stores", "gc", "--stores", str(root))
             counts["leftovers_after_gc"] += len(stores.leftovers())
         rerun = cli("build-features", "--config", str(cfg))
-        ok = rerun.returncode == 0 and len(stores.complete_stores()) == 3 and not any(
-            stores.verify(path) for _, _, path, _ in stores.complete_stores())
+        # the config's three stores are complete (a stale rebuild leaves the old keys beside
+        # them: keys follow content) and every complete store verifies
+        shown = {line.split()[1] for line in rerun.stdout.splitlines()  # short keys
+                 if line.split()[:1] in (["epochs"], ["targets"], ["latents"])}
+        complete = stores.complete_stores()
+        ok = rerun.returncode == 0 and len(shown) == 3 and all(
+            any(key.startswith(short) for _, key, _, _ in complete) for short in shown) \
+            and not any(stores.verify(path) for _, _, path, _ in complete)
         counts["clean_reruns"] += ok
+        if not ok:
+            report_rerun("build-features", counts["kills"], rerun)
     return counts
+
+
+def report_rerun(phase: str, kill: int, rerun: subprocess.CompletedProcess) -> None:
+    """Say what a rerun that was not clean printed (its exit code and last lines)."""
+    tail = (rerun.stdout.strip().splitlines()[-3:] + rerun.stderr.strip().splitlines()[-3:])
+    print(f"{phase}: rerun after kill {kill} not clean (exit {rerun.returncode}): "
+          + " | ".join(tail), flush=True)
 
 
 def train_phase(work: Path, cfg: Path, kills: int, rng: random.Random) -> dict:
@@ -137,7 +152,10 @@ def train_phase(work: Path, cfg: Path, kills: int, rng: random.Random) -> dict:
             "--grace", "0")
         counts["leftovers_after_gc"] += sum(is_temp(p) or is_lock(p) for p in trial.iterdir())
         rerun = cli("train", "--config", str(cfg))
-        counts["clean_reruns"] += rerun.returncode == 0 and "already complete" in rerun.stdout
+        ok = rerun.returncode == 0 and "already complete" in rerun.stdout
+        counts["clean_reruns"] += ok
+        if not ok:
+            report_rerun("train", counts["kills"], rerun)
     return counts
 
 
