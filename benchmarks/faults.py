@@ -37,7 +37,9 @@ sys.path.insert(0, str(HERE))
 
 from trainer_speed import machine  # noqa: E402
 
+from podbench import config  # noqa: E402
 from podbench.data.synth import synthesize  # noqa: E402
+from podbench.features.keys import stage_keys  # noqa: E402
 from podbench.features.store import Stores  # noqa: E402
 from podbench.publish import TMP_TAG, is_lock, is_temp  # noqa: E402
 
@@ -113,11 +115,10 @@ def build_phase(work: Path, data: Path, cfg: Path, kills: int, rng: random.Rando
         rerun = cli("build-features", "--config", str(cfg))
         # the config's three stores are complete (a stale rebuild leaves the old keys beside
         # them: keys follow content) and every complete store verifies
-        shown = {line.split()[1] for line in rerun.stdout.splitlines()  # short keys
-                 if line.split()[:1] in (["epochs"], ["targets"], ["latents"])}
+        wanted = {(stage, key) for stage, key in stage_keys(config.load(cfg)).items()
+                  if stage != "training"}
         complete = stores.complete_stores()
-        ok = rerun.returncode == 0 and len(shown) == 3 and all(
-            any(key.startswith(short) for _, key, _, _ in complete) for short in shown) \
+        ok = rerun.returncode == 0 and wanted <= {(s, k) for s, k, _, _ in complete} \
             and not any(stores.verify(path) for _, _, path, _ in complete)
         counts["clean_reruns"] += ok
         if not ok:
