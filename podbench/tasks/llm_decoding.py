@@ -177,8 +177,8 @@ class LlmDecoding(Task):
         columns, counts = word_tokens(word_idx, ids, words["word_idx"].to_numpy(),
                                       p["context_tokens"], p["target_tokens"])
         has = counts > 0
-        vocab = json.loads((lm_dir / "config.json").read_text()).get("vocab_size") \
-            if (lm_dir / "config.json").is_file() else None
+        # config.json is there: targets_fragment, which the key needs first, checked it
+        vocab = json.loads((lm_dir / "config.json").read_text()).get("vocab_size")
         if vocab is not None and columns.max() >= vocab:
             raise ConfigError(f"task_params.lm_dir = {str(lm_dir)!r}: the tokenizer gives id "
                               f"{int(columns.max())}, the model's vocab_size is {vocab}")
