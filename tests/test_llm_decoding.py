@@ -1,21 +1,26 @@
 """LLM decoding: the Flax GPT-2 against transformers' PyTorch forward, the token targets built
-by hand, perplexity and top-k against an independent computation, and end-to-end training of
-the brain prefix and the no-brain control on the stand-in (tiny random GPT-2 saved locally).
+by hand, perplexity and top-k against an independent computation, stage 1 -> stage 2 warm
+starts, keys that follow the language model's files, and end-to-end training of the brain
+prefix and the no-brain control on stand-ins (tiny GPT-2s saved locally).
 
-The planted-lag comparison does not pass, and is marked as an expected failure. Measured
-(600-s stand-in, subjects 3, 6, 9; 3 folds; PITOM encoder with 32 filters, 8 prefix
-embeddings, lr 1e-2, 20 epochs; test perplexity, mean over folds, uniform = 300):
+Why the planted-lag comparison uses its own language model (`copy_gpt2`) and stand-in: with a
+random 2-layer GPT-2 and a BPE vocabulary the brain prefix never beat the control (600-s
+stand-in, 3 subjects, 3 folds, 20 epochs, uniform perplexity 300: brain 301.3 against 298.9 at
+250 ms, with 8 prefix embeddings), for two reasons. A random LM has no path that carries an
+early embedding to later positions' predictions, and its token embeddings are unrelated to
+what the brain carries. Besides, the default stand-in's responses carry about 36 random
+directions of a 1,600-d embedding, so even an LM with the right embeddings could read little
+of it. `copy_gpt2` has a copy head (layer 0 attends to the prefix) and token embeddings made
+from the stand-in's token vectors; the stand-in has 16-d embeddings. Measured so by the test
+below (921 tokens), test mean over 3 folds:
 
-    lag       brain   no-brain (encoder on zeros)
-    -750 ms   296.7   299.1
-     250 ms   301.3   298.9
+    lag       stage 1 cosine   perplexity: brain   no-brain
+    -750 ms   0.036            1389.1              1370.4
+     250 ms   0.159             619.8              1374.4
 
-A free learned constant prefix did worse (335 at both lags) than a brain prefix trained on
-shuffled targets (297.7), so it measured optimisation rather than the brain; hence the control
-is the encoder on an all-zero window. A stand-in with snr 4 gave brain 306.1 / 310.7 against
-the same 299.1 / 298.9: the brain prefix fits the training words (train perplexity 220 at the
-planted lag) but what it learns does not carry to the test words through a random 2-layer,
-32-wide GPT-2 from ~850 training words. An MLP encoder (hidden 16) did worse.
+(the control is above the uniform 921: the model's own path keeps predicting the last token.)
+(An earlier version of the fixture, whose marker shifted LayerNorm's mean, gave a stage-1
+cosine of 0.05 at PITOM's default dropout 0.2 against 0.18 at dropout 0, hence dropout 0.)
 """
 
 from __future__ import annotations
@@ -209,7 +214,7 @@ def llm_config(root: Path, work: Path, lm_dir: Path, csv: Path | None = None, **
                       "params": {"encoder": "pitom", "encoder_params": {"filters": 16}}},
             "training": {"epochs": 2, "patience": 2, "n_folds": 3, "batch_size": 32}}
     for name, values in sections.items():
-        base[name] = {**base.get(name, {}), **values}
+        base[name] = {**base.get(name, {}), **values} if isinstance(values, dict) else values
     return make_config(root, work, **base)
 
 
@@ -226,28 +231,138 @@ def test_llm_decoding_trains_and_reports(standin, tmp_path, lm_dir):
     assert (np.diff(top, axis=1) >= 0).all() and (top[:, -1] > 0).all()
 
 
-PREFIX = {"prefix_tokens": 8}  # one prefix embedding steers a random 2-layer GPT-2 too little
+def copy_gpt2(standin: Path, out: Path, width: int = 32, seed: int = 0) -> Path:
+    """A word-level GPT-2 that can read a prefix, saved like a Hugging Face directory.
+
+    Vocabulary: <|endoftext|>, the byte alphabet and every GPT-2 token of the stand-in's
+    transcript (so each word's tokens are its own). Input embeddings: each token's mean
+    layer-0 stand-in feature (its fixed type vector, which the planted responses carry), in
+    its first `dim` dimensions (randomly projected to width - 2 where wider), centred, mean
+    norm 1. Layer 0 is a copy head, as
+    trained LMs have and a random one lacks: every position attends to position 0 (marked in
+    its position embedding's last two dimensions) and adds its LayerNorm'd first `dim`
+    dimensions twice over; the
+    rest of the weights are GPT-2's random 0.02 initialisation.
+    """
+    import h5py
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
+
+    rows = pd.read_csv(standin / "stimuli/gpt2-xl/transcript.tsv", sep="\t", index_col=0,
+                       dtype={"hftoken": str})
+    with h5py.File(standin / "stimuli/gpt2-xl/features.hdf5", "r") as f:
+        features = f["layer-0"][()].astype(np.float64)
+    rng = np.random.default_rng(seed)
+    if features.shape[1] > width - 2:
+        features = features @ (rng.standard_normal((features.shape[1], width - 2))
+                               / np.sqrt(features.shape[1]))
+    dim = features.shape[1]
+    end = "<|endoftext|>"
+    vocab = {end: 0}
+    for token in sorted(pre_tokenizers.ByteLevel.alphabet()) + sorted(set(rows["hftoken"])):
+        vocab.setdefault(token, len(vocab))
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    GPT2TokenizerFast(tokenizer_object=tok, bos_token=end, eos_token=end,
+                      unk_token=end).save_pretrained(out)
+
+    ids = rows["hftoken"].map(vocab).to_numpy()
+    sums = np.zeros((len(vocab), dim))
+    np.add.at(sums, ids, features)
+    counts = np.bincount(ids, minlength=len(vocab))
+    emb = rng.standard_normal((len(vocab), dim))  # tokens never said
+    emb[counts > 0] = sums[counts > 0] / counts[counts > 0, None]
+    emb -= emb.mean(axis=0)
+    emb /= np.sqrt((emb ** 2).sum(axis=1).mean())
+    first = np.arange(dim)
+    new = {"wte": np.zeros((len(vocab), width)), "wpe": np.zeros((128, width)),
+           "attn": np.zeros((width, 3 * width)), "attn_bias": np.zeros(3 * width),
+           "proj": np.zeros((width, width))}
+    new["wte"][:, :dim] = emb
+    new["wpe"][0, -2:] = [-2.0, 2.0]  # marks position 0 (mean 0: LayerNorm keeps the rest)
+    new["attn_bias"][0] = 5.0  # every query is the same ...
+    new["attn"][-1, width] = 5.0  # ... and matches position 0's key
+    new["attn"][first, 2 * width + first] = 1.0  # values: the first dim dimensions
+    new["proj"][first, first] = 2.0
+    torch.manual_seed(seed)
+    model = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=width, n_head=1, vocab_size=len(vocab),
+                                       n_positions=128, bos_token_id=0, eos_token_id=0))
+    names = {"wte": "wte.weight", "wpe": "wpe.weight", "attn": "h.0.attn.c_attn.weight",
+             "attn_bias": "h.0.attn.c_attn.bias", "proj": "h.0.attn.c_proj.weight"}
+    state = model.state_dict()
+    with torch.no_grad():
+        for short, name in names.items():
+            state[f"transformer.{name}"].copy_(torch.tensor(new[short], dtype=torch.float32))
+        state["transformer.h.0.attn.c_proj.bias"].zero_()
+        state["transformer.h.0.mlp.c_proj.weight"].zero_()
+    model.save_pretrained(out)
+    return out
+
+
+def test_copy_gpt2_reads_its_prefix(tmp_path, standin):
+    """The fixture's premise: a token's own embedding as the prefix makes it one of the most
+    likely next tokens after any context; an all-zero prefix leaves it anywhere."""
+    import jax.numpy as jnp
+
+    from podbench.tasks.gpt2 import load_gpt2
+
+    lm = load_gpt2(copy_gpt2(standin, tmp_path / "lm"))
+    wte = np.asarray(lm.wte.embedding[...])
+    rng = np.random.default_rng(0)
+    context = lm.embed(rng.integers(0, len(wte), size=(64, 12)))
+    target = rng.integers(0, len(wte), size=64)
+
+    def ranks(prefix):
+        embeds = jnp.concatenate([jnp.asarray(prefix)[:, None], context], axis=1)
+        logits = np.asarray(lm.logits(lm.hidden(embeds)[:, -1]))
+        return (logits > logits[np.arange(64), target][:, None]).sum(axis=1)
+
+    assert (ranks(wte[target]) < 5).mean() > 0.75
+    assert np.median(ranks(np.zeros_like(wte[target]))) > len(wte) / 4
+
+
+@pytest.fixture(scope="module")
+def small_dim_standin(tmp_path_factory) -> tuple[Path, Path]:
+    """The decoding stand-in with 16-d stand-in embeddings: the responsive channels (about
+    36) then carry the whole embedding, not 36 random directions of 1,600."""
+    from podbench.data.synth import responsive_electrode_csv, synthesize
+
+    out = tmp_path_factory.mktemp("dim16") / "ds"
+    synthesize(out, subjects=[3, 6, 9], duration=600, dim=16)
+    return out, responsive_electrode_csv(out)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "with this tiny random GPT-2 the brain prefix does not reach a lower test perplexity "
-    "than the no-brain control at the planted lag (measurements in the module docstring)"))
-def test_brain_prefix_beats_the_no_brain_control_at_the_planted_lag(decoding_standin, tmp_path,
-                                                                      lm_dir):
-    root, csv = decoding_standin
-    cfg = llm_config(root, tmp_path, lm_dir, csv,
-                     data={"lags": {"min": -750, "max": PLANTED_MS + 1, "step": 1000}},
+def test_two_stage_brain_prefix_beats_the_no_brain_control_at_the_planted_lag(
+        small_dim_standin, tmp_path):
+    """Stage 1 regresses the mean token embedding above chance at the planted lag only; stage
+    2 from it reaches a lower test perplexity than the no-brain control (trained the same way,
+    on the same folds) at the planted lag, and not before the word."""
+    root, csv = small_dim_standin
+    lm = copy_gpt2(root, tmp_path / "lm")
+    lags = {"lags": {"min": -750, "max": PLANTED_MS + 1, "step": 1000}}
+    stage_one = llm_config(root, tmp_path, lm, csv, data=lags, task="llm_embedding_pretraining",
+                           trial_name="stage_one",
+                           model={"name": "pitom", "params": {"filters": 32, "dropout": 0.0}},
+                           training={"epochs": 20, "patience": 20, "lr": 1e-3})
+    first = api.train(stage_one, **QUIET)
+    cosine = first.performance.set_index("lags")["test_cosine_sim_mean"]
+    assert cosine[PLANTED_MS] > 0.1 and cosine[-750] < 0.5 * cosine[PLANTED_MS]
+
+    cfg = llm_config(root, tmp_path, lm, csv, data=lags,
                      model={"params": {"encoder": "pitom", "encoder_params": {"filters": 32},
-                                       **PREFIX}},
+                                       "encoder_init": str(first.run_dir)}},
                      training={"epochs": 20, "patience": 20, "lr": 1e-2})
     brain = api.train(cfg, **QUIET).performance.set_index("lags")["test_perplexity_mean"]
     control_cfg = cfg.replace({"model.params.prefix": "constant",
                                "trial_name": "llm_decoding_no_brain"})
     control = api.train(control_cfg, **QUIET).performance.set_index("lags")["test_perplexity_mean"]
-    print(f"\ntest perplexity brain {brain.to_dict()}, no-brain {control.to_dict()}")
-    assert brain[PLANTED_MS] < 0.97 * control[PLANTED_MS]
-    assert brain[-750] > 0.99 * control[-750]
+    print(f"\nstage 1 test cosine {cosine.to_dict()}; test perplexity brain {brain.to_dict()}, "
+          f"no-brain {control.to_dict()}")
+    assert brain[PLANTED_MS] < 0.9 * control[PLANTED_MS]
+    assert brain[-750] > 0.98 * control[-750]
 
 
 @pytest.mark.parametrize("raw, message", [

@@ -99,8 +99,7 @@ def stage_specs(cfg: "Config | Resolved") -> dict[str, StageSpec]:
     elif cfg.training.permutation_seed is None:  # keys of runs made before it existed
         training_fields.pop("permutation_seed")
     training = StageSpec("training", {
-        "task": cfg.task, "task_params": cfg.task_params,
-        "model": dataclasses.asdict(cfg.model), "training": training_fields,
+        "task": cfg.task, **ctx.task.training_fragment(cfg), "training": training_fields,
         "min_train_freq": cfg.targets.min_train_freq,
         "label_normalisation": cfg.data.label_normalisation,
     }, {"latents": latents.key, "targets": targets.key})

@@ -62,8 +62,11 @@ class LlmPrefixParams:
     encoder: str = "pitom"
     encoder_params: dict = field(default_factory=dict)
     prefix: Literal["brain", "constant"] = "brain"
-    prefix_tokens: int = 1
+    prefix_tokens: int = opt(1, ge=1, doc="prefix embeddings the encoder gives")
     dropout: float = opt(0.2, ge=0, lt=1, doc="dropout rate")
+    encoder_init: str = opt("", doc="stage 1: a finished llm_embedding_pretraining run (its "
+                                    "results folder or its config .yml) whose encoder each "
+                                    "lane starts from; empty: a random encoder")
 
 
 models.declare("pitom", "podbench.models.pitom", params=PitomParams, input_dims=("channel", "bin"))

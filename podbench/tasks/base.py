@@ -26,7 +26,11 @@ registered class plus a YAML config, not a second trainer:
   `extra_results` adds tables to the results folder (e.g. a confusion matrix);
 - packing: `program_key` says which tasks can be lanes of one compiled program;
 - frozen: `frozen(cfg)` gives arrays every lane's model shares and never trains (the LLM
-  task's language model), put on the device once and passed to the model in `Call.frozen`.
+  task's language model), put on the device once and passed to the model in `Call.frozen`;
+- keys: `training_fragment` is what of the task and model settings enters the training key
+  (a task that names files replaces their paths by their content);
+- warm start: `warm_start(cfg, table, inputs)` gives parameters lanes start from instead of
+  their random initialisation (LLM decoding's stage 2 starts from stage 1's encoder).
 """
 
 from __future__ import annotations
@@ -150,6 +154,18 @@ class Task(ABC):
     def frozen(self, cfg: Config):
         """A pytree (e.g. an nnx Module) shared by every lane's model and never trained, or
         None; the model gets it as `call.frozen` (see podbench.models.layers)."""
+        return None
+
+    def training_fragment(self, cfg: Config) -> dict:
+        """The task and model settings of the training key (a results folder's id)."""
+        import dataclasses
+
+        return {"task_params": cfg.task_params, "model": dataclasses.asdict(cfg.model)}
+
+    def warm_start(self, cfg: Config, table, inputs) -> dict | None:
+        """Where some lanes' parameters start instead of their random initialisation, or
+        None: {"params": {key path: [lane, ...] array}, "rest": {...}, "source": what names
+        them}, per lane of `table` (see podbench.train.program.start_from)."""
         return None
 
     def program_key(self, cfg: Config) -> dict:

@@ -127,6 +127,17 @@ def _read_weights(lm_dir: Path, where: str) -> dict[str, np.ndarray]:
     return {k.removeprefix("transformer."): np.asarray(v, np.float32) for k, v in tensors.items()}
 
 
+def token_embeddings(lm_dir: str | Path, where: str = "task_params.lm_dir") -> np.ndarray:
+    """The input token embeddings (wte) [vocab, n_embd] of a local GPT-2 directory."""
+    lm_dir = Path(lm_dir).expanduser()
+    shape = _read_shape(lm_dir, where)
+    wte = _read_weights(lm_dir, where).get("wte.weight")
+    if wte is None or wte.shape != (shape.vocab_size, shape.n_embd):
+        raise ConfigError(f"{where} = {str(lm_dir)!r}: no wte.weight of shape "
+                          f"{(shape.vocab_size, shape.n_embd)} in the checkpoint")
+    return wte
+
+
 def load_gpt2(lm_dir: str | Path, where: str = "task_params.lm_dir") -> GPT2:
     """The GPT-2 of a local Hugging Face directory (GPT2Model or GPT2LMHeadModel weights)."""
     lm_dir = Path(lm_dir).expanduser()

@@ -19,17 +19,26 @@ splits: `cross_entropy` (mean over tokens), `perplexity` = exp(cross_entropy), a
 
 The no-brain control is the same config with `model.params.prefix: constant` (the encoder sees
 an all-zero window, so the prefix is a learned constant), trained and scored on the same folds.
-The prefix model is trained end to end; the reference's stage 1 (pretraining the encoder to the
-word's mean token embedding) is not run.
+
+Stage 1 (the reference's llm_embedding_pretraining_task) is its own task,
+`llm_embedding_pretraining`: the same encoder regresses the mean of the language model's input
+embeddings (wte rows) of the word's target tokens, MSE, raw linear outputs; cosine similarity
+and MSE per split. Stage 2 starts each lane's encoder from that run's best parameters of the
+same (lag, fold) with `model.params.encoder_init: <stage-1 results folder>`; without it the
+prefix model is trained end to end from a random encoder.
+
+Keys follow content: the language model enters every key by the digests of its files
+(config.json, weights, tokenizer), never by its path, and a stage-1 run by its training key.
 """
 
 from __future__ import annotations
 
-import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from podbench import registry
 from podbench.config import Config, build_params, opt
@@ -38,8 +47,11 @@ from podbench.errors import ConfigError, DataError
 from podbench.registry import register_task
 from podbench.tasks.base import Task
 
+STAGE_ONE = "llm_embedding_pretraining"
+
 TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json",
                    "special_tokens_map.json", "added_tokens.json")
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 TOP_K = (1, 5, 10)
 
 
@@ -56,6 +68,19 @@ class LlmDecodingParams:
 
 def lm_path(cfg: Config) -> Path:
     return Path(cfg.task_params["lm_dir"]).expanduser()
+
+
+def lm_files(lm_dir: Path, weights: bool = True) -> list[Path]:
+    """The files of a language-model directory that decide its tokens (and outputs)."""
+    names = ("config.json", *TOKENIZER_FILES, *(WEIGHT_FILES if weights else ()))
+    return [p for p in (lm_dir / name for name in names) if p.is_file()]
+
+
+def lm_identity(lm_dir: Path) -> dict[str, str]:
+    """Content digests of a language model's files by name (sampled for big weights)."""
+    from podbench.features.fingerprints import content_digest
+
+    return {p.name: content_digest(p, p.stat().st_size) for p in lm_files(lm_dir)}
 
 
 def load_tokenizer(lm_dir: Path):
@@ -105,62 +130,37 @@ def split_columns(pred, y):
     return pred[:, :n_target], pred[:, n_target:], valid
 
 
-@register_task("llm_decoding", params=LlmDecodingParams)
-class LlmDecoding(Task):
-    """A word's tokens through a frozen GPT-2 with a brain-derived prefix; perplexity, top-k."""
-
-    head = "tokens"
-    stop_mode = "min"
-    headline = "test_perplexity"
-    headline_mode = "min"
+class LanguageModelTask(Task):
+    """What both LLM stages share: the language model's tokens of each word, and keys that
+    follow the model's files rather than their path."""
 
     def validate(self, cfg: Config) -> None:
         if not cfg.task_params["lm_dir"]:
             raise ConfigError("task_params.lm_dir: required (a local Hugging Face GPT-2 "
                               "directory)")
-        meta = registry.models.entry(cfg.model.name, "model.name").meta
-        if not meta.get("takes_targets"):
-            raise ConfigError(f"model.name = {cfg.model.name!r}: task 'llm_decoding' needs a "
-                              "decoder that feeds the language model (llm_prefix)")
-        if "encoder" in cfg.model.params:  # llm_prefix: check its encoder's params now
-            encoder = registry.models.entry(cfg.model.params["encoder"], "model.params.encoder")
-            build_params(encoder.meta.get("params"), cfg.model.params["encoder_params"],
-                         "model.params.encoder_params")
-        if cfg.model.members != 1:
-            raise ConfigError(f"model.members = {cfg.model.members}: llm_decoding takes 1 (the "
-                              "members' token distributions cannot be combined from their "
-                              "per-token cross-entropies)")
-        if cfg.training.loss != "mse":
-            raise ConfigError(f"training.loss = {cfg.training.loss!r}: llm_decoding has its own "
-                              "loss; training.loss applies to embedding tasks only")
 
-    def describe(self, cfg: Config) -> str:
-        return f"llm_decoding ({cfg.model.params.get('prefix', 'brain')} prefix)"
-
-    # ---------------------------------------------------------------- targets
-
-    def _tokenizer_files(self, cfg: Config) -> list[Path]:
-        return [p for p in (lm_path(cfg) / name for name in TOKENIZER_FILES) if p.is_file()]
-
-    def targets_fragment(self, cfg: Config, dataset: Dataset) -> tuple[dict, bool]:
+    def _check_lm(self, cfg: Config) -> None:
         if not (lm_path(cfg) / "config.json").is_file():
             raise ConfigError(f"task_params.lm_dir = {cfg.task_params['lm_dir']!r}: no "
                               "config.json there (expected a local Hugging Face GPT-2 "
                               "directory; see configs/tasks/llm_decoding.yml)")
-        digest = hashlib.sha256()
-        for path in self._tokenizer_files(cfg):
-            digest.update(path.name.encode() + path.read_bytes())
-        return {"root": str(dataset.root), "task": cfg.task, "params": cfg.task_params,
-                "tokenizer": digest.hexdigest()}, False
 
-    def target_sources(self, cfg: Config, dataset: Dataset) -> list[Path]:
-        return [dataset.transcript_path, *self._tokenizer_files(cfg)]
+    def targets_fragment(self, cfg: Config, dataset: Dataset) -> tuple[dict, bool]:
+        self._check_lm(cfg)
+        params = {k: v for k, v in cfg.task_params.items() if k != "lm_dir"}
+        return {"root": str(dataset.root), "task": cfg.task, "params": params}, False
 
-    def target_dataset(self, cfg: Config, dataset: Dataset, epoch_words):
-        import json
+    def training_fragment(self, cfg: Config) -> dict:
+        """The language model by the digests of its files, not by its path."""
+        self._check_lm(cfg)
+        fragment = super().training_fragment(cfg)
+        fragment["task_params"] = {**fragment["task_params"], "lm_dir": lm_identity(lm_path(cfg))}
+        return fragment
 
-        import xarray as xr
-
+    def word_token_ids(self, cfg: Config, dataset: Dataset
+                       ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, list[int]]:
+        """The words with at least one LM token, their [context | target] id columns (-1:
+        none), every word's token count, and the words without any."""
         lm_dir = lm_path(cfg)
         tokenizer = load_tokenizer(lm_dir)
         rows = read_table(dataset.transcript_path, ("word_idx", "hftoken"), index_col=0,
@@ -176,19 +176,83 @@ class LlmDecoding(Task):
         p = cfg.task_params
         columns, counts = word_tokens(word_idx, ids, words["word_idx"].to_numpy(),
                                       p["context_tokens"], p["target_tokens"])
-        has = counts > 0
         # config.json is there: targets_fragment, which the key needs first, checked it
         vocab = json.loads((lm_dir / "config.json").read_text()).get("vocab_size")
         if vocab is not None and columns.max() >= vocab:
             raise ConfigError(f"task_params.lm_dir = {str(lm_dir)!r}: the tokenizer gives id "
                               f"{int(columns.max())}, the model's vocab_size is {vocab}")
-        kept = words[has]
-        ds = xr.Dataset({"target": (("word", "dim"), columns[has].astype(np.float32))},
+        has = counts > 0
+        return words[has], columns[has], counts, words["word_idx"][~has].astype(int).tolist()
+
+    def token_dataset(self, cfg: Config, dataset: Dataset, values: np.ndarray, kept, attrs):
+        import xarray as xr
+
+        ds = xr.Dataset({"target": (("word", "dim"), values.astype(np.float32))},
                         coords={"word": kept["word_idx"].to_numpy(),
                                 "label": ("word", kept["word"].to_numpy().astype(object))})
-        return ds, {"dropped_words": words["word_idx"][~has].astype(int).tolist(),
-                    "lm_tokens": int(counts.sum()),
-                    "cut_words": int((counts > p["target_tokens"]).sum())}
+        return ds, attrs
+
+
+@register_task("llm_decoding", params=LlmDecodingParams)
+class LlmDecoding(LanguageModelTask):
+    """A word's tokens through a frozen GPT-2 with a brain-derived prefix; perplexity, top-k."""
+
+    head = "tokens"
+    stop_mode = "min"
+    headline = "test_perplexity"
+    headline_mode = "min"
+
+    def validate(self, cfg: Config) -> None:
+        super().validate(cfg)
+        meta = registry.models.entry(cfg.model.name, "model.name").meta
+        if not meta.get("takes_targets"):
+            raise ConfigError(f"model.name = {cfg.model.name!r}: task 'llm_decoding' needs a "
+                              "decoder that feeds the language model (llm_prefix)")
+        if "encoder" in cfg.model.params:  # llm_prefix: check its encoder's params now
+            encoder = registry.models.entry(cfg.model.params["encoder"], "model.params.encoder")
+            build_params(encoder.meta.get("params"), cfg.model.params["encoder_params"],
+                         "model.params.encoder_params")
+        if cfg.model.members != 1:
+            raise ConfigError(f"model.members = {cfg.model.members}: llm_decoding takes 1 (the "
+                              "members' token distributions cannot be combined from their "
+                              "per-token cross-entropies)")
+        if cfg.training.loss != "mse":
+            raise ConfigError(f"training.loss = {cfg.training.loss!r}: llm_decoding has its own "
+                              "loss; training.loss applies to embedding tasks only")
+        if cfg.model.params.get("encoder_init"):
+            check_stage_one(cfg)
+
+    def describe(self, cfg: Config) -> str:
+        stage = ", stage 2" if cfg.model.params.get("encoder_init") else ""
+        return f"llm_decoding ({cfg.model.params.get('prefix', 'brain')} prefix{stage})"
+
+    def training_fragment(self, cfg: Config) -> dict:
+        """Plus the stage-1 run by its training key (run.json), not by its folder."""
+        fragment = super().training_fragment(cfg)
+        init = cfg.model.params.get("encoder_init")
+        if init:
+            params = {**fragment["model"]["params"], "encoder_init": stage_one_key(init)}
+            fragment["model"] = {**fragment["model"], "params": params}
+        return fragment
+
+    def warm_start(self, cfg: Config, table, inputs):
+        """Each lane's encoder from the stage-1 run's best parameters of its (lag, fold)."""
+        if not cfg.model.params.get("encoder_init"):
+            return None
+        from podbench.models.llm_prefix import stage_one_start
+
+        return stage_one_start(cfg, table, inputs)
+
+    # ---------------------------------------------------------------- targets
+
+    def target_sources(self, cfg: Config, dataset: Dataset) -> list[Path]:
+        return [dataset.transcript_path, *lm_files(lm_path(cfg), weights=False)]
+
+    def target_dataset(self, cfg: Config, dataset: Dataset, epoch_words):
+        kept, columns, counts, dropped = self.word_token_ids(cfg, dataset)
+        return self.token_dataset(cfg, dataset, columns, kept, {
+            "dropped_words": dropped, "lm_tokens": int(counts.sum()),
+            "cut_words": int((counts > cfg.task_params["target_tokens"]).sum())})
 
     def output_dim(self, y: np.ndarray, cfg: Config) -> int:
         """Per target token: its cross-entropy, then its rank."""
@@ -227,3 +291,110 @@ class LlmDecoding(Task):
         for k in TOP_K:
             out[f"top{k}_accuracy"] = float((rank[valid] < k).sum() / n)
         return out
+
+
+@register_task(STAGE_ONE, params=LlmDecodingParams)
+class LlmEmbeddingPretraining(LanguageModelTask):
+    """Stage 1 of LLM decoding: the mean LM input embedding of the word's target tokens (MSE)."""
+
+    head = "scalar"  # raw linear outputs: the encoder stage 2 puts in front of the LM
+    stop_mode = "min"
+    split_metric_names = ("cosine_sim", "mse")
+    headline = "test_cosine_sim"
+
+    def validate(self, cfg: Config) -> None:
+        super().validate(cfg)
+        meta = registry.models.entry(cfg.model.name, "model.name").meta
+        if meta.get("takes_targets"):
+            raise ConfigError(f"model.name = {cfg.model.name!r}: stage 1 trains the brain "
+                              "encoder alone (the decoder llm_prefix uses, e.g. pitom)")
+        if cfg.training.loss != "mse":
+            raise ConfigError(f"training.loss = {cfg.training.loss!r}: {STAGE_ONE} regresses "
+                              "the mean token embedding with MSE (the reference's stage 1)")
+
+    def describe(self, cfg: Config) -> str:
+        return f"{STAGE_ONE} (mean LM token embedding)"
+
+    def target_sources(self, cfg: Config, dataset: Dataset) -> list[Path]:
+        return [dataset.transcript_path, *lm_files(lm_path(cfg))]
+
+    def target_dataset(self, cfg: Config, dataset: Dataset, epoch_words):
+        from podbench.tasks.gpt2 import token_embeddings
+
+        kept, columns, counts, dropped = self.word_token_ids(cfg, dataset)
+        wte = token_embeddings(lm_path(cfg)).astype(np.float64)
+        target = columns[:, cfg.task_params["context_tokens"]:]
+        valid = target >= 0
+        means = ((wte[np.maximum(target, 0)] * valid[..., None]).sum(axis=1)
+                 / valid.sum(axis=1, keepdims=True))
+        return self.token_dataset(cfg, dataset, means, kept, {"dropped_words": dropped,
+                                                              "lm_width": int(wte.shape[1])})
+
+    def program_key(self, cfg: Config) -> dict:
+        return {**super().program_key(cfg), "lm_dir": str(lm_path(cfg).resolve())}
+
+    def loss(self, pred, y, cfg: Config):
+        return ((pred - y) ** 2).mean(axis=-1)
+
+    def stop_value(self, pred, y, mask):
+        from podbench.tasks.scoring import masked_mean
+
+        return masked_mean(((pred - y) ** 2).mean(axis=-1), mask)
+
+
+# ------------------------------------------------------------------------ stage 1 -> stage 2
+
+def stage_one_folder(value: str) -> Path:
+    """The results folder `model.params.encoder_init` names: the folder itself, or the one a
+    stage-1 config (.yml) trains to (found by its training key, so no run id is pasted)."""
+    from podbench.config import load
+    from podbench.features.keys import stage_keys
+    from podbench.train.run import run_dir_of
+
+    path = Path(value).expanduser()
+    if path.suffix in (".yml", ".yaml") and path.is_file():
+        stage_one = load(path)
+        return run_dir_of(stage_one, stage_keys(stage_one)["training"])
+    return path
+
+
+def stage_one_key(value: str) -> str:
+    """The stage-1 run's training key (its run.json), which enters stage 2's key."""
+    return json.loads((stage_one_folder(value) / "run.json").read_text())["keys"]["training"]
+
+
+def check_stage_one(cfg: Config) -> None:
+    """Refuse an `encoder_init` that is not a finished stage-1 run of the same encoder."""
+    import yaml
+
+    value = cfg.model.params["encoder_init"]
+    where = f"model.params.encoder_init = {value!r}"
+    folder = stage_one_folder(value)
+    missing = [n for n in ("run.json", "config.yml", "checkpoints/state")
+               if not (folder / n).exists()]
+    if missing:
+        hint = (f" (train it first: podbench train --config {value})"
+                if str(value).endswith((".yml", ".yaml")) else "")
+        raise ConfigError(f"{where}: {folder} is not a finished stage-1 run with checkpoints "
+                          f"(missing {', '.join(missing)}){hint}")
+    raw = yaml.safe_load((folder / "config.yml").read_text())
+    if raw.get("task") != STAGE_ONE:
+        raise ConfigError(f"{where}: that run is task {raw.get('task')!r}, expected {STAGE_ONE!r}")
+    p = cfg.model.params
+    model = raw.get("model", {})
+    entry = registry.models.entry(p["encoder"], "model.params.encoder")
+    schema = entry.meta.get("params")
+    # dropout is a training setting (each lane's rate), not part of the encoder's shape
+    mine = build_params(schema, p["encoder_params"], "model.params.encoder_params")
+    theirs = build_params(schema, model.get("params", {}), f"{folder}/config.yml model.params")
+    mine.pop("dropout", None)
+    theirs.pop("dropout", None)
+    if model.get("name") != p["encoder"] or theirs != mine:
+        raise ConfigError(f"{where}: that run trained {model.get('name')!r} with "
+                          f"{model.get('params')}, this encoder is {p['encoder']!r} with {mine}")
+    if model.get("members") != 1:
+        raise ConfigError(f"{where}: that run has model.members = {model.get('members')}, "
+                          "expected 1 (one encoder per lane)")
+    if p["prefix_tokens"] != 1:
+        raise ConfigError(f"model.params.prefix_tokens = {p['prefix_tokens']}: a stage-1 "
+                          "encoder gives one embedding, so stage 2 takes prefix_tokens 1")

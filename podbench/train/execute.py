@@ -152,13 +152,18 @@ def train_lanes(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs, tabl
     all_rows = jnp.arange(n_words, dtype=jnp.int32)
     preds, states, records, widths = [], [], [], []
     n_chunks = math.ceil(len(table) / chunk)
+    start = task.warm_start(cfg, table, inputs)
     for c in range(n_chunks):
         real = np.arange(c * chunk, min((c + 1) * chunk, len(table)))
         # Pad to a multiple of the devices with copies of the chunk's first lane.
         pick = np.concatenate([real, np.full((-len(real)) % shard.n_devices, real[0])])
         sub = jax.tree.map(lambda a: a[pick], lanes_np)
+        sub_start = None if start is None else {
+            **start, **{part: {k: v[pick] for k, v in start[part].items()}
+                        for part in ("params", "rest")}}
         state, chunk_widths = train_chunk(program, sub, data, cfg.training.epochs, shard,
-                                          f"chunk {c + 1}/{n_chunks}" if n_chunks > 1 else "")
+                                          f"chunk {c + 1}/{n_chunks}" if n_chunks > 1 else "",
+                                          sub_start)
         widths.append(chunk_widths)
         keep = slice(0, len(real))
         preds.append(np.asarray(program.predict(state, shard.lanes(sub), data, all_rows))[keep])
@@ -173,8 +178,10 @@ def train_lanes(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs, tabl
                        time.perf_counter() - t0, widths)
 
 
-def train_chunk(program, lanes_np, data, max_epochs: int, shard, label: str):
-    """Train one chunk of lanes to completion; returns its state and the width of each epoch.
+def train_chunk(program, lanes_np, data, max_epochs: int, shard, label: str,
+                start: dict | None = None):
+    """Train one chunk of lanes to completion, from `start` where given (Task.warm_start);
+    returns its state and the width of each epoch.
 
     Under vmap a stopped lane is computed in full (its `lax.cond` becomes a select), so as
     lanes stop the working set moves to the smallest width bucket that holds the active ones:
@@ -185,8 +192,13 @@ def train_chunk(program, lanes_np, data, max_epochs: int, shard, label: str):
     import jax
     from tqdm.auto import tqdm
 
+    from podbench.train.program import start_from
+
     n = len(lanes_np.lr)
     working = program.init(shard.lanes(lanes_np))
+    if start is not None:
+        working = start_from(working, {**start, "params": shard.lanes(start["params"]),
+                                       "rest": shard.lanes(start["rest"])})
     work_lanes = shard.lanes(lanes_np)
     bank, ids = None, np.arange(n)  # host copy of every lane; ids: the lanes in the first slots
     widths = []

@@ -289,6 +289,30 @@ class LaneProgram:
         return self._predict(state.best_params, state.best_rest, lanes, data, rows)
 
 
+def start_from(state: State, start: dict) -> State:
+    """`state` (fresh from `init`) with the parameters and statistics that `start` names
+    replaced, in the current and the best copies alike: start["params"] and start["rest"] map
+    key paths (jax.tree_util.keystr) to arrays with the state's leading lane axis (see
+    Task.warm_start). A path the state lacks, or another shape, is a ConfigError naming
+    start["source"]."""
+    from podbench.errors import ConfigError
+
+    def swap(tree, values: dict):
+        leaves = {jax.tree_util.keystr(p): a for p, a in jax.tree_util.tree_flatten_with_path(tree)[0]}
+        for name, value in values.items():
+            if name not in leaves or leaves[name].shape != value.shape:
+                got = leaves[name].shape if name in leaves else "no such parameter"
+                raise ConfigError(f"{start['source']}: its {name} has shape {value.shape}, "
+                                  f"this model's is {got}")
+        return jax.tree_util.tree_map_with_path(
+            lambda p, a: values.get(jax.tree_util.keystr(p), a), tree)
+
+    params, rest = swap(state.params, start["params"]), swap(state.rest, start["rest"])
+    copy = lambda tree: jax.tree.map(jnp.copy, tree)  # distinct buffers: epochs donate them
+    return state._replace(params=params, rest=rest, best_params=copy(params),
+                          best_rest=copy(rest))
+
+
 def _nbytes(tree) -> int:
     return sum(math.prod(a.shape) * _itemsize(a.dtype) for a in jax.tree.leaves(tree))
 

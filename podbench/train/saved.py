@@ -46,6 +46,17 @@ class SavedModel:
         rows = jnp.arange(len(self.inputs.words), dtype=jnp.int32)
         return np.asarray(self._program.predict(self._state, self._lane_arrays, self._data, rows))
 
+    def best_state(self) -> dict:
+        """Every lane's restored best parameters and statistics as host arrays by key path
+        (jax.tree_util.keystr): {"params": {...}, "rest": {...}}, leading axis lane."""
+        import jax
+
+        def flat(tree):
+            return {jax.tree_util.keystr(p): np.asarray(a)
+                    for p, a in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+        return {"params": flat(self._state.best_params), "rest": flat(self._state.best_rest)}
+
 
 @dataclass
 class SavedRun:
