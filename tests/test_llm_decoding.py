@@ -365,6 +365,122 @@ def test_two_stage_brain_prefix_beats_the_no_brain_control_at_the_planted_lag(
     assert brain[-750] > 0.98 * control[-750]
 
 
+def stage_one_config(root: Path, work: Path, lm_dir: Path, **sections):
+    return llm_config(root, work, lm_dir, task="llm_embedding_pretraining",
+                      trial_name="stage_one", model={"name": "pitom", "params": {"filters": 16}},
+                      **sections)
+
+
+def test_stage_one_targets_are_mean_token_embeddings(standin, tmp_path, lm_dir):
+    """Stage 1's targets: the mean wte row of each word's target tokens."""
+    from podbench.tasks.gpt2 import token_embeddings
+
+    llm = llm_config(standin, tmp_path, lm_dir)
+    api.build_features(llm, log=lambda s: None)
+    ids = api.open_store(llm, "targets")["target"].values.astype(np.int64)[:, 32:]
+    stage_one = stage_one_config(standin, tmp_path, lm_dir)
+    api.build_features(stage_one, log=lambda s: None)
+    got = api.open_store(stage_one, "targets")["target"].values
+    wte = token_embeddings(lm_dir)
+    expected = np.stack([wte[row[row >= 0]].mean(axis=0) for row in ids])
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+
+
+@pytest.fixture(scope="module")
+def stage_one_run(standin, tmp_path_factory, lm_dir):
+    """A stage-1 run at -250 and 250 ms (2 epochs), and its config."""
+    work = tmp_path_factory.mktemp("stage_one")
+    cfg = stage_one_config(standin, work, lm_dir,
+                           data={"lags": {"min": -250, "max": PLANTED_MS + 1, "step": 500}})
+    return cfg, api.train(cfg, **QUIET)
+
+
+def test_stage_two_starts_from_stage_one_of_the_same_lag_and_fold(standin, tmp_path, lm_dir,
+                                                                  stage_one_run):
+    """encoder_init (a results folder or the stage-1 config): each lane's encoder is the
+    stage-1 lane's of its (lag, fold); the stage-1 run enters the training key by content."""
+    import yaml
+
+    from podbench.features.keys import stage_keys
+    from podbench.models.llm_prefix import stage_one_start
+    from podbench.train.inputs import merge_inputs, prepare
+    from podbench.train.lanes import lay_out
+    from podbench.train.run import lane_point
+
+    stage_one, first = stage_one_run
+    by_folder = llm_config(standin, tmp_path, lm_dir, data={"lags": {
+        "min": PLANTED_MS, "max": PLANTED_MS + 1, "step": 500}},
+        model={"params": {"encoder": "pitom", "encoder_params": {"filters": 16},
+                          "encoder_init": str(first.run_dir)}})
+    yml = tmp_path / "stage_one.yml"
+    yml.write_text(yaml.safe_dump(stage_one.to_dict()))
+    by_config = by_folder.replace({"model.params.encoder_init": str(yml)})
+    assert stage_keys(by_folder)["training"] == stage_keys(by_config)["training"]
+    no_init = by_folder.replace({"model.params.encoder_init": ""})
+    assert stage_keys(no_init)["training"] != stage_keys(by_folder)["training"]
+
+    inputs = prepare(by_folder, api.build_features(by_folder, log=lambda s: None))
+    table = lay_out(inputs.lags, inputs.folds, 1, 1, [lane_point(by_folder)])
+    start = stage_one_start(by_folder, table, merge_inputs([inputs]))
+    saved = api.load_run(first.run_dir).model
+    for row, (lag, fold) in enumerate(zip(table.lag_ms, table.fold)):
+        lane = int(np.flatnonzero((saved.lanes["lag"] == lag) & (saved.lanes["fold"] == fold))[0])
+        for part in ("params", "rest"):
+            for name, value in saved.best_state()[part].items():
+                np.testing.assert_array_equal(start[part]["['encoder']" + name][row], value[lane])
+    perf = api.train(by_config, **QUIET).performance
+    assert np.isfinite(perf["test_perplexity_mean"]).all()
+
+    # stage 1 lacks a lag stage 2 asks for
+    wider = by_folder.replace({"data.lags.min": -750})
+    with pytest.raises(ConfigError, match=r"no lanes at lags \[-750\]"):
+        api.train(wider, **QUIET)
+
+
+def test_bad_stage_one_runs(standin, tmp_path, lm_dir, stage_one_run):
+    import shutil
+
+    import yaml
+
+    first = stage_one_run[1]
+    other = tmp_path / "other_task"
+    shutil.copytree(first.run_dir, other)
+    raw = yaml.safe_load((other / "config.yml").read_text())
+    (other / "config.yml").write_text(yaml.safe_dump({**raw, "task": "llm_decoding"}))
+    init = {"encoder": "pitom", "encoder_params": {"filters": 16}}
+    for params, message in [
+        ({"encoder_init": str(tmp_path / "nowhere")}, "not a finished stage-1 run"),
+        ({"encoder_init": str(tmp_path / "stage_one.yml")}, "not a finished stage-1 run"),
+        ({"encoder_init": str(other)}, "that run is task 'llm_decoding'"),
+        ({"encoder_init": str(first.run_dir), "encoder_params": {"filters": 8}},
+         "that run trained 'pitom' with"),
+        ({"encoder_init": str(first.run_dir), "prefix_tokens": 2}, "prefix_tokens = 2"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            llm_config(standin, tmp_path, lm_dir, model={"params": {**init, **params}})
+
+
+def test_training_key_follows_the_language_models_files(standin, tmp_path, lm_dir):
+    """The same GPT-2 in another folder gives the same keys; other weights another key."""
+    import shutil
+
+    import torch
+    from transformers import GPT2LMHeadModel
+
+    from podbench.features.keys import stage_keys
+
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(lm_dir, copy)
+    here, there = (stage_keys(llm_config(standin, tmp_path, d)) for d in (lm_dir, copy))
+    assert here == there
+    model = GPT2LMHeadModel.from_pretrained(copy)
+    with torch.no_grad():
+        model.transformer.h[0].mlp.c_fc.weight.mul_(2.0)
+    model.save_pretrained(copy)
+    changed = stage_keys(llm_config(standin, tmp_path, copy))
+    assert changed["training"] != here["training"] and changed["targets"] == here["targets"]
+
+
 @pytest.mark.parametrize("raw, message", [
     ({"task_params": {"lm_dir": ""}}, "task_params.lm_dir: required"),
     ({"model": {"name": "pitom", "params": {}}}, "needs a decoder that feeds the language model"),
