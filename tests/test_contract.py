@@ -98,7 +98,7 @@ def contract_cfgs(standin, tmp_path_factory):
 
     def cfg(task):
         params = dict(TASK_PARAMS.get(task, {}))
-        if task == "llm_decoding":  # a tiny random GPT-2 saved like a Hugging Face directory
+        if task.startswith("llm_"):  # a tiny random GPT-2 saved like a Hugging Face directory
             from .test_llm_decoding import tiny_gpt2
 
             lm = work / "gpt2"
@@ -132,11 +132,11 @@ def test_task_contract(name, contract_cfgs):
     y = target.values if target.ndim == 2 else target.values[0]
     assert np.isfinite(y).all() and len(y) > 10
     n_out = task.output_dim(target.values[None] if target.ndim == 2 else target.values, cfg)
-    expected_out = {"scalar": 1, "binary": 1, "classes": len(getattr(task, "class_names", ()))}
+    expected_out = {"binary": 1, "classes": len(getattr(task, "class_names", ()))}
     if task.head in expected_out:
         assert n_out == expected_out[task.head]
-    else:  # vector: the target's width; a task's own head (llm_decoding: tokens) its own
-        assert n_out == y.shape[1] if task.head == "vector" else n_out > 0
+    else:  # vector, scalar: the target's width; a task's own head (llm_decoding: tokens) its own
+        assert n_out == y.shape[1] if task.head in ("vector", "scalar") else n_out > 0
     rng = np.random.default_rng(0)
     pred = rng.normal(size=(len(y), n_out)).astype(np.float32)
     loss = task.loss(jnp.asarray(pred), jnp.asarray(y), cfg)

@@ -402,10 +402,10 @@ def test_stage_two_starts_from_stage_one_of_the_same_lag_and_fold(standin, tmp_p
     import yaml
 
     from podbench.features.keys import stage_keys
-    from podbench.models.llm_prefix import stage_one_start
     from podbench.train.inputs import merge_inputs, prepare
     from podbench.train.lanes import lay_out
     from podbench.train.run import lane_point
+    from podbench.train.warm import warm_start
 
     stage_one, first = stage_one_run
     by_folder = llm_config(standin, tmp_path, lm_dir, data={"lags": {
@@ -421,7 +421,7 @@ def test_stage_two_starts_from_stage_one_of_the_same_lag_and_fold(standin, tmp_p
 
     inputs = prepare(by_folder, api.build_features(by_folder, log=lambda s: None))
     table = lay_out(inputs.lags, inputs.folds, 1, 1, [lane_point(by_folder)])
-    start = stage_one_start(by_folder, table, merge_inputs([inputs]))
+    start = warm_start(by_folder, table, merge_inputs([inputs]))
     saved = api.load_run(first.run_dir).model
     for row, (lag, fold) in enumerate(zip(table.lag_ms, table.fold)):
         lane = int(np.flatnonzero((saved.lanes["lag"] == lag) & (saved.lanes["fold"] == fold))[0])
@@ -449,8 +449,8 @@ def test_bad_stage_one_runs(standin, tmp_path, lm_dir, stage_one_run):
     (other / "config.yml").write_text(yaml.safe_dump({**raw, "task": "llm_decoding"}))
     init = {"encoder": "pitom", "encoder_params": {"filters": 16}}
     for params, message in [
-        ({"encoder_init": str(tmp_path / "nowhere")}, "not a finished stage-1 run"),
-        ({"encoder_init": str(tmp_path / "stage_one.yml")}, "not a finished stage-1 run"),
+        ({"encoder_init": str(tmp_path / "nowhere")}, "neither a stage-1 config file nor"),
+        ({"encoder_init": str(tmp_path / "stage_one.yml")}, "neither a stage-1 config file nor"),
         ({"encoder_init": str(other)}, "that run is task 'llm_decoding'"),
         ({"encoder_init": str(first.run_dir), "encoder_params": {"filters": 8}},
          "that run trained 'pitom' with"),

@@ -88,8 +88,7 @@ class Cell:
     @cached_property
     def dirs(self) -> list[Path]:
         """The results folders of the real point and of each null point."""
-        from podbench.features.keys import stage_keys
-        from podbench.train.run import run_dir_of
+        from podbench.features.keys import run_dir_of, stage_keys
 
         return [run_dir_of(c, stage_keys(c)["training"]) for c in self.points]
 

@@ -307,9 +307,8 @@ class RayEngine:
     def run_programs(self, programs, force: bool = False) -> list[ProgramRecord]:
         """Run sweep programs (`podbench.train.run.PointGroup`: point indices and configs) as
         Ray tasks after the tasks that build their stores; log one line per finished point."""
-        from podbench.features.keys import stage_keys
+        from podbench.features.keys import run_dir_of, stage_keys
         from podbench.train import results
-        from podbench.train.run import run_dir_of
 
         ray = self.ray
         n_points = sum(len(p.indices) for p in programs)
@@ -407,9 +406,9 @@ def ray_train(cfg: Config, force: bool = False, address: str | None = None,
     per group of packable tasks when the config lists several)."""
     import pandas as pd
 
-    from podbench.features.keys import stage_keys
-    from podbench.train.run import RunResult, group_points, run_dir_of, summary_table
+    from podbench.features.keys import run_dir_of, stage_keys
     from podbench.tasks import task_for
+    from podbench.train.run import RunResult, group_points, summary_table
 
     configs = cfg.task_configs()
     with RayEngine(address, log=log, **engine) as ray_engine:

@@ -130,7 +130,8 @@ def sweep(cfg: Config, grid_path: str | Path, random_n: int | None = None,
     """Run every point of the grid; `run_program(configs)` trains one program's points
     (default: in this process), or `run_programs(programs)` runs them all at once (the Ray
     engine of `podbench.experiments.cluster`)."""
-    from podbench.train.run import run_dir_of, train_points
+    from podbench.features.keys import run_dir_of
+    from podbench.train.run import train_points
 
     if cfg.several_tasks:
         raise ConfigError(f"task = {cfg.task!r}: a sweep runs one task; sweep each task's config")

@@ -23,11 +23,13 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from podbench import registry
 from podbench.config import Config
 from podbench.data.recordings import file_digest, is_csv_spec
+from podbench.errors import ConfigError
 
 if TYPE_CHECKING:
     from podbench.features.context import Resolved
@@ -98,8 +100,14 @@ def stage_specs(cfg: "Config | Resolved") -> dict[str, StageSpec]:
         training_fields.pop("permutation_seed")
     elif cfg.training.permutation_seed is None:  # keys of runs made before it existed
         training_fields.pop("permutation_seed")
+    fragment = ctx.task.training_fragment(cfg, ctx.fingerprints.of)
+    for param in registry.models.entry(cfg.model.name).meta.get("init_from", {}):
+        value = fragment["model"]["params"].get(param)
+        if value:  # a run that initialises part of the model: by its training key
+            params = {**fragment["model"]["params"], param: run_key(value, f"model.params.{param}")}
+            fragment["model"] = {**fragment["model"], "params": params}
     training = StageSpec("training", {
-        "task": cfg.task, **ctx.task.training_fragment(cfg), "training": training_fields,
+        "task": cfg.task, **fragment, "training": training_fields,
         "min_train_freq": cfg.targets.min_train_freq,
         "label_normalisation": cfg.data.label_normalisation,
     }, {"latents": latents.key, "targets": targets.key})
@@ -108,3 +116,35 @@ def stage_specs(cfg: "Config | Resolved") -> dict[str, StageSpec]:
 
 def stage_keys(cfg: "Config | Resolved") -> dict[str, str]:
     return {name: spec.key for name, spec in stage_specs(cfg).items()}
+
+
+def run_dir_of(cfg: Config, training_key: str) -> Path:
+    """The results folder of a config with this training key."""
+    return Path(cfg.output.results).expanduser() / cfg.trial_name / training_key[:SHORT]
+
+
+def run_folder(value: str) -> Path:
+    """The results folder a config value names: the folder itself, or the one a config file
+    (.yml) trains to (found by its training key, so no run id is pasted)."""
+    from podbench.config import load
+
+    path = Path(value).expanduser()
+    if path.suffix in (".yml", ".yaml") and path.is_file():
+        other = load(path)
+        return run_dir_of(other, stage_keys(other)["training"])
+    return path
+
+
+def run_key(value: str, where: str) -> str:
+    """The training key of the run a config value names: a config file's own (computed, so
+    it holds before that run is trained), or a results folder's (its run.json)."""
+    from podbench.config import load
+
+    path = Path(value).expanduser()
+    if path.suffix in (".yml", ".yaml") and path.is_file():
+        return stage_keys(load(path))["training"]
+    try:
+        return json.loads((path / "run.json").read_text())["keys"]["training"]
+    except (OSError, ValueError, KeyError) as err:
+        raise ConfigError(f"{where} = {value!r}: not a results folder with a readable "
+                          f"run.json, nor a config file ({type(err).__name__}: {err})") from None

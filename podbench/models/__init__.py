@@ -3,7 +3,8 @@ config is validated without importing JAX; each network lives in its own module 
 first use), which registers it with `@register_model(name)`.
 
 A plugin decoder registers everything in one module: `@register_model(name, params=...,
-input_dims=...)`.
+input_dims=...)`. `init_from` maps a parameter that names a finished run (its results folder
+or config file) to the submodule that starts from that run's parameters (podbench.train.warm).
 """
 
 from __future__ import annotations
@@ -78,4 +79,5 @@ models.declare("linear", "podbench.models.linear", params=LinearParams, input_di
 models.declare("time_pool", "podbench.models.time_pool", params=TimePoolParams,
                input_dims=("channel", "bin"))
 models.declare("llm_prefix", "podbench.models.llm_prefix", params=LlmPrefixParams,
-               input_dims=None, takes_targets=True, uses_frozen=True)
+               input_dims=None, takes_targets=True, uses_frozen=True,
+               init_from={"encoder_init": "encoder"})

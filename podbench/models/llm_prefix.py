@@ -10,7 +10,7 @@ so the prefix is a learned constant with the brain prefix's parameterisation, in
 and optimiser (a free constant embedding optimises worse through the frozen LM: on the
 stand-in it lost to a brain prefix trained on shuffled targets, so it measured optimisation,
 not the brain). `encoder_init` starts each lane's encoder from a stage-1 run
-(`stage_one_start`).
+(podbench.train.warm).
 
 Logits are made one target position at a time (a [batch, vocab] block, recomputed in the
 backward pass), so GPT-2's 50,257-token vocabulary never needs [batch, tokens, vocab] at once.
@@ -101,38 +101,3 @@ def llm_prefix(params: dict, *, input_shape: tuple[int, ...], output_dim: int, h
                           "language model (task: llm_decoding)")
     return LlmPrefix(params, input_shape, output_dim // 2, frozen.spec.n_embd, rngs)
 
-
-def stage_one_start(cfg, table, inputs) -> dict:
-    """Task.warm_start of stage 2 (`inputs`: the program's ProgramInputs): for each lane of `table`, the encoder parameters and
-    statistics of the stage-1 lane with its lag and fold. Stage 1 must have trained on the
-    same words and folds (the same latents and fold settings)."""
-    import numpy as np
-
-    from podbench.tasks.llm_decoding import stage_one_folder
-    from podbench.train.saved import load_run
-
-    value = cfg.model.params["encoder_init"]
-    where = f"model.params.encoder_init = {value!r}"
-    run = load_run(stage_one_folder(value))
-    saved = run.model.inputs
-
-    def same(entry) -> bool:
-        return (np.array_equal(saved.words, entry.words) and len(saved.folds) == len(entry.folds)
-                and all(np.array_equal(getattr(a, part), getattr(b, part))
-                        for a, b in zip(saved.folds, entry.folds)
-                        for part in ("train", "val", "test")))
-
-    if not all(same(entry) for entry in inputs.entries):
-        raise ConfigError(f"{where}: stage 1 trained on other words or folds (it needs the "
-                          "same data, electrodes, preprocessing and fold settings)")
-    lane_of = {(int(lag), int(fold)): i for i, (lag, fold) in
-               enumerate(zip(run.model.lanes["lag"], run.model.lanes["fold"]))}
-    wanted = list(zip(table.lag_ms.tolist(), table.fold.tolist()))
-    missing = sorted({lag for lag, fold in wanted if (lag, fold) not in lane_of})
-    if missing:
-        raise ConfigError(f"{where}: stage 1 has no lanes at lags {missing} ms (it trained "
-                          f"{sorted(set(run.model.lanes['lag'].tolist()))})")
-    pick = np.array([lane_of[w] for w in wanted])
-    state = run.model.best_state()
-    return {part: {"['encoder']" + name: value[pick] for name, value in state[part].items()}
-            for part in ("params", "rest")} | {"source": where}

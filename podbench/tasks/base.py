@@ -11,7 +11,7 @@ registered class plus a YAML config, not a second trainer:
   dim) or (fold, word, dim) when fitted per training fold; the feature stage writes it);
 - head: `head` ("vector" | "scalar" | "binary" | "classes" | "tokens") and
   `output_dim(y, cfg)`; vector heads end in the model's embedding head (PITOM: LayerNorm,
-  tanh), the others in logits;
+  tanh), scalar heads in raw values (one per target column), the others in logits;
 - loss: `loss(pred, y)` per example (JAX), averaged over valid rows by the trainer;
 - early stopping: `stop_value(pred, y, mask)` on the whole validation split (JAX), and
   `stop_mode` "max" or "min";
@@ -28,9 +28,7 @@ registered class plus a YAML config, not a second trainer:
 - frozen: `frozen(cfg)` gives arrays every lane's model shares and never trains (the LLM
   task's language model), put on the device once and passed to the model in `Call.frozen`;
 - keys: `training_fragment` is what of the task and model settings enters the training key
-  (a task that names files replaces their paths by their content);
-- warm start: `warm_start(cfg, table, inputs)` gives parameters lanes start from instead of
-  their random initialisation (LLM decoding's stage 2 starts from stage 1's encoder).
+  (a task that names files replaces their paths by their content).
 """
 
 from __future__ import annotations
@@ -156,17 +154,12 @@ class Task(ABC):
         None; the model gets it as `call.frozen` (see podbench.models.layers)."""
         return None
 
-    def training_fragment(self, cfg: Config) -> dict:
-        """The task and model settings of the training key (a results folder's id)."""
+    def training_fragment(self, cfg: Config, fingerprint) -> dict:
+        """The task and model settings of the training key (a results folder's id);
+        `fingerprint(paths)` gives files' content digests for settings that name files."""
         import dataclasses
 
         return {"task_params": cfg.task_params, "model": dataclasses.asdict(cfg.model)}
-
-    def warm_start(self, cfg: Config, table, inputs) -> dict | None:
-        """Where some lanes' parameters start instead of their random initialisation, or
-        None: {"params": {key path: [lane, ...] array}, "rest": {...}, "source": what names
-        them}, per lane of `table` (see podbench.train.program.start_from)."""
-        return None
 
     def program_key(self, cfg: Config) -> dict:
         """What a compiled program takes from the task: its head, loss, early stopping and

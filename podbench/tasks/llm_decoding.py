@@ -24,8 +24,8 @@ Stage 1 (the reference's llm_embedding_pretraining_task) is its own task,
 `llm_embedding_pretraining`: the same encoder regresses the mean of the language model's input
 embeddings (wte rows) of the word's target tokens, MSE, raw linear outputs; cosine similarity
 and MSE per split. Stage 2 starts each lane's encoder from that run's best parameters of the
-same (lag, fold) with `model.params.encoder_init: <stage-1 results folder>`; without it the
-prefix model is trained end to end from a random encoder.
+same (lag, fold) with `model.params.encoder_init: <stage-1 results folder or config>` (see
+podbench.train.warm); without it the prefix model is trained end to end from a random encoder.
 
 Keys follow content: the language model enters every key by the digests of its files
 (config.json, weights, tokenizer), never by its path, and a stage-1 run by its training key.
@@ -74,13 +74,6 @@ def lm_files(lm_dir: Path, weights: bool = True) -> list[Path]:
     """The files of a language-model directory that decide its tokens (and outputs)."""
     names = ("config.json", *TOKENIZER_FILES, *(WEIGHT_FILES if weights else ()))
     return [p for p in (lm_dir / name for name in names) if p.is_file()]
-
-
-def lm_identity(lm_dir: Path) -> dict[str, str]:
-    """Content digests of a language model's files by name (sampled for big weights)."""
-    from podbench.features.fingerprints import content_digest
-
-    return {p.name: content_digest(p, p.stat().st_size) for p in lm_files(lm_dir)}
 
 
 def load_tokenizer(lm_dir: Path):
@@ -150,11 +143,12 @@ class LanguageModelTask(Task):
         params = {k: v for k, v in cfg.task_params.items() if k != "lm_dir"}
         return {"root": str(dataset.root), "task": cfg.task, "params": params}, False
 
-    def training_fragment(self, cfg: Config) -> dict:
+    def training_fragment(self, cfg: Config, fingerprint) -> dict:
         """The language model by the digests of its files, not by its path."""
         self._check_lm(cfg)
-        fragment = super().training_fragment(cfg)
-        fragment["task_params"] = {**fragment["task_params"], "lm_dir": lm_identity(lm_path(cfg))}
+        fragment = super().training_fragment(cfg, fingerprint)
+        fragment["task_params"] = {**fragment["task_params"],
+                                   "lm_dir": fingerprint(lm_files(lm_path(cfg)))}
         return fragment
 
     def word_token_ids(self, cfg: Config, dataset: Dataset
@@ -225,23 +219,6 @@ class LlmDecoding(LanguageModelTask):
     def describe(self, cfg: Config) -> str:
         stage = ", stage 2" if cfg.model.params.get("encoder_init") else ""
         return f"llm_decoding ({cfg.model.params.get('prefix', 'brain')} prefix{stage})"
-
-    def training_fragment(self, cfg: Config) -> dict:
-        """Plus the stage-1 run by its training key (run.json), not by its folder."""
-        fragment = super().training_fragment(cfg)
-        init = cfg.model.params.get("encoder_init")
-        if init:
-            params = {**fragment["model"]["params"], "encoder_init": stage_one_key(init)}
-            fragment["model"] = {**fragment["model"], "params": params}
-        return fragment
-
-    def warm_start(self, cfg: Config, table, inputs):
-        """Each lane's encoder from the stage-1 run's best parameters of its (lag, fold)."""
-        if not cfg.model.params.get("encoder_init"):
-            return None
-        from podbench.models.llm_prefix import stage_one_start
-
-        return stage_one_start(cfg, table, inputs)
 
     # ---------------------------------------------------------------- targets
 
@@ -344,40 +321,23 @@ class LlmEmbeddingPretraining(LanguageModelTask):
 
 # ------------------------------------------------------------------------ stage 1 -> stage 2
 
-def stage_one_folder(value: str) -> Path:
-    """The results folder `model.params.encoder_init` names: the folder itself, or the one a
-    stage-1 config (.yml) trains to (found by its training key, so no run id is pasted)."""
-    from podbench.config import load
-    from podbench.features.keys import stage_keys
-    from podbench.train.run import run_dir_of
-
-    path = Path(value).expanduser()
-    if path.suffix in (".yml", ".yaml") and path.is_file():
-        stage_one = load(path)
-        return run_dir_of(stage_one, stage_keys(stage_one)["training"])
-    return path
-
-
-def stage_one_key(value: str) -> str:
-    """The stage-1 run's training key (its run.json), which enters stage 2's key."""
-    return json.loads((stage_one_folder(value) / "run.json").read_text())["keys"]["training"]
-
-
 def check_stage_one(cfg: Config) -> None:
-    """Refuse an `encoder_init` that is not a finished stage-1 run of the same encoder."""
+    """Refuse an `encoder_init` whose config is not a stage-1 run of the same encoder (the
+    trainer checks its words, folds, lags and checkpoints when it starts from it)."""
     import yaml
+
+    from podbench.config import load
 
     value = cfg.model.params["encoder_init"]
     where = f"model.params.encoder_init = {value!r}"
-    folder = stage_one_folder(value)
-    missing = [n for n in ("run.json", "config.yml", "checkpoints/state")
-               if not (folder / n).exists()]
-    if missing:
-        hint = (f" (train it first: podbench train --config {value})"
-                if str(value).endswith((".yml", ".yaml")) else "")
-        raise ConfigError(f"{where}: {folder} is not a finished stage-1 run with checkpoints "
-                          f"(missing {', '.join(missing)}){hint}")
-    raw = yaml.safe_load((folder / "config.yml").read_text())
+    path = Path(value).expanduser()
+    if path.suffix in (".yml", ".yaml") and path.is_file():
+        raw = load(path).to_dict()
+    elif (path / "config.yml").is_file():
+        raw = yaml.safe_load((path / "config.yml").read_text())
+    else:
+        raise ConfigError(f"{where}: neither a stage-1 config file nor a results folder "
+                          "(with config.yml)")
     if raw.get("task") != STAGE_ONE:
         raise ConfigError(f"{where}: that run is task {raw.get('task')!r}, expected {STAGE_ONE!r}")
     p = cfg.model.params
@@ -386,7 +346,7 @@ def check_stage_one(cfg: Config) -> None:
     schema = entry.meta.get("params")
     # dropout is a training setting (each lane's rate), not part of the encoder's shape
     mine = build_params(schema, p["encoder_params"], "model.params.encoder_params")
-    theirs = build_params(schema, model.get("params", {}), f"{folder}/config.yml model.params")
+    theirs = build_params(schema, model.get("params", {}), f"{value} model.params")
     mine.pop("dropout", None)
     theirs.pop("dropout", None)
     if model.get("name") != p["encoder"] or theirs != mine:

@@ -16,6 +16,7 @@ from podbench.errors import ConfigError
 from podbench.tasks import Task
 from podbench.train.inputs import ProgramInputs, RunInputs, as_program, lane_inputs
 from podbench.train.lanes import LaneTable
+from podbench.train.warm import warm_start
 
 
 @dataclass
@@ -152,7 +153,7 @@ def train_lanes(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs, tabl
     all_rows = jnp.arange(n_words, dtype=jnp.int32)
     preds, states, records, widths = [], [], [], []
     n_chunks = math.ceil(len(table) / chunk)
-    start = task.warm_start(cfg, table, inputs)
+    start = warm_start(cfg, table, inputs)
     for c in range(n_chunks):
         real = np.arange(c * chunk, min((c + 1) * chunk, len(table)))
         # Pad to a multiple of the devices with copies of the chunk's first lane.
@@ -180,7 +181,7 @@ def train_lanes(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs, tabl
 
 def train_chunk(program, lanes_np, data, max_epochs: int, shard, label: str,
                 start: dict | None = None):
-    """Train one chunk of lanes to completion, from `start` where given (Task.warm_start);
+    """Train one chunk of lanes to completion, from `start` where given (train.warm);
     returns its state and the width of each epoch.
 
     Under vmap a stopped lane is computed in full (its `lax.cond` becomes a select), so as

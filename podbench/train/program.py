@@ -293,7 +293,7 @@ def start_from(state: State, start: dict) -> State:
     """`state` (fresh from `init`) with the parameters and statistics that `start` names
     replaced, in the current and the best copies alike: start["params"] and start["rest"] map
     key paths (jax.tree_util.keystr) to arrays with the state's leading lane axis (see
-    Task.warm_start). A path the state lacks, or another shape, is a ConfigError naming
+    podbench.train.warm). A path the state lacks, or another shape, is a ConfigError naming
     start["source"]."""
     from podbench.errors import ConfigError
 

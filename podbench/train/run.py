@@ -93,12 +93,6 @@ def group_points(configs: list[Config]) -> list[PointGroup]:
     return list(groups.values())
 
 
-def run_dir_of(cfg: Config, training_key: str) -> Path:
-    from podbench.features.keys import SHORT
-
-    return Path(cfg.output.results).expanduser() / cfg.trial_name / training_key[:SHORT]
-
-
 def train_points(cfgs: list[Config], force: bool = False,
                  log: Callable[[str], None] = print) -> list[RunResult]:
     """Train configs that share one program signature together, as lanes of one program.
@@ -110,7 +104,7 @@ def train_points(cfgs: list[Config], force: bool = False,
     import pandas as pd
 
     from podbench.features.context import resolve
-    from podbench.features.keys import stage_keys
+    from podbench.features.keys import run_dir_of, stage_keys
     from podbench.train import results
 
     if len({program_signature(c) for c in cfgs}) != 1:
