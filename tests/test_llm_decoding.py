@@ -372,7 +372,8 @@ def stage_one_config(root: Path, work: Path, lm_dir: Path, **sections):
 
 
 def test_stage_one_targets_are_mean_token_embeddings(standin, tmp_path, lm_dir):
-    """Stage 1's targets: the mean wte row of each word's target tokens."""
+    """Stage 1's targets: the mean wte row of each word's target tokens; its linear baseline
+    trains."""
     from podbench.tasks.gpt2 import token_embeddings
 
     llm = llm_config(standin, tmp_path, lm_dir)
@@ -384,6 +385,11 @@ def test_stage_one_targets_are_mean_token_embeddings(standin, tmp_path, lm_dir):
     wte = token_embeddings(lm_dir)
     expected = np.stack([wte[row[row >= 0]].mean(axis=0) for row in ids])
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+    # its linear baseline (ridge to the mean embedding) trains and scores
+    linear = stage_one.replace({"model.name": "linear", "model.params": {"alphas": [1.0, 1e3]},
+                                "trial_name": "stage_one_linear"})
+    perf = api.train(linear, **QUIET).performance
+    assert np.isfinite(perf[["test_cosine_sim_mean", "test_mse_mean"]].to_numpy()).all()
 
 
 @pytest.fixture(scope="module")
@@ -435,6 +441,23 @@ def test_stage_two_starts_from_stage_one_of_the_same_lag_and_fold(standin, tmp_p
     wider = by_folder.replace({"data.lags.min": -750})
     with pytest.raises(ConfigError, match=r"no lanes at lags \[-750\]"):
         api.train(wider, **QUIET)
+
+
+def test_shipped_two_stage_configs_fit_together(monkeypatch):
+    """The README's recipe: the shipped llm_decoding config (and its control) accept the
+    shipped stage-1 config as encoder_init; both read the same words, latents and folds."""
+    from podbench import config
+
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(repo)
+    stage_one = config.load("configs/tasks/llm_embedding_pretraining.yml")
+    init = ["model.params.encoder_init=configs/tasks/llm_embedding_pretraining.yml"]
+    for path in ("configs/tasks/llm_decoding.yml", "configs/controls/llm_decoding_no_brain.yml"):
+        stage_two = config.load(path, init)
+        assert stage_two.data == stage_one.data and stage_two.preprocess == stage_one.preprocess
+        assert stage_two.task_params == stage_one.task_params
+        for field in ("n_folds", "fold_type", "val_fraction"):
+            assert getattr(stage_two.training, field) == getattr(stage_one.training, field)
 
 
 def test_bad_stage_one_runs(standin, tmp_path, lm_dir, stage_one_run):
