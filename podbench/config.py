@@ -496,6 +496,12 @@ def load(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> Confi
     return cfg
 
 
+def config_file(value: str) -> Path | None:
+    """The config file a setting names (an existing .yml or .yaml), else None (a folder, ...)."""
+    path = Path(value).expanduser()
+    return path if path.suffix in (".yml", ".yaml") and path.is_file() else None
+
+
 def describe_fields(cls=Config, prefix: str = "") -> list[tuple[str, str, str]]:
     """(path, default, doc) for every field: the config reference in README is made from it."""
     rows = []

@@ -126,25 +126,23 @@ def run_dir_of(cfg: Config, training_key: str) -> Path:
 def run_folder(value: str) -> Path:
     """The results folder a config value names: the folder itself, or the one a config file
     (.yml) trains to (found by its training key, so no run id is pasted)."""
-    from podbench.config import load
+    from podbench.config import config_file, load
 
-    path = Path(value).expanduser()
-    if path.suffix in (".yml", ".yaml") and path.is_file():
-        other = load(path)
+    if config_file(value):
+        other = load(config_file(value))
         return run_dir_of(other, stage_keys(other)["training"])
-    return path
+    return Path(value).expanduser()
 
 
 def run_key(value: str, where: str) -> str:
     """The training key of the run a config value names: a config file's own (computed, so
     it holds before that run is trained), or a results folder's (its run.json)."""
-    from podbench.config import load
+    from podbench.config import config_file, load
 
-    path = Path(value).expanduser()
-    if path.suffix in (".yml", ".yaml") and path.is_file():
-        return stage_keys(load(path))["training"]
+    if config_file(value):
+        return stage_keys(load(config_file(value)))["training"]
     try:
-        return json.loads((path / "run.json").read_text())["keys"]["training"]
+        return json.loads((Path(value).expanduser() / "run.json").read_text())["keys"]["training"]
     except (OSError, ValueError, KeyError) as err:
         raise ConfigError(f"{where} = {value!r}: not a results folder with a readable "
                           f"run.json, nor a config file ({type(err).__name__}: {err})") from None

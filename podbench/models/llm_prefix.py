@@ -100,4 +100,3 @@ def llm_prefix(params: dict, *, input_shape: tuple[int, ...], output_dim: int, h
         raise ConfigError("model.name = 'llm_prefix': needs a task that provides a frozen "
                           "language model (task: llm_decoding)")
     return LlmPrefix(params, input_shape, output_dim // 2, frozen.spec.n_embd, rngs)
-

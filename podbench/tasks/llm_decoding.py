@@ -178,7 +178,9 @@ class LanguageModelTask(Task):
         has = counts > 0
         return words[has], columns[has], counts, words["word_idx"][~has].astype(int).tolist()
 
-    def token_dataset(self, cfg: Config, dataset: Dataset, values: np.ndarray, kept, attrs):
+    @staticmethod
+    def token_dataset(values: np.ndarray, kept: pd.DataFrame, attrs: dict):
+        """The targets store's content: one row of `values` per kept word."""
         import xarray as xr
 
         ds = xr.Dataset({"target": (("word", "dim"), values.astype(np.float32))},
@@ -227,7 +229,7 @@ class LlmDecoding(LanguageModelTask):
 
     def target_dataset(self, cfg: Config, dataset: Dataset, epoch_words):
         kept, columns, counts, dropped = self.word_token_ids(cfg, dataset)
-        return self.token_dataset(cfg, dataset, columns, kept, {
+        return self.token_dataset(columns, kept, {
             "dropped_words": dropped, "lm_tokens": int(counts.sum()),
             "cut_words": int((counts > cfg.task_params["target_tokens"]).sum())})
 
@@ -304,7 +306,7 @@ class LlmEmbeddingPretraining(LanguageModelTask):
         valid = target >= 0
         means = ((wte[np.maximum(target, 0)] * valid[..., None]).sum(axis=1)
                  / valid.sum(axis=1, keepdims=True))
-        return self.token_dataset(cfg, dataset, means, kept, {"dropped_words": dropped,
+        return self.token_dataset(means, kept, {"dropped_words": dropped,
                                                               "lm_width": int(wte.shape[1])})
 
     def program_key(self, cfg: Config) -> dict:
@@ -326,15 +328,15 @@ def check_stage_one(cfg: Config) -> None:
     trainer checks its words, folds, lags and checkpoints when it starts from it)."""
     import yaml
 
-    from podbench.config import load
+    from podbench.config import config_file, load
 
     value = cfg.model.params["encoder_init"]
     where = f"model.params.encoder_init = {value!r}"
-    path = Path(value).expanduser()
-    if path.suffix in (".yml", ".yaml") and path.is_file():
-        raw = load(path).to_dict()
-    elif (path / "config.yml").is_file():
-        raw = yaml.safe_load((path / "config.yml").read_text())
+    folder = Path(value).expanduser()
+    if config_file(value):
+        raw = load(config_file(value)).to_dict()
+    elif (folder / "config.yml").is_file():
+        raw = yaml.safe_load((folder / "config.yml").read_text())
     else:
         raise ConfigError(f"{where}: neither a stage-1 config file nor a results folder "
                           "(with config.yml)")

@@ -27,14 +27,14 @@ def warm_start(cfg: Config, table, inputs) -> dict | None:
     if not named:
         return None
     start: dict = {"params": {}, "rest": {}}
+    wheres = []
     for param, module in named.items():
         value = cfg.model.params[param]
-        where = f"model.params.{param} = {value!r}"
-        state = _run_state(value, where, table, inputs)
+        wheres.append(f"model.params.{param} = {value!r}")
+        state = _run_state(value, wheres[-1], table, inputs)
         for part in ("params", "rest"):
             start[part].update({f"[{module!r}]" + name: v for name, v in state[part].items()})
-        start["source"] = where
-    return start
+    return {**start, "source": "; ".join(wheres)}
 
 
 def _run_state(value: str, where: str, table, inputs) -> dict:
