@@ -191,3 +191,39 @@ def test_shuffled_targets_are_at_chance(decoding):
     auc = result.performance["test_word_avg_auc_roc_mean"]
     assert list(result.performance["lags"]) == [-750, 250]
     assert np.all(np.abs(auc - 0.5) <= 0.05), auc.tolist()
+
+
+def test_start_from_replaces_the_named_parameters_in_both_copies_and_checks_shapes():
+    """A warm start (podbench.train.warm) overwrites exactly the parameters it names, in the
+    current and the best copies, as separate buffers; another shape names its source."""
+    import jax.numpy as jnp
+
+    from podbench.errors import ConfigError
+    from podbench.train.program import State, start_from
+
+    class Net(nnx.Module):
+        def __init__(self, rngs):
+            self.encoder = nnx.Linear(3, 2, rngs=rngs)
+            self.head = nnx.Linear(2, 1, rngs=rngs)
+
+    _, params, rest = nnx.split(Net(nnx.Rngs(0)), nnx.Param, ...)
+    params = jax.tree.map(lambda a: jnp.stack([a, a + 1]), params)  # two lanes
+    zero = jnp.zeros(2)
+    state = State(params, rest, None, params, rest, zero, zero, zero, zero, zero)
+    kernel = np.arange(12, dtype=np.float32).reshape(2, 3, 2)
+    name = "['encoder']['kernel'].value"
+    out = start_from(state, {"params": {name: kernel}, "rest": {}, "source": "model.params.x"})
+    leaves = {jax.tree_util.keystr(p): a for p, a in
+              jax.tree_util.tree_flatten_with_path(out.params)[0]}
+    best = {jax.tree_util.keystr(p): a for p, a in
+            jax.tree_util.tree_flatten_with_path(out.best_params)[0]}
+    assert set(leaves) == {name, "['encoder']['bias'].value", "['head']['kernel'].value",
+                           "['head']['bias'].value"}
+    np.testing.assert_array_equal(leaves[name], kernel)
+    np.testing.assert_array_equal(best[name], kernel)
+    assert best[name] is not leaves[name]
+    np.testing.assert_array_equal(leaves["['head']['kernel'].value"], params["head"]["kernel"][...])
+    with pytest.raises(ConfigError, match=r"model.params.x: its \['encoder'\]\['kernel'\].value "
+                                          r"has shape \(2, 4, 2\)"):
+        start_from(state, {"params": {name: np.zeros((2, 4, 2), np.float32)}, "rest": {},
+                           "source": "model.params.x"})
