@@ -471,11 +471,15 @@ def test_bad_stage_one_runs(standin, tmp_path, lm_dir, stage_one_run):
     shutil.copytree(first.run_dir, other)
     raw = yaml.safe_load((other / "config.yml").read_text())
     (other / "config.yml").write_text(yaml.safe_dump({**raw, "task": "llm_decoding"}))
+    loop = tmp_path / "loop.yml"  # a stage-2 config that names itself
+    loop.write_text(yaml.safe_dump({"task": "llm_decoding", "model": {"name": "llm_prefix",
+                                    "params": {"encoder_init": str(loop)}}}))
     init = {"encoder": "pitom", "encoder_params": {"filters": 16}}
     for params, message in [
         ({"encoder_init": str(tmp_path / "nowhere")}, "neither a stage-1 config file nor"),
         ({"encoder_init": str(tmp_path / "stage_one.yml")}, "neither a stage-1 config file nor"),
         ({"encoder_init": str(other)}, "that run is task 'llm_decoding'"),
+        ({"encoder_init": str(loop)}, "that run is task 'llm_decoding'"),
         ({"encoder_init": str(first.run_dir), "encoder_params": {"filters": 8}},
          "that run trained 'pitom' with"),
         ({"encoder_init": str(first.run_dir), "prefix_tokens": 2}, "prefix_tokens = 2"),

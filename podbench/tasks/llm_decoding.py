@@ -328,13 +328,15 @@ def check_stage_one(cfg: Config) -> None:
     trainer checks its words, folds, lags and checkpoints when it starts from it)."""
     import yaml
 
-    from podbench.config import config_file, load
+    from podbench.config import config_file, load, read_yaml
 
     value = cfg.model.params["encoder_init"]
     where = f"model.params.encoder_init = {value!r}"
     folder = Path(value).expanduser()
     if config_file(value):
-        raw = load(config_file(value)).to_dict()
+        raw = read_yaml(config_file(value)) or {}
+        if isinstance(raw, dict) and raw.get("task") == STAGE_ONE:  # else no load: it could
+            raw = load(config_file(value)).to_dict()  # name this config again, endlessly
     elif (folder / "config.yml").is_file():
         raw = yaml.safe_load((folder / "config.yml").read_text())
     else:
