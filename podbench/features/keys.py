@@ -128,8 +128,8 @@ def run_folder(value: str) -> Path:
     (.yml) trains to (found by its training key, so no run id is pasted)."""
     from podbench.config import config_file, load
 
-    if config_file(value):
-        other = load(config_file(value))
+    if path := config_file(value):
+        other = load(path)
         return run_dir_of(other, stage_keys(other)["training"])
     return Path(value).expanduser()
 
@@ -139,8 +139,8 @@ def run_key(value: str, where: str) -> str:
     it holds before that run is trained), or a results folder's (its run.json)."""
     from podbench.config import config_file, load
 
-    if config_file(value):
-        return stage_keys(load(config_file(value)))["training"]
+    if path := config_file(value):
+        return stage_keys(load(path))["training"]
     try:
         return json.loads((Path(value).expanduser() / "run.json").read_text())["keys"]["training"]
     except (OSError, ValueError, KeyError) as err:

@@ -151,6 +151,11 @@ class LanguageModelTask(Task):
                                    "lm_dir": fingerprint(lm_files(lm_path(cfg)))}
         return fragment
 
+    def program_key(self, cfg: Config) -> dict:
+        """Plus the language model, whose frozen weights (llm_decoding) or width (stage 1)
+        the program takes."""
+        return {**super().program_key(cfg), "lm_dir": str(lm_path(cfg).resolve())}
+
     def word_token_ids(self, cfg: Config, dataset: Dataset
                        ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, list[int]]:
         """The words with at least one LM token, their [context | target] id columns (-1:
@@ -246,7 +251,7 @@ class LlmDecoding(LanguageModelTask):
         return load_gpt2(lm_path(cfg))
 
     def program_key(self, cfg: Config) -> dict:
-        return {**super().program_key(cfg), "lm_dir": str(lm_path(cfg).resolve()),
+        return {**super().program_key(cfg),
                 "tokens": [cfg.task_params["context_tokens"], cfg.task_params["target_tokens"]]}
 
     def loss(self, pred, y, cfg: Config):
@@ -309,16 +314,13 @@ class LlmEmbeddingPretraining(LanguageModelTask):
         return self.token_dataset(means, kept, {"dropped_words": dropped,
                                                               "lm_width": int(wte.shape[1])})
 
-    def program_key(self, cfg: Config) -> dict:
-        return {**super().program_key(cfg), "lm_dir": str(lm_path(cfg).resolve())}
-
     def loss(self, pred, y, cfg: Config):
         return ((pred - y) ** 2).mean(axis=-1)
 
     def stop_value(self, pred, y, mask):
         from podbench.tasks.scoring import masked_mean
 
-        return masked_mean(((pred - y) ** 2).mean(axis=-1), mask)
+        return masked_mean(self.loss(pred, y, None), mask)
 
 
 # ------------------------------------------------------------------------ stage 1 -> stage 2
@@ -333,10 +335,11 @@ def check_stage_one(cfg: Config) -> None:
     value = cfg.model.params["encoder_init"]
     where = f"model.params.encoder_init = {value!r}"
     folder = Path(value).expanduser()
-    if config_file(value):
-        raw = read_yaml(config_file(value)) or {}
-        if isinstance(raw, dict) and raw.get("task") == STAGE_ONE:  # else no load: it could
-            raw = load(config_file(value)).to_dict()  # name this config again, endlessly
+    if path := config_file(value):
+        raw = read_yaml(path) or {}
+        # another task's config is refused unloaded: it could name this config, endlessly
+        if not isinstance(raw, dict) or raw.get("task") == STAGE_ONE:
+            raw = load(path).to_dict()  # (not a mapping: load says so)
     elif (folder / "config.yml").is_file():
         raw = yaml.safe_load((folder / "config.yml").read_text())
     else:
