@@ -293,7 +293,8 @@ def _convert(value, hint, path: str):
     raise ConfigError(f"{path} = {value!r}: expected {_describe(hint)}")
 
 
-def _unknown_key(key: str, allowed: list[str], path: str) -> ConfigError:
+def unknown_key(key: str, allowed: list[str], path: str) -> ConfigError:
+    """An unknown key at `path` (dotted; "" at the top), with the closest allowed one."""
     where = f"{path}.{key}" if path else key
     close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
     hint = f"; did you mean {(path + '.' if path else '') + close[0]!r}?" if close else ""
@@ -310,7 +311,7 @@ def _build(cls, raw, path: str):
     fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     for key in raw:
         if key not in fields:
-            raise _unknown_key(str(key), list(fields), path)
+            raise unknown_key(str(key), list(fields), path)
     values = {}
     for name, f in fields.items():
         sub = f"{path}.{name}" if path else name
@@ -355,10 +356,7 @@ def parse_overrides(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected PATH=VALUE, e.g. training.lr=3e-4")
         path, text = item.split("=", 1)
-        try:
-            out[path.strip()] = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {item!r}: value is not valid YAML ({exc})") from exc
+        out[path.strip()] = parse_yaml(text, f"--set {item}", inline=True)
     return out
 
 
@@ -459,8 +457,28 @@ def _strict_mapping(loader: StrictLoader, node: yaml.MappingNode, deep: bool = F
 StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _strict_mapping)
 
 
-def read_yaml(path: Path, what: str = "config file"):
-    """Parse a YAML file strictly: UTF-8, no duplicate keys; one ConfigError line otherwise."""
+def parse_yaml(text: str, where: str, inline: bool = False) -> Any:
+    """Parse YAML text strictly (no key twice in a mapping); any problem is one ConfigError
+    line, `where:LINE:COLUMN: ...` for a syntax error (`where (column N)` for an `inline`
+    value). Every YAML podbench reads (configs, grids, suites, the configs of results it reads
+    back, `--set` values) goes through it."""
+    try:
+        return yaml.load(text, Loader=StrictLoader)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = where if mark is None else f"{where} (column {mark.column + 1})" if inline \
+            else f"{where}:{mark.line + 1}:{mark.column + 1}"
+        problem = " ".join(str(exc.problem or exc.context or "").split())
+        raise ConfigError(f"{at}: not valid YAML ({problem})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: not valid YAML ({' '.join(str(exc).split())})") from None
+
+
+def read_yaml(path: Path, what: str = "config file") -> Any:
+    """Read a YAML file with `parse_yaml`; it must exist and be UTF-8 text."""
+    path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{what} {str(path)!r} does not exist")
     try:
@@ -470,12 +488,9 @@ def read_yaml(path: Path, what: str = "config file"):
                           f"offset {exc.start})") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
-    try:
-        return yaml.load(text, Loader=StrictLoader)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    return parse_yaml(text, str(path))
+
+
 ENV_OVERRIDES = "PODBENCH_SET"
 
 

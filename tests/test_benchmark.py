@@ -133,7 +133,19 @@ def test_paired_comparison_is_scipy_wilcoxon():
     ({"name": "x y", "version": 1, "cells": [{}]}, "name = 'x y'"),
     ({"name": "x", "version": 1, "cells": [{"name": "a"}]}, r"cells\[0\]: missing key 'config'"),
     ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "nope.yml"}]}, "does not exist"),
-    ({"name": "x", "version": 1, "cellz": []}, "cellz: unknown key"),
+    ({"name": "x", "version": 1, "cellz": []}, "unknown key 'cellz'; did you mean 'cells'"),
+    ({"name": "..", "version": 1, "cells": [{}]}, r"name = '\.\.': expected one folder name"),
+    ({"name": ".", "version": 1, "cells": [{}]}, r"name = '\.': expected one folder name"),
+    ({"name": "x", "version": 1, "cells": [{"name": "..", "config": "DEMO"}]},
+     r"cells\[0\].name = '\.\.'"),
+    # raw text: what a mapping cannot hold
+    ("name: x\nversion: 1\nname: y\ncells: []\n", r"key 'name' appears twice \(lines 1 and 3\)"),
+    ("name: x\nversion: 1\ncells:\n- name: a\n  config: DEMO\n  set: {model.members: 1}\n"
+     "  set: {model.members: 2}\n", r"key 'set' appears twice \(lines 6 and 7\)"),
+    ("name: x\nversion: 1\ndefaults:\n  set:\n    model.members: 1\n    model.members: 2\n"
+     "cells: []\n", r"key 'model.members' appears twice \(lines 5 and 6\)"),
+    ("name: x\nversion: 1\ncells: [\n", r"bad.yml:4:1: not valid YAML"),
+    (b"name: caf\xe9\nversion: 1\ncells: []\n", "not UTF-8 text"),
     ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "DEMO",
                                             "significance": {"permutations": -1}}]},
      "permutations = -1"),
@@ -147,13 +159,21 @@ def test_paired_comparison_is_scipy_wilcoxon():
                                            {"name": "a", "config": "DEMO"}]}, "appears twice"),
 ])
 def test_suite_errors_name_the_file_and_key(tmp_path, suite, message):
-    text = yaml.safe_dump(suite).replace("DEMO", str(REPO / "configs/demo.yml"))
+    """One line naming the file, exit 2, nothing written (a dict is dumped; text and bytes are
+    written as they are)."""
+    demo = str(REPO / "configs/demo.yml")
+    if isinstance(suite, bytes):
+        text = suite
+    else:
+        text = (suite if isinstance(suite, str) else yaml.safe_dump(suite)).replace("DEMO", demo)
+        text = text.encode()
     path = tmp_path / "bad.yml"
-    path.write_text(text)
+    path.write_bytes(text)
     with pytest.raises(ConfigError, match=message):
         load_suite(path)
     result = CliRunner().invoke(main, ["benchmark", "--suite", str(path)])
     assert result.exit_code == 2 and "bad.yml" in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
     assert not (tmp_path / "results").exists()
 
 

@@ -44,6 +44,23 @@ def test_invalid_configs_name_the_path_and_value(raw, fragment):
     assert str(err.value).startswith("exp.yml: ")
 
 
+@pytest.mark.parametrize("text, overrides, fragment", [
+    ("training:\n  lr: [1,\n", [], "exp.yml:3:1: not valid YAML (expected the node content"),
+    ("training:\n  lr: 1\n  lr: 2\n", [], "exp.yml: key 'lr' appears twice (lines 2 and 3)"),
+    (b"trial_name: caf\xe9\n", [], "exp.yml: not UTF-8 text (byte 0xe9 at offset 15)"),
+    ("{}", ["model.params={hidden: [1], hidden: [2]}"], "--set model.params={hidden: [1], hidden: "
+     "[2]}: key 'hidden' appears twice"),
+    ("{}", ["training.lr=[1,"], "--set training.lr=[1, (column 4): not valid YAML"),
+])
+def test_yaml_problems_are_one_line_naming_file_line_and_column(tmp_path, text, overrides,
+                                                                fragment):
+    path = tmp_path / "exp.yml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(ConfigError) as err:
+        config.load(path, overrides)
+    assert fragment in str(err.value) and "\n" not in str(err.value), str(err.value)
+
+
 def test_defaults_are_the_reference_settings():
     cfg = config.from_dict({})
     assert cfg.data.window_width == 0.625

@@ -3,7 +3,7 @@ leaderboard and a report.
 
 A suite file (YAML):
 
-    name: quick                  # [A-Za-z0-9_.-]+, names results/<name>/
+    name: quick                  # [A-Za-z0-9_.-]+, not . or ..: names results/<name>/
     version: 1
     description: ...             # optional
     defaults:                    # optional; applied to every cell, the cell's own keys win
@@ -12,7 +12,7 @@ A suite file (YAML):
       significance: {permutations: 20, mode: words, pool_lags: false, seed: 1,
                      alpha: 0.05}
     cells:
-      - name: gpt2_pitom         # [A-Za-z0-9_.-]+
+      - name: gpt2_pitom         # [A-Za-z0-9_.-]+, not . or ..
         config: ../demo.yml      # relative to the suite file
         set: {model.members: 2}  # applied after defaults.set; `--set` applies last
         subjects: [all, each]    # optional: one cell per set ("each": one per subject)
@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from podbench.config import Config, from_dict, parse_overrides, set_path
+from podbench.config import Config, from_dict, parse_overrides, read_yaml, set_path, unknown_key
 from podbench.errors import ConfigError
 from podbench.experiments.significance import Significance, bh_qvalues, null_configs, \
     paired_comparison, permutation_pvalues
@@ -62,7 +62,7 @@ from podbench.features.keys import SHORT, canonical_json
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).parent / "schema" / "cell.schema.json"
-NAME = re.compile(r"[A-Za-z0-9_.-]+")
+NAME = re.compile(r"(?!\.+$)[A-Za-z0-9_.-]+")  # one folder name: not . or ..
 SUITE_KEYS = ("name", "version", "description", "defaults", "cells")
 DEFAULT_KEYS = ("set", "subjects", "significance")
 CELL_KEYS = ("name", "config", "set", "subjects", "significance")
@@ -112,14 +112,15 @@ class Suite:
 
 # --------------------------------------------------------------------------- suite file
 
-def _mapping(raw, where: str, allowed: tuple[str, ...]) -> dict:
+def _mapping(raw, path: Path, where: str, allowed: tuple[str, ...]) -> dict:
+    """A mapping at `where` (a key path, "" at the top) of suite file `path`, of known keys."""
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where} = {raw!r}: expected a mapping")
+        raise ConfigError(f"{path}: {where or 'suite'} = {raw!r}: expected a mapping")
     for key in raw:
         if key not in allowed:
-            raise ConfigError(f"{where}.{key}: unknown key; allowed: {', '.join(allowed)}")
+            raise ConfigError(f"{path}: {unknown_key(str(key), list(allowed), where)}")
     return raw
 
 
@@ -133,8 +134,10 @@ def _overrides(raw, where: str) -> dict:
 
 
 def _name(value, where: str) -> str:
+    """A suite or cell name: one folder name (it names a folder under the results root)."""
     if not isinstance(value, str) or not NAME.fullmatch(value):
-        raise ConfigError(f"{where} = {value!r}: expected a name of letters, digits, _ . -")
+        raise ConfigError(f"{where} = {value!r}: expected one folder name of letters, digits, "
+                          "_ . - (not . or ..)")
     return value
 
 
@@ -172,10 +175,7 @@ def _expand_subjects(sets: list, cfg: Config) -> list[tuple[str, object]]:
 def _resolve_config(path: Path, overrides: dict, where: str) -> Config:
     if not path.is_file():
         raise ConfigError(f"{where}.config: {str(path)!r} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    raw = read_yaml(path) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     for dotted, value in overrides.items():
@@ -203,13 +203,7 @@ def suite_id(name: str, version, cells: list[Cell]) -> str:
 def load_suite(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> Suite:
     """Read and resolve a suite file; `overrides` (PATH=VALUE) apply to every cell, last."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"suite file {str(path)!r} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-    raw = _mapping(raw, str(path), SUITE_KEYS)
+    raw = _mapping(read_yaml(path, "suite file"), path, "", SUITE_KEYS)
     for key in ("name", "version", "cells"):
         if key not in raw:
             raise ConfigError(f"{path}: missing key {key!r}")
@@ -217,7 +211,7 @@ def load_suite(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) ->
     version = raw["version"]
     if not isinstance(version, (int, str)) or isinstance(version, bool):
         raise ConfigError(f"{path}: version = {version!r}: expected an integer or a string")
-    defaults = _mapping(raw.get("defaults"), f"{path}: defaults", DEFAULT_KEYS)
+    defaults = _mapping(raw.get("defaults"), path, "defaults", DEFAULT_KEYS)
     default_set = _overrides(defaults.get("set"), f"{path}: defaults.set")
     cli = parse_overrides(overrides)
     if not isinstance(raw["cells"], list) or not raw["cells"]:
@@ -225,7 +219,7 @@ def load_suite(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) ->
     cells: list[Cell] = []
     for i, item in enumerate(raw["cells"]):
         where = f"{path}: cells[{i}]"
-        item = _mapping(item, where, CELL_KEYS)
+        item = _mapping(item, path, f"cells[{i}]", CELL_KEYS)
         for key in ("name", "config"):
             if key not in item:
                 raise ConfigError(f"{where}: missing key {key!r}")

@@ -328,8 +328,6 @@ class LlmEmbeddingPretraining(LanguageModelTask):
 def check_stage_one(cfg: Config) -> None:
     """Refuse an `encoder_init` whose config is not a stage-1 run of the same encoder (the
     trainer checks its words, folds, lags and checkpoints when it starts from it)."""
-    import yaml
-
     from podbench.config import config_file, load, read_yaml
 
     value = cfg.model.params["encoder_init"]
@@ -341,7 +339,7 @@ def check_stage_one(cfg: Config) -> None:
         if not isinstance(raw, dict) or raw.get("task") == STAGE_ONE:
             raw = load(path).to_dict()  # (not a mapping: load says so)
     elif (folder / "config.yml").is_file():
-        raw = yaml.safe_load((folder / "config.yml").read_text())
+        raw = read_yaml(folder / "config.yml", "results config")
     else:
         raise ConfigError(f"{where}: neither a stage-1 config file nor a results folder "
                           "(with config.yml)")

@@ -19,10 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from podbench import registry
-from podbench.config import Config, from_dict
+from podbench.config import Config, from_dict, read_yaml
 from podbench.errors import DataError
 
 
@@ -76,7 +75,7 @@ def load_run(path: str | Path) -> SavedRun:
     missing = [name for name in files if not (path / name).is_file()]
     if missing:
         raise DataError(f"{path}: not a complete results folder (missing {', '.join(missing)})")
-    cfg = from_dict(yaml.safe_load((path / "config.yml").read_text()), str(path / "config.yml"))
+    cfg = from_dict(read_yaml(path / "config.yml", "results config"), str(path / "config.yml"))
     info = json.loads((path / "run.json").read_text())
     closed = registry.models.entry(cfg.model.name).meta.get("closed_form", False)
     model = None
