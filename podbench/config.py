@@ -28,8 +28,8 @@ from podbench.errors import ConfigError
 
 def opt(default: Any = dataclasses.MISSING, *, doc: str = "", choices=None, ge=None, gt=None,
         le=None, lt=None, nonempty=False, factory=None):
-    """A config field with its documentation and constraints (range; `nonempty` refuses an
-    empty list or string)."""
+    """A config field with its documentation and constraints (range, of each item of a list;
+    `nonempty` refuses an empty list or string)."""
     meta = {"doc": doc, "ge": ge, "gt": gt, "le": le, "lt": lt, "nonempty": nonempty}
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
@@ -115,7 +115,7 @@ class TrainingConfig:
                    "rows permuted across words or shifted circularly in time (keeps their "
                    "autocorrelation), test rows kept (the nulls of a permutation test)")
     permutation_seed: Union[int, None] = opt(
-        None, doc="seed of the null targets (null: training.seed); set, it leaves "
+        None, ge=0, doc="seed of the null targets (null: training.seed); set, it leaves "
                   "training.seed a per-lane seed, so null points pack beside the real one")
     loss: Literal["mse", "cosine"] = opt("mse", doc="loss of vector targets")
     lane_chunk: Union[Literal["auto"], int] = opt(
@@ -317,9 +317,11 @@ def _build(cls, raw, path: str):
         sub = f"{path}.{name}" if path else name
         if name in raw:
             value = _convert(raw[name], hints[name], sub)
-            problem = _range_error(value, f.metadata)
-            if problem:
-                raise ConfigError(f"{sub} = {value!r}: expected {problem}")
+            items = enumerate(value) if isinstance(value, list) else ()  # a range bounds each item
+            for where, item in [(sub, value), *((f"{sub}[{i}]", v) for i, v in items)]:
+                problem = _range_error(item, f.metadata)
+                if problem:
+                    raise ConfigError(f"{where} = {item!r}: expected {problem}")
             values[name] = value
     return cls(**values)
 

@@ -224,3 +224,56 @@ def test_bad_input_is_one_line_exit_2_nothing_written(outcomes, name):
     for default_root in ("stores", "results"):  # relative defaults of an empty config
         assert not (work / default_root).exists()
     shutil.rmtree(work / "ds", ignore_errors=True)
+
+
+# Values refused before any work, in-process (click's CliRunner): the config's own ranges, then
+# the checks before computing. name: (config changes, --set overrides, fragment of the line)
+VALUES = {
+    "ridge alphas -1": ({"model": {"name": "ridge", "params": {"alphas": [-1.0]}}}, [],
+                        "model.params.alphas[0] = -1.0: expected a value > 0"),
+    "ridge alphas empty": ({"model": {"name": "ridge", "params": {"alphas": []}}}, [],
+                           "model.params.alphas = []: expected a non-empty value"),
+    "linear alphas 0": ({"model": {"name": "linear", "params": {"alphas": [1.0, 0]}}}, [],
+                        "model.params.alphas[1] = 0.0: expected a value > 0"),
+    "mlp hidden -4": ({"model": {"name": "mlp", "params": {"hidden": [-4]}}}, [],
+                      "model.params.hidden[0] = -4: expected a value >= 1"),
+    "permutation_seed -1 shuffled": ({"training": {"permutation_seed": -1,
+                                                   "shuffle_targets": True}}, [],
+                                     "training.permutation_seed = -1: expected a value >= 0"),
+    "permutation_seed -1 by --set": ({}, ["training.permutation_seed=-1"],
+                                     "--set training.permutation_seed=-1"),
+    "window_rms 0": ({"preprocess": {"name": "window_rms",
+                                     "params": {"num_average_samples": 0}}}, [],
+                     "preprocess.params.num_average_samples = 0: expected a value >= 1"),
+    "num_average_samples 1000": ({"preprocess": {"params": {"num_average_samples": 1000}}}, [],
+                                 "num_average_samples = 1000: larger than a lag window (320 "
+                                 "samples"),
+    "hf model missing": ({"targets": {"kind": "hf", "hf_model": "/no/such"}}, [],
+                         "targets.hf_model = '/no/such': no such file or directory"),
+    "hf model not a model": ({"targets": {"kind": "hf", "hf_model": "."}}, [],
+                             "targets.hf_model = '.': expected a local Hugging Face model folder"),
+}
+
+
+def test_bad_values_are_refused_before_any_work(standin, tmp_path, monkeypatch):
+    """Each value: exit 2, one line naming it, and empty store and results roots."""
+    from click.testing import CliRunner
+
+    from podbench.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    for name, (changes, overrides, fragment) in VALUES.items():
+        raw = yaml.safe_load(yaml.safe_dump(BASE))
+        raw["data"]["root"] = str(standin)
+        raw["data"]["electrodes"] = "^G[0-9]+$"
+        raw["output"] = {"stores": str(tmp_path / "stores"), "results": str(tmp_path / "results")}
+        for section, values in changes.items():
+            raw.setdefault(section, {}).update(values)
+        (tmp_path / "exp.yml").write_text(yaml.safe_dump(raw))
+        args = ["build-features", "--config", "exp.yml", *(a for o in overrides for a in ("--set", o))]
+        result = CliRunner().invoke(main, args)
+        lines = result.stderr.strip().splitlines()
+        assert result.exit_code == 2 and len(lines) == 1, (name, result.output[-1500:])
+        assert fragment in lines[0], (name, lines[0])
+        for root in ("stores", "results"):
+            assert not (tmp_path / root).exists() or not any((tmp_path / root).iterdir()), name

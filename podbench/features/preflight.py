@@ -4,7 +4,7 @@ store is built or lane trained, so that a bad file or value fails in seconds wit
 - inputs: the dataset root, every file the stages read (present, readable, not empty), the
   electrode selection and the recordings' headers, the task's events;
 - values that depend on the data (`Task.check_data`: folds against events, PCA dimension and
-  layer against the embeddings);
+  layer against the embeddings; a preprocessor's `num_average_samples` against the window);
 - outputs: output.stores (when a store is to be built) and output.results (when training)
   is a folder or can be created, is writable and has the free space the build needs (an
   estimate, said in the error); a store root holding every store needed may be read-only.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from podbench import registry
 from podbench.config import Config
-from podbench.errors import DataError, OutputError
+from podbench.errors import ConfigError, DataError, OutputError
 from podbench.features.context import Resolved, resolve
 from podbench.features.store import COMPLETE, human_bytes
 
@@ -100,15 +100,26 @@ def check_inputs(ctx: Resolved) -> dict[tuple, tuple[Path, float]]:
                    if not (stores / stage / specs[stage].key / COMPLETE).is_file())
     if not absent:
         return {}  # every store is built: the store root may even be read-only
-    if specs["epochs"].key not in absent:
-        return {absent: (stores, 0.0)}
     recordings = open_recordings(dataset, ctx.subjects, ctx.electrodes, cfg.data.signal)
     geo = geometry(cfg, recordings[0].sfreq)
+    check_block(cfg, geo.window, geo.sfreq)
+    if specs["epochs"].key not in absent:
+        return {absent: (stores, 0.0)}
     channels = sum(len(r.channels) for r in recordings)
     epochs = float(len(events) * channels * geo.span * 4)
     block = cfg.preprocess.params.get("num_average_samples", 1)  # None: one value per window
     per_window = len(geo.lags) * geo.window / (geo.window if block is None else max(1, block))
     return {absent: (stores, epochs * (1 + per_window / geo.span))}
+
+
+def check_block(cfg: Config, window: int, sfreq: float) -> None:
+    """`preprocess.params.num_average_samples` (the bin of the block preprocessors) fits in
+    one lag window of `window` samples."""
+    block = cfg.preprocess.params.get("num_average_samples")
+    if block is not None and block > window:
+        raise ConfigError(f"preprocess.params.num_average_samples = {block}: larger than a lag "
+                          f"window ({window} samples: data.window_width = "
+                          f"{cfg.data.window_width:g} s at {sfreq:g} Hz)")
 
 
 def check_root(root: Path, key: str, need: dict[Path, float]) -> None:

@@ -70,7 +70,8 @@ def zscore(params: dict, ctx: EpochsContext):
 
 @dataclass
 class WindowRmsParams:
-    num_average_samples: int | None = None  # None: one RMS over the whole window
+    num_average_samples: int | None = opt(
+        None, ge=1, doc="samples per RMS bin; null: one RMS over the whole window")
 
 
 @register_preprocessor("window_rms", params=WindowRmsParams, dims=("channel", "bin"))
@@ -78,8 +79,6 @@ def window_rms(params: dict, ctx: EpochsContext):
     """The reference's: root mean square per channel over the whole window (one bin), or over
     blocks of `num_average_samples` samples (a trailing partial block is dropped)."""
     size = params["num_average_samples"]
-    if size is not None and size < 1:
-        raise ConfigError(f"preprocess.params.num_average_samples = {size}: expected >= 1 or null")
 
     def transform(x: np.ndarray) -> np.ndarray:
         squares = x.astype(np.float64) ** 2

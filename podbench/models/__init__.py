@@ -29,7 +29,7 @@ class PitomParams:
 
 @dataclass
 class MlpParams:
-    hidden: list[int] = field(default_factory=lambda: [32])
+    hidden: list[int] = opt(factory=lambda: [32], ge=1, doc="width of each hidden layer")
     dropout: float = opt(0.2, ge=0, lt=1, doc="dropout rate")
     final_norm: bool = True
     output_activation: Literal["none", "tanh"] = "none"
@@ -38,13 +38,15 @@ class MlpParams:
 
 @dataclass
 class RidgeParams:
-    alphas: list[float] = field(default_factory=lambda: [1e-1, 1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6])
+    alphas: list[float] = opt(
+        factory=lambda: [1e-1, 1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6], gt=0, nonempty=True,
+        doc="L2 penalties tried per lane; the best on validation is kept")
 
 
 @dataclass
 class LinearParams:
     alphas: list[float] = opt(
-        factory=lambda: [1e-1, 1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6],
+        factory=lambda: [1e-1, 1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6], gt=0, nonempty=True,
         doc="L2 penalties tried per lane; the best on validation is kept (logistic: C = 1/alpha)")
     max_iter: int = opt(200, ge=1, doc="L-BFGS iterations of each logistic fit")
 

@@ -162,7 +162,12 @@ def arbitrary(cfg: Config, dataset: Dataset, words: pd.DataFrame) -> SourceResul
 
 
 def _hf_model_files(cfg: Config, ds: Dataset) -> list[Path]:
-    root = Path(cfg.targets.hf_model or "")
+    """The transcript and the model folder's files (a folder with config.json, checked here,
+    before any store is built)."""
+    root = _check_path(cfg.targets.hf_model, "targets.hf_model", "hf")
+    if not (root / "config.json").is_file():
+        raise ConfigError(f"targets.hf_model = {cfg.targets.hf_model!r}: expected a local "
+                          "Hugging Face model folder (with config.json)")
     return [ds.transcript_path] + sorted(p for p in root.glob("*") if p.is_file())
 
 
