@@ -250,13 +250,18 @@ def benchmark(suite_path, overrides, engine, address):
 
 @main.command()
 @click.argument("results_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--partial", is_flag=True,
+              help="Report a benchmark's complete cells although some are missing or damaged "
+                   "(the report says 'partial: N of M cells'; without it such a folder is "
+                   "refused, naming them).")
 @reports_errors
-def report(results_dir):
+def report(results_dir, partial):
     """Write RESULTS_DIR/report/index.html: a benchmark, sweep or results folder as a static
     HTML report (sortable leaderboard, lag curves, one page per cell)."""
     from podbench.experiments.report import write_report
 
-    write_report(results_dir, log=click.echo)
+    write_report(results_dir, log=click.echo, partial=partial,
+                 warn=lambda line: click.echo(f"warning: {line}", err=True))
 
 
 @main.command()

@@ -419,6 +419,37 @@ def test_report_of_one_run_and_of_a_sweep(small_suite, tmp_path):
     assert bad.exit_code == 2 and "neither a benchmark folder" in bad.output
 
 
+def test_report_reads_the_manifest_and_refuses_to_lie(small_suite, tmp_path):
+    """A copy of the benchmark folder: a leftover temporary copy of a cell's results folder is
+    never read; a deleted cell is refused naming it (--partial: reported, said at the top); a
+    truncated cell.json is one line naming it."""
+    _, result = small_suite
+    folder = tmp_path / "bench"
+    shutil.copytree(result.folder, folder)
+    (ridge,) = (folder / "cells" / "ridge").glob("*/cell.json")
+    shutil.copytree(ridge.parent, ridge.parent.with_name(f"{ridge.parent.name}.tmp-99-abcdef"))
+    runner = CliRunner()
+    ok = runner.invoke(main, ["report", str(folder)])
+    assert ok.exit_code == 0, ok.output
+    assert (folder / "report" / "index.html").read_text().count('href="cell-ridge.html"') == 1
+    shutil.rmtree(folder / "cells" / "mlp")
+    refused = runner.invoke(main, ["report", str(folder)])
+    lines = refused.stderr.strip().splitlines()
+    assert refused.exit_code == 2 and len(lines) == 1, refused.output
+    assert "1 of 2 cells" in lines[0] and "mlp (no results folder" in lines[0], lines[0]
+    partial = runner.invoke(main, ["report", str(folder), "--partial"])
+    assert partial.exit_code == 0 and "mlp" in partial.stderr, partial.output
+    index = (folder / "report" / "index.html").read_text()
+    assert "partial: 1 of 2 cells" in index and 'href="cell-mlp.html"' not in index
+    ridge.write_text(ridge.read_text()[:100])
+    damaged = runner.invoke(main, ["report", str(folder)])
+    lines = damaged.stderr.strip().splitlines()
+    assert damaged.exit_code == 2 and len(lines) == 1 and "Traceback" not in damaged.output
+    assert f"{ridge}: damaged cell record" in lines[0], lines[0]
+    compare = runner.invoke(main, ["compare", str(ridge), str(ridge)])
+    assert compare.exit_code == 2 and f"{ridge}: damaged cell record" in compare.stderr
+
+
 # --------------------------------------------------------------------------- ray
 
 @pytest.mark.slow

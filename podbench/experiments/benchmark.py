@@ -55,7 +55,7 @@ import pandas as pd
 import yaml
 
 from podbench.config import Config, from_dict, parse_overrides, read_yaml, set_path, unknown_key
-from podbench.errors import ConfigError
+from podbench.errors import ConfigError, DataError
 from podbench.experiments.significance import Significance, bh_qvalues, null_configs, \
     paired_comparison, permutation_pvalues
 from podbench.features.keys import SHORT, canonical_json
@@ -330,13 +330,28 @@ def cell_record(run_dir: Path, cell_id: str, *, suite: dict | None = None,
     }
 
 
+def read_record(path: Path) -> dict:
+    """A cell.json file's record; a damaged one (truncated, not a record) is one DataError
+    line naming it."""
+    try:
+        record = json.loads(Path(path).read_bytes())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: damaged cell record ({exc.msg} at line {exc.lineno} column "
+                        f"{exc.colno}); delete it and run `podbench benchmark` again") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read it as a cell record ({exc})") from None
+    if not isinstance(record, dict) or record.get("schema") != "podbench.cell":
+        raise DataError(f"{path}: not a podbench cell record (expected schema podbench.cell)")
+    return record
+
+
 def load_record(path: Path) -> dict:
     """A cell record from a cell.json file or a results folder (with or without cell.json)."""
     path = Path(path)
     if path.is_file() and path.name.endswith(".json"):
-        return json.loads(path.read_text())
+        return read_record(path)
     if (path / "cell.json").is_file():
-        return json.loads((path / "cell.json").read_text())
+        return read_record(path / "cell.json")
     if (path / "run.json").is_file():
         return cell_record(path, path.name)
     raise ConfigError(f"{path}: expected a cell.json or a results folder (with run.json)")

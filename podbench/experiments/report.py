@@ -1,8 +1,9 @@
 """`podbench report RESULTS_DIR`: a static, self-contained HTML report.
 
-RESULTS_DIR is a benchmark folder (results/<suite>/<id>/, its cells' cell.json files), a
-sweep folder (sweep-<id>/summary.csv: every point's results folder) or one results folder
-(run.json). The report is written to RESULTS_DIR/report/:
+RESULTS_DIR is a benchmark folder (results/<suite>/<id>/: every cell its suite.yml lists,
+read from the results folder named there; a cell missing or damaged is refused, naming it,
+unless --partial), a sweep folder (sweep-<id>/summary.csv: every point's results folder) or
+one results folder (run.json). The report is written to RESULTS_DIR/report/:
 
   index.html       the leaderboard (sortable: click a column), the lag curves of every task
                    (all its cells on one axis, fold band = mean +- std over folds, significant
@@ -19,16 +20,16 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from podbench.errors import ConfigError
-from podbench.experiments.benchmark import cell_record, comparisons, leaderboard
+from podbench.config import read_yaml
+from podbench.errors import ConfigError, DataError
+from podbench.experiments.benchmark import cell_record, comparisons, leaderboard, read_record
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
@@ -71,21 +72,62 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
 
 # --------------------------------------------------------------------------- records
 
-def find_records(folder: Path) -> tuple[str, list[tuple[dict, Path]]]:
-    """(kind, [(cell record, its results folder)]) of a benchmark, sweep or run folder."""
+@dataclass
+class Found:
+    """What a report shows: each complete cell's record and results folder, and the cells a
+    benchmark's manifest lists that are missing or damaged (`id (why)`)."""
+
+    kind: str
+    records: list[tuple[dict, Path]]
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return len(self.records) + len(self.missing)
+
+
+def benchmark_records(folder: Path) -> Found:
+    """The cells suite.yml lists, each read from the results folder it names there (never by
+    globbing, so no temporary, lock or trash folder beside a cell is read as one)."""
+    manifest = folder / "suite.yml"
+    raw = read_yaml(manifest, "suite manifest")
+    cells = raw.get("cells") if isinstance(raw, dict) else None
+    if not isinstance(cells, list) or not cells or not all(
+            isinstance(c, dict) and isinstance(c.get("id"), str) and isinstance(c.get("run"), str)
+            for c in cells):
+        raise DataError(f"{manifest}: not a suite manifest (expected cells: a list of mappings "
+                        "with id and run, as `podbench benchmark` writes)")
+    records, missing = [], []
+    for cell in cells:
+        run_dir = folder / cell["run"]
+        if not run_dir.resolve().is_relative_to(folder.resolve()):
+            raise DataError(f"{manifest}: cell {cell['id']!r} names run {cell['run']!r}, outside "
+                            f"{folder}")
+        absent = [name for name in ("cell.json", "config.yml") if not (run_dir / name).is_file()]
+        if absent:
+            why = "no results folder" if not run_dir.is_dir() else f"no {' or '.join(absent)}"
+            missing.append(f"{cell['id']} ({why}: {run_dir})")
+            continue
+        try:
+            record = read_record(run_dir / "cell.json")
+        except DataError as exc:
+            missing.append(f"{cell['id']} ({exc})")
+            continue
+        if record.get("cell") != cell["id"]:
+            missing.append(f"{cell['id']} ({run_dir / 'cell.json'} is the record of cell "
+                           f"{record.get('cell')!r})")
+            continue
+        records.append((record, run_dir))
+    return Found("benchmark", records, missing)
+
+
+def find_records(folder: Path) -> Found:
+    """The cell records of a benchmark, sweep or run folder."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ConfigError(f"report: {str(folder)!r} is not a folder")
     if (folder / "suite.yml").is_file():
-        found = sorted((folder / "cells").glob("*/*/cell.json"))
-        if not found:
-            raise ConfigError(f"report: {folder} is a benchmark folder without any cell.json "
-                              "(run `podbench benchmark` first)")
-        order = [c["id"] for c in yaml.safe_load((folder / "suite.yml").read_text())["cells"]]
-        records = [(json.loads(p.read_text()), p.parent) for p in found]
-        records.sort(key=lambda rp: order.index(rp[0]["cell"]) if rp[0]["cell"] in order
-                     else len(order))
-        return "benchmark", records
+        return benchmark_records(folder)
     if (folder / "summary.csv").is_file():
         summary = pd.read_csv(folder / "summary.csv")
         if "run_id" not in summary.columns:
@@ -94,9 +136,10 @@ def find_records(folder: Path) -> tuple[str, list[tuple[dict, Path]]]:
         missing = [str(d) for d in dirs if not (d / "run.json").is_file()]
         if missing:
             raise ConfigError(f"report: sweep points without results: {', '.join(missing)}")
-        return "sweep", [(cell_record(d, f"point-{p}"), d) for p, d in zip(summary["point"], dirs)]
+        return Found("sweep", [(cell_record(d, f"point-{p}"), d)
+                               for p, d in zip(summary["point"], dirs)])
     if (folder / "run.json").is_file():
-        return "run", [(cell_record(folder, folder.name), folder)]
+        return Found("run", [(cell_record(folder, folder.name), folder)])
     raise ConfigError(f"report: {folder} is neither a benchmark folder (suite.yml), a sweep "
                       "folder (summary.csv) nor a results folder (run.json)")
 
@@ -277,11 +320,22 @@ def cell_page(record: dict, run_dir: Path) -> str:
     return _page(f"podbench cell {record['cell']}", "".join(parts))
 
 
-def write_report(folder: Path, log: Callable[[str], None] = print) -> Path:
-    """Write folder/report/index.html and one page per cell; return the index path."""
+def write_report(folder: Path, log: Callable[[str], None] = print, partial: bool = False,
+                 warn: Callable[[str], None] | None = None) -> Path:
+    """Write folder/report/index.html and one page per cell; return the index path. A
+    benchmark with a cell missing or damaged is refused, naming them; `partial` reports the
+    others instead, says so at the top of the report and `warn`s of each missing cell."""
     folder = Path(folder)
-    kind, found = find_records(folder)
-    records = [r for r, _ in found]
+    found = find_records(folder)
+    kind, records = found.kind, [r for r, _ in found.records]
+    if found.missing and not partial:
+        raise DataError(f"report: {len(found.missing)} of {found.total} cells of {folder} are "
+                        f"missing or incomplete: {'; '.join(found.missing)}; run `podbench "
+                        "benchmark` again to complete them, or pass --partial")
+    if not records:
+        raise DataError(f"report: no complete cell in {folder} (run `podbench benchmark` first)")
+    for line in found.missing:
+        (warn or log)(f"report: cell {line} is missing; the report is partial")
     out = folder / "report"
     out.mkdir(exist_ok=True)
     links = {r["cell"]: cell_page_name(r["cell"]) for r in records}
@@ -289,8 +343,12 @@ def write_report(folder: Path, log: Callable[[str], None] = print) -> Path:
     title = (f"podbench benchmark {suite['name']} v{suite['version']} ({suite['id']})"
              if suite else f"podbench {kind} {folder.name}")
     board = leaderboard(records)
-    parts = [f"<h1>{html.escape(title)}</h1>",
-             f"<p class=\"note\">{len(records)} cell(s). Each row: the test headline metric "
+    parts = [f"<h1>{html.escape(title)}</h1>"]
+    if found.missing:
+        parts.append(f"<p class=\"partial\"><b>partial: {len(records)} of {found.total} "
+                     f"cells</b>; missing or incomplete: "
+                     f"{html.escape('; '.join(found.missing))}</p>")
+    parts += [f"<p class=\"note\">{len(records)} cell(s). Each row: the test headline metric "
              "(mean ± std over folds) at the lag chosen on the validation split, never on test; "
              "n_significant: lags whose permutation q-value (Benjamini-Hochberg across lags) is "
              "below alpha. Click a column to sort.</p>",
@@ -309,7 +367,7 @@ def write_report(folder: Path, log: Callable[[str], None] = print) -> Path:
                      "headline; a_better counts the pairs where cell_a scores higher.</p>"
                      + _table(pairs, "comparisons", sortable=True))
     (out / "index.html").write_text(_page(title, "".join(parts), script=True))
-    for record, run_dir in found:
+    for record, run_dir in found.records:
         (out / links[record["cell"]]).write_text(cell_page(record, run_dir))
     log(f"report: {out / 'index.html'}")
     return out / "index.html"
