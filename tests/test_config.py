@@ -199,22 +199,29 @@ def test_electrode_csv_paths_are_relative_to_the_data_root(standin, tmp_path, mo
 
     from podbench.data.dataset import Dataset
     from podbench.data.recordings import resolve_electrodes
-    from podbench.data.synth import ELECTRODE_CSV
+    from podbench.data.synth import ELECTRODE_CSV, responsive_electrode_csv
     from podbench.errors import DataError
 
     moved = tmp_path / "moved"
     shutil.copytree(standin, moved)
     monkeypatch.chdir(tmp_path)
-    csv = resolve_electrodes(Dataset(moved), "responsive")  # the stand-in's ground truth
-    assert csv == str((moved / ELECTRODE_CSV).resolve())
-    assert resolve_electrodes(Dataset(moved), str(ELECTRODE_CSV)) == csv  # relative to data.root
+    stores = tmp_path / "stores"
+    before = sorted(p.relative_to(moved) for p in moved.rglob("*"))
+    csv = resolve_electrodes(Dataset(moved), "responsive", stores)  # the ground truth's
+    assert Path(csv).parent == (stores / "electrodes").resolve()  # written into the stores,
+    assert sorted(p.relative_to(moved) for p in moved.rglob("*")) == before  # not the data
+    assert resolve_electrodes(Dataset(moved), "responsive", stores) == csv
+    responsive_electrode_csv(moved)  # the user's own table beside the ground truth
+    assert Path(csv).read_text() == (moved / ELECTRODE_CSV).read_text()
+    assert resolve_electrodes(Dataset(moved), str(ELECTRODE_CSV), stores) == str(
+        (moved / ELECTRODE_CSV).resolve())  # relative to data.root
     (tmp_path / "mine.csv").write_text(Path(csv).read_text())
-    assert resolve_electrodes(Dataset(moved), "mine.csv") == str(tmp_path / "mine.csv")  # cwd
+    assert resolve_electrodes(Dataset(moved), "mine.csv", stores) == str(tmp_path / "mine.csv")
     with pytest.raises(DataError, match="nope.csv.*looked for"):
-        resolve_electrodes(Dataset(moved), "nope.csv")
+        resolve_electrodes(Dataset(moved), "nope.csv", stores)
     (moved / "derivatives/podbench-synth/ground_truth.json").unlink()  # like the real dataset
     with pytest.raises(DataError, match="'responsive'.*ground_truth.json"):
-        resolve_electrodes(Dataset(moved), "responsive")
+        resolve_electrodes(Dataset(moved), "responsive", stores)
     # --set data.root alone moves a shipped config: its keys follow the data, not the folder
     shipped = Path(__file__).resolve().parents[1] / "configs/tasks/content_word.yml"
     sets = [f"data.root={standin}", f"output.stores={tmp_path}/stores"]

@@ -270,6 +270,22 @@ def test_a_read_only_store_root_with_every_store_trains(built, standin, tmp_path
     assert "hit" in result.stdout and "built" not in result.stdout
 
 
+@needs_unshare
+def test_the_demo_runs_on_a_read_only_stand_in(standin, tmp_path):
+    """A reduced demo (ridge, 2 lags, 2 folds) on a read-only mount of the stand-in: nothing
+    is written outside output.stores and output.results (the responsive-electrodes table goes
+    into the stores)."""
+    ro = f"mount --bind {standin} {standin} && mount -o remount,bind,ro {standin}"
+    sets = ["model.name=ridge", "model.params={}", "model.members=1", "training.n_folds=2",
+            "data.lags={min: 0, max: 400, step: 200}", "targets.pca_dim=5",
+            f"output.stores={tmp_path / 'stores'}", f"output.results={tmp_path / 'results'}"]
+    args = ["demo", "--data", str(standin), *(a for s in sets for a in ("--set", s))]
+    result = in_mount(ro, *args)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert list((tmp_path / "stores" / "electrodes").glob("responsive-*.csv"))
+    assert list((tmp_path / "results" / "demo").glob("*/run.json"))
+
+
 def disk_full_run(blocks: int, *args, before: str = "") -> str:
     """The CLI under `ulimit -f blocks` (a write past it fails as a full disk would: EFBIG),
     after the shell command `before`; checks exit 1 and one line on stderr, and returns it."""

@@ -11,6 +11,7 @@ import numpy as np
 
 from podbench.data.dataset import Dataset, read_table, sub_label
 from podbench.errors import DataError
+from podbench.publish import publish_file
 
 
 def is_csv_spec(spec: str | None) -> bool:
@@ -23,22 +24,29 @@ def file_digest(path: str | Path) -> str:
 
 
 RESPONSIVE = "responsive"
+RESPONSIVE_FOLDER = "electrodes"  # under output.stores: the tables `responsive` resolves to
 
 
-def resolve_electrodes(dataset: Dataset, spec: str | None) -> str | None:
+def resolve_electrodes(dataset: Dataset, spec: str | None, stores: str | Path) -> str | None:
     """`data.electrodes` made concrete: a regex stays as it is; `responsive` names a stand-in's
-    ground-truth responsive channels (written as a CSV beside its ground truth); a CSV path is
-    taken as it is when absolute, else relative to data.root when it exists there, else
-    relative to the working directory."""
+    ground-truth responsive channels, as a CSV written once into the store root `stores`
+    (output.stores: never into the dataset) under a name keyed by the ground truth's digest; a
+    CSV path is taken as it is when absolute, else relative to data.root when it exists there,
+    else relative to the working directory."""
     if spec == RESPONSIVE:
-        from podbench.data.synth import ELECTRODE_CSV, GROUND_TRUTH, responsive_electrode_csv
+        from podbench.data.synth import GROUND_TRUTH, responsive_electrode_csv
 
-        if not (dataset.root / GROUND_TRUTH).is_file():
+        truth = dataset.root / GROUND_TRUTH
+        if not truth.is_file():
             raise DataError(f"data.electrodes = {RESPONSIVE!r}: names a stand-in's ground truth, "
                             f"but {dataset.root} has no {GROUND_TRUTH} (not written by "
                             "`podbench synth`); give a regex or an electrode CSV")
-        csv = dataset.root / ELECTRODE_CSV
-        return str(csv if csv.is_file() else responsive_electrode_csv(dataset.root))
+        csv = (Path(stores).expanduser() / RESPONSIVE_FOLDER
+               / f"responsive-{file_digest(truth)[:16]}.csv").resolve()
+        if not csv.is_file():
+            publish_file(csv, lambda tmp: responsive_electrode_csv(dataset.root, tmp),
+                         "writing the responsive-electrodes table")
+        return str(csv)
     if not is_csv_spec(spec):
         return spec
     path = Path(spec).expanduser()
