@@ -142,16 +142,24 @@ def download(config_path, overrides, what, to, dry_run):
               help="Override a config field (YAML-typed). Repeatable.")
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Dataset root (default: the config's data.root).")
+@click.option("--all", "full", is_flag=True,
+              help="Instead of --config: require every file of ds005574 1.0.2 (default: every "
+                   "file of the parts present).")
 @reports_errors
-def check_data(config_path, overrides, root):
-    """Check a ds005574 copy (or stand-in) against what the dataset is known to be."""
+def check_data(config_path, overrides, root, full):
+    """Check a ds005574 copy (or stand-in) against what the dataset is known to be: every
+    file present, and every file the parts present need (or a config reads)."""
     from podbench.data.check import check_data as run_check
     from podbench.errors import ConfigError
 
+    if full and config_path is not None:
+        raise ConfigError("give --all (every file of the dataset) or --config FILE (the files "
+                          "it reads), not both")
     cfg = load_config(config_path, overrides) if config_path is not None else None
     if root is None and cfg is None:
         raise ConfigError("give --root DIR or --config FILE")
-    ok = run_check(root if root is not None else Path(cfg.data.root), cfg, log=click.echo)
+    ok = run_check(root if root is not None else Path(cfg.data.root), cfg, log=click.echo,
+                   full=full)
     sys.exit(0 if ok else 2)
 
 

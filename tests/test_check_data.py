@@ -177,6 +177,38 @@ def test_truncated_audio(copy):
                     "mmap length is greater than file size)")
 
 
+@pytest.mark.parametrize("removed", [
+    ["stimuli/gpt2-xl/transcript.tsv"], ["stimuli/gpt2-xl/features.hdf5"],
+    ["sub-03/ieeg/sub-03_task-podcast_channels.tsv"],
+    ["derivatives/ecogprep/sub-03/ieeg/sub-03_task-podcast_desc-highgamma_ieeg.fif"]])
+def test_a_copy_missing_a_file_of_a_part_it_holds_fails(standin, tmp_path, removed):
+    """Without --config: each file the layout lists for the parts present is required."""
+    from .test_bad_input import mirror
+
+    root = mirror(standin, tmp_path / "ds", dict.fromkeys(removed))
+    result = CliRunner().invoke(main, ["check-data", "--root", str(root)])
+    assert result.exit_code == 2, result.output
+    for rel in removed:
+        assert f"problem: {root / rel}: missing" in result.output.splitlines(), result.output
+
+
+def test_check_data_all_requires_every_file_of_the_dataset(standin, tmp_path):
+    from podbench.data.layout import METADATA, known_sizes
+
+    result = CliRunner().invoke(main, ["check-data", "--root", str(standin), "--all"])
+    assert result.exit_code == 2 and "is a stand-in" in result.stderr, result.output
+    root = tmp_path / "ds005574"
+    shutil.copytree(METADATA, root, ignore=shutil.ignore_patterns("CITATION.md"))
+    missing = [p for p in problems_all(root) if p.endswith(": missing")]
+    assert len(missing) == sum(not (root / rel).is_file() for rel in known_sizes()) > 0
+
+
+def problems_all(root: Path) -> list[str]:
+    checker = Checker(root)
+    checker.run(full=True)
+    return checker.problems
+
+
 def test_the_real_layout_knowledge_on_ds005574s_text_files(tmp_path):
     """podbench ships ds005574's text files verbatim: checked as the real dataset (no ground
     truth), they pass; a transcript missing rows is one line against the real row count."""
@@ -184,8 +216,10 @@ def test_the_real_layout_knowledge_on_ds005574s_text_files(tmp_path):
 
     root = tmp_path / "ds005574"
     shutil.copytree(METADATA, root, ignore=shutil.ignore_patterns("CITATION.md"))
+    missing = [f"{root}/stimuli/gpt2-xl/features.hdf5: missing",  # parts of the transcripts
+               f"{root}/stimuli/whisper-medium/features.hdf5: missing"]
     assert problems(root) == [f"{root}: no recording (derivatives/ecogprep/sub-XX/ieeg/*.fif or "
-                              "sub-XX/ieeg/*.edf)"]
+                              "sub-XX/ieeg/*.edf)", *missing]
     path = root / "stimuli/whisper-medium/transcript.tsv"
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     path.write_text("".join(lines[:-4]), encoding="utf-8")
@@ -194,7 +228,7 @@ def test_the_real_layout_knowledge_on_ds005574s_text_files(tmp_path):
     assert problems(root)[1:] == [
         f"{path}: 5130 rows; expected 5134 (ds005574 1.0.2)",
         f"{sidecar}: 703 bytes that differ from ds005574 1.0.2's; expected its 704 bytes "
-        "(podbench/data/ds005574/sub-07/ieeg/sub-07_task-podcast_ieeg.json)"]
+        "(podbench/data/ds005574/sub-07/ieeg/sub-07_task-podcast_ieeg.json)", *missing]
 
 
 def test_build_features_lists_every_bad_electrode_before_building(standin, tmp_path):

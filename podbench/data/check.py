@@ -368,14 +368,43 @@ class Checker:
                 out.append((str(path.relative_to(self.root)), sub))
         return out
 
-    def run(self, cfg=None) -> None:
-        """Check every present file (no config), or exactly the files `cfg` reads."""
+    def required_files(self, present: set[str], full: bool = False) -> list[str]:
+        """The files a copy must hold: with `full`, every file of ds005574 1.0.2; else every
+        file the layout lists for the parts present: the BIDS metadata, each subject's
+        sidecars and its recording of each signal present (a stand-in: each subject of its
+        ground truth), and every file of each stimulus part present."""
+        if full:
+            if self.expected.standin:
+                raise DataError(f"check-data --all: {self.root} is a stand-in "
+                                f"({GROUND_TRUTH}), not a full copy of {layout.DATASET}")
+            return sorted(layout.known_sizes())
+        subjects = set(self.expected.subjects) if self.expected.standin else {
+            sub for sub in map(subject_of, present) if sub is not None}
+        signals = [signal for signal in layout.SIGNALS
+                   if any(layout.recording(sub, signal) in present for sub in layout.SUBJECTS)]
+        files = {"participants.tsv", "dataset_description.json"}
+        for sub in subjects:
+            files.update(layout.sidecars(sub))
+            files.update(layout.recording(sub, signal) for signal in signals)
+        for part in layout.STIMULUS_PARTS:
+            if present.intersection(part):
+                files.update(part)
+                if part != (layout.AUDIO,):
+                    files.add(layout.WORDS)
+        return sorted(files)
+
+    def run(self, cfg=None, full: bool = False) -> None:
+        """Check every present file and every file the parts present need (`full`: every file
+        of the dataset), or exactly the files `cfg` reads."""
         self.check_participants()
         if cfg is None:
             files = self.present_files()
             if not any(rel.endswith((".fif", ".edf")) for rel, _ in files):
                 self.problems.append(f"{self.root}: no recording (derivatives/ecogprep/sub-XX/"
                                      "ieeg/*.fif or sub-XX/ieeg/*.edf)")
+            have = {rel for rel, _ in files}
+            files += [(rel, subject_of(rel)) for rel in self.required_files(have, full)
+                      if rel not in have]
         else:
             files = self.config_files(cfg)
             self.extra_layers = {cfg.targets.layer}
@@ -434,11 +463,13 @@ def subject_of(rel: str) -> int | None:
     return None
 
 
-def check_data(root: str | Path, cfg=None, log: Callable[[str], None] = print) -> bool:
-    """Check a root (every present file, or the files `cfg` reads); log one line per checked
-    item and per problem; True when there is no problem."""
+def check_data(root: str | Path, cfg=None, log: Callable[[str], None] = print,
+               full: bool = False) -> bool:
+    """Check a root (every present file and every file the parts present need, or with `full`
+    every file of the dataset; or the files `cfg` reads); log one line per checked item and per
+    problem; True when there is no problem."""
     checker = Checker(root)
-    checker.run(cfg)
+    checker.run(cfg, full)
     for line in checker.report:
         log(f"  {line}")
     for line in checker.problems:

@@ -29,6 +29,10 @@ WHISPER = ("stimuli/whisper-medium/transcript.tsv", "stimuli/whisper-medium/feat
 SYNTACTIC = "stimuli/syntactic/transcript.tsv"
 AUDIO = "stimuli/podcast.wav"
 PARTS = ("highgamma", "broadband", "raw", "stimuli")
+SIGNALS = ("highgamma", "broadband", "podbench_highgamma")  # data.signal's values
+# The stimulus files podbench reads, by part: a copy holding one file of a part needs all of
+# them, and every part but the audio needs the words.
+STIMULUS_PARTS = ((WORDS, GPT2_FEATURES), WHISPER, (SYNTACTIC,), (AUDIO,))
 
 
 def label(sub: int) -> str:
