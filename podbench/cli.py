@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
+import logging
 import sys
 from pathlib import Path
 
@@ -33,7 +35,9 @@ class ManyValues(click.Option):
 
 def reports_errors(fn):
     """Turn podbench's own errors into a one-line message and their exit status (2: bad input,
-    1: the machine ran out of a resource)."""
+    1: the machine ran out of a resource). After it, nothing more reaches stderr: a library's
+    work left pending by the refusal (asyncio tasks of zarr's reads, say) is dropped quietly
+    at exit (`_quiet_exit`)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -43,9 +47,17 @@ def reports_errors(fn):
             return fn(*args, **kwargs)
         except PodbenchError as exc:
             click.echo(f"error: {exc}", err=True)
+            atexit.unregister(_quiet_exit)
+            atexit.register(_quiet_exit)
             sys.exit(exc.exit_code)
 
     return wrapper
+
+
+def _quiet_exit() -> None:
+    """At exit after a refusal: what a library left pending is dropped, not printed."""
+    logging.getLogger("asyncio").disabled = True  # "Task was destroyed but it is pending!"
+    sys.unraisablehook = lambda unraisable: None  # "Exception ignored in: <coroutine ...>"
 
 
 def config_options(fn):

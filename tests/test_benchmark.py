@@ -431,7 +431,15 @@ def test_report_reads_the_manifest_and_refuses_to_lie(small_suite, tmp_path):
     runner = CliRunner()
     ok = runner.invoke(main, ["report", str(folder)])
     assert ok.exit_code == 0, ok.output
-    assert (folder / "report" / "index.html").read_text().count('href="cell-ridge.html"') == 1
+    index = (folder / "report" / "index.html").read_text()
+    assert index.count('href="cell-ridge.html"') == 1
+    podbench = Path(sys.executable).parent / "podbench"
+    full = subprocess.run(["bash", "-c", f"ulimit -f 16; exec {podbench} report {folder}"],
+                          capture_output=True, text=True, timeout=300)  # a full disk
+    assert full.returncode == 1 and full.stderr.startswith(
+        "error: writing the report: disk full while writing") and full.stderr.count("\n") == 1
+    assert (folder / "report" / "index.html").read_text() == index  # the old pages, whole
+    assert not [p for p in (folder / "report").iterdir() if ".tmp-" in p.name]
     shutil.rmtree(folder / "cells" / "mlp")
     refused = runner.invoke(main, ["report", str(folder)])
     lines = refused.stderr.strip().splitlines()

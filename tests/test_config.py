@@ -245,3 +245,28 @@ def test_command_line_data_and_output_reach_a_named_pretrain_config(standin, tmp
     assert cfg.overrides == (*sets, "training.lr=3e-4")
     with pytest.raises(ConfigError, match=f"{tmp_path}/stores/pretrain/"):
         stage_keys(cfg)  # the decoder's --set data.root reached the pretrain config
+
+
+def test_nothing_follows_a_refusal_on_stderr(tmp_path):
+    """Work a library left pending at a refusal (an asyncio task, as zarr's reads leave) is not
+    printed after the one error line at exit."""
+    script = tmp_path / "refuse.py"
+    script.write_text(textwrap.dedent("""
+        import asyncio
+        from podbench.cli import reports_errors
+        from podbench.errors import ConfigError
+
+        async def pending():
+            await asyncio.sleep(3600)
+
+        @reports_errors
+        def refuse():
+            loop = asyncio.new_event_loop()
+            refuse.task = loop.create_task(pending())
+            loop.run_until_complete(asyncio.sleep(0))
+            raise ConfigError("refused")
+
+        refuse()
+    """))
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr == "error: refused\n", result.stderr

@@ -113,6 +113,22 @@ def test_damaged_chunks_are_reported_and_refused(built):
     assert cli("stores", "verify", "--stores", str(built / "stores")).returncode == 0
 
 
+def test_a_truncated_array_metadata_is_refused_in_one_line(built):
+    """latent/zarr.json cut short: train names the store and the file (exit 2), no traceback."""
+    stores = Stores(built / "stores")
+    (_, key, store, _), = [s for s in stores.complete_stores() if s[0] == "latents"]
+    meta = store / DATA / "latent" / "zarr.json"
+    original = meta.read_bytes()
+    meta.write_bytes(original[:100])
+    try:
+        train = cli("train", "--config", str(built / "exp.yml"))
+    finally:
+        meta.write_bytes(original)
+    lines = train.stderr.strip().splitlines()
+    assert train.returncode == 2 and len(lines) == 1, train.stderr[-1500:]
+    assert key in lines[0] and "latent/zarr.json is truncated" in lines[0], lines[0]
+
+
 def test_gc_removes_a_damaged_store_and_build_features_rebuilds_it(standin, tmp_path):
     cfg = fresh_work(tmp_path, standin)
     assert cli("build-features", "--config", str(cfg)).returncode == 0
@@ -317,3 +333,19 @@ def test_disk_full_while_writing_results_keeps_the_old_results(built, standin, t
     after = {p.relative_to(run_dir): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
     assert after == before  # the old complete results, untouched
     assert not [p for p in (tmp_path / "results").rglob("*") if TMP_TAG in p.name]
+
+
+def test_disk_full_while_orbax_writes_a_checkpoint_is_one_line(built, standin, tmp_path):
+    """A network decoder's checkpoint (MB) past the limit: orbax's background threads log
+    nothing; one line names the stage and the results folder, exit 1, nothing published."""
+    cfg = write_config(tmp_path / "exp.yml", standin, built / "stores", tmp_path / "results",
+                       model__name="mlp", model__params={"hidden": [512]}, training__epochs=1)
+    fonts = f"{sys.executable} -c 'import matplotlib.font_manager'"
+    result = subprocess.run(["bash", "-c", f"{fonts}; ulimit -f 300; exec {PODBENCH} train "
+                             f"--config {cfg}"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and errors[0].startswith("error: writing the results: disk full"), \
+        result.stderr[-3000:]
+    assert not [p for p in (tmp_path / "results").rglob("*") if p.is_file()]
+

@@ -30,6 +30,7 @@ import pandas as pd
 from podbench.config import read_yaml
 from podbench.errors import ConfigError, DataError
 from podbench.experiments.benchmark import cell_record, comparisons, leaderboard, read_record
+from podbench.publish import publish_file
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
@@ -320,6 +321,11 @@ def cell_page(record: dict, run_dir: Path) -> str:
     return _page(f"podbench cell {record['cell']}", "".join(parts))
 
 
+def _publish_page(path: Path, text: str) -> None:
+    """One page, whole or not at all (a full disk: one line naming it)."""
+    publish_file(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), "writing the report")
+
+
 def write_report(folder: Path, log: Callable[[str], None] = print, partial: bool = False,
                  warn: Callable[[str], None] | None = None) -> Path:
     """Write folder/report/index.html and one page per cell; return the index path. A
@@ -337,7 +343,6 @@ def write_report(folder: Path, log: Callable[[str], None] = print, partial: bool
     for line in found.missing:
         (warn or log)(f"report: cell {line} is missing; the report is partial")
     out = folder / "report"
-    out.mkdir(exist_ok=True)
     links = {r["cell"]: cell_page_name(r["cell"]) for r in records}
     suite = records[0].get("suite") if kind == "benchmark" else None
     title = (f"podbench benchmark {suite['name']} v{suite['version']} ({suite['id']})"
@@ -366,8 +371,8 @@ def write_report(folder: Path, log: Callable[[str], None] = print, partial: bool
                      "(two-sided) of cell_a minus cell_b over their (fold, lag) pairs of the test "
                      "headline; a_better counts the pairs where cell_a scores higher.</p>"
                      + _table(pairs, "comparisons", sortable=True))
-    (out / "index.html").write_text(_page(title, "".join(parts), script=True))
+    _publish_page(out / "index.html", _page(title, "".join(parts), script=True))
     for record, run_dir in found.records:
-        (out / links[record["cell"]]).write_text(cell_page(record, run_dir))
+        _publish_page(out / links[record["cell"]], cell_page(record, run_dir))
     log(f"report: {out / 'index.html'}")
     return out / "index.html"

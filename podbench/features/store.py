@@ -385,10 +385,12 @@ def decode_chunks(path: Path) -> list[str]:
 
 
 def shape_of_var(var: str) -> Callable[[Path], tuple]:
-    """A `shape_of` for `Stores.ensure`: the shape of one array from its zarr.json."""
+    """A `shape_of` for `Stores.ensure`: the shape of one array from its zarr.json (a damaged
+    one is a StoreError naming the store)."""
 
     def shape(path: Path) -> tuple:
-        meta = json.loads((path / DATA / var / "zarr.json").read_text())
-        return tuple(meta["shape"])
+        with reading(path):
+            meta = json.loads((path / DATA / var / "zarr.json").read_text())
+            return tuple(meta["shape"])
 
     return shape

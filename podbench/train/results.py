@@ -17,7 +17,10 @@ then swapped in), so a kill at any moment leaves the old complete folder or the 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import platform
+import re
 from pathlib import Path
 
 import numpy as np
@@ -138,13 +141,28 @@ def plot_title(cfg: Config, task: Task, sizes: dict) -> str:
             f"preprocess={cfg.preprocess.name}")
 
 
+OS_ERROR_CODE = re.compile(r"os_error_code='?(\d+)")  # how tensorstore names a failed write
+
+
 def save_checkpoint(path: Path, state: dict, lanes: list[dict]) -> None:
-    """Every lane's best parameters as one orbax checkpoint (leading axis: lane)."""
+    """Every lane's best parameters as one orbax checkpoint (leading axis: lane). A failed
+    write (a full disk) is raised as the OSError it wraps, not logged from orbax's threads."""
     import orbax.checkpoint as ocp
 
-    checkpointer = ocp.StandardCheckpointer()
-    checkpointer.save(path.resolve() / "state", state)
-    checkpointer.wait_until_finished()
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.CRITICAL)
+    try:
+        checkpointer = ocp.StandardCheckpointer()
+        checkpointer.save(path.resolve() / "state", state)
+        checkpointer.wait_until_finished()
+    except Exception as exc:  # noqa: BLE001 - orbax raises ValueError, RuntimeError, ...
+        code = OS_ERROR_CODE.search(str(exc))
+        if code is None:
+            raise
+        raise OSError(int(code.group(1)), os.strerror(int(code.group(1)))) from exc
+    finally:
+        absl.setLevel(level)
     (path / "lanes.json").write_text(json.dumps(lanes))
 
 
