@@ -29,8 +29,9 @@ def test_window_rms_per_window_and_per_block():
     blocks = rms({"num_average_samples": 4}, CTX)(x)  # two blocks of 4, the last 2 dropped
     expected = np.sqrt((x[..., :8].astype(np.float64) ** 2).reshape(2, 3, 2, 4).mean(-1))
     np.testing.assert_allclose(blocks, expected, rtol=1e-6)
-    with pytest.raises(ConfigError, match="num_average_samples"):
-        rms({"num_average_samples": 0}, CTX)
+    schema = registry.preprocessors.entry("window_rms").meta["params"]
+    with pytest.raises(ConfigError, match="num_average_samples = 0: expected a value >= 1"):
+        config.build_params(schema, {"num_average_samples": 0}, "preprocess.params")  # before work
 
 
 def test_time_pool_averages_over_time_then_two_dense_layers():
