@@ -56,11 +56,11 @@ def small_suite(standin, tmp_path_factory):
     defaults = small_defaults(standin, work, "^(G[1-3][0-9]|LGA[1-3][0-9])$",
                               {"min": 0, "max": 400, "step": 200},
                               **{"targets.pca_dim": 8, "targets.min_train_freq": 2})
-    defaults["significance"] = {"permutations": 3}
+    defaults["significance"] = {"permutations": 300}
     path = write_suite(work / "suite.yml", [
         {"name": "ridge", "config": str(REPO / "configs/demo.yml"), "set": RIDGE},
         {"name": "mlp", "config": str(REPO / "configs/demo.yml"), "set": MLP,
-         "significance": {"permutations": 2, "mode": "circular"}}], defaults)
+         "significance": {"permutations": 50, "refit": 2, "mode": "circular"}}], defaults)
     return path, benchmark(path, **QUIET)
 
 
@@ -102,7 +102,7 @@ def test_null_points_pack_with_the_real_cell_and_keep_its_lane_seeds(standin, tm
     path = write_suite(tmp_path / "s.yml", [
         {"name": "a", "config": str(REPO / "configs/demo.yml")}],
         {**small_defaults(standin, tmp_path, None, {"min": 0, "max": 400, "step": 200}),
-         "significance": {"permutations": 4, "seed": 10}})
+         "significance": {"refit": 4, "seed": 10}})
     cell = load_suite(path).cells[0]
     assert len(cell.points) == 5 and len(group_points(cell.points)) == 1
     assert {lane_point(c) for c in cell.points} == {lane_point(cell.config)}
@@ -140,6 +140,17 @@ def test_paired_comparison_is_scipy_wilcoxon():
     ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "DEMO",
                                             "significance": {"mode": "roll"}}]}, "mode = 'roll'"),
     ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "DEMO",
+                                            "significance": {"permutations": 10 ** 8}}]},
+     "permutations = 100000000: expected an integer between 0 and 100,000"),
+    ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "DEMO",
+                                            "significance": {"seed": -5}}]}, "seed = -5"),
+    ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "DEMO",
+                                            "significance": {"refit": 2, "mode": "blocks"}}]},
+     "retrained nulls"),
+    ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "LLM",
+                                            "significance": {"permutations": 10}}]},
+     "no score-level null"),
+    ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "DEMO",
                                             "set": {"training.lrr": 1}}]}, "training.lrr"),
     ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "DEMO", "subjects": [0.5]}]},
      r"subjects\[0\] = 0.5"),
@@ -147,7 +158,8 @@ def test_paired_comparison_is_scipy_wilcoxon():
                                            {"name": "a", "config": "DEMO"}]}, "appears twice"),
 ])
 def test_suite_errors_name_the_file_and_key(tmp_path, suite, message):
-    text = yaml.safe_dump(suite).replace("DEMO", str(REPO / "configs/demo.yml"))
+    text = yaml.safe_dump(suite).replace("DEMO", str(REPO / "configs/demo.yml")).replace(
+        "LLM", str(REPO / "configs/controls/llm_decoding_no_brain.yml"))
     path = tmp_path / "bad.yml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
@@ -162,7 +174,8 @@ def test_shipped_suites_resolve():
     reference = load_suite(REPO / "configs/suites/reference.yml")
     assert quick.name == "quick" and reference.name == "reference"
     for suite in (quick, reference):
-        assert all(len(c.nulls) == c.significance.permutations > 0 for c in suite.cells)
+        assert all(c.significance.permutations == 1000 and c.significance.null == "score"
+                   and c.nulls == [] for c in suite.cells)
     tasks = {c.config.task for c in reference.cells}
     assert tasks == {"word_embedding", "whisper_embedding", "content_word", "part_of_speech",
                      "surprisal", "surprisal_class", "sentence_onset", "loudness", "iu_boundary"}
@@ -191,9 +204,13 @@ def test_cells_leaderboard_and_schema(small_suite):
         assert record["lags"] == [0, 200] and len(record["per_lag"][0]["test"]) == 5
         run = cell_json.parent
         assert yaml.safe_load((run / "config.yml").read_text())["training"]["shuffle_targets"] is False
-        nulls = sorted((run.parent / "null").iterdir())
-        assert len(nulls) == record["significance"]["permutations"]
-        assert {n.name for n in nulls} == set(record["significance"]["null_runs"])
+        sig = record["significance"]
+        nulls = sorted((run.parent / "null").iterdir()) if sig["refit"] else []
+        assert len(nulls) == sig["refit"] and sig["null"] == ("refit" if sig["refit"] else "score")
+        assert {n.name for n in nulls} == set(sig["null_runs"])
+        assert all(0 < r["p_score"] <= 1 for r in record["per_lag"])  # both nulls are kept
+        assert all(("p_refit" in r) == bool(sig["refit"]) for r in record["per_lag"])
+        assert (run / "test_predictions.npz").is_file()
         if record["decoder"]["model"] == "mlp":  # nulls keep no model; the real cell does
             assert (run / "checkpoints").is_dir()
             assert not any((n / "checkpoints").exists() for n in nulls)
@@ -203,7 +220,8 @@ def test_cells_leaderboard_and_schema(small_suite):
     board = pd.read_csv(result.folder / "leaderboard.csv")
     assert list(board["cell"]) == ["ridge", "mlp"]
     assert list(board["decoder"]) == ["ridge", "mlp"] and set(board["subjects"]) == {"all"}
-    assert list(board["permutations"]) == [3, 2]
+    assert list(board["null"]) == ["score-level, 300 re-pairings (words)",
+                                   "retrained, 2 refits (circular)"]
     assert (result.folder / "report" / "index.html").is_file()
     again = benchmark(path, **QUIET)  # complete: nothing trained
     assert again.trained_cells == [] and again.skipped_cells == ["ridge", "mlp"]
@@ -236,11 +254,11 @@ def test_each_subject_cells(standin, tmp_path):
 @pytest.mark.slow
 def test_planted_lag_is_significant_and_controls_are_not(decoding_standin, tmp_path):
     root, csv = decoding_standin
-    # content words (planted on the stand-in's content channels at 250 ms; ROC-AUC is cheap to
-    # score, unlike word AUC): 99 nulls per lag, no pooling, four lags
+    # content words (planted on the stand-in's content channels at 250 ms): 999 score-level
+    # re-pairings per lag, no pooling, four lags
     defaults = small_defaults(root, tmp_path, str(csv), {"min": -750, "max": 1000, "step": 500},
                               **{"training.n_folds": 5})
-    defaults["significance"] = {"permutations": 99}
+    defaults["significance"] = {"permutations": 999}
     control = {**RIDGE, "training.shuffle_targets": True, "training.permutation_seed": 1000}
     config = str(REPO / "configs/tasks/content_word.yml")
     path = write_suite(tmp_path / "s.yml", [
@@ -251,7 +269,7 @@ def test_planted_lag_is_significant_and_controls_are_not(decoding_standin, tmp_p
                for p in result.folder.glob("cells/*/*/cell.json")}
     planted = {r["lag"]: r for r in records["planted"]["per_lag"]}
     assert planted[PLANTED_MS]["q"] < 0.05 and planted[PLANTED_MS]["significant"]
-    assert planted[PLANTED_MS]["p"] == pytest.approx(1 / 100)
+    assert planted[PLANTED_MS]["p"] == pytest.approx(1 / 1000)
     assert not planted[-750]["significant"], planted[-750]
     assert records["planted"]["selected"]["lag"] == PLANTED_MS
     assert not any(r["significant"] for r in records["control"]["per_lag"]), \
@@ -274,7 +292,7 @@ def test_a_suite_killed_midway_resumes_without_training_a_cell_twice(standin, tm
     defaults = small_defaults(standin, tmp_path, "^(G[1-3][0-9]|LGA[1-3][0-9])$",
                               {"min": 0, "max": 400, "step": 200},
                               **{"targets.pca_dim": 8, "targets.min_train_freq": 2})
-    defaults["significance"] = {"permutations": 2}
+    defaults["significance"] = {"refit": 2}
     cells = [{"name": f"mlp{e}", "config": str(REPO / "configs/demo.yml"),
               "set": {**MLP, "training.epochs": e}} for e in (2, 3, 4, 5)]  # 4 programs
     path = write_suite(tmp_path / "s.yml", cells, defaults)
@@ -379,7 +397,7 @@ def test_report_of_one_run_and_of_a_sweep(small_suite, tmp_path):
     from podbench.experiments.sweep import sweep
 
     _, result = small_suite
-    run = next((result.folder / "cells" / "ridge" / "null").iterdir())
+    run = next(p for p in (result.folder / "cells" / "ridge").iterdir() if p.is_dir())
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
     assert CliRunner().invoke(main, ["report", str(copy)]).exit_code == 0

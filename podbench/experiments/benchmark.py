@@ -9,16 +9,17 @@ A suite file (YAML):
     defaults:                    # optional; applied to every cell, the cell's own keys win
       set: {data.root: data/podcast-standin-demo}   # dotted config overrides
       subjects: [all]            # subject sets: all | each | [3, 6]
-      significance: {permutations: 20, mode: words, pool_lags: false, seed: 1,
-                     alpha: 0.05}
+      significance: {permutations: 1000, mode: words, block: 10, refit: 0,
+                     pool_lags: false, seed: 1, alpha: 0.05}
     cells:
       - name: gpt2_pitom         # [A-Za-z0-9_.-]+
         config: ../demo.yml      # relative to the suite file
         set: {model.members: 2}  # applied after defaults.set; `--set` applies last
         subjects: [all, each]    # optional: one cell per set ("each": one per subject)
 
-A cell is (config x subject set); its unit of work is its real point plus its null points
-(`significance.permutations` shuffled-target copies, see podbench.experiments.significance).
+A cell is (config x subject set); its unit of work is its real point plus its retrained null
+points (`significance.refit` shuffled-target copies; score-level nulls, `permutations`, cost
+no training: see podbench.experiments.significance).
 Every point of every cell is grouped by program signature, so cells and nulls that differ
 only in per-lane values or in their targets at an equal width train as lanes of one program,
 and stores whose keys agree are built once. Results go to
@@ -27,7 +28,7 @@ results/<name>/<suite-id>/ (suite-id: a hash of the resolved cells):
   suite.yml                   the suite as resolved: every cell's config path, overrides,
                               subjects, significance settings and run folder
   cells/<cell>/<run-id>/      the real point's results folder, with cell.json
-  cells/<cell>/null/<run-id>/ the null points' results folders
+  cells/<cell>/null/<run-id>/ the retrained null points' results folders (refit)
   leaderboard.csv             one row per cell (chosen on validation, see CELL_SCHEMA)
   comparisons.csv             paired Wilcoxon tests of the cells of each task
   report/index.html           the static report (podbench.experiments.report)
@@ -57,10 +58,11 @@ import yaml
 from podbench.config import Config, from_dict, parse_overrides, set_path
 from podbench.errors import ConfigError
 from podbench.experiments.significance import Significance, bh_qvalues, null_configs, \
-    paired_comparison, permutation_pvalues
+    null_label, paired_comparison, permutation_pvalues, score_null
 from podbench.features.keys import SHORT, canonical_json
+from podbench.tasks import task_for
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: score-level nulls (significance.null, refit, block; p_score, p_refit)
 SCHEMA_PATH = Path(__file__).parent / "schema" / "cell.schema.json"
 NAME = re.compile(r"[A-Za-z0-9_.-]+")
 SUITE_KEYS = ("name", "version", "description", "defaults", "cells")
@@ -241,6 +243,13 @@ def load_suite(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) ->
         if base.several_tasks:
             raise ConfigError(f"{where}: {config_path} lists several tasks; a cell is one task "
                               "(make one cell per task)")
+        if sig.permutations and task_for(base).repaired_headline(base) is None:
+            raise ConfigError(f"{where}.significance.permutations = {sig.permutations}: task "
+                              f"{base.task!r} has no score-level null (its headline "
+                              f"{task_for(base).headline} has no re-paired form); use "
+                              "significance: {permutations: 0, refit: N} (retrained nulls)")
+        if sig.permutations:  # score-level nulls read the held-out predictions
+            base = base.replace({"training.predictions": True})
         for label, subjects in _expand_subjects(sets, base):
             cell_id = cell_name if sets == ["all"] else f"{cell_name}.{label}"
             cfg = base.replace({"data.subjects": subjects})
@@ -276,7 +285,6 @@ def cell_record(run_dir: Path, cell_id: str, *, suite: dict | None = None,
                 null_dirs: list[Path] = ()) -> dict:
     """The cell.json content of a results folder (and of its null points' folders)."""
     from podbench import config as config_module
-    from podbench.tasks import task_for
 
     cfg = config_module.from_dict(yaml.safe_load((run_dir / "config.yml").read_text()),
                                   str(run_dir / "config.yml"))
@@ -296,23 +304,9 @@ def cell_record(run_dir: Path, cell_id: str, *, suite: dict | None = None,
                 "test_std": _floats([perf[f"{headline}_std"][i]])[0]}
                for i, lag in enumerate(lags)]
     sig_block = None
-    if significance is not None and significance.permutations > 0:
-        null = np.stack([pd.read_csv(d / "lag_performance.csv").set_index("lags")
-                         .loc[lags, f"{headline}_mean"].to_numpy(float) for d in null_dirs])
-        sign = 1.0 if task.headline_mode == "max" else -1.0  # the test asks "better than null"
-        p = permutation_pvalues(np.nan_to_num(sign * observed, nan=-np.inf), sign * null,
-                                pooled=significance.pool_lags)
-        q = bh_qvalues(p)
-        for i, row in enumerate(per_lag):
-            row.update({"p": float(p[i]), "q": float(q[i]),
-                        "significant": bool(q[i] < significance.alpha),
-                        "null_mean": _floats([np.nanmean(null[:, i])])[0],
-                        "null_q95": _floats([np.nanquantile(null[:, i], 0.95)])[0]})
-        sig_block = {**significance.as_dict(),
-                     "test": f"permutation, one-sided ({'greater' if sign > 0 else 'less'})",
-                     "correction": "benjamini-hochberg across lags",
-                     "n_significant": int((q < significance.alpha).sum()),
-                     "null_runs": [d.name for d in null_dirs]}
+    if significance is not None and significance.enabled:
+        sig_block = significance_block(run_dir, cfg, task, significance, lags, observed,
+                                       per_lag, null_dirs)
     chosen = int(task.select_lag(perf))  # on validation, in the headline's direction
     return {
         "schema": "podbench.cell", "schema_version": SCHEMA_VERSION,
@@ -334,6 +328,36 @@ def cell_record(run_dir: Path, cell_id: str, *, suite: dict | None = None,
                         "platform": run.get("platform")},
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def significance_block(run_dir: Path, cfg: Config, task, sig: Significance, lags: list[int],
+                       observed: np.ndarray, per_lag: list[dict], null_dirs: list[Path]) -> dict:
+    """Per-lag p, q and null summaries (added to `per_lag`) and the cell's significance block:
+    p from the retrained nulls when `refit` is set, else from the score-level null; each
+    null's own p beside it (`p_score`, `p_refit`)."""
+    sign = 1.0 if task.headline_mode == "max" else -1.0  # the test asks "better than null"
+    nulls = {}
+    if sig.permutations:
+        nulls["score"] = score_null(run_dir, cfg, sig)
+    if sig.refit:
+        nulls["refit"] = np.stack([pd.read_csv(d / "lag_performance.csv").set_index("lags")
+                                   .loc[lags, f"{task.headline}_mean"].to_numpy(float)
+                                   for d in null_dirs])
+    scored = np.nan_to_num(sign * observed, nan=-np.inf)
+    pvalues = {kind: permutation_pvalues(scored, sign * null, pooled=sig.pool_lags)
+               for kind, null in nulls.items()}
+    p, null = pvalues[sig.null], nulls[sig.null]
+    q = bh_qvalues(p)
+    for i, row in enumerate(per_lag):
+        row.update({"p": float(p[i]), "q": float(q[i]), "significant": bool(q[i] < sig.alpha),
+                    "null_mean": _floats([np.nanmean(null[:, i])])[0],
+                    "null_q95": _floats([np.nanquantile(null[:, i], 0.95 if sign > 0 else 0.05)])[0],
+                    **{f"p_{kind}": float(v[i]) for kind, v in pvalues.items()}})
+    return {**sig.as_dict(), "null": sig.null,
+            "test": f"permutation, one-sided ({'greater' if sign > 0 else 'less'})",
+            "correction": "benjamini-hochberg across lags",
+            "n_significant": int((q < sig.alpha).sum()),
+            "null_runs": [d.name for d in null_dirs]}
 
 
 def load_record(path: Path) -> dict:
@@ -364,7 +388,7 @@ def leaderboard(records: list[dict]) -> pd.DataFrame:
                      "lag_ms": r["selected"]["lag"], "test_mean": r["selected"]["test_mean"],
                      "test_std": r["selected"]["test_std"], "val_mean": r["selected"]["val_mean"],
                      "n_significant": sig["n_significant"] if sig else None,
-                     "n_lags": len(r["lags"]), "permutations": sig["permutations"] if sig else 0,
+                     "n_lags": len(r["lags"]), "null": null_label(sig) if sig else "",
                      "run_id": r["run_id"]})
     return pd.DataFrame(rows)
 

@@ -29,6 +29,7 @@ import yaml
 
 from podbench.errors import ConfigError
 from podbench.experiments.benchmark import cell_record, comparisons, leaderboard
+from podbench.experiments.significance import null_label
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
@@ -250,7 +251,7 @@ def cell_page(record: dict, run_dir: Path) -> str:
              f"{html.escape(selected['by'])} ({selected['lag']} ms): "
              f"<b>{_fmt(selected['test_mean'])} ± {_fmt(selected['test_std'])}</b> (fold std)</p>"]
     if sig:
-        parts.append(f"<p class=\"note\">{sig['permutations']} null points ({sig['mode']}); "
+        parts.append(f"<p class=\"note\">null: {html.escape(null_label(sig))}; "
                      f"p per lag = (1 + #null ≥ observed) / (1 + N); q: Benjamini-Hochberg "
                      f"across lags; {sig['n_significant']} lag(s) with q &lt; {sig['alpha']}.</p>")
     parts.append(_img(lag_figure([record], record["cell"], null_band=True),

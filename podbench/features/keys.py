@@ -93,7 +93,7 @@ def stage_specs(cfg: "Config | Resolved") -> dict[str, StageSpec]:
                                     "depends": depends(cfg) if depends else {}},
                         {"epochs": epochs.key})
     training_fields = dataclasses.asdict(cfg.training)
-    for detail in ("lane_chunk", "lane_batch", "checkpoints"):  # not inputs of the results
+    for detail in ("lane_chunk", "lane_batch", "checkpoints", "predictions"):  # not inputs of the results
         training_fields.pop(detail)
     if not cfg.training.shuffle_targets:  # null-target settings matter only with the shuffle
         training_fields.pop("shuffle_mode")

@@ -34,7 +34,9 @@ registered class plus a YAML config, not a second trainer:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -43,6 +45,7 @@ from podbench import registry
 from podbench.config import Config
 from podbench.data.dataset import Dataset, word_table
 from podbench.errors import ConfigError
+from podbench.tasks import metrics
 
 
 def config_value(cfg: Config, dotted: str):
@@ -50,6 +53,19 @@ def config_value(cfg: Config, dotted: str):
     for part in dotted.split("."):
         node = getattr(node, part)
     return node
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """One fold's test split as scored: the prediction the metrics score (`ensemble` [n, out]),
+    the members' [M, n, out], the targets [n, D], the labels [n] and the training split's
+    labels (word-level metrics count types by them)."""
+
+    ensemble: np.ndarray
+    members: np.ndarray
+    y: np.ndarray
+    labels: np.ndarray
+    train_labels: np.ndarray
 
 
 class Task(ABC):
@@ -132,6 +148,17 @@ class Task(ABC):
         """Metrics that need the members' predictions on a whole evaluation split ("test" for
         reporting, "val" for model selection); keys start with the split."""
         return {}
+
+    def repaired_headline(self, cfg: Config) -> Callable[[HeldOut, np.ndarray], np.ndarray] | None:
+        """The test headline against re-paired test targets, the score-level permutation null:
+        a function of one fold's held-out predictions and perms [P, n] giving [P] scores,
+        prediction i scored against the target (and label) of event perms[p, i]. By default
+        the headline's split metric in its re-paired form (`metrics.REPAIRED`) on the
+        ensemble; None if the headline has no re-paired form."""
+        repaired = metrics.REPAIRED.get(self.headline.split("_", 1)[1])
+        if repaired is None:
+            return None
+        return lambda held, perms: repaired(held.ensemble, held.y, perms)
 
     def ensemble(self, member_preds: np.ndarray) -> np.ndarray:
         """One prediction [n, out] from independently trained members' [M, n, out]: their mean
