@@ -231,9 +231,9 @@ def sweep(config_path, overrides, grid_path, random_n, engine, address):
 @main.command()
 @click.option("--suite", "suite_path", required=True,
               type=click.Path(dir_okay=False, path_type=Path), help="Suite YAML file.")
-@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
-              help="Override a config field of every cell (after the suite's own overrides). "
-                   "Repeatable.")
+@click.option("--set", "overrides", multiple=True, metavar="[CELLS:]PATH=VALUE",
+              help="Override a config field of every cell, or (CELLS:PATH=VALUE) of the cells "
+                   "named like the glob CELLS, after the suite's own overrides. Repeatable.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: programs one after another in this process; ray: store builds and "
                    "programs as Ray tasks (pip install 'podbench[cluster]').")

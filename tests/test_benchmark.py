@@ -443,3 +443,33 @@ def test_ray_benchmark_equals_local_and_resumes(request, small_suite, tmp_path):
     assert trained.count("trained") == 1 and trained.count("already complete") == 2, lines
     assert again.trained_cells == ["mlp"] and again.skipped_cells == ["ridge"]
     pd.testing.assert_frame_equal(again.leaderboard, local.leaderboard)
+
+
+# --------------------------------------------------------------------------- the reference suite
+
+def reference_standin_overrides(root: Path) -> list[str]:
+    """What the reference suite needs on a stand-in (README, "The reference suite")."""
+    synth = root / "derivatives" / "podbench-synth"
+    return [f"data.root={root}", "data.electrodes=responsive",
+            f"glove_*:targets.glove_path={synth / 'glove.50d.txt'}",
+            "iu_boundary_*:task_params.boundaries_csv=derivatives/podbench-synth/iu_boundaries.csv"]
+
+
+@pytest.mark.slow
+def test_every_reference_cell_runs_on_a_stand_in(standin, tmp_path):
+    """The whole reference suite, reduced (two lags, three folds, one member, one epoch), runs
+    end to end on the small stand-in with only the README's overrides, and every cell has its
+    score-level p-values."""
+    tiny = [f"output.stores={tmp_path / 'stores'}", f"output.results={tmp_path / 'results'}",
+            "data.lags={min: 0, max: 400, step: 200}", "training.n_folds=3", "model.members=1",
+            "training.epochs=1", "training.patience=1", "targets.min_train_freq=1"]
+    suite = REPO / "configs/suites/reference.yml"
+    result = benchmark(suite, reference_standin_overrides(standin) + tiny, **QUIET)
+    cells = load_suite(suite).cells
+    assert result.trained_cells == [c.id for c in cells]
+    board = pd.read_csv(result.folder / "leaderboard.csv")
+    assert list(board["cell"]) == [c.id for c in cells]
+    for path in result.folder.glob("cells/*/*/cell.json"):
+        record = json.loads(path.read_text())
+        assert record["significance"]["null"] == "score", record["cell"]
+        assert all(0 < row["p"] <= 1 for row in record["per_lag"]), record["cell"]

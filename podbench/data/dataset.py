@@ -161,6 +161,14 @@ def normalise_label(word: str, mode: str) -> str:
     raise ValueError(f"unknown label normalisation {mode!r}")
 
 
+_GLOVE_STRIP = re.compile(r"\b[^\w\s]+|[^\w\s]+\b")
+
+
+def glove_key(word: str) -> str:
+    """The reference's GloVe lookup: lowercase, punctuation at word boundaries removed."""
+    return _GLOVE_STRIP.sub("", word.lower())
+
+
 def word_table(dataset: Dataset) -> pd.DataFrame:
     """Words: transcript tokens grouped by word_idx (first word and start, last end).
 

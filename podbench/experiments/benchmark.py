@@ -40,6 +40,7 @@ command trains only what is missing.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
@@ -202,8 +203,23 @@ def suite_id(name: str, version, cells: list[Cell]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:SHORT]
 
 
+def cell_overrides(items: tuple[str, ...] | list[str]) -> tuple[dict, list[tuple[str, dict]]]:
+    """`--set` items of a suite: PATH=VALUE applies to every cell; CELLS:PATH=VALUE only to
+    the cells whose name matches the glob CELLS (e.g. `glove_*:targets.glove_path=...`)."""
+    plain, scoped = [], []
+    for item in items:
+        head = item.split("=", 1)[0]
+        if ":" in head:
+            pattern, rest = item.split(":", 1)
+            scoped.append((pattern.strip(), parse_overrides([rest])))
+        else:
+            plain.append(item)
+    return parse_overrides(plain), scoped
+
+
 def load_suite(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> Suite:
-    """Read and resolve a suite file; `overrides` (PATH=VALUE) apply to every cell, last."""
+    """Read and resolve a suite file; `overrides` (PATH=VALUE, or CELLS:PATH=VALUE for the
+    cells named like the glob CELLS) apply last."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"suite file {str(path)!r} does not exist")
@@ -221,7 +237,7 @@ def load_suite(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) ->
         raise ConfigError(f"{path}: version = {version!r}: expected an integer or a string")
     defaults = _mapping(raw.get("defaults"), f"{path}: defaults", DEFAULT_KEYS)
     default_set = _overrides(defaults.get("set"), f"{path}: defaults.set")
-    cli = parse_overrides(overrides)
+    cli, scoped = cell_overrides(overrides)
     if not isinstance(raw["cells"], list) or not raw["cells"]:
         raise ConfigError(f"{path}: cells = {raw['cells']!r}: expected a non-empty list")
     cells: list[Cell] = []
@@ -238,7 +254,9 @@ def load_suite(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) ->
         sig = Significance.parse(item.get("significance", defaults.get("significance")),
                                  f"{where}.significance")
         config_path = path.parent / str(item["config"])
-        merged = {**default_set, **cell_set, **cli}
+        merged = {**default_set, **cell_set, **cli,
+                  **{k: v for pattern, values in scoped for k, v in values.items()
+                     if fnmatch.fnmatchcase(cell_name, pattern)}}
         base = _resolve_config(config_path, merged, where)
         if base.several_tasks:
             raise ConfigError(f"{where}: {config_path} lists several tasks; a cell is one task "
@@ -254,6 +272,11 @@ def load_suite(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) ->
             cell_id = cell_name if sets == ["all"] else f"{cell_name}.{label}"
             cfg = base.replace({"data.subjects": subjects})
             cells.append(Cell(cell_id, cell_name, str(item["config"]), merged, label, cfg, sig))
+    for pattern, values in scoped:
+        if not any(fnmatch.fnmatchcase(c.name, pattern) for c in cells):
+            raise ConfigError(f"--set {pattern}:{next(iter(values))}=...: no cell of {path} is "
+                              f"named like {pattern!r} (cells: "
+                              f"{', '.join(dict.fromkeys(c.name for c in cells))})")
     ids = [c.id for c in cells]
     repeated = sorted({i for i in ids if ids.count(i) > 1})
     if repeated:
