@@ -239,12 +239,21 @@ def sweep(config_path, overrides, grid_path, random_n, engine, address):
                    "programs as Ray tasks (pip install 'podbench[cluster]').")
 @click.option("--address", default=None, metavar="ADDR",
               help="With --engine ray: the Ray cluster to join; default: a local Ray instance.")
+@click.option("--plan", "plan_only", is_flag=True,
+              help="Print each cell's program, lanes, lane-epochs, stores to build and a time "
+                   "estimate (from the runs already in the results root), then stop: nothing "
+                   "is built, trained or written.")
 @reports_errors
-def benchmark(suite_path, overrides, engine, address):
-    """Run a suite: every cell (task x decoder x subjects) with permutation nulls, then
-    cell.json files, leaderboard.csv and report/index.html. Complete cells are skipped."""
+def benchmark(suite_path, overrides, engine, address, plan_only):
+    """Run a suite: every cell (task x decoder x subjects) with its significance (score-level
+    permutations of the held-out predictions; retrained nulls with `refit`), then cell.json
+    files, leaderboard.csv and report/index.html. Complete cells are skipped."""
     from podbench.experiments.benchmark import benchmark as run_benchmark
+    from podbench.experiments.benchmark import plan
 
+    if plan_only:
+        click.echo(plan(suite_path, overrides))
+        return
     run_benchmark(suite_path, overrides, engine, address, log=click.echo)
 
 

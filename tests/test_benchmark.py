@@ -473,3 +473,24 @@ def test_every_reference_cell_runs_on_a_stand_in(standin, tmp_path):
         record = json.loads(path.read_text())
         assert record["significance"]["null"] == "score", record["cell"]
         assert all(0 < row["p"] <= 1 for row in record["per_lag"]), record["cell"]
+
+
+def test_plan_prints_lanes_and_stores_and_writes_nothing(standin, tmp_path, small_suite):
+    cells = [{"name": "ridge", "config": str(REPO / "configs/demo.yml"), "set": RIDGE},
+             {"name": "mlp", "config": str(REPO / "configs/demo.yml"), "set": MLP}]
+    path = write_suite(tmp_path / "p.yml", cells, small_defaults(
+        standin, tmp_path, None, {"min": 0, "max": 600, "step": 200}))
+    result = CliRunner().invoke(main, ["benchmark", "--suite", str(path), "--plan"])
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line.split() for line in result.output.splitlines()[2:4]}
+    assert rows["ridge"][1:4] == ["1", "1", "15"]  # program, points, lanes (3 lags x 5 folds)
+    assert rows["mlp"][1:5] == ["2", "1", "15", "30"]  # and lane-epochs (2 epochs)
+    assert "epochs, targets, latents" in result.output and "no estimate for 2 cell(s)" in result.output
+    assert not (tmp_path / "stores").exists() and not (tmp_path / "results").exists()
+    # the results root of a finished suite measures the decoders: estimates follow
+    _, done = small_suite
+    root = done.folder.parents[1]
+    again = CliRunner().invoke(main, ["benchmark", "--suite", str(path), "--plan",
+                                      "--set", f"output.results={root}"])
+    assert again.exit_code == 0 and "no estimate" not in again.output, again.output
+    assert "ridge: " in again.output and "mlp: " in again.output

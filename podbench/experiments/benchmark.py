@@ -58,6 +58,7 @@ import yaml
 
 from podbench.config import Config, from_dict, parse_overrides, set_path
 from podbench.errors import ConfigError
+from podbench.experiments.plan import format_plan, measured_rates, plan_cells, program_lanes
 from podbench.experiments.significance import Significance, bh_qvalues, null_configs, \
     null_label, paired_comparison, permutation_pvalues, score_null
 from podbench.features.keys import SHORT, canonical_json
@@ -460,6 +461,16 @@ def is_cell_complete(cell: Cell) -> bool:
     return (cell.run_dir() / "cell.json").is_file()
 
 
+def progress_line(suite: Suite, todo: list[Cell], lanes_done: int, lanes_total: int,
+                  elapsed: float) -> str:
+    """Cells and lanes done so far, and the time left at the pace so far (by lanes)."""
+    cells = sum(is_cell_complete(c) for c in suite.cells)
+    left = elapsed / lanes_done * (lanes_total - lanes_done) if lanes_done else float("nan")
+    return (f"progress: {cells}/{len(suite.cells)} cells, {lanes_done}/{lanes_total} lanes of "
+            f"{len(todo)} cell(s) to run, {elapsed / 60:.1f} min so far, about "
+            f"{left / 60:.1f} min left")
+
+
 def run_suite(suite: Suite, engine: str = "local", address: str | None = None,
               log: Callable[[str], None] = print) -> SuiteResult:
     """Train every missing point of the suite's cells, write cell.json files, the
@@ -502,10 +513,14 @@ def run_suite(suite: Suite, engine: str = "local", address: str | None = None,
         with RayEngine(address, log=log) as ray_engine:
             ray_engine.run_programs(programs)
     elif engine == "local":
+        started, lanes = time.perf_counter(), [program_lanes(p.configs) for p in programs]
         for number, program in enumerate(programs, 1):
-            log(f"program {number}/{len(programs)}: {len(program.configs)} point(s)")
+            log(f"program {number}/{len(programs)}: {len(program.configs)} point(s), "
+                f"{lanes[number - 1]} lanes")
             train_points(program.configs, log=log)
             finish_ready()
+            log(progress_line(suite, todo, sum(lanes[:number]), sum(lanes),
+                              time.perf_counter() - started))
     finish_ready()
     records = [json.loads((c.run_dir() / "cell.json").read_text()) for c in suite.cells]
     board = leaderboard(records)
@@ -524,3 +539,15 @@ def benchmark(suite_path: str | Path, overrides: tuple[str, ...] | list[str] = (
     if address is not None and engine != "ray":
         raise ConfigError("--address needs --engine ray")
     return run_suite(load_suite(suite_path, overrides), engine, address, log)
+
+
+def plan(suite_path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> str:
+    """`podbench benchmark --plan`: the suite's plan as text (podbench.experiments.plan)."""
+    suite = load_suite(suite_path, overrides)
+    root = Path(suite.cells[0].config.output.results).expanduser().parents[2]
+    rates = measured_rates(root)
+    done = [c.id for c in suite.cells if is_cell_complete(c)]
+    text = format_plan(plan_cells([c for c in suite.cells if not is_cell_complete(c)], rates),
+                       rates, root)
+    return (f"suite {suite.name} {suite.id}: {len(suite.cells)} cell(s), {len(done)} complete"
+            + (f" ({', '.join(done)})" if done else "") + "\n" + text)
