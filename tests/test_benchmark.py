@@ -147,6 +147,8 @@ def test_paired_comparison_is_scipy_wilcoxon():
     ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "DEMO",
                                             "significance": {"refit": 2, "mode": "blocks"}}]},
      "retrained nulls"),
+    ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "DEMO",
+                                            "needs": ["training.lrr"]}]}, "not a field"),
     ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "LLM",
                                             "significance": {"permutations": 10}}]},
      "no score-level null"),
@@ -169,6 +171,27 @@ def test_suite_errors_name_the_file_and_key(tmp_path, suite, message):
     assert not (tmp_path / "results").exists()
 
 
+def test_cell_scoped_overrides_and_needs(standin, tmp_path):
+    cells = [{"name": "glove_a", "config": str(REPO / "configs/demo.yml")},
+             {"name": "other", "config": str(REPO / "configs/demo.yml"),
+              "needs": ["data.root", "task_params.lm_dir"]}]
+    path = write_suite(tmp_path / "s.yml", cells, small_defaults(
+        standin, tmp_path, None, {"min": 0, "max": 400, "step": 200}))
+    with pytest.raises(ConfigError, match="not a field"):  # demo's task has no lm_dir
+        load_suite(path)
+    cells[1]["needs"] = ["data.root", "output.results"]
+    write_suite(path, cells, small_defaults(standin, tmp_path, None,
+                                            {"min": 0, "max": 400, "step": 200}))
+    suite = load_suite(path, ["glove_*:training.lr=0.5", "training.epochs=3"])
+    assert [c.id for c in suite.skipped] == ["other"]  # output.results does not exist yet
+    assert "output.results" in suite.skipped[0].missing
+    (glove,) = suite.cells
+    assert glove.config.training.lr == 0.5 and glove.config.training.epochs == 3
+    assert suite.skipped[0].config.training.lr != 0.5
+    with pytest.raises(ConfigError, match="no cell of .* is named like 'gpt_\\*'"):
+        load_suite(path, ["gpt_*:training.lr=0.5"])
+
+
 def test_shipped_suites_resolve():
     quick = load_suite(REPO / "configs/suites/quick.yml")
     reference = load_suite(REPO / "configs/suites/reference.yml")
@@ -176,9 +199,14 @@ def test_shipped_suites_resolve():
     for suite in (quick, reference):
         assert all(c.significance.permutations == 1000 and c.significance.null == "score"
                    and c.nulls == [] for c in suite.cells)
+    assert {c.significance.permutations for c in reference.skipped} == {0, 1000}
     tasks = {c.config.task for c in reference.cells}
     assert tasks == {"word_embedding", "whisper_embedding", "content_word", "part_of_speech",
                      "surprisal", "surprisal_class", "sentence_onset", "loudness", "iu_boundary"}
+    # the LLM cells need a local GPT-2 (models/gpt2, absent here): skipped, saying why
+    assert [(c.id, c.missing) for c in reference.skipped] == [
+        (name, "task_params.lm_dir = 'models/gpt2' does not exist") for name in
+        ("llm_embedding_pretraining_pitom", "llm_decoding_pitom", "llm_decoding_no_brain")]
     kinds = {c.config.targets.kind for c in reference.cells if c.config.task == "word_embedding"}
     assert kinds == {"gpt2", "glove", "arbitrary"}
     assert {c.config.model.name for c in reference.cells} == {"pitom", "ridge", "linear",
@@ -464,8 +492,10 @@ def test_every_reference_cell_runs_on_a_stand_in(standin, tmp_path):
             "data.lags={min: 0, max: 400, step: 200}", "training.n_folds=3", "model.members=1",
             "training.epochs=1", "training.patience=1", "targets.min_train_freq=1"]
     suite = REPO / "configs/suites/reference.yml"
-    result = benchmark(suite, reference_standin_overrides(standin) + tiny, **QUIET)
+    lines: list[str] = []
+    result = benchmark(suite, reference_standin_overrides(standin) + tiny, log=lines.append)
     cells = load_suite(suite).cells
+    assert sum("skipped, task_params.lm_dir" in line for line in lines) == 3
     assert result.trained_cells == [c.id for c in cells]
     board = pd.read_csv(result.folder / "leaderboard.csv")
     assert list(board["cell"]) == [c.id for c in cells]

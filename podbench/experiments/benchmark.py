@@ -16,6 +16,8 @@ A suite file (YAML):
         config: ../demo.yml      # relative to the suite file
         set: {model.members: 2}  # applied after defaults.set; `--set` applies last
         subjects: [all, each]    # optional: one cell per set ("each": one per subject)
+        needs: [task_params.lm_dir]  # optional: config paths naming files the cell reads;
+                                 # where one is missing the cell is skipped, in one line
 
 A cell is (config x subject set); its unit of work is its real point plus its retrained null
 points (`significance.refit` shuffled-target copies; score-level nulls, `permutations`, cost
@@ -69,7 +71,7 @@ SCHEMA_PATH = Path(__file__).parent / "schema" / "cell.schema.json"
 NAME = re.compile(r"[A-Za-z0-9_.-]+")
 SUITE_KEYS = ("name", "version", "description", "defaults", "cells")
 DEFAULT_KEYS = ("set", "subjects", "significance")
-CELL_KEYS = ("name", "config", "set", "subjects", "significance")
+CELL_KEYS = ("name", "config", "set", "subjects", "significance", "needs")
 
 
 @dataclass
@@ -84,6 +86,7 @@ class Cell:
     config: Config
     significance: Significance
     nulls: list[Config] = field(default_factory=list)
+    missing: str | None = None  # why the cell cannot run here (`needs:`); None: it can
 
     @property
     def points(self) -> list[Config]:
@@ -111,7 +114,8 @@ class Suite:
     path: Path
     id: str
     folder: Path
-    cells: list[Cell]
+    cells: list[Cell]  # the cells that run
+    skipped: list[Cell] = field(default_factory=list)  # cells whose `needs:` are missing
 
 
 # --------------------------------------------------------------------------- suite file
@@ -269,10 +273,12 @@ def load_suite(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) ->
                               "significance: {permutations: 0, refit: N} (retrained nulls)")
         if sig.permutations:  # score-level nulls read the held-out predictions
             base = base.replace({"training.predictions": True})
-        for label, subjects in _expand_subjects(sets, base):
+        missing = missing_need(base, item.get("needs", []), f"{where}.needs")
+        for label, subjects in _expand_subjects(sets, base) if missing is None else [("all", None)]:
             cell_id = cell_name if sets == ["all"] else f"{cell_name}.{label}"
-            cfg = base.replace({"data.subjects": subjects})
-            cells.append(Cell(cell_id, cell_name, str(item["config"]), merged, label, cfg, sig))
+            cfg = base if subjects is None else base.replace({"data.subjects": subjects})
+            cells.append(Cell(cell_id, cell_name, str(item["config"]), merged, label, cfg, sig,
+                              missing=missing))
     for pattern, values in scoped:
         if not any(fnmatch.fnmatchcase(c.name, pattern) for c in cells):
             raise ConfigError(f"--set {pattern}:{next(iter(values))}=...: no cell of {path} is "
@@ -295,7 +301,26 @@ def load_suite(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) ->
                                            "trial_name": cell.id})
         cell.nulls = null_configs(cell.config.replace({"output.results": str(cells_root / cell.id)}),
                                   cell.significance, "null")
-    return Suite(name, version, str(raw.get("description", "")), path, sid, folder, cells)
+    return Suite(name, version, str(raw.get("description", "")), path, sid, folder,
+                 [c for c in cells if c.missing is None], [c for c in cells if c.missing])
+
+
+def missing_need(cfg: Config, needs, where: str) -> str | None:
+    """Why a cell cannot run here: the first of its `needs` (dotted config paths naming files
+    or folders, e.g. task_params.lm_dir) that is empty or names nothing; None if all exist."""
+    if not isinstance(needs, list) or not all(isinstance(n, str) for n in needs):
+        raise ConfigError(f"{where} = {needs!r}: expected a list of config paths naming files")
+    for dotted in needs:
+        node = cfg
+        for part in dotted.split("."):
+            try:
+                node = node[part] if isinstance(node, dict) else getattr(node, part)
+            except (KeyError, AttributeError):
+                raise ConfigError(f"{where}: {dotted!r} is not a field of the cell's config") \
+                    from None
+        if not node or not Path(str(node)).expanduser().exists():
+            return f"{dotted} = {node!r} does not exist"
+    return None
 
 
 # --------------------------------------------------------------------------- cell records
@@ -486,8 +511,12 @@ def run_suite(suite: Suite, engine: str = "local", address: str | None = None,
         **_suite_dict(suite), "description": suite.description, "source": str(suite.path),
         "cells": [{"id": c.id, "name": c.name, "config": c.config_path, "set": c.overrides,
                    "subjects": c.subjects, "significance": c.significance.as_dict(),
-                   "run": str(c.run_dir().relative_to(suite.folder))} for c in suite.cells]},
+                   "run": str(c.run_dir().relative_to(suite.folder))} for c in suite.cells],
+        "skipped": [{"id": c.id, "config": c.config_path, "why": c.missing}
+                    for c in suite.skipped]},
         sort_keys=False))
+    for cell in suite.skipped:
+        log(f"cell {cell.id}: skipped, {cell.missing}")
     done = [c for c in suite.cells if is_cell_complete(c)]
     for cell in done:
         log(f"cell {cell.id}: complete ({cell.run_dir()})")
@@ -549,5 +578,6 @@ def plan(suite_path: str | Path, overrides: tuple[str, ...] | list[str] = ()) ->
     done = [c.id for c in suite.cells if is_cell_complete(c)]
     text = format_plan(plan_cells([c for c in suite.cells if not is_cell_complete(c)], rates),
                        rates, root)
+    skipped = "".join(f"\ncell {c.id}: skipped, {c.missing}" for c in suite.skipped)
     return (f"suite {suite.name} {suite.id}: {len(suite.cells)} cell(s), {len(done)} complete"
-            + (f" ({', '.join(done)})" if done else "") + "\n" + text)
+            + (f" ({', '.join(done)})" if done else "") + skipped + "\n" + text)
