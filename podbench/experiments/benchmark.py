@@ -497,9 +497,11 @@ def progress_line(suite: Suite, todo: list[Cell], lanes_done: int, lanes_total: 
 
 
 def run_suite(suite: Suite, engine: str = "local", address: str | None = None,
-              log: Callable[[str], None] = print) -> SuiteResult:
+              log: Callable[[str], None] = print,
+              before_program: Callable[[int, list[Config]], None] | None = None) -> SuiteResult:
     """Train every missing point of the suite's cells, write cell.json files, the
-    leaderboard, the paired comparisons and the report."""
+    leaderboard, the paired comparisons and the report. `before_program(number, configs)` is
+    called before each local program (benchmarks/reference_suite.py times them)."""
     from podbench.experiments.report import write_report
     from podbench.train import results
     from podbench.train.run import group_points, train_points
@@ -546,6 +548,8 @@ def run_suite(suite: Suite, engine: str = "local", address: str | None = None,
         for number, program in enumerate(programs, 1):
             log(f"program {number}/{len(programs)}: {len(program.configs)} point(s), "
                 f"{lanes[number - 1]} lanes")
+            if before_program is not None:
+                before_program(number, program.configs)
             train_points(program.configs, log=log)
             finish_ready()
             log(progress_line(suite, todo, sum(lanes[:number]), sum(lanes),
