@@ -46,7 +46,8 @@ def score_lanes(cfg: Config, task: Task, inputs, res, point: int = 0) -> pd.Data
                 continue
             members = res.preds[sel][:, :, mine].reshape(-1, len(mine), res.preds.shape[-1])
             y = inputs.y[number - 1 if inputs.y.shape[0] > 1 else 0]
-            ensemble = task.ensemble(members) if res.group == 1 else members.mean(axis=0)
+            ensemble = (task.ensemble(members) if res.group == 1
+                        else task.joint_ensemble(members, cfg))
             test_preds.append((lag, number, ensemble[fold.test], y[fold.test]))
             split_rows = {"train": fold.train, "val": fold.val, "test": fold.test}
             values = {}
