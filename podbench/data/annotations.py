@@ -92,8 +92,9 @@ def table_word_labels(dataset: Dataset, path: Path, column: str,
     label = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=np.float64)
     bad = np.flatnonzero(~np.isin(label, list(values)))
     if len(bad):
-        raise DataError(f"{path}: column {column} row {bad[0] + 2} is "
-                        f"{table[column].iloc[bad[0]]!r}, expected one of {list(values)}")
+        found = table[column].astype(str).iloc[bad[0]]
+        raise DataError(f"{path}: column {column} row {bad[0] + 2} is {found!r}, expected one "
+                        f"of {list(values)}")
     words = word_table(dataset)
     start = words["start"].to_numpy(dtype=np.float64)
     right = np.clip(np.searchsorted(start, onset), 1, len(start) - 1)

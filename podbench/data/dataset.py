@@ -42,7 +42,7 @@ def seconds_column(table: pd.DataFrame, column: str, path: Path) -> np.ndarray:
     bad = np.flatnonzero(~np.isfinite(values))
     if len(bad):
         raise DataError(f"{path}: column {column} row {bad[0] + 2} is "
-                        f"{table[column].iloc[bad[0]]!r}, expected a time in seconds")
+                        f"{table[column].astype(str).iloc[bad[0]]!r}, expected a time in seconds")
     return values
 
 

@@ -79,6 +79,7 @@ def weighted_f1(logit, positive, mask):
     for p, t in ((predicted, positive), (1.0 - predicted, 1.0 - positive)):
         tp = jnp.sum(p * t * mask)
         denom = jnp.sum(p * mask) + jnp.sum(t * mask)
-        total = total + jnp.sum(t * mask) * jnp.where(denom > 0, 2 * tp / jnp.where(denom > 0, denom, 1.0), 0.0)
+        f1 = jnp.where(denom > 0, 2 * tp / jnp.where(denom > 0, denom, 1.0), 0.0)
+        total = total + jnp.sum(t * mask) * f1
     return total / jnp.maximum(jnp.sum(mask), 1.0)
 
