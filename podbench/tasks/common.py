@@ -34,7 +34,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal
+from typing import TYPE_CHECKING, Callable, Literal
 
 import numpy as np
 import pandas as pd
@@ -47,6 +47,9 @@ from podbench.tasks.folds import folds_fragment
 from podbench.tasks import metrics
 from podbench.tasks.folds import folds_for
 from podbench.tasks.base import Task
+
+if TYPE_CHECKING:
+    from jax import Array
 
 
 PARITY_DOC = ("podbench: podbench's protocol; reference: the reference's where podbench "
@@ -82,7 +85,7 @@ def task_file(cfg: Config, name: str) -> Path:
     return path
 
 
-def batch_mean(score: Callable, pred, y, mask, size: int):
+def batch_mean(score: Callable, pred: "Array", y: "Array", mask: "Array", size: int) -> "Array":
     """The reference's epoch metric (traced): `score(pred, y, mask)` on consecutive batches
     of `size` rows, averaged over the batches holding a valid row (each batch counts once)."""
     import jax
@@ -156,7 +159,7 @@ class EventTargetsTask(Task):
     def parity(self, cfg: Config) -> str:
         return cfg.task_params.get("parity", "podbench")
 
-    def reference_stop(self, pred, y, mask):
+    def reference_stop(self, pred: "Array", y: "Array", mask: "Array") -> "Array":
         """The reference's early-stopping metric on one validation batch (traced)."""
         return self.stop_value(pred, y, mask)
 
@@ -166,7 +169,7 @@ class EventTargetsTask(Task):
         size = cfg.training.batch_size
         return lambda pred, y, mask: batch_mean(self.reference_stop, pred, y, mask, size)
 
-    def traced_ensemble(self, member_preds):
+    def traced_ensemble(self, member_preds: "Array") -> "Array":
         """`ensemble` inside the compiled program (JAX), for parity: reference."""
         raise NotImplementedError
 
@@ -180,7 +183,8 @@ class EventTargetsTask(Task):
             return self.ensemble(member_preds)
         return super().joint_ensemble(member_preds, cfg)
 
-    def fold_metrics(self, member_preds, y, labels, train_labels, cfg, split):
+    def fold_metrics(self, member_preds: np.ndarray, y: np.ndarray, labels: np.ndarray,
+                     train_labels: np.ndarray, cfg: Config, split: str) -> dict[str, float]:
         """parity: reference adds the reference's per-batch-mean AUC of the test and
         validation splits (batches of training.batch_size rows in time order)."""
         if self.parity(cfg) != "reference" or not self.batch_mean_metric:
@@ -297,7 +301,7 @@ class BinaryTask(EventTargetsTask):
                   for lag, fold, pred, y in test]
         return {"confusion_matrix.csv": confusion_table(as_two, ("negative", "positive"))}
 
-    def traced_ensemble(self, member_preds):
+    def traced_ensemble(self, member_preds: "Array") -> "Array":
         from podbench.tasks.scoring import mean_probability_logit
 
         return mean_probability_logit(member_preds)
@@ -352,7 +356,7 @@ class ClassesTask(EventTargetsTask):
         PITOM normalises every output wider than 1)."""
         return "classes_norm" if self.parity(cfg) == "reference" else self.head
 
-    def traced_ensemble(self, member_preds):
+    def traced_ensemble(self, member_preds: "Array") -> "Array":
         from podbench.tasks.scoring import mean_probability_log
 
         return mean_probability_log(member_preds)

@@ -58,20 +58,20 @@ def masked_macro_auc(logits, label, mask):
     return jnp.where(count > 0, total / jnp.maximum(count, 1.0), 0.5)
 
 
-def mean_probability_logit(member_preds):
+def mean_probability_logit(member_preds: jax.Array) -> jax.Array:
     """[G, n, 1] member logits -> the logit of their mean probability."""
     log_p = jax.scipy.special.logsumexp(jax.nn.log_sigmoid(member_preds), axis=0)
     log_q = jax.scipy.special.logsumexp(jax.nn.log_sigmoid(-member_preds), axis=0)
     return log_p - log_q
 
 
-def mean_probability_log(member_preds):
+def mean_probability_log(member_preds: jax.Array) -> jax.Array:
     """[G, n, k] member logits -> the log of their mean class probabilities."""
     log_p = jax.nn.log_softmax(member_preds, axis=-1)
     return jax.scipy.special.logsumexp(log_p, axis=0) - jnp.log(member_preds.shape[0])
 
 
-def weighted_f1(logit, positive, mask):
+def weighted_f1(logit: jax.Array, positive: jax.Array, mask: jax.Array) -> jax.Array:
     """sklearn's f1_score(average="weighted") of the prediction logit >= 0 (probability
     >= 0.5) over the valid rows: the classes' F1 weighted by their counts (0 if undefined)."""
     predicted = (logit >= 0).astype(positive.dtype)

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -50,6 +50,9 @@ from podbench.registry import register_task
 from podbench.tasks.common import PARITY_DOC, BinaryTask, task_file
 from podbench.tasks.negatives import draw_inside, numbered_events
 from podbench.data.annotations import is_punctuation, syntactic_path, word_tags
+
+if TYPE_CHECKING:
+    import jax
 
 SENTENCE_END = (".", "?", "!")
 CLOSERS = "\"')]}”’"
@@ -96,7 +99,8 @@ def sentences(cfg: Config, dataset: Dataset) -> pd.DataFrame:
         cols = [c for c in SENTENCE_COLUMNS if set(c) <= set(table.columns)]
         if not cols:
             raise DataError(f"{path}: expected columns sentence_onset, sentence_offset (or "
-                            f"onset, offset, or start, end) in seconds; found {list(table.columns)}")
+                            f"onset, offset, or start, end) in seconds; found "
+                            f"{list(table.columns)}")
         a, b = cols[0]
         out = pd.DataFrame({"onset": seconds_column(table, a, path),
                             "end": seconds_column(table, b, path)})
@@ -169,7 +173,7 @@ class SentenceOnset(BinaryTask):
     word_events = False
     file_params = ("sentences_csv",)
 
-    def reference_stop(self, pred, y, mask):
+    def reference_stop(self, pred: "jax.Array", y: "jax.Array", mask: "jax.Array") -> "jax.Array":
         from podbench.tasks.scoring import weighted_f1
 
         return weighted_f1(pred[:, 0], y[:, 0], mask)
