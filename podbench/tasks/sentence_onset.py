@@ -24,9 +24,10 @@ A sentence runs from its first word's start to the latest end of its words. Even
 - `parity: reference`: the reference's negatives instead: `negatives_per_positive` per sentence
   whose interval [onset + margin, offset - data.window_width - 1 ms] is not empty, uniform in
   it, drawn sentence after sentence from one generator seeded with `seed` (fewer negatives
-  than the default: 720 instead of 995 for the 199 sentences of the 600-s stand-in, 1,410
-  instead of 1,830 on the reference's table of the real data); early stopping on the mean over
-  validation batches of the weighted F1 (the reference's `f1`); see also tasks/common.py.
+  than the default: 525 instead of 660 for the 132 sentences of the 600-s stand-in, 1,410
+  instead of 1,830 for the 366 of the reference's table of the real data); early stopping on
+  the mean over validation batches of the weighted F1 (the reference's `f1`); see also
+  tasks/common.py.
 
 Events are numbered 0, 1, ... in time order (word_idx) and windows are cut around them like
 word windows. These parameters define the epochs (the events), so `seed` is the task's own,
