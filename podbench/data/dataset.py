@@ -36,6 +36,16 @@ def read_table(path: Path, required: tuple[str, ...], sep: str = "\t", **kwargs)
     return table
 
 
+def seconds_column(table: pd.DataFrame, column: str, path: Path) -> np.ndarray:
+    """A column of finite numbers (times in seconds) of a table read from `path`."""
+    values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if len(bad):
+        raise DataError(f"{path}: column {column} row {bad[0] + 2} is "
+                        f"{table[column].astype(str).iloc[bad[0]]!r}, expected a time in seconds")
+    return values
+
+
 def sub_label(sub: int) -> str:
     return f"sub-{sub:02d}"
 

@@ -23,6 +23,7 @@ registered class plus a YAML config, not a second trainer:
   validation twin of the headline, not of the stopping rule: regression tasks stop on the
   validation MSE but choose the lag on the validation Pearson r;
 - results: `ensemble` combines independently trained members (default: mean of outputs),
+  `joint_ensemble` / `group_combine` a joint ensemble (on the host / in the program),
   `extra_results` adds tables to the results folder (e.g. a confusion matrix);
 - packing: `program_key` says which tasks can be lanes of one compiled program;
 - frozen: `frozen(cfg)` gives arrays every lane's model shares and never trains (the LLM
@@ -162,9 +163,27 @@ class Task(ABC):
 
     def ensemble(self, member_preds: np.ndarray) -> np.ndarray:
         """One prediction [n, out] from independently trained members' [M, n, out]: their mean
-        (the reference's ensemble); classifiers may average probabilities instead. A joint
-        ensemble (trained on its members' mean output) is always scored on that mean."""
+        (the reference's ensemble); classifiers may average probabilities instead."""
         return member_preds.mean(axis=0)
+
+    def joint_ensemble(self, member_preds: np.ndarray, cfg: Config) -> np.ndarray:
+        """A joint ensemble's prediction: what it was trained on (`group_combine`), by default
+        the mean of its members' outputs."""
+        return member_preds.mean(axis=0)
+
+    def group_combine(self, cfg: Config) -> Callable:
+        """What a joint ensemble is trained, stopped and scored on, inside the compiled
+        program (JAX): [G, n, out] -> [n, out]; by default the members' mean output."""
+        return lambda member_preds: member_preds.mean(axis=0)
+
+    def stopping(self, cfg: Config) -> Callable:
+        """The early-stopping score (pred, y, mask) -> scalar: `stop_value` by default."""
+        return self.stop_value
+
+    def model_head(self, cfg: Config) -> str:
+        """The head the model is built with: `head`, or a variant the config asks for
+        ("classes_norm": class logits through a LayerNorm, for the reference's PITOM)."""
+        return self.head
 
     def extra_results(self, cfg: Config, test: list[tuple[int, int, np.ndarray, np.ndarray]]
                       ) -> dict[str, pd.DataFrame]:

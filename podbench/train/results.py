@@ -53,7 +53,7 @@ class LaneOutputs:
     y: np.ndarray  # [N, D]
 
 
-def lane_outputs(task: Task, inputs, res, point: int = 0) -> Iterator[LaneOutputs]:
+def lane_outputs(cfg: Config, task: Task, inputs, res, point: int = 0) -> Iterator[LaneOutputs]:
     """The (lag, fold) outputs of one point of a trained program, in lag then fold order."""
     table = res.table
     in_point = table.point == point
@@ -66,7 +66,8 @@ def lane_outputs(task: Task, inputs, res, point: int = 0) -> Iterator[LaneOutput
                 continue
             members = res.preds[sel][:, :, mine].reshape(-1, len(mine), res.preds.shape[-1])
             y = inputs.y[fold.number - 1 if inputs.y.shape[0] > 1 else 0]
-            ensemble = task.ensemble(members) if res.group == 1 else members.mean(axis=0)
+            ensemble = (task.ensemble(members) if res.group == 1
+                        else task.joint_ensemble(members, cfg))
             yield LaneOutputs(lag, fold, sel, members, ensemble, y)
 
 
@@ -75,7 +76,7 @@ def score_lanes(cfg: Config, task: Task, inputs, res, point: int = 0) -> pd.Data
     rows, test_preds = [], []
     table = res.table
     mine = res.program.rows[res.program.entry(point)]
-    for out in lane_outputs(task, inputs, res, point):
+    for out in lane_outputs(cfg, task, inputs, res, point):
         lag, number, fold, y, ensemble = out.lag, out.fold.number, out.fold, out.y, out.ensemble
         test_preds.append((lag, number, ensemble[fold.test], y[fold.test]))
         split_rows = {"train": fold.train, "val": fold.val, "test": fold.test}
@@ -109,7 +110,7 @@ def score_lanes(cfg: Config, task: Task, inputs, res, point: int = 0) -> pd.Data
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}  # the `split` array of test_predictions.npz
 
 
-def test_predictions(task: Task, inputs, res, point: int = 0) -> dict[str, np.ndarray]:
+def test_predictions(cfg: Config, task: Task, inputs, res, point: int = 0) -> dict[str, np.ndarray]:
     """The arrays of test_predictions.npz: every event's held-out prediction at every lag (from
     the lanes of the fold that tests it), with what scoring it needs. Events (axis `event`, in
     time order) are the run's rows:
@@ -123,7 +124,7 @@ def test_predictions(task: Task, inputs, res, point: int = 0) -> dict[str, np.nd
     test_fold = np.zeros(n, np.int64)
     target = np.full((n, inputs.y.shape[-1]), np.nan, np.float32)
     ensemble = members = None
-    for out in lane_outputs(task, inputs, res, point):
+    for out in lane_outputs(cfg, task, inputs, res, point):
         f = [g.number for g in inputs.folds].index(out.fold.number)
         for name, code in SPLIT_CODES.items():
             split[f, getattr(out.fold, name)] = code
@@ -261,7 +262,7 @@ def write_run(run_dir: Path, cfg: Config, keys: dict, long: pd.DataFrame, perf: 
                   **({"alpha": float(res.state["alpha"][i])} if "alpha" in res.state else {})}
                  for i in sel]
         if cfg.training.predictions:
-            np.savez(tmp / PREDICTIONS, **test_predictions(task, inputs, res, point))
+            np.savez(tmp / PREDICTIONS, **test_predictions(cfg, task, inputs, res, point))
         if cfg.training.checkpoints:
             import jax
 
