@@ -4,9 +4,11 @@ Per cell: its program (cells and retrained nulls that share a program signature 
 of one), its lanes (points x lags x folds x member lanes), the lane-epochs it may train (every
 lane to `training.epochs`; early stopping ends most sooner), the stores still to build and the
 space they need (the preflight's estimate), and a time estimate from the runs this results
-root already holds: per decoder, the measured training seconds per lane-epoch per event and
-the share of the epoch budget its lanes used. A decoder with no measured run here has no
-estimate (say so rather than guess). Nothing is built, trained or written.
+root already holds: per decoder (and members per lane), the median training seconds per
+lane-epoch per event, times the cell's lanes, events and expected epochs per lane (early
+stopping ends a lane `patience` epochs after its best; the best epoch is the median of the
+same task's measured lanes, else of any task's). A decoder with no measured run here has no
+estimate (the plan says so rather than guess). Nothing is built, trained or written.
 """
 
 from __future__ import annotations
@@ -39,11 +41,19 @@ class CellPlan:
 
 @dataclass(frozen=True)
 class Rate:
-    """Measured cost of a decoder on this results root's runs."""
+    """Measured cost of a decoder (`decoder_key`) on this results root's runs."""
 
-    seconds_per_lane_epoch_event: float
-    epoch_share: float  # epochs run / epoch budget, over every lane measured
+    seconds_per_lane_epoch_event: float  # median training seconds / (lane-epochs x events)
+    best_epoch: dict[str, float]  # per task: the median 0-based epoch of a lane's best score
     runs: int
+
+    def epochs(self, cfg: Config) -> float:
+        """Expected epochs per lane: early stopping ends a lane `patience` epochs after its
+        best, at most at `training.epochs` (the best epoch of this task's measured lanes, else
+        of any task's)."""
+        t = cfg.training
+        best = self.best_epoch.get(cfg.task, float(np.median(list(self.best_epoch.values()))))
+        return min(float(t.epochs), best + 1 + t.patience)
 
 
 def decoder_key(model: str, members_per_lane: int) -> str:
@@ -52,29 +62,31 @@ def decoder_key(model: str, members_per_lane: int) -> str:
 
 
 def measured_rates(results_root: Path) -> dict[str, Rate]:
-    """Per decoder (`decoder_key`), from every complete results folder under `results_root` (run.json,
-    config.yml): training seconds / (lane-epochs x events), and epochs run / epochs allowed."""
+    """Per decoder (`decoder_key`), from every complete results folder under `results_root`
+    (run.json, config.yml): training seconds per lane-epoch per event, and per task the
+    epoch at which lanes were best. Closed-form decoders count one "epoch" (a fit) per lane."""
     seconds: dict[str, list[float]] = {}
-    share: dict[str, list[float]] = {}
+    best: dict[str, dict[str, list[float]]] = {}
     for run_json in Path(results_root).expanduser().rglob("run.json"):
         try:
             run = json.loads(run_json.read_text())
             cfg = yaml.safe_load((run_json.parent / "config.yml").read_text())
             model = decoder_key(cfg["model"]["name"], run["lanes"]["members_per_lane"])
-            budget = int(cfg["training"]["epochs"])
             lanes, epochs = run["lanes"]["count"], run["lanes"]["epochs_total"]
             training = run["timings_s"]["training"] / max(1, run["timings_s"].get(
                 "points_in_program", 1))
             events = run["sizes"]["words"]
+            best_epochs = [lane["best_epoch"] for lane in run["lane_table"]]
+            task = cfg["task"]
         except (OSError, ValueError, KeyError, TypeError):
             continue  # not a results folder of this version: no measurement
-        if epochs == 0:  # a closed-form fit: one "epoch" per lane
-            epochs, budget = lanes, 1
-        if epochs and events and training > 0:
-            seconds.setdefault(model, []).append(training / (epochs * events))
-            share.setdefault(model, []).append(epochs / (lanes * max(1, budget)))
-    return {m: Rate(float(np.median(v)), float(np.median(share[m])), len(v))
-            for m, v in seconds.items()}
+        closed = epochs == 0
+        if events and training > 0 and lanes:
+            seconds.setdefault(model, []).append(training / ((lanes if closed else epochs) * events))
+            best.setdefault(model, {}).setdefault(task, []).extend(
+                [0.0] * lanes if closed else best_epochs)
+    return {m: Rate(float(np.median(v)), {t: float(np.median(b)) for t, b in best[m].items()},
+                    len(v)) for m, v in seconds.items()}
 
 
 def program_lanes(configs: list[Config]) -> int:
@@ -110,8 +122,9 @@ def plan_cells(cells, rates: dict[str, Rate]) -> list[CellPlan]:
         budget = 1 if closed else cfg.training.epochs
         rate = rates.get(decoder_key(cfg.model.name, 1 if closed or cfg.model.ensemble !=
                                      "joint" else cfg.model.members))
+        epochs = 1.0 if closed or rate is None else rate.epochs(cfg)
         estimate = None if rate is None else \
-            lanes * budget * rate.epoch_share * events * rate.seconds_per_lane_epoch_event
+            lanes * epochs * events * rate.seconds_per_lane_epoch_event
         out.append(CellPlan(cell.id, number, len(cell.points), lanes, lanes * budget, events,
                             stages, space, estimate))
     return out
@@ -142,9 +155,8 @@ def format_plan(plans: list[CellPlan], rates: dict[str, Rate], results_root: Pat
                  f"{sum(p.lanes for p in plans)} lanes, at most "
                  f"{sum(p.lane_epochs for p in plans)} lane-epochs; training about "
                  f"{_duration(sum(known))} for the {len(known)} cell(s) with an estimate")
-    basis = "; ".join(f"{m}: {r.seconds_per_lane_epoch_event * 1e3:.3f} ms per lane-epoch-event, "
-                      f"{r.epoch_share:.0%} of the epoch budget ({r.runs} run(s))"
-                      for m, r in sorted(rates.items()))
+    basis = "; ".join(f"{m}: {r.seconds_per_lane_epoch_event * 1e3:.3f} ms per lane-epoch-event "
+                      f"({r.runs} run(s))" for m, r in sorted(rates.items()))
     lines.append(f"estimates from the runs in {results_root}: {basis or 'none yet'}")
     if unknown:
         lines.append(f"no estimate for {len(unknown)} cell(s) (no measured run of their decoder "
