@@ -251,20 +251,29 @@ def sweep(config_path, overrides, grid_path, random_n, engine, address):
 @main.command()
 @click.option("--suite", "suite_path", required=True,
               type=click.Path(dir_okay=False, path_type=Path), help="Suite YAML file.")
-@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
-              help="Override a config field of every cell (after the suite's own overrides). "
-                   "Repeatable.")
+@click.option("--set", "overrides", multiple=True, metavar="[CELLS:]PATH=VALUE",
+              help="Override a config field of every cell, or (CELLS:PATH=VALUE) of the cells "
+                   "named like the glob CELLS, after the suite's own overrides. Repeatable.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: programs one after another in this process; ray: store builds and "
                    "programs as Ray tasks (pip install 'podbench[cluster]').")
 @click.option("--address", default=None, metavar="ADDR",
               help="With --engine ray: the Ray cluster to join; default: a local Ray instance.")
+@click.option("--plan", "plan_only", is_flag=True,
+              help="Print each cell's program, lanes, lane-epochs, stores to build and a time "
+                   "estimate (from the runs already in the results root), then stop: nothing "
+                   "is built, trained or written.")
 @reports_errors
-def benchmark(suite_path, overrides, engine, address):
-    """Run a suite: every cell (task x decoder x subjects) with permutation nulls, then
-    cell.json files, leaderboard.csv and report/index.html. Complete cells are skipped."""
+def benchmark(suite_path, overrides, engine, address, plan_only):
+    """Run a suite: every cell (task x decoder x subjects) with its significance (score-level
+    permutations of the held-out predictions; retrained nulls with `refit`), then cell.json
+    files, leaderboard.csv and report/index.html. Complete cells are skipped."""
     from podbench.experiments.benchmark import benchmark as run_benchmark
+    from podbench.experiments.benchmark import plan
 
+    if plan_only:
+        click.echo(plan(suite_path, overrides))
+        return
     run_benchmark(suite_path, overrides, engine, address, log=click.echo)
 
 

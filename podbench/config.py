@@ -124,6 +124,9 @@ class TrainingConfig:
         "auto", gt=0, doc="lanes vmapped together per device; auto: 1 on CPU (faster), all on GPU")
     checkpoints: bool = opt(True, doc="write every lane's best parameters to checkpoints/ "
                                       "(api.load_run predicts from them); false saves the space")
+    predictions: bool = opt(True, doc="write every event's held-out predictions to "
+                                      "test_predictions.npz (score-level permutation nulls "
+                                      "read them); false saves the space")
 
 
 @dataclass

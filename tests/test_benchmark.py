@@ -56,11 +56,11 @@ def small_suite(standin, tmp_path_factory):
     defaults = small_defaults(standin, work, "^(G[1-3][0-9]|LGA[1-3][0-9])$",
                               {"min": 0, "max": 400, "step": 200},
                               **{"targets.pca_dim": 8, "targets.min_train_freq": 2})
-    defaults["significance"] = {"permutations": 3}
+    defaults["significance"] = {"permutations": 300}
     path = write_suite(work / "suite.yml", [
         {"name": "ridge", "config": str(REPO / "configs/demo.yml"), "set": RIDGE},
         {"name": "mlp", "config": str(REPO / "configs/demo.yml"), "set": MLP,
-         "significance": {"permutations": 2, "mode": "circular"}}], defaults)
+         "significance": {"permutations": 50, "refit": 2, "mode": "circular"}}], defaults)
     return path, benchmark(path, **QUIET)
 
 
@@ -102,7 +102,7 @@ def test_null_points_pack_with_the_real_cell_and_keep_its_lane_seeds(standin, tm
     path = write_suite(tmp_path / "s.yml", [
         {"name": "a", "config": str(REPO / "configs/demo.yml")}],
         {**small_defaults(standin, tmp_path, None, {"min": 0, "max": 400, "step": 200}),
-         "significance": {"permutations": 4, "seed": 10}})
+         "significance": {"refit": 4, "seed": 10}})
     cell = load_suite(path).cells[0]
     assert len(cell.points) == 5 and len(group_points(cell.points)) == 1
     assert {lane_point(c) for c in cell.points} == {lane_point(cell.config)}
@@ -152,6 +152,19 @@ def test_paired_comparison_is_scipy_wilcoxon():
     ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "DEMO",
                                             "significance": {"mode": "roll"}}]}, "mode = 'roll'"),
     ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "DEMO",
+                                            "significance": {"permutations": 10 ** 8}}]},
+     "permutations = 100000000: expected an integer between 0 and 100,000"),
+    ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "DEMO",
+                                            "significance": {"seed": -5}}]}, "seed = -5"),
+    ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "DEMO",
+                                            "significance": {"refit": 2, "mode": "blocks"}}]},
+     "retrained nulls"),
+    ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "DEMO",
+                                            "needs": ["training.lrr"]}]}, "not a field"),
+    ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "LLM",
+                                            "significance": {"permutations": 10}}]},
+     "no score-level null"),
+    ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "DEMO",
                                             "set": {"training.lrr": 1}}]}, "training.lrr"),
     ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "DEMO", "subjects": [0.5]}]},
      r"subjects\[0\] = 0.5"),
@@ -162,10 +175,12 @@ def test_suite_errors_name_the_file_and_key(tmp_path, suite, message):
     """One line naming the file, exit 2, nothing written (a dict is dumped; text and bytes are
     written as they are)."""
     demo = str(REPO / "configs/demo.yml")
+    llm = str(REPO / "configs/controls/llm_decoding_no_brain.yml")
     if isinstance(suite, bytes):
         text = suite
     else:
-        text = (suite if isinstance(suite, str) else yaml.safe_dump(suite)).replace("DEMO", demo)
+        text = (suite if isinstance(suite, str) else yaml.safe_dump(suite)).replace(
+            "DEMO", demo).replace("LLM", llm)
         text = text.encode()
     path = tmp_path / "bad.yml"
     path.write_bytes(text)
@@ -177,15 +192,42 @@ def test_suite_errors_name_the_file_and_key(tmp_path, suite, message):
     assert not (tmp_path / "results").exists()
 
 
+def test_cell_scoped_overrides_and_needs(standin, tmp_path):
+    cells = [{"name": "glove_a", "config": str(REPO / "configs/demo.yml")},
+             {"name": "other", "config": str(REPO / "configs/demo.yml"),
+              "needs": ["data.root", "task_params.lm_dir"]}]
+    path = write_suite(tmp_path / "s.yml", cells, small_defaults(
+        standin, tmp_path, None, {"min": 0, "max": 400, "step": 200}))
+    with pytest.raises(ConfigError, match="not a field"):  # demo's task has no lm_dir
+        load_suite(path)
+    cells[1]["needs"] = ["data.root", "output.results"]
+    write_suite(path, cells, small_defaults(standin, tmp_path, None,
+                                            {"min": 0, "max": 400, "step": 200}))
+    suite = load_suite(path, ["glove_*:training.lr=0.5", "training.epochs=3"])
+    assert [c.id for c in suite.skipped] == ["other"]  # output.results does not exist yet
+    assert "output.results" in suite.skipped[0].missing
+    (glove,) = suite.cells
+    assert glove.config.training.lr == 0.5 and glove.config.training.epochs == 3
+    assert suite.skipped[0].config.training.lr != 0.5
+    with pytest.raises(ConfigError, match="no cell of .* is named like 'gpt_\\*'"):
+        load_suite(path, ["gpt_*:training.lr=0.5"])
+
+
 def test_shipped_suites_resolve():
     quick = load_suite(REPO / "configs/suites/quick.yml")
     reference = load_suite(REPO / "configs/suites/reference.yml")
     assert quick.name == "quick" and reference.name == "reference"
     for suite in (quick, reference):
-        assert all(len(c.nulls) == c.significance.permutations > 0 for c in suite.cells)
+        assert all(c.significance.permutations == 1000 and c.significance.null == "score"
+                   and c.nulls == [] for c in suite.cells)
+    assert {c.significance.permutations for c in reference.skipped} == {0, 1000}
     tasks = {c.config.task for c in reference.cells}
     assert tasks == {"word_embedding", "whisper_embedding", "content_word", "part_of_speech",
                      "surprisal", "surprisal_class", "sentence_onset", "loudness", "iu_boundary"}
+    # the LLM cells need a local GPT-2 (models/gpt2, absent here): skipped, saying why
+    assert [(c.id, c.missing) for c in reference.skipped] == [
+        (name, "task_params.lm_dir = 'models/gpt2' does not exist") for name in
+        ("llm_embedding_pretraining_pitom", "llm_decoding_pitom", "llm_decoding_no_brain")]
     kinds = {c.config.targets.kind for c in reference.cells if c.config.task == "word_embedding"}
     assert kinds == {"gpt2", "glove", "arbitrary"}
     assert {c.config.model.name for c in reference.cells} == {"pitom", "ridge", "linear",
@@ -211,9 +253,13 @@ def test_cells_leaderboard_and_schema(small_suite):
         assert record["lags"] == [0, 200] and len(record["per_lag"][0]["test"]) == 5
         run = cell_json.parent
         assert yaml.safe_load((run / "config.yml").read_text())["training"]["shuffle_targets"] is False
-        nulls = sorted((run.parent / "null").iterdir())
-        assert len(nulls) == record["significance"]["permutations"]
-        assert {n.name for n in nulls} == set(record["significance"]["null_runs"])
+        sig = record["significance"]
+        nulls = sorted((run.parent / "null").iterdir()) if sig["refit"] else []
+        assert len(nulls) == sig["refit"] and sig["null"] == ("refit" if sig["refit"] else "score")
+        assert {n.name for n in nulls} == set(sig["null_runs"])
+        assert all(0 < r["p_score"] <= 1 for r in record["per_lag"])  # both nulls are kept
+        assert all(("p_refit" in r) == bool(sig["refit"]) for r in record["per_lag"])
+        assert (run / "test_predictions.npz").is_file()
         if record["decoder"]["model"] == "mlp":  # nulls keep no model; the real cell does
             assert (run / "checkpoints").is_dir()
             assert not any((n / "checkpoints").exists() for n in nulls)
@@ -223,7 +269,8 @@ def test_cells_leaderboard_and_schema(small_suite):
     board = pd.read_csv(result.folder / "leaderboard.csv")
     assert list(board["cell"]) == ["ridge", "mlp"]
     assert list(board["decoder"]) == ["ridge", "mlp"] and set(board["subjects"]) == {"all"}
-    assert list(board["permutations"]) == [3, 2]
+    assert list(board["null"]) == ["score-level, 300 re-pairings (words)",
+                                   "retrained, 2 refits (circular)"]
     assert (result.folder / "report" / "index.html").is_file()
     again = benchmark(path, **QUIET)  # complete: nothing trained
     assert again.trained_cells == [] and again.skipped_cells == ["ridge", "mlp"]
@@ -256,11 +303,11 @@ def test_each_subject_cells(standin, tmp_path):
 @pytest.mark.slow
 def test_planted_lag_is_significant_and_controls_are_not(decoding_standin, tmp_path):
     root, csv = decoding_standin
-    # content words (planted on the stand-in's content channels at 250 ms; ROC-AUC is cheap to
-    # score, unlike word AUC): 99 nulls per lag, no pooling, four lags
+    # content words (planted on the stand-in's content channels at 250 ms): 999 score-level
+    # re-pairings per lag, no pooling, four lags
     defaults = small_defaults(root, tmp_path, str(csv), {"min": -750, "max": 1000, "step": 500},
                               **{"training.n_folds": 5})
-    defaults["significance"] = {"permutations": 99}
+    defaults["significance"] = {"permutations": 999}
     control = {**RIDGE, "training.shuffle_targets": True, "training.permutation_seed": 1000}
     config = str(REPO / "configs/tasks/content_word.yml")
     path = write_suite(tmp_path / "s.yml", [
@@ -271,7 +318,7 @@ def test_planted_lag_is_significant_and_controls_are_not(decoding_standin, tmp_p
                for p in result.folder.glob("cells/*/*/cell.json")}
     planted = {r["lag"]: r for r in records["planted"]["per_lag"]}
     assert planted[PLANTED_MS]["q"] < 0.05 and planted[PLANTED_MS]["significant"]
-    assert planted[PLANTED_MS]["p"] == pytest.approx(1 / 100)
+    assert planted[PLANTED_MS]["p"] == pytest.approx(1 / 1000)
     assert not planted[-750]["significant"], planted[-750]
     assert records["planted"]["selected"]["lag"] == PLANTED_MS
     assert not any(r["significant"] for r in records["control"]["per_lag"]), \
@@ -294,7 +341,7 @@ def test_a_suite_killed_midway_resumes_without_training_a_cell_twice(standin, tm
     defaults = small_defaults(standin, tmp_path, "^(G[1-3][0-9]|LGA[1-3][0-9])$",
                               {"min": 0, "max": 400, "step": 200},
                               **{"targets.pca_dim": 8, "targets.min_train_freq": 2})
-    defaults["significance"] = {"permutations": 2}
+    defaults["significance"] = {"refit": 2}
     cells = [{"name": f"mlp{e}", "config": str(REPO / "configs/demo.yml"),
               "set": {**MLP, "training.epochs": e}} for e in (2, 3, 4, 5)]  # 4 programs
     path = write_suite(tmp_path / "s.yml", cells, defaults)
@@ -399,7 +446,7 @@ def test_report_of_one_run_and_of_a_sweep(small_suite, tmp_path):
     from podbench.experiments.sweep import sweep
 
     _, result = small_suite
-    run = next((result.folder / "cells" / "ridge" / "null").iterdir())
+    run = next(p for p in (result.folder / "cells" / "ridge").iterdir() if p.is_dir())
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
     assert CliRunner().invoke(main, ["report", str(copy)]).exit_code == 0
@@ -484,3 +531,55 @@ def test_ray_benchmark_equals_local_and_resumes(request, small_suite, tmp_path):
     assert trained.count("trained") == 1 and trained.count("already complete") == 2, lines
     assert again.trained_cells == ["mlp"] and again.skipped_cells == ["ridge"]
     pd.testing.assert_frame_equal(again.leaderboard, local.leaderboard)
+
+
+# --------------------------------------------------------------------------- the reference suite
+
+@pytest.mark.slow
+def test_every_reference_cell_runs_on_a_stand_in(standin, tmp_path, capsys):
+    """The whole reference suite, reduced (two lags, three folds, one member, one epoch), runs
+    end to end on the small stand-in with only the README's overrides, through the benchmark
+    script that times it (benchmarks/reference_suite.py --reduced); every cell has its
+    score-level p-values and the LLM cells, without a local GPT-2, are skipped in one line."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import reference_suite
+
+    reference_suite.main(["--reduced", "--data", str(standin), "--work", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert sum("skipped, task_params.lm_dir" in line for line in out.splitlines()) == 3
+    assert "total_s=" in out.splitlines()[-1]
+    overrides = [*reference_suite.standin_overrides(standin),
+                 f"output.stores={tmp_path / 'reduced' / 'stores'}",
+                 f"output.results={tmp_path / 'reduced' / 'results'}", *reference_suite.REDUCED]
+    suite = load_suite(reference_suite.SUITE, overrides)
+    board = pd.read_csv(suite.folder / "leaderboard.csv")
+    assert list(board["cell"]) == [c.id for c in suite.cells] and len(board) == 29
+    for cell in suite.cells:
+        record = json.loads((cell.run_dir() / "cell.json").read_text())
+        assert record["significance"]["null"] == "score", record["cell"]
+        assert all(0 < row["p"] <= 1 for row in record["per_lag"]), record["cell"]
+        assert f"score-level null of {cell.id}: 1000 permutations" in out
+    programs = pd.read_csv(tmp_path / "reduced" / "programs.csv")
+    assert programs["lanes"].sum() == sum(len(c.points) * 2 * 3 for c in suite.cells)
+    assert programs["estimate_s"].notna().sum() >= 1  # later programs are estimated
+
+
+def test_plan_prints_lanes_and_stores_and_writes_nothing(standin, tmp_path, small_suite):
+    cells = [{"name": "ridge", "config": str(REPO / "configs/demo.yml"), "set": RIDGE},
+             {"name": "mlp", "config": str(REPO / "configs/demo.yml"), "set": MLP}]
+    path = write_suite(tmp_path / "p.yml", cells, small_defaults(
+        standin, tmp_path, None, {"min": 0, "max": 600, "step": 200}))
+    result = CliRunner().invoke(main, ["benchmark", "--suite", str(path), "--plan"])
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line.split() for line in result.output.splitlines()[2:4]}
+    assert rows["ridge"][1:4] == ["1", "1", "15"]  # program, points, lanes (3 lags x 5 folds)
+    assert rows["mlp"][1:5] == ["2", "1", "15", "30"]  # and lane-epochs (2 epochs)
+    assert "epochs, targets, latents" in result.output and "no estimate for 2 cell(s)" in result.output
+    assert not (tmp_path / "stores").exists() and not (tmp_path / "results").exists()
+    # the results root of a finished suite measures the decoders: estimates follow
+    _, done = small_suite
+    root = done.folder.parents[1]
+    again = CliRunner().invoke(main, ["benchmark", "--suite", str(path), "--plan",
+                                      "--set", f"output.results={root}"])
+    assert again.exit_code == 0 and "no estimate" not in again.output, again.output
+    assert "ridge: " in again.output and "mlp: " in again.output

@@ -19,9 +19,9 @@ import yaml
 from sklearn.decomposition import PCA
 
 from podbench import api
-from podbench.data.dataset import Dataset
+from podbench.data.dataset import Dataset, glove_key
 from podbench.features.store import COMPLETE, DATA, Stores
-from podbench.tasks.sources import arbitrary_vector, glove_key
+from podbench.tasks.sources import arbitrary_vector
 from podbench.tasks.folds import folds_for
 
 from .conftest import make_config

@@ -341,11 +341,13 @@ def test_audio(standin, ground_truth):
 
 def test_content_and_loudness_channels(standin, ground_truth):
     """Content channels respond more to content words; loudness channels track the loudness."""
+    from podbench import config
     from podbench.data.dataset import Dataset
     from podbench.tasks.content_word import ContentWord
     from podbench.data.audio import loudness_db
 
-    content = ContentWord().values(None, Dataset(standin)).set_index("word_idx")["value"]
+    cfg = config.from_dict({"task": "content_word"})
+    content = ContentWord().values(cfg, Dataset(standin)).set_index("word_idx")["value"]
     assert int(content.sum()) == ground_truth["n_content_words"]
     onsets = _gpt2_transcript(standin).groupby("word_idx")["start"].first()
     peak = np.round((onsets.to_numpy() + 0.25) * 512).astype(int)

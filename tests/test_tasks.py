@@ -156,8 +156,10 @@ def test_content_and_part_of_speech_tags_by_hand():
         14: ("go", "VBP", True, "verb"),
         16: ("that", "WDT", False, "other"),
     }
-    content = registry.tasks.get("content_word")().values(None, REAL).set_index("word_idx")
-    pos = registry.tasks.get("part_of_speech")().values(None, REAL).set_index("word_idx")
+    content = registry.tasks.get("content_word")().values(
+        config.from_dict({"task": "content_word"}), REAL).set_index("word_idx")
+    pos = registry.tasks.get("part_of_speech")().values(
+        config.from_dict({"task": "part_of_speech"}), REAL).set_index("word_idx")
     for idx, (word, tag, is_content, cls) in hand.items():
         assert tags.loc[idx, "word"] == word and tags.loc[idx, "tag"] == tag, idx
         assert content.loc[idx, "value"] == float(is_content), idx
@@ -539,5 +541,6 @@ def test_every_task_has_a_config():
 def test_ground_truth_content_labels_equal_the_task_targets(decoding_standin):
     root, _ = decoding_standin
     truth = json.loads((root / GROUND_TRUTH).read_text())
-    content = registry.tasks.get("content_word")().values(None, Dataset(root))
+    content = registry.tasks.get("content_word")().values(
+        config.from_dict({"task": "content_word"}), Dataset(root))
     assert int(content["value"].sum()) == truth["n_content_words"]

@@ -1,5 +1,7 @@
 """Word annotations of the dataset's stimuli: spaCy tags of the syntactic transcript and GPT-2
-XL surprisal of the GPT-2 transcript (one row per word, joined on word_idx)."""
+XL surprisal of the GPT-2 transcript (one row per word, joined on word_idx); and the reference's
+word table (processed_data/df_word_onset_with_pos_class.csv of hassonlab/podcast-benchmark),
+matched to the transcript's words by onset."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from podbench.data.dataset import Dataset, read_table, word_table
 from podbench.errors import DataError
 
 SYNTACTIC = Path("stimuli/syntactic/transcript.tsv")
+ONSET_TOLERANCE = 1e-3  # s: a table word matches the transcript word starting this close
 
 
 def syntactic_path(dataset: Dataset) -> Path:
@@ -70,3 +73,40 @@ def word_surprisal(dataset: Dataset) -> pd.DataFrame:
              .groupby("word_idx", sort=True)
              .agg(word=("word", "first"), value=("surprisal", "sum")).reset_index())
     return table
+
+
+def table_word_labels(dataset: Dataset, path: Path, column: str,
+                      values: range) -> pd.DataFrame:
+    """One row per transcript word that the reference's word table (columns onset and
+    `column`, an integer in `values`) labels: word_idx, word (the transcript's), value.
+
+    A table row labels the transcript word whose start is within ONSET_TOLERANCE of its
+    onset (the table's words are the reference's own tokens, not always the transcript's
+    text). The returned frame's attrs["note"] says in one line how many words matched, how
+    many transcript words have no label and how many table rows match no transcript word.
+    """
+    from podbench.data.dataset import seconds_column
+
+    table = read_table(path, ("onset", column), sep=",")
+    onset = seconds_column(table, "onset", path)
+    label = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=np.float64)
+    bad = np.flatnonzero(~np.isin(label, list(values)))
+    if len(bad):
+        found = table[column].astype(str).iloc[bad[0]]
+        raise DataError(f"{path}: column {column} row {bad[0] + 2} is {found!r}, expected one "
+                        f"of {list(values)}")
+    words = word_table(dataset)
+    start = words["start"].to_numpy(dtype=np.float64)
+    right = np.clip(np.searchsorted(start, onset), 1, len(start) - 1)
+    nearest = np.where(np.abs(start[right - 1] - onset) <= np.abs(start[right] - onset),
+                       right - 1, right)
+    matched = np.abs(start[nearest] - onset) <= ONSET_TOLERANCE
+    rows = np.flatnonzero(matched)
+    rows = rows[np.unique(nearest[rows], return_index=True)[1]]  # a word labelled twice: first row
+    out = pd.DataFrame({"word_idx": words["word_idx"].to_numpy()[nearest[rows]].astype(np.int64),
+                        "word": words["word"].astype(str).to_numpy()[nearest[rows]],
+                        "value": label[rows]})
+    out.attrs["note"] = (f"{path.name}: {len(rows)} of {len(table)} table words matched by "
+                         f"onset; {len(words) - len(rows)} transcript words without a label, "
+                         f"{len(table) - len(rows)} table words at no transcript word's onset")
+    return out

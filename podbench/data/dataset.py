@@ -36,6 +36,16 @@ def read_table(path: Path, required: tuple[str, ...], sep: str = "\t", **kwargs)
     return table
 
 
+def seconds_column(table: pd.DataFrame, column: str, path: Path) -> np.ndarray:
+    """A column of finite numbers (times in seconds) of a table read from `path`."""
+    values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if len(bad):
+        raise DataError(f"{path}: column {column} row {bad[0] + 2} is "
+                        f"{table[column].astype(str).iloc[bad[0]]!r}, expected a time in seconds")
+    return values
+
+
 def sub_label(sub: int) -> str:
     return f"sub-{sub:02d}"
 
@@ -159,6 +169,14 @@ def normalise_label(word: str, mode: str) -> str:
     if mode == "strip":
         return _OUTER_PUNCT.sub("", word.lower())
     raise ValueError(f"unknown label normalisation {mode!r}")
+
+
+_GLOVE_STRIP = re.compile(r"\b[^\w\s]+|[^\w\s]+\b")
+
+
+def glove_key(word: str) -> str:
+    """The reference's GloVe lookup: lowercase, punctuation at word boundaries removed."""
+    return _GLOVE_STRIP.sub("", word.lower())
 
 
 def word_table(dataset: Dataset) -> pd.DataFrame:

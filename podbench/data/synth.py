@@ -26,6 +26,9 @@ and the GPT-2 XL features are simulated:
 * ``derivatives/podbench-synth/iu_boundaries.csv``: stand-in intonation-unit boundaries (column
   ``start``, s), the table the ``iu_boundary`` task reads: IUs of 3 + Poisson(2) consecutive words,
   each boundary at the middle of the pause between two words (the end of the first where they touch).
+* ``derivatives/podbench-synth/glove.50d.txt``: a GloVe-format file over the stand-in's words
+  (key = the glove source's lookup of the word; vector = a fixed random 50-d projection of the
+  mean stand-in embedding of its occurrences), for the ``glove`` target source.
 * optionally the raw EDF: 1/f^2 background, 60 Hz line noise and harmonics, and a 70-200 Hz noise
   carrier whose amplitude is the envelope above, so a high-gamma pipeline recovers it.
 
@@ -53,6 +56,7 @@ from mne_bids import BIDSPath
 from scipy import ndimage, sparse
 
 from podbench import __version__
+from podbench.data.dataset import glove_key
 from podbench.errors import DataError
 
 SOURCE = Path(__file__).parent / "ds005574"
@@ -65,6 +69,8 @@ TRANSCRIPT_SETS = ("gpt2-xl", "whisper-medium", "en_core_web_lg", "syntactic", "
 GROUND_TRUTH = Path("derivatives/podbench-synth/ground_truth.json")
 ELECTRODE_CSV = Path("derivatives/podbench-synth/responsive_electrodes.csv")
 IU_BOUNDARIES = Path("derivatives/podbench-synth/iu_boundaries.csv")
+GLOVE = Path("derivatives/podbench-synth/glove.50d.txt")
+GLOVE_DIM = 50
 AUDIO = Path("stimuli/podcast.wav")
 GENERATOR_NAME = "podbench synth"
 
@@ -137,6 +143,7 @@ class _Stream(IntEnum):
     WHISPER = 11
     IU = 12
     BOUNDARY = 13
+    GLOVE = 14
 
 
 def _rng(seed: int, stream: _Stream, *key: int) -> np.random.Generator:
@@ -432,7 +439,25 @@ def _write_stimuli(out: Path, duration: float, seed: int, dim: int) -> tuple[_Wo
     words = _word_table(word_idx, start, layer, end)
     words = _with_content(words, keep["syntactic"])
     _write_whisper(out, keep["whisper-medium"], words, seed)
+    first_rows = np.unique(word_idx, return_index=True)[1]
+    text = np.array(_column(header, rows, "word"), dtype=object)[kept][first_rows]
+    _write_glove(out / GLOVE, text, words.embeddings, seed)
     return words, int(kept.sum())
+
+
+def _write_glove(path: Path, text: np.ndarray, embeddings: np.ndarray, seed: int) -> None:
+    """A GloVe-format text file (one `key v1 ... v50` line per type) over the stand-in's words,
+    keyed as the glove source looks words up: each type's vector is a fixed random projection
+    of the mean of its occurrences' stand-in embeddings (a static embedding of the words the
+    responses carry)."""
+    keys = np.array([glove_key(str(w)) for w in text], dtype=object)
+    projection = _rng(seed, _Stream.GLOVE).standard_normal((embeddings.shape[1], GLOVE_DIM))
+    projected = embeddings @ projection / math.sqrt(embeddings.shape[1])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for key in sorted(set(keys.tolist()) - {""}):
+            vector = projected[keys == key].mean(axis=0)
+            f.write(key + " " + " ".join(f"{v:.5f}" for v in vector) + "\n")
 
 
 def _token_type_vector(token: str, seed: int, dim: int) -> np.ndarray:

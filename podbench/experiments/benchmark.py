@@ -9,16 +9,19 @@ A suite file (YAML):
     defaults:                    # optional; applied to every cell, the cell's own keys win
       set: {data.root: data/podcast-standin-demo}   # dotted config overrides
       subjects: [all]            # subject sets: all | each | [3, 6]
-      significance: {permutations: 20, mode: words, pool_lags: false, seed: 1,
-                     alpha: 0.05}
+      significance: {permutations: 1000, mode: words, block: 10, refit: 0,
+                     pool_lags: false, seed: 1, alpha: 0.05}
     cells:
       - name: gpt2_pitom         # [A-Za-z0-9_.-]+, not . or ..
         config: ../demo.yml      # relative to the suite file
         set: {model.members: 2}  # applied after defaults.set; `--set` applies last
         subjects: [all, each]    # optional: one cell per set ("each": one per subject)
+        needs: [task_params.lm_dir]  # optional: config paths naming files the cell reads;
+                                 # where one is missing the cell is skipped, in one line
 
-A cell is (config x subject set); its unit of work is its real point plus its null points
-(`significance.permutations` shuffled-target copies, see podbench.experiments.significance).
+A cell is (config x subject set); its unit of work is its real point plus its retrained null
+points (`significance.refit` shuffled-target copies; score-level nulls, `permutations`, cost
+no training: see podbench.experiments.significance).
 Every point of every cell is grouped by program signature, so cells and nulls that differ
 only in per-lane values or in their targets at an equal width train as lanes of one program,
 and stores whose keys agree are built once. Results go to
@@ -27,7 +30,7 @@ results/<name>/<suite-id>/ (suite-id: a hash of the resolved cells):
   suite.yml                   the suite as resolved: every cell's config path, overrides,
                               subjects, significance settings and run folder
   cells/<cell>/<run-id>/      the real point's results folder, with cell.json
-  cells/<cell>/null/<run-id>/ the null points' results folders
+  cells/<cell>/null/<run-id>/ the retrained null points' results folders (refit)
   leaderboard.csv             one row per cell (chosen on validation, see CELL_SCHEMA)
   comparisons.csv             paired Wilcoxon tests of the cells of each task
   report/index.html           the static report (podbench.experiments.report)
@@ -39,12 +42,11 @@ command trains only what is missing.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
-import os
 import re
 import time
-import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -56,16 +58,18 @@ import yaml
 
 from podbench.config import Config, from_dict, parse_overrides, read_yaml, set_path, unknown_key
 from podbench.errors import ConfigError, DataError
+from podbench.experiments.plan import format_plan, measured_rates, plan_cells, program_lanes
 from podbench.experiments.significance import Significance, bh_qvalues, null_configs, \
-    paired_comparison, permutation_pvalues
+    null_label, paired_comparison, permutation_pvalues, score_null
 from podbench.features.keys import SHORT, canonical_json
+from podbench.tasks import task_for
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: score-level nulls (significance.null, refit, block; p_score, p_refit)
 SCHEMA_PATH = Path(__file__).parent / "schema" / "cell.schema.json"
 NAME = re.compile(r"(?!\.+$)[A-Za-z0-9_.-]+")  # one folder name: not . or ..
 SUITE_KEYS = ("name", "version", "description", "defaults", "cells")
 DEFAULT_KEYS = ("set", "subjects", "significance")
-CELL_KEYS = ("name", "config", "set", "subjects", "significance")
+CELL_KEYS = ("name", "config", "set", "subjects", "significance", "needs")
 
 
 @dataclass
@@ -80,6 +84,7 @@ class Cell:
     config: Config
     significance: Significance
     nulls: list[Config] = field(default_factory=list)
+    missing: str | None = None  # why the cell cannot run here (`needs:`); None: it can
 
     @property
     def points(self) -> list[Config]:
@@ -107,7 +112,8 @@ class Suite:
     path: Path
     id: str
     folder: Path
-    cells: list[Cell]
+    cells: list[Cell]  # the cells that run
+    skipped: list[Cell] = field(default_factory=list)  # cells whose `needs:` are missing
 
 
 # --------------------------------------------------------------------------- suite file
@@ -200,8 +206,23 @@ def suite_id(name: str, version, cells: list[Cell]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:SHORT]
 
 
+def cell_overrides(items: tuple[str, ...] | list[str]) -> tuple[dict, list[tuple[str, dict]]]:
+    """`--set` items of a suite: PATH=VALUE applies to every cell; CELLS:PATH=VALUE only to
+    the cells whose name matches the glob CELLS (e.g. `glove_*:targets.glove_path=...`)."""
+    plain, scoped = [], []
+    for item in items:
+        head = item.split("=", 1)[0]
+        if ":" in head:
+            pattern, rest = item.split(":", 1)
+            scoped.append((pattern.strip(), parse_overrides([rest])))
+        else:
+            plain.append(item)
+    return parse_overrides(plain), scoped
+
+
 def load_suite(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> Suite:
-    """Read and resolve a suite file; `overrides` (PATH=VALUE) apply to every cell, last."""
+    """Read and resolve a suite file; `overrides` (PATH=VALUE, or CELLS:PATH=VALUE for the
+    cells named like the glob CELLS) apply last."""
     path = Path(path)
     raw = _mapping(read_yaml(path, "suite file"), path, "", SUITE_KEYS)
     for key in ("name", "version", "cells"):
@@ -213,7 +234,7 @@ def load_suite(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) ->
         raise ConfigError(f"{path}: version = {version!r}: expected an integer or a string")
     defaults = _mapping(raw.get("defaults"), path, "defaults", DEFAULT_KEYS)
     default_set = _overrides(defaults.get("set"), f"{path}: defaults.set")
-    cli = parse_overrides(overrides)
+    cli, scoped = cell_overrides(overrides)
     if not isinstance(raw["cells"], list) or not raw["cells"]:
         raise ConfigError(f"{path}: cells = {raw['cells']!r}: expected a non-empty list")
     cells: list[Cell] = []
@@ -230,15 +251,31 @@ def load_suite(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) ->
         sig = Significance.parse(item.get("significance", defaults.get("significance")),
                                  f"{where}.significance")
         config_path = path.parent / str(item["config"])
-        merged = {**default_set, **cell_set, **cli}
+        merged = {**default_set, **cell_set, **cli,
+                  **{k: v for pattern, values in scoped for k, v in values.items()
+                     if fnmatch.fnmatchcase(cell_name, pattern)}}
         base = _resolve_config(config_path, merged, where)
         if base.several_tasks:
             raise ConfigError(f"{where}: {config_path} lists several tasks; a cell is one task "
                               "(make one cell per task)")
-        for label, subjects in _expand_subjects(sets, base):
+        if sig.permutations and task_for(base).repaired_headline(base) is None:
+            raise ConfigError(f"{where}.significance.permutations = {sig.permutations}: task "
+                              f"{base.task!r} has no score-level null (its headline "
+                              f"{task_for(base).headline} has no re-paired form); use "
+                              "significance: {permutations: 0, refit: N} (retrained nulls)")
+        if sig.permutations:  # score-level nulls read the held-out predictions
+            base = base.replace({"training.predictions": True})
+        missing = missing_need(base, item.get("needs", []), f"{where}.needs")
+        for label, subjects in _expand_subjects(sets, base) if missing is None else [("all", None)]:
             cell_id = cell_name if sets == ["all"] else f"{cell_name}.{label}"
-            cfg = base.replace({"data.subjects": subjects})
-            cells.append(Cell(cell_id, cell_name, str(item["config"]), merged, label, cfg, sig))
+            cfg = base if subjects is None else base.replace({"data.subjects": subjects})
+            cells.append(Cell(cell_id, cell_name, str(item["config"]), merged, label, cfg, sig,
+                              missing=missing))
+    for pattern, values in scoped:
+        if not any(fnmatch.fnmatchcase(c.name, pattern) for c in cells):
+            raise ConfigError(f"--set {pattern}:{next(iter(values))}=...: no cell of {path} is "
+                              f"named like {pattern!r} (cells: "
+                              f"{', '.join(dict.fromkeys(c.name for c in cells))})")
     ids = [c.id for c in cells]
     repeated = sorted({i for i in ids if ids.count(i) > 1})
     if repeated:
@@ -256,7 +293,26 @@ def load_suite(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) ->
                                            "trial_name": cell.id})
         cell.nulls = null_configs(cell.config.replace({"output.results": str(cells_root / cell.id)}),
                                   cell.significance, "null")
-    return Suite(name, version, str(raw.get("description", "")), path, sid, folder, cells)
+    return Suite(name, version, str(raw.get("description", "")), path, sid, folder,
+                 [c for c in cells if c.missing is None], [c for c in cells if c.missing])
+
+
+def missing_need(cfg: Config, needs, where: str) -> str | None:
+    """Why a cell cannot run here: the first of its `needs` (dotted config paths naming files
+    or folders, e.g. task_params.lm_dir) that is empty or names nothing; None if all exist."""
+    if not isinstance(needs, list) or not all(isinstance(n, str) for n in needs):
+        raise ConfigError(f"{where} = {needs!r}: expected a list of config paths naming files")
+    for dotted in needs:
+        node = cfg
+        for part in dotted.split("."):
+            try:
+                node = node[part] if isinstance(node, dict) else getattr(node, part)
+            except (KeyError, AttributeError):
+                raise ConfigError(f"{where}: {dotted!r} is not a field of the cell's config") \
+                    from None
+        if not node or not Path(str(node)).expanduser().exists():
+            return f"{dotted} = {node!r} does not exist"
+    return None
 
 
 # --------------------------------------------------------------------------- cell records
@@ -270,9 +326,8 @@ def cell_record(run_dir: Path, cell_id: str, *, suite: dict | None = None,
                 null_dirs: list[Path] = ()) -> dict:
     """The cell.json content of a results folder (and of its null points' folders)."""
     from podbench import config as config_module
-    from podbench.tasks import task_for
 
-    cfg = config_module.from_dict(yaml.safe_load((run_dir / "config.yml").read_text()),
+    cfg = config_module.from_dict(read_yaml(run_dir / "config.yml", "results config"),
                                   str(run_dir / "config.yml"))
     run = json.loads((run_dir / "run.json").read_text())
     perf = pd.read_csv(run_dir / "lag_performance.csv")
@@ -290,23 +345,9 @@ def cell_record(run_dir: Path, cell_id: str, *, suite: dict | None = None,
                 "test_std": _floats([perf[f"{headline}_std"][i]])[0]}
                for i, lag in enumerate(lags)]
     sig_block = None
-    if significance is not None and significance.permutations > 0:
-        null = np.stack([pd.read_csv(d / "lag_performance.csv").set_index("lags")
-                         .loc[lags, f"{headline}_mean"].to_numpy(float) for d in null_dirs])
-        sign = 1.0 if task.headline_mode == "max" else -1.0  # the test asks "better than null"
-        p = permutation_pvalues(np.nan_to_num(sign * observed, nan=-np.inf), sign * null,
-                                pooled=significance.pool_lags)
-        q = bh_qvalues(p)
-        for i, row in enumerate(per_lag):
-            row.update({"p": float(p[i]), "q": float(q[i]),
-                        "significant": bool(q[i] < significance.alpha),
-                        "null_mean": _floats([np.nanmean(null[:, i])])[0],
-                        "null_q95": _floats([np.nanquantile(null[:, i], 0.95)])[0]})
-        sig_block = {**significance.as_dict(),
-                     "test": f"permutation, one-sided ({'greater' if sign > 0 else 'less'})",
-                     "correction": "benjamini-hochberg across lags",
-                     "n_significant": int((q < significance.alpha).sum()),
-                     "null_runs": [d.name for d in null_dirs]}
+    if significance is not None and significance.enabled:
+        sig_block = significance_block(run_dir, cfg, task, significance, lags, observed,
+                                       per_lag, null_dirs)
     chosen = int(task.select_lag(perf))  # on validation, in the headline's direction
     return {
         "schema": "podbench.cell", "schema_version": SCHEMA_VERSION,
@@ -345,6 +386,36 @@ def read_record(path: Path) -> dict:
     return record
 
 
+def significance_block(run_dir: Path, cfg: Config, task, sig: Significance, lags: list[int],
+                       observed: np.ndarray, per_lag: list[dict], null_dirs: list[Path]) -> dict:
+    """Per-lag p, q and null summaries (added to `per_lag`) and the cell's significance block:
+    p from the retrained nulls when `refit` is set, else from the score-level null; each
+    null's own p beside it (`p_score`, `p_refit`)."""
+    sign = 1.0 if task.headline_mode == "max" else -1.0  # the test asks "better than null"
+    nulls = {}
+    if sig.permutations:
+        nulls["score"] = score_null(run_dir, cfg, sig)
+    if sig.refit:
+        nulls["refit"] = np.stack([pd.read_csv(d / "lag_performance.csv").set_index("lags")
+                                   .loc[lags, f"{task.headline}_mean"].to_numpy(float)
+                                   for d in null_dirs])
+    scored = np.nan_to_num(sign * observed, nan=-np.inf)
+    pvalues = {kind: permutation_pvalues(scored, sign * null, pooled=sig.pool_lags)
+               for kind, null in nulls.items()}
+    p, null = pvalues[sig.null], nulls[sig.null]
+    q = bh_qvalues(p)
+    for i, row in enumerate(per_lag):
+        row.update({"p": float(p[i]), "q": float(q[i]), "significant": bool(q[i] < sig.alpha),
+                    "null_mean": _floats([np.nanmean(null[:, i])])[0],
+                    "null_q95": _floats([np.nanquantile(null[:, i], 0.95 if sign > 0 else 0.05)])[0],
+                    **{f"p_{kind}": float(v[i]) for kind, v in pvalues.items()}})
+    return {**sig.as_dict(), "null": sig.null,
+            "test": f"permutation, one-sided ({'greater' if sign > 0 else 'less'})",
+            "correction": "benjamini-hochberg across lags",
+            "n_significant": int((q < sig.alpha).sum()),
+            "null_runs": [d.name for d in null_dirs]}
+
+
 def load_record(path: Path) -> dict:
     """A cell record from a cell.json file or a results folder (with or without cell.json)."""
     path = Path(path)
@@ -358,9 +429,10 @@ def load_record(path: Path) -> dict:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """Write a benchmark file whole or not at all (a full disk is one line naming it)."""
+    from podbench.publish import publish_file
+
+    publish_file(path, lambda tmp: tmp.write_text(text), "writing the benchmark")
 
 
 def leaderboard(records: list[dict]) -> pd.DataFrame:
@@ -373,7 +445,7 @@ def leaderboard(records: list[dict]) -> pd.DataFrame:
                      "lag_ms": r["selected"]["lag"], "test_mean": r["selected"]["test_mean"],
                      "test_std": r["selected"]["test_std"], "val_mean": r["selected"]["val_mean"],
                      "n_significant": sig["n_significant"] if sig else None,
-                     "n_lags": len(r["lags"]), "permutations": sig["permutations"] if sig else 0,
+                     "n_lags": len(r["lags"]), "null": null_label(sig) if sig else "",
                      "run_id": r["run_id"]})
     return pd.DataFrame(rows)
 
@@ -422,10 +494,22 @@ def is_cell_complete(cell: Cell) -> bool:
     return (cell.run_dir() / "cell.json").is_file()
 
 
+def progress_line(suite: Suite, todo: list[Cell], lanes_done: int, lanes_total: int,
+                  elapsed: float) -> str:
+    """Cells and lanes done so far, and the time left at the pace so far (by lanes)."""
+    cells = sum(is_cell_complete(c) for c in suite.cells)
+    left = elapsed / lanes_done * (lanes_total - lanes_done) if lanes_done else float("nan")
+    return (f"progress: {cells}/{len(suite.cells)} cells, {lanes_done}/{lanes_total} lanes of "
+            f"{len(todo)} cell(s) to run, {elapsed / 60:.1f} min so far, about "
+            f"{left / 60:.1f} min left")
+
+
 def run_suite(suite: Suite, engine: str = "local", address: str | None = None,
-              log: Callable[[str], None] = print) -> SuiteResult:
+              log: Callable[[str], None] = print,
+              before_program: Callable[[int, list[Config]], None] | None = None) -> SuiteResult:
     """Train every missing point of the suite's cells, write cell.json files, the
-    leaderboard, the paired comparisons and the report."""
+    leaderboard, the paired comparisons and the report. `before_program(number, configs)` is
+    called before each local program (benchmarks/reference_suite.py times them)."""
     from podbench.experiments.report import write_report
     from podbench.train import results
     from podbench.train.run import group_points, train_points
@@ -437,8 +521,12 @@ def run_suite(suite: Suite, engine: str = "local", address: str | None = None,
         **_suite_dict(suite), "description": suite.description, "source": str(suite.path),
         "cells": [{"id": c.id, "name": c.name, "config": c.config_path, "set": c.overrides,
                    "subjects": c.subjects, "significance": c.significance.as_dict(),
-                   "run": str(c.run_dir().relative_to(suite.folder))} for c in suite.cells]},
+                   "run": str(c.run_dir().relative_to(suite.folder))} for c in suite.cells],
+        "skipped": [{"id": c.id, "config": c.config_path, "why": c.missing}
+                    for c in suite.skipped]},
         sort_keys=False))
+    for cell in suite.skipped:
+        log(f"cell {cell.id}: skipped, {cell.missing}")
     done = [c for c in suite.cells if is_cell_complete(c)]
     for cell in done:
         log(f"cell {cell.id}: complete ({cell.run_dir()})")
@@ -464,12 +552,18 @@ def run_suite(suite: Suite, engine: str = "local", address: str | None = None,
         with RayEngine(address, log=log) as ray_engine:
             ray_engine.run_programs(programs)
     elif engine == "local":
+        started, lanes = time.perf_counter(), [program_lanes(p.configs) for p in programs]
         for number, program in enumerate(programs, 1):
-            log(f"program {number}/{len(programs)}: {len(program.configs)} point(s)")
+            log(f"program {number}/{len(programs)}: {len(program.configs)} point(s), "
+                f"{lanes[number - 1]} lanes")
+            if before_program is not None:
+                before_program(number, program.configs)
             train_points(program.configs, log=log)
             finish_ready()
+            log(progress_line(suite, todo, sum(lanes[:number]), sum(lanes),
+                              time.perf_counter() - started))
     finish_ready()
-    records = [json.loads((c.run_dir() / "cell.json").read_text()) for c in suite.cells]
+    records = [read_record(c.run_dir() / "cell.json") for c in suite.cells]
     board = leaderboard(records)
     _write_atomic(suite.folder / "leaderboard.csv", board.to_csv(index=False))
     _write_atomic(suite.folder / "comparisons.csv", comparisons(records).to_csv(index=False))
@@ -486,3 +580,16 @@ def benchmark(suite_path: str | Path, overrides: tuple[str, ...] | list[str] = (
     if address is not None and engine != "ray":
         raise ConfigError("--address needs --engine ray")
     return run_suite(load_suite(suite_path, overrides), engine, address, log)
+
+
+def plan(suite_path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> str:
+    """`podbench benchmark --plan`: the suite's plan as text (podbench.experiments.plan)."""
+    suite = load_suite(suite_path, overrides)
+    root = Path(suite.cells[0].config.output.results).expanduser().parents[2]
+    rates = measured_rates(root)
+    done = [c.id for c in suite.cells if is_cell_complete(c)]
+    text = format_plan(plan_cells([c for c in suite.cells if not is_cell_complete(c)], rates),
+                       rates, root)
+    skipped = "".join(f"\ncell {c.id}: skipped, {c.missing}" for c in suite.skipped)
+    return (f"suite {suite.name} {suite.id}: {len(suite.cells)} cell(s), {len(done)} complete"
+            + (f" ({', '.join(done)})" if done else "") + skipped + "\n" + text)

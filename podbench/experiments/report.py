@@ -30,6 +30,7 @@ import pandas as pd
 from podbench.config import read_yaml
 from podbench.errors import ConfigError, DataError
 from podbench.experiments.benchmark import cell_record, comparisons, leaderboard, read_record
+from podbench.experiments.significance import null_label
 from podbench.publish import publish_file
 
 STYLE = """
@@ -81,6 +82,7 @@ class Found:
     kind: str
     records: list[tuple[dict, Path]]
     missing: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # cells the suite could not run here (why)
 
     @property
     def total(self) -> int:
@@ -119,7 +121,9 @@ def benchmark_records(folder: Path) -> Found:
                            f"{record.get('cell')!r})")
             continue
         records.append((record, run_dir))
-    return Found("benchmark", records, missing)
+    skipped = [f"{c.get('id')} ({c.get('why')})" for c in raw.get("skipped") or []
+               if isinstance(c, dict)]
+    return Found("benchmark", records, missing, skipped)
 
 
 def find_records(folder: Path) -> Found:
@@ -294,7 +298,7 @@ def cell_page(record: dict, run_dir: Path) -> str:
              f"{html.escape(selected['by'])} ({selected['lag']} ms): "
              f"<b>{_fmt(selected['test_mean'])} ± {_fmt(selected['test_std'])}</b> (fold std)</p>"]
     if sig:
-        parts.append(f"<p class=\"note\">{sig['permutations']} null points ({sig['mode']}); "
+        parts.append(f"<p class=\"note\">null: {html.escape(null_label(sig))}; "
                      f"p per lag = (1 + #null ≥ observed) / (1 + N); q: Benjamini-Hochberg "
                      f"across lags; {sig['n_significant']} lag(s) with q &lt; {sig['alpha']}.</p>")
     parts.append(_img(lag_figure([record], record["cell"], null_band=True),
@@ -353,6 +357,9 @@ def write_report(folder: Path, log: Callable[[str], None] = print, partial: bool
         parts.append(f"<p class=\"partial\"><b>partial: {len(records)} of {found.total} "
                      f"cells</b>; missing or incomplete: "
                      f"{html.escape('; '.join(found.missing))}</p>")
+    if found.skipped:
+        parts.append(f"<p class=\"note\">skipped (their files are missing here): "
+                     f"{html.escape('; '.join(found.skipped))}</p>")
     parts += [f"<p class=\"note\">{len(records)} cell(s). Each row: the test headline metric "
              "(mean ± std over folds) at the lag chosen on the validation split, never on test; "
              "n_significant: lags whose permutation q-value (Benjamini-Hochberg across lags) is "

@@ -1,37 +1,67 @@
 """Significance of a cell's lag curve, and paired comparisons of two cells.
 
-- Permutation test per lag: a cell with `significance: {permutations: N}` trains N null
-  points beside the real one (the same config with `training.shuffle_targets`, distinct
-  `training.permutation_seed`s, the real cell's lane seeds), as extra lanes of its program.
-  At each lag, p = (1 + #{null >= observed}) / (1 + N) on the test headline metric (mean
-  over folds); higher is better for every headline metric. `pool_lags: true` compares each lag
-  with the null values of all lags (N x n_lags of them), which assumes the null distribution
-  is the same at every lag and gives finer p-values from few permutations.
-- Benjamini-Hochberg q-values across a cell's lags (scipy.stats.false_discovery_control).
-- Paired comparison of two cells on the same folds and lags: the Wilcoxon signed-rank test
-  of their test headline over (fold, lag) pairs (scipy.stats.wilcoxon).
+Two nulls, each asking its own question (`significance:` of a suite cell):
+
+- Score-level (`permutations: N`, the default kind): "do the held-out predictions carry
+  information about the test targets?" At each lag and fold, the run's fixed test predictions
+  (test_predictions.npz) are scored against N re-pairings of the fold's test targets
+  (`mode`: permuted across events "words", shifted circularly in time "circular", or permuted
+  in contiguous runs of `block` events "blocks"; podbench.tasks.nulls.repairings) by the
+  re-paired form of the task's headline metric (podbench.tasks.metrics.REPAIRED and
+  Task.repaired_headline; the identity re-pairing reproduces the reported value, which is
+  checked). Cross-validated predictions never saw their test targets, so this is exact under
+  the re-pairing's exchangeability assumption, and costs scoring, not training.
+- Retrained (`refit: N`): "could a decoder trained on targets without the brain relation do as
+  well?" N null points train beside the real one (the same config with
+  `training.shuffle_targets`, distinct `training.permutation_seed`s, the real cell's lane
+  seeds) as extra lanes of its program, and are scored like it. When `refit` is set, the
+  cell's p-values come from it (the stronger question); the score-level p-values are kept
+  beside them (`p_score`).
+
+At each lag the null statistic is the mean over folds (as the observed value), and
+p = (1 + #{null >= observed}) / (1 + N), one-sided in the headline's direction; `pool_lags:
+true` compares each lag with the null values of all lags (N x n_lags of them), which assumes
+the null is the same at every lag. Benjamini-Hochberg q-values across a cell's lags
+(scipy.stats.false_discovery_control). Paired comparison of two cells on the same folds and
+lags: the Wilcoxon signed-rank test of their test headline over (fold, lag) pairs
+(scipy.stats.wilcoxon).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
 from podbench.config import Config
 from podbench.errors import ConfigError
+from podbench.tasks.nulls import REPAIRINGS, repairings
 
-MODES = ("words", "circular")
-KEYS = ("permutations", "mode", "pool_lags", "seed", "alpha")
+KEYS = ("permutations", "mode", "block", "refit", "pool_lags", "seed", "alpha")
 ALPHA = 0.05
+MAX_PERMUTATIONS = 100_000  # score-level re-pairings per cell (P x events ints per fold)
+MAX_REFITS = 1_000  # retrained null points per cell
+CHUNK = 1_000  # re-pairings scored at once (bounds the memory to CHUNK x events per fold)
+
+
+def _integer(value, where: str, low: int, high: int | None = None) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low \
+            or (high is not None and value > high):
+        bound = f"between {low} and {high:,}" if high is not None else f">= {low}"
+        raise ConfigError(f"{where} = {value!r}: expected an integer {bound}")
+    return value
 
 
 @dataclass(frozen=True)
 class Significance:
-    """A cell's permutation-test settings (`permutations: 0` switches the test off)."""
+    """A cell's permutation-test settings; `permutations: 0` and `refit: 0` switch it off."""
 
-    permutations: int = 0
-    mode: str = "words"
+    permutations: int = 0  # score-level re-pairings of the test targets
+    mode: str = "words"  # words | circular | blocks (refits: words | circular)
+    block: int = 10  # events per block of mode "blocks"
+    refit: int = 0  # retrained null points
     pool_lags: bool = False
     seed: int = 1
     alpha: float = ALPHA
@@ -47,34 +77,95 @@ class Significance:
         if unknown:
             raise ConfigError(f"{where}.{unknown[0]}: unknown key; allowed: {', '.join(KEYS)}")
         out = cls(**raw)
-        if not isinstance(out.permutations, int) or isinstance(out.permutations, bool) \
-                or out.permutations < 0:
-            raise ConfigError(f"{where}.permutations = {out.permutations!r}: expected an "
-                              "integer >= 0")
-        if out.mode not in MODES:
-            raise ConfigError(f"{where}.mode = {out.mode!r}: expected one of {', '.join(MODES)}")
+        _integer(out.permutations, f"{where}.permutations", 0, MAX_PERMUTATIONS)
+        _integer(out.refit, f"{where}.refit", 0, MAX_REFITS)
+        _integer(out.block, f"{where}.block", 1)
+        _integer(out.seed, f"{where}.seed", 0)
+        if out.mode not in REPAIRINGS:
+            raise ConfigError(f"{where}.mode = {out.mode!r}: expected one of "
+                              f"{', '.join(REPAIRINGS)}")
+        if out.refit and out.mode == "blocks":
+            raise ConfigError(f"{where}.mode = 'blocks': retrained nulls (refit) shuffle "
+                              "training targets by words or circular shifts; use one of those")
         if not isinstance(out.pool_lags, bool):
             raise ConfigError(f"{where}.pool_lags = {out.pool_lags!r}: expected true or false")
-        if not isinstance(out.seed, int) or isinstance(out.seed, bool):
-            raise ConfigError(f"{where}.seed = {out.seed!r}: expected an integer")
         if not isinstance(out.alpha, float) or not 0 < out.alpha < 1:
             raise ConfigError(f"{where}.alpha = {out.alpha!r}: expected a number in (0, 1)")
         return out
 
+    @property
+    def enabled(self) -> bool:
+        return self.permutations > 0 or self.refit > 0
+
+    @property
+    def null(self) -> str:
+        """Where a cell's p-values come from: "refit" when retrained nulls are asked for."""
+        return "refit" if self.refit else "score"
+
     def as_dict(self) -> dict:
-        return {"permutations": self.permutations, "mode": self.mode, "pool_lags": self.pool_lags,
-                "seed": self.seed, "alpha": self.alpha}
+        return asdict(self)
+
+
+def null_label(block: dict) -> str:
+    """Which null a cell record's p-values come from, in words (cell.json schema 1 had only
+    retrained nulls, counted by `permutations`)."""
+    if block.get("null", "refit") == "score":
+        mode = block["mode"] + (f" of {block['block']}" if block["mode"] == "blocks" else "")
+        return f"score-level, {block['permutations']} re-pairings ({mode})"
+    count = block.get("refit", block["permutations"]) if "null" in block else block["permutations"]
+    return f"retrained, {count} refits ({block['mode']})"
 
 
 def null_configs(cfg: Config, sig: Significance, trial_name: str) -> list[Config]:
-    """The cell's null points: its config on shuffled targets, one permutation seed each;
-    training.seed (the lanes' initialisation) stays the real cell's. Nulls keep no
-    checkpoints (nothing predicts from a null model; the setting is not part of any key)."""
+    """The cell's retrained null points: its config on shuffled targets, one permutation seed
+    each; training.seed (the lanes' initialisation) stays the real cell's. Nulls keep neither
+    checkpoints nor predictions (nothing reads them; neither setting is part of any key)."""
     return [cfg.replace({"trial_name": trial_name, "training.shuffle_targets": True,
                          "training.shuffle_mode": sig.mode,
                          "training.permutation_seed": sig.seed + k,
-                         "training.checkpoints": False})
-            for k in range(sig.permutations)]
+                         "training.checkpoints": False, "training.predictions": False})
+            for k in range(sig.refit)]
+
+
+def score_null(run_dir: Path, cfg: Config, sig: Significance) -> np.ndarray:
+    """[permutations, n_lag] score-level null of a results folder's test headline: per lag,
+    the mean over folds of the headline of the fold's fixed test predictions against re-paired
+    test targets (the same re-pairings at every lag of a fold). The identity re-pairing is
+    scored too and must give the folder's reported value."""
+    import pandas as pd
+
+    from podbench.tasks import task_for
+    from podbench.tasks.base import HeldOut
+    from podbench.train.results import read_test_predictions
+
+    task = task_for(cfg)
+    scorer = task.repaired_headline(cfg)
+    if scorer is None:
+        raise ConfigError(f"task {cfg.task!r}: its headline {task.headline} has no score-level "
+                          "null; use significance: {refit: N} (retrained nulls)")
+    saved = read_test_predictions(run_dir)
+    perf = pd.read_csv(run_dir / "lag_performance.csv").set_index("lags")
+    lags, folds = saved["lag"].tolist(), saved["fold"].tolist()
+    per_fold = np.full((len(folds), sig.permutations, len(lags)), np.nan)
+    for f, number in enumerate(folds):
+        test = np.flatnonzero(saved["test_fold"] == number)
+        train_labels = saved["label"][saved["split"][f] == 0]
+        rng = np.random.default_rng([sig.seed, number])
+        perms = repairings(len(test), sig.permutations, sig.mode, rng, sig.block)
+        for i, lag in enumerate(lags):
+            held = HeldOut(saved["ensemble"][i, test], saved["members"][i][:, test],
+                           saved["target"][test], saved["label"][test], train_labels)
+            observed = float(scorer(held, np.arange(len(test))[None])[0])
+            reported = float(perf.loc[lag, f"{task.headline}_fold_{number}"])
+            if not np.isclose(observed, reported, rtol=1e-6, atol=1e-9, equal_nan=True):
+                raise RuntimeError(f"{run_dir}: the re-paired {task.headline} of lag {lag}, "
+                                   f"fold {number} is {observed}, the folder reports "
+                                   f"{reported}: its test_predictions.npz does not match")
+            for start in range(0, sig.permutations, CHUNK):
+                per_fold[f, start:start + CHUNK, i] = scorer(held, perms[start:start + CHUNK])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a lag whose folds are all nan
+        return np.nanmean(per_fold, axis=0)
 
 
 def permutation_pvalues(observed: np.ndarray, null: np.ndarray, pooled: bool = False) -> np.ndarray:

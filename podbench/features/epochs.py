@@ -66,17 +66,18 @@ def valid_words(words: pd.DataFrame, recordings: list[Recording], cfg: Config,
                 geo: Geometry) -> np.ndarray:
     """Mask of words whose windows fit inside every recording, for every lag.
 
-    The reference's rule (seconds, with the lag grid's min and its exclusive max), plus the
-    sample-level bound of the stored span so that no window is ever read out of range.
+    The reference's rule in seconds, with the first and the last lag run (not the grid's
+    exclusive end: at -1000..800 ms the podcast's last word fits), plus the sample-level
+    bound of the stored span so that no window is ever read out of range.
     """
-    w, lags = cfg.data.window_width, cfg.data.lags
+    w, first, last = cfg.data.window_width, min(geo.lags), max(geo.lags)
     start = words["start"].to_numpy()
     onset = np.rint(start * geo.sfreq).astype(np.int64)
     ok = np.ones(len(words), bool)
     for rec in recordings:
         last_time = (rec.n_times - 1) / rec.sfreq
-        ok &= start + (lags.min / 1000 - w / 2) >= 0
-        ok &= start + (lags.max / 1000 + w / 2 - 0.002) <= last_time
+        ok &= start + (first / 1000 - w / 2) >= 0
+        ok &= start + (last / 1000 + w / 2 - 0.002) <= last_time
         ok &= onset + geo.span_start >= 0
         ok &= onset + geo.span_start + geo.span <= rec.n_times
     return ok

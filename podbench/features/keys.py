@@ -35,8 +35,9 @@ if TYPE_CHECKING:
     from podbench.features.context import Resolved
 
 # A stage's version changes when the same config would give other numbers (training 2:
-# dropout masks from hashed bits), so old results are never taken for new ones.
-STAGE_VERSIONS = {"epochs": 2, "targets": 2, "latents": 1, "training": 2}
+# dropout masks from hashed bits; epochs 3: the validity mask ends at the last lag run), so
+# old results are never taken for new ones.
+STAGE_VERSIONS = {"epochs": 3, "targets": 2, "latents": 1, "training": 2}
 SHORT = 12
 
 
@@ -93,7 +94,7 @@ def stage_specs(cfg: "Config | Resolved") -> dict[str, StageSpec]:
                                     "depends": depends(cfg) if depends else {}},
                         {"epochs": epochs.key})
     training_fields = dataclasses.asdict(cfg.training)
-    for detail in ("lane_chunk", "lane_batch", "checkpoints"):  # not inputs of the results
+    for detail in ("lane_chunk", "lane_batch", "checkpoints", "predictions"):  # not inputs of the results
         training_fields.pop(detail)
     if not cfg.training.shuffle_targets:  # null-target settings matter only with the shuffle
         training_fields.pop("shuffle_mode")

@@ -36,8 +36,9 @@ class Pitom(nnx.Module):
         self.bn3 = batch_norm(f, rngs)
         self.dense = linear(f, n_out, init, rngs)
         vector = head == "vector"
-        self.norm = nnx.LayerNorm(n_out, epsilon=1e-5, rngs=rngs) if vector else None
-        self.head_order = p["head_order"] if vector else "linear"
+        normed = vector or head == "classes_norm"  # the reference's class head: LayerNorm
+        self.norm = nnx.LayerNorm(n_out, epsilon=1e-5, rngs=rngs) if normed else None
+        self.head_order = p["head_order"] if vector else "norm" if normed else "linear"
         self.reg, self.reg_head = p["reg"], p["reg_head"]
 
     def __call__(self, x: jax.Array, call: Call) -> jax.Array:
@@ -51,6 +52,8 @@ class Pitom(nnx.Module):
             return jnp.tanh(self.norm(y))
         if self.head_order == "tanh_norm":
             return self.norm(jnp.tanh(y))
+        if self.head_order == "norm":
+            return self.norm(y)
         return y
 
     def penalty(self) -> jax.Array:
@@ -64,7 +67,8 @@ def pitom(params: dict, *, input_shape: tuple[int, ...], output_dim: int, head: 
           rngs: nnx.Rngs) -> Pitom:
     """The reference PITOM decoder for [word, channel, bin] latents.
 
-    head "vector" (embeddings) ends in LayerNorm and tanh; other heads (scalar, binary,
+    head "vector" (embeddings) ends in LayerNorm and tanh; "classes_norm" (a class task's
+    parity: reference) in LayerNorm, the reference's class head; other heads (scalar, binary,
     classes) end in the dense layer's raw outputs (logits).
     """
     n_channels, n_times = input_shape

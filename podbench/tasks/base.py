@@ -23,6 +23,7 @@ registered class plus a YAML config, not a second trainer:
   validation twin of the headline, not of the stopping rule: regression tasks stop on the
   validation MSE but choose the lag on the validation Pearson r;
 - results: `ensemble` combines independently trained members (default: mean of outputs),
+  `joint_ensemble` / `group_combine` a joint ensemble (on the host / in the program),
   `extra_results` adds tables to the results folder (e.g. a confusion matrix);
 - packing: `program_key` says which tasks can be lanes of one compiled program;
 - frozen: `frozen(cfg)` gives arrays every lane's model shares and never trains (the LLM
@@ -34,7 +35,9 @@ registered class plus a YAML config, not a second trainer:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -43,6 +46,7 @@ from podbench import registry
 from podbench.config import Config
 from podbench.data.dataset import Dataset, word_table
 from podbench.errors import ConfigError
+from podbench.tasks import metrics
 
 
 def config_value(cfg: Config, dotted: str):
@@ -50,6 +54,19 @@ def config_value(cfg: Config, dotted: str):
     for part in dotted.split("."):
         node = getattr(node, part)
     return node
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """One fold's test split as scored: the prediction the metrics score (`ensemble` [n, out]),
+    the members' [M, n, out], the targets [n, D], the labels [n] and the training split's
+    labels (word-level metrics count types by them)."""
+
+    ensemble: np.ndarray
+    members: np.ndarray
+    y: np.ndarray
+    labels: np.ndarray
+    train_labels: np.ndarray
 
 
 class Task(ABC):
@@ -133,11 +150,40 @@ class Task(ABC):
         reporting, "val" for model selection); keys start with the split."""
         return {}
 
+    def repaired_headline(self, cfg: Config) -> Callable[[HeldOut, np.ndarray], np.ndarray] | None:
+        """The test headline against re-paired test targets, the score-level permutation null:
+        a function of one fold's held-out predictions and perms [P, n] giving [P] scores,
+        prediction i scored against the target (and label) of event perms[p, i]. By default
+        the headline's split metric in its re-paired form (`metrics.REPAIRED`) on the
+        ensemble; None if the headline has no re-paired form."""
+        repaired = metrics.REPAIRED.get(self.headline.split("_", 1)[1])
+        if repaired is None:
+            return None
+        return lambda held, perms: repaired(held.ensemble, held.y, perms)
+
     def ensemble(self, member_preds: np.ndarray) -> np.ndarray:
         """One prediction [n, out] from independently trained members' [M, n, out]: their mean
-        (the reference's ensemble); classifiers may average probabilities instead. A joint
-        ensemble (trained on its members' mean output) is always scored on that mean."""
+        (the reference's ensemble); classifiers may average probabilities instead."""
         return member_preds.mean(axis=0)
+
+    def joint_ensemble(self, member_preds: np.ndarray, cfg: Config) -> np.ndarray:
+        """A joint ensemble's prediction: what it was trained on (`group_combine`), by default
+        the mean of its members' outputs."""
+        return member_preds.mean(axis=0)
+
+    def group_combine(self, cfg: Config) -> Callable:
+        """What a joint ensemble is trained, stopped and scored on, inside the compiled
+        program (JAX): [G, n, out] -> [n, out]; by default the members' mean output."""
+        return lambda member_preds: member_preds.mean(axis=0)
+
+    def stopping(self, cfg: Config) -> Callable:
+        """The early-stopping score (pred, y, mask) -> scalar: `stop_value` by default."""
+        return self.stop_value
+
+    def model_head(self, cfg: Config) -> str:
+        """The head the model is built with: `head`, or a variant the config asks for
+        ("classes_norm": class logits through a LayerNorm, for the reference's PITOM)."""
+        return self.head
 
     def extra_results(self, cfg: Config, test: list[tuple[int, int, np.ndarray, np.ndarray]]
                       ) -> dict[str, pd.DataFrame]:

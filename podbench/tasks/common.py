@@ -19,13 +19,22 @@ Heads and losses (JAX, per example; the trainer averages over valid rows):
   mean and sd.
 Early stopping runs on the whole validation split: ROC-AUC (binary), macro one-vs-rest
 ROC-AUC (classes), both "max"; mean squared error (scalar), "min".
+
+`task_params.parity: reference` (binary and class tasks) gives the reference's protocol where
+podbench differs on purpose: a joint ensemble is trained, stopped and scored on its members'
+mean probability (not on the mean of their logits); early stopping runs on the reference's
+metric, a mean over validation batches of `training.batch_size` rows (`reference_stop`: ROC-AUC,
+macro ROC-AUC; sentence_onset: weighted F1); class logits pass through PITOM's LayerNorm as in
+the reference's head; and the per-batch-mean AUC is written beside the whole-split one
+(`test_roc_auc_batch_mean`, `test_macro_roc_auc_batch_mean`).
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Literal
 
 import numpy as np
 import pandas as pd
@@ -39,6 +48,13 @@ from podbench.tasks import metrics
 from podbench.tasks.folds import folds_for
 from podbench.tasks.base import Task
 
+if TYPE_CHECKING:
+    from jax import Array
+
+
+PARITY_DOC = ("podbench: podbench's protocol; reference: the reference's where podbench "
+              "differs on purpose (README, Parity)")
+
 
 @dataclass
 class ClassWeightParams:
@@ -47,14 +63,61 @@ class ClassWeightParams:
     class_weight: Literal["none", "balanced"] = opt(
         "none", doc="weight examples in the loss by n / (n_classes * n_class), counted on "
                     "each training fold (sklearn's 'balanced'); none: every example 1")
+    parity: Literal["podbench", "reference"] = opt("podbench", doc=PARITY_DOC)
+
+
+@dataclass
+class WordClassParams(ClassWeightParams):
+    """Parameters of the syntactic word tasks (content_word, part_of_speech)."""
+
+    labels_csv: str | None = opt(
+        None, doc="the reference's word table (df_word_onset_with_pos_class.csv: onset, "
+                  "is_content, pos_class), matched to the transcript by onset; null: spaCy "
+                  "tags of stimuli/syntactic/transcript.tsv")
+
+
+def task_file(cfg: Config, name: str) -> Path:
+    """The file task_params.<name> names (absolute or from the working directory)."""
+    spec = cfg.task_params[name]
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"task_params.{name} = {spec!r}: no such file")
+    return path
+
+
+def batch_mean(score: Callable, pred: "Array", y: "Array", mask: "Array", size: int) -> "Array":
+    """The reference's epoch metric (traced): `score(pred, y, mask)` on consecutive batches
+    of `size` rows, averaged over the batches holding a valid row (each batch counts once)."""
+    import jax
+    import jax.numpy as jnp
+
+    pad = (-pred.shape[0]) % size
+    batches = [jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)).reshape(-1, size, *a.shape[1:])
+               for a in (pred, y, mask)]
+    values = jax.vmap(score)(*batches)
+    has = (batches[2].sum(axis=1) > 0).astype(values.dtype)
+    return jnp.sum(values * has) / jnp.maximum(has.sum(), 1.0)
+
+
+def host_batch_mean(score: Callable, pred: np.ndarray, y: np.ndarray, size: int,
+                    one_class: float = 0.5) -> float:
+    """`score(pred, y)` on consecutive batches of `size` rows, averaged over batches; a batch
+    where the score is undefined (nan: one class) counts `one_class`, as in the reference."""
+    values = [score(pred[i:i + size], y[i:i + size]) for i in range(0, len(pred), size)]
+    return float(np.mean([one_class if np.isnan(v) else v for v in values]))
 
 
 class EventTargetsTask(Task):
     """A task with one target number per event; targets fitted per training fold if needed."""
 
     word_events = True  # events are the transcript's words (False: the task's own events)
+    file_params: tuple[str, ...] = ()  # task_params naming files (see task_file)
+    batch_mean_metric: str | None = None  # the AUC that parity: reference also writes per batch
 
     def validate(self, cfg: Config) -> None:
+        for name in self.file_params:
+            if cfg.task_params.get(name):
+                task_file(cfg, name)
         if cfg.training.loss != "mse":
             raise ConfigError(f"training.loss = {cfg.training.loss!r}: task {cfg.task!r} has its "
                               "own loss; training.loss applies to embedding tasks only")
@@ -72,9 +135,63 @@ class EventTargetsTask(Task):
         return cfg.task
 
     def program_key(self, cfg: Config) -> dict:
-        """Plus the classes and whether a weight column follows the label."""
+        """Plus the classes, whether a weight column follows the label, and the parity mode."""
         return {**super().program_key(cfg), "classes": list(getattr(self, "class_names", ())),
-                "class_weight": cfg.task_params.get("class_weight", "none")}
+                "class_weight": cfg.task_params.get("class_weight", "none"),
+                "parity": self.parity(cfg)}
+
+    def keyed_params(self, cfg: Config) -> dict:
+        """task_params for stage keys: a file of `file_params` by its content, not its path."""
+        from podbench.data.recordings import file_digest
+
+        params = dict(cfg.task_params)
+        for name in self.file_params:
+            if params.get(name):
+                params[name] = {"sha256": file_digest(task_file(cfg, name))}
+        return params
+
+    def training_fragment(self, cfg: Config, fingerprint) -> dict:
+        return {**super().training_fragment(cfg, fingerprint),
+                "task_params": self.keyed_params(cfg)}
+
+    # ---------------------------------------------------------------- parity: reference
+
+    def parity(self, cfg: Config) -> str:
+        return cfg.task_params.get("parity", "podbench")
+
+    def reference_stop(self, pred: "Array", y: "Array", mask: "Array") -> "Array":
+        """The reference's early-stopping metric on one validation batch (traced)."""
+        return self.stop_value(pred, y, mask)
+
+    def stopping(self, cfg: Config) -> Callable:
+        if self.parity(cfg) != "reference":
+            return self.stop_value
+        size = cfg.training.batch_size
+        return lambda pred, y, mask: batch_mean(self.reference_stop, pred, y, mask, size)
+
+    def traced_ensemble(self, member_preds: "Array") -> "Array":
+        """`ensemble` inside the compiled program (JAX), for parity: reference."""
+        raise NotImplementedError
+
+    def group_combine(self, cfg: Config) -> Callable:
+        if self.parity(cfg) == "reference":
+            return self.traced_ensemble
+        return super().group_combine(cfg)
+
+    def joint_ensemble(self, member_preds: np.ndarray, cfg: Config) -> np.ndarray:
+        if self.parity(cfg) == "reference":
+            return self.ensemble(member_preds)
+        return super().joint_ensemble(member_preds, cfg)
+
+    def fold_metrics(self, member_preds: np.ndarray, y: np.ndarray, labels: np.ndarray,
+                     train_labels: np.ndarray, cfg: Config, split: str) -> dict[str, float]:
+        """parity: reference adds the reference's per-batch-mean AUC of the test and
+        validation splits (batches of training.batch_size rows in time order)."""
+        if self.parity(cfg) != "reference" or not self.batch_mean_metric:
+            return {}
+        score = registry.metrics.get(self.batch_mean_metric)
+        value = host_batch_mean(score, self.ensemble(member_preds), y, cfg.training.batch_size)
+        return {f"{split}_{self.batch_mean_metric}_batch_mean": value}
 
     # ---------------------------------------------------------------- what subclasses give
 
@@ -99,7 +216,7 @@ class EventTargetsTask(Task):
     # ---------------------------------------------------------------- the targets store
 
     def targets_fragment(self, cfg: Config, dataset: Dataset) -> tuple[dict, bool]:
-        frag = {"task": cfg.task, "params": cfg.task_params}
+        frag = {"task": cfg.task, "params": self.keyed_params(cfg)}
         per_fold = self.per_fold(cfg)
         if per_fold:
             frag["folds"] = folds_fragment(cfg)
@@ -115,7 +232,7 @@ class EventTargetsTask(Task):
         word_idx = table["word_idx"].to_numpy().astype(np.int64)
         words = table["word"].astype(str).to_numpy()
         values = table["value"].to_numpy(dtype=np.float64)
-        attrs: dict = {"n_events": len(table)}
+        attrs: dict = {"n_events": len(table), **table.attrs}  # a "note" shows in the build report
         if self.per_fold(cfg):
             rows, labels = fold_rows(cfg, word_idx, words, epoch_words)
             slices, fitted = [], []
@@ -156,6 +273,7 @@ class BinaryTask(EventTargetsTask):
     split_metric_names = ("bce", "roc_auc", "f1", "balanced_accuracy")
     headline = "test_roc_auc"
     chance = 0.5
+    batch_mean_metric = "roc_auc"
 
     def fold_columns(self, cfg, values, train):
         labels = np.rint(values).astype(np.int64)
@@ -183,6 +301,11 @@ class BinaryTask(EventTargetsTask):
                   for lag, fold, pred, y in test]
         return {"confusion_matrix.csv": confusion_table(as_two, ("negative", "positive"))}
 
+    def traced_ensemble(self, member_preds: "Array") -> "Array":
+        from podbench.tasks.scoring import mean_probability_logit
+
+        return mean_probability_logit(member_preds)
+
     def ensemble(self, member_preds: np.ndarray) -> np.ndarray:
         """The logit of the members' mean probability (one member: its logit)."""
         if len(member_preds) == 1:
@@ -205,6 +328,7 @@ class ClassesTask(EventTargetsTask):
     headline = "test_macro_roc_auc"
     chance = 0.5
     class_names: tuple[str, ...] = ()
+    batch_mean_metric = "macro_roc_auc"
 
     def fold_columns(self, cfg, values, train):
         labels = np.rint(values).astype(np.int64)
@@ -226,6 +350,16 @@ class ClassesTask(EventTargetsTask):
         from podbench.tasks.scoring import masked_macro_auc
 
         return masked_macro_auc(pred, y[:, 0], mask)
+
+    def model_head(self, cfg: Config) -> str:
+        """parity: reference puts the class logits through a LayerNorm (the reference's
+        PITOM normalises every output wider than 1)."""
+        return "classes_norm" if self.parity(cfg) == "reference" else self.head
+
+    def traced_ensemble(self, member_preds: "Array") -> "Array":
+        from podbench.tasks.scoring import mean_probability_log
+
+        return mean_probability_log(member_preds)
 
     def ensemble(self, member_preds: np.ndarray) -> np.ndarray:
         """The log of the members' mean class probabilities (one member: its logits)."""

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from podbench.config import Config, opt
-from podbench.data.dataset import Dataset, read_table
+from podbench.data.dataset import Dataset, read_table, seconds_column
 from podbench.errors import ConfigError, DataError
 from podbench.registry import register_task
 from podbench.tasks.common import BinaryTask
@@ -77,12 +77,7 @@ def boundary_times(path: Path) -> np.ndarray:
     if column is None:
         raise DataError(f"{path}: expected a column start (or time) of IU boundary times in "
                         f"seconds; found {list(table.columns)}")
-    times = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=np.float64)
-    bad = np.flatnonzero(~np.isfinite(times))
-    if len(bad):
-        raise DataError(f"{path}: column {column} row {bad[0] + 2} is "
-                        f"{table[column].iloc[bad[0]]!r}, expected a time in seconds")
-    times = np.unique(times)
+    times = np.unique(seconds_column(table, column, path))
     if len(times) < 2:
         raise DataError(f"{path}: {len(times)} boundary time(s); expected at least 2 "
                         "(negatives lie between consecutive boundaries)")

@@ -8,6 +8,8 @@ one-vs-rest ROC-AUC over types with enough training occurrences).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.special import log_softmax, softmax
 from scipy.stats import rankdata
@@ -86,6 +88,39 @@ def column_aucs(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
         return np.where((n_pos > 0) & (n_neg > 0), u / (n_pos * n_neg), np.nan)
 
 
+def word_class_scores(member_preds: np.ndarray, y_test: np.ndarray, test_labels: np.ndarray,
+                      train_labels: np.ndarray, min_train_freq: int) -> WordScores:
+    """The reference's word-level scores of one evaluation split (see `word_metrics`): the
+    members' mean cosine distances, the class logits (1 - mean distance of a prediction to a
+    word type's occurrences) and their softmax, and which types the ROC-AUC averages over."""
+    dist = member_distances(member_preds, y_test)
+    n = len(test_labels)
+    classes, true = np.unique(test_labels, return_inverse=True)
+    onehot = np.zeros((n, len(classes)))
+    onehot[np.arange(n), true] = 1.0
+    logits = 1.0 - dist @ onehot / onehot.sum(axis=0)
+    train_vocab, train_counts = np.unique(train_labels, return_counts=True)
+    train_freq = dict(zip(train_vocab.tolist(), train_counts.tolist()))
+    test_freq = onehot.sum(axis=0)
+    f_train = np.array([train_freq.get(label, 0) for label in classes.tolist()])
+    scored = (f_train >= min_train_freq) & (test_freq < n)
+    return WordScores(dist, true, logits, softmax(logits, axis=1), scored, f_train, test_freq)
+
+
+@dataclass(frozen=True)
+class WordScores:
+    """What `word_class_scores` computes for one split: rows are predictions (events), class
+    columns the split's word types in sorted order."""
+
+    dist: np.ndarray  # [n, n] members' mean cosine distance of prediction i to target j
+    true: np.ndarray  # [n] class column of each event's word
+    logits: np.ndarray  # [n, C]
+    probs: np.ndarray  # [n, C] softmax of the logits
+    scored: np.ndarray  # [C] bool: types the ROC-AUC averages over
+    f_train: np.ndarray  # [C] occurrences in the training split
+    test_freq: np.ndarray  # [C] occurrences in this split
+
+
 def word_metrics(member_preds: np.ndarray, y_test: np.ndarray, test_labels: np.ndarray,
                  train_labels: np.ndarray, min_train_freq: int,
                  ks: tuple[int, ...] = (1, 5, 10), split: str = "test") -> dict[str, float]:
@@ -94,36 +129,26 @@ def word_metrics(member_preds: np.ndarray, y_test: np.ndarray, test_labels: np.n
     Keys are named as the reference's for the test split (`test_word_avg_auc_roc`, ...); the
     validation split gets the same metrics with `val` in place of `test` (model selection).
     """
-    dist = member_distances(member_preds, y_test)
+    w = word_class_scores(member_preds, y_test, test_labels, train_labels, min_train_freq)
     n = len(test_labels)
     out: dict[str, float] = {}
-    occ_logp = log_softmax(1.0 - dist, axis=1)
+    occ_logp = log_softmax(1.0 - w.dist, axis=1)
     diag = np.arange(n)
     for k in ks:
         out[f"{split}_occurence_top_{k}"] = top_k(occ_logp, diag, k)
     out[f"{split}_occurence_perplexity"] = float(np.exp(-occ_logp[diag, diag].mean()))
-
-    classes, true = np.unique(test_labels, return_inverse=True)
-    onehot = np.zeros((n, len(classes)))
-    onehot[diag, true] = 1.0
-    class_dist = dist @ onehot / onehot.sum(axis=0)
-    logits = 1.0 - class_dist
-    probs = softmax(logits, axis=1)
     for k in ks:
-        out[f"{split}_word_top_{k}"] = top_k(probs, true, k)
-    out[f"{split}_word_perplexity"] = float(np.exp(-log_softmax(logits, axis=1)[diag, true].mean()))
-
-    train_vocab, train_counts = np.unique(train_labels, return_counts=True)
-    train_freq = dict(zip(train_vocab.tolist(), train_counts.tolist()))
-    test_freq = onehot.sum(axis=0)
-    f_train = np.array([train_freq.get(label, 0) for label in classes.tolist()])
-    scored = (f_train >= min_train_freq) & (test_freq < n)
-    aucs = column_aucs(probs[:, scored], onehot[:, scored] > 0)
+        out[f"{split}_word_top_{k}"] = top_k(w.probs, w.true, k)
+    out[f"{split}_word_perplexity"] = float(
+        np.exp(-log_softmax(w.logits, axis=1)[diag, w.true].mean()))
+    onehot = w.true[:, None] == np.arange(len(w.scored))[None, :]
+    aucs = column_aucs(w.probs[:, w.scored], onehot[:, w.scored])
     if len(aucs):
         out[f"{split}_word_avg_auc_roc"] = float(aucs.mean())
-        out[f"{split}_word_train_weighted_auc_roc"] = float(np.average(aucs, weights=f_train[scored]))
+        out[f"{split}_word_train_weighted_auc_roc"] = float(
+            np.average(aucs, weights=w.f_train[w.scored]))
         out[f"{split}_word_{split}_weighted_auc_roc"] = float(
-            np.average(aucs, weights=test_freq[scored]))
+            np.average(aucs, weights=w.test_freq[w.scored]))
     else:
         for name in ("avg", "train_weighted", f"{split}_weighted"):
             out[f"{split}_word_{name}_auc_roc"] = float("nan")
@@ -255,6 +280,84 @@ def confusion_counts(pred: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndar
     counts = np.zeros((n_classes, n_classes), np.int64)
     np.add.at(counts, (true, predicted), 1)
     return counts
+
+
+# --------------------------------------------------------------------------- re-paired targets
+# Score-level permutation nulls: the fixed predictions of a test split scored against its
+# targets re-paired, prediction i with the target of event perms[p, i], for every row p of
+# `perms` [P, n] at once. Each follows its metric's recipe above with the same quantities (the
+# identity row gives the metric itself; tests/test_significance.py checks every row against the
+# metric of re-indexed targets). What a re-pairing leaves unchanged is computed once: ranks of
+# the fixed scores, cosine matrices, class counts.
+
+def repaired_class_aucs(scores: np.ndarray, true: np.ndarray, perms: np.ndarray) -> np.ndarray:
+    """[P, C] one-vs-rest ROC-AUC of each column of `scores` [n, C] when prediction i is
+    labelled with class true[perms[p, i]] (the Mann-Whitney form of `column_aucs`); nan where
+    a column lacks a class (re-pairing keeps the class counts)."""
+    n, n_classes = scores.shape
+    ranks = rankdata(scores, axis=0)
+    paired = true[perms]  # [P, n] class of the target paired with each prediction
+    gathered = ranks[np.arange(n)[None, :], paired]  # rank of prediction i in that class's column
+    flat = (np.arange(len(perms))[:, None] * n_classes + paired).ravel()
+    u = np.bincount(flat, weights=gathered.ravel(), minlength=len(perms) * n_classes)
+    n_pos = np.bincount(true, minlength=n_classes).astype(np.float64)
+    n_neg = n - n_pos
+    u = u.reshape(len(perms), n_classes) - n_pos * (n_pos + 1) / 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((n_pos > 0) & (n_neg > 0), u / (n_pos * n_neg), np.nan)
+
+
+def repaired_word_avg_auc_roc(member_preds: np.ndarray, y_test: np.ndarray,
+                              test_labels: np.ndarray, train_labels: np.ndarray,
+                              min_train_freq: int, perms: np.ndarray) -> np.ndarray:
+    """[P] `word_avg_auc_roc` with the test words re-paired. Re-pairing moves a word's
+    embedding and label together, so the class logits of each prediction (its mean distance
+    to every occurrence of a type) and the scored types are unchanged; only which type is
+    each prediction's true one changes."""
+    w = word_class_scores(member_preds, y_test, test_labels, train_labels, min_train_freq)
+    if not w.scored.any():
+        return np.full(len(perms), np.nan)
+    return repaired_class_aucs(w.probs, w.true, perms)[:, w.scored].mean(axis=1)
+
+
+def _repaired_roc_auc(pred, y, perms):
+    score = _column(pred)
+    return repaired_class_aucs(np.stack([-score, score], axis=1),
+                               (_label(y) == 1).astype(np.int64), perms)[:, 1]
+
+
+def _repaired_macro_roc_auc(pred, y, perms):
+    probs = softmax(np.asarray(pred, dtype=np.float64), axis=1)
+    aucs = repaired_class_aucs(probs, _label(y), perms)
+    present = ~np.isnan(aucs[0]) if len(aucs) else np.zeros(probs.shape[1], bool)
+    return aucs[:, present].mean(axis=1) if present.any() else np.full(len(perms), np.nan)
+
+
+def _repaired_pearson_r(pred, y, perms):
+    a, b = _column(pred), _column(y)
+    a, b = a - a.mean(), b - b.mean()
+    den = np.sqrt(np.sum(a * a) * np.sum(b * b))
+    return b[perms] @ a / den if den > 0 else np.full(len(perms), np.nan)
+
+
+def _repaired_pairwise_accuracy(pred, y, perms):
+    sims = cosine_matrix(pred, y)
+    n = len(sims)
+    if n < 2:
+        return np.full(len(perms), np.nan)
+    below = rankdata(sims, axis=1, method="min") - 1  # entries of the row strictly smaller
+    return below[np.arange(n)[None, :], perms].sum(axis=1) / (n * (n - 1))
+
+
+def _repaired_cosine_sim(pred, y, perms):
+    cos = _unit(np.asarray(pred, dtype=np.float64)) @ _unit(np.asarray(y, dtype=np.float64)).T
+    return cos[np.arange(len(cos))[None, :], perms].mean(axis=1)
+
+
+REPAIRED = {"roc_auc": _repaired_roc_auc, "macro_roc_auc": _repaired_macro_roc_auc,
+            "pearson_r": _repaired_pearson_r, "pairwise_accuracy": _repaired_pairwise_accuracy,
+            "cosine_sim": _repaired_cosine_sim}
+"""Split metrics with a re-paired form: name -> (pred [n, out], y [n, D], perms [P, n]) -> [P]."""
 
 
 READABLE = {"word_avg_auc_roc": "word ROC-AUC", "roc_auc": "ROC-AUC",

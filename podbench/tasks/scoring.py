@@ -58,3 +58,28 @@ def masked_macro_auc(logits, label, mask):
     return jnp.where(count > 0, total / jnp.maximum(count, 1.0), 0.5)
 
 
+def mean_probability_logit(member_preds: jax.Array) -> jax.Array:
+    """[G, n, 1] member logits -> the logit of their mean probability."""
+    log_p = jax.scipy.special.logsumexp(jax.nn.log_sigmoid(member_preds), axis=0)
+    log_q = jax.scipy.special.logsumexp(jax.nn.log_sigmoid(-member_preds), axis=0)
+    return log_p - log_q
+
+
+def mean_probability_log(member_preds: jax.Array) -> jax.Array:
+    """[G, n, k] member logits -> the log of their mean class probabilities."""
+    log_p = jax.nn.log_softmax(member_preds, axis=-1)
+    return jax.scipy.special.logsumexp(log_p, axis=0) - jnp.log(member_preds.shape[0])
+
+
+def weighted_f1(logit: jax.Array, positive: jax.Array, mask: jax.Array) -> jax.Array:
+    """sklearn's f1_score(average="weighted") of the prediction logit >= 0 (probability
+    >= 0.5) over the valid rows: the classes' F1 weighted by their counts (0 if undefined)."""
+    predicted = (logit >= 0).astype(positive.dtype)
+    total = 0.0
+    for p, t in ((predicted, positive), (1.0 - predicted, 1.0 - positive)):
+        tp = jnp.sum(p * t * mask)
+        denom = jnp.sum(p * mask) + jnp.sum(t * mask)
+        f1 = jnp.where(denom > 0, 2 * tp / jnp.where(denom > 0, denom, 1.0), 0.0)
+        total = total + jnp.sum(t * mask) * f1
+    return total / jnp.maximum(jnp.sum(mask), 1.0)
+

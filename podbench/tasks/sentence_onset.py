@@ -8,9 +8,11 @@ Sentences (from the transcript's words, in word_idx order):
   token of `stimuli/syntactic/transcript.tsv` starts with an upper-case letter, is not tagged
   NNP/NNPS and is not "I"). The ds005574 transcripts keep almost no sentence punctuation (two
   words end in "."), so the punctuation rule alone finds 3 sentences in 30 minutes; the
-  capitals rule finds 373, close to the 366 of the reference's sentence table.
-- `sentences_csv`: a table of sentences (columns onset, offset in seconds, or start, end),
-  e.g. the reference's processed_data/all_sentences_podcast.csv; it replaces the rules above.
+  capitals rule finds 374; only 294 of them start within 50 ms of one of the 366 sentences of
+  the reference's table (and 293 of those have a podbench onset within 50 ms).
+- `sentences_csv`: a table of sentences in seconds, columns sentence_onset, sentence_offset
+  (the reference's processed_data/all_sentences_podcast.csv as it is), onset, offset, or
+  start, end; it replaces the rules above. On the real data it is the parity choice.
 
 A sentence runs from its first word's start to the latest end of its words. Events:
 - positives: every sentence onset (label "onset");
@@ -19,7 +21,13 @@ A sentence runs from its first word's start to the latest end of its words. Even
   sentences (end capped at the next sentence's onset) minus `margin` around every sentence
   onset (word onsets are not always in order), by rejection sampling; deterministic from
   `seed`. Sentences shorter than 2 x margin get none.
-  (The reference drew 5 per sentence, in [onset + margin, offset - window - 1 ms].)
+- `parity: reference`: the reference's negatives instead: `negatives_per_positive` per sentence
+  whose interval [onset + margin, offset - data.window_width - 1 ms] is not empty, uniform in
+  it, drawn sentence after sentence from one generator seeded with `seed` (fewer negatives
+  than the default: 525 instead of 660 for the 132 sentences of the 600-s stand-in, 1,410
+  instead of 1,830 for the 366 of the reference's table of the real data); early stopping on
+  the mean over validation batches of the weighted F1 (the reference's `f1`); see also
+  tasks/common.py.
 
 Events are numbered 0, 1, ... in time order (word_idx) and windows are cut around them like
 word windows. These parameters define the epochs (the events), so `seed` is the task's own,
@@ -31,18 +39,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 
 from podbench.config import Config, opt
-from podbench.data.dataset import Dataset, read_table, word_table
-from podbench.errors import ConfigError, DataError
+from podbench.data.dataset import Dataset, read_table, seconds_column, word_table
+from podbench.errors import DataError
 from podbench.registry import register_task
-from podbench.tasks.common import BinaryTask
+from podbench.tasks.common import PARITY_DOC, BinaryTask, task_file
 from podbench.tasks.negatives import draw_inside, numbered_events
 from podbench.data.annotations import is_punctuation, syntactic_path, word_tags
+
+if TYPE_CHECKING:
+    import jax
 
 SENTENCE_END = (".", "?", "!")
 CLOSERS = "\"')]}”’"
@@ -57,9 +68,13 @@ class SentenceOnsetParams:
     boundaries: Literal["capitals", "punctuation"] = opt(
         "capitals", doc="sentence starts: punctuation only, or also capitalised non-proper words")
     sentences_csv: str | None = opt(
-        None, doc="CSV of sentences (onset, offset s); replaces the transcript rules")
+        None, doc="CSV of sentences (sentence_onset, sentence_offset, or onset, offset, s), "
+                  "e.g. the reference's all_sentences_podcast.csv; replaces the transcript rules")
     class_weight: Literal["none", "balanced"] = opt(
         "none", doc="balanced: weight the loss by the training fold's class frequencies")
+    parity: Literal["podbench", "reference"] = opt("podbench", doc=PARITY_DOC)
+
+SENTENCE_COLUMNS = (("sentence_onset", "sentence_offset"), ("onset", "offset"), ("start", "end"))
 
 
 def ends_sentence(word: str) -> bool:
@@ -80,16 +95,16 @@ def sentences(cfg: Config, dataset: Dataset) -> pd.DataFrame:
     """Sentences in time order: columns onset, end (s)."""
     p = cfg.task_params
     if p["sentences_csv"]:
-        path = Path(p["sentences_csv"]).expanduser()
-        if not path.is_file():
-            raise ConfigError(f"task_params.sentences_csv = {p['sentences_csv']!r}: no such file")
+        path = task_file(cfg, "sentences_csv")
         table = read_table(path, (), sep=",")
-        cols = [c for c in (("onset", "offset"), ("start", "end")) if set(c) <= set(table.columns)]
+        cols = [c for c in SENTENCE_COLUMNS if set(c) <= set(table.columns)]
         if not cols:
-            raise DataError(f"{path}: expected columns onset, offset (or start, end) in seconds; "
-                            f"found {list(table.columns)}")
+            raise DataError(f"{path}: expected columns sentence_onset, sentence_offset (or "
+                            f"onset, offset, or start, end) in seconds; found "
+                            f"{list(table.columns)}")
         a, b = cols[0]
-        out = pd.DataFrame({"onset": table[a].astype(float), "end": table[b].astype(float)})
+        out = pd.DataFrame({"onset": seconds_column(table, a, path),
+                            "end": seconds_column(table, b, path)})
         return out.sort_values("onset", kind="stable").reset_index(drop=True)
     words = word_table(dataset)
     idx = words["word_idx"].to_numpy()
@@ -112,15 +127,19 @@ def sentence_events(cfg: Config, dataset: Dataset) -> pd.DataFrame:
     sent = sentences(cfg, dataset)
     onset = sent["onset"].to_numpy(dtype=np.float64)
     end = sent["end"].to_numpy(dtype=np.float64)
-    next_onset = np.r_[onset[1:], np.inf]
-    lo = onset + p["margin"]
-    hi = np.minimum(end, next_onset) - p["margin"]
-    n_neg = p["negatives_per_positive"] * len(onset)
-    try:
-        t_neg, which = draw_inside(lo, hi, onset, n_neg, p["margin"], p["seed"],
-                                   "sentence onset")
-    except DataError as exc:
-        raise DataError(f"{dataset.root}: {exc}") from None
+    if p["parity"] == "reference":
+        t_neg, which = reference_negatives(onset, end, p["negatives_per_positive"], p["margin"],
+                                           cfg.data.window_width, p["seed"])
+    else:
+        next_onset = np.r_[onset[1:], np.inf]
+        lo = onset + p["margin"]
+        hi = np.minimum(end, next_onset) - p["margin"]
+        try:
+            t_neg, which = draw_inside(lo, hi, onset, p["negatives_per_positive"] * len(onset),
+                                       p["margin"], p["seed"], "sentence onset")
+        except DataError as exc:
+            raise DataError(f"{dataset.root}: {exc}") from None
+    n_neg = len(t_neg)
     events = pd.DataFrame({
         "start": np.r_[onset, t_neg],
         "end": np.r_[end, end[which]],
@@ -130,33 +149,47 @@ def sentence_events(cfg: Config, dataset: Dataset) -> pd.DataFrame:
     return numbered_events(events)
 
 
+def reference_negatives(onset: np.ndarray, end: np.ndarray, per_sentence: int, margin: float,
+                        window: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The reference's negatives: `per_sentence` uniform draws in [onset + margin, end -
+    window - 1 ms] for each sentence where that interval is not empty, sentence after sentence
+    from one generator. Returns (times, sentence index of each), sorted by time."""
+    rng = np.random.default_rng(seed)
+    lo = onset + margin
+    hi = np.maximum(lo, end - window - 1e-3)
+    has_room = np.flatnonzero(hi > lo)
+    if len(has_room) == 0:
+        raise DataError(f"no sentence is longer than task_params.margin + data.window_width + "
+                        f"1 ms = {margin + window + 1e-3:g} s: no room for negatives")
+    times = np.concatenate([rng.uniform(lo[k], hi[k], per_sentence) for k in has_room])
+    which = np.repeat(has_room, per_sentence)
+    keep = np.argsort(times, kind="stable")
+    return times[keep], which[keep]
+
+
 @register_task("sentence_onset", params=SentenceOnsetParams)
 class SentenceOnset(BinaryTask):
     """Sentence onsets vs points inside sentences, windows centred on each."""
 
     word_events = False
+    file_params = ("sentences_csv",)
 
-    def validate(self, cfg: Config) -> None:
-        super().validate(cfg)
-        csv = cfg.task_params["sentences_csv"]
-        if csv and not Path(csv).expanduser().is_file():
-            raise ConfigError(f"task_params.sentences_csv = {csv!r}: no such file")
+    def reference_stop(self, pred: "jax.Array", y: "jax.Array", mask: "jax.Array") -> "jax.Array":
+        from podbench.tasks.scoring import weighted_f1
+
+        return weighted_f1(pred[:, 0], y[:, 0], mask)
 
     def events(self, cfg: Config, dataset: Dataset) -> pd.DataFrame:
         return sentence_events(cfg, dataset)[["word_idx", "word", "start", "end"]]
 
     def events_fragment(self, cfg: Config) -> dict:
-        p = dict(cfg.task_params)
+        p = self.keyed_params(cfg)
         p.pop("class_weight")
-        if p["sentences_csv"]:
-            from podbench.data.recordings import file_digest
-
-            p["sentences_csv"] = {"sha256": file_digest(Path(p["sentences_csv"]).expanduser())}
         return {"kind": "sentence_onset", **p}
 
     def event_sources(self, cfg: Config, dataset: Dataset) -> list[Path]:
         if cfg.task_params["sentences_csv"]:
-            return [Path(cfg.task_params["sentences_csv"]).expanduser()]
+            return [task_file(cfg, "sentences_csv")]
         extra = [syntactic_path(dataset)] if cfg.task_params["boundaries"] == "capitals" else []
         return [dataset.transcript_path, *extra]
 

@@ -10,7 +10,6 @@ targets.pca_dim before anything is built). It returns one vector per word it emb
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from podbench.config import Config
-from podbench.data.dataset import Dataset, normalise_label
+from podbench.data.dataset import Dataset, glove_key, normalise_label
 from podbench.errors import ConfigError, DataError
 from podbench.registry import register_target_source
 
@@ -102,14 +101,6 @@ def gpt2(cfg: Config, dataset: Dataset, words: pd.DataFrame) -> SourceResult:
     counts = np.bincount(inverse, minlength=len(order))[:, None]
     return SourceResult(order.astype(np.int64), (sums / counts).astype(np.float32),
                         info={"layer": cfg.targets.layer})
-
-
-GLOVE_STRIP = re.compile(r"\b[^\w\s]+|[^\w\s]+\b")
-
-
-def glove_key(word: str) -> str:
-    """The reference's GloVe lookup: lowercase, punctuation at word boundaries removed."""
-    return GLOVE_STRIP.sub("", word.lower())
 
 
 @register_target_source("glove", fields=("targets.glove_path",), required=("targets.glove_path",),

@@ -125,6 +125,14 @@ class WordEmbedding(Task):
         return metrics.word_metrics(member_preds, y, labels, train_labels,
                                     cfg.targets.min_train_freq, split=split)
 
+    def repaired_headline(self, cfg):
+        """The word ROC-AUC from the members' distances, as `fold_metrics` scores it."""
+        if self.headline != "test_word_avg_auc_roc":
+            return super().repaired_headline(cfg)
+        return lambda held, perms: metrics.repaired_word_avg_auc_roc(
+            held.members, held.y, held.labels, held.train_labels, cfg.targets.min_train_freq,
+            perms)
+
 
 def fold_rows(cfg: Config, target_words: np.ndarray, raw_labels: np.ndarray,
               epoch_words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

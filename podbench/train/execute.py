@@ -118,15 +118,15 @@ def make_program(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs, lan
     """The compiled lane program for this run's model, task and padded fold sizes."""
     from podbench.train.program import LaneProgram
 
-    build = _model_builder(cfg, inputs.x.shape[2:], task.output_dim(inputs.y, cfg), task.head,
-                           frozen)
+    build = _model_builder(cfg, inputs.x.shape[2:], task.output_dim(inputs.y, cfg),
+                           task.model_head(cfg), frozen)
     takes_targets = registry.models.entry(cfg.model.name).meta.get("takes_targets", False)
     return LaneProgram(build, group=group, batch_size=cfg.training.batch_size,
                    patience=cfg.training.patience, optimizer_name=cfg.training.optimizer,
-                   loss_fn=lambda p, y: task.loss(p, y, cfg), stop_fn=task.stop_value,
+                   loss_fn=lambda p, y: task.loss(p, y, cfg), stop_fn=task.stopping(cfg),
                    stop_mode=task.stop_mode, n_train_max=lanes_np.train_idx.shape[1],
                    n_val_max=lanes_np.val_idx.shape[1], lane_batch=lane_batch(cfg), mesh=mesh,
-                   takes_targets=takes_targets)
+                   takes_targets=takes_targets, combine=task.group_combine(cfg))
 
 
 def train_lanes(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs, table: LaneTable,

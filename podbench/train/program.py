@@ -87,8 +87,10 @@ class LaneProgram:
     def __init__(self, build_model: Callable[[nnx.Rngs], nnx.Module], *, group: int,
                  batch_size: int, patience: int, optimizer_name: str, loss_fn, stop_fn,
                  stop_mode: str, n_train_max: int, n_val_max: int, lane_batch: int | None = None,
-                 mesh=None, takes_targets: bool = False):
+                 mesh=None, takes_targets: bool = False, combine: Callable | None = None):
         self.build_model = build_model
+        # a group's prediction from its members' [G, B, D] (Task.group_combine): their mean
+        self.combine = combine or (lambda preds: preds.mean(axis=0))
         self.takes_targets = takes_targets  # the model is called as model(x, call, y)
         self.group = group
         self.batch = batch_size
@@ -224,7 +226,7 @@ class LaneProgram:
 
         def loss_of(params, rest, x, y, mask, call):
             preds, new_rest, penalty = self._group_forward(params, rest, x, y, call)
-            per_example = self.loss_fn(preds.mean(axis=0), y)
+            per_example = self.loss_fn(self.combine(preds), y)
             loss = jnp.sum(per_example * mask) / jnp.maximum(mask.sum(), 1.0)
             return loss + penalty.sum(), new_rest
 
@@ -249,7 +251,7 @@ class LaneProgram:
         val_mask = (jnp.arange(self.n_val_max) < lane.val_n).astype(jnp.float32)
         preds = self._predict_rows(params, rest, data, lane.val_idx, lane)
         _, y_val = self._inputs(data, lane.val_idx, lane)
-        score = self.sign * self.stop_fn(preds.mean(axis=0), y_val, val_mask)
+        score = self.sign * self.stop_fn(self.combine(preds), y_val, val_mask)
         improved = score > s.best_score
         bad = jnp.where(improved, 0, s.bad + 1)
         return State(

@@ -7,6 +7,10 @@ results/<trial>/<run-id>/ (run-id = the training key's first 12 hex digits):
   metrics.csv          long table: lag, fold, member (or "ensemble"), metric, value
   lag_curve.png        the headline metric by lag, fold spread, chance line
   run.json             store keys, versions, device, timings, lanes and epochs per lane
+  test_predictions.npz every event's held-out prediction by lag (members and the scored
+                       ensemble) with its target, label and folds (`test_predictions`; unless
+                       training.predictions is false): score-level permutation nulls and
+                       `api` read it
   checkpoints/         orbax checkpoint of every lane's best parameters (unless
                        training.checkpoints is false); `api.load_run` predicts from it
   <task extras>.csv    tables a task adds (Task.extra_results), e.g. confusion_matrix.csv
@@ -21,7 +25,9 @@ import logging
 import os
 import platform
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -29,54 +35,128 @@ import yaml
 
 from podbench import __version__
 from podbench.config import Config
+from podbench.errors import ConfigError
 from podbench.tasks import Task
+from podbench.tasks.folds import Fold
 
 RUN_MARKER = "run.json"
+PREDICTIONS = "test_predictions.npz"
+
+
+@dataclass
+class LaneOutputs:
+    """One (lag, fold) of a point: the members' predictions of every row of the run, the
+    prediction the metrics score (`ensemble`) and the fold's targets."""
+
+    lag: int
+    fold: Fold
+    lanes: np.ndarray  # the lane rows of the result table
+    members: np.ndarray  # [M, N, out]
+    ensemble: np.ndarray  # [N, out]
+    y: np.ndarray  # [N, D]
+
+
+def lane_outputs(cfg: Config, task: Task, inputs, res, point: int = 0) -> Iterator[LaneOutputs]:
+    """The (lag, fold) outputs of one point of a trained program, in lag then fold order."""
+    table = res.table
+    in_point = table.point == point
+    program = res.program
+    mine = program.rows[program.entry(point)]  # this point's words among the program's rows
+    for lag in inputs.lags:
+        for fold in inputs.folds:
+            sel = np.flatnonzero(in_point & (table.lag_ms == lag) & (table.fold == fold.number))
+            if len(sel) == 0:
+                continue
+            members = res.preds[sel][:, :, mine].reshape(-1, len(mine), res.preds.shape[-1])
+            y = inputs.y[fold.number - 1 if inputs.y.shape[0] > 1 else 0]
+            ensemble = (task.ensemble(members) if res.group == 1
+                        else task.joint_ensemble(members, cfg))
+            yield LaneOutputs(lag, fold, sel, members, ensemble, y)
 
 
 def score_lanes(cfg: Config, task: Task, inputs, res, point: int = 0) -> pd.DataFrame:
     """Long metrics table of one point: ensemble rows per (lag, fold), member rows per lane."""
     rows, test_preds = [], []
     table = res.table
-    folds = {f.number: f for f in inputs.folds}
-    in_point = table.point == point
-    program = res.program
-    mine = program.rows[program.entry(point)]  # this point's words among the program's rows
-    for lag in inputs.lags:
-        for number, fold in folds.items():
-            sel = np.flatnonzero(in_point & (table.lag_ms == lag) & (table.fold == number))
-            if len(sel) == 0:
-                continue
-            members = res.preds[sel][:, :, mine].reshape(-1, len(mine), res.preds.shape[-1])
-            y = inputs.y[number - 1 if inputs.y.shape[0] > 1 else 0]
-            ensemble = task.ensemble(members) if res.group == 1 else members.mean(axis=0)
-            test_preds.append((lag, number, ensemble[fold.test], y[fold.test]))
-            split_rows = {"train": fold.train, "val": fold.val, "test": fold.test}
-            values = {}
-            for split, idx in split_rows.items():
-                for name, v in task.split_metrics(ensemble[idx], y[idx]).items():
-                    values[f"{split}_{name}"] = v
-            values["num_epochs"] = float(np.mean(res.best_epoch[sel] + 1))
-            for split in ("test", "val"):
-                idx = split_rows[split]
-                values.update(task.fold_metrics(members[:, idx], y[idx], inputs.labels[idx],
-                                                inputs.labels[fold.train], cfg, split))
-            rows += [(lag, number, "ensemble", k, v) for k, v in values.items()]
-            if res.group == 1 and len(sel) > 1:
-                for lane_i in sel:
-                    member = int(table.member[lane_i])
-                    for split in ("val", "test"):
-                        idx = split_rows[split]
-                        pred = res.preds[lane_i, 0, mine[idx]]
-                        for name, v in task.split_metrics(pred, y[idx]).items():
-                            rows.append((lag, number, str(member), f"{split}_{name}", v))
-                    rows.append((lag, number, str(member), "num_epochs",
-                                 float(res.best_epoch[lane_i] + 1)))
+    mine = res.program.rows[res.program.entry(point)]
+    for out in lane_outputs(cfg, task, inputs, res, point):
+        lag, number, fold, y, ensemble = out.lag, out.fold.number, out.fold, out.y, out.ensemble
+        test_preds.append((lag, number, ensemble[fold.test], y[fold.test]))
+        split_rows = {"train": fold.train, "val": fold.val, "test": fold.test}
+        values = {}
+        for split, idx in split_rows.items():
+            for name, v in task.split_metrics(ensemble[idx], y[idx]).items():
+                values[f"{split}_{name}"] = v
+        values["num_epochs"] = float(np.mean(res.best_epoch[out.lanes] + 1))
+        for split in ("test", "val"):
+            idx = split_rows[split]
+            values.update(task.fold_metrics(out.members[:, idx], y[idx], inputs.labels[idx],
+                                            inputs.labels[fold.train], cfg, split))
+        rows += [(lag, number, "ensemble", k, v) for k, v in values.items()]
+        if res.group == 1 and len(out.lanes) > 1:
+            for lane_i in out.lanes:
+                member = int(table.member[lane_i])
+                for split in ("val", "test"):
+                    idx = split_rows[split]
+                    pred = res.preds[lane_i, 0, mine[idx]]
+                    for name, v in task.split_metrics(pred, y[idx]).items():
+                        rows.append((lag, number, str(member), f"{split}_{name}", v))
+                rows.append((lag, number, str(member), "num_epochs",
+                             float(res.best_epoch[lane_i] + 1)))
     long = pd.DataFrame(rows, columns=["lag", "fold", "member", "metric", "value"])
     extras = task.extra_results(cfg, test_preds)
     if extras:
         long.attrs["extra_results"] = extras  # tables for write_run to add to the folder
     return long
+
+
+SPLIT_CODES = {"train": 0, "val": 1, "test": 2}  # the `split` array of test_predictions.npz
+
+
+def test_predictions(cfg: Config, task: Task, inputs, res, point: int = 0) -> dict[str, np.ndarray]:
+    """The arrays of test_predictions.npz: every event's held-out prediction at every lag (from
+    the lanes of the fold that tests it), with what scoring it needs. Events (axis `event`, in
+    time order) are the run's rows:
+      lag [L], fold [F] (numbers), event [N] (word_idx), label [N] (normalised word),
+      split [F, N] (0 train, 1 val, 2 test, -1 unused per fold), test_fold [N] (0: none),
+      target [N, D] (the targets of the event's test fold), ensemble [L, N, out] (the scored
+      prediction), members [L, M, N, out] (each member's); nan where an event is not tested."""
+    n = len(inputs.words)
+    lags = list(inputs.lags)
+    split = np.full((len(inputs.folds), n), -1, np.int8)
+    test_fold = np.zeros(n, np.int64)
+    target = np.full((n, inputs.y.shape[-1]), np.nan, np.float32)
+    ensemble = members = None
+    for out in lane_outputs(cfg, task, inputs, res, point):
+        f = [g.number for g in inputs.folds].index(out.fold.number)
+        for name, code in SPLIT_CODES.items():
+            split[f, getattr(out.fold, name)] = code
+        test = out.fold.test
+        test_fold[test] = out.fold.number
+        target[test] = out.y[test]
+        if ensemble is None:
+            ensemble = np.full((len(lags), n, out.ensemble.shape[-1]), np.nan, np.float32)
+            members = np.full((len(lags), len(out.members), n, out.members.shape[-1]), np.nan,
+                              np.float32)
+        ensemble[lags.index(out.lag), test] = out.ensemble[test]
+        members[lags.index(out.lag), :, test] = np.moveaxis(out.members[:, test], 0, 1)
+    return {"lag": np.asarray(lags, np.int64),
+            "fold": np.asarray([f.number for f in inputs.folds], np.int64),
+            "event": np.asarray(inputs.words, np.int64),
+            "label": np.asarray(inputs.labels, dtype=str), "split": split,
+            "test_fold": test_fold, "target": target, "ensemble": ensemble,
+            "members": members}
+
+
+def read_test_predictions(run_dir: Path) -> dict[str, np.ndarray]:
+    """test_predictions.npz of a results folder (see `test_predictions`)."""
+    path = Path(run_dir) / PREDICTIONS
+    if not path.is_file():
+        raise ConfigError(f"{run_dir}: no {PREDICTIONS} (results written before podbench kept "
+                          "held-out predictions, or with training.predictions: false); train "
+                          "it again with --force")
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
 
 
 def lag_performance(long: pd.DataFrame, folds: list[int]) -> pd.DataFrame:
@@ -181,7 +261,7 @@ def environment() -> dict:
 
 
 def write_run(run_dir: Path, cfg: Config, keys: dict, long: pd.DataFrame, perf: pd.DataFrame,
-              task: Task, res, point: int, timings: dict, folds: list[int],
+              task: Task, inputs, res, point: int, timings: dict, folds: list[int],
               sizes: dict) -> Path:
     """Write the results folder atomically (`podbench.publish`; run.json is its marker).
     `sizes`: the run's words, electrodes and folds."""
@@ -199,6 +279,8 @@ def write_run(run_dir: Path, cfg: Config, keys: dict, long: pd.DataFrame, perf: 
                   "best_epoch": int(res.best_epoch[i]), "best_val": float(res.best_score[i]),
                   **({"alpha": float(res.state["alpha"][i])} if "alpha" in res.state else {})}
                  for i in sel]
+        if cfg.training.predictions:
+            np.savez(tmp / PREDICTIONS, **test_predictions(cfg, task, inputs, res, point))
         if cfg.training.checkpoints:
             import jax
 

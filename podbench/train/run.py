@@ -60,7 +60,8 @@ def program_signature(cfg: Config) -> str:
     for name in ("trial_name", "task", "task_params", "targets"):
         raw.pop(name)
     raw["output"].pop("results")  # where results go is not part of the program
-    raw["training"].pop("checkpoints")  # per point: whether its results keep the parameters
+    for kept in ("checkpoints", "predictions"):  # per point: what its results folder keeps
+        raw["training"].pop(kept)
     raw["task_program"] = task.program_key(cfg)
     for null_field in NULL_TARGETS:  # null targets are targets: they pack like other targets
         raw["training"].pop(null_field)
@@ -197,7 +198,8 @@ def _train_pending(cfgs: list[Config], keys: list[dict], features: dict[str, Fea
                    "points_in_program": len(pending)}
         sizes = {"words": len(inputs[entry_of[point]].words), "folds": len(fold_numbers),
                  "electrodes": int(features[keys[i]["targets"]].open("epochs").sizes["channel"])}
-        results.write_run(dirs[i], cfgs[i], keys[i], long, perf, point_task, res, point,
+        results.write_run(dirs[i], cfgs[i], keys[i], long, perf, point_task,
+                          inputs[entry_of[point]], res, point,
                           timings, fold_numbers, sizes)
         log(summary_table(perf, point_task, cfgs[i]))
         log(f"results ({cfgs[i].task}): {dirs[i]}")

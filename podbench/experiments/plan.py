@@ -1,0 +1,172 @@
+"""`podbench benchmark --suite X --plan`: what a suite would do, before anything runs.
+
+Per cell: its program (cells and retrained nulls that share a program signature train as lanes
+of one), its lanes (points x lags x folds x member lanes), the lane-epochs it may train (every
+lane to `training.epochs`; early stopping ends most sooner), the stores still to build and the
+space they need (the preflight's estimate), and a time estimate from the runs this results
+root already holds: per decoder (and members per lane), the median training seconds per
+lane-epoch per event, times the cell's lanes, events and expected epochs per lane (early
+stopping ends a lane `patience` epochs after its best; the best epoch is the median of the
+same task's measured lanes, else of any task's). A decoder with no measured run here has no
+estimate (the plan says so rather than guess). Nothing is built, trained or written.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from podbench import registry
+from podbench.config import Config
+
+
+@dataclass(frozen=True)
+class CellPlan:
+    """One cell of a suite's plan."""
+
+    cell: str
+    program: int  # 1-based program number (cells sharing one train together)
+    points: int  # the real point and its retrained nulls
+    lanes: int
+    lane_epochs: int  # upper bound: every lane to training.epochs (closed form: one fit)
+    events: int
+    stores_to_build: tuple[str, ...]  # stages
+    store_bytes: float
+    estimate_s: float | None  # None: no measured run of this decoder in the results root
+
+
+@dataclass(frozen=True)
+class Rate:
+    """Measured cost of a decoder (`decoder_key`) on this results root's runs."""
+
+    seconds_per_lane_epoch_event: float  # median training seconds / (lane-epochs x events)
+    best_epoch: dict[str, float]  # per task: the median 0-based epoch of a lane's best score
+    runs: int
+
+    def epochs(self, cfg: Config) -> float:
+        """Expected epochs per lane: early stopping ends a lane `patience` epochs after its
+        best, at most at `training.epochs` (the best epoch of this task's measured lanes, else
+        of any task's)."""
+        t = cfg.training
+        best = self.best_epoch.get(cfg.task, float(np.median(list(self.best_epoch.values()))))
+        return min(float(t.epochs), best + 1 + t.patience)
+
+
+def decoder_key(model: str, members_per_lane: int) -> str:
+    """What a lane's cost depends on most: the decoder and the members a lane trains."""
+    return model if members_per_lane == 1 else f"{model} x{members_per_lane} members"
+
+
+def measured_rates(results_root: Path) -> dict[str, Rate]:
+    """Per decoder (`decoder_key`), from every complete results folder under `results_root`
+    (run.json, config.yml): training seconds per lane-epoch per event, and per task the
+    epoch at which lanes were best. Closed-form decoders count one "epoch" (a fit) per lane."""
+    seconds: dict[str, list[float]] = {}
+    best: dict[str, dict[str, list[float]]] = {}
+    for run_json in Path(results_root).expanduser().rglob("run.json"):
+        try:
+            run = json.loads(run_json.read_text())
+            cfg = yaml.safe_load((run_json.parent / "config.yml").read_text())
+            model = decoder_key(cfg["model"]["name"], run["lanes"]["members_per_lane"])
+            lanes, epochs = run["lanes"]["count"], run["lanes"]["epochs_total"]
+            training = run["timings_s"]["training"] / max(1, run["timings_s"].get(
+                "points_in_program", 1))
+            events = run["sizes"]["words"]
+            best_epochs = [lane["best_epoch"] for lane in run["lane_table"]]
+            task = cfg["task"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not a results folder of this version: no measurement
+        closed = epochs == 0
+        if events and training > 0 and lanes:
+            seconds.setdefault(model, []).append(training / ((lanes if closed else epochs) * events))
+            best.setdefault(model, {}).setdefault(task, []).extend(
+                [0.0] * lanes if closed else best_epochs)
+    return {m: Rate(float(np.median(v)), {t: float(np.median(b)) for t, b in best[m].items()},
+                    len(v)) for m, v in seconds.items()}
+
+
+def program_lanes(configs: list[Config]) -> int:
+    """Lanes of points trained together (points x lags x folds x member lanes; a joint
+    ensemble's members share a lane)."""
+    cfg = configs[0]
+    closed = registry.models.entry(cfg.model.name).meta.get("closed_form", False)
+    member_lanes = 1 if closed or cfg.model.ensemble == "joint" else cfg.model.members
+    return len(configs) * len(cfg.data.lags.values()) * cfg.training.n_folds * member_lanes
+
+
+def plan_cells(cells, rates: dict[str, Rate]) -> list[CellPlan]:
+    """The plan of a suite's cells (podbench.experiments.benchmark.Cell), in suite order."""
+    from podbench.features.preflight import check_inputs, resolve_checked
+    from podbench.train.run import program_signature
+
+    programs: dict[str, int] = {}
+    planned: set[str] = set()
+    out = []
+    for cell in cells:
+        cfg: Config = cell.config
+        number = programs.setdefault(program_signature(cfg), len(programs) + 1)
+        ctx = resolve_checked(cfg)
+        need = check_inputs(ctx)
+        keys = {stage: key for stage, key in _stage_keys(ctx).items()
+                if any(key in absent for absent in need) and key not in planned}
+        stages = tuple(keys)
+        space = sum(b for _, b in need.values()) if keys.get("epochs") else 0.0
+        planned.update(keys.values())  # a store shared by cells is built (and counted) once
+        events = len(ctx.task.events(cfg, ctx.dataset))
+        closed = registry.models.entry(cfg.model.name).meta.get("closed_form", False)
+        lanes = program_lanes(cell.points)
+        budget = 1 if closed else cfg.training.epochs
+        rate = rates.get(decoder_key(cfg.model.name, 1 if closed or cfg.model.ensemble !=
+                                     "joint" else cfg.model.members))
+        epochs = 1.0 if closed or rate is None else rate.epochs(cfg)
+        estimate = None if rate is None else \
+            lanes * epochs * events * rate.seconds_per_lane_epoch_event
+        out.append(CellPlan(cell.id, number, len(cell.points), lanes, lanes * budget, events,
+                            stages, space, estimate))
+    return out
+
+
+def _stage_keys(ctx) -> dict[str, str]:
+    from podbench.features.keys import stage_specs
+
+    specs = stage_specs(ctx)
+    return {stage: specs[stage].key for stage in ("epochs", "targets", "latents")}
+
+
+def format_plan(plans: list[CellPlan], rates: dict[str, Rate], results_root: Path) -> str:
+    """The plan as a table and a total."""
+    from podbench.features.store import human_bytes
+
+    lines = [f"{'cell':<28} {'prog':>4} {'points':>6} {'lanes':>6} {'lane-epochs':>11} "
+             f"{'events':>6}  {'stores to build':<24} {'space':>9} {'estimate':>9}"]
+    for p in plans:
+        build = ", ".join(p.stores_to_build) or "-"
+        estimate = "unknown" if p.estimate_s is None else _duration(p.estimate_s)
+        lines.append(f"{p.cell:<28} {p.program:>4} {p.points:>6} {p.lanes:>6} "
+                     f"{p.lane_epochs:>11} {p.events:>6}  {build:<24} "
+                     f"{human_bytes(p.store_bytes) if p.store_bytes else '-':>9} {estimate:>9}")
+    known = [p.estimate_s for p in plans if p.estimate_s is not None]
+    unknown = sorted({p.cell for p in plans if p.estimate_s is None})
+    lines.append(f"total: {len(plans)} cell(s) in {len({p.program for p in plans})} program(s), "
+                 f"{sum(p.lanes for p in plans)} lanes, at most "
+                 f"{sum(p.lane_epochs for p in plans)} lane-epochs; training about "
+                 f"{_duration(sum(known))} for the {len(known)} cell(s) with an estimate")
+    basis = "; ".join(f"{m}: {r.seconds_per_lane_epoch_event * 1e3:.3f} ms per lane-epoch-event "
+                      f"({r.runs} run(s))" for m, r in sorted(rates.items()))
+    lines.append(f"estimates from the runs in {results_root}: {basis or 'none yet'}")
+    if unknown:
+        lines.append(f"no estimate for {len(unknown)} cell(s) (no measured run of their decoder "
+                     "here yet): " + ", ".join(unknown))
+    return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
