@@ -22,7 +22,7 @@ import pandas as pd
 
 from podbench import registry
 from podbench.config import Config, from_dict, read_yaml
-from podbench.errors import DataError
+from podbench.errors import ConfigError, DataError
 
 
 @dataclass
@@ -44,6 +44,33 @@ class SavedModel:
 
         rows = jnp.arange(len(self.inputs.words), dtype=jnp.int32)
         return np.asarray(self._program.predict(self._state, self._lane_arrays, self._data, rows))
+
+    def split_predictions(self, cfg: Config, split: str):
+        """`SavedRun.predictions` of a split, from the restored lanes."""
+        from podbench.tasks import task_for
+
+        task = task_for(cfg)
+        preds = self.predict()  # [lane, member in lane, event, out]
+        lags, folds = list(self.inputs.lags), [f.number for f in self.inputs.folds]
+        n_members = cfg.model.members if preds.shape[1] == 1 else preds.shape[1]
+        out = np.full((len(lags), len(folds), n_members + 1, len(self.inputs.words),
+                       preds.shape[-1]), np.nan, np.float32)
+        target = np.full((len(folds), len(self.inputs.words), self.inputs.y.shape[-1]), np.nan,
+                         np.float32)
+        for f, fold in enumerate(self.inputs.folds):
+            rows = getattr(fold, split)
+            y = self.inputs.y[f if self.inputs.y.shape[0] > 1 else 0]
+            target[f, rows] = y[rows]
+            for i, lag in enumerate(lags):
+                lanes = np.flatnonzero((self.lanes["lag"] == lag) & (self.lanes["fold"] ==
+                                                                     fold.number))
+                members = preds[lanes].reshape(-1, *preds.shape[2:])  # [member, event, out]
+                ensemble = (task.ensemble(members) if preds.shape[1] == 1
+                            else task.joint_ensemble(members, cfg))
+                out[i, f, :-1][:, rows] = members[:, rows]
+                out[i, f, -1, rows] = ensemble[rows]
+        return _prediction_dataset(out, target, lags, folds, self.inputs.words,
+                                   self.inputs.labels)
 
     def best_state(self) -> dict:
         """Every lane's restored best parameters and statistics as host arrays by key path
@@ -67,10 +94,65 @@ class SavedRun:
     model: SavedModel | None  # None without checkpoints (training.checkpoints: false) and for
     # closed-form decoders (ridge), which keep no parameters
 
+    def predictions(self, split: str = "test"):
+        """Every event's predictions on one split of every fold, as an xarray Dataset:
+        `prediction` (lag, fold, member, event, out), member "0", "1", ... and "ensemble" (the
+        prediction the metrics score), nan where the event is not in that split of that fold;
+        `target` (fold, event, dim) as scored; coordinates event (word_idx), word (label).
+        `ds["prediction"].to_dataframe().dropna()` is the tidy table (one row per lag, fold,
+        member, event and output). "test" reads test_predictions.npz (every
+        decoder); "val" and "train" predict from the checkpoints (trained decoders)."""
+        from podbench.train.results import SPLIT_CODES, read_test_predictions
+
+        if split not in SPLIT_CODES:
+            raise ConfigError(f"split = {split!r}: expected one of {', '.join(SPLIT_CODES)}")
+        if split == "test":
+            saved = read_test_predictions(self.path)
+            members = np.concatenate([saved["members"], saved["ensemble"][:, None]], axis=1)
+            folds = saved["fold"]
+            inside = saved["split"] == SPLIT_CODES["test"]  # [fold, event]
+            pred = np.where(inside[None, :, None, :, None], members[:, None], np.nan)
+            target = np.where(inside[..., None], saved["target"][None], np.nan)
+            return _prediction_dataset(pred, target, saved["lag"], folds, saved["event"],
+                                       saved["label"])
+        if self.model is None:
+            raise DataError(f"{self.path}: no checkpoints (closed-form decoder or "
+                            f"training.checkpoints: false): only split='test' is kept")
+        return self.model.split_predictions(self.config, split)
+
+
+def run_folder(path: Path) -> Path:
+    """A results folder as given, or the one complete run (run.json) of a trial folder; a
+    trial with several runs is refused, listing them, rather than one picked silently."""
+    if (path / "run.json").is_file() or not path.is_dir():
+        return path
+    runs = sorted((p.parent for p in path.glob("*/run.json")
+                   if ".tmp-" not in p.parent.name and not p.parent.name.startswith(".")),
+                  key=lambda p: (p / "run.json").stat().st_mtime)
+    if len(runs) == 1:
+        return runs[0]
+    if not runs:
+        raise DataError(f"{path}: neither a results folder nor a trial folder with a complete run")
+    listed = ", ".join(f"{p.name} ({pd.Timestamp((p / 'run.json').stat().st_mtime, unit='s'):%Y-%m-%d %H:%M})"
+                       for p in runs)
+    raise DataError(f"{path}: a trial folder with {len(runs)} runs ({listed}); load one of them")
+
+
+def _prediction_dataset(pred, target, lags, folds, events, labels):
+    import xarray as xr
+
+    members = [str(m) for m in range(pred.shape[2] - 1)] + ["ensemble"]
+    return xr.Dataset(
+        {"prediction": (("lag", "fold", "member", "event", "out"), pred),
+         "target": (("fold", "event", "dim"), target)},
+        coords={"lag": np.asarray(lags), "fold": np.asarray(folds), "member": members,
+                "event": np.asarray(events), "word": ("event", np.asarray(labels, dtype=str))})
+
 
 def load_run(path: str | Path) -> SavedRun:
-    """Read a results folder; restore its model when it has checkpoints."""
-    path = Path(path).expanduser()
+    """Read a results folder (or a trial folder holding exactly one complete run); restore its
+    model when it has checkpoints."""
+    path = run_folder(Path(path).expanduser())
     files = ("config.yml", "lag_performance.csv", "metrics.csv", "run.json")
     missing = [name for name in files if not (path / name).is_file()]
     if missing:
