@@ -6,6 +6,7 @@
     epochs = api.open_store(cfg, "epochs")    # xarray Dataset (word, channel, time)
     result = api.train(cfg)                   # podbench train
     run = api.load_run(result.run_dir)        # config, tables, model.predict() from checkpoints
+    test = run.predictions("test")            # held-out predictions (xarray), as scored
 """
 
 from __future__ import annotations
@@ -48,8 +49,10 @@ def train(cfg: Config, force: bool = False, log=print):
 
 
 def load_run(path):
-    """A results folder read back (podbench.train.saved.SavedRun): config, performance and
-    metrics tables, run.json, and a model whose predict() restores the orbax checkpoint."""
+    """A results folder (or a trial folder with one run) read back
+    (podbench.train.saved.SavedRun): config, performance and metrics tables, run.json,
+    `predictions(split)` (held-out predictions as an xarray Dataset) and a model whose
+    predict() restores the orbax checkpoint."""
     from podbench.train.saved import load_run as _load_run
 
     return _load_run(path)
