@@ -75,8 +75,19 @@ def cell_of(cfg) -> str:
     return Path(cfg.output.results).name if cfg.trial_name == "null" else cfg.trial_name
 
 
-def run(overrides: list[str], log) -> list[dict]:
-    """Run the suite, timing each program; returns the rows of the programs run now."""
+def record(table: Path, row: dict) -> None:
+    """Append one program's row to the table (written at once, so a kill loses no row)."""
+    new = not table.is_file()
+    with table.open("a", newline="") as f:
+        writer = csv.DictWriter(f, COLUMNS)
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def run(overrides: list[str], table: Path, log) -> list[dict]:
+    """Run the suite, timing each program into `table`; returns the rows of the programs
+    run now."""
     from podbench.experiments.benchmark import load_suite, run_suite
     from podbench.experiments.plan import measured_rates, plan_cells, program_lanes
 
@@ -93,6 +104,7 @@ def run(overrides: list[str], log) -> list[dict]:
             row = {**state, "wall_s": round(time.perf_counter() - started, 1),
                    "peak_rss_gb": round(rss.peak / 2 ** 30, 2)}
             rows.append(row)
+            record(table, row)
             log(f"timed: {row}")
             state.clear()
 
@@ -185,12 +197,8 @@ def main(argv=None) -> None:
     table = work / "programs.csv"
     earlier = list(csv.DictReader(table.open())) if table.is_file() else []
     t0 = time.perf_counter()
-    rows = run(overrides, log)
+    rows = run(overrides, table, log)
     log(f"suite: {time.perf_counter() - t0:.1f} s wall in this invocation")
-    with table.open("w", newline="") as f:
-        writer = csv.DictWriter(f, COLUMNS)
-        writer.writeheader()
-        writer.writerows([*earlier, *rows])
     score_null_times(overrides, log)
     if args.refit_cells:
         refit_path = refit_suite(args.refit_cells.split(","), args.refit, work)
