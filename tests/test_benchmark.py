@@ -319,7 +319,12 @@ def test_planted_lag_is_significant_and_controls_are_not(decoding_standin, tmp_p
     planted = {r["lag"]: r for r in records["planted"]["per_lag"]}
     assert planted[PLANTED_MS]["q"] < 0.05 and planted[PLANTED_MS]["significant"]
     assert planted[PLANTED_MS]["p"] == pytest.approx(1 / 1000)
-    assert not planted[-750]["significant"], planted[-750]
+    # the planted lag stands out; neighbouring lags may be significant too (their windows
+    # hold the responses to the previous or next words, whose content-ness is not
+    # independent of this word's), and 999 permutations have the power to see it
+    assert max(planted, key=lambda lag: planted[lag]["test_mean"]) == PLANTED_MS
+    assert all(planted[lag]["test_mean"] < planted[PLANTED_MS]["test_mean"] - 0.1
+               for lag in planted if lag != PLANTED_MS)
     assert records["planted"]["selected"]["lag"] == PLANTED_MS
     assert not any(r["significant"] for r in records["control"]["per_lag"]), \
         records["control"]["per_lag"]
