@@ -510,34 +510,6 @@ def test_report_reads_the_manifest_and_refuses_to_lie(small_suite, tmp_path):
     assert compare.exit_code == 2 and f"{ridge}: damaged cell record" in compare.stderr
 
 
-# --------------------------------------------------------------------------- ray
-
-@pytest.mark.slow
-def test_ray_benchmark_equals_local_and_resumes(request, small_suite, tmp_path):
-    from .test_cluster import POINT_LINE, ray, start_cluster
-
-    if ray is None:
-        pytest.skip("ray is not installed (pip install 'podbench[cluster]')")
-    path, local = small_suite
-    cluster, _ = start_cluster(request)
-    results = f"output.results={tmp_path / 'ray'}"
-    on_ray = benchmark(path, [results], engine="ray", address=cluster.address, **QUIET)
-    assert on_ray.folder.name == local.folder.name  # the suite id ignores the output roots
-    pd.testing.assert_frame_equal(on_ray.leaderboard, local.leaderboard)
-    assert (on_ray.folder / "report" / "index.html").is_file()
-
-    # interrupted: the mlp cell lost its cell.json and one null point's results
-    mlp = next(on_ray.folder.glob("cells/mlp/*/cell.json"))
-    mlp.unlink()
-    shutil.rmtree(next((mlp.parent.parent / "null").iterdir()))
-    lines: list[str] = []
-    again = benchmark(path, [results], engine="ray", address=cluster.address, log=lines.append)
-    trained = [m.group(2) for m in map(POINT_LINE.search, lines) if m]
-    assert trained.count("trained") == 1 and trained.count("already complete") == 2, lines
-    assert again.trained_cells == ["mlp"] and again.skipped_cells == ["ridge"]
-    pd.testing.assert_frame_equal(again.leaderboard, local.leaderboard)
-
-
 # --------------------------------------------------------------------------- the reference suite
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
 import threading
 import time
@@ -20,10 +21,12 @@ from click.testing import CliRunner
 
 from podbench.cli import main
 from podbench.errors import ConfigError, DataError
+from podbench.experiments.benchmark import benchmark
 from podbench.experiments.sweep import sweep
 from podbench.train.run import PointGroup, train_points
 
 from .conftest import make_config
+from .test_benchmark import small_suite  # noqa: F401  (a fixture of the Ray benchmark test)
 
 pytestmark = pytest.mark.slow  # Ray clusters: tens of seconds each
 
@@ -259,3 +262,31 @@ def test_ray_engine_without_ray_is_exit_2(standin, tmp_path, monkeypatch):
     result = runner.invoke(main, ["train", "--config", str(config), "--address", "auto"])
     assert result.exit_code == 2 and "--address needs --engine ray" in result.output
     assert not (tmp_path / "results").exists()
+
+
+# --------------------------------------------------------------------------- benchmarks on Ray
+# (here, beside the other Ray tests: a test file runs in one worker, so two Ray clusters never
+# start side by side when the suite runs in parallel)
+
+@pytest.mark.slow
+def test_ray_benchmark_equals_local_and_resumes(request, small_suite, tmp_path):
+    if ray is None:
+        pytest.skip("ray is not installed (pip install 'podbench[cluster]')")
+    path, local = small_suite
+    cluster, _ = start_cluster(request)
+    results = f"output.results={tmp_path / 'ray'}"
+    on_ray = benchmark(path, [results], engine="ray", address=cluster.address, log=lambda s: None)
+    assert on_ray.folder.name == local.folder.name  # the suite id ignores the output roots
+    pd.testing.assert_frame_equal(on_ray.leaderboard, local.leaderboard)
+    assert (on_ray.folder / "report" / "index.html").is_file()
+
+    # interrupted: the mlp cell lost its cell.json and one null point's results
+    mlp = next(on_ray.folder.glob("cells/mlp/*/cell.json"))
+    mlp.unlink()
+    shutil.rmtree(next((mlp.parent.parent / "null").iterdir()))
+    lines: list[str] = []
+    again = benchmark(path, [results], engine="ray", address=cluster.address, log=lines.append)
+    trained = [m.group(2) for m in map(POINT_LINE.search, lines) if m]
+    assert trained.count("trained") == 1 and trained.count("already complete") == 2, lines
+    assert again.trained_cells == ["mlp"] and again.skipped_cells == ["ridge"]
+    pd.testing.assert_frame_equal(again.leaderboard, local.leaderboard)

@@ -438,7 +438,8 @@ def test_several_tasks_share_features_and_pack_where_shapes_allow(decoding_stand
                        task_params={"content_word": {"class_weight": "balanced"}})
     singles = cfg.task_configs()
     assert [c.task for c in singles] == cfg.task
-    assert singles[2].task_params == {"class_weight": "balanced"} and singles[0].task_params == {}
+    assert singles[2].task_params == {"class_weight": "balanced", "labels_csv": None,
+                                      "parity": "podbench"} and singles[0].task_params == {}
     signatures = [program_signature(c) for c in singles]
     assert signatures[0] == signatures[1] != signatures[2]
     lines = []
