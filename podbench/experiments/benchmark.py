@@ -258,10 +258,11 @@ def load_suite(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) ->
         if base.several_tasks:
             raise ConfigError(f"{where}: {config_path} lists several tasks; a cell is one task "
                               "(make one cell per task)")
-        if sig.permutations and task_for(base).repaired_headline(base) is None:
+        task = task_for(base)
+        if sig.permutations and task.repaired_headline(base) is None:
             raise ConfigError(f"{where}.significance.permutations = {sig.permutations}: task "
                               f"{base.task!r} has no score-level null (its headline "
-                              f"{task_for(base).headline} has no re-paired form); use "
+                              f"{task.headline} has no re-paired form); use "
                               "significance: {permutations: 0, refit: N} (retrained nulls)")
         if sig.permutations:  # score-level nulls read the held-out predictions
             base = base.replace({"training.predictions": True})
