@@ -27,17 +27,12 @@ from pathlib import Path
 
 import yaml
 
+from podbench.train.results import cpu_model
+
 REPO = Path(__file__).resolve().parents[1]
 FEW = "^(G[1-3][0-9]|LGA[1-3][0-9])$"
 GRID = {"model.params.hidden": [[16], [32], [48], [64]], "training.lr": [1e-3, 3e-3]}
 PROGRAM_LINE = re.compile(r"\(program (\d+), ([0-9.]+) s\)")
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def write_inputs(out: Path) -> tuple[Path, Path]:

@@ -11,7 +11,8 @@ beside each the plan's estimate made just before it (from the runs finished so f
 
 Resumable: the suite skips complete cells, and programs already timed keep their rows in
 <work>/programs.csv, so a killed run started again with the same command times only what is
-left. Prints the machine, one row per program (cells, lanes, wall time, peak RSS of this
+left. Cells run cheapest first (by the plan), so a run stopped early has measured the most
+cells. Prints the machine, one row per program (cells, lanes, wall time, peak RSS of this
 process, the plan's estimate), the time of each cell's score-level null alone, the totals,
 and last `total_s=<sum of the programs' wall times>`.
 """
@@ -88,12 +89,16 @@ def record(table: Path, row: dict) -> None:
 def run(overrides: list[str], table: Path, log) -> list[dict]:
     """Run the suite, timing each program into `table`; returns the rows of the programs
     run now."""
-    from podbench.experiments.benchmark import load_suite, run_suite
+    from podbench.experiments.benchmark import is_cell_complete, load_suite, run_suite
     from podbench.experiments.plan import measured_rates, plan_cells, program_lanes
 
     suite = load_suite(SUITE, overrides)
     results_root = suite.folder.parents[1]
     cells = {c.id: c for c in suite.cells}
+    # cheapest first (by the plan; unknown: first), so a run stopped early has the most cells
+    planned = {p.cell: p.estimate_s or 0.0
+               for p in plan_cells([c for c in suite.cells if not is_cell_complete(c)],
+                                   measured_rates(results_root))}
     rss = PeakRss()
     rows: list[dict] = []
     state: dict = {}
@@ -125,7 +130,8 @@ def run(overrides: list[str], table: Path, log) -> list[dict]:
             close_program()
 
     try:
-        run_suite(suite, log=logged, before_program=before_program)
+        run_suite(suite, log=logged, before_program=before_program,
+                  order=lambda cell: planned[cell.id])
     finally:
         close_program()
         rss.stop()

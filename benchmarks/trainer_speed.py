@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import re
 import statistics
 import sys
@@ -47,19 +46,10 @@ from podbench.train.execute import (auto_chunk, device_memory, make_program,  # 
                                     memory_estimate, train_lanes)
 from podbench.train.inputs import lane_inputs, prepare  # noqa: E402
 from podbench.train.lanes import lay_out  # noqa: E402
+from podbench.train.results import cpu_model  # noqa: E402
 from podbench.train.run import lane_point  # noqa: E402
 
 N_ELECTRODES = 160
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def machine() -> str:

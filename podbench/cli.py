@@ -296,19 +296,37 @@ def report(results_dir, partial):
 @main.command()
 @click.argument("cell_a", type=click.Path(path_type=Path))
 @click.argument("cell_b", type=click.Path(path_type=Path))
+@click.option("--tolerance", type=click.FloatRange(min=0), default=None, metavar="T",
+              help="Instead: check that two results folders of the same run id agree, every "
+                   "metric at every lag and fold within T (absolute); exit 1 if not.")
 @reports_errors
-def compare(cell_a, cell_b):
-    """Paired Wilcoxon signed-rank test of two cells (results folders or their cell.json) of
-    one task over their (fold, lag) pairs of the test headline metric."""
+def compare(cell_a, cell_b, tolerance):
+    """Two cells (results folders or their cell.json) of one task: at their shared lag chosen
+    on validation, the mean fold difference of the test headline, its 95 % bootstrap interval
+    and the paired t-test over folds. With --tolerance: the largest difference of each metric
+    between two runs of one id (another machine, thread count or XLA flag)."""
+    if tolerance is not None:
+        from podbench.experiments.agreement import agreement
+
+        result = agreement(cell_a, cell_b)
+        for metric, value in result.differences.sort_values(ascending=False).items():
+            click.echo(f"{metric:40s} max |difference| {value:.3g}")
+        over = result.exceeding(tolerance)
+        verdict = (f"agree within {tolerance:g}" if over.empty else
+                   f"differ by more than {tolerance:g} in {len(over)} metric(s): "
+                   f"{', '.join(over.index)}")
+        click.echo(f"run {result.run_id}: {verdict}")
+        sys.exit(0 if over.empty else 1)
     from podbench.experiments.benchmark import load_record
     from podbench.experiments.significance import paired_comparison
 
     a, b = load_record(cell_a), load_record(cell_b)
-    result = paired_comparison(a, b)
-    click.echo(f"{a['cell']} - {b['cell']} on {a['headline']}: median difference "
-               f"{result.median_difference:+.4f} over {result.n_pairs} (fold, lag) pairs, "
-               f"{a['cell']} higher in {result.a_better}; Wilcoxon W = {result.statistic:g}, "
-               f"p = {result.p_value:.4g}")
+    r = paired_comparison(a, b)
+    click.echo(f"{a['cell']} - {b['cell']} on {a['headline']} at {r.lag} ms (chosen on both "
+               f"cells' validation mean): {r.a_mean:.4f} - {r.b_mean:.4f} = "
+               f"{r.difference:+.4f} [{r.ci_low:+.4f}, {r.ci_high:+.4f}] (95 % bootstrap over "
+               f"{r.n_folds} folds), {a['cell']} higher in {r.a_better}; paired t = "
+               f"{r.statistic:.3g}, p = {r.p_value:.4g}")
 
 
 @main.command()

@@ -3,6 +3,7 @@ schema, the leaderboard, resuming after SIGKILL, and the HTML report in a real b
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -21,7 +22,9 @@ from click.testing import CliRunner
 from cli import main
 from podbench.errors import ConfigError
 from podbench.experiments.benchmark import SCHEMA_PATH, benchmark, load_suite
-from podbench.experiments.significance import bh_qvalues, paired_comparison, permutation_pvalues
+from podbench.experiments.published import published_for
+from podbench.experiments.significance import (bh_qvalues, paired_by_lag, paired_comparison,
+                                                permutation_pvalues)
 from podbench.tasks.folds import make_folds
 from podbench.tasks.nulls import null_targets
 from podbench.train.run import group_points, lane_point
@@ -110,20 +113,38 @@ def test_null_points_pack_with_the_real_cell_and_keep_its_lane_seeds(standin, tm
     assert all(c.training.shuffle_targets for c in cell.nulls)
 
 
-def test_paired_comparison_is_scipy_wilcoxon():
+def _paired_record(name, val, test, mode="max"):
+    return {"cell": name, "headline": "test_x", "headline_mode": mode, "folds": [1, 2, 3],
+            "per_lag": [{"lag": lag, "val": list(v), "test": list(t)}
+                        for lag, v, t in zip((0, 200), val, test)]}
+
+
+def test_paired_comparison_at_the_lag_chosen_on_validation():
     from scipy import stats
 
-    def record(name, values):
-        return {"cell": name, "headline": "test_x", "folds": [1, 2, 3],
-                "per_lag": [{"lag": lag, "test": list(v)} for lag, v in zip((0, 200), values)]}
-
-    a = np.array([[0.6, 0.7, 0.65], [0.55, 0.62, 0.7]])
-    b = np.array([[0.5, 0.52, 0.6], [0.56, 0.5, 0.51]])
-    result = paired_comparison(record("a", a), record("b", b))
-    assert result.n_pairs == 6 and result.a_better == 5
-    assert result.p_value == pytest.approx(stats.wilcoxon(a.ravel(), b.ravel()).pvalue)
+    # validation favours lag 200 (mean of both cells), test differs most at lag 0: the
+    # comparison is made at 200, never at the lag where test looks best
+    val_a, val_b = [[0.5, 0.5, 0.5], [0.7, 0.8, 0.75]], [[0.5, 0.52, 0.5], [0.6, 0.62, 0.6]]
+    a_test = np.array([[0.9, 0.95, 0.9], [0.65, 0.7, 0.68]])
+    b_test = np.array([[0.5, 0.52, 0.5], [0.6, 0.61, 0.66]])
+    a, b = _paired_record("a", val_a, a_test), _paired_record("b", val_b, b_test)
+    result = paired_comparison(a, b)
+    diff = a_test[1] - b_test[1]
+    assert result.lag == 200 and result.n_folds == 3 and result.a_better == 3
+    assert result.difference == pytest.approx(diff.mean())
+    assert result.p_value == pytest.approx(stats.ttest_rel(a_test[1], b_test[1]).pvalue)
+    assert result.ci_low <= result.difference <= result.ci_high
+    assert diff.min() - 1e-12 <= result.ci_low and result.ci_high <= diff.max() + 1e-12
+    # lower is better (perplexity): the shared lag is the lowest validation mean
+    low = paired_comparison(_paired_record("a", val_a, a_test, "min"),
+                            _paired_record("b", val_b, b_test, "min"))
+    assert low.lag == 0
+    by_lag = paired_by_lag(a, b)
+    assert [r["lag"] for r in by_lag] == [0, 200]
+    assert [r["q_value"] for r in by_lag] == pytest.approx(
+        list(bh_qvalues([r["p_value"] for r in by_lag])))
     with pytest.raises(ConfigError, match="different headline"):
-        paired_comparison(record("a", a), {**record("b", b), "headline": "test_y"})
+        paired_comparison(a, {**b, "headline": "test_y"})
 
 
 # --------------------------------------------------------------------------- suite files
@@ -236,6 +257,28 @@ def test_shipped_suites_resolve():
     assert linear == tasks  # every task has its linear baseline
 
 
+def test_reference_published_values_belong_to_the_reference_cells():
+    reference = load_suite(REPO / "configs/suites/reference.yml")
+    cells = {c.id: c.config for c in [*reference.cells, *reference.skipped]}
+    found = {cell: published_for(dataclasses.asdict(cfg), cfg.task == "llm_decoding")
+             for cell, cfg in cells.items()}
+    # the PITOM cells the reference published (not GPT-2: its "gpt2" baseline decodes GloVe;
+    # no PITOM on loudness, no stage 1 alone), its two loudness baselines and both LLM-decoding
+    # runs; no linear cell and no other ridge cell
+    absent = {"gpt2_pitom", "loudness_pitom", "llm_embedding_pretraining_pitom"}
+    expected = {c for c in cells if c.endswith("_pitom") and c not in absent} | {
+        "loudness_time_pool", "loudness_ridge", "llm_decoding_no_brain"}
+    assert {c for c, p in found.items() if p is not None} == expected
+    glove = found["glove_pitom"]
+    assert glove.metric == "test_word_avg_auc_roc" and glove.best == (400, pytest.approx(0.6046, abs=1e-4))
+    assert found["sentence_onset_pitom"].best == (0, pytest.approx(0.88, abs=1e-4))
+    assert found["llm_decoding_pitom"].best == (200, pytest.approx(60.40, abs=0.01))
+    assert found["llm_decoding_no_brain"].best == (-200, pytest.approx(67.22, abs=0.01))
+    shuffled = dataclasses.asdict(cells["glove_pitom"])
+    shuffled["training"]["shuffle_targets"] = True
+    assert published_for(shuffled) is None  # a control is never compared with the reference
+
+
 # --------------------------------------------------------------------------- results
 
 def test_cells_leaderboard_and_schema(small_suite):
@@ -331,8 +374,13 @@ def test_planted_lag_is_significant_and_controls_are_not(decoding_standin, tmp_p
     board = pd.read_csv(result.folder / "leaderboard.csv").set_index("cell")
     assert board.loc["planted", "n_significant"] >= 1 and board.loc["control", "n_significant"] == 0
     pairs = pd.read_csv(result.folder / "comparisons.csv")
-    assert len(pairs) == 1 and pairs.loc[0, "p_value"] < 0.05  # planted beats its control
-    assert pairs.loc[0, "a_better"] > pairs.loc[0, "n_pairs"] / 2 and pairs.loc[0, "median_difference"] > 0
+    # planted beats its control at the shared lag chosen on validation, in every fold
+    assert len(pairs) == 1 and pairs.loc[0, "lag_ms"] == PLANTED_MS
+    assert pairs.loc[0, "p_value"] < 0.05 and pairs.loc[0, "a_better"] == pairs.loc[0, "n_folds"]
+    assert 0 < pairs.loc[0, "ci_low"] <= pairs.loc[0, "difference"] <= pairs.loc[0, "ci_high"]
+    by_lag = pd.read_csv(result.folder / "comparisons_by_lag.csv")
+    assert sorted(by_lag["lag_ms"]) == sorted(planted)
+    assert by_lag.set_index("lag_ms").loc[PLANTED_MS, "q_value"] < 0.05
 
 
 # --------------------------------------------------------------------------- resume
@@ -434,6 +482,23 @@ def test_report_in_a_headless_browser(small_suite, tmp_path):
         header.click()
         assert [r.find_element("css selector", "td").text for r in
                 driver.find_elements("css selector", "#leaderboard tbody tr")] == first[::-1]
+        # the leaderboard fits a 1,280-px window: no horizontal scrolling; each task's best
+        # cell (on validation) highlighted; secondary columns behind "show all columns"
+        assert driver.execute_script(
+            "return document.documentElement.scrollWidth <= window.innerWidth")
+        assert len(driver.find_elements("css selector", "#leaderboard tr.best")) == 1
+        secondary = driver.find_element("css selector", "#leaderboard th.secondary")
+        assert not secondary.is_displayed()
+        driver.find_element("id", "show-all").click()
+        assert secondary.is_displayed()
+        # every figure has a vector twin with readable labels (text kept as text)
+        twins = [a.get_attribute("href") for a in driver.find_elements(
+            "css selector", "figcaption a[href$='.svg']")]
+        assert len(twins) == len(driver.find_elements("css selector", "img.figure"))
+        for twin in twins:
+            svg = Path(twin.removeprefix("file://")).read_text()
+            assert "lag relative to the event onset (ms)" in svg and "(test)" in svg
+            assert "test_" not in svg and "val_" not in svg
         shot = tmp_path / "index.png"
         driver.save_screenshot(str(shot))
         for link in [a.get_attribute("href") for a in driver.find_elements(
@@ -560,3 +625,13 @@ def test_plan_prints_lanes_and_stores_and_writes_nothing(standin, tmp_path, smal
                                       "--set", f"output.results={root}"])
     assert again.exit_code == 0 and "no estimate" not in again.output, again.output
     assert "ridge: " in again.output and "mlp: " in again.output
+    # an input with four times the bins (a quarter of the block) is planned at four times the
+    # cost per lane-epoch and event; the measured stores give the exact input size
+    from podbench.experiments.plan import measured_rates, plan_cells
+
+    wide = write_suite(tmp_path / "w.yml", [
+        {"name": f"mlp{block}", "config": str(REPO / "configs/demo.yml"),
+         "set": {**MLP, "preprocess.params": {"num_average_samples": block}}} for block in (320, 80)],
+        small_defaults(standin, tmp_path, None, {"min": 0, "max": 600, "step": 200}))
+    plans = plan_cells(load_suite(wide, [f"output.results={root}"]).cells, measured_rates(root))
+    assert plans[1].estimate_s == pytest.approx(4 * plans[0].estimate_s)

@@ -32,7 +32,9 @@ results/<name>/<suite-id>/ (suite-id: a hash of the resolved cells):
   cells/<cell>/<run-id>/      the real point's results folder, with cell.json
   cells/<cell>/null/<run-id>/ the retrained null points' results folders (refit)
   leaderboard.csv             one row per cell (chosen on validation, see CELL_SCHEMA)
-  comparisons.csv             paired Wilcoxon tests of the cells of each task
+  comparisons.csv             each two cells of a task at their shared validation-chosen
+                              lag: mean fold difference, bootstrap interval, paired t-test
+  comparisons_by_lag.csv      the same pairs at every lag, with BH q across lags
   report/index.html           the static report (podbench.experiments.report)
 
 A cell whose cell.json exists is complete and skipped; a point whose results folder exists
@@ -59,8 +61,9 @@ import yaml
 from podbench.config import Config, from_dict, parse_overrides, read_yaml, set_path, unknown_key
 from podbench.errors import ConfigError, DataError
 from podbench.experiments.plan import format_plan, measured_rates, plan_cells, program_lanes
+from podbench.experiments.published import published_for
 from podbench.experiments.significance import Significance, bh_qvalues, null_configs, \
-    null_label, paired_comparison, permutation_pvalues, score_null
+    null_label, paired_by_lag, paired_comparison, permutation_pvalues, score_null
 from podbench.features.keys import SHORT, canonical_json
 from podbench.tasks import task_for
 
@@ -328,8 +331,8 @@ def cell_record(run_dir: Path, cell_id: str, *, suite: dict | None = None,
     """The cell.json content of a results folder (and of its null points' folders)."""
     from podbench import config as config_module
 
-    cfg = config_module.from_dict(read_yaml(run_dir / "config.yml", "results config"),
-                                  str(run_dir / "config.yml"))
+    resolved = read_yaml(run_dir / "config.yml", "results config")
+    cfg = config_module.from_dict(resolved, str(run_dir / "config.yml"))
     run = json.loads((run_dir / "run.json").read_text())
     perf = pd.read_csv(run_dir / "lag_performance.csv")
     task = task_for(cfg)
@@ -350,6 +353,7 @@ def cell_record(run_dir: Path, cell_id: str, *, suite: dict | None = None,
         sig_block = significance_block(run_dir, cfg, task, significance, lags, observed,
                                        per_lag, null_dirs)
     chosen = int(task.select_lag(perf))  # on validation, in the headline's direction
+    reference = published_for(resolved, lower_is_better=task.headline_mode == "min")
     return {
         "schema": "podbench.cell", "schema_version": SCHEMA_VERSION,
         "suite": suite, "cell": cell_id, "run_id": run_dir.name,
@@ -358,16 +362,17 @@ def cell_record(run_dir: Path, cell_id: str, *, suite: dict | None = None,
                     "members": cfg.model.members, "ensemble": cfg.model.ensemble},
         "subjects": {"set": subjects_label, "selection": cfg.data.subjects},
         "training_key": run["keys"]["training"], "keys": run["keys"],
-        "headline": headline, "selection_metric": val_key, "chance": task.chance,
-        "lags": lags, "folds": folds, "per_lag": per_lag,
+        "headline": headline, "headline_mode": task.headline_mode,
+        "selection_metric": val_key, "chance": task.chance, "lags": lags, "folds": folds, "per_lag": per_lag,
         "selected": {"by": val_key, "lag": lags[chosen],
                      "val_mean": per_lag[chosen]["val_mean"],
                      "test_mean": per_lag[chosen]["test_mean"],
                      "test_std": per_lag[chosen]["test_std"]},
         "significance": sig_block,
+        "reference": reference.as_dict() if reference else None,
         "timings_s": run.get("timings_s", {}),
         "environment": {"versions": run.get("versions", {}), "device": run.get("device"),
-                        "platform": run.get("platform")},
+                        "platform": run.get("platform"), "hardware": run.get("hardware")},
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
@@ -437,32 +442,68 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def leaderboard(records: list[dict]) -> pd.DataFrame:
-    """One row per cell: the test headline (mean, fold std) at the validation-chosen lag."""
+    """One row per cell, grouped by task: the test headline (mean, fold std) at the
+    validation-chosen lag; `best_in_task` marks each task's cell with the best validation
+    value at its chosen lag (never chosen on test); `reference` and `reference_lag_ms` give the
+    reference's published value for the cell (real data), where it published one."""
     rows = []
     for r in records:
-        sig = r.get("significance")
+        sig, ref = r.get("significance"), r.get("reference")
         rows.append({"cell": r["cell"], "task": r["task"], "decoder": r["decoder"]["model"],
                      "subjects": r["subjects"]["set"], "metric": r["headline"],
                      "lag_ms": r["selected"]["lag"], "test_mean": r["selected"]["test_mean"],
                      "test_std": r["selected"]["test_std"], "val_mean": r["selected"]["val_mean"],
                      "n_significant": sig["n_significant"] if sig else None,
                      "n_lags": len(r["lags"]), "null": null_label(sig) if sig else "",
-                     "run_id": r["run_id"]})
-    return pd.DataFrame(rows)
+                     "reference": ref["value"] if ref else None,
+                     "reference_lag_ms": ref["lag"] if ref else None,
+                     "run_id": r["run_id"], "_mode": r.get("headline_mode", "max")})
+    board = pd.DataFrame(rows)
+    if board.empty:
+        return board
+    tasks = list(dict.fromkeys(board["task"]))
+    board = board.sort_values("task", key=lambda t: t.map(tasks.index), kind="stable")
+    sign = np.where(board["_mode"] == "min", -1.0, 1.0)
+    score = pd.Series(sign * board["val_mean"].astype(float), index=board.index)
+    best = score.fillna(-np.inf).groupby([board["task"], board["subjects"]]).transform("max")
+    board["best_in_task"] = score.eq(best) & score.notna()
+    return board.drop(columns="_mode").reset_index(drop=True)
+
+
+COMPARISON_COLUMNS = ["task", "cell_a", "cell_b", "metric", "lag_ms", "n_folds", "a_mean",
+                      "b_mean", "difference", "ci_low", "ci_high", "a_better", "statistic",
+                      "p_value"]
+
+
+def _pairs(records: list[dict]):
+    """Every two cells of one task on the same headline and folds, sharing a lag."""
+    for i, a in enumerate(records):
+        for b in records[i + 1:]:
+            if a["task"] == b["task"] and a["headline"] == b["headline"] \
+                    and a["folds"] == b["folds"] and set(a["lags"]) & set(b["lags"]):
+                yield a, b
 
 
 def comparisons(records: list[dict]) -> pd.DataFrame:
-    """Paired Wilcoxon tests between every two cells of a task on the same folds and lags."""
+    """Cell A vs cell B of each task at their shared validation-chosen lag: the mean fold
+    difference of the test headline, its bootstrap interval and the paired t-test over folds
+    (significance.paired_comparison)."""
     rows = []
-    for i, a in enumerate(records):
-        for b in records[i + 1:]:
-            if a["task"] != b["task"] or a["headline"] != b["headline"] \
-                    or a["folds"] != b["folds"] or not set(a["lags"]) & set(b["lags"]):
-                continue
-            rows.append({"task": a["task"], "cell_a": a["cell"], "cell_b": b["cell"],
-                         "metric": a["headline"], **paired_comparison(a, b).as_dict()})
-    return pd.DataFrame(rows, columns=["task", "cell_a", "cell_b", "metric", "n_pairs",
-                                       "median_difference", "a_better", "statistic", "p_value"])
+    for a, b in _pairs(records):
+        result = paired_comparison(a, b).as_dict()
+        result["lag_ms"] = result.pop("lag")
+        rows.append({"task": a["task"], "cell_a": a["cell"], "cell_b": b["cell"],
+                     "metric": a["headline"], **result})
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+
+
+def comparisons_by_lag(records: list[dict]) -> pd.DataFrame:
+    """The same pairs at every shared lag, with Benjamini-Hochberg q across each pair's lags."""
+    rows = [{"task": a["task"], "cell_a": a["cell"], "cell_b": b["cell"], "metric": a["headline"],
+             **{("lag_ms" if k == "lag" else k): v for k, v in row.items()}}
+            for a, b in _pairs(records) for row in paired_by_lag(a, b)]
+    return pd.DataFrame(rows, columns=["task", "cell_a", "cell_b", "metric", "lag_ms",
+                                       "difference", "statistic", "p_value", "q_value"])
 
 
 # --------------------------------------------------------------------------- running
@@ -507,10 +548,12 @@ def progress_line(suite: Suite, todo: list[Cell], lanes_done: int, lanes_total: 
 
 def run_suite(suite: Suite, engine: str = "local", address: str | None = None,
               log: Callable[[str], None] = print,
-              before_program: Callable[[int, list[Config]], None] | None = None) -> SuiteResult:
+              before_program: Callable[[int, list[Config]], None] | None = None,
+              order: Callable[[Cell], float] | None = None) -> SuiteResult:
     """Train every missing point of the suite's cells, write cell.json files, the
     leaderboard, the paired comparisons and the report. `before_program(number, configs)` is
-    called before each local program (benchmarks/reference_suite.py times them)."""
+    called before each local program (benchmarks/reference_suite.py times them); `order`
+    sorts the cells to run (default: suite order), e.g. cheapest first."""
     from podbench.experiments.report import write_report
     from podbench.train import results
     from podbench.train.run import group_points, train_points
@@ -531,7 +574,7 @@ def run_suite(suite: Suite, engine: str = "local", address: str | None = None,
     done = [c for c in suite.cells if is_cell_complete(c)]
     for cell in done:
         log(f"cell {cell.id}: complete ({cell.run_dir()})")
-    todo = [c for c in suite.cells if not is_cell_complete(c)]
+    todo = sorted((c for c in suite.cells if not is_cell_complete(c)), key=order or (lambda c: 0))
     points = [p for c in todo for p in c.points]
     programs = group_points(points) if points else []
     log(f"suite {suite.name} {suite.id}: {len(suite.cells)} cell(s), {len(done)} complete; "
@@ -568,6 +611,8 @@ def run_suite(suite: Suite, engine: str = "local", address: str | None = None,
     board = leaderboard(records)
     _write_atomic(suite.folder / "leaderboard.csv", board.to_csv(index=False))
     _write_atomic(suite.folder / "comparisons.csv", comparisons(records).to_csv(index=False))
+    _write_atomic(suite.folder / "comparisons_by_lag.csv",
+                  comparisons_by_lag(records).to_csv(index=False))
     report = write_report(suite.folder, log=log)
     log(board.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     log(f"leaderboard: {suite.folder / 'leaderboard.csv'}")

@@ -5,15 +5,18 @@ of one), its lanes (points x lags x folds x member lanes), the lane-epochs it ma
 lane to `training.epochs`; early stopping ends most sooner), the stores still to build and the
 space they need (the preflight's estimate), and a time estimate from the runs this results
 root already holds: per decoder (and members per lane), the median training seconds per
-lane-epoch per event, times the cell's lanes, events and expected epochs per lane (early
-stopping ends a lane `patience` epochs after its best; the best epoch is the median of the
-same task's measured lanes, else of any task's). A decoder with no measured run here has no
-estimate (the plan says so rather than guess). Nothing is built, trained or written.
+lane-epoch per event per input element (an event's input at one lag: channels x bins, so a
+cell with four times the bins costs four times as much), times the cell's lanes, events,
+input elements and expected epochs per lane (early stopping ends a lane `patience` epochs
+after its best; the best epoch is the median of the same task's measured lanes, else of any
+task's). A decoder with no measured run here has no estimate (the plan says so rather than
+guess). Nothing is built, trained or written.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +46,7 @@ class CellPlan:
 class Rate:
     """Measured cost of a decoder (`decoder_key`) on this results root's runs."""
 
-    seconds_per_lane_epoch_event: float  # median training seconds / (lane-epochs x events)
+    seconds_per_unit: float  # median training seconds / (lane-epochs x events x input elements)
     best_epoch: dict[str, float]  # per task: the median 0-based epoch of a lane's best score
     runs: int
 
@@ -63,8 +66,9 @@ def decoder_key(model: str, members_per_lane: int) -> str:
 
 def measured_rates(results_root: Path) -> dict[str, Rate]:
     """Per decoder (`decoder_key`), from every complete results folder under `results_root`
-    (run.json, config.yml): training seconds per lane-epoch per event, and per task the
-    epoch at which lanes were best. Closed-form decoders count one "epoch" (a fit) per lane."""
+    (run.json, config.yml): training seconds per lane-epoch per event per input element, and
+    per task the epoch at which lanes were best. Closed-form decoders count one "epoch" (a
+    fit) per lane."""
     seconds: dict[str, list[float]] = {}
     best: dict[str, dict[str, list[float]]] = {}
     for run_json in Path(results_root).expanduser().rglob("run.json"):
@@ -76,13 +80,16 @@ def measured_rates(results_root: Path) -> dict[str, Rate]:
             training = run["timings_s"]["training"] / max(1, run["timings_s"].get(
                 "points_in_program", 1))
             events = run["sizes"]["words"]
+            elements = run["sizes"].get("input_elements") or _stored_elements(
+                Path(cfg["output"]["stores"]).expanduser() / "latents" / run["keys"]["latents"])
             best_epochs = [lane["best_epoch"] for lane in run["lane_table"]]
             task = cfg["task"]
         except (OSError, ValueError, KeyError, TypeError):
             continue  # not a results folder of this version: no measurement
         closed = epochs == 0
-        if events and training > 0 and lanes:
-            seconds.setdefault(model, []).append(training / ((lanes if closed else epochs) * events))
+        if events and elements and training > 0 and lanes:
+            units = (lanes if closed else epochs) * events * elements
+            seconds.setdefault(model, []).append(training / units)
             best.setdefault(model, {}).setdefault(task, []).extend(
                 [0.0] * lanes if closed else best_epochs)
     return {m: Rate(float(np.median(v)), {t: float(np.median(b)) for t, b in best[m].items()},
@@ -117,17 +124,52 @@ def plan_cells(cells, rates: dict[str, Rate]) -> list[CellPlan]:
         space = sum(b for _, b in need.values()) if keys.get("epochs") else 0.0
         planned.update(keys.values())  # a store shared by cells is built (and counted) once
         events = len(ctx.task.events(cfg, ctx.dataset))
+        elements = input_elements(ctx)
         closed = registry.models.entry(cfg.model.name).meta.get("closed_form", False)
         lanes = program_lanes(cell.points)
         budget = 1 if closed else cfg.training.epochs
         rate = rates.get(decoder_key(cfg.model.name, 1 if closed or cfg.model.ensemble !=
                                      "joint" else cfg.model.members))
         epochs = 1.0 if closed or rate is None else rate.epochs(cfg)
-        estimate = None if rate is None else \
-            lanes * epochs * events * rate.seconds_per_lane_epoch_event
+        estimate = None if rate is None or elements is None else \
+            lanes * epochs * events * elements * rate.seconds_per_unit
         out.append(CellPlan(cell.id, number, len(cell.points), lanes, lanes * budget, events,
                             stages, space, estimate))
     return out
+
+
+def _stored_elements(latents: Path) -> int | None:
+    """Input elements per event and lag of a built latents store ([event, lag, *input]);
+    None if it is not there."""
+    from podbench.errors import StoreError
+    from podbench.features.store import COMPLETE, shape_of_var
+
+    if not (latents / COMPLETE).is_file():
+        return None
+    try:
+        return math.prod(shape_of_var("latent")(latents)[2:])
+    except StoreError:
+        return None
+
+
+def input_elements(ctx) -> int | None:
+    """Elements of one event's decoder input at one lag: from the latents store when it is
+    built, else channels x bins of the window (the preprocessor's `num_average_samples` per
+    bin; exact for the window-averaging preprocessors, an estimate for others)."""
+    from podbench.data.recordings import open_recordings
+    from podbench.features.epochs import geometry
+    from podbench.features.keys import stage_specs
+
+    cfg = ctx.cfg
+    stored = _stored_elements(Path(cfg.output.stores).expanduser() / "latents"
+                              / stage_specs(ctx)["latents"].key)
+    if stored:
+        return stored
+    recordings = open_recordings(ctx.dataset, ctx.subjects, ctx.electrodes, cfg.data.signal)
+    window = geometry(cfg, recordings[0].sfreq).window
+    block = cfg.preprocess.params.get("num_average_samples", 1)
+    bins = 1 if block is None else -(-window // max(1, int(block)))
+    return sum(len(r.channels) for r in recordings) * bins
 
 
 def _stage_keys(ctx) -> dict[str, str]:
@@ -155,8 +197,8 @@ def format_plan(plans: list[CellPlan], rates: dict[str, Rate], results_root: Pat
                  f"{sum(p.lanes for p in plans)} lanes, at most "
                  f"{sum(p.lane_epochs for p in plans)} lane-epochs; training about "
                  f"{_duration(sum(known))} for the {len(known)} cell(s) with an estimate")
-    basis = "; ".join(f"{m}: {r.seconds_per_lane_epoch_event * 1e3:.3f} ms per lane-epoch-event "
-                      f"({r.runs} run(s))" for m, r in sorted(rates.items()))
+    basis = "; ".join(f"{m}: {r.seconds_per_unit * 1e6:.3f} us per lane-epoch, event and input "
+                      f"element ({r.runs} run(s))" for m, r in sorted(rates.items()))
     lines.append(f"estimates from the runs in {results_root}: {basis or 'none yet'}")
     if unknown:
         lines.append(f"no estimate for {len(unknown)} cell(s) (no measured run of their decoder "

@@ -22,9 +22,10 @@ At each lag the null statistic is the mean over folds (as the observed value), a
 p = (1 + #{null >= observed}) / (1 + N), one-sided in the headline's direction; `pool_lags:
 true` compares each lag with the null values of all lags (N x n_lags of them), which assumes
 the null is the same at every lag. Benjamini-Hochberg q-values across a cell's lags
-(scipy.stats.false_discovery_control). Paired comparison of two cells on the same folds and
-lags: the Wilcoxon signed-rank test of their test headline over (fold, lag) pairs
-(scipy.stats.wilcoxon).
+(scipy.stats.false_discovery_control). Paired comparison of two cells on the same folds: at
+the lag chosen on both cells' validation mean, the mean fold difference of the test headline
+with a bootstrap interval and the paired t-test over folds; per lag, the same test with BH
+q-values across lags (`paired_comparison`, `paired_by_lag`).
 """
 
 from __future__ import annotations
@@ -186,40 +187,98 @@ def bh_qvalues(p: np.ndarray) -> np.ndarray:
     return stats.false_discovery_control(np.asarray(p, float), method="bh")
 
 
-@dataclass
+@dataclass(frozen=True)
 class PairedComparison:
-    """Wilcoxon signed-rank test of cell A minus cell B over their (fold, lag) pairs."""
+    """Cell A minus cell B at one shared lag, paired over folds.
 
-    n_pairs: int
-    median_difference: float
-    a_better: int  # pairs where A scores higher
+    The lag is chosen on validation, never on test: the best mean of the two cells' validation
+    headline (in its direction). At that lag each fold gives one difference of the test
+    headline; `difference` is their mean, [ci_low, ci_high] its 95 % bootstrap interval
+    (percentile, resampling folds; scipy.stats.bootstrap), and the test is the paired t-test
+    over folds (scipy.stats.ttest_rel, two-sided)."""
+
+    lag: int
+    n_folds: int
+    a_mean: float
+    b_mean: float
+    difference: float
+    ci_low: float
+    ci_high: float
+    a_better: int  # folds where A scores higher
     statistic: float
     p_value: float
 
     def as_dict(self) -> dict:
-        return {"n_pairs": self.n_pairs, "median_difference": self.median_difference,
-                "a_better": self.a_better, "statistic": self.statistic, "p_value": self.p_value}
+        return asdict(self)
 
 
-def paired_comparison(a: dict, b: dict) -> PairedComparison:
-    """Compare two cell records (cell.json content) on the same task, folds and lags."""
-    from scipy import stats
-
+def _paired_lags(a: dict, b: dict) -> list[int]:
+    """The lags two cells share, checking that they can be paired."""
     if a["headline"] != b["headline"]:
         raise ConfigError(f"cells {a['cell']} and {b['cell']} have different headline metrics "
                           f"({a['headline']}, {b['headline']}): compare cells of one task")
-    lags_a = {row["lag"]: row for row in a["per_lag"]}
-    lags_b = {row["lag"]: row for row in b["per_lag"]}
-    common = sorted(set(lags_a) & set(lags_b))
+    common = sorted(set(r["lag"] for r in a["per_lag"]) & set(r["lag"] for r in b["per_lag"]))
     if not common or a["folds"] != b["folds"]:
         raise ConfigError(f"cells {a['cell']} and {b['cell']} share no (fold, lag) pair: "
                           "a paired comparison needs the same folds and lags")
-    xa = np.array([lags_a[lag]["test"] for lag in common], float).ravel()
-    xb = np.array([lags_b[lag]["test"] for lag in common], float).ravel()
+    return common
+
+
+def _fold_values(record: dict, lag: int, split: str) -> np.ndarray:
+    row = next(r for r in record["per_lag"] if r["lag"] == lag)
+    return np.array([np.nan if v is None else v for v in row[split]], float)
+
+
+def _paired_test(da: np.ndarray, db: np.ndarray) -> tuple[float, float]:
+    """Paired t statistic and two-sided p over the folds both have; (nan, 1) when undefined."""
+    from scipy import stats
+
+    keep = np.isfinite(da) & np.isfinite(db)
+    diff = da[keep] - db[keep]
+    if len(diff) < 2 or np.all(diff == diff[0]):
+        return float("nan"), 1.0
+    res = stats.ttest_rel(da[keep], db[keep])
+    return float(res.statistic), float(res.pvalue)
+
+
+def shared_lag(a: dict, b: dict) -> int:
+    """The lag with the best mean of both cells' validation headline means."""
+    sign = -1.0 if a.get("headline_mode", "max") == "min" else 1.0
+    scores = {lag: np.nanmean([np.nanmean(_fold_values(r, lag, "val")) for r in (a, b)])
+              for lag in _paired_lags(a, b)}
+    finite = {lag: v for lag, v in scores.items() if np.isfinite(v)}
+    return max(finite or scores, key=lambda lag: sign * finite.get(lag, -np.inf))
+
+
+def paired_comparison(a: dict, b: dict, seed: int = 0) -> PairedComparison:
+    """Compare two cell records (cell.json content) of one task on the same folds at the
+    shared validation-chosen lag (see PairedComparison)."""
+    from scipy import stats
+
+    lag = shared_lag(a, b)
+    xa, xb = _fold_values(a, lag, "test"), _fold_values(b, lag, "test")
     keep = np.isfinite(xa) & np.isfinite(xb)
     diff = xa[keep] - xb[keep]
-    if len(diff) == 0 or np.all(diff == 0):
-        return PairedComparison(len(diff), 0.0, 0, float("nan"), 1.0)
-    res = stats.wilcoxon(xa[keep], xb[keep], alternative="two-sided")
-    return PairedComparison(int(len(diff)), float(np.median(diff)), int((diff > 0).sum()),
-                            float(res.statistic), float(res.pvalue))
+    statistic, p = _paired_test(xa, xb)
+    low = high = float(diff.mean()) if len(diff) else float("nan")
+    if len(diff) >= 2 and np.ptp(diff) > 0:
+        ci = stats.bootstrap((diff,), np.mean, confidence_level=0.95, method="percentile",
+                             n_resamples=2000, rng=np.random.default_rng(seed)).confidence_interval
+        low, high = float(ci.low), float(ci.high)
+    return PairedComparison(lag, int(len(diff)), float(np.nanmean(xa)), float(np.nanmean(xb)),
+                            float(diff.mean()) if len(diff) else float("nan"), low, high,
+                            int((diff > 0).sum()), statistic, p)
+
+
+def paired_by_lag(a: dict, b: dict) -> list[dict]:
+    """The paired t-test over folds at every shared lag, with Benjamini-Hochberg q across lags
+    (the second table: where along the lag axis the two cells differ)."""
+    rows = []
+    for lag in _paired_lags(a, b):
+        xa, xb = _fold_values(a, lag, "test"), _fold_values(b, lag, "test")
+        statistic, p = _paired_test(xa, xb)
+        rows.append({"lag": lag, "difference": float(np.nanmean(xa - xb)),
+                     "statistic": statistic, "p_value": p})
+    for row, q in zip(rows, bh_qvalues([r["p_value"] for r in rows])):
+        row["q_value"] = float(q)
+    return rows

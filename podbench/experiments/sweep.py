@@ -90,38 +90,33 @@ def summarise(configs: list[Config], points: list[dict], run_dirs: list[Path]) -
     return summary
 
 
-def plot_summary(summary: pd.DataFrame, points: list[dict], task, path: Path, title: str) -> None:
-    """Validation and test headline of each point at its chosen lag, with the fold std as
-    error bars and the point's settings under its bars. Leaves matplotlib's backend alone."""
-    from matplotlib.figure import Figure
-
+def plot_summary(summary: pd.DataFrame, points: list[dict], task, title: str) -> tuple[bytes, bytes]:
+    """summary.png and .svg: validation and test headline of each point at its chosen lag
+    (fold std as error bars), one row per point labelled with its settings, so any number of
+    points stays readable; the best point (on validation) is marked."""
+    from podbench import plotting
     from podbench.tasks.metrics import metric_label
 
     val_key, test_key = task.selection_metric, task.headline
-    labels = [f"{i}\n" + "\n".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in p.items())
+    labels = [f"{i}: " + ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in p.items())
               for i, p in enumerate(points)]
-    lines = max(len(p) for p in points) + 1
-    fig = Figure(figsize=(max(4.5, 0.8 * len(summary) + 2), 3.4 + 0.15 * lines), dpi=120)
-    ax = fig.subplots()
-    x = np.arange(len(summary))
-    ax.bar(x - 0.2, summary[f"{val_key}_mean"], 0.4, yerr=summary[f"{val_key}_std"], capsize=2,
-           label=f"{metric_label(val_key)}: chooses the lag and the point")
-    ax.bar(x + 0.2, summary[f"{test_key}_mean"], 0.4, yerr=summary[f"{test_key}_std"], capsize=2,
-           label=metric_label(test_key))
-    best = int(np.flatnonzero(summary["best"])[0])
-    ax.annotate("best (validation)", (best - 0.2, summary[f"{val_key}_mean"][best]), ha="center",
-                va="bottom", fontsize=7)
-    ax.set_xticks(x, labels, fontsize=6)
-    ax.set_ylabel("at the point's lag chosen on validation", fontsize=8)
-    low = float(np.nanmin(summary[[f"{val_key}_mean", f"{test_key}_mean"]].to_numpy()))
-    if task.chance is not None:
-        ax.axhline(task.chance, color="k", lw=0.8, ls="--")
-        low = min(low, task.chance)
-    ax.set_ylim(low - 0.05, None)
-    ax.set_title(title, fontsize=8)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
+    y = np.arange(len(summary))[::-1]
+    with plotting.figure(height=2.4 + 0.28 * len(summary)) as (fig, ax):
+        for key, shift, marker in ((val_key, 0.12, "o"), (test_key, -0.12, "s")):
+            label = metric_label(key) + (": chooses the lag and the point" if key == val_key else "")
+            ax.errorbar(summary[f"{key}_mean"], y + shift, xerr=summary[f"{key}_std"],
+                        ls="none", marker=marker, capsize=2, label=label)
+        best = int(np.flatnonzero(summary["best"])[0])
+        ax.axhspan(y[best] - 0.4, y[best] + 0.4, color="gold", alpha=0.25, lw=0,
+                   label="best point (validation)")
+        if task.chance is not None:
+            ax.axvline(task.chance, color="k", lw=0.8, ls="--", label="chance")
+        ax.set_yticks(y, labels)
+        ax.set_xlabel(f"{metric_label(test_key).rsplit(' (', 1)[0]} at the point's lag chosen "
+                      "on validation")
+        ax.set_title(title, fontsize=8, loc="left")
+        fig.legend(loc="outside lower center", ncols=2)
+        return plotting.encoded(fig)
 
 
 def sweep(cfg: Config, grid_path: str | Path, random_n: int | None = None,
@@ -160,10 +155,12 @@ def sweep(cfg: Config, grid_path: str | Path, random_n: int | None = None,
     task = task_for(cfg)
     grid_text = yaml.safe_dump({"grid": grid, "random": random_n})
     publish_file(folder / "grid.yml", lambda tmp: tmp.write_text(grid_text), "writing the sweep")
-    publish_file(folder / "summary.png", lambda tmp: plot_summary(
-        summary, points, task, tmp,
-        f"{cfg.trial_name} {folder.name}: task {cfg.task} ({task.describe(cfg)}), "
-        f"{cfg.model.name}, {cfg.training.n_folds} folds"), "writing the sweep")
+    figures = plot_summary(summary, points, task,
+                           f"{cfg.trial_name} {folder.name}: task {cfg.task} "
+                           f"({task.describe(cfg)}), {cfg.model.name}, {cfg.training.n_folds} folds")
+    for suffix, data in zip((".png", ".svg"), figures):
+        publish_file(folder / f"summary{suffix}", lambda tmp, d=data: tmp.write_bytes(d),
+                     "writing the sweep")
     publish_file(folder / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False),
                  "writing the sweep")
     log(f"task {cfg.task}: lags and the best point chosen on {task.selection_metric} "

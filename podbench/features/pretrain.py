@@ -9,7 +9,7 @@ The result is a keyed artefact of the store root, `<output.stores>/pretrain/<key
 `checkpoint.pt` (state_dict), `config.json` (pretrain section, architecture, data fragment,
 podbench version), `loss.csv` (step, training loss), `held_out.csv` (step, loss on fixed
 windows of the last HELD_OUT_FRACTION of the recordings, which training never sees),
-`loss.png` (both curves) and `digest` (sha256 of checkpoint.pt, written last: the
+`loss.png` and `loss.svg` (both curves) and `digest` (sha256 of checkpoint.pt, written last: the
 completion marker). The key hashes the pretrain section and the data that shapes the
 windows (the content fingerprints of the recordings and channel tables), like every stage's
 key, so the same config on the same data finds the same folder and skips the work, wherever
@@ -205,19 +205,18 @@ def pretrain(cfg: Config, log: Callable[[str], None] = print) -> Path:
 
 
 def plot_losses(losses: list[float], held: list[tuple[int, float]], path: Path) -> None:
-    """loss.png: the training loss per step and the held-out loss at the report steps."""
-    from matplotlib.figure import Figure
+    """loss.png and .svg: the training loss per step and the held-out loss at the report
+    steps."""
+    from podbench import plotting
 
-    fig = Figure(figsize=(5, 3.2), dpi=110)
-    ax = fig.subplots()
-    ax.plot(np.arange(1, len(losses) + 1), losses, lw=0.8, label="training windows")
-    ax.plot(*zip(*held), marker="o", label=f"held-out windows (last {HELD_OUT_FRACTION:.0%})")
-    ax.set_xlabel("step")
-    ax.set_ylabel("masked reconstruction MSE")
-    ax.set_title("MAE pretraining", fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
+    with plotting.figure(width=4.5, height=3.0) as (fig, ax):
+        ax.plot(np.arange(1, len(losses) + 1), losses, lw=0.8, label="training windows")
+        ax.plot(*zip(*held), marker="o", label=f"held-out windows (last {HELD_OUT_FRACTION:.0%})")
+        ax.set_xlabel("step")
+        ax.set_ylabel("masked reconstruction MSE")
+        ax.set_title("MAE pretraining")
+        ax.legend()
+        plotting.save(fig, path)
 
 
 def _write(folder: Path, state: dict, meta: dict, losses: list[float],

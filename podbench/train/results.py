@@ -5,8 +5,9 @@ results/<trial>/<run-id>/ (run-id = the training key's first 12 hex digits):
   lag_performance.csv  one row per lag: `lags`, then <key>_mean, <key>_std (ddof 0) and
                        <key>_fold_<k>, named as the reference's so its scripts read it
   metrics.csv          long table: lag, fold, member (or "ensemble"), metric, value
-  lag_curve.png        the headline metric by lag, fold spread, chance line
-  run.json             store keys, versions, device, timings, lanes and epochs per lane
+  lag_curve.png, .svg  the headline metric by lag, fold spread, chance line
+  run.json             store keys, versions, device and hardware, timings, lanes and
+                       epochs per lane
   test_predictions.npz every event's held-out prediction by lag (members and the scored
                        ensemble) with its target, label and folds (`test_predictions`; unless
                        training.predictions is false): score-level permutation nulls and
@@ -179,35 +180,25 @@ def lag_performance(long: pd.DataFrame, folds: list[int]) -> pd.DataFrame:
 
 def plot_lag_curve(perf: pd.DataFrame, task: Task, folds: list[int], path: Path,
                    title: str) -> None:
-    """The headline by lag (mean and fold range), the chance line and the lag chosen on
-    validation. Drawn on a bare Figure: the caller's matplotlib backend is left alone."""
-    from matplotlib.figure import Figure
-
+    """lag_curve.png and .svg: the headline by lag (mean and fold range), the chance line and
+    the lag chosen on validation (podbench.plotting's style)."""
+    from podbench import plotting
     from podbench.tasks.metrics import metric_label
 
     metric = task.headline
-    fig = Figure(figsize=(7.2, 4.6), dpi=120)
-    ax = fig.subplots()
     lags = perf["lags"].to_numpy()
     per_fold = perf[[f"{metric}_fold_{k}" for k in folds]].to_numpy()
-    mean = perf[f"{metric}_mean"].to_numpy()
-    ax.fill_between(lags, np.nanmin(per_fold, 1), np.nanmax(per_fold, 1), alpha=0.25,
-                    label=f"range over {len(folds)} folds")
-    ax.plot(lags, mean, marker="o", label="mean over folds")
-    if task.chance is not None:
-        ax.axhline(task.chance, color="k", ls="--", lw=1, label="chance")
     chosen = int(perf.loc[task.select_lag(perf), "lags"])
-    ax.axvline(chosen, color="tab:red", ls=":", lw=1.2,
-               label=f"lag chosen on {metric_label(task.selection_metric)}: {chosen} ms")
-    ax.axvline(0, color="grey", lw=0.5)
-    ax.set_xticks(lags)
-    ax.tick_params(axis="x", labelsize=7, labelrotation=45 if len(lags) > 12 else 0)
-    ax.set_xlabel("lag relative to the event onset (ms)")
-    ax.set_ylabel(metric_label(metric))
-    ax.set_title(title, fontsize=7)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
+    with plotting.figure(height=3.6) as (fig, ax):
+        plotting.lag_curve(ax, lags, perf[f"{metric}_mean"], low=np.nanmin(per_fold, 1),
+                           high=np.nanmax(per_fold, 1), chosen=chosen,
+                           label=f"mean (band: range over {len(folds)} folds)")
+        plotting.lag_axes(ax, lags, metric_label(metric), task.chance)
+        ax.plot([], [], color="C0", ls="--", lw=0.8,
+                label=f"lag chosen on {metric_label(task.selection_metric)}: {chosen} ms")
+        ax.set_title(title, fontsize=7, loc="left")
+        ax.legend()
+        plotting.save(fig, path)
 
 
 def plot_title(cfg: Config, task: Task, sizes: dict) -> str:
@@ -246,17 +237,44 @@ def save_checkpoint(path: Path, state: dict, lanes: list[dict]) -> None:
     (path / "lanes.json").write_text(json.dumps(lanes))
 
 
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what `platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def hardware() -> dict:
+    """What a run's numbers depend on beyond its id: floating point is not associative, so
+    another CPU or GPU, BLAS, thread count or XLA flag gives results that agree only within a
+    tolerance (`podbench compare --tolerance`)."""
+    import jax
+    import numpy as np
+
+    devices = jax.devices()
+    blas = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
+    return {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "backend": jax.default_backend(),
+            "devices": sorted({d.device_kind for d in devices}), "device_count": len(devices),
+            "numpy_blas": str(blas.get("name", "unknown")),
+            "xla_flags": os.environ.get("XLA_FLAGS", "")}
+
+
 def environment() -> dict:
     import jax
 
     versions = {"podbench": __version__, "python": platform.python_version()}
-    for mod in ("jax", "flax", "optax", "orbax.checkpoint", "numpy", "xarray", "zarr", "mne"):
+    for mod in ("jax", "jaxlib", "flax", "optax", "orbax.checkpoint", "numpy", "xarray", "zarr",
+                "mne"):
         try:
             versions[mod] = __import__(mod, fromlist=["__version__"]).__version__
         except (ImportError, AttributeError):
             continue
     devices = jax.devices()
-    return {"versions": versions, "platform": platform.platform(),
+    return {"versions": versions, "platform": platform.platform(), "hardware": hardware(),
             "device": f"{len(devices)} x {devices[0].device_kind} ({devices[0].platform})"}
 
 

@@ -7,6 +7,7 @@ engine can run it on any node that sees them.
 
 from __future__ import annotations
 
+import math
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -197,7 +198,8 @@ def _train_pending(cfgs: list[Config], keys: list[dict], features: dict[str, Fea
                    "evaluation": round(time.perf_counter() - t2, 3),
                    "points_in_program": len(pending)}
         sizes = {"words": len(inputs[entry_of[point]].words), "folds": len(fold_numbers),
-                 "electrodes": int(features[keys[i]["targets"]].open("epochs").sizes["channel"])}
+                 "electrodes": int(features[keys[i]["targets"]].open("epochs").sizes["channel"]),
+                 "input_elements": math.prod(inputs[entry_of[point]].x.shape[2:])}
         results.write_run(dirs[i], cfgs[i], keys[i], long, perf, point_task,
                           inputs[entry_of[point]], res, point,
                           timings, fold_numbers, sizes)
