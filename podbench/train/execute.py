@@ -113,9 +113,23 @@ def lane_batch(cfg: Config) -> int | None:
     return 1 if jax.devices()[0].platform == "cpu" else None
 
 
+def device_data(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs):
+    """The arrays every lane of a program shares (`podbench.train.program.Data`), on the
+    device: latents, targets, each fold's standardisation statistics and, for a decoder that
+    uses it, the task's frozen pytree."""
+    import jax.numpy as jnp
+
+    from podbench.train.program import Data
+
+    uses_frozen = registry.models.entry(cfg.model.name, "model.name").meta.get("uses_frozen")
+    return Data(jnp.asarray(inputs.x), jnp.asarray(inputs.y), jnp.asarray(inputs.norm_mean),
+                jnp.asarray(inputs.norm_std), task.frozen(cfg) if uses_frozen else None)
+
+
 def make_program(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs, lanes_np,
                  group: int, mesh=None, frozen=None):
-    """The compiled lane program for this run's model, task and padded fold sizes."""
+    """The compiled lane program for this run's model, task and padded fold sizes; `frozen`:
+    the task's frozen pytree (`device_data(...).frozen`)."""
     from podbench.train.program import LaneProgram
 
     build = _model_builder(cfg, inputs.x.shape[2:], task.output_dim(inputs.y, cfg),
@@ -135,18 +149,15 @@ def train_lanes(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs, tabl
     import jax
     import jax.numpy as jnp
 
-    from podbench.train.program import Data
     from podbench.train.sharding import LaneSharding
 
     t0 = time.perf_counter()
     inputs = as_program(inputs)
     lanes_np = lane_inputs(table, inputs)
     shard = LaneSharding()
-    frozen = task.frozen(cfg)
-    program = make_program(cfg, task, inputs, lanes_np, group, shard.mesh, frozen)
-    data = shard.replicate(Data(jnp.asarray(inputs.x), jnp.asarray(inputs.y),
-                                jnp.asarray(inputs.norm_mean), jnp.asarray(inputs.norm_std),
-                                frozen))
+    data = device_data(cfg, task, inputs)
+    program = make_program(cfg, task, inputs, lanes_np, group, shard.mesh, data.frozen)
+    data = shard.replicate(data)
     chunk = (cfg.training.lane_chunk if isinstance(cfg.training.lane_chunk, int)
              else choose_chunk(program, lanes_np, data, shard.n_devices))
     n_words = inputs.x.shape[0]
@@ -246,13 +257,12 @@ def train_closed_form(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs
     import jax
     import jax.numpy as jnp
 
-    from podbench.train.program import Data, closed_form
+    from podbench.train.program import closed_form
 
     t0 = time.perf_counter()
     inputs = as_program(inputs)
     fit, predict = fit_predict
-    data = Data(jnp.asarray(inputs.x), jnp.asarray(inputs.y), jnp.asarray(inputs.norm_mean),
-                jnp.asarray(inputs.norm_std))
+    data = device_data(cfg, task, inputs)
     lanes = jax.device_put(lane_inputs(table, inputs))
     alphas = jnp.asarray(cfg.model.params["alphas"], jnp.float32)
     sign = 1.0 if task.stop_mode == "max" else -1.0
