@@ -93,12 +93,12 @@ def auto_chunk(n_lanes: int, n_devices: int, estimate: Callable[[int], float],
 
 def _model_builder(cfg: Config, input_shape: tuple, output_dim: int, head: str, frozen=None):
     entry = registry.models.entry(cfg.model.name, "model.name")
-    dims = entry.meta.get("input_dims")
+    dims = entry.spec.input_dims
     if dims is not None and len(dims) != len(input_shape):
         raise ConfigError(f"model.name = {cfg.model.name!r} takes latents with dims {dims}; "
                           f"preprocess.name = {cfg.preprocess.name!r} gives {len(input_shape)}-d "
                           "inputs per lag")
-    extra = {"frozen": frozen} if entry.meta.get("uses_frozen") else {}
+    extra = {"frozen": frozen} if entry.spec.uses_frozen else {}
     return lambda rngs: entry.obj(cfg.model.params, input_shape=input_shape,
                                   output_dim=output_dim, head=head, rngs=rngs, **extra)
 
@@ -121,7 +121,7 @@ def device_data(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs):
 
     from podbench.train.program import Data
 
-    uses_frozen = registry.models.entry(cfg.model.name, "model.name").meta.get("uses_frozen")
+    uses_frozen = registry.models.spec(cfg.model.name, "model.name").uses_frozen
     return Data(jnp.asarray(inputs.x), jnp.asarray(inputs.y), jnp.asarray(inputs.norm_mean),
                 jnp.asarray(inputs.norm_std), task.frozen(cfg) if uses_frozen else None)
 
@@ -134,7 +134,7 @@ def make_program(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs, lan
 
     build = _model_builder(cfg, inputs.x.shape[2:], task.output_dim(inputs.y, cfg),
                            task.model_head(cfg), frozen)
-    takes_targets = registry.models.entry(cfg.model.name).meta.get("takes_targets", False)
+    takes_targets = registry.models.spec(cfg.model.name).takes_targets
     return LaneProgram(build, group=group, batch_size=cfg.training.batch_size,
                    patience=cfg.training.patience, optimizer_name=cfg.training.optimizer,
                    loss_fn=lambda p, y: task.loss(p, y, cfg), stop_fn=task.stopping(cfg),

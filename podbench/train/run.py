@@ -31,12 +31,13 @@ class RunResult:
     skipped: bool
 
 
-PER_LANE = ("training.lr", "training.weight_decay", "model.params.dropout", "training.seed")
+PER_LANE = ("training.lr", "training.weight_decay", "training.seed")
 NULL_TARGETS = ("shuffle_targets", "shuffle_mode", "permutation_seed")
 
 
 def per_lane_fields(cfg: Config) -> tuple[str, ...]:
-    """Fields that can differ between points trained as lanes of one program.
+    """Fields that can differ between points trained as lanes of one program: PER_LANE and
+    the decoder's dropout parameter (its spec's `dropout`).
 
     The seed is per lane unless it also decides the folds (zero-shot) or the target shuffle
     (a shuffle without its own `training.permutation_seed`).
@@ -44,7 +45,9 @@ def per_lane_fields(cfg: Config) -> tuple[str, ...]:
     t = cfg.training
     seed_shapes_data = t.fold_type == "zero_shot" or (t.shuffle_targets and
                                                         t.permutation_seed is None)
-    return tuple(f for f in PER_LANE if not (f == "training.seed" and seed_shapes_data))
+    dropout = registry.models.spec(cfg.model.name).dropout
+    fields = (*PER_LANE, *([f"model.params.{dropout}"] if dropout else []))
+    return tuple(f for f in fields if not (f == "training.seed" and seed_shapes_data))
 
 
 def program_signature(cfg: Config) -> str:
@@ -66,7 +69,7 @@ def program_signature(cfg: Config) -> str:
     for null_field in NULL_TARGETS:  # null targets are targets: they pack like other targets
         raw["training"].pop(null_field)
     raw["events"] = task.events_fragment(cfg)
-    if not registry.models.entry(cfg.model.name).meta.get("closed_form", False):
+    if not registry.models.spec(cfg.model.name).closed_form:
         for dotted in per_lane_fields(cfg):
             *parents, leaf = dotted.split(".")
             node = raw
@@ -173,7 +176,7 @@ def _train_pending(cfgs: list[Config], keys: list[dict], features: dict[str, Fea
     entry_of = [entries[entry_key(cfgs[i], keys[i])] for i in pending]
     program = merge_inputs(inputs, entry_of)
     entry = registry.models.entry(base.model.name, "model.name")
-    closed = entry.meta.get("closed_form", False)
+    closed = entry.spec.closed_form
     members = 1 if closed else base.model.members
     group = members if base.model.ensemble == "joint" and not closed else 1
     table = lay_out(inputs[0].lags, inputs[0].folds, members, group,
@@ -215,7 +218,8 @@ def entry_key(cfg: Config, keys: dict) -> tuple:
 def lane_point(cfg: Config) -> LanePoint:
     """The per-lane hyper-parameters of one config."""
     t = cfg.training
-    return LanePoint(t.seed, t.lr, t.weight_decay, float(cfg.model.params.get("dropout", 0.0)))
+    return LanePoint(t.seed, t.lr, t.weight_decay,
+                     registry.models.spec(cfg.model.name).lane_dropout(cfg.model.params))
 
 
 def summary_table(perf, task: Task, cfg: Config) -> str:

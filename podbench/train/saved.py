@@ -159,7 +159,7 @@ def load_run(path: str | Path) -> SavedRun:
         raise DataError(f"{path}: not a complete results folder (missing {', '.join(missing)})")
     cfg = from_dict(read_yaml(path / "config.yml", "results config"), str(path / "config.yml"))
     info = json.loads((path / "run.json").read_text())
-    closed = registry.models.entry(cfg.model.name).meta.get("closed_form", False)
+    closed = registry.models.spec(cfg.model.name).closed_form
     model = None
     if (path / "checkpoints" / "state").is_dir() and not closed:
         model = _restore(path, cfg, info)
