@@ -27,6 +27,7 @@ from podbench.config import build_params
 from podbench.errors import ConfigError
 from podbench.models.layers import Call
 from podbench.registry import register_model
+from podbench.specs import BuildTrained
 
 
 def token_scores(lm, states: jax.Array, ids: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -61,8 +62,9 @@ class LlmPrefix(nnx.Module):
                               f"dims {dims}; the latents are {len(input_shape)}-d per lag")
         params = build_params(entry.spec.params, p["encoder_params"],
                                "model.params.encoder_params")
-        self.encoder = entry.obj(params, input_shape=input_shape,
-                                 output_dim=self.n_prefix * width, head="scalar", rngs=rngs)
+        build: BuildTrained = entry.obj
+        self.encoder = build(params, input_shape=input_shape, output_dim=self.n_prefix * width,
+                             head="scalar", rngs=rngs)
 
     def __call__(self, x: jax.Array, call: Call, y: jax.Array) -> jax.Array:
         lm = call.frozen

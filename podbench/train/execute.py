@@ -13,6 +13,7 @@ import numpy as np
 from podbench import registry
 from podbench.config import Config
 from podbench.errors import ConfigError
+from podbench.specs import BuildTrained
 from podbench.tasks import Task
 from podbench.train.inputs import ProgramInputs, RunInputs, as_program, lane_inputs
 from podbench.train.lanes import LaneTable
@@ -92,15 +93,17 @@ def auto_chunk(n_lanes: int, n_devices: int, estimate: Callable[[int], float],
 
 
 def _model_builder(cfg: Config, input_shape: tuple, output_dim: int, head: str, frozen=None):
+    """rngs -> a lane's network of the config's trained decoder."""
     entry = registry.models.entry(cfg.model.name, "model.name")
+    build: BuildTrained = entry.obj
     dims = entry.spec.input_dims
     if dims is not None and len(dims) != len(input_shape):
         raise ConfigError(f"model.name = {cfg.model.name!r} takes latents with dims {dims}; "
                           f"preprocess.name = {cfg.preprocess.name!r} gives {len(input_shape)}-d "
                           "inputs per lag")
     extra = {"frozen": frozen} if entry.spec.uses_frozen else {}
-    return lambda rngs: entry.obj(cfg.model.params, input_shape=input_shape,
-                                  output_dim=output_dim, head=head, rngs=rngs, **extra)
+    return lambda rngs: build(cfg.model.params, input_shape=input_shape, output_dim=output_dim,
+                              head=head, rngs=rngs, **extra)
 
 
 def lane_batch(cfg: Config) -> int | None:

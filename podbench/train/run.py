@@ -18,6 +18,7 @@ from podbench.config import Config
 from podbench.features.build import Features, build_features
 from podbench.features.preflight import preflight
 from podbench.publish import locked
+from podbench.specs import BuildClosedForm
 from podbench.tasks import Task, task_for
 from podbench.train.execute import train_closed_form, train_lanes
 from podbench.train.inputs import RunInputs, merge_inputs, permutation_seed, prepare
@@ -185,8 +186,9 @@ def _train_pending(cfgs: list[Config], keys: list[dict], features: dict[str, Fea
         f"{len(inputs[0].folds)} folds x {members // group} member lanes of {group}) on "
         f"{len(program.x)} words, inputs {tuple(program.x.shape[2:])}")
     if closed:
-        fit_predict = entry.obj(base.model.params, head=task.head,
-                                output_dim=task.output_dim(program.y, base))
+        build: BuildClosedForm = entry.obj
+        fit_predict = build(base.model.params, head=task.head,
+                            output_dim=task.output_dim(program.y, base))
         res = train_closed_form(base, task, program, table, fit_predict)
     else:
         res = train_lanes(base, task, program, table, group, log)
