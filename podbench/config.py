@@ -376,14 +376,12 @@ def _validate_registered(cfg: Config, task_params_path: str = "task_params") -> 
         _validate_task_list(cfg)
         return
     task_entry = registry.tasks.entry(cfg.task, "task")
-    cfg.task_params = build_params(task_entry.meta.get("params"), cfg.task_params,
-                                   task_params_path)
+    cfg.task_params = build_params(task_entry.spec.params, cfg.task_params, task_params_path)
     task = task_entry.obj()
-    model = registry.models.entry(cfg.model.name, "model.name")
-    cfg.model.params = build_params(model.meta.get("params"), cfg.model.params, "model.params")
-    pre = registry.preprocessors.entry(cfg.preprocess.name, "preprocess.name")
-    cfg.preprocess.params = build_params(pre.meta.get("params"), cfg.preprocess.params,
-                                         "preprocess.params")
+    model = registry.models.spec(cfg.model.name, "model.name")
+    cfg.model.params = build_params(model.params, cfg.model.params, "model.params")
+    pre = registry.preprocessors.spec(cfg.preprocess.name, "preprocess.name")
+    cfg.preprocess.params = build_params(pre.params, cfg.preprocess.params, "preprocess.params")
     task.validate(cfg)
     lags = cfg.data.lags
     if lags.max <= lags.min:

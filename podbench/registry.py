@@ -1,33 +1,38 @@
 """Named registries filled by decorators: models, preprocessors, target sources, tasks, ...
 
-Built-ins register themselves when their module is imported (`load_builtins`); decoders are
-declared by name first (`Registry.declare`), so validating a config never imports JAX. Modules listed
-under `plugins:` in a config are imported by `load_plugins`, so a new decoder, preprocessor or
-task is one module plus one YAML, with no edit to podbench itself.
+Every entry carries a typed, frozen spec (podbench.specs) built from its decorator's keywords;
+an unknown keyword is an error. Built-ins register themselves when their module is imported
+(`load_builtins`); decoders are declared by name and spec first (`Registry.declare`), so
+validating a config never imports JAX. Modules listed under `plugins:` in a config are imported
+by `load_plugins`, so a new decoder, preprocessor or task is one module plus one YAML, with no
+edit to podbench itself.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Generic, TypeVar
 
 from podbench.errors import ConfigError
+from podbench.specs import DecoderSpec, PreprocessorSpec, SourceSpec, Spec, TaskSpec
+
+S = TypeVar("S", bound=Spec)
 
 
 @dataclass
-class Entry:
-    """One registered object plus the metadata its decorator (or declaration) was given.
+class Entry(Generic[S]):
+    """One registered object and its spec.
 
-    A declared entry knows its metadata (e.g. a decoder's parameter schema) before its module
-    is imported; the module, which may import JAX or torch, is imported when `obj` is first
+    A declared entry knows its spec (e.g. a decoder's parameter schema) before its module is
+    imported; the module, which may import JAX or torch, is imported when `obj` is first
     needed, and its decorator fills the entry in."""
 
     name: str
     _obj: Any
-    meta: dict = field(default_factory=dict)
+    spec: S
     module: str | None = None
 
     @property
@@ -39,15 +44,20 @@ class Entry:
         return self._obj
 
 
-class Registry:
-    """A name -> Entry mapping with a decorator to fill it."""
+class Registry(Generic[S]):
+    """A name -> Entry mapping with a decorator to fill it; `spec` is the type of its
+    entries' specs."""
 
-    def __init__(self, kind: str, check: Callable[[str, Any], None] | None = None):
+    def __init__(self, kind: str, spec: type[S], check: Callable[[str, Any], None] | None = None):
         self.kind = kind
+        self.spec_type = spec
         self.check = check  # raises when an object cannot be registered
-        self._entries: dict[str, Entry] = {}
+        self._entries: dict[str, Entry[S]] = {}
 
-    def register(self, name: str | None = None, **meta) -> Callable:
+    def register(self, name: str | None = None, **keywords: Any) -> Callable:
+        """A decorator registering its object under `name` (default: the object's name) with
+        the spec built from `keywords`. A declared entry keeps its declared spec."""
+
         def decorate(obj):
             key = name or obj.__name__
             if self.check is not None:
@@ -55,25 +65,34 @@ class Registry:
             old = self._entries.get(key)
             if old is not None and old._obj is not None and old._obj is not obj:
                 raise ValueError(f"{self.kind} {key!r} is registered twice")
-            if old is not None:  # a declared entry (or the same object again): fill it in
+            if old is not None and old.module is not None:
+                if keywords:
+                    raise ConfigError(f"{self.kind} {key!r}: declared with its spec (in "
+                                      f"podbench); register it without keywords")
                 old._obj = obj
-                old.meta.update(meta)
             else:
-                self._entries[key] = Entry(key, obj, dict(meta))
+                self._entries[key] = Entry(key, obj, self._spec(key, keywords))
             return obj
 
         return decorate
 
-    def declare(self, name: str, module: str, **meta) -> None:
-        """Declare a built-in entry by name, module and metadata, without importing the module."""
-        self._entries[name] = Entry(name, None, dict(meta), module)
+    def declare(self, name: str, module: str, **keywords: Any) -> None:
+        """Declare a built-in entry by name, module and spec, without importing the module."""
+        self._entries[name] = Entry(name, None, self._spec(name, keywords), module)
 
-    def entry(self, name: str, where: str = "") -> Entry:
+    def _spec(self, name: str, keywords: dict[str, Any]) -> S:
+        return self.spec_type.of(f"{self.kind} {name!r}", keywords)
+
+    def entry(self, name: str, where: str = "") -> Entry[S]:
         load_builtins()
         if name not in self._entries:
             at = f"{where} = {name!r}: " if where else f"{name!r}: "
             raise ConfigError(f"{at}unknown {self.kind}; registered: {', '.join(self.names())}")
         return self._entries[name]
+
+    def spec(self, name: str, where: str = "") -> S:
+        """The spec of entry `name` (`where`: the config path that names it, for errors)."""
+        return self.entry(name, where).spec
 
     def get(self, name: str, where: str = "") -> Any:
         return self.entry(name, where).obj
@@ -87,10 +106,12 @@ class Registry:
         return name in self._entries
 
 
-models = Registry("model")
-preprocessors = Registry("preprocessor")
-target_sources = Registry("target source")
-metrics = Registry("metric")
+models = Registry("model", DecoderSpec)
+preprocessors = Registry("preprocessor", PreprocessorSpec)
+target_sources = Registry("target source", SourceSpec)
+metrics = Registry("metric", Spec)
+
+
 def _complete_task(name: str, cls) -> None:
     """A task class must implement every required hook (the Task base's abstract methods)."""
     missing = sorted(getattr(cls, "__abstractmethods__", ()))
@@ -100,7 +121,7 @@ def _complete_task(name: str, cls) -> None:
                         "podbench/tasks/base.py")
 
 
-tasks = Registry("task", check=_complete_task)
+tasks = Registry("task", TaskSpec, check=_complete_task)
 
 register_model = models.register
 register_preprocessor = preprocessors.register

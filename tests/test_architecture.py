@@ -12,7 +12,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "podbench"
 PODBENCH = str(Path(sys.executable).parent / "podbench")
-BOTTOM = {"config", "registry", "errors", "publish", "progress", "plotting", "__init__", "__version__"}
+BOTTOM = {"config", "registry", "specs", "errors", "publish", "progress", "plotting", "__init__",
+          "__version__"}
 
 # layer -> the layers it may import (besides itself and the bottom modules)
 ALLOWED = {

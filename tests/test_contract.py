@@ -12,6 +12,7 @@ An entry without an example below fails the test: add one with it.
 from __future__ import annotations
 
 import textwrap
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -53,15 +54,15 @@ def test_decoder_contract(name):
     from podbench.models.layers import Call
 
     entry = registry.models.entry(name)
-    if entry.meta.get("uses_frozen"):
+    if entry.spec.uses_frozen:
         pytest.skip("built on a task's frozen model (llm_prefix: tests/test_llm_decoding.py)")
-    params = build_params(entry.meta.get("params"), {}, "model.params")
-    if entry.meta.get("closed_form"):
+    params = build_params(entry.spec.params, {}, "model.params")
+    if entry.spec.closed_form:
         rng = np.random.default_rng(0)
         x = jnp.asarray(rng.normal(size=(40, 7)))
         mask = jnp.ones(40)
         for head, n_out in HEADS.items():
-            if head == "classes" and not entry.meta.get("classifier"):
+            if head == "classes" and not entry.spec.classifier:
                 continue  # a regression cannot give one logit per class (refused at config time)
             labels = rng.integers(0, 3 if head == "classes" else 2, size=(40, 1))
             y = jnp.asarray(labels if head in ("binary", "classes")
@@ -173,14 +174,14 @@ def test_preprocessor_contract(name, tmp_path, monkeypatch, standin):
     (tmp_path / "contract_fm.py").write_text(textwrap.dedent(FOUNDATION_MODULE))
     monkeypatch.syspath_prepend(str(tmp_path))
     entry = registry.preprocessors.entry(name)
-    params = build_params(entry.meta.get("params"), PREPROCESS_PARAMS[name], "preprocess.params")
+    params = build_params(entry.spec.params, PREPROCESS_PARAMS[name], "preprocess.params")
     channels = ["sub-01:G1", "sub-01:G2", "sub-01:G3"]
     ctx = EpochsContext(sfreq=512.0, window=320, channels=channels, subjects=[1, 1, 1],
                         root=str(standin))
     transform = entry.obj(params, ctx)
     x = np.random.default_rng(0).normal(size=(4, 3, 320)).astype(np.float32)
     out = np.asarray(transform(x))
-    dims = entry.meta["dims"]
+    dims = entry.spec.dims
     assert out.shape[0] == 4 and out.ndim == 1 + len(dims) and np.isfinite(out).all()
     if "channel" in dims:
         assert out.shape[1 + dims.index("channel")] == 3
@@ -197,3 +198,60 @@ def test_a_task_missing_a_required_hook_fails_at_registration():
         class NoValues(RegressionTask):
             pass
     assert "no_values" not in registry.tasks
+
+
+@dataclass
+class RateParams:
+    rate: float = 0.3
+
+
+@pytest.fixture()
+def scratch_models(monkeypatch):
+    """The model registry, restored after the test."""
+    registry.load_builtins()
+    monkeypatch.setattr(registry.models, "_entries", dict(registry.models._entries))
+    return registry.models
+
+
+@pytest.mark.parametrize("keywords, message", [
+    ({"input_dim": None}, r"model 'bad_spec': unknown keyword 'input_dim'; did you mean "
+                          r"'input_dims'\?"),
+    ({"params": RateParams, "dropout": "dropout"}, r"'dropout' is not a field of params "
+                                                     r"\(rate\)"),
+    ({"kind": "closed_form", "takes_targets": True}, "a closed-form decoder declares none of "
+                                                     "takes_targets"),
+    ({"kind": "ridge"}, "kind = 'ridge': expected 'trained' or 'closed_form'"),
+    ({"params": dict}, "params = <class 'dict'>: expected a dataclass"),
+])
+def test_a_decoder_spec_is_checked_at_registration(scratch_models, keywords, message):
+    from podbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        registry.register_model("bad_spec", **keywords)(lambda params, **_: None)
+    assert "bad_spec" not in registry.models
+
+
+def test_every_registry_refuses_an_unknown_keyword():
+    from podbench.errors import ConfigError
+
+    for register, typo, meant in ((registry.register_preprocessor, "dim", "dims"),
+                                  (registry.register_target_source, "field", "fields"),
+                                  (registry.register_task, "param", "params"),
+                                  (registry.register_metric, "higher_is_better", None)):
+        hint = f"; did you mean '{meant}'" if meant else r" \(Spec declares: none\)"
+        with pytest.raises(ConfigError, match=f"unknown keyword '{typo}'{hint}"):
+            register("typo", **{typo: None})(lambda: None)
+
+
+def test_the_lane_dropout_is_the_parameter_the_spec_names(scratch_models):
+    from podbench import config
+    from podbench.train.run import lane_point, per_lane_fields
+
+    registry.register_model("rate_dropout", params=RateParams, dropout="rate")(
+        lambda params, **_: None)
+    cfg = config.from_dict({"model": {"name": "rate_dropout", "params": {"rate": 0.1}}})
+    assert lane_point(cfg).dropout == pytest.approx(0.1)
+    assert "model.params.rate" in per_lane_fields(cfg)
+    ridge = config.from_dict({"model": {"name": "ridge"}})
+    assert lane_point(ridge).dropout == 0.0
+    assert not any(f.startswith("model.params") for f in per_lane_fields(ridge))

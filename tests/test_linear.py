@@ -123,7 +123,7 @@ def test_linear_decoder_trains_every_task_kind(decoding_standin, tmp_path, task,
         assert perf[headline].iloc[0] >= above
     lanes = json.loads((result.run_dir / "run.json").read_text())["lane_table"]
     assert len(lanes) == 3 and all(lane["alpha"] in (1.0, 1e2, 1e4) for lane in lanes)
-    assert registry.models.entry("linear").meta["closed_form"]
+    assert registry.models.spec("linear").closed_form
 
 
 def test_every_task_config_has_a_linear_twin():
@@ -136,7 +136,7 @@ def test_every_task_config_has_a_linear_twin():
         cfg = config.load(path)
         if path.stem != cfg.task:  # a variant, e.g. loudness_reference
             continue
-        if registry.models.entry(cfg.model.name).meta.get("uses_frozen"):
+        if registry.models.spec(cfg.model.name).uses_frozen:
             continue  # llm_decoding: its decoder feeds a language model, no linear twin
         twin = config.load(repo / "configs/tasks/linear" / f"{cfg.task}.yml")
         assert twin.model.name == "linear" and twin.task == cfg.task, path

@@ -233,6 +233,21 @@ def test_llm_decoding_trains_and_reports(standin, tmp_path, lm_dir):
     assert (np.diff(top, axis=1) >= 0).all() and (top[:, -1] > 0).all()
 
 
+def test_a_saved_llm_decoding_run_predicts_what_it_scored(standin, tmp_path, lm_dir):
+    """api.load_run restores the brain prefix with the task's frozen language model: the
+    restored model's test predictions are the ones the run wrote."""
+    result = api.train(llm_config(standin, tmp_path, lm_dir, training={"epochs": 1}), **QUIET)
+    run = api.load_run(result.run_dir)
+    preds = run.model.predict()  # [lane, member, word, out]
+    saved = run.predictions("test")["prediction"]
+    folds = {f.number: f for f in run.model.inputs.folds}
+    for i, lane in run.model.lanes.iterrows():
+        test = folds[lane["fold"]].test
+        scored = saved.sel(lag=lane["lag"], fold=lane["fold"], member=str(lane["member"]))
+        np.testing.assert_allclose(preds[i, 0, test], scored.values[test], rtol=1e-5, atol=1e-4)
+    assert len(run.model.lanes) == 3
+
+
 def copy_gpt2(standin: Path, out: Path, width: int = 32, seed: int = 0) -> Path:
     """A word-level GPT-2 that can read a prefix, saved like a Hugging Face directory.
 

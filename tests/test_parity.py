@@ -319,7 +319,7 @@ def test_parity_reference_switches_ensemble_stopping_head_and_keys(task, standin
 def test_the_reference_class_head_has_a_layernorm():
     from podbench.models.pitom import pitom
 
-    params = registry.models.entry("pitom").meta["params"]
+    params = registry.models.spec("pitom").params
     p = config.build_params(params, {"filters": 8}, "model.params")
 
     def build(head):

@@ -29,7 +29,7 @@ def test_window_rms_per_window_and_per_block():
     blocks = rms({"num_average_samples": 4}, CTX)(x)  # two blocks of 4, the last 2 dropped
     expected = np.sqrt((x[..., :8].astype(np.float64) ** 2).reshape(2, 3, 2, 4).mean(-1))
     np.testing.assert_allclose(blocks, expected, rtol=1e-6)
-    schema = registry.preprocessors.entry("window_rms").meta["params"]
+    schema = registry.preprocessors.spec("window_rms").params
     with pytest.raises(ConfigError, match="num_average_samples = 0: expected a value >= 1"):
         config.build_params(schema, {"num_average_samples": 0}, "preprocess.params")  # before work
 

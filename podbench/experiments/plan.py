@@ -100,7 +100,7 @@ def program_lanes(configs: list[Config]) -> int:
     """Lanes of points trained together (points x lags x folds x member lanes; a joint
     ensemble's members share a lane)."""
     cfg = configs[0]
-    closed = registry.models.entry(cfg.model.name).meta.get("closed_form", False)
+    closed = registry.models.spec(cfg.model.name).closed_form
     member_lanes = 1 if closed or cfg.model.ensemble == "joint" else cfg.model.members
     return len(configs) * len(cfg.data.lags.values()) * cfg.training.n_folds * member_lanes
 
@@ -125,7 +125,7 @@ def plan_cells(cells, rates: dict[str, Rate]) -> list[CellPlan]:
         planned.update(keys.values())  # a store shared by cells is built (and counted) once
         events = len(ctx.task.events(cfg, ctx.dataset))
         elements = input_elements(ctx)
-        closed = registry.models.entry(cfg.model.name).meta.get("closed_form", False)
+        closed = registry.models.spec(cfg.model.name).closed_form
         lanes = program_lanes(cell.points)
         budget = 1 if closed else cfg.training.epochs
         rate = rates.get(decoder_key(cfg.model.name, 1 if closed or cfg.model.ensemble !=

@@ -237,7 +237,8 @@ def frozen_braindecode(params: dict, ctx: EpochsContext) -> FrozenModel:
     folder = weights_dir(params)
     source = params["weights"] or f"random, seed {params['seed']}"
     label = f"{params['model']}({source})"
-    return FrozenModel(Features(), False, weight_files(folder), weights_digest(folder), label, {})
+    return FrozenModel(Features(), False, weight_files(folder), weights_digest(folder), label,
+                       None)
 
 
 @register_preprocessor("braindecode", params=BraindecodeParams, dims=("feature",),

@@ -71,8 +71,7 @@ def build_features(cfg: Config | Resolved, log: Callable[[str], None] = print,
                            lambda tmp: build_targets(cfg, ctx.task, ctx.dataset, epoch_words, tmp),
                            sources, shape_of_var("target"), ctx.fingerprints))
     if "latents" in stages:
-        pre = registry.preprocessors.entry(cfg.preprocess.name)
-        extra = pre.meta.get("sources", lambda c: [])(cfg)
+        extra = registry.preprocessors.spec(cfg.preprocess.name).sources(cfg)
         done(stores.ensure(specs["latents"],
                            lambda tmp: build_latents(ctx, specs["latents"],
                                                      stores.open("epochs", keys["epochs"]), tmp),

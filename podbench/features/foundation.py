@@ -48,6 +48,16 @@ class FoundationParams:
     device: Literal["auto", "cpu", "cuda"] = opt("auto", doc="auto: cuda when available")
 
 
+@dataclass(frozen=True)
+class Pretrained:
+    """What a built-in checkpoint's config.json (written by `podbench pretrain`) says of its
+    model: the masked autoencoder's keyword arguments and the sampling rate (Hz) it was
+    pretrained at."""
+
+    architecture: dict
+    sfreq: float
+
+
 @dataclass
 class FrozenModel:
     """A loaded model and what identifies it."""
@@ -57,12 +67,12 @@ class FrozenModel:
     files: list[Path]  # weights (and the user module's source): fingerprinted sources
     sha256: Union[str, None]  # of the weights file
     label: str
-    meta: dict  # config.json of a built-in checkpoint
+    pretrained: Union[Pretrained, None]  # a built-in checkpoint's; None for other models
 
     @property
     def builtin(self) -> bool:
         """podbench's masked autoencoder (not a user module)."""
-        return bool(self.meta)
+        return self.pretrained is not None
 
 
 _LOADED: dict[tuple, FrozenModel] = {}
@@ -132,13 +142,14 @@ def _builtin(spec: str, overrides: tuple[str, ...]) -> FrozenModel:
     meta_path = path.parent / "config.json"
     try:
         meta = json.loads(meta_path.read_text())
-        model = MaskedAutoencoder(**meta["architecture"])
+        pretrained = Pretrained(meta["architecture"], float(meta["sfreq"]))
+        model = MaskedAutoencoder(**pretrained.architecture)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"{where}: {meta_path} does not describe a podbench pretrained model "
                           f"({type(exc).__name__}: {exc}); expected a folder written by "
                           "`podbench pretrain`") from None
     _load_weights(model, path, where)
-    return FrozenModel(model, True, [path], file_digest(path), path.parent.name, meta)
+    return FrozenModel(model, True, [path], file_digest(path), path.parent.name, pretrained)
 
 
 def _takes_coords(method) -> bool:
@@ -179,7 +190,7 @@ def _user(spec: str, weights: Union[str, None]) -> FrozenModel:
         _load_weights(model, path, f"{PARAM}.state_dict = {weights!r}")
         files.insert(0, path)
         sha = file_digest(path)
-    return FrozenModel(model, _takes_coords(model.forward_features), files, sha, spec, {})
+    return FrozenModel(model, _takes_coords(model.forward_features), files, sha, spec, None)
 
 
 def frozen_model(params: dict, overrides: tuple[str, ...] = ()) -> FrozenModel:
@@ -212,8 +223,10 @@ def frozen_model(params: dict, overrides: tuple[str, ...] = ()) -> FrozenModel:
 
 def _check_window(frozen: FrozenModel, window: int, what: str) -> None:
     """The built-in model takes windows of 1..max_patches patches."""
-    arch = frozen.meta.get("architecture")
-    if arch and not arch["patch"] <= window < arch["patch"] * (arch["max_patches"] + 1):
+    if frozen.pretrained is None:
+        return
+    arch = frozen.pretrained.architecture
+    if not arch["patch"] <= window < arch["patch"] * (arch["max_patches"] + 1):
         raise ConfigError(f"{what}: {window} samples per window, but "
                           f"the checkpoint {frozen.label} takes {arch['patch']}.."
                           f"{arch['patch'] * (arch['max_patches'] + 1) - 1} samples "
@@ -228,10 +241,9 @@ def depends(cfg: Config) -> dict:
         raise ConfigError(f"{PARAM}.pool = {cfg.preprocess.params['pool']!r}: only the built-in "
                           f"model pools by electrode; a user model's forward_features decides "
                           f"its own features (leave pool at 'tokens')")
-    sfreq = frozen.meta.get("sfreq")
-    if sfreq:
-        _check_window(frozen, int(round((cfg.data.window_width - 0.002) * sfreq)) + 1,
-                      f"data.window_width = {cfg.data.window_width}")
+    if frozen.pretrained is not None:
+        samples = int(round((cfg.data.window_width - 0.002) * frozen.pretrained.sfreq)) + 1
+        _check_window(frozen, samples, f"data.window_width = {cfg.data.window_width}")
     return {"checkpoint_sha256": frozen.sha256, "module": cfg.preprocess.params["module"]}
 
 

@@ -88,10 +88,9 @@ def stage_specs(cfg: "Config | Resolved") -> dict[str, StageSpec]:
     frag, needs_epochs = ctx.task.targets_fragment(cfg, ctx.dataset)
     frag = {**frag, "data": ctx.fingerprints.of(ctx.task.target_sources(cfg, ctx.dataset))}
     targets = StageSpec("targets", frag, {"epochs": epochs.key} if needs_epochs else {})
-    pre = registry.preprocessors.entry(cfg.preprocess.name)
-    depends = pre.meta.get("depends")
+    pre = registry.preprocessors.spec(cfg.preprocess.name)
     latents = StageSpec("latents", {"name": cfg.preprocess.name, "params": cfg.preprocess.params,
-                                    "depends": depends(cfg) if depends else {}},
+                                    "depends": pre.depends(cfg)},
                         {"epochs": epochs.key})
     training_fields = dataclasses.asdict(cfg.training)
     for detail in ("lane_chunk", "lane_batch", "checkpoints", "predictions"):  # not inputs of the results
@@ -102,7 +101,7 @@ def stage_specs(cfg: "Config | Resolved") -> dict[str, StageSpec]:
     elif cfg.training.permutation_seed is None:  # keys of runs made before it existed
         training_fields.pop("permutation_seed")
     fragment = ctx.task.training_fragment(cfg, ctx.fingerprints.of)
-    for param in registry.models.entry(cfg.model.name).meta.get("init_from", {}):
+    for param in registry.models.spec(cfg.model.name).init_from:
         value = fragment["model"]["params"].get(param)
         if value:  # a run that initialises part of the model: by its training key
             params = {**fragment["model"]["params"], param: run_key(value, f"model.params.{param}")}

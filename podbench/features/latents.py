@@ -32,8 +32,8 @@ def build_latents(ctx: Resolved, spec: StageSpec, epochs, tmp: Path) -> dict:
     params = cfg.preprocess.params
     epochs_ctx = epochs_context(epochs, ctx)
     transform = entry.obj(params, epochs_ctx)
-    dims = entry.meta["dims"]
-    standardise = entry.meta.get("standardise", lambda p: None)(params)
+    dims = entry.spec.dims
+    standardise = entry.spec.standardise(params)
     window = epochs_ctx.window
     starts = [int(s) for s in epochs.attrs["lag_starts"]]
     lags = np.array(epochs.attrs["lags_ms"], dtype=np.int64)

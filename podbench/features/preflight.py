@@ -87,9 +87,8 @@ def check_inputs(ctx: Resolved) -> dict[tuple, tuple[Path, float]]:
     from podbench.features.keys import stage_specs
 
     cfg, dataset, task = ctx.cfg, ctx.dataset, ctx.task
-    pre = registry.preprocessors.entry(cfg.preprocess.name)
-    files = [*epochs_sources(ctx), *task.target_sources(cfg, dataset),
-             *pre.meta.get("sources", lambda c: [])(cfg)]
+    pre = registry.preprocessors.spec(cfg.preprocess.name)
+    files = [*epochs_sources(ctx), *task.target_sources(cfg, dataset), *pre.sources(cfg)]
     for path in dict.fromkeys(files):
         check_readable(path, f"{cfg.task} inputs")
     events = task.events(cfg, dataset)

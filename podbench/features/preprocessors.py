@@ -2,8 +2,10 @@
 
 A preprocessor is registered with `@register_preprocessor(name, params=Schema, dims=...)` as a
 factory `(params, context) -> transform`; `transform(x)` maps one lag slice of a word chunk,
-float32 [word, channel, time], to [word, *dims]. Optional metadata:
+float32 [word, channel, time], to [word, *dims]. The keywords are the fields of its spec
+(podbench.specs.PreprocessorSpec); optional ones:
 
+- `sources(cfg) -> list[Path]`: files it reads (fingerprinted);
 - `depends(cfg) -> dict`: extra inputs that enter the latents key (e.g. a checkpoint digest);
 - `standardise(params) -> None | "all" | "train"`: per-channel z-scoring of the output, with
   statistics over all words (stored with the latents) or over each training fold (applied by

@@ -1,10 +1,12 @@
-"""The built-in decoders, declared here by name with their parameters and input dims, so a
-config is validated without importing JAX; each network lives in its own module (imported on
-first use), which registers it with `@register_model(name)`.
+"""The built-in decoders, declared here by name with their spec (podbench.specs.DecoderSpec:
+kind, parameters, input dims, per-lane dropout, ...), so a config is validated without
+importing JAX; each network lives in its own module (imported on first use), which registers
+it with `@register_model(name)`.
 
 A plugin decoder registers everything in one module: `@register_model(name, params=...,
-input_dims=...)`. `init_from` maps a parameter that names a finished run (its results folder
-or config file) to the submodule that starts from that run's parameters (podbench.train.warm).
+input_dims=..., dropout=...)`. `init_from` maps a parameter that names a finished run (its
+results folder or config file) to the submodule that starts from that run's parameters
+(podbench.train.warm).
 """
 
 from __future__ import annotations
@@ -72,14 +74,14 @@ class LlmPrefixParams:
                                     "lane starts from; empty: a random encoder")
 
 
-models.declare("pitom", "podbench.models.pitom", params=PitomParams, input_dims=("channel", "bin"))
-models.declare("mlp", "podbench.models.mlp", params=MlpParams, input_dims=None)
-models.declare("ridge", "podbench.models.ridge", params=RidgeParams, input_dims=None,
-               closed_form=True)
-models.declare("linear", "podbench.models.linear", params=LinearParams, input_dims=None,
-               closed_form=True, classifier=True)
+models.declare("pitom", "podbench.models.pitom", params=PitomParams, input_dims=("channel", "bin"),
+               dropout="dropout")
+models.declare("mlp", "podbench.models.mlp", params=MlpParams, dropout="dropout")
+models.declare("ridge", "podbench.models.ridge", kind="closed_form", params=RidgeParams)
+models.declare("linear", "podbench.models.linear", kind="closed_form", params=LinearParams,
+               classifier=True)
 models.declare("time_pool", "podbench.models.time_pool", params=TimePoolParams,
-               input_dims=("channel", "bin"))
+               input_dims=("channel", "bin"), dropout="dropout")
 models.declare("llm_prefix", "podbench.models.llm_prefix", params=LlmPrefixParams,
-               input_dims=None, takes_targets=True, uses_frozen=True,
-               init_from={"encoder_init": "encoder"})
+               takes_targets=True, uses_frozen=True, init_from={"encoder_init": "encoder"},
+               dropout="dropout")

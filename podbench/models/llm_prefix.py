@@ -27,6 +27,7 @@ from podbench.config import build_params
 from podbench.errors import ConfigError
 from podbench.models.layers import Call
 from podbench.registry import register_model
+from podbench.specs import BuildTrained
 
 
 def token_scores(lm, states: jax.Array, ids: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -52,17 +53,18 @@ class LlmPrefix(nnx.Module):
         self.width = width
         self.brain = p["prefix"] == "brain"
         entry = registry.models.entry(p["encoder"], "model.params.encoder")
-        if entry.meta.get("closed_form") or entry.meta.get("takes_targets"):
+        if entry.spec.closed_form or entry.spec.takes_targets:
             raise ConfigError(f"model.params.encoder = {p['encoder']!r}: expected a trained "
                               "decoder of the brain window (e.g. pitom, mlp)")
-        dims = entry.meta.get("input_dims")
+        dims = entry.spec.input_dims
         if dims is not None and len(dims) != len(input_shape):
             raise ConfigError(f"model.params.encoder = {p['encoder']!r} takes latents with "
                               f"dims {dims}; the latents are {len(input_shape)}-d per lag")
-        params = build_params(entry.meta.get("params"), p["encoder_params"],
+        params = build_params(entry.spec.params, p["encoder_params"],
                                "model.params.encoder_params")
-        self.encoder = entry.obj(params, input_shape=input_shape,
-                                 output_dim=self.n_prefix * width, head="scalar", rngs=rngs)
+        build: BuildTrained = entry.obj
+        self.encoder = build(params, input_shape=input_shape, output_dim=self.n_prefix * width,
+                             head="scalar", rngs=rngs)
 
     def __call__(self, x: jax.Array, call: Call, y: jax.Array) -> jax.Array:
         lm = call.frozen

@@ -124,9 +124,8 @@ class EventTargetsTask(Task):
         if not self.word_events and cfg.training.fold_type == "zero_shot":
             raise ConfigError(f"training.fold_type = 'zero_shot': task {cfg.task!r} has no word "
                               "types to fold over; use sequential")
-        meta = registry.models.entry(cfg.model.name, "model.name").meta
-        if meta.get("closed_form", False) and not meta.get("classifier", False) \
-                and self.head == "classes":
+        decoder = registry.models.spec(cfg.model.name, "model.name")
+        if decoder.closed_form and not decoder.classifier and self.head == "classes":
             raise ConfigError(f"model.name = {cfg.model.name!r}: a closed-form regression cannot "
                               f"give task {cfg.task!r} one logit per class; use linear (logistic "
                               "regression) or a trained model (pitom, mlp)")

@@ -205,13 +205,12 @@ class LlmDecoding(LanguageModelTask):
 
     def validate(self, cfg: Config) -> None:
         super().validate(cfg)
-        meta = registry.models.entry(cfg.model.name, "model.name").meta
-        if not meta.get("takes_targets"):
+        if not registry.models.spec(cfg.model.name, "model.name").takes_targets:
             raise ConfigError(f"model.name = {cfg.model.name!r}: task 'llm_decoding' needs a "
                               "decoder that feeds the language model (llm_prefix)")
         if "encoder" in cfg.model.params:  # llm_prefix: check its encoder's params now
-            encoder = registry.models.entry(cfg.model.params["encoder"], "model.params.encoder")
-            build_params(encoder.meta.get("params"), cfg.model.params["encoder_params"],
+            encoder = registry.models.spec(cfg.model.params["encoder"], "model.params.encoder")
+            build_params(encoder.params, cfg.model.params["encoder_params"],
                          "model.params.encoder_params")
         if cfg.model.members != 1:
             raise ConfigError(f"model.members = {cfg.model.members}: llm_decoding takes 1 (the "
@@ -288,8 +287,7 @@ class LlmEmbeddingPretraining(LanguageModelTask):
 
     def validate(self, cfg: Config) -> None:
         super().validate(cfg)
-        meta = registry.models.entry(cfg.model.name, "model.name").meta
-        if meta.get("takes_targets"):
+        if registry.models.spec(cfg.model.name, "model.name").takes_targets:
             raise ConfigError(f"model.name = {cfg.model.name!r}: stage 1 trains the brain "
                               "encoder alone (the decoder llm_prefix uses, e.g. pitom)")
         if cfg.training.loss != "mse":
@@ -347,13 +345,12 @@ def check_stage_one(cfg: Config) -> None:
         raise ConfigError(f"{where}: that run is task {raw.get('task')!r}, expected {STAGE_ONE!r}")
     p = cfg.model.params
     model = raw.get("model", {})
-    entry = registry.models.entry(p["encoder"], "model.params.encoder")
-    schema = entry.meta.get("params")
+    encoder = registry.models.spec(p["encoder"], "model.params.encoder")
     # dropout is a training setting (each lane's rate), not part of the encoder's shape
-    mine = build_params(schema, p["encoder_params"], "model.params.encoder_params")
-    theirs = build_params(schema, model.get("params", {}), f"{value} model.params")
-    mine.pop("dropout", None)
-    theirs.pop("dropout", None)
+    mine = build_params(encoder.params, p["encoder_params"], "model.params.encoder_params")
+    theirs = build_params(encoder.params, model.get("params", {}), f"{value} model.params")
+    mine.pop(encoder.dropout, None)
+    theirs.pop(encoder.dropout, None)
     if model.get("name") != p["encoder"] or theirs != mine:
         raise ConfigError(f"{where}: that run trained {model.get('name')!r} with "
                           f"{model.get('params')}, this encoder is {p['encoder']!r} with {mine}")

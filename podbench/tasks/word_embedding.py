@@ -30,8 +30,7 @@ class WordEmbedding(Task):
     chance = 0.5
 
     def validate(self, cfg: Config) -> None:
-        source = registry.target_sources.entry(cfg.targets.kind, "targets.kind")
-        for dotted in source.meta.get("required", ()):
+        for dotted in self._source(cfg).spec.required:
             if not config_value(cfg, dotted):
                 raise ConfigError(f"{dotted} is required for targets.kind: {cfg.targets.kind}")
 
@@ -39,7 +38,7 @@ class WordEmbedding(Task):
         """Plus: the source's own checks (e.g. the GPT-2 layer exists) and the PCA dimension
         against the source's dimensions and the words it is fitted on."""
         super().check_data(cfg, dataset, events)
-        dims = self._source(cfg).meta.get("dims", lambda c, d: None)(cfg, dataset)
+        dims = self._source(cfg).spec.dims(cfg, dataset)
         dim = cfg.targets.pca_dim
         if dim is None:
             return
@@ -59,7 +58,7 @@ class WordEmbedding(Task):
         """The target source and the config fields it reads."""
         source = self._source(cfg)
         return {"kind": source.name,
-                "fields": {f: config_value(cfg, f) for f in source.meta.get("fields", ())}}
+                "fields": {f: config_value(cfg, f) for f in source.spec.fields}}
 
     def targets_fragment(self, cfg: Config, dataset: Dataset) -> tuple[dict, bool]:
         frag = {**self._source_identity(cfg),
@@ -71,7 +70,7 @@ class WordEmbedding(Task):
         return frag, per_fold
 
     def target_sources(self, cfg: Config, dataset: Dataset) -> list[Path]:
-        return self._source(cfg).meta["sources"](cfg, dataset)
+        return self._source(cfg).spec.sources(cfg, dataset)
 
     def target_dataset(self, cfg: Config, dataset: Dataset, epoch_words):
         import xarray as xr

@@ -13,6 +13,7 @@ import numpy as np
 from podbench import registry
 from podbench.config import Config
 from podbench.errors import ConfigError
+from podbench.specs import BuildTrained
 from podbench.tasks import Task
 from podbench.train.inputs import ProgramInputs, RunInputs, as_program, lane_inputs
 from podbench.train.lanes import LaneTable
@@ -92,15 +93,17 @@ def auto_chunk(n_lanes: int, n_devices: int, estimate: Callable[[int], float],
 
 
 def _model_builder(cfg: Config, input_shape: tuple, output_dim: int, head: str, frozen=None):
+    """rngs -> a lane's network of the config's trained decoder."""
     entry = registry.models.entry(cfg.model.name, "model.name")
-    dims = entry.meta.get("input_dims")
+    build: BuildTrained = entry.obj
+    dims = entry.spec.input_dims
     if dims is not None and len(dims) != len(input_shape):
         raise ConfigError(f"model.name = {cfg.model.name!r} takes latents with dims {dims}; "
                           f"preprocess.name = {cfg.preprocess.name!r} gives {len(input_shape)}-d "
                           "inputs per lag")
-    extra = {"frozen": frozen} if entry.meta.get("uses_frozen") else {}
-    return lambda rngs: entry.obj(cfg.model.params, input_shape=input_shape,
-                                  output_dim=output_dim, head=head, rngs=rngs, **extra)
+    extra = {"frozen": frozen} if entry.spec.uses_frozen else {}
+    return lambda rngs: build(cfg.model.params, input_shape=input_shape, output_dim=output_dim,
+                              head=head, rngs=rngs, **extra)
 
 
 def lane_batch(cfg: Config) -> int | None:
@@ -113,14 +116,28 @@ def lane_batch(cfg: Config) -> int | None:
     return 1 if jax.devices()[0].platform == "cpu" else None
 
 
+def device_data(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs):
+    """The arrays every lane of a program shares (`podbench.train.program.Data`), on the
+    device: latents, targets, each fold's standardisation statistics and, for a decoder that
+    uses it, the task's frozen pytree."""
+    import jax.numpy as jnp
+
+    from podbench.train.program import Data
+
+    uses_frozen = registry.models.spec(cfg.model.name, "model.name").uses_frozen
+    return Data(jnp.asarray(inputs.x), jnp.asarray(inputs.y), jnp.asarray(inputs.norm_mean),
+                jnp.asarray(inputs.norm_std), task.frozen(cfg) if uses_frozen else None)
+
+
 def make_program(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs, lanes_np,
                  group: int, mesh=None, frozen=None):
-    """The compiled lane program for this run's model, task and padded fold sizes."""
+    """The compiled lane program for this run's model, task and padded fold sizes; `frozen`:
+    the task's frozen pytree (`device_data(...).frozen`)."""
     from podbench.train.program import LaneProgram
 
     build = _model_builder(cfg, inputs.x.shape[2:], task.output_dim(inputs.y, cfg),
                            task.model_head(cfg), frozen)
-    takes_targets = registry.models.entry(cfg.model.name).meta.get("takes_targets", False)
+    takes_targets = registry.models.spec(cfg.model.name).takes_targets
     return LaneProgram(build, group=group, batch_size=cfg.training.batch_size,
                    patience=cfg.training.patience, optimizer_name=cfg.training.optimizer,
                    loss_fn=lambda p, y: task.loss(p, y, cfg), stop_fn=task.stopping(cfg),
@@ -135,18 +152,15 @@ def train_lanes(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs, tabl
     import jax
     import jax.numpy as jnp
 
-    from podbench.train.program import Data
     from podbench.train.sharding import LaneSharding
 
     t0 = time.perf_counter()
     inputs = as_program(inputs)
     lanes_np = lane_inputs(table, inputs)
     shard = LaneSharding()
-    frozen = task.frozen(cfg)
-    program = make_program(cfg, task, inputs, lanes_np, group, shard.mesh, frozen)
-    data = shard.replicate(Data(jnp.asarray(inputs.x), jnp.asarray(inputs.y),
-                                jnp.asarray(inputs.norm_mean), jnp.asarray(inputs.norm_std),
-                                frozen))
+    data = device_data(cfg, task, inputs)
+    program = make_program(cfg, task, inputs, lanes_np, group, shard.mesh, data.frozen)
+    data = shard.replicate(data)
     chunk = (cfg.training.lane_chunk if isinstance(cfg.training.lane_chunk, int)
              else choose_chunk(program, lanes_np, data, shard.n_devices))
     n_words = inputs.x.shape[0]
@@ -246,13 +260,12 @@ def train_closed_form(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs
     import jax
     import jax.numpy as jnp
 
-    from podbench.train.program import Data, closed_form
+    from podbench.train.program import closed_form
 
     t0 = time.perf_counter()
     inputs = as_program(inputs)
     fit, predict = fit_predict
-    data = Data(jnp.asarray(inputs.x), jnp.asarray(inputs.y), jnp.asarray(inputs.norm_mean),
-                jnp.asarray(inputs.norm_std))
+    data = device_data(cfg, task, inputs)
     lanes = jax.device_put(lane_inputs(table, inputs))
     alphas = jnp.asarray(cfg.model.params["alphas"], jnp.float32)
     sign = 1.0 if task.stop_mode == "max" else -1.0

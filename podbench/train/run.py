@@ -19,6 +19,7 @@ from podbench.config import Config
 from podbench.features.build import Features, build_features
 from podbench.features.preflight import preflight
 from podbench.publish import locked
+from podbench.specs import BuildClosedForm
 from podbench.tasks import Task, task_for
 from podbench.train.execute import train_closed_form, train_lanes
 from podbench.train.inputs import RunInputs, merge_inputs, permutation_seed, prepare
@@ -32,12 +33,13 @@ class RunResult:
     skipped: bool
 
 
-PER_LANE = ("training.lr", "training.weight_decay", "model.params.dropout", "training.seed")
+PER_LANE = ("training.lr", "training.weight_decay", "training.seed")
 NULL_TARGETS = ("shuffle_targets", "shuffle_mode", "permutation_seed")
 
 
 def per_lane_fields(cfg: Config) -> tuple[str, ...]:
-    """Fields that can differ between points trained as lanes of one program.
+    """Fields that can differ between points trained as lanes of one program: PER_LANE and
+    the decoder's dropout parameter (its spec's `dropout`).
 
     The seed is per lane unless it also decides the folds (zero-shot) or the target shuffle
     (a shuffle without its own `training.permutation_seed`).
@@ -45,7 +47,9 @@ def per_lane_fields(cfg: Config) -> tuple[str, ...]:
     t = cfg.training
     seed_shapes_data = t.fold_type == "zero_shot" or (t.shuffle_targets and
                                                         t.permutation_seed is None)
-    return tuple(f for f in PER_LANE if not (f == "training.seed" and seed_shapes_data))
+    dropout = registry.models.spec(cfg.model.name).dropout
+    fields = (*PER_LANE, *([f"model.params.{dropout}"] if dropout else []))
+    return tuple(f for f in fields if not (f == "training.seed" and seed_shapes_data))
 
 
 def program_signature(cfg: Config) -> str:
@@ -67,7 +71,7 @@ def program_signature(cfg: Config) -> str:
     for null_field in NULL_TARGETS:  # null targets are targets: they pack like other targets
         raw["training"].pop(null_field)
     raw["events"] = task.events_fragment(cfg)
-    if not registry.models.entry(cfg.model.name).meta.get("closed_form", False):
+    if not registry.models.spec(cfg.model.name).closed_form:
         for dotted in per_lane_fields(cfg):
             *parents, leaf = dotted.split(".")
             node = raw
@@ -174,7 +178,7 @@ def _train_pending(cfgs: list[Config], keys: list[dict], features: dict[str, Fea
     entry_of = [entries[entry_key(cfgs[i], keys[i])] for i in pending]
     program = merge_inputs(inputs, entry_of)
     entry = registry.models.entry(base.model.name, "model.name")
-    closed = entry.meta.get("closed_form", False)
+    closed = entry.spec.closed_form
     members = 1 if closed else base.model.members
     group = members if base.model.ensemble == "joint" and not closed else 1
     table = lay_out(inputs[0].lags, inputs[0].folds, members, group,
@@ -183,8 +187,9 @@ def _train_pending(cfgs: list[Config], keys: list[dict], features: dict[str, Fea
         f"{len(inputs[0].folds)} folds x {members // group} member lanes of {group}) on "
         f"{len(program.x)} words, inputs {tuple(program.x.shape[2:])}")
     if closed:
-        fit_predict = entry.obj(base.model.params, head=task.head,
-                                output_dim=task.output_dim(program.y, base))
+        build: BuildClosedForm = entry.obj
+        fit_predict = build(base.model.params, head=task.head,
+                            output_dim=task.output_dim(program.y, base))
         res = train_closed_form(base, task, program, table, fit_predict)
     else:
         res = train_lanes(base, task, program, table, group, log)
@@ -217,7 +222,8 @@ def entry_key(cfg: Config, keys: dict) -> tuple:
 def lane_point(cfg: Config) -> LanePoint:
     """The per-lane hyper-parameters of one config."""
     t = cfg.training
-    return LanePoint(t.seed, t.lr, t.weight_decay, float(cfg.model.params.get("dropout", 0.0)))
+    return LanePoint(t.seed, t.lr, t.weight_decay,
+                     registry.models.spec(cfg.model.name).lane_dropout(cfg.model.params))
 
 
 def summary_table(perf, task: Task, cfg: Config) -> str:

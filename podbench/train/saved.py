@@ -159,7 +159,7 @@ def load_run(path: str | Path) -> SavedRun:
         raise DataError(f"{path}: not a complete results folder (missing {', '.join(missing)})")
     cfg = from_dict(read_yaml(path / "config.yml", "results config"), str(path / "config.yml"))
     info = json.loads((path / "run.json").read_text())
-    closed = registry.models.entry(cfg.model.name).meta.get("closed_form", False)
+    closed = registry.models.spec(cfg.model.name).closed_form
     model = None
     if (path / "checkpoints" / "state").is_dir() and not closed:
         model = _restore(path, cfg, info)
@@ -169,16 +169,14 @@ def load_run(path: str | Path) -> SavedRun:
 
 def _restore(path: Path, cfg: Config, info: dict) -> SavedModel:
     import jax
-    import jax.numpy as jnp
     import orbax.checkpoint as ocp
 
     from podbench.features.build import Features
     from podbench.features.store import Stores
     from podbench.tasks import task_for
-    from podbench.train.execute import make_program
+    from podbench.train.execute import device_data, make_program
     from podbench.train.inputs import lane_inputs, prepare
     from podbench.train.lanes import lay_out
-    from podbench.train.program import Data
     from podbench.train.run import lane_point
 
     task = task_for(cfg)
@@ -190,14 +188,13 @@ def _restore(path: Path, cfg: Config, info: dict) -> SavedModel:
         raise DataError(f"{path}: its lanes in run.json do not match its config's lag grid, "
                         "folds and members")
     lanes_np = lane_inputs(table, inputs)
-    program = make_program(cfg, task, inputs, lanes_np, group)
+    data = device_data(cfg, task, inputs)
+    program = make_program(cfg, task, inputs, lanes_np, group, frozen=data.frozen)
     lanes = jax.device_put(lanes_np)
     fresh = program.init(lanes)
     restored = ocp.StandardCheckpointer().restore(
         path.resolve() / "checkpoints" / "state",
         {"params": fresh.best_params, "rest": fresh.best_rest})
     state = fresh._replace(best_params=restored["params"], best_rest=restored["rest"])
-    data = Data(jnp.asarray(inputs.x), jnp.asarray(inputs.y), jnp.asarray(inputs.norm_mean),
-                jnp.asarray(inputs.norm_std))
     frame = pd.DataFrame({"lag": table.lag_ms, "fold": table.fold, "member": table.member})
     return SavedModel(frame, inputs, program, state, lanes, data)

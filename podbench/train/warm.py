@@ -22,7 +22,7 @@ def warm_start(cfg: Config, table, inputs) -> dict | None:
     """The start of every lane of `table` (see `start_from`), or None when no run is named.
     `inputs`: the program's ProgramInputs."""
     named = {param: module for param, module in
-             registry.models.entry(cfg.model.name).meta.get("init_from", {}).items()
+             registry.models.spec(cfg.model.name).init_from.items()
              if cfg.model.params.get(param)}
     if not named:
         return None

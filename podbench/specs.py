@@ -1,0 +1,197 @@
+"""Typed, frozen specs of registry entries: everything a consumer may ask about a decoder,
+preprocessor, target source or task, declared where the entry is registered.
+
+A spec is built from the keywords of its decorator (`@register_model(name, params=...,
+input_dims=...)`) or declaration (`Registry.declare`) by `Spec.of`, which refuses an unknown
+keyword, so a misspelt one is an error at import rather than a setting silently ignored. This
+module imports no JAX: validating a config reads specs only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Protocol, TypeVar
+
+from podbench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from podbench.config import Config
+
+S = TypeVar("S", bound="Spec")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Base of the specs (and the spec of entries that declare nothing, such as metrics)."""
+
+    @classmethod
+    def of(cls: type[S], where: str, keywords: dict[str, Any]) -> S:
+        """The spec of the entry at `where` from its registration keywords, strictly."""
+        known = [f.name for f in dataclasses.fields(cls)]
+        for name in keywords:
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                allowed = ", ".join(known) or "none"
+                raise ConfigError(f"{where}: unknown keyword {name!r}{hint} ({cls.__name__} "
+                                  f"declares: {allowed})")
+        try:
+            return cls(**keywords)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+
+
+def _check_params(params: type | None) -> None:
+    if params is not None and not dataclasses.is_dataclass(params):
+        raise ValueError(f"params = {params!r}: expected a dataclass (or None: no parameters)")
+
+
+def _field_names(params: type | None) -> list[str]:
+    return [f.name for f in dataclasses.fields(params)] if params is not None else []
+
+
+# ----------------------------------------------------------------------------------- decoders
+
+class TrainedNetwork(Protocol):
+    """What a trained decoder's constructor returns (an nnx.Module): called as
+    `network(x, call)` (`network(x, call, y)` if it takes targets) on a lane's batch
+    [batch, *latent dims] with a `podbench.models.layers.Call`, and `penalty()`: its L2 term
+    added to the loss (a zero array if it has none)."""
+
+    def __call__(self, x: Any, call: Any, *y: Any) -> Any: ...
+
+    def penalty(self) -> Any: ...
+
+
+class BuildTrained(Protocol):
+    """A trained decoder's constructor (`kind="trained"`). A decoder with `uses_frozen` is
+    also passed `frozen=`, the task's frozen pytree."""
+
+    def __call__(self, params: dict, *, input_shape: tuple[int, ...], output_dim: int,
+                 head: str, rngs: Any) -> TrainedNetwork: ...
+
+
+class BuildClosedForm(Protocol):
+    """A closed-form decoder's constructor (`kind="closed_form"`): its `(fit, predict)`.
+    `fit(x_train, y_train, train_mask, x_val, y_val, val_mask, alphas, score_fn)` gives
+    (weights, bias, x_mean, x_std, alpha, score) of the penalty in `alphas` (the params field
+    of that name) that scores best on validation; `predict(x, weights, bias, x_mean, x_std)`."""
+
+    def __call__(self, params: dict, *, head: str, output_dim: int) -> tuple[Callable, Callable]:
+        ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class DecoderSpec(Spec):
+    """What a decoder declares: its kind, parameters, the latents it takes and the extras the
+    trainer gives it."""
+
+    kind: Literal["trained", "closed_form"] = "trained"
+    params: type | None = None  # dataclass validating model.params (None: no parameters)
+    input_dims: tuple[str, ...] | None = None  # latent dims per lag it takes (None: any)
+    takes_targets: bool = False  # called as model(x, call, y) with the batch's target columns
+    uses_frozen: bool = False  # built with frozen= the task's frozen pytree (Task.frozen)
+    # parameter naming a finished run -> submodule that starts from that run (train.warm)
+    init_from: Mapping[str, str] = field(default_factory=dict)
+    dropout: str | None = None  # the parameter that is each lane's dropout rate (a lane value)
+    classifier: bool = False  # closed form: gives one logit per class (logistic regression)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("trained", "closed_form"):
+            raise ValueError(f"kind = {self.kind!r}: expected 'trained' or 'closed_form'")
+        _check_params(self.params)
+        if self.input_dims is not None:
+            object.__setattr__(self, "input_dims", tuple(self.input_dims))
+        object.__setattr__(self, "init_from", MappingProxyType(dict(self.init_from)))
+        fields = _field_names(self.params)
+        for name in [*self.init_from, *([self.dropout] if self.dropout else [])]:
+            if name not in fields:
+                raise ValueError(f"{name!r} is not a field of params ({', '.join(fields)})")
+        trained_only = {"takes_targets": self.takes_targets, "uses_frozen": self.uses_frozen,
+                        "init_from": bool(self.init_from), "dropout": self.dropout is not None}
+        if self.closed_form and any(trained_only.values()):
+            wrong = ", ".join(k for k, v in trained_only.items() if v)
+            raise ValueError(f"a closed-form decoder declares none of {wrong}")
+        if self.classifier and not self.closed_form:
+            raise ValueError("classifier is declared by closed-form decoders (a trained one "
+                             "gives whatever the task's head asks)")
+
+    @property
+    def closed_form(self) -> bool:
+        """Fitted in one solve per lane (ridge, linear), not trained over epochs."""
+        return self.kind == "closed_form"
+
+    def lane_dropout(self, params: dict) -> float:
+        """Each lane's dropout rate under model.params `params` (0 without one)."""
+        return float(params[self.dropout]) if self.dropout else 0.0
+
+
+# ------------------------------------------------------------------------------ preprocessors
+
+def _no_standardisation(params: dict) -> None:
+    return None
+
+
+def _no_files(cfg: Config) -> list[Path]:
+    return []
+
+
+def _no_key_inputs(cfg: Config) -> dict:
+    return {}
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreprocessorSpec(Spec):
+    """What a preprocessor declares: a factory `(params, context) -> transform` whose
+    `transform(x)` maps one lag slice [word, channel, time] to [word, *dims]."""
+
+    dims: tuple[str, ...]  # names of the output dims after word
+    params: type | None = None  # dataclass validating preprocess.params
+    # params -> None | "all" | "train": per-channel z-scoring of the output with statistics
+    # over all words (kept with the latents) or over each training fold (by the trainer)
+    standardise: Callable[[dict], Literal["all", "train"] | None] = _no_standardisation
+    sources: Callable[[Config], list[Path]] = _no_files  # files it reads (fingerprinted)
+    # extra inputs of the latents key (e.g. a checkpoint digest); may validate the config
+    depends: Callable[[Config], dict] = _no_key_inputs
+
+    def __post_init__(self) -> None:
+        _check_params(self.params)
+        object.__setattr__(self, "dims", tuple(self.dims))
+
+
+# ----------------------------------------------------------------------------- target sources
+
+def _unknown_width(cfg: Config, dataset: Any) -> int | None:
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceSpec(Spec):
+    """What a word-embedding target source declares; the source itself is
+    `(cfg, dataset, words) -> SourceResult` (podbench.tasks.sources)."""
+
+    sources: Callable[[Config, Any], list[Path]]  # (cfg, dataset) -> files read (fingerprinted)
+    fields: tuple[str, ...] = ()  # dotted config paths it reads: they enter the targets key
+    required: tuple[str, ...] = ()  # dotted config paths that must be set
+    # (cfg, dataset) -> its vector width, read cheaply (checked against targets.pca_dim)
+    dims: Callable[[Config, Any], int | None] = _unknown_width
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fields", tuple(self.fields))
+        object.__setattr__(self, "required", tuple(self.required))
+
+
+# -------------------------------------------------------------------------------------- tasks
+
+@dataclass(frozen=True, kw_only=True)
+class TaskSpec(Spec):
+    """What a task declares besides its class's hooks (podbench.tasks.base.Task)."""
+
+    params: type | None = None  # dataclass validating task_params
+
+    def __post_init__(self) -> None:
+        _check_params(self.params)
