@@ -6,7 +6,8 @@ lane to `training.epochs`; early stopping ends most sooner), the stores still to
 space they need (the preflight's estimate), and a time estimate from the runs this results
 root already holds: per decoder (and members per lane), the median training seconds per
 lane-epoch per event per input element (an event's input at one lag: channels x bins, so a
-cell with four times the bins costs four times as much), times the cell's lanes, events,
+cell with four times the bins costs four times as much; the same task's runs when there are
+some, since a decoder's cost depends on the task's head), times the cell's lanes, events,
 input elements and expected epochs per lane (early stopping ends a lane `patience` epochs
 after its best; the best epoch is the median of the same task's measured lanes, else of any
 task's). A decoder with no measured run here has no estimate (the plan says so rather than
@@ -47,8 +48,15 @@ class Rate:
     """Measured cost of a decoder (`decoder_key`) on this results root's runs."""
 
     seconds_per_unit: float  # median training seconds / (lane-epochs x events x input elements)
+    per_task: dict[str, float]  # the same median over each task's runs (a decoder's cost
+    # depends on the task's head: a closed-form "linear" is ridge for vectors, logistic
+    # regression for classes)
     best_epoch: dict[str, float]  # per task: the median 0-based epoch of a lane's best score
     runs: int
+
+    def seconds(self, cfg: Config) -> float:
+        """Seconds per lane-epoch, event and input element: this task's, else any task's."""
+        return self.per_task.get(cfg.task, self.seconds_per_unit)
 
     def epochs(self, cfg: Config) -> float:
         """Expected epochs per lane: early stopping ends a lane `patience` epochs after its
@@ -69,7 +77,7 @@ def measured_rates(results_root: Path) -> dict[str, Rate]:
     (run.json, config.yml): training seconds per lane-epoch per event per input element, and
     per task the epoch at which lanes were best. Closed-form decoders count one "epoch" (a
     fit) per lane."""
-    seconds: dict[str, list[float]] = {}
+    seconds: dict[str, dict[str, list[float]]] = {}
     best: dict[str, dict[str, list[float]]] = {}
     for run_json in Path(results_root).expanduser().rglob("run.json"):
         try:
@@ -89,11 +97,14 @@ def measured_rates(results_root: Path) -> dict[str, Rate]:
         closed = epochs == 0
         if events and elements and training > 0 and lanes:
             units = (lanes if closed else epochs) * events * elements
-            seconds.setdefault(model, []).append(training / units)
+            seconds.setdefault(model, {}).setdefault(task, []).append(training / units)
             best.setdefault(model, {}).setdefault(task, []).extend(
                 [0.0] * lanes if closed else best_epochs)
-    return {m: Rate(float(np.median(v)), {t: float(np.median(b)) for t, b in best[m].items()},
-                    len(v)) for m, v in seconds.items()}
+    return {m: Rate(float(np.median([x for v in by_task.values() for x in v])),
+                    {t: float(np.median(v)) for t, v in by_task.items()},
+                    {t: float(np.median(b)) for t, b in best[m].items()},
+                    sum(len(v) for v in by_task.values()))
+            for m, by_task in seconds.items()}
 
 
 def program_lanes(configs: list[Config]) -> int:
@@ -132,7 +143,7 @@ def plan_cells(cells, rates: dict[str, Rate]) -> list[CellPlan]:
                                      "joint" else cfg.model.members))
         epochs = 1.0 if closed or rate is None else rate.epochs(cfg)
         estimate = None if rate is None or elements is None else \
-            lanes * epochs * events * elements * rate.seconds_per_unit
+            lanes * epochs * events * elements * rate.seconds(cfg)
         out.append(CellPlan(cell.id, number, len(cell.points), lanes, lanes * budget, events,
                             stages, space, estimate))
     return out
