@@ -511,6 +511,30 @@ def test_report_in_a_headless_browser(small_suite, tmp_path):
     assert image.std() > 10 and (image < 128).mean() > 0.01  # not blank
 
 
+def test_report_figures_have_a_panel_per_subject_set_and_readable_labels():
+    from podbench.experiments.report import Figures, lag_figure
+
+    def record(cell, subjects, model, shift):
+        return {"cell": cell, "subjects": {"set": subjects}, "decoder": {"model": model},
+                "headline": "test_roc_auc", "chance": 0.5, "lags": [0, 200],
+                "per_lag": [{"lag": 0, "test_mean": 0.6 + shift, "test_std": 0.01,
+                             "significant": True},
+                            {"lag": 200, "test_mean": 0.55, "test_std": 0.02}],
+                "selected": {"lag": 0}}
+
+    figures = Figures()
+    page = lag_figure([record("r.all", "all", "ridge", 0), record("m.all", "all", "mlp", 0.1),
+                       record("r.sub-01", "sub-01", "ridge", 0),
+                       record("r.sub-03", "sub-03", "ridge", 0.05)],
+                      "content_word", figures, "task-content_word")
+    png, svg = figures.files["task-content_word"]
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and 'href="figures/task-content_word.svg"' in page
+    text = svg.decode()
+    assert [f"subjects: {s}" in text for s in ("all", "sub-01", "sub-03")] == [True] * 3
+    assert "ROC-AUC (test)" in text and "lag relative to the event onset (ms)" in text
+    assert "test_roc_auc" not in text
+
+
 def test_report_of_one_run_and_of_a_sweep(small_suite, tmp_path):
     from podbench.experiments.report import write_report
     from podbench.experiments.sweep import sweep
