@@ -183,9 +183,9 @@ def _series(rows: list[dict], key: str) -> list:
     return [r.get(key) for r in rows]
 
 
-def _draw_cells(ax, records: list[dict], null_band: bool, label_by: str = "cell") -> None:
-    """Each cell's curve (band: mean ± fold std) and, once per reference run, the reference's
-    published curve."""
+def _draw_cells(ax, records: list[dict], null_band: bool, by_decoder: bool = False) -> None:
+    """Each cell's curve (band: mean ± fold std), labelled by cell (or by decoder), and, once
+    per reference run, the reference's published curve."""
     shown = set()
     for i, record in enumerate(records):
         rows = record["per_lag"]
@@ -194,8 +194,8 @@ def _draw_cells(ax, records: list[dict], null_band: bool, label_by: str = "cell"
         null = (_series(rows, "null_mean"), _series(rows, "null_q95")) if null_band and any(
             v is not None for v in _series(rows, "null_q95")) else None
         plotting.lag_curve(ax, record["lags"], mean, low=mean - std, high=mean + std,
-                           label=record[label_by] if label_by == "cell" else
-                           record["decoder"]["model"], colour=f"C{i % 10}",
+                           label=record["decoder"]["model"] if by_decoder else record["cell"],
+                           colour=f"C{i % 10}",
                            significant=[bool(r.get("significant")) for r in rows], null=null,
                            chosen=record["selected"]["lag"])
         ref = record.get("reference")
@@ -220,7 +220,7 @@ def lag_figure(records: list[dict], title: str, figures: Figures, name: str,
                          squeeze=False) as (fig, axes):
         for ax, subjects in zip(axes.ravel(), sets):
             of_set = [r for r in records if r["subjects"]["set"] == subjects]
-            _draw_cells(ax, of_set, null_band, "cell" if len(sets) == 1 else "decoder")
+            _draw_cells(ax, of_set, null_band, by_decoder=len(sets) > 1)
             plotting.lag_axes(ax, first["lags"], ylabel, first.get("chance"))
             if len(sets) > 1:
                 ax.set_title(f"subjects: {subjects}", loc="left")
