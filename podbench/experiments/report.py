@@ -334,7 +334,8 @@ def write_report(folder: Path, log: Callable[[str], None] = print, partial: bool
                  warn: Callable[[str], None] | None = None) -> Path:
     """Write folder/report/index.html and one page per cell; return the index path. A
     benchmark with a cell missing or damaged is refused, naming them; `partial` reports the
-    others instead, says so at the top of the report and `warn`s of each missing cell."""
+    others instead, says so at the top of the report and calls `warn` for each missing
+    cell."""
     folder = Path(folder)
     found = find_records(folder)
     kind, records = found.kind, [r for r, _ in found.records]
