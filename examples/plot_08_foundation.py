@@ -24,7 +24,7 @@ pretrain = _standin.CACHE / "pretrain.yml"
 pretrain.write_text(f"""
 trial_name: gallery-pretrain
 data: {{root: {_standin.DATA}, subjects: [3], electrodes: responsive}}
-pretrain: {{depth: 1, width: 32, heads: 4, patch: 32, steps: 30, batch_size: 8, lr: 2.0e-3}}
+pretrain: {{depth: 1, width: 32, heads: 4, patch: 32, steps: 20, batch_size: 8, lr: 2.0e-3}}
 output: {{stores: {_standin.STORES}, results: {_standin.RESULTS}}}
 """)
 print(_standin.podbench("pretrain", "--config", str(pretrain))[-600:])
@@ -35,14 +35,15 @@ print(loss.tail(3))
 # %%
 # Decode from the frozen latents
 # ------------------------------
-# ``pool: electrodes`` keeps one average per electrode (channels x width features). The
+# Subject 3's responsive electrodes. ``pool: electrodes`` keeps one average per electrode (channels x width features). The
 # checkpoint's digest enters the latents key, so another checkpoint means new latents and
 # later decoders reuse these.
 foundation = _standin.config(
-    "preprocess.name=foundation",
+    "data.subjects=[3]", "preprocess.name=foundation",
     f"preprocess.params={{checkpoint: {pretrain}, pool: electrodes, device: cpu}}",
     "model.name=ridge", "model.params={}", "trial_name=foundation")
-window = _standin.config("model.name=ridge", "model.params={}", "trial_name=lag-curve")
+window = _standin.config("data.subjects=[3]", "model.name=ridge", "model.params={}",
+                         "trial_name=foundation")
 runs = {"MAE latents (frozen)": api.train(foundation).performance,
         "window averages": api.train(window).performance}
 
