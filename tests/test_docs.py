@@ -142,6 +142,7 @@ def test_site_builds_without_warnings(tmp_path):
         assert (out / page).is_file(), page
     config_page = (out / "configuration.html").read_text()
     assert "training.permutation_seed" in config_page and "num_average_samples" in config_page
+    assert config_page.count("<table") >= 10  # the fields, and each decoder's parameters
     examples = sorted((repo / "examples").glob("plot_*.py"))
     assert len(examples) >= 8
     for example in examples:

@@ -13,26 +13,11 @@ import dataclasses
 import typing
 
 from docutils import nodes
-from docutils.statemachine import StringList
 from sphinx.util.docutils import SphinxDirective
 
 
-def _cell(text: str) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
-
-
-def _literal(text: str) -> str:
-    text = _cell(text)
-    return f"``{text}``" if text else ""
-
-
-def list_table(header: list[str], rows: list[list[str]], widths: str) -> list[str]:
-    """reStructuredText of a list-table."""
-    out = [".. list-table::", "   :header-rows: 1", f"   :widths: {widths}", ""]
-    for row in [header, *rows]:
-        out.append(f"   * - {row[0] or ' '}")
-        out += [f"     - {cell or ' '}" for cell in row[1:]]
-    return out
+def _cell(text) -> str:
+    return " ".join(str(text).split())
 
 
 def config_rows() -> list[tuple[str, str, str]]:
@@ -77,48 +62,69 @@ def registry_params(kind: str) -> list[tuple[str, object | None, dict]]:
     return out
 
 
+def table(header: list[str], rows: list[list[tuple[str, bool]]], widths: list[int]):
+    """A docutils table node: `rows` of cells (text, shown as code); built as nodes, not
+    parsed, so it renders the same in reStructuredText and Markdown (MyST) pages."""
+    tbl = nodes.table(classes=["podbench-table"])
+    group = nodes.tgroup(cols=len(header))
+    tbl += group
+    for width in widths:
+        group += nodes.colspec(colwidth=width)
+
+    def row(cells):
+        out = nodes.row()
+        for text, code in cells:
+            para = nodes.paragraph()
+            if text:
+                para += nodes.literal(text, text) if code else nodes.Text(text)
+            out += nodes.entry("", para)
+        return out
+
+    head = nodes.thead()
+    head += row([(h, False) for h in header])
+    body = nodes.tbody()
+    for cells in rows:
+        body += row(cells)
+    group += head
+    group += body
+    return tbl
+
+
 class ConfigTable(SphinxDirective):
     """Every config field: path, default, meaning."""
 
     def run(self):
-        rows = [[f"``{path}``", _literal(default), _cell(doc)] for path, default, doc in
-                config_rows()]
-        return self._parse(list_table(["field", "default", "meaning"], rows, "25 15 60"))
-
-    def _parse(self, lines: list[str]):
-        node = nodes.container()
-        self.state.nested_parse(StringList(lines, source="podbench-config"), self.content_offset,
-                                node)
-        return node.children
+        rows = [[(path, True), (_cell(default), True), (_cell(doc), False)]
+                for path, default, doc in config_rows()]
+        return [table(["field", "default", "meaning"], rows, [25, 15, 60])]
 
 
 class ParamsTables(SphinxDirective):
-    """One section per registered entry of a registry (models, preprocessors) with the fields
-    of its parameter dataclass."""
+    """One table per registered entry of a registry (models, preprocessors, tasks) with the
+    fields of its parameter dataclass."""
 
     required_arguments = 1
 
     def run(self):
         kind = self.arguments[0]
-        lines: list[str] = []
+        out = []
         for name, schema, meta in registry_params(kind):
-            lines += [f".. rubric:: ``{name}``", ""]
-            extra = ", ".join(f"{k}: ``{_cell(v)}``" for k, v in sorted(meta.items())
+            rubric = nodes.rubric()
+            rubric += nodes.literal(name, name)
+            out.append(rubric)
+            extra = ", ".join(f"{k}: {_cell(v)}" for k, v in sorted(meta.items())
                               if k in ("input_dims", "dims", "closed_form", "classifier",
                                        "takes_targets", "uses_frozen") and v)
             if extra:
-                lines += [extra, ""]
+                out.append(nodes.paragraph(text=extra))
             if schema is None:
-                lines += ["No parameters.", ""]
+                out.append(nodes.paragraph(text="No parameters."))
                 continue
-            rows = [[f"``{n}``", _literal(t), _literal(d), _cell(doc)]
+            rows = [[(n, True), (_cell(t), True), (_cell(d), True), (_cell(doc), False)]
                     for n, t, d, doc in param_rows(schema)]
-            lines += list_table(["parameter", "type", "default", "meaning"], rows,
-                                "20 20 20 40") + [""]
-        node = nodes.container()
-        self.state.nested_parse(StringList(lines, source=f"podbench-params {kind}"),
-                                self.content_offset, node)
-        return node.children
+            out.append(table(["parameter", "type", "default", "meaning"], rows,
+                             [20, 20, 20, 40]))
+        return out
 
 
 def setup(app):
