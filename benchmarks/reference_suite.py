@@ -41,8 +41,8 @@ REDUCED = ["data.lags={min: 0, max: 400, step: 200}", "training.n_folds=3", "mod
 
 
 def standin_overrides(root: Path) -> list[str]:
-    """What the reference suite reads on a stand-in (README, "The reference suite on a
-    stand-in")."""
+    """What the reference suite reads on a stand-in (docs/user_guide/benchmarking.md, "The
+    reference suite on a stand-in")."""
     return [f"data.root={root}", "data.electrodes=responsive",
             f"glove_*:targets.glove_path={root / GLOVE}",
             f"iu_boundary_*:task_params.boundaries_csv={IU_BOUNDARIES}"]

@@ -521,7 +521,7 @@ def config_file(value: str) -> Path | None:
 
 
 def describe_fields(cls=Config, prefix: str = "") -> list[tuple[str, str, str]]:
-    """(path, default, doc) for every field: the config reference in README is made from it."""
+    """(path, default, doc) for every field: the configuration reference of the docs (docs/_ext/podbench_docs.py) is made from it."""
     rows = []
     for f in dataclasses.fields(cls):
         if f.metadata.get("internal"):

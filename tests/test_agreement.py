@@ -22,7 +22,7 @@ from podbench.experiments.agreement import agreement
 from tests.conftest import make_config
 
 REPO = Path(__file__).resolve().parents[1]
-TOLERANCE = 0.02  # README, "What a run id pins": trained decoders across machines
+TOLERANCE = 0.02  # docs/getting_started.md, "What a run id pins"
 
 
 def _train(root: Path, results: Path, stores: Path, xla_flags: str) -> Path:

@@ -604,7 +604,8 @@ def test_report_reads_the_manifest_and_refuses_to_lie(small_suite, tmp_path):
 @pytest.mark.slow
 def test_every_reference_cell_runs_on_a_stand_in(standin, tmp_path, capsys):
     """The whole reference suite, reduced (two lags, three folds, one member, one epoch), runs
-    end to end on the small stand-in with only the README's overrides, through the benchmark
+    end to end on the small stand-in with only the overrides the documentation gives
+    (docs/user_guide/benchmarking.md), through the benchmark
     script that times it (benchmarks/reference_suite.py --reduced); every cell has its
     score-level p-values and the LLM cells, without a local GPT-2, are skipped in one line."""
     sys.path.insert(0, str(REPO / "benchmarks"))

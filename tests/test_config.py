@@ -173,15 +173,18 @@ def test_stage_keys_change_exactly_with_their_inputs(standin, tmp_path):
         train_pca.replace({"data.window_width": 0.5}))["targets"]
 
 
-def test_readme_documents_every_config_field():
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    missing = [path for path, _, _ in config.describe_fields() if f"| `{path}` |" not in readme]
-    assert not missing, f"README config reference lacks {missing}"
+def test_docs_document_every_config_field():
+    """The configuration reference (docs/configuration.md) is generated from describe_fields
+    while the site builds (docs/_ext/podbench_docs.py); every field has its doc text."""
+    repo = Path(__file__).resolve().parents[1]
+    assert "```{podbench-config}" in (repo / "docs" / "configuration.md").read_text()
+    undocumented = [path for path, _, doc in config.describe_fields() if not doc]
+    assert not undocumented, f"config fields without doc=: {undocumented}"
 
 
 def shipped_configs() -> list[Path]:
     """The configs the repository ships (tracked by git; a plugin config a user adds to
-    configs/ by following the README is not policed), or every one without git."""
+    configs/ by following the documentation is not policed), or every one without git."""
     import subprocess
 
     repo = Path(__file__).resolve().parents[1]

@@ -422,7 +422,7 @@ def write_report(folder: Path, log: Callable[[str], None] = print, partial: bool
     """Write folder/report/index.html, one page per cell and report/figures/ (every figure
     as PNG and SVG); return the index path. A benchmark with a cell missing or damaged is
     refused, naming them; `partial` reports the others instead, says so at the top of the
-    report and `warn`s of each missing cell."""
+    report and calls `warn` for each missing cell."""
     folder = Path(folder)
     found = find_records(folder)
     kind, records = found.kind, [r for r, _ in found.records]

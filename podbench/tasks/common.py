@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 
 
 PARITY_DOC = ("podbench: podbench's protocol; reference: the reference's where podbench "
-              "differs on purpose (README, Parity)")
+              "differs on purpose (docs/user_guide/parity.md)")
 
 
 @dataclass

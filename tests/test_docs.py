@@ -1,0 +1,183 @@
+"""Every example of README.md and of the documentation site runs as written, and the site
+builds without warnings.
+
+The walk copies the repository's tracked files to a fresh folder, runs `podbench demo` there,
+then every ```bash and ```python block of README.md and of the site's Markdown pages
+(`PAGES`, in the order of the site's navigation), each from the copy's root, reduced through
+PODBENCH_SET (which the configuration reference documents). A block right after an HTML
+comment `<!-- no-run: why -->` is skipped (installs, the test suite, Ray clusters, the real
+dataset); a ```python or ```yaml block whose first line is `# PATH.py` / `# PATH.yml` is a
+file the text asks for, and is written to PATH instead of run. The gallery's examples
+(examples/plot_*.py) are run by the full site build (`sphinx-build docs ...`), not here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+REDUCED = ("training.epochs=1 model.members=1 data.lags.min=0 data.lags.max=400 "
+           "data.subjects=[3,6] pretrain.steps=4")
+FILE = re.compile(r"#\s*(\S+\.(?:py|ya?ml))\s*$")
+# README first, then the site's pages in the order of its navigation (docs/index.md and
+# docs/user_guide/index.md): later blocks use what earlier ones made
+PAGES = ["README.md", "docs/index.md", "docs/getting_started.md", "docs/user_guide/index.md",
+         "docs/user_guide/pipeline.md", "docs/user_guide/tasks.md",
+         "docs/user_guide/decoders.md", "docs/user_guide/sweeps.md",
+         "docs/user_guide/benchmarking.md", "docs/user_guide/foundation.md",
+         "docs/user_guide/cluster.md", "docs/user_guide/real_data.md",
+         "docs/user_guide/parity.md", "docs/extending.md", "docs/configuration.md",
+         "docs/benchmarks.md", "docs/changelog.md"]
+SKIP_DIRS = ("_build", "generated", "auto_examples", "_ext")
+
+
+def readme_blocks(text: str) -> list[tuple[str, str, bool]]:
+    """(language, body, skipped) of every fenced block, in order (MyST directives such as
+    ```{include} count as blocks of language "{include}")."""
+    out, lines, i = [], text.splitlines(), 0
+    while i < len(lines):
+        fence = re.match(r"^```(\S*)(?:\s.*)?$", lines[i])
+        if not fence:
+            i += 1
+            continue
+        before = next((line for line in reversed(lines[:i]) if line.strip()), "")
+        end = next(j for j in range(i + 1, len(lines)) if lines[j].startswith("```"))
+        out.append((fence.group(1), "\n".join(lines[i + 1:end]) + "\n",
+                    before.strip().startswith("<!-- no-run")))
+        i = end + 1
+    return out
+
+
+def doc_pages() -> list[Path]:
+    """Every source page of the site (Markdown and reStructuredText) outside build output."""
+    docs = REPO / "docs"
+    return sorted(p for p in docs.rglob("*") if p.suffix in (".md", ".rst")
+                  and not any(part in SKIP_DIRS for part in p.relative_to(docs).parts))
+
+
+def test_pages_are_walked():
+    """Every page of the site is in PAGES (so its blocks run), and no reStructuredText page
+    hides a code block the walk would not see."""
+    listed = {REPO / p for p in PAGES}
+    missing = [str(p.relative_to(REPO)) for p in doc_pages()
+               if p.suffix == ".md" and p not in listed]
+    assert not missing, f"pages not in tests/test_docs.py PAGES: {missing}"
+    for page in doc_pages():
+        if page.suffix == ".rst":
+            assert not re.search(r"code-block::\s*(bash|python)|^::\s*$", page.read_text(), re.M)
+    assert all((REPO / p).is_file() for p in PAGES)
+
+
+def test_blocks_are_found_and_marked():
+    blocks = [b for page in PAGES for b in readme_blocks((REPO / page).read_text())]
+    runnable = [b for b in blocks if b[0] in ("bash", "python") and not b[2]]
+    assert len(runnable) >= 12
+    assert any(FILE.match(body.splitlines()[0]) for lang, body, _ in blocks if lang == "python")
+    assert all(skip for lang, body, skip in blocks if "pip install" in body)
+    assert all(skip for lang, body, skip in blocks if "podbench download" in body)
+    readme = readme_blocks((REPO / "README.md").read_text())
+    assert any("python -m pytest -q -n 2 --dist loadfile" in body for _, body, _ in readme)
+
+
+def test_configuration_reference_lists_every_field():
+    """The configuration page renders its table from config.describe_fields (docs/_ext), so
+    every field is there by construction; check the page uses the generator and the generator
+    covers every field and every registered decoder, preprocessor and task parameter set."""
+    from podbench import config
+
+    sys.path.insert(0, str(REPO / "docs" / "_ext"))
+    try:
+        import podbench_docs
+    finally:
+        sys.path.remove(str(REPO / "docs" / "_ext"))
+    page = (REPO / "docs" / "configuration.md").read_text()
+    assert "```{podbench-config}" in page
+    for kind in ("models", "preprocessors", "tasks"):
+        assert "```{podbench-params} " + kind in page
+    rows = podbench_docs.config_rows()
+    assert [r[0] for r in rows] == [path for path, _, _ in config.describe_fields()]
+    assert all(doc for _, _, doc in rows), "a config field without its doc= text"
+    names = {name for name, _, _ in podbench_docs.registry_params("models")}
+    assert {"pitom", "mlp", "ridge", "linear", "time_pool", "llm_prefix"} <= names
+    pitom = dict((n, d) for n, _, d, _ in podbench_docs.param_rows(
+        next(s for n, s, _ in podbench_docs.registry_params("models") if n == "pitom")))
+    assert pitom["filters"] == "128"
+
+
+def tracked_copy(dest: Path) -> Path:
+    names = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True,
+                           check=True).stdout.split()
+    for name in names:
+        if not (REPO / name).is_file():  # deleted in the working tree, not yet committed
+            continue
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, dest / name)
+    return dest
+
+
+def test_site_builds_without_warnings(tmp_path):
+    """sphinx-build -W on a clean copy, the gallery not run (the pages, the generated
+    configuration reference and the API reference; broken references are errors)."""
+    pytest.importorskip("sphinx")
+    pytest.importorskip("pydata_sphinx_theme")
+    pytest.importorskip("sphinx_gallery")
+    pytest.importorskip("numpydoc")
+    pytest.importorskip("myst_parser")
+    repo = tracked_copy(tmp_path / "clone")
+    out = tmp_path / "html"
+    done = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b",
+                           "html", "-D", "plot_gallery=0", "docs", str(out)], cwd=repo,
+                          capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(repo), "MPLBACKEND": "Agg"})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for page in ("index.html", "configuration.html", "api.html", "auto_examples/index.html",
+                 "user_guide/benchmarking.html", "searchindex.js"):
+        assert (out / page).is_file(), page
+    config_page = (out / "configuration.html").read_text()
+    assert "training.permutation_seed" in config_page and "num_average_samples" in config_page
+    assert config_page.count("<table") >= 10  # the fields, and each decoder's parameters
+    examples = sorted((repo / "examples").glob("plot_*.py"))
+    assert len(examples) >= 8
+    for example in examples:
+        assert (out / "auto_examples" / (example.stem + ".html")).is_file()
+
+
+@pytest.mark.slow
+def test_examples_run_verbatim(tmp_path):
+    repo = tracked_copy(tmp_path / "clone")
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PODBENCH_SET": REDUCED, "PYTHONPATH": str(repo), "MPLBACKEND": "Agg",
+           "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+
+    def run(argv: list[str], what: str) -> None:
+        done = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, f"{what} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+
+    run(["podbench", "demo"], "podbench demo")
+    ran = 0
+    for page in PAGES:
+        for lang, body, skipped in readme_blocks((repo / page).read_text()):
+            if skipped or lang not in ("bash", "python", "yaml", "yml"):
+                continue
+            first = body.splitlines()[0] if body.strip() else ""
+            named = FILE.match(first)
+            if named:
+                (repo / named.group(1)).parent.mkdir(parents=True, exist_ok=True)
+                (repo / named.group(1)).write_text(body)
+            elif lang == "bash":
+                run(["bash", "-euo", "pipefail", "-c", body], f"{page} block\n{body}")
+                ran += 1
+            elif lang == "python":
+                run([sys.executable, "-c", body], f"{page} block\n{body}")
+                ran += 1
+    assert ran >= 12
+    assert list((repo / "results/demo").glob("sweep-*/summary.csv"))
+    assert list((repo / "results/dense").glob("*/lag_performance.csv"))
+    assert list((repo / "results/word-length").glob("*/lag_performance.csv"))
