@@ -50,15 +50,18 @@ def param_rows(schema) -> list[tuple[str, str, str, str]]:
 
 
 def registry_params(kind: str) -> list[tuple[str, object | None, dict]]:
-    """(name, parameter dataclass or None, metadata) of every entry of a registry."""
+    """(name, parameter dataclass or None, the spec's other fields) of every entry of a
+    registry (`podbench.specs`; declared decoders' specs import no JAX)."""
+    import dataclasses
+
     from podbench import registry
 
     reg = getattr(registry, kind)
     out = []
     for name in reg.names():
-        entry = reg._entries[name]  # the metadata only: declared decoders import no JAX
-        meta = dict(entry.meta)
-        out.append((name, meta.get("params"), meta))
+        spec = reg.spec(name)
+        spec = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}
+        out.append((name, spec.pop("params", None), spec))
     return out
 
 
@@ -113,8 +116,8 @@ class ParamsTables(SphinxDirective):
             rubric += nodes.literal(name, name)
             out.append(rubric)
             extra = ", ".join(f"{k}: {_cell(v)}" for k, v in sorted(meta.items())
-                              if k in ("input_dims", "dims", "closed_form", "classifier",
-                                       "takes_targets", "uses_frozen") and v)
+                              if k in ("kind", "input_dims", "dims", "classifier",
+                                       "takes_targets", "uses_frozen", "dropout") and v)
             if extra:
                 out.append(nodes.paragraph(text=extra))
             if schema is None:
