@@ -21,13 +21,15 @@ from click.testing import CliRunner
 
 from cli import main
 from podbench.errors import ConfigError
-from podbench.experiments.benchmark import SCHEMA_PATH, benchmark, load_suite
+from podbench.experiments.benchmark import benchmark, load_suite
+from podbench.experiments.records import SCHEMA_PATH
 from podbench.experiments.published import published_for
 from podbench.experiments.significance import (bh_qvalues, paired_by_lag, paired_comparison,
                                                 permutation_pvalues)
 from podbench.tasks.folds import make_folds
 from podbench.tasks.nulls import null_targets
-from podbench.train.run import group_points, lane_point
+from podbench.train.lanes import lane_point
+from podbench.train.run import group_points
 
 REPO = Path(__file__).resolve().parent.parent
 QUIET = dict(log=lambda s: None)

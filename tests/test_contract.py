@@ -245,7 +245,8 @@ def test_every_registry_refuses_an_unknown_keyword():
 
 def test_the_lane_dropout_is_the_parameter_the_spec_names(scratch_models):
     from podbench import config
-    from podbench.train.run import lane_point, per_lane_fields
+    from podbench.train.lanes import lane_point
+    from podbench.train.run import per_lane_fields
 
     registry.register_model("rate_dropout", params=RateParams, dropout="rate")(
         lambda params, **_: None)

@@ -425,8 +425,7 @@ def test_stage_two_starts_from_stage_one_of_the_same_lag_and_fold(standin, tmp_p
 
     from podbench.features.keys import stage_keys
     from podbench.train.inputs import merge_inputs, prepare
-    from podbench.train.lanes import lay_out
-    from podbench.train.run import lane_point
+    from podbench.train.lanes import lane_point, lay_out
     from podbench.train.warm import warm_start
 
     stage_one, first = stage_one_run

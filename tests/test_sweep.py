@@ -96,8 +96,7 @@ DEVICE_RUN = textwrap.dedent("""
     from podbench import config, api
     from podbench.train.execute import train_lanes
     from podbench.train.inputs import prepare
-    from podbench.train.lanes import lay_out
-    from podbench.train.run import lane_point
+    from podbench.train.lanes import lane_point, lay_out
     from podbench.tasks import task_for
     cfg = config.load(sys.argv[1])
     inputs = prepare(cfg, api.build_features(cfg, log=lambda s: None))
