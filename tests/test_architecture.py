@@ -1,5 +1,6 @@
-"""The layering of podbench/ (DESIGN.md, ARCHITECTURE.md): imports only go downwards, and the
-light commands never import JAX, Flax or torch."""
+"""The layering of podbench/ (ARCHITECTURE.md): imports only go downwards, no two files import
+each other (directly or through others), and the light commands never import JAX, Flax or
+torch."""
 
 from __future__ import annotations
 

@@ -26,8 +26,7 @@ from podbench.experiments.sweep import sweep
 from podbench.experiments.train import train
 from podbench.train.run import PointGroup, train_points
 
-from .conftest import make_config
-from .test_benchmark import small_suite  # noqa: F401  (a fixture of the Ray benchmark test)
+from .helpers import make_config
 
 pytestmark = pytest.mark.slow  # Ray clusters: tens of seconds each
 

@@ -19,7 +19,7 @@ import pytest
 
 from podbench import registry
 
-from .conftest import make_config
+from .helpers import make_config, tiny_gpt2
 
 HEADS = {"vector": 6, "scalar": 1, "binary": 1, "classes": 3}
 INPUT = (5, 10)  # channels x bins: the smallest that every built-in decoder takes
@@ -100,8 +100,6 @@ def contract_cfgs(standin, tmp_path_factory):
     def cfg(task):
         params = dict(TASK_PARAMS.get(task, {}))
         if task.startswith("llm_"):  # a tiny random GPT-2 saved like a Hugging Face directory
-            from .test_llm_decoding import tiny_gpt2
-
             lm = work / "gpt2"
             params["lm_dir"] = str(lm if lm.is_dir() else tiny_gpt2(lm))
         model = {"name": "llm_prefix", "members": 1} if task == "llm_decoding" else {}

@@ -18,7 +18,7 @@ from podbench.errors import ConfigError
 from podbench.train.run import program_signature
 from podbench.experiments.sweep import grid_points, load_grid, sweep
 
-from .conftest import make_config
+from .helpers import make_config
 
 FEW = "^(G[1-3][0-9]|LGA[1-3][0-9])$"
 
