@@ -33,8 +33,7 @@ from podbench.data.synth import GROUND_TRUTH, synthesize  # noqa: E402
 from podbench.tasks import task_for  # noqa: E402
 from podbench.train.execute import train_lanes  # noqa: E402
 from podbench.train.inputs import prepare  # noqa: E402
-from podbench.train.lanes import lay_out  # noqa: E402
-from podbench.train.run import lane_point  # noqa: E402
+from podbench.train.lanes import lane_point, lay_out  # noqa: E402
 
 
 def main(argv=None) -> None:

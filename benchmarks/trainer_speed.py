@@ -45,9 +45,8 @@ from podbench.tasks import task_for  # noqa: E402
 from podbench.train.execute import (auto_chunk, device_memory, make_program,  # noqa: E402
                                     memory_estimate, train_lanes)
 from podbench.train.inputs import lane_inputs, prepare  # noqa: E402
-from podbench.train.lanes import lay_out  # noqa: E402
+from podbench.train.lanes import lane_point, lay_out  # noqa: E402
 from podbench.train.results import cpu_model  # noqa: E402
-from podbench.train.run import lane_point  # noqa: E402
 
 N_ELECTRODES = 160
 

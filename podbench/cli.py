@@ -203,19 +203,11 @@ def build_features(config_path, overrides):
 @reports_errors
 def train(config_path, overrides, force, engine, address):
     """Build missing stores, train every lane, evaluate, write results."""
-    from podbench.errors import ConfigError
-
-    if address is not None and engine != "ray":
-        raise ConfigError("--address needs --engine ray")
-    cfg = load_config(config_path, overrides)
-    if engine == "ray":
-        from podbench.experiments.cluster import ray_train
-
-        ray_train(cfg, force=force, address=address, log=click.echo)
-        return
+    from podbench.experiments.engines import engine as named_engine
     from podbench.experiments.train import train as run_training
 
-    run_training(cfg, force=force, log=click.echo)
+    chosen = named_engine(engine, address, click.echo)
+    run_training(load_config(config_path, overrides), force=force, log=click.echo, engine=chosen)
 
 
 @main.command()
@@ -233,19 +225,12 @@ def train(config_path, overrides, force, engine, address):
 @reports_errors
 def sweep(config_path, overrides, grid_path, random_n, engine, address):
     """Train every point of a grid; pack per-lane differences as lanes of one program."""
-    from podbench.errors import ConfigError
-
-    if address is not None and engine != "ray":
-        raise ConfigError("--address needs --engine ray")
-    cfg = load_config(config_path, overrides)
-    if engine == "ray":
-        from podbench.experiments.cluster import ray_sweep
-
-        ray_sweep(cfg, grid_path, random_n, address=address, log=click.echo)
-        return
+    from podbench.experiments.engines import engine as named_engine
     from podbench.experiments.sweep import sweep as run_sweep
 
-    run_sweep(cfg, grid_path, random_n, log=click.echo)
+    chosen = named_engine(engine, address, click.echo)
+    run_sweep(load_config(config_path, overrides), grid_path, random_n, log=click.echo,
+              engine=chosen)
 
 
 @main.command()
@@ -270,11 +255,13 @@ def benchmark(suite_path, overrides, engine, address, plan_only):
     files, leaderboard.csv and report/index.html. Complete cells are skipped."""
     from podbench.experiments.benchmark import benchmark as run_benchmark
     from podbench.experiments.benchmark import plan
+    from podbench.experiments.engines import engine as named_engine
 
     if plan_only:
         click.echo(plan(suite_path, overrides))
         return
-    run_benchmark(suite_path, overrides, engine, address, log=click.echo)
+    run_benchmark(suite_path, overrides, named_engine(engine, address, click.echo),
+                  log=click.echo)
 
 
 @main.command()
@@ -317,7 +304,7 @@ def compare(cell_a, cell_b, tolerance):
                    f"{', '.join(over.index)}")
         click.echo(f"run {result.run_id}: {verdict}")
         sys.exit(0 if over.empty else 1)
-    from podbench.experiments.benchmark import load_record
+    from podbench.experiments.records import load_record
     from podbench.experiments.significance import paired_comparison
 
     a, b = load_record(cell_a), load_record(cell_b)

@@ -520,6 +520,38 @@ def config_file(value: str) -> Path | None:
     return path if path.suffix in (".yml", ".yaml") and path.is_file() else None
 
 
+@dataclass(frozen=True)
+class RunReference:
+    """A setting that names a run (`model.params.encoder_init`, ...): by the config file that
+    trains it (so the run need not exist yet; `podbench.features.keys.referenced_run` finds
+    its folder by its training key) or by its results folder."""
+
+    where: str  # the setting, e.g. model.params.encoder_init
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.where} = {self.value!r}"
+
+    @property
+    def config_file(self) -> Path | None:
+        return config_file(self.value)
+
+    @property
+    def folder(self) -> Path:
+        """The results folder the value names (when it names no config file)."""
+        return Path(self.value).expanduser()
+
+    def written_config(self, kind: str = "a") -> Any:
+        """The run's config as written, unvalidated: its config file, or its results folder's
+        config.yml (`kind` names the config file expected, for the error)."""
+        if path := self.config_file:
+            return read_yaml(path) or {}
+        if (self.folder / "config.yml").is_file():
+            return read_yaml(self.folder / "config.yml", "results config")
+        raise ConfigError(f"{self}: neither {kind} config file nor a results folder (with "
+                          "config.yml)")
+
+
 def describe_fields(cls=Config, prefix: str = "") -> list[tuple[str, str, str]]:
     """(path, default, doc) for every field: the configuration reference of the docs (docs/_ext/podbench_docs.py) is made from it."""
     rows = []

@@ -184,6 +184,11 @@ def publish_file(final: Path, write: Callable[[Path], None], stage: str) -> None
         _fsync_dir(final.parent)
 
 
+def publish_text(final: Path, text: str, stage: str) -> None:
+    """Publish one UTF-8 text file (`publish_file`)."""
+    publish_file(final, lambda tmp: tmp.write_text(text, encoding="utf-8"), stage)
+
+
 def lock_path(final: Path) -> Path:
     return final.parent / f"{final.name}{LOCK_SUFFIX}"
 

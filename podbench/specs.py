@@ -179,10 +179,15 @@ class SourceSpec(Spec):
     required: tuple[str, ...] = ()  # dotted config paths that must be set
     # (cfg, dataset) -> its vector width, read cheaply (checked against targets.pca_dim)
     dims: Callable[[Config, Any], int | None] = _unknown_width
+    # files of ds005574 it reads besides the words (paths inside the dataset, for `podbench
+    # download`); None: not declared, so a download by config refuses it
+    dataset_files: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fields", tuple(self.fields))
         object.__setattr__(self, "required", tuple(self.required))
+        if self.dataset_files is not None:
+            object.__setattr__(self, "dataset_files", tuple(self.dataset_files))
 
 
 # -------------------------------------------------------------------------------------- tasks
@@ -192,6 +197,10 @@ class TaskSpec(Spec):
     """What a task declares besides its class's hooks (podbench.tasks.base.Task)."""
 
     params: type | None = None  # dataclass validating task_params
+    # cfg -> the files of ds005574 it reads (paths inside the dataset, for `podbench download`;
+    # podbench.data.dataset names the stimulus files); None: not declared, so a download by
+    # config refuses it
+    dataset_files: Callable[[Config], list[str]] | None = None
 
     def __post_init__(self) -> None:
         _check_params(self.params)

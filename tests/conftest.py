@@ -1,4 +1,5 @@
-"""Shared fixtures: stand-in datasets written once per test session by `podbench synth`."""
+"""Shared fixtures: stand-in datasets written once per test session by `podbench synth`, and
+a small benchmark suite run once per test module that asks for it."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import pytest
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
-from podbench import config  # noqa: E402
-from podbench.data.synth import responsive_electrode_csv  # noqa: E402
-from podbench.data.synth import synthesize  # noqa: E402
+from podbench.data.synth import responsive_electrode_csv, synthesize  # noqa: E402
+
+from .helpers import MLP, REPO, RIDGE, small_defaults, write_suite  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -31,13 +32,18 @@ def decoding_standin(tmp_path_factory) -> tuple[Path, Path]:
     return out, responsive_electrode_csv(out)
 
 
-def make_config(root: Path, work: Path, **sections) -> config.Config:
-    """A validated config on a stand-in with stores and results under `work`."""
-    raw = {"data": {"root": str(root)},
-           "output": {"stores": str(work / "stores"), "results": str(work / "results")}}
-    for name, values in sections.items():
-        if isinstance(values, dict):
-            raw.setdefault(name, {}).update(values)
-        else:
-            raw[name] = values
-    return config.from_dict(raw)
+@pytest.fixture(scope="module")
+def small_suite(standin, tmp_path_factory):
+    """Two cells (ridge, mlp) on the small stand-in, two lags, a few nulls each."""
+    work = tmp_path_factory.mktemp("bench")
+    defaults = small_defaults(standin, work, "^(G[1-3][0-9]|LGA[1-3][0-9])$",
+                              {"min": 0, "max": 400, "step": 200},
+                              **{"targets.pca_dim": 8, "targets.min_train_freq": 2})
+    defaults["significance"] = {"permutations": 300}
+    path = write_suite(work / "suite.yml", [
+        {"name": "ridge", "config": str(REPO / "configs/demo.yml"), "set": RIDGE},
+        {"name": "mlp", "config": str(REPO / "configs/demo.yml"), "set": MLP,
+         "significance": {"permutations": 50, "refit": 2, "mode": "circular"}}], defaults)
+    from podbench.experiments.benchmark import benchmark
+
+    return path, benchmark(path, log=lambda s: None)

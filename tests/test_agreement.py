@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from cli import main
 from podbench import api
 from podbench.experiments.agreement import agreement
-from tests.conftest import make_config
+from tests.helpers import make_config
 
 REPO = Path(__file__).resolve().parents[1]
 TOLERANCE = 0.02  # docs/getting_started.md, "What a run id pins"

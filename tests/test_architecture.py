@@ -1,5 +1,6 @@
-"""The layering of podbench/ (DESIGN.md, ARCHITECTURE.md): imports only go downwards, and the
-light commands never import JAX, Flax or torch."""
+"""The layering of podbench/ (ARCHITECTURE.md): imports only go downwards, no two files import
+each other (directly or through others), and the light commands never import JAX, Flax or
+torch."""
 
 from __future__ import annotations
 
@@ -90,6 +91,88 @@ def test_the_check_catches_an_upward_import(tmp_path):
     (fake / "tasks").mkdir()
     (fake / "tasks" / "ok.py").write_text("from podbench.data.dataset import Dataset\n")
     assert violations(fake) == ["podbench/data/bad.py:2: data imports train (podbench.train.run)"]
+
+
+def runtime_nodes(tree: ast.AST):
+    """Every node of a syntax tree except those under `if TYPE_CHECKING:` (never run)."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING"):
+            todo.extend(node.orelse)
+        else:
+            todo.extend(ast.iter_child_nodes(node))
+
+
+def from_module(node: ast.ImportFrom, module: str, path: Path) -> str:
+    """The absolute name of the module a `from ... import` statement of `module` names."""
+    if not node.level:
+        return node.module
+    parts = module.split(".")[: None if path.name == "__init__.py" else -1]
+    parts = parts[: len(parts) - node.level + 1]
+    return ".".join(parts + ([node.module] if node.module else []))
+
+
+def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
+    """Module -> the modules of `package` it imports, at any depth of its file (inside
+    functions too). `from p import name` imports the module p.name where there is one, else p."""
+    files = {module_name(p, package): p for p in package.rglob("*.py")}
+    graph = {}
+    for module, path in files.items():
+        targets = set()
+        for node in runtime_nodes(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = from_module(node, module, path)
+                targets.update(f"{base}.{a.name}" if f"{base}.{a.name}" in files else base
+                               for a in node.names)
+        graph[module] = (targets & files.keys()) - {module}
+    return graph
+
+
+def import_cycles(package: Path = PACKAGE) -> list[str]:
+    """The import cycles between files of `package` that a depth-first search meets, each as
+    "a -> b -> a"; every group of files that import each other yields at least one."""
+    graph, state, stack, found = import_graph(package), {}, [], []
+
+    def visit(module: str) -> None:
+        state[module] = "open"
+        stack.append(module)
+        for target in sorted(graph[module]):
+            if state.get(target) == "open":
+                found.append(" -> ".join([*stack[stack.index(target):], target]))
+            elif target not in state:
+                visit(target)
+        stack.pop()
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module)
+    return found
+
+
+def test_no_import_cycles_between_files():
+    assert import_cycles() == []
+
+
+def test_the_check_catches_an_import_cycle(tmp_path):
+    """A cycle closed by an import inside a function, and by a relative import, is named;
+    an import only for type checking is not one."""
+    fake = tmp_path / "podbench"
+    (fake / "data").mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    (fake / "data" / "__init__.py").write_text("")
+    (fake / "data" / "a.py").write_text("def f():\n    from podbench.data import b\n")
+    (fake / "data" / "b.py").write_text("from .c import g\n")
+    (fake / "data" / "c.py").write_text("import podbench.data.a\n")
+    (fake / "data" / "d.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                                        "    from podbench.data.e import E\n")
+    (fake / "data" / "e.py").write_text("from podbench.data.d import D\n")
+    assert import_cycles(fake) == ["podbench.data.a -> podbench.data.b -> podbench.data.c -> "
+                                   "podbench.data.a"]
 
 
 def heavy_after(code: str) -> list[str]:

@@ -18,27 +18,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from .helpers import mirror
+
 PODBENCH = str(Path(sys.executable).parent / "podbench")
 TRANSCRIPT = "stimuli/gpt2-xl/transcript.tsv"
 FEATURES = "stimuli/gpt2-xl/features.hdf5"
 BASE = {"trial_name": "bad", "data": {"subjects": [1], "electrodes": "^G[0-9]$",
                                       "lags": {"min": 0, "max": 200, "step": 200}},
         "model": {"members": 1}, "training": {"epochs": 1}}
-
-
-def mirror(src: Path, dst: Path, replace: dict[str, bytes | None]) -> Path:
-    """A copy of a dataset made of symlinks, with some files replaced (None: removed)."""
-    for folder, _, files in os.walk(src):
-        rel = Path(folder).relative_to(src)
-        (dst / rel).mkdir(parents=True, exist_ok=True)
-        for name in files:
-            key = str(rel / name) if str(rel) != "." else name
-            if key in replace:
-                if replace[key] is not None:
-                    (dst / rel / name).write_bytes(replace[key])
-            else:
-                (dst / rel / name).symlink_to(Path(folder) / name)
-    return dst
 
 
 def broken_transcript(src: Path) -> bytes:

@@ -21,50 +21,21 @@ from click.testing import CliRunner
 
 from cli import main
 from podbench.errors import ConfigError
-from podbench.experiments.benchmark import SCHEMA_PATH, benchmark, load_suite
+from podbench.experiments.benchmark import benchmark, load_suite
+from podbench.experiments.records import SCHEMA_PATH
 from podbench.experiments.published import published_for
 from podbench.experiments.significance import (bh_qvalues, paired_by_lag, paired_comparison,
                                                 permutation_pvalues)
 from podbench.tasks.folds import make_folds
 from podbench.tasks.nulls import null_targets
-from podbench.train.run import group_points, lane_point
+from podbench.train.lanes import lane_point
+from podbench.train.run import group_points
+
+from .helpers import MLP, RIDGE, small_defaults, write_suite
 
 REPO = Path(__file__).resolve().parent.parent
 QUIET = dict(log=lambda s: None)
 PLANTED_MS = 250
-
-
-def write_suite(path: Path, cells: list[dict], defaults: dict, name: str = "t") -> Path:
-    path.write_text(yaml.safe_dump({"name": name, "version": 1, "defaults": defaults,
-                                    "cells": cells}, sort_keys=False))
-    return path
-
-
-def small_defaults(root: Path, work: Path, electrodes, lags: dict, **extra) -> dict:
-    return {"set": {"data.root": str(root), "data.electrodes": electrodes, "data.lags": lags,
-                    "output.stores": str(work / "stores"),
-                    "output.results": str(work / "results"), "model.members": 1,
-                    "preprocess.params": {"num_average_samples": 320}, **extra}}
-
-
-RIDGE = {"model.name": "ridge", "model.params": {}}
-MLP = {"model.name": "mlp", "model.params": {"hidden": [8]}, "training.epochs": 2,
-       "training.patience": 1}
-
-
-@pytest.fixture(scope="module")
-def small_suite(standin, tmp_path_factory):
-    """Two cells (ridge, mlp) on the small stand-in, two lags, a few nulls each."""
-    work = tmp_path_factory.mktemp("bench")
-    defaults = small_defaults(standin, work, "^(G[1-3][0-9]|LGA[1-3][0-9])$",
-                              {"min": 0, "max": 400, "step": 200},
-                              **{"targets.pca_dim": 8, "targets.min_train_freq": 2})
-    defaults["significance"] = {"permutations": 300}
-    path = write_suite(work / "suite.yml", [
-        {"name": "ridge", "config": str(REPO / "configs/demo.yml"), "set": RIDGE},
-        {"name": "mlp", "config": str(REPO / "configs/demo.yml"), "set": MLP,
-         "significance": {"permutations": 50, "refit": 2, "mode": "circular"}}], defaults)
-    return path, benchmark(path, **QUIET)
 
 
 # --------------------------------------------------------------------------- statistics

@@ -16,7 +16,7 @@ from podbench.data.check import Checker, check_recordings
 from podbench.data.dataset import Dataset
 from podbench.errors import DataError
 from podbench.features.build import build_features
-from tests.conftest import make_config
+from tests.helpers import make_config
 
 FIF = "derivatives/ecogprep/sub-01/ieeg/sub-01_task-podcast_desc-highgamma_ieeg.fif"
 
@@ -183,7 +183,7 @@ def test_truncated_audio(copy):
     ["derivatives/ecogprep/sub-03/ieeg/sub-03_task-podcast_desc-highgamma_ieeg.fif"]])
 def test_a_copy_missing_a_file_of_a_part_it_holds_fails(standin, tmp_path, removed):
     """Without --config: each file the layout lists for the parts present is required."""
-    from .test_bad_input import mirror
+    from .helpers import mirror
 
     root = mirror(standin, tmp_path / "ds", dict.fromkeys(removed))
     result = CliRunner().invoke(main, ["check-data", "--root", str(root)])

@@ -23,10 +23,10 @@ from podbench.cli import main
 from podbench.errors import ConfigError, DataError
 from podbench.experiments.benchmark import benchmark
 from podbench.experiments.sweep import sweep
+from podbench.experiments.train import train
 from podbench.train.run import PointGroup, train_points
 
-from .conftest import make_config
-from .test_benchmark import small_suite  # noqa: F401  (a fixture of the Ray benchmark test)
+from .helpers import make_config
 
 pytestmark = pytest.mark.slow  # Ray clusters: tens of seconds each
 
@@ -34,7 +34,7 @@ try:
     import ray
     from ray.cluster_utils import Cluster
 
-    from podbench.experiments.cluster import RayEngine, ray_train
+    from podbench.experiments.cluster import RayEngine
 except ImportError:  # the CLI test below still runs
     ray = None
 
@@ -117,30 +117,29 @@ def test_ray_sweep_equals_local_on_both_nodes_and_resumes(two_nodes, shared, sta
     cluster, worker = two_nodes
     grid = write_grid(tmp_path / "grid.yml")
     lines: list[str] = []
-    with RayEngine(cluster.address, log=lines.append) as engine:
-        on_ray = sweep(base_config(standin, shared, tmp_path / "ray"), grid, log=lines.append,
-                       run_programs=engine.run_programs)
-        records = list(engine.records)
-        assert [b["status"] for b in engine.builds] == ["built"] * 3  # each store once, on Ray
-        # both nodes trained a program, and every point has a line naming its node
-        assert {r.node_id for r in records} == {cluster.head_node.node_id, worker.node_id}
-        done = point_lines(lines)
-        assert sorted(int(p) for p, state, _, _ in done if state == "trained") == [0, 1, 2, 3]
-        assert {node for *_, node in done} == {r.node_id[:8] for r in records}
+    engine = RayEngine(cluster.address, log=lines.append)  # each sweep joins and leaves
+    on_ray = sweep(base_config(standin, shared, tmp_path / "ray"), grid, log=lines.append,
+                   engine=engine)
+    records = list(engine.records)
+    assert [b["status"] for b in engine.builds] == ["built"] * 3  # each store once, on Ray
+    # both nodes trained a program, and every point has a line naming its node
+    assert {r.node_id for r in records} == {cluster.head_node.node_id, worker.node_id}
+    done = point_lines(lines)
+    assert sorted(int(p) for p, state, _, _ in done if state == "trained") == [0, 1, 2, 3]
+    assert {node for *_, node in done} == {r.node_id[:8] for r in records}
 
-        # a program whose task finds one point complete trains only the missing one
-        lost = on_ray.folder / "points" / on_ray.summary["run_id"][1]
-        for f in lost.iterdir():
-            if f.is_file():
-                f.unlink()
-        again: list[str] = []
-        engine.log = again.append
-        sweep(base_config(standin, shared, tmp_path / "ray"), grid, log=again.append,
-              run_programs=engine.run_programs)
-        assert engine.records[-1].trained == [1] and len(engine.records) == len(records) + 1
-        assert {int(p): state for p, state, _, _ in point_lines(again)} == {
-            0: "already complete", 1: "trained"}  # in the task
-        assert sum("results already complete" in line for line in again) == 2  # program 2
+    # a program whose task finds one point complete trains only the missing one
+    lost = on_ray.folder / "points" / on_ray.summary["run_id"][1]
+    for f in lost.iterdir():
+        if f.is_file():
+            f.unlink()
+    again: list[str] = []
+    engine.log = again.append
+    sweep(base_config(standin, shared, tmp_path / "ray"), grid, log=again.append, engine=engine)
+    assert engine.records[-1].trained == [1] and len(engine.records) == len(records) + 1
+    assert {int(p): state for p, state, _, _ in point_lines(again)} == {
+        0: "already complete", 1: "trained"}  # in the task
+    assert sum("results already complete" in line for line in again) == 2  # program 2
 
     local = sweep(base_config(standin, shared, tmp_path / "local"), grid, log=lambda s: None)
     pd.testing.assert_frame_equal(on_ray.summary, local.summary)
@@ -188,10 +187,10 @@ def test_podbench_errors_are_not_retried_and_train_runs_on_ray(two_nodes, shared
     assert len(list(attempts.iterdir())) == 1  # not retried
 
     lines: list[str] = []
-    result = ray_train(cfg, address=cluster.address, log=lines.append)
+    result = train(cfg, log=lines.append, engine=RayEngine(cluster.address, log=lines.append))
     assert not result.skipped and (result.run_dir / "run.json").exists()
     assert len(point_lines(lines)) == 1 and lines[-1] == f"results ({cfg.task}): {result.run_dir}"
-    again = ray_train(cfg, address=cluster.address, log=lambda s: None)
+    again = train(cfg, log=lambda s: None, engine=RayEngine(cluster.address, log=lambda s: None))
     assert again.skipped and again.run_dir == result.run_dir
 
 
@@ -231,10 +230,8 @@ def test_a_node_lost_mid_program_costs_only_time(request, standin, tmp_path):
     killer.start()
     cfg = base_config(standin, tmp_path, "results")
     lines: list[str] = []
-    with RayEngine(cluster.address, program_fn=pause_until_released(marks),
-                   log=lines.append) as engine:
-        result = sweep(cfg, write_grid(tmp_path / "grid.yml"), log=lines.append,
-                       run_programs=engine.run_programs)
+    engine = RayEngine(cluster.address, program_fn=pause_until_released(marks), log=lines.append)
+    result = sweep(cfg, write_grid(tmp_path / "grid.yml"), log=lines.append, engine=engine)
     killer.join(timeout=10)
     assert removed, "no program started on the worker node"
     started = sorted(p.name.split("-")[1] for p in marks.glob("started-*"))
@@ -275,7 +272,8 @@ def test_ray_benchmark_equals_local_and_resumes(request, small_suite, tmp_path):
     path, local = small_suite
     cluster, _ = start_cluster(request)
     results = f"output.results={tmp_path / 'ray'}"
-    on_ray = benchmark(path, [results], engine="ray", address=cluster.address, log=lambda s: None)
+    on_ray = benchmark(path, [results], RayEngine(cluster.address, log=lambda s: None),
+                       log=lambda s: None)
     assert on_ray.folder.name == local.folder.name  # the suite id ignores the output roots
     pd.testing.assert_frame_equal(on_ray.leaderboard, local.leaderboard)
     assert (on_ray.folder / "report" / "index.html").is_file()
@@ -285,7 +283,8 @@ def test_ray_benchmark_equals_local_and_resumes(request, small_suite, tmp_path):
     mlp.unlink()
     shutil.rmtree(next((mlp.parent.parent / "null").iterdir()))
     lines: list[str] = []
-    again = benchmark(path, [results], engine="ray", address=cluster.address, log=lines.append)
+    again = benchmark(path, [results], RayEngine(cluster.address, log=lines.append),
+                      log=lines.append)
     trained = [m.group(2) for m in map(POINT_LINE.search, lines) if m]
     assert trained.count("trained") == 1 and trained.count("already complete") == 2, lines
     assert again.trained_cells == ["mlp"] and again.skipped_cells == ["ridge"]

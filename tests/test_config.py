@@ -14,7 +14,7 @@ from podbench import config, registry
 from podbench.errors import ConfigError
 from podbench.features.keys import stage_keys
 
-from .conftest import make_config
+from .helpers import make_config
 
 PODBENCH = str(Path(sys.executable).parent / "podbench")
 

@@ -19,7 +19,7 @@ import pytest
 
 from podbench import registry
 
-from .conftest import make_config
+from .helpers import make_config, tiny_gpt2
 
 HEADS = {"vector": 6, "scalar": 1, "binary": 1, "classes": 3}
 INPUT = (5, 10)  # channels x bins: the smallest that every built-in decoder takes
@@ -100,8 +100,6 @@ def contract_cfgs(standin, tmp_path_factory):
     def cfg(task):
         params = dict(TASK_PARAMS.get(task, {}))
         if task.startswith("llm_"):  # a tiny random GPT-2 saved like a Hugging Face directory
-            from .test_llm_decoding import tiny_gpt2
-
             lm = work / "gpt2"
             params["lm_dir"] = str(lm if lm.is_dir() else tiny_gpt2(lm))
         model = {"name": "llm_prefix", "members": 1} if task == "llm_decoding" else {}
@@ -245,7 +243,8 @@ def test_every_registry_refuses_an_unknown_keyword():
 
 def test_the_lane_dropout_is_the_parameter_the_spec_names(scratch_models):
     from podbench import config
-    from podbench.train.run import lane_point, per_lane_fields
+    from podbench.train.lanes import lane_point
+    from podbench.train.run import per_lane_fields
 
     registry.register_model("rate_dropout", params=RateParams, dropout="rate")(
         lambda params, **_: None)

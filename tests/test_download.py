@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from podbench.cli import main
@@ -87,6 +88,45 @@ def test_task_configs_list_their_stimuli(tmp_path):
     assert several.files == sorted(TOP + per_subject([8], "{s}/ieeg/{s}_task-podcast_ieeg.edf")
                                    + ["stimuli/gpt2-xl/transcript.tsv", "stimuli/podcast.wav"])
     assert any("podbench highgamma" in n for n in several.notes)
+
+
+def test_iu_boundary_config_lists_the_recordings_its_task_declares():
+    """iu_boundary reads no stimulus file of ds005574 (its boundary table is not part of it)."""
+    lines = dry_run("--config", str(REPO / "configs/tasks/iu_boundary.yml"))
+    assert listed(lines) == sorted(TOP + per_subject(range(1, 10), HIGHGAMMA))
+
+
+PLUGIN_TASKS = '''
+from podbench.registry import register_task
+from podbench.tasks.surprisal import Surprisal
+
+
+@register_task("audio_surprisal",
+               dataset_files=lambda cfg: ["stimuli/gpt2-xl/transcript.tsv", "stimuli/podcast.wav"])
+class AudioSurprisal(Surprisal):
+    """Surprisal, declaring that it also reads the audio."""
+
+
+@register_task("undeclared_surprisal")
+class UndeclaredSurprisal(Surprisal):
+    """Surprisal, declaring no dataset files."""
+'''
+
+
+def test_a_plugin_task_declares_the_files_download_lists(tmp_path, monkeypatch):
+    (tmp_path / "download_plugin_tasks.py").write_text(PLUGIN_TASKS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config_path = tmp_path / "task.yml"
+    config_path.write_text(yaml.safe_dump({"plugins": ["download_plugin_tasks"],
+                                           "task": "audio_surprisal", "data": {"subjects": [3]}}))
+    lines = dry_run("--config", str(config_path))
+    assert listed(lines) == sorted(TOP + per_subject([3], HIGHGAMMA)
+                                   + ["stimuli/gpt2-xl/transcript.tsv", "stimuli/podcast.wav"])
+    result = CliRunner().invoke(main, ["download", "--config", str(config_path), "--set",
+                                       "task=undeclared_surprisal", "--to", "x", "--dry-run"])
+    assert result.exit_code == 2
+    assert "task 'undeclared_surprisal': podbench download does not know which files" in \
+        result.output
 
 
 def test_parts():

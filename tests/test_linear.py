@@ -11,7 +11,7 @@ from podbench import api, registry
 from podbench.models.linear import logistic_fit
 from podbench.models.ridge import ridge_fit, ridge_predict
 from podbench.tasks.scoring import masked_auc
-from tests.conftest import make_config
+from tests.helpers import make_config
 
 QUIET = {"log": lambda s: None}
 

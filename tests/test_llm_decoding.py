@@ -37,38 +37,10 @@ from podbench import api
 from podbench.data.dataset import Dataset, word_table
 from podbench.errors import ConfigError
 
-from .conftest import make_config
+from .helpers import VOCAB, make_config, tiny_gpt2
 
-TRANSCRIPT = Path(__file__).parents[1] / "podbench/data/ds005574/stimuli/gpt2-xl/transcript.tsv"
 QUIET = {"log": lambda s: None}
 PLANTED_MS = 250
-VOCAB = 300
-
-
-def tiny_gpt2(out: Path, vocab: int = VOCAB, init: float = 0.02, seed: int = 0) -> Path:
-    """A 2-layer random GPT-2 (n_embd 32) and a byte-level BPE tokenizer trained on the real
-    transcript's words, saved with transformers like a Hugging Face `gpt2` directory."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
-
-    words = pd.read_csv(TRANSCRIPT, sep="\t", index_col=0).groupby("word_idx")["word"].first()
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    end = "<|endoftext|>"
-    tok.train_from_iterator([" ".join(words)], trainers.BpeTrainer(
-        vocab_size=vocab, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        special_tokens=[end], show_progress=False))
-    tokenizer = GPT2TokenizerFast(tokenizer_object=tok, bos_token=end, eos_token=end,
-                                  unk_token=end)
-    tokenizer.save_pretrained(out)
-    torch.manual_seed(seed)
-    config = GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=len(tokenizer),
-                        n_positions=128, initializer_range=init,
-                        bos_token_id=tok.token_to_id(end), eos_token_id=tok.token_to_id(end))
-    GPT2LMHeadModel(config).save_pretrained(out)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -425,8 +397,7 @@ def test_stage_two_starts_from_stage_one_of_the_same_lag_and_fold(standin, tmp_p
 
     from podbench.features.keys import stage_keys
     from podbench.train.inputs import merge_inputs, prepare
-    from podbench.train.lanes import lay_out
-    from podbench.train.run import lane_point
+    from podbench.train.lanes import lane_point, lay_out
     from podbench.train.warm import warm_start
 
     stage_one, first = stage_one_run

@@ -194,7 +194,7 @@ def test_kill_during_train_force_leaves_the_old_results(standin, tmp_path):
 
 
 def test_kill_during_a_stale_rebuild_lists_nothing_unpublished(standin, tmp_path):
-    from .test_bad_input import mirror
+    from .helpers import mirror
 
     channels = "sub-01/ieeg/sub-01_task-podcast_channels.tsv"
     data = mirror(standin, tmp_path / "ds", {channels: (standin / channels).read_bytes()})

@@ -10,7 +10,7 @@ import pytest
 from podbench import api
 from podbench.tasks import task_for
 
-from .conftest import make_config
+from .helpers import make_config
 
 FEW = "^(G[1-3][0-9]|LGA[1-3][0-9])$"
 

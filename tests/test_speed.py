@@ -20,7 +20,7 @@ import yaml
 from podbench import api
 from podbench.tasks.scoring import masked_auc, masked_macro_auc
 
-from .conftest import make_config
+from .helpers import make_config
 
 
 @pytest.mark.parametrize("n", [7, 64, 1500])

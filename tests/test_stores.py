@@ -24,7 +24,7 @@ from podbench.features.store import COMPLETE, DATA, Stores
 from podbench.tasks.sources import arbitrary_vector
 from podbench.tasks.folds import folds_for
 
-from .conftest import make_config
+from .helpers import make_config
 
 PODBENCH = str(Path(sys.executable).parent / "podbench")
 FEW = "^(G[1-3][0-9]|LGA[1-3][0-9])$"  # a few dozen channels of subjects 1 and 3

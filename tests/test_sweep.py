@@ -18,7 +18,7 @@ from podbench.errors import ConfigError
 from podbench.train.run import program_signature
 from podbench.experiments.sweep import grid_points, load_grid, sweep
 
-from .conftest import make_config
+from .helpers import make_config
 
 FEW = "^(G[1-3][0-9]|LGA[1-3][0-9])$"
 
@@ -96,8 +96,7 @@ DEVICE_RUN = textwrap.dedent("""
     from podbench import config, api
     from podbench.train.execute import train_lanes
     from podbench.train.inputs import prepare
-    from podbench.train.lanes import lay_out
-    from podbench.train.run import lane_point
+    from podbench.train.lanes import lane_point, lay_out
     from podbench.tasks import task_for
     cfg = config.load(sys.argv[1])
     inputs = prepare(cfg, api.build_features(cfg, log=lambda s: None))

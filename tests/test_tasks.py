@@ -30,7 +30,7 @@ from podbench.tasks.part_of_speech import CLASSES, pos_class
 from podbench.tasks.sentence_onset import sentence_events, sentences
 from podbench.tasks.surprisal import surprisal_classes
 
-from .conftest import make_config
+from .helpers import make_config
 
 REPO = Path(__file__).resolve().parents[1]
 PLANTED_MS = 250

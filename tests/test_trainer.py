@@ -19,7 +19,7 @@ from podbench.train.execute import make_program, train_lanes
 from podbench.train.inputs import lane_inputs, prepare
 from podbench.tasks import task_for
 
-from .conftest import make_config
+from .helpers import make_config
 
 PLANTED_MS = 250
 QUIET = dict(log=lambda s: None)

@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from podbench.data.dataset import Dataset, read_table, word_table
+from podbench.data.dataset import SYNTACTIC, Dataset, read_table, word_table
 from podbench.errors import DataError
 
-SYNTACTIC = Path("stimuli/syntactic/transcript.tsv")
 ONSET_TOLERANCE = 1e-3  # s: a table word matches the transcript word starting this close
 
 

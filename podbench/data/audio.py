@@ -11,7 +11,6 @@ import numpy as np
 
 from podbench.errors import DataError
 
-AUDIO = Path("stimuli/podcast.wav")
 BLOCK_S = 60.0  # seconds of audio per block
 CONTEXT_S = 1.0  # context on each side of a block (discarded)
 FILTER_ORDER = 4

@@ -23,7 +23,8 @@ from functools import cache
 from pathlib import Path
 
 from podbench.data import layout
-from podbench.data.dataset import Dataset, read_table, sub_label
+from podbench.data.dataset import AUDIO, GPT2_FEATURES, TRANSCRIPT, WHISPER_FEATURES, \
+    WHISPER_TRANSCRIPT, Dataset, podbench_highgamma_path, read_table, sub_label
 from podbench.errors import DataError
 
 GROUND_TRUTH = "derivatives/podbench-synth/ground_truth.json"
@@ -196,11 +197,11 @@ class Checker:
             self.check_edf(sub, path)
         elif rel.endswith("/transcript.tsv"):
             self.check_transcript(rel)
-        elif rel == layout.GPT2_FEATURES:
+        elif rel == GPT2_FEATURES:
             self.check_gpt2(rel)
-        elif rel == layout.WHISPER[1]:
+        elif rel == WHISPER_FEATURES:
             self.check_whisper(rel)
-        elif rel == layout.AUDIO:
+        elif rel == AUDIO:
             self.check_audio(rel)
 
     def verbatim(self, rel: str) -> bool:
@@ -280,7 +281,7 @@ class Checker:
         if f is None:
             return
         with f:
-            rows = self.transcript_rows(layout.WORDS)
+            rows = self.transcript_rows(TRANSCRIPT)
             layers = sorted(set(self.expected.layers) | self.extra_layers)
             want = (rows, self.expected.dim)
             missing = [i for i in layers if f"layer-{i}" not in f]
@@ -292,7 +293,7 @@ class Checker:
                 if f"layer-{i}" in f and f[f"layer-{i}"].shape != want:
                     self.problems.append(f"{self.root / rel}: layer-{i} has shape "
                                          f"{f[f'layer-{i}'].shape}; expected {want} (a row per "
-                                         f"token of {layout.WORDS})")
+                                         f"token of {TRANSCRIPT})")
             self.report.append(f"{rel}: {len(layers) - len(missing)} layers of "
                                f"({rows}, {self.expected.dim})")
 
@@ -301,7 +302,7 @@ class Checker:
         if f is None:
             return
         with f:
-            transcript = layout.WHISPER[0]
+            transcript = WHISPER_TRANSCRIPT
             rows = self.transcript_rows(transcript)
             if "vectors" not in f:
                 self.problems.append(f"{self.root / rel}: no dataset 'vectors' (has "
@@ -356,14 +357,12 @@ class Checker:
     def present_files(self) -> list[tuple[str, int | None]]:
         """Every file of the known layout present under the root (with its subject), plus
         podbench's recomputed high gamma."""
-        from podbench.data.highgamma import derivative_path
-
         out = []
         for rel in sorted(layout.known_sizes()):
             if (self.root / rel).is_file():
                 out.append((rel, subject_of(rel)))
         for sub in layout.SUBJECTS:
-            path = derivative_path(self.root, sub)
+            path = podbench_highgamma_path(self.root, sub)
             if path.is_file():
                 out.append((str(path.relative_to(self.root)), sub))
         return out
@@ -389,8 +388,8 @@ class Checker:
         for part in layout.STIMULUS_PARTS:
             if present.intersection(part):
                 files.update(part)
-                if part != (layout.AUDIO,):
-                    files.add(layout.WORDS)
+                if part != (AUDIO,):
+                    files.add(TRANSCRIPT)
         return sorted(files)
 
     def run(self, cfg=None, full: bool = False) -> None:
@@ -415,7 +414,6 @@ class Checker:
     def config_files(self, cfg) -> list[tuple[str, int | None]]:
         """The files `cfg` reads (its electrode CSV checked against this root), with the
         stand-in's subjects for data.subjects: all."""
-        from podbench.data.highgamma import derivative_path
         from podbench.data.recordings import electrodes_from_csv, is_csv_spec
 
         if cfg.data.subjects == "all" and is_csv_spec(cfg.data.electrodes):
@@ -434,7 +432,7 @@ class Checker:
                  if rel not in unread]
         if cfg.data.signal == "podbench_highgamma":
             for sub in subjects:
-                path = derivative_path(self.root, sub)
+                path = podbench_highgamma_path(self.root, sub)
                 if path.is_file():
                     files.append((str(path.relative_to(self.root)), sub))
                 else:

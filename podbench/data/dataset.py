@@ -16,8 +16,13 @@ from podbench.errors import DataError
 
 TASK = "podcast"
 MNI_SPACE = "MNI152NLin2009aSym"
-TRANSCRIPT = Path("stimuli/gpt2-xl/transcript.tsv")
-GPT2_FEATURES = Path("stimuli/gpt2-xl/features.hdf5")
+# The stimulus files podbench reads, by their path inside the dataset.
+TRANSCRIPT = "stimuli/gpt2-xl/transcript.tsv"  # the words every word task is centred on
+GPT2_FEATURES = "stimuli/gpt2-xl/features.hdf5"
+WHISPER_TRANSCRIPT = "stimuli/whisper-medium/transcript.tsv"
+WHISPER_FEATURES = "stimuli/whisper-medium/features.hdf5"
+SYNTACTIC = "stimuli/syntactic/transcript.tsv"
+AUDIO = "stimuli/podcast.wav"
 
 
 def read_table(path: Path, required: tuple[str, ...], sep: str = "\t", **kwargs) -> pd.DataFrame:
@@ -48,6 +53,12 @@ def seconds_column(table: pd.DataFrame, column: str, path: Path) -> np.ndarray:
 
 def sub_label(sub: int) -> str:
     return f"sub-{sub:02d}"
+
+
+def podbench_highgamma_path(root: Path, sub: int) -> Path:
+    """Where `podbench highgamma` writes a subject's recomputed high gamma under a BIDS root."""
+    return (root / "derivatives" / "podbench-highgamma" / sub_label(sub) / "ieeg"
+            / f"{sub_label(sub)}_task-{TASK}_desc-highgamma_ieeg.fif")
 
 
 class Dataset:
@@ -121,9 +132,7 @@ class Dataset:
         from mne_bids import BIDSPath
 
         if signal == "podbench_highgamma":
-            from podbench.data.highgamma import derivative_path
-
-            fpath = derivative_path(self.root, sub)
+            fpath = podbench_highgamma_path(self.root, sub)
             if not fpath.is_file():
                 raise DataError(f"missing podbench_highgamma recording of {sub_label(sub)}: "
                                 f"{fpath} (run `podbench highgamma --root {self.root}`)")

@@ -13,14 +13,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from podbench.data.dataset import TASK, Dataset, sub_label
+from podbench.data.dataset import TASK, Dataset, podbench_highgamma_path, sub_label
 from podbench.errors import DataError
 from podbench.publish import publish_file
 
 OUT_SFREQ = 512.0
 LINE_HARMONICS = (60.0, 120.0, 180.0)
 BAND = (70.0, 200.0)
-DERIVATIVE = "podbench-highgamma"
 
 
 def read_raw(dataset: Dataset, sub: int):
@@ -50,11 +49,6 @@ def highgamma(raw):
     return raw
 
 
-def derivative_path(root: Path, sub: int) -> Path:
-    return (root / "derivatives" / DERIVATIVE / sub_label(sub) / "ieeg"
-            / f"{sub_label(sub)}_task-{TASK}_desc-highgamma_ieeg.fif")
-
-
 def write_highgamma(root: str | Path, subjects: list[int] | None = None,
                     log: Callable[[str], None] = print) -> list[Path]:
     """Recompute and write the high-gamma derivative of each subject (one at a time);
@@ -68,7 +62,7 @@ def write_highgamma(root: str | Path, subjects: list[int] | None = None,
             raise DataError(f"no raw recording (sub-XX/ieeg/*_ieeg.edf) under {dataset.root}")
     written = []
     for sub in chosen:
-        out = derivative_path(dataset.root, sub)
+        out = podbench_highgamma_path(dataset.root, sub)
         env = highgamma(read_raw(dataset, sub))
         publish_file(out, lambda tmp: env.save(tmp, fmt="single", overwrite=True,
                                                verbose="error"),

@@ -2,8 +2,8 @@
 
 Sizes come from `ds005574_files.tsv` beside this module (every file of the dataset, from the
 annex keys and git blobs of its git mirror at tag 1.0.2; the file's header names the commit).
-The per-task file lists live here, keyed by task name, so the data layer needs no task import;
-a task could instead declare its files through a hook of its own.
+The stimulus files a task reads are declared by the task itself (`TaskSpec.dataset_files`, read
+through the registry, so the data layer imports no task).
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from podbench import registry
+from podbench.data.dataset import AUDIO, GPT2_FEATURES, SYNTACTIC, TRANSCRIPT, WHISPER_FEATURES, \
+    WHISPER_TRANSCRIPT, Dataset
 from podbench.errors import ConfigError
 
 DATASET = "ds005574"
@@ -23,16 +26,12 @@ METADATA = Path(__file__).with_name("ds005574")  # its text files, verbatim
 # Top-level files openneuro-py always downloads (its essential BIDS metadata).
 TOP_LEVEL = (".bidsignore", "CHANGES", "README", "dataset_description.json",
              "participants.json", "participants.tsv")
-WORDS = "stimuli/gpt2-xl/transcript.tsv"  # the words every word task is centred on
-GPT2_FEATURES = "stimuli/gpt2-xl/features.hdf5"
-WHISPER = ("stimuli/whisper-medium/transcript.tsv", "stimuli/whisper-medium/features.hdf5")
-SYNTACTIC = "stimuli/syntactic/transcript.tsv"
-AUDIO = "stimuli/podcast.wav"
 PARTS = ("highgamma", "broadband", "raw", "stimuli")
 SIGNALS = ("highgamma", "broadband", "podbench_highgamma")  # data.signal's values
 # The stimulus files podbench reads, by part: a copy holding one file of a part needs all of
 # them, and every part but the audio needs the words.
-STIMULUS_PARTS = ((WORDS, GPT2_FEATURES), WHISPER, (SYNTACTIC,), (AUDIO,))
+STIMULUS_PARTS = ((TRANSCRIPT, GPT2_FEATURES), (WHISPER_TRANSCRIPT, WHISPER_FEATURES), (SYNTACTIC,),
+                  (AUDIO,))
 
 
 def label(sub: int) -> str:
@@ -69,33 +68,15 @@ def known_sizes() -> dict[str, int]:
         return {row["path"]: int(row["bytes"]) for row in rows}
 
 
-def target_files(kind: str) -> list[str]:
-    """Dataset files a word-embedding target source reads besides the words (glove and hf
-    read files outside the dataset; arbitrary reads none)."""
-    return [GPT2_FEATURES] if kind == "gpt2" else []
-
-
 def task_files(cfg) -> list[str]:
-    """Dataset stimulus files one task of `cfg` reads (cfg names a single task)."""
-    name, params = cfg.task, cfg.task_params
-    if name == "word_embedding":
-        if cfg.targets.kind not in ("gpt2", "glove", "arbitrary", "hf"):
-            raise ConfigError(f"targets.kind = {cfg.targets.kind!r}: podbench download does not "
-                              "know which files it reads; use --what stimuli")
-        return [WORDS, *target_files(cfg.targets.kind)]
-    if name == "whisper_embedding":
-        return [WORDS, *WHISPER]
-    if name in ("content_word", "part_of_speech"):
-        return [WORDS, SYNTACTIC]
-    if name == "sentence_onset":
-        capitals = params.get("boundaries") == "capitals" and not params.get("sentences_csv")
-        return [WORDS, SYNTACTIC] if capitals else [WORDS]
-    if name in ("surprisal", "surprisal_class"):
-        return [WORDS]
-    if name == "loudness":
-        return [AUDIO]
-    raise ConfigError(f"task {name!r}: podbench download does not know which files it reads; "
-                      "use --what stimuli (or --what with the parts it needs)")
+    """Dataset files one task of `cfg` reads (cfg names a single task), as the task declares
+    them (`TaskSpec.dataset_files`)."""
+    declared = registry.tasks.spec(cfg.task, "task").dataset_files
+    if declared is None:
+        raise ConfigError(f"task {cfg.task!r}: podbench download does not know which files it "
+                          "reads (it declares no dataset_files); use --what stimuli (or --what "
+                          "with the parts it needs)")
+    return list(declared(cfg))
 
 
 def config_subjects(cfg) -> tuple[list[int], str | None]:
@@ -105,7 +86,6 @@ def config_subjects(cfg) -> tuple[list[int], str | None]:
     against the dataset's participants and channel tables, which podbench ships); otherwise
     all nine.
     """
-    from podbench.data.dataset import Dataset
     from podbench.data.recordings import RESPONSIVE, electrodes_from_csv, is_csv_spec
 
     spec, electrodes = cfg.data.subjects, cfg.data.electrodes

@@ -56,7 +56,8 @@ from mne_bids import BIDSPath
 from scipy import ndimage, sparse
 
 from podbench import __version__
-from podbench.data.dataset import glove_key
+from podbench.data.dataset import AUDIO, GPT2_FEATURES, SYNTACTIC, TRANSCRIPT, WHISPER_FEATURES, \
+    WHISPER_TRANSCRIPT, glove_key
 from podbench.errors import DataError
 
 SOURCE = Path(__file__).parent / "ds005574"
@@ -71,7 +72,6 @@ ELECTRODE_CSV = Path("derivatives/podbench-synth/responsive_electrodes.csv")
 IU_BOUNDARIES = Path("derivatives/podbench-synth/iu_boundaries.csv")
 GLOVE = Path("derivatives/podbench-synth/glove.50d.txt")
 GLOVE_DIM = 50
-AUDIO = Path("stimuli/podcast.wav")
 GENERATOR_NAME = "podbench synth"
 
 # Stand-in GPT-2 features.
@@ -429,10 +429,10 @@ def _write_stimuli(out: Path, duration: float, seed: int, dim: int) -> tuple[_Wo
     """Filtered transcripts, performance.json and features.hdf5; return the words that drive responses."""
     keep = {name: _write_transcript(name, out, duration) for name in TRANSCRIPT_SETS}
     _copy("stimuli/gpt2-xl/performance.json", out)
-    header, rows = _read_rows(SOURCE / "stimuli/gpt2-xl/transcript.tsv")
+    header, rows = _read_rows(SOURCE / TRANSCRIPT)
     tokens = _column(header, rows, "hftoken")
     kept = keep["gpt2-xl"]
-    layer = _write_features(out / "stimuli/gpt2-xl/features.hdf5", tokens, kept, seed, dim)
+    layer = _write_features(out / GPT2_FEATURES, tokens, kept, seed, dim)
     word_idx = np.array(_column(header, rows, "word_idx"), dtype=int)[kept]
     start = np.array(_column(header, rows, "start"), dtype=float)[kept]
     end = np.array(_column(header, rows, "end"), dtype=float)[kept]
@@ -522,7 +522,7 @@ def _word_table(word_idx: np.ndarray, start: np.ndarray, layer: np.ndarray,
 def _with_content(words: _Words, kept: np.ndarray) -> _Words:
     """Mark content words: the first non-punctuation token of each word in the syntactic
     transcript (kept rows) has a Penn tag NN*, VB*, JJ* or RB* (podbench's content_word rule)."""
-    header, rows = _read_rows(SOURCE / "stimuli/syntactic/transcript.tsv")
+    header, rows = _read_rows(SOURCE / SYNTACTIC)
     rows = [r for r, k in zip(rows, kept) if k]
     word_idx = np.array(_column(header, rows, "word_idx"), dtype=int)
     tokens = _column(header, rows, "token")
@@ -540,7 +540,7 @@ def _with_content(words: _Words, kept: np.ndarray) -> _Words:
 
 def _write_whisper(out: Path, kept: np.ndarray, words: _Words, seed: int) -> None:
     """stimuli/whisper-medium/features.hdf5: `vectors`, one row per kept Whisper transcript row."""
-    header, rows = _read_rows(SOURCE / "stimuli/whisper-medium/transcript.tsv")
+    header, rows = _read_rows(SOURCE / WHISPER_TRANSCRIPT)
     rows = [r for r, k in zip(rows, kept) if k]
     word_idx = np.array(_column(header, rows, "word_idx"), dtype=int)
     texts = _column(header, rows, "word")
@@ -556,7 +556,7 @@ def _write_whisper(out: Path, kept: np.ndarray, words: _Words, seed: int) -> Non
         len(rows), WHISPER_DIM)
     share = np.where(has, WHISPER_SHARED, 0.0)[:, None]
     vectors = (np.sqrt(share) * shared + np.sqrt(1 - share) * own).astype(np.float32)
-    with h5py.File(out / "stimuli/whisper-medium/features.hdf5", "w") as f:
+    with h5py.File(out / WHISPER_FEATURES, "w") as f:
         f.create_dataset("vectors", data=vectors, track_times=False)
 
 

@@ -38,6 +38,9 @@ from typing import Self
 
 from podbench.config import Config
 from podbench.errors import ConfigError, PodbenchError
+from podbench.features.keys import run_dir_of, stage_keys
+from podbench.train import results
+from podbench.train.run import PointGroup, ProgramHook, RunResult, summary_table, train_points
 
 INSTALL_HINT = "pip install 'podbench[cluster]'"
 BASE_MEMORY = 1 << 30  # one worker: Python, JAX/XLA runtime, podbench, compiled programs
@@ -109,13 +112,11 @@ def train_program(configs: list[Config], force: bool, cwd: str, program_fn: Call
 
     `program_fn(configs, force=, log=)` defaults to `podbench.train.run.train_points`;
     `stores` are the build tasks' results (passed as object refs, so Ray orders them)."""
-    from podbench.train.run import train_points
-
     where, t0 = _where(), time.time()
     with _in_dir(cwd):  # its log goes to the worker's log file
-        results = (program_fn or train_points)(configs, force=force, log=print)
+        runs = (program_fn or train_points)(configs, force=force, log=print)
     return {**where, "started": t0, "seconds": time.time() - t0,
-            "skipped": [bool(r.skipped) for r in results]}
+            "skipped": [bool(r.skipped) for r in runs]}
 
 
 def check_node(checks: list[tuple[str, str, str | None]], version: str) -> dict:
@@ -304,26 +305,50 @@ class RayEngine:
                 raise type(cause)(f"{what}: {cause}") from None
             raise
 
-    def run_programs(self, programs, force: bool = False) -> list[ProgramRecord]:
-        """Run sweep programs (`podbench.train.run.PointGroup`: point indices and configs) as
-        Ray tasks after the tasks that build their stores; log one line per finished point."""
-        from podbench.features.keys import run_dir_of, stage_keys
-        from podbench.train import results
-
-        ray = self.ray
+    def run_programs(self, programs: list[PointGroup], force: bool = False,
+                     before: ProgramHook | None = None,
+                     after: ProgramHook | None = None) -> dict[int, RunResult]:
+        """Run programs (`podbench.experiments.engines.Engine.run_programs`) as Ray tasks after
+        the tasks that build their stores; log one line per finished point, and a trained
+        point's closing table. Each program's record is kept in `records`."""
         n_points = sum(len(p.indices) for p in programs)
         finished = 0
         todo = []
+        dirs_of: dict[int, Path] = {}  # point index -> its results folder
         for number, program in enumerate(programs, 1):
             dirs = [run_dir_of(c, stage_keys(c)["training"]) for c in program.configs]
+            dirs_of.update(zip(program.indices, dirs))
             if not force and all(results.is_complete(d) for d in dirs):
                 for i, d in zip(program.indices, dirs):
                     finished += 1
                     self.log(f"[{finished}/{n_points}] point {i}: results already complete: {d}")
                 continue
             todo.append((number, program, dirs))
-        if not todo:
-            return []
+        records = (self._run_todo(todo, len(programs), n_points, finished, force, before, after)
+                   if todo else [])
+        self.records += records
+        trained = {i for r in records for i in r.trained}
+        return {i: self._result(cfg, dirs_of[i], i not in trained)
+                for program in programs for i, cfg in zip(program.indices, program.configs)}
+
+    def _result(self, cfg: Config, run_dir: Path, skipped: bool) -> RunResult:
+        """A point's RunResult from its results folder; a trained one's closing table logged."""
+        import pandas as pd
+
+        from podbench.tasks import task_for
+
+        perf = pd.read_csv(run_dir / "lag_performance.csv")
+        if not skipped:
+            self.log(summary_table(perf, task_for(cfg), cfg))
+            self.log(f"results ({cfg.task}): {run_dir}")
+        return RunResult(run_dir, perf, skipped)
+
+    def _run_todo(self, todo: list[tuple], n_programs: int, n_points: int, finished: int,
+                  force: bool, before: ProgramHook | None,
+                  after: ProgramHook | None) -> list[ProgramRecord]:
+        """Build the stores of the programs in `todo` ((number, program, results folders)),
+        then train each program once its stores are built; its programs' records."""
+        ray = self.ray
         self.check_shared_storage([c for _, program, _ in todo for c in program.configs])
         cwd = os.getcwd()
         builds: dict[tuple[str, str], object] = {}
@@ -357,9 +382,11 @@ class RayEngine:
                     program, dirs, needs = waiting.pop(number)
                     by_stage = {built[r]["stage"]: built[r]["shape"] for r in needs}
                     options = self.program_options(by_stage["latents"], by_stage["targets"])
+                    if before is not None:
+                        before(number, program)
                     ref = self._train.options(**options).remote(
                         program.configs, force, cwd, self.program_fn, *needs)
-                    labels[ref] = f"program {number}/{len(programs)} (points {program.indices})"
+                    labels[ref] = f"program {number}/{n_programs} (points {program.indices})"
                     running[ref] = (number, program, dirs)
                 pending = [r for r in builds.values() if r not in built] + list(running)
                 ready, _ = ray.wait(pending, num_returns=1, timeout=5.0)
@@ -377,6 +404,8 @@ class RayEngine:
                             self.log(f"[{finished}/{n_points}] point {i} {state} on {_node(out)} "
                                      f"(program {number}, {out['seconds']:.1f} s): {d}")
                         records.append(record)
+                        if after is not None:
+                            after(number, program)
                     else:
                         built[ref] = out = self._get(ref, labels[ref])
                         self.builds.append(out)
@@ -386,39 +415,5 @@ class RayEngine:
                 with contextlib.suppress(Exception):
                     ray.cancel(ref, force=True)
             raise
-        self.records += records
         return records
 
-
-def ray_sweep(cfg: Config, grid_path, random_n: int | None = None, address: str | None = None,
-              log: Callable[[str], None] = print, **engine):
-    """`podbench sweep --engine ray`: `podbench.experiments.sweep.sweep` with programs on Ray."""
-    from podbench.experiments.sweep import load_grid, sweep
-
-    load_grid(grid_path)  # fail on a bad grid before starting Ray
-    with RayEngine(address, log=log, **engine) as ray_engine:
-        return sweep(cfg, grid_path, random_n, log=log, run_programs=ray_engine.run_programs)
-
-
-def ray_train(cfg: Config, force: bool = False, address: str | None = None,
-              log: Callable[[str], None] = print, **engine):
-    """`podbench train --engine ray`: the run's program(s) as Ray tasks (one program, or one
-    per group of packable tasks when the config lists several)."""
-    import pandas as pd
-
-    from podbench.features.keys import run_dir_of, stage_keys
-    from podbench.tasks import task_for
-    from podbench.train.run import RunResult, group_points, summary_table
-
-    configs = cfg.task_configs()
-    with RayEngine(address, log=log, **engine) as ray_engine:
-        records = ray_engine.run_programs(group_points(configs), force=force)
-    trained = {i for r in records for i in r.trained}
-    out = []
-    for i, task_cfg in enumerate(configs):
-        run_dir = run_dir_of(task_cfg, stage_keys(task_cfg)["training"])
-        perf = pd.read_csv(run_dir / "lag_performance.csv")
-        log(summary_table(perf, task_for(task_cfg), task_cfg))
-        log(f"results ({task_cfg.task}): {run_dir}")
-        out.append(RunResult(run_dir, perf, i not in trained))
-    return out if cfg.several_tasks else out[0]

@@ -35,10 +35,10 @@ import pandas as pd
 from podbench import plotting
 from podbench.config import read_yaml
 from podbench.errors import ConfigError, DataError
-from podbench.experiments.benchmark import (cell_record, comparisons, comparisons_by_lag,
-                                            leaderboard, read_record)
+from podbench.experiments.records import (cell_record, comparisons, comparisons_by_lag,
+                                          leaderboard, read_record)
 from podbench.experiments.significance import null_label
-from podbench.publish import publish_file
+from podbench.publish import publish_file, publish_text
 from podbench.tasks.metrics import metric_label
 
 STYLE = """
@@ -370,11 +370,6 @@ def cell_page(record: dict, run_dir: Path, figures: Figures) -> str:
     return _page(f"podbench cell {record['cell']}", "".join(parts))
 
 
-def _publish_page(path: Path, text: str) -> None:
-    """One page, whole or not at all (a full disk: one line naming it)."""
-    publish_file(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), "writing the report")
-
-
 LEADING = ("cell", "task", "decoder", "subjects", "lag_ms", "test_mean", "test_std",
            "reference", "n_significant")
 SECONDARY = ("metric", "val_mean", "n_lags", "null", "reference_lag_ms", "run_id")
@@ -469,6 +464,6 @@ def write_report(folder: Path, log: Callable[[str], None] = print, partial: bool
             publish_file(out / "figures" / f"{name}{suffix}",
                          lambda tmp, d=data: tmp.write_bytes(d), "writing the report")
     for name, text in pages.items():
-        _publish_page(out / name, text)
+        publish_text(out / name, text, "writing the report")
     log(f"report: {out / 'index.html'}")
     return out / "index.html"

@@ -26,10 +26,11 @@ import yaml
 
 from podbench.config import Config, read_yaml
 from podbench.errors import ConfigError
-from podbench.features.keys import SHORT, canonical_json, stage_keys
+from podbench.experiments.engines import Engine, LocalEngine
+from podbench.features.keys import SHORT, canonical_json, run_dir_of, stage_keys
 from podbench.features.preflight import preflight
-from podbench.publish import publish_file
-from podbench.train.run import PointGroup, group_points
+from podbench.publish import publish_file, publish_text
+from podbench.train.run import group_points
 from podbench.tasks import task_for
 from podbench.tasks.base import best_index
 
@@ -120,14 +121,8 @@ def plot_summary(summary: pd.DataFrame, points: list[dict], task, title: str) ->
 
 
 def sweep(cfg: Config, grid_path: str | Path, random_n: int | None = None,
-          run_program: Callable | None = None, log: Callable[[str], None] = print,
-          run_programs: Callable[[list[PointGroup]], object] | None = None) -> SweepResult:
-    """Run every point of the grid; `run_program(configs)` trains one program's points
-    (default: in this process), or `run_programs(programs)` runs them all at once (the Ray
-    engine of `podbench.experiments.cluster`)."""
-    from podbench.features.keys import run_dir_of
-    from podbench.train.run import train_points
-
+          log: Callable[[str], None] = print, engine: Engine | None = None) -> SweepResult:
+    """Run every point of the grid on `engine` (default: in this process)."""
     if cfg.several_tasks:
         raise ConfigError(f"task = {cfg.task!r}: a sweep runs one task; sweep each task's config")
     grid = load_grid(grid_path)
@@ -143,18 +138,14 @@ def sweep(cfg: Config, grid_path: str | Path, random_n: int | None = None,
     preflight(configs, results=True)
     programs = group_points(configs)
     log(f"sweep {folder.name}: {len(points)} point(s) in {len(programs)} program(s)")
-    if run_programs is not None:
-        run_programs(programs)
-    else:
-        runner = run_program or (lambda cfgs: train_points(cfgs, log=log))
-        for program in programs:
-            runner(program.configs)
+    with engine or LocalEngine(log) as chosen:
+        chosen.run_programs(programs)
     run_dirs = [run_dir_of(c, stage_keys(c)["training"]) for c in configs]
     summary = summarise(configs, points, run_dirs)
     best = int(np.flatnonzero(summary["best"])[0])
     task = task_for(cfg)
     grid_text = yaml.safe_dump({"grid": grid, "random": random_n})
-    publish_file(folder / "grid.yml", lambda tmp: tmp.write_text(grid_text), "writing the sweep")
+    publish_text(folder / "grid.yml", grid_text, "writing the sweep")
     figures = plot_summary(summary, points, task,
                            f"{cfg.trial_name} {folder.name}: task {cfg.task} "
                            f"({task.describe(cfg)}), {cfg.model.name}, {cfg.training.n_folds} folds")

@@ -9,32 +9,27 @@ from __future__ import annotations
 from typing import Callable
 
 from podbench.config import Config
-from podbench.train.run import RunResult, train_points
+from podbench.experiments.engines import Engine, LocalEngine
+from podbench.features.preflight import preflight
+from podbench.train.run import RunResult, group_points
 
 
-def train(cfg: Config, force: bool = False,
-          log: Callable[[str], None] = print) -> RunResult | list[RunResult]:
-    """Build or reuse the stores, train all lanes, evaluate, write results/<trial>/<run-id>.
+def train(cfg: Config, force: bool = False, log: Callable[[str], None] = print,
+          engine: Engine | None = None) -> RunResult | list[RunResult]:
+    """Build or reuse the stores, train all lanes, evaluate, write results/<trial>/<run-id>,
+    on `engine` (default: in this process).
 
     A config that lists several tasks gives one result per task, in its order; tasks whose
     programs have equal shapes train as lanes of one program, over one epochs/latents build.
     Every task's inputs and both output roots are checked before anything is built.
     """
-    from podbench.features.preflight import preflight
-
-    preflight(cfg.task_configs(), results=True)
-    if not cfg.several_tasks:
-        return train_points([cfg], force=force, log=log)[0]
-    from podbench.train.run import group_points
-
     configs = cfg.task_configs()
-    out: list[RunResult | None] = [None] * len(configs)
+    preflight(configs, results=True)
     programs = group_points(configs)
-    log(f"{len(configs)} tasks in {len(programs)} program(s): " + "; ".join(
-        " + ".join(c.task for c in p.configs) for p in programs))
-    for program in programs:
-        for i, result in zip(program.indices, train_points(program.configs, force, log)):
-            out[i] = result
-    return out
-
-
+    if cfg.several_tasks:
+        log(f"{len(configs)} tasks in {len(programs)} program(s): " + "; ".join(
+            " + ".join(c.task for c in p.configs) for p in programs))
+    with engine or LocalEngine(log) as chosen:
+        results = chosen.run_programs(programs, force)
+    out = [results[i] for i in range(len(configs))]
+    return out if cfg.several_tasks else out[0]

@@ -139,16 +139,3 @@ def build_epochs(ctx: Resolved, spec: StageSpec, tmp: Path) -> dict:
     return {"sfreq": geo.sfreq, "window_samples": geo.window, "lags_ms": list(geo.lags),
             "lag_starts": [geo.lag_start(i) for i in range(len(geo.lags))],
             "dropped_words": dropped, "n_words_total": int(len(words))}
-
-
-def recording_sources(ctx: Resolved) -> list[Path]:
-    """The recordings and channel tables of the selected subjects."""
-    dataset, signal = ctx.dataset, ctx.cfg.data.signal
-    files = [dataset.derivative_path(s, signal) for s in ctx.subjects]
-    return files + [dataset.ieeg_dir(s) / f"sub-{s:02d}_task-podcast_channels.tsv"
-                    for s in ctx.subjects]
-
-
-def epochs_sources(ctx: Resolved) -> list[Path]:
-    """Files the epochs stage reads (fingerprinted in its key and its store)."""
-    return recording_sources(ctx) + ctx.task.event_sources(ctx.cfg, ctx.dataset)

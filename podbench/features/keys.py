@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from podbench import registry
-from podbench.config import Config
+from podbench.config import Config, RunReference, load
 from podbench.data.recordings import file_digest, is_csv_spec
 from podbench.errors import ConfigError
 
@@ -60,11 +60,21 @@ class StageSpec:
         return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
 
 
+def recording_sources(ctx: "Resolved") -> list[Path]:
+    """The recordings and channel tables of the selected subjects."""
+    dataset, signal = ctx.dataset, ctx.cfg.data.signal
+    return ([dataset.derivative_path(s, signal) for s in ctx.subjects]
+            + [dataset.channels_path(s) for s in ctx.subjects])
+
+
+def epochs_sources(ctx: "Resolved") -> list[Path]:
+    """Files the epochs stage reads (fingerprinted in its key and its store)."""
+    return recording_sources(ctx) + ctx.task.event_sources(ctx.cfg, ctx.dataset)
+
+
 def epochs_fragment(ctx: "Resolved") -> dict:
     """What the epochs depend on: the selection, the window and lag grid, the task's events,
     and the content of every file read (the recordings, channel tables, event sources)."""
-    from podbench.features.epochs import epochs_sources
-
     d = ctx.cfg.data
     if ctx.electrodes is None:
         electrodes = None
@@ -104,7 +114,8 @@ def stage_specs(cfg: "Config | Resolved") -> dict[str, StageSpec]:
     for param in registry.models.spec(cfg.model.name).init_from:
         value = fragment["model"]["params"].get(param)
         if value:  # a run that initialises part of the model: by its training key
-            params = {**fragment["model"]["params"], param: run_key(value, f"model.params.{param}")}
+            _, key = referenced_run(RunReference(f"model.params.{param}", value))
+            params = {**fragment["model"]["params"], param: key}
             fragment["model"] = {**fragment["model"], "params": params}
     training = StageSpec("training", {
         "task": cfg.task, **fragment, "training": training_fields,
@@ -123,26 +134,15 @@ def run_dir_of(cfg: Config, training_key: str) -> Path:
     return Path(cfg.output.results).expanduser() / cfg.trial_name / training_key[:SHORT]
 
 
-def run_folder(value: str) -> Path:
-    """The results folder a config value names: the folder itself, or the one a config file
-    (.yml) trains to (found by its training key, so no run id is pasted)."""
-    from podbench.config import config_file, load
-
-    if path := config_file(value):
+def referenced_run(ref: RunReference) -> tuple[Path, str]:
+    """The results folder and training key of a referenced run: a config file's own (computed,
+    so they hold before that run is trained), or a results folder's (its run.json)."""
+    if path := ref.config_file:
         other = load(path)
-        return run_dir_of(other, stage_keys(other)["training"])
-    return Path(value).expanduser()
-
-
-def run_key(value: str, where: str) -> str:
-    """The training key of the run a config value names: a config file's own (computed, so
-    it holds before that run is trained), or a results folder's (its run.json)."""
-    from podbench.config import config_file, load
-
-    if path := config_file(value):
-        return stage_keys(load(path))["training"]
+        key = stage_keys(other)["training"]
+        return run_dir_of(other, key), key
     try:
-        return json.loads((Path(value).expanduser() / "run.json").read_text())["keys"]["training"]
+        return ref.folder, json.loads((ref.folder / "run.json").read_text())["keys"]["training"]
     except (OSError, ValueError, KeyError) as err:
-        raise ConfigError(f"{where} = {value!r}: not a results folder with a readable "
-                          f"run.json, nor a config file ({type(err).__name__}: {err})") from None
+        raise ConfigError(f"{ref}: not a results folder with a readable run.json, nor a "
+                          f"config file ({type(err).__name__}: {err})") from None

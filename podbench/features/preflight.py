@@ -83,8 +83,8 @@ def check_inputs(ctx: Resolved) -> dict[tuple, tuple[Path, float]]:
     """Check what a resolved config reads; return {keys of its stores still to build: (store
     root, bytes they need)}, empty when every store is built."""
     from podbench.data.recordings import open_recordings
-    from podbench.features.epochs import epochs_sources, geometry
-    from podbench.features.keys import stage_specs
+    from podbench.features.epochs import geometry
+    from podbench.features.keys import epochs_sources, stage_specs
 
     cfg, dataset, task = ctx.cfg, ctx.dataset, ctx.task
     pre = registry.preprocessors.spec(cfg.preprocess.name)

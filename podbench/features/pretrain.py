@@ -34,7 +34,7 @@ from podbench.data.recordings import Recording, file_digest, open_recordings
 from podbench.errors import ConfigError, DataError
 from podbench.features.context import resolve
 from podbench.progress import progress
-from podbench.features.keys import canonical_json, epochs_fragment
+from podbench.features.keys import canonical_json, epochs_fragment, recording_sources
 
 PRETRAIN_VERSION = 2  # bump when the model or the pretraining recipe changes
 MAX_CHANNELS = 64  # channels per pretraining window (keeps token counts small)
@@ -52,8 +52,6 @@ def pretrain_fragment(cfg: Config) -> dict:
     """What a pretraining depends on: the pretrain section and the data shaping the windows
     (the epochs fragment without the lag grid and the events, which pretraining never uses;
     the content of the recordings and channel tables only)."""
-    from podbench.features.epochs import recording_sources
-
     ctx = resolve(cfg)
     data = epochs_fragment(ctx)
     for unused in ("lags", "events"):

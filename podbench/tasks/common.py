@@ -41,7 +41,7 @@ import pandas as pd
 
 from podbench import registry
 from podbench.config import Config, opt
-from podbench.data.dataset import Dataset
+from podbench.data.dataset import SYNTACTIC, TRANSCRIPT, Dataset
 from podbench.errors import ConfigError
 from podbench.tasks.folds import folds_fragment
 from podbench.tasks import metrics
@@ -50,6 +50,17 @@ from podbench.tasks.base import Task
 
 if TYPE_CHECKING:
     from jax import Array
+
+
+def the_words(cfg: Config) -> list[str]:
+    """The dataset files of a task that reads only the words (`TaskSpec.dataset_files`)."""
+    return [TRANSCRIPT]
+
+
+def words_and_tags(cfg: Config) -> list[str]:
+    """The dataset files of a word-class task: the words, and their spaCy tags unless
+    task_params.labels_csv gives the labels."""
+    return [TRANSCRIPT] if cfg.task_params.get("labels_csv") else [TRANSCRIPT, SYNTACTIC]
 
 
 PARITY_DOC = ("podbench: podbench's protocol; reference: the reference's where podbench "

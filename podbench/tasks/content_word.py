@@ -30,7 +30,7 @@ from podbench.config import Config
 from podbench.data.annotations import syntactic_path, table_word_labels, word_tags
 from podbench.data.dataset import Dataset
 from podbench.registry import register_task
-from podbench.tasks.common import BinaryTask, WordClassParams, task_file
+from podbench.tasks.common import BinaryTask, WordClassParams, task_file, words_and_tags
 
 CONTENT_PREFIXES = ("NN", "VB", "JJ", "RB")
 
@@ -39,7 +39,7 @@ def is_content_tag(tag: str) -> bool:
     return tag.startswith(CONTENT_PREFIXES)
 
 
-@register_task("content_word", params=WordClassParams)
+@register_task("content_word", params=WordClassParams, dataset_files=words_and_tags)
 class ContentWord(BinaryTask):
     """Content (NN*, VB*, JJ*, RB*) vs function words, from the syntactic transcript (or the
     reference's word table)."""

@@ -103,7 +103,8 @@ def iu_events(cfg: Config) -> pd.DataFrame:
     return numbered_events(events)
 
 
-@register_task("iu_boundary", params=IuBoundaryParams)
+# its events are those of the boundary table (task_params.boundaries_csv), not part of ds005574
+@register_task("iu_boundary", params=IuBoundaryParams, dataset_files=lambda cfg: [])
 class IuBoundary(BinaryTask):
     """Intonation-unit boundaries vs points inside IUs, windows centred on each."""
 

@@ -41,11 +41,12 @@ import numpy as np
 import pandas as pd
 
 from podbench import registry
-from podbench.config import Config, build_params, opt
+from podbench.config import Config, RunReference, build_params, load, opt
 from podbench.data.dataset import Dataset, read_table, word_table
 from podbench.errors import ConfigError, DataError
 from podbench.registry import register_task
 from podbench.tasks.base import Task
+from podbench.tasks.common import the_words
 
 STAGE_ONE = "llm_embedding_pretraining"
 
@@ -194,7 +195,7 @@ class LanguageModelTask(Task):
         return ds, attrs
 
 
-@register_task("llm_decoding", params=LlmDecodingParams)
+@register_task("llm_decoding", params=LlmDecodingParams, dataset_files=the_words)
 class LlmDecoding(LanguageModelTask):
     """A word's tokens through a frozen GPT-2 with a brain-derived prefix; perplexity, top-k."""
 
@@ -276,7 +277,7 @@ class LlmDecoding(LanguageModelTask):
         return out
 
 
-@register_task(STAGE_ONE, params=LlmDecodingParams)
+@register_task(STAGE_ONE, params=LlmDecodingParams, dataset_files=the_words)
 class LlmEmbeddingPretraining(LanguageModelTask):
     """Stage 1 of LLM decoding: the mean LM input embedding of the word's target tokens (MSE)."""
 
@@ -326,21 +327,12 @@ class LlmEmbeddingPretraining(LanguageModelTask):
 def check_stage_one(cfg: Config) -> None:
     """Refuse an `encoder_init` whose config is not a stage-1 run of the same encoder (the
     trainer checks its words, folds, lags and checkpoints when it starts from it)."""
-    from podbench.config import config_file, load, read_yaml
-
-    value = cfg.model.params["encoder_init"]
-    where = f"model.params.encoder_init = {value!r}"
-    folder = Path(value).expanduser()
-    if path := config_file(value):
-        raw = read_yaml(path) or {}
-        # another task's config is refused unloaded: it could name this config, endlessly
-        if not isinstance(raw, dict) or raw.get("task") == STAGE_ONE:
-            raw = load(path).to_dict()  # (not a mapping: load says so)
-    elif (folder / "config.yml").is_file():
-        raw = read_yaml(folder / "config.yml", "results config")
-    else:
-        raise ConfigError(f"{where}: neither a stage-1 config file nor a results folder "
-                          "(with config.yml)")
+    ref = RunReference("model.params.encoder_init", cfg.model.params["encoder_init"])
+    where = str(ref)
+    raw = ref.written_config("a stage-1")
+    # another task's config is refused unloaded: it could name this config, endlessly
+    if ref.config_file and (not isinstance(raw, dict) or raw.get("task") == STAGE_ONE):
+        raw = load(ref.config_file).to_dict()  # (not a mapping: load says so)
     if raw.get("task") != STAGE_ONE:
         raise ConfigError(f"{where}: that run is task {raw.get('task')!r}, expected {STAGE_ONE!r}")
     p = cfg.model.params
@@ -348,7 +340,7 @@ def check_stage_one(cfg: Config) -> None:
     encoder = registry.models.spec(p["encoder"], "model.params.encoder")
     # dropout is a training setting (each lane's rate), not part of the encoder's shape
     mine = build_params(encoder.params, p["encoder_params"], "model.params.encoder_params")
-    theirs = build_params(encoder.params, model.get("params", {}), f"{value} model.params")
+    theirs = build_params(encoder.params, model.get("params", {}), f"{ref.value} model.params")
     mine.pop(encoder.dropout, None)
     theirs.pop(encoder.dropout, None)
     if model.get("name") != p["encoder"] or theirs != mine:

@@ -32,8 +32,8 @@ import numpy as np
 import pandas as pd
 
 from podbench.config import Config, opt
-from podbench.data.dataset import Dataset
-from podbench.data.audio import AUDIO, audio_duration, loudness_db
+from podbench.data.dataset import AUDIO, Dataset
+from podbench.data.audio import audio_duration, loudness_db
 from podbench.errors import ConfigError
 from podbench.registry import register_task
 from podbench.tasks.common import RegressionTask
@@ -48,7 +48,7 @@ class LoudnessParams:
                                               "this window (s) centred on it")
 
 
-@register_task("loudness", params=LoudnessParams)
+@register_task("loudness", params=LoudnessParams, dataset_files=lambda cfg: [AUDIO])
 class Loudness(RegressionTask):
     """Loudness (dB) of the podcast on a regular time grid."""
 

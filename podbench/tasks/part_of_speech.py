@@ -24,7 +24,7 @@ import pandas as pd
 from podbench.config import Config
 from podbench.data.dataset import Dataset
 from podbench.registry import register_task
-from podbench.tasks.common import ClassesTask, WordClassParams, task_file
+from podbench.tasks.common import ClassesTask, WordClassParams, task_file, words_and_tags
 from podbench.data.annotations import syntactic_path, table_word_labels, word_tags
 
 CLASSES = ("noun", "verb", "adjective", "adverb", "other")
@@ -36,7 +36,7 @@ def pos_class(tag: str) -> int:
     return PREFIX_CLASS.get(tag[:2], len(CLASSES) - 1)
 
 
-@register_task("part_of_speech", params=WordClassParams)
+@register_task("part_of_speech", params=WordClassParams, dataset_files=words_and_tags)
 class PartOfSpeech(ClassesTask):
     """Noun / verb / adjective / adverb / other, from the syntactic transcript (or the
     reference's word table)."""

@@ -45,7 +45,8 @@ import numpy as np
 import pandas as pd
 
 from podbench.config import Config, opt
-from podbench.data.dataset import Dataset, read_table, seconds_column, word_table
+from podbench.data.dataset import SYNTACTIC, TRANSCRIPT, Dataset, read_table, seconds_column, \
+    word_table
 from podbench.errors import DataError
 from podbench.registry import register_task
 from podbench.tasks.common import PARITY_DOC, BinaryTask, task_file
@@ -167,7 +168,15 @@ def reference_negatives(onset: np.ndarray, end: np.ndarray, per_sentence: int, m
     return times[keep], which[keep]
 
 
-@register_task("sentence_onset", params=SentenceOnsetParams)
+def sentence_files(cfg: Config) -> list[str]:
+    """The dataset files sentence_onset reads: the words, and the spaCy tags with
+    `boundaries: capitals` (unless sentences_csv gives the sentences)."""
+    p = cfg.task_params
+    capitals = p["boundaries"] == "capitals" and not p["sentences_csv"]
+    return [TRANSCRIPT, SYNTACTIC] if capitals else [TRANSCRIPT]
+
+
+@register_task("sentence_onset", params=SentenceOnsetParams, dataset_files=sentence_files)
 class SentenceOnset(BinaryTask):
     """Sentence onsets vs points inside sentences, windows centred on each."""
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from podbench.config import Config
-from podbench.data.dataset import Dataset, glove_key, normalise_label
+from podbench.data.dataset import GPT2_FEATURES, Dataset, glove_key, normalise_label
 from podbench.errors import ConfigError, DataError
 from podbench.registry import register_target_source
 
@@ -77,7 +77,8 @@ def glove_dims(cfg: Config, dataset: Dataset) -> int:
 
 
 @register_target_source("gpt2", fields=("targets.layer",), dims=gpt2_dims,
-                        sources=lambda cfg, ds: [ds.transcript_path, ds.gpt2_features_path])
+                        sources=lambda cfg, ds: [ds.transcript_path, ds.gpt2_features_path],
+                        dataset_files=(GPT2_FEATURES,))
 def gpt2(cfg: Config, dataset: Dataset, words: pd.DataFrame) -> SourceResult:
     """GPT-2 XL layer L of stimuli/gpt2-xl/features.hdf5, averaged over each word's tokens."""
     import h5py
@@ -105,7 +106,7 @@ def gpt2(cfg: Config, dataset: Dataset, words: pd.DataFrame) -> SourceResult:
 
 
 @register_target_source("glove", fields=("targets.glove_path",), required=("targets.glove_path",),
-                        dims=glove_dims,
+                        dims=glove_dims, dataset_files=(),
                         sources=lambda cfg, ds: [ds.transcript_path,
                                                  Path(cfg.targets.glove_path).expanduser()])
 def glove(cfg: Config, dataset: Dataset, words: pd.DataFrame) -> SourceResult:
@@ -144,7 +145,7 @@ def arbitrary_vector(label: str, seed: int, dim: int) -> np.ndarray:
 @register_target_source("arbitrary",
                         fields=("targets.dim", "targets.seed", "data.label_normalisation"),
                         dims=lambda cfg, ds: cfg.targets.dim,
-                        sources=lambda cfg, ds: [ds.transcript_path])
+                        sources=lambda cfg, ds: [ds.transcript_path], dataset_files=())
 def arbitrary(cfg: Config, dataset: Dataset, words: pd.DataFrame) -> SourceResult:
     """One random vector per word type (type = normalised label), shared by its occurrences."""
     mode = cfg.data.label_normalisation
@@ -165,7 +166,7 @@ def _hf_model_files(cfg: Config, ds: Dataset) -> list[Path]:
 
 @register_target_source("hf", fields=("targets.hf_model", "targets.layer"),
                         required=("targets.hf_model",),
-                        sources=_hf_model_files)
+                        sources=_hf_model_files, dataset_files=())
 def hf(cfg: Config, dataset: Dataset, words: pd.DataFrame) -> SourceResult:
     """Hidden states of a local Hugging Face model over the transcript, averaged per word."""
     from podbench.tasks.hf import word_hidden_states

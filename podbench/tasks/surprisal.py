@@ -28,10 +28,11 @@ from podbench.tasks.common import (
     ClassWeightParams,
     RegressionTask,
     balanced_weights,
+    the_words,
 )
 
 
-@register_task("surprisal")
+@register_task("surprisal", dataset_files=the_words)
 class Surprisal(RegressionTask):
     """GPT-2 XL surprisal of each word (nats), regression."""
 
@@ -47,7 +48,7 @@ def surprisal_classes(values: np.ndarray, mean: float, sd: float) -> np.ndarray:
     return np.where(values < mean - sd, 0, np.where(values > mean + sd, 2, 1)).astype(np.float64)
 
 
-@register_task("surprisal_class", params=ClassWeightParams)
+@register_task("surprisal_class", params=ClassWeightParams, dataset_files=the_words)
 class SurprisalClass(ClassesTask):
     """Low / mid / high surprisal relative to the training fold's mean and sd."""
 

@@ -23,23 +23,22 @@ import pandas as pd
 
 from podbench import registry
 from podbench.config import Config
-from podbench.data.dataset import Dataset, read_table
+from podbench.data.dataset import WHISPER_FEATURES, WHISPER_TRANSCRIPT, Dataset, read_table
 from podbench.errors import DataError
 from podbench.tasks.sources import SourceResult
 from podbench.registry import register_target_source, register_task
-from podbench.tasks.word_embedding import WordEmbedding
+from podbench.tasks.word_embedding import WordEmbedding, source_files
 
-WHISPER_DIR = Path("stimuli/whisper-medium")
 WHISPER_DATASET = "vectors"
 
 
 def whisper_paths(dataset: Dataset) -> tuple[Path, Path]:
-    root = dataset.root / WHISPER_DIR
-    return root / "transcript.tsv", root / "features.hdf5"
+    return dataset.root / WHISPER_TRANSCRIPT, dataset.root / WHISPER_FEATURES
 
 
 @register_target_source("whisper", fields=(),
-                        sources=lambda cfg, ds: [ds.transcript_path, *whisper_paths(ds)])
+                        sources=lambda cfg, ds: [ds.transcript_path, *whisper_paths(ds)],
+                        dataset_files=(WHISPER_TRANSCRIPT, WHISPER_FEATURES))
 def whisper(cfg: Config, dataset: Dataset, words: pd.DataFrame) -> SourceResult:
     """Whisper-medium word vectors joined to the GPT-2 words on word_idx."""
     import h5py
@@ -72,7 +71,7 @@ def whisper(cfg: Config, dataset: Dataset, words: pd.DataFrame) -> SourceResult:
                               "whisper_source_dim": int(vectors.shape[1])})
 
 
-@register_task("whisper_embedding")
+@register_task("whisper_embedding", dataset_files=lambda cfg: source_files("whisper"))
 class WhisperEmbedding(WordEmbedding):
     """Whisper-medium word vectors (PCA as for GPT-2); word-embedding metrics."""
 

@@ -9,7 +9,7 @@ import pandas as pd
 
 from podbench import registry
 from podbench.config import Config
-from podbench.data.dataset import Dataset, normalise_label, word_table
+from podbench.data.dataset import TRANSCRIPT, Dataset, normalise_label, word_table
 from podbench.errors import ConfigError
 from podbench.tasks.sources import fit_pca
 from podbench.tasks.folds import folds_fragment
@@ -19,7 +19,16 @@ from podbench.tasks.folds import folds_for
 from podbench.tasks.base import Task, config_value
 
 
-@register_task("word_embedding")
+def source_files(kind: str) -> list[str]:
+    """Dataset files read with the target source `kind`: the words and those it declares."""
+    declared = registry.target_sources.spec(kind, "targets.kind").dataset_files
+    if declared is None:
+        raise ConfigError(f"targets.kind = {kind!r}: podbench download does not know which "
+                          "files it reads (it declares no dataset_files); use --what stimuli")
+    return [TRANSCRIPT, *declared]
+
+
+@register_task("word_embedding", dataset_files=lambda cfg: source_files(cfg.targets.kind))
 class WordEmbedding(Task):
     """Decode a word's embedding (GPT-2, GloVe, arbitrary, a Hugging Face model); score words."""
 

@@ -17,7 +17,6 @@ from podbench.specs import BuildTrained
 from podbench.tasks import Task
 from podbench.train.inputs import ProgramInputs, RunInputs, as_program, lane_inputs
 from podbench.train.lanes import LaneTable
-from podbench.train.warm import warm_start
 
 
 @dataclass
@@ -147,8 +146,11 @@ def make_program(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs, lan
 
 
 def train_lanes(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs, table: LaneTable,
-                group: int, log: Callable[[str], None] = print) -> LaneResults:
-    """Train every lane of `table` in chunks of one compiled program; predict all words."""
+                group: int, log: Callable[[str], None] = print,
+                start: dict | None = None) -> LaneResults:
+    """Train every lane of `table` in chunks of one compiled program, each lane from `start`
+    where given (`podbench.train.warm.warm_start`), else from a random initialisation; predict
+    all words."""
     import jax
     import jax.numpy as jnp
 
@@ -167,7 +169,6 @@ def train_lanes(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs, tabl
     all_rows = jnp.arange(n_words, dtype=jnp.int32)
     preds, states, records, widths = [], [], [], []
     n_chunks = math.ceil(len(table) / chunk)
-    start = warm_start(cfg, table, inputs)
     for c in range(n_chunks):
         real = np.arange(c * chunk, min((c + 1) * chunk, len(table)))
         # Pad to a multiple of the devices with copies of the chunk's first lane.

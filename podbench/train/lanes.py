@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from podbench import registry
+from podbench.config import Config
 from podbench.tasks.folds import Fold
 
 
@@ -55,6 +57,13 @@ class LanePoint:
     lr: float
     weight_decay: float
     dropout: float
+
+
+def lane_point(cfg: Config) -> LanePoint:
+    """The per-lane hyper-parameters of one config."""
+    t = cfg.training
+    return LanePoint(t.seed, t.lr, t.weight_decay,
+                     registry.models.spec(cfg.model.name).lane_dropout(cfg.model.params))
 
 
 def lay_out(lags: list[int], folds: list[Fold], members: int, group: int,

@@ -23,7 +23,8 @@ from podbench.specs import BuildClosedForm
 from podbench.tasks import Task, task_for
 from podbench.train.execute import train_closed_form, train_lanes
 from podbench.train.inputs import RunInputs, merge_inputs, permutation_seed, prepare
-from podbench.train.lanes import LanePoint, lay_out
+from podbench.train.lanes import lane_point, lay_out
+from podbench.train.warm import warm_start
 
 
 @dataclass
@@ -87,6 +88,9 @@ class PointGroup:
 
     indices: list[int]
     configs: list[Config]
+
+
+ProgramHook = Callable[[int, PointGroup], None]  # called with a program's number (from 1) and it
 
 
 def group_points(configs: list[Config]) -> list[PointGroup]:
@@ -192,7 +196,8 @@ def _train_pending(cfgs: list[Config], keys: list[dict], features: dict[str, Fea
                             output_dim=task.output_dim(program.y, base))
         res = train_closed_form(base, task, program, table, fit_predict)
     else:
-        res = train_lanes(base, task, program, table, group, log)
+        res = train_lanes(base, task, program, table, group, log,
+                          warm_start(base, table, program))
     fold_numbers = [f.number for f in inputs[0].folds]
     for point, i in enumerate(pending):
         t2 = time.perf_counter()
@@ -217,13 +222,6 @@ def entry_key(cfg: Config, keys: dict) -> tuple:
     """Points with equal entry keys train on the same targets (one input entry)."""
     null = (cfg.training.shuffle_mode, permutation_seed(cfg))
     return keys["targets"], null if cfg.training.shuffle_targets else None
-
-
-def lane_point(cfg: Config) -> LanePoint:
-    """The per-lane hyper-parameters of one config."""
-    t = cfg.training
-    return LanePoint(t.seed, t.lr, t.weight_decay,
-                     registry.models.spec(cfg.model.name).lane_dropout(cfg.model.params))
 
 
 def summary_table(perf, task: Task, cfg: Config) -> str:

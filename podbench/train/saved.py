@@ -176,8 +176,7 @@ def _restore(path: Path, cfg: Config, info: dict) -> SavedModel:
     from podbench.tasks import task_for
     from podbench.train.execute import device_data, make_program
     from podbench.train.inputs import lane_inputs, prepare
-    from podbench.train.lanes import lay_out
-    from podbench.train.run import lane_point
+    from podbench.train.lanes import lane_point, lay_out
 
     task = task_for(cfg)
     inputs = prepare(cfg, Features(Stores(cfg.output.stores), info["keys"], []))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from podbench import registry
-from podbench.config import Config
+from podbench.config import Config, RunReference
 from podbench.errors import ConfigError
 
 
@@ -27,25 +27,23 @@ def warm_start(cfg: Config, table, inputs) -> dict | None:
     if not named:
         return None
     start: dict = {"params": {}, "rest": {}}
-    wheres = []
-    for param, module in named.items():
-        value = cfg.model.params[param]
-        wheres.append(f"model.params.{param} = {value!r}")
-        state = _run_state(value, wheres[-1], table, inputs)
+    refs = [RunReference(f"model.params.{param}", cfg.model.params[param]) for param in named]
+    for ref, module in zip(refs, named.values()):
+        state = _run_state(ref, table, inputs)
         for part in ("params", "rest"):
             start[part].update({f"[{module!r}]" + name: v for name, v in state[part].items()})
-    return {**start, "source": "; ".join(wheres)}
+    return {**start, "source": "; ".join(map(str, refs))}
 
 
-def _run_state(value: str, where: str, table, inputs) -> dict:
-    """The named run's best state per lane of `table`, by key path."""
-    from podbench.features.keys import run_folder
+def _run_state(ref: RunReference, table, inputs) -> dict:
+    """The referenced run's best state per lane of `table`, by key path."""
+    from podbench.features.keys import referenced_run
     from podbench.train.saved import load_run
 
-    folder = run_folder(value)
+    folder, _ = referenced_run(ref)
+    where = str(ref)
     if not (folder / "checkpoints" / "state").is_dir():
-        hint = (f"; train it first: podbench train --config {value}"
-                if str(value).endswith((".yml", ".yaml")) else "")
+        hint = f"; train it first: podbench train --config {ref.value}" if ref.config_file else ""
         raise ConfigError(f"{where}: {folder} is not a finished run with checkpoints{hint}")
     run = load_run(folder)
     if (run.model.lanes["member"] != 0).any():
