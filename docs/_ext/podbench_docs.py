@@ -50,14 +50,17 @@ def param_rows(schema) -> list[tuple[str, str, str, str]]:
 
 
 def registry_params(kind: str) -> list[tuple[str, object | None, dict]]:
-    """(name, parameter dataclass or None, metadata) of every entry of a registry."""
+    """(name, parameter dataclass or None, spec fields) of every entry of a registry, read
+    from its typed spec (podbench.specs)."""
     from podbench import registry
 
     reg = getattr(registry, kind)
     out = []
     for name in reg.names():
-        entry = reg._entries[name]  # the metadata only: declared decoders import no JAX
-        meta = dict(entry.meta)
+        spec = reg.spec(name)  # the spec only: declared decoders import no JAX
+        meta = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}
+        if hasattr(spec, "closed_form"):
+            meta["closed_form"] = spec.closed_form
         out.append((name, meta.get("params"), meta))
     return out
 
