@@ -53,6 +53,9 @@ autosummary_generate = True
 autodoc_default_options = {"members": True, "show-inheritance": False}
 autodoc_typehints = "none"
 autodoc_member_order = "bysource"
+# podbench.api re-exports podbench.config's load and from_dict: following them makes viewcode
+# give every podbench.config source link a podbench.api anchor that does not exist
+viewcode_follow_imported_members = False
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_validation_checks: set[str] = set()

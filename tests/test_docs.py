@@ -13,12 +13,17 @@ file the text asks for, and is written to PATH instead of run. The gallery's exa
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
+from html.parser import HTMLParser
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
@@ -122,21 +127,28 @@ def tracked_copy(dest: Path) -> Path:
     return dest
 
 
-def test_site_builds_without_warnings(tmp_path):
-    """sphinx-build -W on a clean copy, the gallery not run (the pages, the generated
-    configuration reference and the API reference; broken references are errors)."""
-    pytest.importorskip("sphinx")
-    pytest.importorskip("pydata_sphinx_theme")
-    pytest.importorskip("sphinx_gallery")
-    pytest.importorskip("numpydoc")
-    pytest.importorskip("myst_parser")
-    repo = tracked_copy(tmp_path / "clone")
-    out = tmp_path / "html"
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> tuple[Path, Path]:
+    """(clean copy, built HTML) of `sphinx-build -W` on a copy of the tracked files, the
+    gallery not run: built once for the build test and the browser test."""
+    for module in ("sphinx", "pydata_sphinx_theme", "sphinx_gallery", "numpydoc", "myst_parser"):
+        pytest.importorskip(module, reason=f"{module} is not installed (pip install -e '.[docs]')")
+    tmp = tmp_path_factory.mktemp("site")
+    repo = tracked_copy(tmp / "clone")
+    out = tmp / "html"
     done = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b",
                            "html", "-D", "plot_gallery=0", "docs", str(out)], cwd=repo,
                           capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(repo), "MPLBACKEND": "Agg"})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return repo, out
+
+
+def test_site_builds_without_warnings(site):
+    """sphinx-build -W on a clean copy, the gallery not run (the pages, the generated
+    configuration reference and the API reference; broken references, and docstrings of the
+    API reference that fail docs/conf.py's numpydoc checks, are errors)."""
+    repo, out = site
     for page in ("index.html", "configuration.html", "api.html", "auto_examples/index.html",
                  "user_guide/benchmarking.html", "searchindex.js"):
         assert (out / page).is_file(), page
@@ -147,6 +159,158 @@ def test_site_builds_without_warnings(tmp_path):
     assert len(examples) >= 8
     for example in examples:
         assert (out / "auto_examples" / (example.stem + ".html")).is_file()
+
+
+class _Page(HTMLParser):
+    """The ids (link targets) of an HTML page and the URLs it refers to."""
+
+    def __init__(self):
+        super().__init__()
+        self.ids: set[str] = set()
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        for key in ("id", "name" if tag == "a" else None):
+            if attrs.get(key):
+                self.ids.add(attrs[key])
+        for key in ("href", "src"):
+            if attrs.get(key) and tag in ("a", "link", "script", "img", "source", "iframe"):
+                self.links.append(attrs[key])
+
+
+def broken_links(out: Path) -> tuple[int, list[str]]:
+    """(internal links checked, the broken ones) of every HTML file of a built site: each
+    relative href/src must name an existing file, and a #fragment into a page one of its ids.
+    No network: external URLs are not followed."""
+    pages = {}
+    for html in out.rglob("*.html"):
+        if html.relative_to(out).parts[0] == "_static":
+            continue  # the theme's templates (webpack-macros.html), not pages
+        parsed = _Page()
+        parsed.feed(html.read_text(errors="replace"))
+        pages[html.resolve()] = parsed
+    checked, broken = 0, []
+    for page, parsed in pages.items():
+        for link in parsed.links:
+            url = urlsplit(link)
+            if url.scheme or url.netloc or link.startswith("//"):
+                continue  # external (https:, mailto:, data:, ...)
+            target = (page.parent / unquote(url.path)).resolve() if url.path else page
+            if url.path.endswith("/") or target.is_dir():
+                target = target / "index.html"
+            checked += 1
+            where = f"{page.relative_to(out.resolve())}: {link}"
+            if not target.is_file():
+                broken.append(where + " (no such file)")
+            elif url.fragment and target in pages and unquote(url.fragment) not in pages[target].ids:
+                broken.append(where + " (no such anchor)")
+    return checked, broken
+
+
+def test_site_links_resolve(site):
+    """No internal link of the built site (pages, API reference, gallery, sources) is broken."""
+    _, out = site
+    checked, broken = broken_links(out)
+    assert checked > 1000
+    assert broken == [], "\n".join(broken[:40])
+
+
+@contextlib.contextmanager
+def serve(folder: Path):
+    """The folder over HTTP on a free loopback port, as `python -m http.server` serves it;
+    yields (base URL, the (path, status) of every request)."""
+    requests: list[tuple[str, int]] = []
+
+    class Handler(SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(folder), **kwargs)
+
+        def log_request(self, code="-", size="-"):
+            requests.append((self.path, int(getattr(code, "value", code))))
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/", requests
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_site_in_a_headless_browser(site):
+    """The built site (no gallery run) served over HTTP and read in headless Chromium: every
+    page reachable from the navigation loads with no console error or warning, no request of
+    it fails, its images decode; the API and configuration references show their tables and
+    the search finds a page."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.test_benchmark import browser
+
+    _, out = site
+    driver = browser()
+    try:
+        with serve(out) as (base, requests):
+            driver.get(base + "index.html")
+            driver.get_log("browser")  # start from an empty log
+            seen, queue = set(), ["index.html"]
+            while queue:
+                page = queue.pop(0)
+                if page in seen:
+                    continue
+                seen.add(page)
+                driver.get(base + page)
+                assert driver.execute_script("return document.readyState") == "complete"
+                errors = [e for e in driver.get_log("browser")
+                          if e["level"] in ("SEVERE", "WARNING")]
+                assert errors == [], (page, errors)
+                assert driver.find_elements("css selector", "article.bd-article"), page
+                broken = driver.execute_script(
+                    "return Array.from(document.images).filter(i => !(i.complete && "
+                    "i.naturalWidth > 0)).map(i => i.src)")
+                assert broken == [], (page, broken)
+                for href in driver.execute_script(
+                        "return Array.from(document.querySelectorAll('nav a[href]'))"
+                        ".map(a => a.href)"):
+                    path = href.split("#")[0]
+                    if path.startswith(base) and path.endswith(".html"):
+                        queue.append(path[len(base):])
+            expected = {"index.html", "getting_started.html", "user_guide/index.html",
+                        "extending.html", "configuration.html", "api.html", "benchmarks.html",
+                        "changelog.html", "auto_examples/index.html"}
+            expected |= {f"user_guide/{p.stem}.html" for p in (out / "user_guide").glob("*.html")}
+            assert expected <= seen, sorted(expected - seen)
+
+            driver.get(base + "api.html")
+            tables = driver.find_elements("css selector", "table.autosummary")
+            assert len(tables) >= 6 and all(t.is_displayed() for t in tables)
+            names = [a.text for a in driver.find_elements("css selector",
+                                                           "table.autosummary td:first-child a")]
+            assert {"train", "load_run", "SavedRun", "load"} <= set(names), names
+            driver.get(base + "configuration.html")
+            tables = driver.find_elements("css selector", "table.podbench-table")
+            assert len(tables) >= 10 and all(t.is_displayed() for t in tables)
+            from podbench.config import describe_fields
+            rows = tables[0].find_elements("css selector", "tbody tr")
+            assert len(rows) == len(describe_fields())
+
+            driver.get(base + "search.html?q=permutation")
+            WebDriverWait(driver, 20).until(lambda d: d.find_elements(
+                "css selector", "#search-results ul.search li"))
+            assert any("benchmarking" in a.get_attribute("href") for a in
+                       driver.find_elements("css selector", "#search-results ul.search li a"))
+            errors = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
+            assert errors == [], errors
+        failed = [(path, code) for path, code in requests
+                  if code >= 400 and path != "/favicon.ico"]
+        assert failed == [], failed
+        assert len(seen) >= 20
+    finally:
+        driver.quit()
 
 
 @pytest.mark.slow
