@@ -224,8 +224,27 @@ def cell_overrides(items: tuple[str, ...] | list[str]) -> tuple[dict, list[tuple
 
 
 def load_suite(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> Suite:
-    """Read and resolve a suite file; `overrides` (PATH=VALUE, or CELLS:PATH=VALUE for the
-    cells named like the glob CELLS) apply last."""
+    """Read and resolve a suite file: every cell's config, subjects and significance.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The suite YAML file (name, version, defaults, cells).
+    overrides : sequence of str, default ()
+        ``PATH=VALUE`` for every cell, or ``CELLS:PATH=VALUE`` for the cells whose name
+        matches the glob ``CELLS``; applied last.
+
+    Returns
+    -------
+    Suite
+        Its name, version, id (a hash of the resolved cells), results folder, the cells that
+        run and those skipped for a missing ``needs:``.
+
+    Raises
+    ------
+    podbench.errors.ConfigError
+        A missing key, an invalid value or a cell whose config does not validate.
+    """
     path = Path(path)
     raw = _mapping(read_yaml(path, "suite file"), path, "", SUITE_KEYS)
     for key in ("name", "version", "cells"):
@@ -442,10 +461,21 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def leaderboard(records: list[dict]) -> pd.DataFrame:
-    """One row per cell, grouped by task: the test headline (mean, fold std) at the
-    validation-chosen lag; `best_in_task` marks each task's cell with the best validation
-    value at its chosen lag (never chosen on test); `reference` and `reference_lag_ms` give the
-    reference's published value for the cell (real data), where it published one."""
+    """The leaderboard: one row per cell, grouped by task.
+
+    Parameters
+    ----------
+    records : list of dict
+        The cells' records (cell.json contents).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The test headline (mean, fold std) at the validation-chosen lag; ``best_in_task``
+        marks each task's cell with the best validation value at its chosen lag (never
+        chosen on test); ``reference`` and ``reference_lag_ms`` give the reference's
+        published value for the cell (real data), where it published one.
+    """
     rows = []
     for r in records:
         sig, ref = r.get("significance"), r.get("reference")
@@ -485,9 +515,20 @@ def _pairs(records: list[dict]):
 
 
 def comparisons(records: list[dict]) -> pd.DataFrame:
-    """Cell A vs cell B of each task at their shared validation-chosen lag: the mean fold
-    difference of the test headline, its bootstrap interval and the paired t-test over folds
-    (significance.paired_comparison)."""
+    """Cell A against cell B for each two cells of a task, at their shared chosen lag.
+
+    Parameters
+    ----------
+    records : list of dict
+        The cells' records (cell.json contents).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pair: the lag chosen on validation, the mean fold difference of the test
+        headline, its bootstrap interval and the paired t-test over folds
+        (:func:`podbench.experiments.significance.paired_comparison`).
+    """
     rows = []
     for a, b in _pairs(records):
         result = paired_comparison(a, b).as_dict()
@@ -622,14 +663,48 @@ def run_suite(suite: Suite, engine: str = "local", address: str | None = None,
 def benchmark(suite_path: str | Path, overrides: tuple[str, ...] | list[str] = (),
               engine: str = "local", address: str | None = None,
               log: Callable[[str], None] = print) -> SuiteResult:
-    """`podbench benchmark`: load the suite and run it."""
+    """Load a suite and run it: what ``podbench benchmark`` does.
+
+    Parameters
+    ----------
+    suite_path : str or pathlib.Path
+        The suite file.
+    overrides : sequence of str, default ()
+        ``PATH=VALUE`` or ``CELLS:PATH=VALUE`` settings (:func:`load_suite`).
+    engine : {"local", "ray"}, default "local"
+        Train in this process, or on a Ray cluster.
+    address : str, optional
+        The Ray cluster's address (``engine="ray"`` only; default: start a local one).
+    log : callable, default print
+        Called with each progress and report line.
+
+    Returns
+    -------
+    SuiteResult
+        The suite's results folder, its leaderboard, the cells trained and those found
+        complete, and the report's index.html.
+    """
     if address is not None and engine != "ray":
         raise ConfigError("--address needs --engine ray")
     return run_suite(load_suite(suite_path, overrides), engine, address, log)
 
 
 def plan(suite_path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> str:
-    """`podbench benchmark --plan`: the suite's plan as text (podbench.experiments.plan)."""
+    """The suite's plan as text, nothing trained: what ``podbench benchmark --plan`` prints.
+
+    Parameters
+    ----------
+    suite_path : str or pathlib.Path
+        The suite file.
+    overrides : sequence of str, default ()
+        As :func:`load_suite`.
+
+    Returns
+    -------
+    str
+        The cells complete and skipped, then the programs to run with their estimated times
+        (:mod:`podbench.experiments.plan`).
+    """
     suite = load_suite(suite_path, overrides)
     root = Path(suite.cells[0].config.output.results).expanduser().parents[2]
     rates = measured_rates(root)

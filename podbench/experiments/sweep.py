@@ -122,9 +122,31 @@ def plot_summary(summary: pd.DataFrame, points: list[dict], task, title: str) ->
 def sweep(cfg: Config, grid_path: str | Path, random_n: int | None = None,
           run_program: Callable | None = None, log: Callable[[str], None] = print,
           run_programs: Callable[[list[PointGroup]], object] | None = None) -> SweepResult:
-    """Run every point of the grid; `run_program(configs)` trains one program's points
-    (default: in this process), or `run_programs(programs)` runs them all at once (the Ray
-    engine of `podbench.experiments.cluster`)."""
+    """Train every point of a grid and summarise them: what ``podbench sweep`` does.
+
+    Parameters
+    ----------
+    cfg : podbench.config.Config
+        The base config (one task).
+    grid_path : str or pathlib.Path
+        The grid file: dotted config paths and their values.
+    random_n : int, optional
+        Train this many points drawn at random from the grid (seed ``training.seed``)
+        rather than all of them.
+    run_program : callable, optional
+        ``run_program(configs)`` trains one program's points (default: in this process).
+    log : callable, default print
+        Called with each progress and report line.
+    run_programs : callable, optional
+        ``run_programs(programs)`` runs every program at once (the Ray engine of
+        :mod:`podbench.experiments.cluster`); replaces `run_program`.
+
+    Returns
+    -------
+    SweepResult
+        The sweep's folder, its summary table (one row per point), the index of the point
+        best on validation and the number of programs.
+    """
     from podbench.features.keys import run_dir_of
     from podbench.train.run import train_points
 
