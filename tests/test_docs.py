@@ -161,6 +161,24 @@ def test_site_builds_without_warnings(site):
         assert (out / "auto_examples" / (example.stem + ".html")).is_file()
 
 
+def test_a_failing_example_fails_the_build(tmp_path):
+    """A gallery example that raises fails `sphinx-build` (docs/conf.py's sphinx-gallery
+    settings), naming it; only the planted example is run (PODBENCH_GALLERY_ONLY)."""
+    for module in ("sphinx", "pydata_sphinx_theme", "sphinx_gallery", "numpydoc", "myst_parser"):
+        pytest.importorskip(module, reason=f"{module} is not installed (pip install -e '.[docs]')")
+    repo = tracked_copy(tmp_path / "clone")
+    (repo / "examples" / "plot_99_fails.py").write_text(
+        '"""\nA planted failure\n=================\n\nRaises.\n"""\n\n'
+        'raise RuntimeError("planted gallery failure")\n')
+    done = subprocess.run([sys.executable, "-m", "sphinx", "-q", "-b", "html", "docs",
+                           str(tmp_path / "html")], cwd=repo, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(repo), "MPLBACKEND": "Agg",
+                               "PODBENCH_GALLERY_ONLY": r"/plot_99_fails\.py$"})
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output[-3000:]
+    assert "plot_99_fails.py" in output and "planted gallery failure" in output, output[-3000:]
+
+
 class _Page(HTMLParser):
     """The ids (link targets) of an HTML page and the URLs it refers to."""
 
