@@ -9,6 +9,11 @@ comment `<!-- no-run: why -->` is skipped (installs, the test suite, Ray cluster
 dataset); a ```python or ```yaml block whose first line is `# PATH.py` / `# PATH.yml` is a
 file the text asks for, and is written to PATH instead of run. The gallery's examples
 (examples/plot_*.py) are run by the full site build (`sphinx-build docs ...`), not here.
+
+The site is built once (`-W`, gallery not run): numpydoc checks of the API reference's
+docstrings and broken references are errors; every internal link of the built HTML must
+resolve; headless Chromium reads the pages of its navigation over HTTP. A planted failing
+example must fail the build.
 """
 
 from __future__ import annotations
@@ -89,6 +94,21 @@ def test_blocks_are_found_and_marked():
     assert all(skip for lang, body, skip in blocks if "podbench download" in body)
     readme = readme_blocks((REPO / "README.md").read_text())
     assert any("python -m pytest -q -n 2 --dist loadfile" in body for _, body, _ in readme)
+
+
+def test_readme_is_one_screen_and_points_at_the_built_site():
+    """README.md: at most 150 lines, says how to build and serve the site, and every relative
+    link of it names a file or folder of the repository."""
+    text = (REPO / "README.md").read_text()
+    assert len(text.splitlines()) <= 150
+    bodies = [body for _, body, _ in readme_blocks(text)]
+    assert any("sphinx-build -b html docs docs/_build/html" in b and "python -m http.server" in b
+               for b in bodies)
+    links = re.findall(r"\]\(([^)\s]+)\)", text)
+    local = [link for link in links if not re.match(r"[a-z]+:", link)]
+    assert len(local) >= 8
+    missing = [link for link in local if not (REPO / link.split("#")[0]).exists()]
+    assert missing == [], missing
 
 
 def test_configuration_reference_lists_every_field():
