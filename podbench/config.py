@@ -152,6 +152,41 @@ class OutputConfig:
 
 @dataclass
 class Config:
+    """A validated podbench configuration: one YAML file, its overrides applied.
+
+    Made by :func:`load` (a YAML file) or :func:`from_dict` (a mapping); every field, its
+    default and meaning is in the configuration reference (``docs/configuration.md``).
+
+    Parameters
+    ----------
+    trial_name : str
+        Results go to ``<output.results>/<trial_name>/<run-id>``.
+    task : str or list of str
+        A registered task, or several trained on the same features.
+    task_params : dict
+        The parameters the task declares (per task when `task` is a list).
+    plugins : list of str
+        Modules imported so that they register decoders, tasks, ...
+    data : DataConfig
+        The dataset root, subjects, electrodes, signal, lags and epoch window.
+    targets : TargetsConfig
+        The word targets (their kind, model layer, PCA, vocabulary filter).
+    preprocess : PreprocessConfig
+        How epochs become a decoder's input (a registered preprocessor and its params).
+    model : ModelConfig
+        The decoder (a registered model, its params, ensemble members).
+    training : TrainingConfig
+        Folds, optimiser, epochs, early stopping, null targets, checkpoints.
+    pretrain : PretrainConfig
+        The self-supervised encoder of the foundation-model latents.
+    output : OutputConfig
+        The store and results roots.
+    source : str
+        Where the config came from (its file), for error messages.
+    overrides : tuple of str
+        The ``--set`` values applied, passed on to configs this one names.
+    """
+
     trial_name: str = opt("podbench", nonempty=True,
                           doc="results go to <output.results>/<trial_name>/<run-id>; one folder "
                               "name (no path separator, not . or ..)")
@@ -173,14 +208,32 @@ class Config:
     overrides: tuple[str, ...] = field(default=(), metadata={"internal": True})
 
     def to_dict(self) -> dict:
-        """Plain, yaml.safe_dump-able dict of every field (the resolved config)."""
+        """The resolved config as a plain mapping of every field.
+
+        Returns
+        -------
+        dict
+            Nested by section; ``yaml.safe_dump`` writes it and :func:`from_dict` reads it
+            back (``source`` and ``overrides`` left out).
+        """
         out = dataclasses.asdict(self)
         out.pop("source")
         out.pop("overrides")
         return out
 
     def replace(self, overrides: dict[str, Any]) -> "Config":
-        """A new validated config with dotted-path overrides applied."""
+        """A new validated config with dotted-path overrides applied.
+
+        Parameters
+        ----------
+        overrides : dict
+            Dotted config path -> value, e.g. ``{"training.lr": 3e-4}``.
+
+        Returns
+        -------
+        Config
+            A new config, validated; this one is unchanged.
+        """
         raw = self.to_dict()
         for path, value in overrides.items():
             set_path(raw, path, value)
@@ -190,11 +243,18 @@ class Config:
 
     @property
     def several_tasks(self) -> bool:
+        """Whether `task` lists several tasks (trained on the same features)."""
         return isinstance(self.task, list)
 
     def task_configs(self) -> list["Config"]:
-        """One config per task: [self] for one task, else one for each listed task (with its
-        own task_params), all sharing every other field."""
+        """One config per task, all sharing every other field.
+
+        Returns
+        -------
+        list of Config
+            ``[self]`` for one task, else one config for each listed task, in order, with
+            that task's own ``task_params``.
+        """
         if not self.several_tasks:
             return [self]
         return [self.replace({"task": name, "task_params": self.task_params.get(name, {})})
@@ -420,8 +480,29 @@ def _validate_task_list(cfg: Config) -> None:
 
 
 def from_dict(raw: dict, source: str = "<dict>", overrides: dict[str, Any] | None = None) -> Config:
-    """Validate a raw mapping into a Config (including registry-declared params). An error in
-    a value that `overrides` set names the override, not `source`."""
+    """Validate a raw mapping into a Config.
+
+    Parameters
+    ----------
+    raw : dict
+        The config as nested mappings (a parsed YAML file; ``Config.to_dict()``).
+    source : str, default "<dict>"
+        Where `raw` came from, named by error messages.
+    overrides : dict, optional
+        Dotted path -> value of the overrides already applied to `raw`: an error in one of
+        those values names the override rather than `source`.
+
+    Returns
+    -------
+    Config
+        The validated config, registry-declared parameters (``model.params``,
+        ``preprocess.params``, ``task_params``) included.
+
+    Raises
+    ------
+    podbench.errors.ConfigError
+        A value, a key or a combination that is not valid, named by its path.
+    """
     try:
         cfg = _build(Config, copy.deepcopy(raw), "")
         cfg.source = source
@@ -498,9 +579,34 @@ ENV_OVERRIDES = "PODBENCH_SET"
 
 
 def load(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> Config:
-    """Load a YAML config, apply `--set` overrides, then those of the environment variable
-    PODBENCH_SET (whitespace-separated PATH=VALUE, e.g. to run every example reduced),
-    validate."""
+    """Load a YAML config, apply overrides, validate.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A YAML config file (``configs/demo.yml``).
+    overrides : sequence of str, default ()
+        ``PATH=VALUE`` settings (the command line's ``--set``), applied in order; then those
+        of the environment variable ``PODBENCH_SET`` (whitespace-separated ``PATH=VALUE``,
+        e.g. to run every example reduced).
+
+    Returns
+    -------
+    Config
+        The validated config.
+
+    Raises
+    ------
+    podbench.errors.ConfigError
+        A file that is not a mapping, an unknown key or an invalid value, named by its path.
+
+    Examples
+    --------
+    >>> from podbench import config
+    >>> cfg = config.load("configs/demo.yml", ["training.lr=3e-4"])  # doctest: +SKIP
+    >>> cfg.training.lr  # doctest: +SKIP
+    0.0003
+    """
     overrides = [*overrides, *os.environ.get(ENV_OVERRIDES, "").split()]
     path = Path(path)
     raw = read_yaml(path) or {}
@@ -552,14 +658,31 @@ class RunReference:
                           "config.yml)")
 
 
-def describe_fields(cls=Config, prefix: str = "") -> list[tuple[str, str, str]]:
-    """(path, default, doc) for every field: the configuration reference of the docs (docs/_ext/podbench_docs.py) is made from it."""
+def describe_fields(section=Config, prefix: str = "") -> list[tuple[str, str, str]]:
+    """Every config field with its default and meaning.
+
+    The configuration reference of the documentation site (docs/_ext/podbench_docs.py) is
+    made from it, so it cannot drift from the dataclasses.
+
+    Parameters
+    ----------
+    section : type, default Config
+        The config dataclass (or one of its sections) to describe; sections are descended.
+    prefix : str, default ""
+        Prepended to every path (the section's dotted path and a dot).
+
+    Returns
+    -------
+    list of (str, str, str)
+        (dotted path, default as ``repr``, the field's ``doc=`` text), in field order,
+        internal fields left out.
+    """
     rows = []
-    for f in dataclasses.fields(cls):
+    for f in dataclasses.fields(section):
         if f.metadata.get("internal"):
             continue
         path = f"{prefix}{f.name}"
-        hint = typing.get_type_hints(cls)[f.name]
+        hint = typing.get_type_hints(section)[f.name]
         if dataclasses.is_dataclass(hint):
             rows += describe_fields(hint, path + ".")
             continue

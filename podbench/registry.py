@@ -45,8 +45,19 @@ class Entry(Generic[S]):
 
 
 class Registry(Generic[S]):
-    """A name -> Entry mapping with a decorator to fill it; `spec` is the type of its
-    entries' specs."""
+    """A name -> entry mapping, filled by a decorator.
+
+    Parameters
+    ----------
+    kind : str
+        What it holds ("model", "task", ...), named by error messages.
+    spec : type
+        The type of its entries' specs (a :class:`podbench.specs.Spec`): the keywords an
+        entry may declare.
+    check : callable, optional
+        ``check(name, obj)`` raises when `obj` cannot be registered (a task missing a
+        required hook).
+    """
 
     def __init__(self, kind: str, spec: type[S], check: Callable[[str, Any], None] | None = None):
         self.kind = kind
@@ -55,8 +66,37 @@ class Registry(Generic[S]):
         self._entries: dict[str, Entry[S]] = {}
 
     def register(self, name: str | None = None, **keywords: Any) -> Callable:
-        """A decorator registering its object under `name` (default: the object's name) with
-        the spec built from `keywords`. A declared entry keeps its declared spec."""
+        """A decorator registering its object with a spec.
+
+        ``register_model``, ``register_preprocessor``, ``register_target_source``,
+        ``register_task`` and ``register_metric`` are this method of each registry.
+
+        Parameters
+        ----------
+        name : str, optional
+            The name configs use (default: the object's ``__name__``).
+        **keywords
+            The entry's spec, checked strictly: an unknown keyword is a
+            :class:`~podbench.errors.ConfigError` (``params=``, ``input_dims=``, ... of
+            :class:`podbench.specs.DecoderSpec` for a decoder). A built-in declared with its
+            spec (:meth:`declare`) is registered without keywords.
+
+        Returns
+        -------
+        callable
+            The decorator; it returns the object unchanged.
+
+        Examples
+        --------
+        >>> from dataclasses import dataclass
+        >>> from podbench.registry import register_model
+        >>> @dataclass
+        ... class Params:
+        ...     width: int = 64
+        >>> @register_model("my_mlp", params=Params)  # doctest: +SKIP
+        ... def build(params, *, input_shape, output_dim, head, rngs):
+        ...     ...
+        """
 
         def decorate(obj):
             key = name or obj.__name__
@@ -77,13 +117,43 @@ class Registry(Generic[S]):
         return decorate
 
     def declare(self, name: str, module: str, **keywords: Any) -> None:
-        """Declare a built-in entry by name, module and spec, without importing the module."""
+        """Declare a built-in entry by name, module and spec, without importing the module.
+
+        Parameters
+        ----------
+        name : str
+            The entry's name.
+        module : str
+            The module whose decorator registers the object, imported when it is first
+            needed (it may import JAX or torch).
+        **keywords
+            The entry's spec, as for :meth:`register`.
+        """
         self._entries[name] = Entry(name, None, self._spec(name, keywords), module)
 
     def _spec(self, name: str, keywords: dict[str, Any]) -> S:
         return self.spec_type.of(f"{self.kind} {name!r}", keywords)
 
     def entry(self, name: str, where: str = "") -> Entry[S]:
+        """The entry `name` (see :meth:`spec`), built-ins loaded first.
+
+        Parameters
+        ----------
+        name : str
+            A registered name.
+        where : str, default ""
+            The config path that names it, for the error.
+
+        Returns
+        -------
+        Entry
+            Its name, spec and (imported when first read) object.
+
+        Raises
+        ------
+        podbench.errors.ConfigError
+            An unknown name, listing the registered ones.
+        """
         load_builtins()
         if name not in self._entries:
             at = f"{where} = {name!r}: " if where else f"{name!r}: "
@@ -91,13 +161,52 @@ class Registry(Generic[S]):
         return self._entries[name]
 
     def spec(self, name: str, where: str = "") -> S:
-        """The spec of entry `name` (`where`: the config path that names it, for errors)."""
+        """The spec of an entry, without importing its module.
+
+        Parameters
+        ----------
+        name : str
+            A registered name.
+        where : str, default ""
+            The config path that names it (``model.name``), for the error.
+
+        Returns
+        -------
+        podbench.specs.Spec
+            The entry's typed, frozen spec.
+
+        Raises
+        ------
+        podbench.errors.ConfigError
+            An unknown name, listing the registered ones.
+        """
         return self.entry(name, where).spec
 
     def get(self, name: str, where: str = "") -> Any:
+        """The registered object `name`, its module imported if it was only declared.
+
+        Parameters
+        ----------
+        name : str
+            A registered name.
+        where : str, default ""
+            The config path that names it, for the error.
+
+        Returns
+        -------
+        object
+            What the decorator registered (a decoder's constructor, a task class, ...).
+        """
         return self.entry(name, where).obj
 
     def names(self) -> list[str]:
+        """Every registered name, sorted (built-ins and imported plugins).
+
+        Returns
+        -------
+        list of str
+            The names.
+        """
         load_builtins()
         return sorted(self._entries)
 

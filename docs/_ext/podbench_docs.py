@@ -50,18 +50,18 @@ def param_rows(schema) -> list[tuple[str, str, str, str]]:
 
 
 def registry_params(kind: str) -> list[tuple[str, object | None, dict]]:
-    """(name, parameter dataclass or None, the spec's other fields) of every entry of a
-    registry (`podbench.specs`; declared decoders' specs import no JAX)."""
-    import dataclasses
-
+    """(name, parameter dataclass or None, spec fields) of every entry of a registry, read
+    from its typed spec (podbench.specs)."""
     from podbench import registry
 
     reg = getattr(registry, kind)
     out = []
     for name in reg.names():
-        spec = reg.spec(name)
-        spec = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}
-        out.append((name, spec.pop("params", None), spec))
+        spec = reg.spec(name)  # the spec only: declared decoders import no JAX
+        meta = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}
+        if hasattr(spec, "closed_form"):
+            meta["closed_form"] = spec.closed_form
+        out.append((name, meta.get("params"), meta))
     return out
 
 
@@ -116,8 +116,8 @@ class ParamsTables(SphinxDirective):
             rubric += nodes.literal(name, name)
             out.append(rubric)
             extra = ", ".join(f"{k}: {_cell(v)}" for k, v in sorted(meta.items())
-                              if k in ("kind", "input_dims", "dims", "classifier",
-                                       "takes_targets", "uses_frozen", "dropout") and v)
+                              if k in ("input_dims", "dims", "closed_form", "classifier",
+                                       "takes_targets", "uses_frozen") and v)
             if extra:
                 out.append(nodes.paragraph(text=extra))
             if schema is None:

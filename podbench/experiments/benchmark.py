@@ -225,8 +225,27 @@ def cell_overrides(items: tuple[str, ...] | list[str]) -> tuple[dict, list[tuple
 
 
 def load_suite(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> Suite:
-    """Read and resolve a suite file; `overrides` (PATH=VALUE, or CELLS:PATH=VALUE for the
-    cells named like the glob CELLS) apply last."""
+    """Read and resolve a suite file: every cell's config, subjects and significance.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The suite YAML file (name, version, defaults, cells).
+    overrides : sequence of str, default ()
+        ``PATH=VALUE`` for every cell, or ``CELLS:PATH=VALUE`` for the cells whose name
+        matches the glob ``CELLS``; applied last.
+
+    Returns
+    -------
+    Suite
+        Its name, version, id (a hash of the resolved cells), results folder, the cells that
+        run and those skipped for a missing ``needs:``.
+
+    Raises
+    ------
+    podbench.errors.ConfigError
+        A missing key, an invalid value or a cell whose config does not validate.
+    """
     path = Path(path)
     raw = _mapping(read_yaml(path, "suite file"), path, "", SUITE_KEYS)
     for key in ("name", "version", "cells"):
@@ -434,12 +453,45 @@ def run_suite(suite: Suite, engine: Engine | None = None, log: Callable[[str], N
 
 def benchmark(suite_path: str | Path, overrides: tuple[str, ...] | list[str] = (),
               engine: Engine | None = None, log: Callable[[str], None] = print) -> SuiteResult:
-    """`podbench benchmark`: load the suite and run it on `engine` (default: in this process)."""
+    """Load a suite and run it: what ``podbench benchmark`` does.
+
+    Parameters
+    ----------
+    suite_path : str or pathlib.Path
+        The suite file.
+    overrides : sequence of str, default ()
+        ``PATH=VALUE`` or ``CELLS:PATH=VALUE`` settings (:func:`load_suite`).
+    engine : podbench.experiments.engines.Engine, optional
+        Where the programs run (default: in this process; ``engines.engine("ray")`` runs
+        them on a Ray cluster).
+    log : callable, default print
+        Called with each progress and report line.
+
+    Returns
+    -------
+    SuiteResult
+        The suite's results folder, its leaderboard, the cells trained and those found
+        complete, and the report's index.html.
+    """
     return run_suite(load_suite(suite_path, overrides), engine, log)
 
 
 def plan(suite_path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> str:
-    """`podbench benchmark --plan`: the suite's plan as text (podbench.experiments.plan)."""
+    """The suite's plan as text, nothing trained: what ``podbench benchmark --plan`` prints.
+
+    Parameters
+    ----------
+    suite_path : str or pathlib.Path
+        The suite file.
+    overrides : sequence of str, default ()
+        As :func:`load_suite`.
+
+    Returns
+    -------
+    str
+        The cells complete and skipped, then the programs to run with their estimated times
+        (:mod:`podbench.experiments.plan`).
+    """
     suite = load_suite(suite_path, overrides)
     root = Path(suite.cells[0].config.output.results).expanduser().parents[2]
     rates = measured_rates(root)

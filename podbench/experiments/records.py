@@ -135,10 +135,21 @@ def load_record(path: Path) -> dict:
 
 
 def leaderboard(records: list[dict]) -> pd.DataFrame:
-    """One row per cell, grouped by task: the test headline (mean, fold std) at the
-    validation-chosen lag; `best_in_task` marks each task's cell with the best validation
-    value at its chosen lag (never chosen on test); `reference` and `reference_lag_ms` give the
-    reference's published value for the cell (real data), where it published one."""
+    """The leaderboard: one row per cell, grouped by task.
+
+    Parameters
+    ----------
+    records : list of dict
+        The cells' records (cell.json contents).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The test headline (mean, fold std) at the validation-chosen lag; ``best_in_task``
+        marks each task's cell with the best validation value at its chosen lag (never
+        chosen on test); ``reference`` and ``reference_lag_ms`` give the reference's
+        published value for the cell (real data), where it published one.
+    """
     rows = []
     for r in records:
         sig, ref = r.get("significance"), r.get("reference")
@@ -178,9 +189,20 @@ def _pairs(records: list[dict]):
 
 
 def comparisons(records: list[dict]) -> pd.DataFrame:
-    """Cell A vs cell B of each task at their shared validation-chosen lag: the mean fold
-    difference of the test headline, its bootstrap interval and the paired t-test over folds
-    (significance.paired_comparison)."""
+    """Cell A against cell B for each two cells of a task, at their shared chosen lag.
+
+    Parameters
+    ----------
+    records : list of dict
+        The cells' records (cell.json contents).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pair: the lag chosen on validation, the mean fold difference of the test
+        headline, its bootstrap interval and the paired t-test over folds
+        (:func:`podbench.experiments.significance.paired_comparison`).
+    """
     rows = []
     for a, b in _pairs(records):
         result = paired_comparison(a, b).as_dict()

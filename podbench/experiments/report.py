@@ -414,10 +414,33 @@ def _comparisons_html(records: list[dict]) -> str:
 
 def write_report(folder: Path, log: Callable[[str], None] = print, partial: bool = False,
                  warn: Callable[[str], None] | None = None) -> Path:
-    """Write folder/report/index.html, one page per cell and report/figures/ (every figure
-    as PNG and SVG); return the index path. A benchmark with a cell missing or damaged is
-    refused, naming them; `partial` reports the others instead, says so at the top of the
-    report and calls `warn` for each missing cell."""
+    """Write the static HTML report of a benchmark or sweep folder.
+
+    Writes ``folder/report/index.html``, one page per cell and ``report/figures/`` (every
+    figure as PNG and SVG). A benchmark with a cell missing or damaged is refused, naming
+    them, unless `partial`.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        A benchmark suite's or a sweep's results folder.
+    log : callable, default print
+        Called with each progress line.
+    partial : bool, default False
+        Report the complete cells when some are missing, saying so at the top of the report.
+    warn : callable, optional
+        Called for each missing cell of a partial report (default: `log`).
+
+    Returns
+    -------
+    pathlib.Path
+        The report's index.html.
+
+    Raises
+    ------
+    podbench.errors.DataError
+        Missing cells (without `partial`), or no complete cell at all.
+    """
     folder = Path(folder)
     found = find_records(folder)
     kind, records = found.kind, [r for r, _ in found.records]

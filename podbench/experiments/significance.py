@@ -129,10 +129,34 @@ def null_configs(cfg: Config, sig: Significance, trial_name: str) -> list[Config
 
 
 def score_null(run_dir: Path, cfg: Config, sig: Significance) -> np.ndarray:
-    """[permutations, n_lag] score-level null of a results folder's test headline: per lag,
-    the mean over folds of the headline of the fold's fixed test predictions against re-paired
-    test targets (the same re-pairings at every lag of a fold). The identity re-pairing is
-    scored too and must give the folder's reported value."""
+    """The score-level null of a results folder's test headline.
+
+    Per lag, the mean over folds of the headline of the fold's fixed test predictions against
+    re-paired test targets (the same re-pairings at every lag of a fold). The identity
+    re-pairing is scored too and must give the folder's reported value.
+
+    Parameters
+    ----------
+    run_dir : pathlib.Path
+        A results folder with its test_predictions.npz.
+    cfg : podbench.config.Config
+        Its config.
+    sig : Significance
+        The cell's settings: ``permutations``, ``mode`` (words, circular or blocks),
+        ``block`` and ``seed``.
+
+    Returns
+    -------
+    numpy.ndarray
+        [permutations, n_lag] null values of the headline.
+
+    Raises
+    ------
+    podbench.errors.ConfigError
+        A task whose headline has no score-level null (use retrained nulls).
+    RuntimeError
+        The identity re-pairing does not give the folder's reported value.
+    """
     import pandas as pd
 
     from podbench.tasks import task_for
@@ -170,8 +194,22 @@ def score_null(run_dir: Path, cfg: Config, sig: Significance) -> np.ndarray:
 
 
 def permutation_pvalues(observed: np.ndarray, null: np.ndarray, pooled: bool = False) -> np.ndarray:
-    """observed [n_lag], null [N, n_lag] -> p [n_lag] = (1 + #{null >= observed}) / (1 + N),
-    counting each lag's own null values, or (`pooled`) the null values of every lag."""
+    """Permutation p-values of each lag: (1 + #{null >= observed}) / (1 + N).
+
+    Parameters
+    ----------
+    observed : numpy.ndarray
+        [n_lag] observed scores (higher is better).
+    null : numpy.ndarray
+        [N, n_lag] null scores.
+    pooled : bool, default False
+        Count the null values of every lag (N x n_lag of them) rather than each lag's own.
+
+    Returns
+    -------
+    numpy.ndarray
+        [n_lag] p-values.
+    """
     observed = np.asarray(observed, float)
     null = np.asarray(null, float)
     if pooled:
@@ -181,7 +219,18 @@ def permutation_pvalues(observed: np.ndarray, null: np.ndarray, pooled: bool = F
 
 
 def bh_qvalues(p: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (q-values) across the given tests."""
+    """Benjamini-Hochberg adjusted p-values (q-values) across the given tests.
+
+    Parameters
+    ----------
+    p : numpy.ndarray
+        The tests' p-values.
+
+    Returns
+    -------
+    numpy.ndarray
+        Their q-values (``scipy.stats.false_discovery_control``, method "bh"), same shape.
+    """
     from scipy import stats
 
     return stats.false_discovery_control(np.asarray(p, float), method="bh")
@@ -251,8 +300,21 @@ def shared_lag(a: dict, b: dict) -> int:
 
 
 def paired_comparison(a: dict, b: dict, seed: int = 0) -> PairedComparison:
-    """Compare two cell records (cell.json content) of one task on the same folds at the
-    shared validation-chosen lag (see PairedComparison)."""
+    """Compare two cells of one task on the same folds at their shared chosen lag.
+
+    Parameters
+    ----------
+    a, b : dict
+        The two cells' records (cell.json contents).
+    seed : int, default 0
+        The bootstrap's random seed.
+
+    Returns
+    -------
+    PairedComparison
+        A minus B at the lag chosen on validation: the mean fold difference, its 95 %
+        bootstrap interval and the paired t-test over folds.
+    """
     from scipy import stats
 
     lag = shared_lag(a, b)

@@ -122,7 +122,29 @@ def plot_summary(summary: pd.DataFrame, points: list[dict], task, title: str) ->
 
 def sweep(cfg: Config, grid_path: str | Path, random_n: int | None = None,
           log: Callable[[str], None] = print, engine: Engine | None = None) -> SweepResult:
-    """Run every point of the grid on `engine` (default: in this process)."""
+    """Train every point of a grid and summarise them: what ``podbench sweep`` does.
+
+    Parameters
+    ----------
+    cfg : podbench.config.Config
+        The base config (one task).
+    grid_path : str or pathlib.Path
+        The grid file: dotted config paths and their values.
+    random_n : int, optional
+        Train this many points drawn at random from the grid (seed ``training.seed``)
+        rather than all of them.
+    log : callable, default print
+        Called with each progress and report line.
+    engine : podbench.experiments.engines.Engine, optional
+        Where the programs run (default: in this process; the Ray engine of
+        :mod:`podbench.experiments.cluster` runs them as Ray tasks).
+
+    Returns
+    -------
+    SweepResult
+        The sweep's folder, its summary table (one row per point), the index of the point
+        best on validation and the number of programs.
+    """
     if cfg.several_tasks:
         raise ConfigError(f"task = {cfg.task!r}: a sweep runs one task; sweep each task's config")
     grid = load_grid(grid_path)

@@ -43,8 +43,24 @@ class Features:
 
 def build_features(cfg: Config | Resolved, log: Callable[[str], None] = print,
                    stages: tuple[str, ...] = ("epochs", "targets", "latents")) -> Features:
-    """Ensure the feature stores of `cfg` exist; log one report line per stage. Inputs,
-    data-dependent values and the store root are checked first (`preflight`)."""
+    """Ensure the feature stores of a config exist, building the missing ones.
+
+    Inputs, data-dependent values and the store root are checked first (``preflight``).
+
+    Parameters
+    ----------
+    cfg : podbench.config.Config
+        The config (or its resolved context).
+    log : callable, default print
+        Called with one report line per stage.
+    stages : tuple of str, default ("epochs", "targets", "latents")
+        The stages to build; epochs always are.
+
+    Returns
+    -------
+    Features
+        The stores' root, keys and build reports.
+    """
     from podbench.features.preflight import preflight
 
     preflight([cfg])

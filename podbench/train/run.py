@@ -110,6 +110,20 @@ def train_points(cfgs: list[Config], force: bool = False,
     Each config (a sweep point, or a task) gets its own results folder; points whose results
     are complete are skipped unless `force`. Each results folder is locked while it is trained
     and written, so a second identical run waits and then finds it complete.
+
+    Parameters
+    ----------
+    cfgs : list of podbench.config.Config
+        Configs with one program signature (``group_points`` groups them).
+    force : bool, default False
+        Train again even where a results folder is complete.
+    log : callable, default print
+        Called with each progress and report line.
+
+    Returns
+    -------
+    list of RunResult
+        One per config, in order: its results folder, lag table and whether it was skipped.
     """
     import pandas as pd
 

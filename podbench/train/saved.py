@@ -27,7 +27,20 @@ from podbench.errors import ConfigError, DataError
 
 @dataclass
 class SavedModel:
-    """Every lane of a run with its restored best parameters."""
+    """Every lane of a run with its restored best parameters (``SavedRun.model``).
+
+    Made by :func:`load_run`, not by hand.
+
+    Parameters
+    ----------
+    lanes : pandas.DataFrame
+        Lag, fold and member (the first of the lane's group) of each lane.
+    inputs : podbench.train.inputs.RunInputs
+        The run's inputs: words, labels, x, y, lags, folds.
+    _program, _state, _lane_arrays, _data : object
+        The compiled lane program, its state with the best parameters restored, the lanes'
+        arrays and the data on the device (internal).
+    """
 
     lanes: pd.DataFrame  # lag, fold, member (first of the lane's group) per lane
     inputs: object  # podbench.train.inputs.RunInputs: words, labels, x, y, lags, folds
@@ -37,16 +50,34 @@ class SavedModel:
     _data: object
 
     def predict(self) -> np.ndarray:
-        """Best-parameter predictions of every lane for every word of `inputs.words`:
-        [lane, member, word, out] (raw outputs: embeddings, logits or values, as the task's
-        metrics read them)."""
+        """Best-parameter predictions of every lane for every word of the run.
+
+        Returns
+        -------
+        numpy.ndarray
+            [lane, member, word, out] over ``inputs.words``: raw outputs (embeddings, logits
+            or values, as the task's metrics read them).
+        """
         import jax.numpy as jnp
 
         rows = jnp.arange(len(self.inputs.words), dtype=jnp.int32)
         return np.asarray(self._program.predict(self._state, self._lane_arrays, self._data, rows))
 
     def split_predictions(self, cfg: Config, split: str):
-        """`SavedRun.predictions` of a split, from the restored lanes."""
+        """`SavedRun.predictions` of a split, from the restored lanes.
+
+        Parameters
+        ----------
+        cfg : podbench.config.Config
+            The run's config.
+        split : {"test", "val", "train"}
+            Which rows of each fold.
+
+        Returns
+        -------
+        xarray.Dataset
+            As :meth:`SavedRun.predictions`.
+        """
         from podbench.tasks import task_for
 
         task = task_for(cfg)
@@ -73,8 +104,14 @@ class SavedModel:
                                    self.inputs.labels)
 
     def best_state(self) -> dict:
-        """Every lane's restored best parameters and statistics as host arrays by key path
-        (jax.tree_util.keystr): {"params": {...}, "rest": {...}}, leading axis lane."""
+        """Every lane's restored best parameters and statistics as host arrays.
+
+        Returns
+        -------
+        dict
+            ``{"params": {...}, "rest": {...}}``, each keyed by key path
+            (``jax.tree_util.keystr``), leading axis lane.
+        """
         import jax
 
         def flat(tree):
@@ -86,6 +123,31 @@ class SavedModel:
 
 @dataclass
 class SavedRun:
+    """A finished run read back by :func:`load_run`.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The results folder.
+    config : podbench.config.Config
+        The run's resolved config (its config.yml).
+    performance : pandas.DataFrame
+        lag_performance.csv: one row per lag (``lags``), each metric's mean, std and
+        per-fold values over folds.
+    metrics : pandas.DataFrame
+        metrics.csv: every metric of every lag, fold and member, long form.
+    info : dict
+        run.json: the stores' keys, the lane layout, timings, versions.
+    model : SavedModel or None
+        Every lane with its best parameters restored from ``checkpoints/``; None without
+        checkpoints (``training.checkpoints: false``) and for closed-form decoders (ridge,
+        linear), which keep no parameters.
+
+    See Also
+    --------
+    SavedModel : the model's lanes and ``predict()``.
+    """
+
     path: Path
     config: Config
     performance: pd.DataFrame  # lag_performance.csv
@@ -95,13 +157,38 @@ class SavedRun:
     # closed-form decoders (ridge), which keep no parameters
 
     def predictions(self, split: str = "test"):
-        """Every event's predictions on one split of every fold, as an xarray Dataset:
-        `prediction` (lag, fold, member, event, out), member "0", "1", ... and "ensemble" (the
-        prediction the metrics score), nan where the event is not in that split of that fold;
-        `target` (fold, event, dim) as scored; coordinates event (word_idx), word (label).
-        `ds["prediction"].to_dataframe().dropna()` is the tidy table (one row per lag, fold,
-        member, event and output). "test" reads test_predictions.npz (every
-        decoder); "val" and "train" predict from the checkpoints (trained decoders)."""
+        """Every event's predictions on one split of every fold.
+
+        Parameters
+        ----------
+        split : {"test", "val", "train"}, default "test"
+            "test" reads test_predictions.npz (every decoder); "val" and "train" predict
+            from the checkpoints (trained decoders).
+
+        Returns
+        -------
+        xarray.Dataset
+            ``prediction`` (lag, fold, member, event, out), member "0", "1", ... and
+            "ensemble" (the prediction the metrics score), nan where the event is not in
+            that split of that fold; ``target`` (fold, event, dim) as scored; coordinates
+            event (word_idx) and word (label). ``ds["prediction"].to_dataframe().dropna()``
+            is the tidy table (one row per lag, fold, member, event and output).
+
+        Raises
+        ------
+        podbench.errors.ConfigError
+            An unknown split.
+        podbench.errors.DataError
+            "val" or "train" of a run without checkpoints.
+
+        Examples
+        --------
+        >>> from podbench import api
+        >>> run = api.load_run("results/demo")  # doctest: +SKIP
+        >>> test = run.predictions("test")  # doctest: +SKIP
+        >>> test["prediction"].sel(member="ensemble").dims  # doctest: +SKIP
+        ('lag', 'fold', 'event', 'out')
+        """
         from podbench.train.results import SPLIT_CODES, read_test_predictions
 
         if split not in SPLIT_CODES:
@@ -150,8 +237,25 @@ def _prediction_dataset(pred, target, lags, folds, events, labels):
 
 
 def load_run(path: str | Path) -> SavedRun:
-    """Read a results folder (or a trial folder holding exactly one complete run); restore its
-    model when it has checkpoints."""
+    """Read a results folder back; restore its model when it has checkpoints.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A results folder, or a trial folder holding exactly one complete run (a trial with
+        several runs is refused, listing them).
+
+    Returns
+    -------
+    SavedRun
+        Its config, tables, run.json, predictions and model.
+
+    Raises
+    ------
+    podbench.errors.DataError
+        Not a complete results folder (config.yml, lag_performance.csv, metrics.csv and
+        run.json are needed), or a trial folder with no run or several.
+    """
     path = run_folder(Path(path).expanduser())
     files = ("config.yml", "lag_performance.csv", "metrics.csv", "run.json")
     missing = [name for name in files if not (path / name).is_file()]
