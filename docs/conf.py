@@ -86,7 +86,8 @@ if os.environ.get("PODBENCH_DOCS_INTERSPHINX") != "1":
 
 html_theme = "pydata_sphinx_theme"
 html_title = "podbench"
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+html_favicon = "_static/favicon.svg"  # browsers ask for one; without it, a 404 on every page
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
