@@ -34,7 +34,7 @@ from podbench.features.store import write_dataset
 from podbench.tasks.folds import folds_for
 from podbench.tasks.nulls import repairings
 
-PAIRINGS_BYTES = 2e8  # pairings computed at once: their targets and cross-products (bytes)
+PAIRINGS_BYTES = 4e7  # pairings computed at once: their targets and cross-products (bytes)
 
 
 # ---------------------------------------------------------------- the encoding model
@@ -45,10 +45,10 @@ def cv_correlation(x: np.ndarray, y: np.ndarray, ridge: float, folds: int) -> np
     with the responses inside the block it predicts (slow drifts between blocks do not
     count), averaged over the blocks. Every sum comes from cross-products, so each pairing
     costs one pass over x'y."""
-    n, eye = y.shape[0], np.eye(x.shape[-1])
+    n, eye = y.shape[0], np.eye(x.shape[-1], dtype=x.dtype)
     xy_all, xx_all = x.transpose(0, 2, 1) @ y, x.transpose(0, 2, 1) @ x
     sx_all, sy_all = x.sum(axis=1), y.sum(axis=0)
-    total = np.zeros((x.shape[0], y.shape[1]))
+    total = np.zeros((x.shape[0], y.shape[1]), np.float32)
     for test in np.array_split(np.arange(n), folds):
         xt, yt, n_te, n_tr = x[:, test], y[test], len(test), n - len(test)
         xy_te, xx_te = xt.transpose(0, 2, 1) @ yt, xt.transpose(0, 2, 1) @ xt
@@ -78,10 +78,11 @@ def highpass(y: np.ndarray, events: int) -> np.ndarray:
 
 
 def standardise(a: np.ndarray) -> np.ndarray:
-    """Columns of `a` with mean 0 and sd 1 (a constant column: 0), float64."""
+    """Columns of `a` with mean 0 and sd 1 (a constant column: 0), float32 (the sums of
+    `cv_correlation` over standardised columns need no more)."""
     a = a.astype(np.float64)
     sd = a.std(axis=0)
-    return (a - a.mean(axis=0)) / np.where(sd > 1e-12, sd, 1.0)
+    return ((a - a.mean(axis=0)) / np.where(sd > 1e-12, sd, 1.0)).astype(np.float32)
 
 
 def encoding_test(x: np.ndarray, y: np.ndarray, sel: ElectrodeSelection,
@@ -91,7 +92,7 @@ def encoding_test(x: np.ndarray, y: np.ndarray, sel: ElectrodeSelection,
     y, x = standardise(highpass(y, sel.detrend)), standardise(x)  # a shift keeps x's statistics
     r = cv_correlation(x[None], y, sel.ridge, sel.folds)[0]
     shifts = repairings(len(x), sel.permutations, "circular", rng)
-    at_once = max(1, int(PAIRINGS_BYTES // (8 * x.shape[1] * (len(x) + 6 * y.shape[1]))))
+    at_once = max(1, int(PAIRINGS_BYTES // (4 * x.shape[1] * (len(x) + 6 * y.shape[1]))))
     exceed = np.zeros(y.shape[1], np.int64)
     for first in range(0, len(shifts), at_once):
         pairings = x[shifts[first:first + at_once]]
