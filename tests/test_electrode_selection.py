@@ -99,7 +99,7 @@ def test_fit_train_never_looks_at_a_folds_test_events(planted, tmp_path):
     build_selection(resolve(cfg), changed, tmp_path / "again" / "data.zarr")
     import xarray as xr
 
-    again = xr.open_zarr(tmp_path / "again" / "data.zarr").load()
+    again = xr.open_zarr(tmp_path / "again" / "data.zarr", consolidated=False).load()
     assert [n for n, _ in fit_rows(cfg, labels)] == [1, 2, 3, 4, 5]
     for var in ("r", "p", "selected"):
         np.testing.assert_array_equal(again[var].sel(fold=2).values, stored[var].sel(fold=2).values)
@@ -166,7 +166,7 @@ def test_both_fits_train_every_kind_of_decoder(planted, tmp_path, task, model):
     for fit in ("all", "train"):
         cfg = selection_config(planted, tmp_path, fit=fit, permutations=40, alpha=0.3,
                                correction="none").replace(
-            {"task": task, "model.name": model, "model.members": 1, "training.epochs": 1,
+            {"task": task, "model": {"name": model, "members": 1}, "training.epochs": 1,
              "trial_name": f"{fit}-{model}"})
         [result] = train_points([cfg], log=lambda _: None)
         assert np.isfinite(result.performance.filter(like="test_").values.astype(float)).any()
