@@ -96,13 +96,15 @@ def main():
 @click.option("--dim", type=int, default=1600, show_default=True,
               help="Dimension of the stand-in GPT-2 features.")
 @click.option("--raw", is_flag=True, help="Also write the raw EDF recordings.")
+@click.option("--snr", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Gain of every planted response (0: no signal, noise and drift only).")
 @reports_errors
-def synth(out, subjects, duration, seed, dim, raw):
+def synth(out, subjects, duration, seed, dim, raw, snr):
     """Write a synthetic stand-in of ds005574 with planted word responses."""
     from podbench.data.synth import synthesize
 
     synthesize(out, list(subjects) or None, duration=duration, seed=seed, dim=dim, raw=raw,
-               progress=click.echo)
+               snr=snr, progress=click.echo)
     click.echo(f"stand-in written to {out}")
 
 
@@ -190,6 +192,33 @@ def build_features(config_path, overrides):
     click.echo(BuildReport.HEADER)
     for task_cfg in cfg.task_configs():
         build(task_cfg, log=click.echo)
+
+
+@main.command()
+@config_options
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Electrode CSV to write (subject = NYU id, elec, selected_in).")
+@reports_errors
+def electrodes(config_path, overrides, out):
+    """Select electrodes as a config's data.electrodes {select: encoding, ...} says (building
+    its targets and selection stores) and write them in the reference's CSV format, which
+    data.electrodes: FILE.csv reads back."""
+    from podbench.features.build import build_selection_store, nyu_ids
+    from podbench.features.context import resolve
+    from podbench.features.selection import write_csv
+    from podbench.features.store import BuildReport
+
+    ctx = resolve(load_config(config_path, overrides))
+    click.echo(BuildReport.HEADER)
+    features = build_selection_store(ctx, log=click.echo)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table = write_csv(features.load("selection"), nyu_ids(ctx.dataset), out)
+    counts = table.groupby("subject").size()
+    click.echo("selected per subject (NYU id): "
+               + ", ".join(f"{nyu} {n}" for nyu, n in counts.items()))
+    click.echo(f"figures: {features.stores.path('selection', features.keys['selection'])}"
+               "/{electrodes,correlations}.{png,svg}")
+    click.echo(f"written: {out} ({len(table)} electrodes)")
 
 
 @main.command()

@@ -49,12 +49,41 @@ class Lags:
 
 
 @dataclass
+class ElectrodeSelection:
+    """Electrodes chosen by podbench (`data.electrodes: {select: encoding, ...}`): per
+    candidate electrode, a cross-validated ridge encoding model from the task's targets to the
+    mean signal in a window after each event, its held-out correlation r, a permutation p
+    (circular shifts of the targets against the signal), Benjamini-Hochberg q across
+    electrodes; an electrode is selected when q (or p, `correction: none`) <= alpha."""
+
+    select: Literal["encoding"] = opt("encoding", doc="the selection rule: encoding")
+    fit: Literal["all", "train"] = opt(
+        "train", doc="select on every event (all: the usual practice, leaks test events) or "
+                     "inside each training fold from its training events (train)")
+    candidates: Union[str, None] = opt(
+        None, doc="electrodes selected from: a regex, an electrode CSV or responsive (null: "
+                  "every good channel)")
+    start: int = opt(0, doc="response window start (ms after the event onset)")
+    stop: int = opt(500, doc="response window end (ms after the event onset, excluded)")
+    alpha: float = opt(0.05, gt=0, lt=1, doc="level of q (or p) at which an electrode is selected")
+    correction: Literal["bh", "none"] = opt(
+        "bh", doc="Benjamini-Hochberg across electrodes, or none (p <= alpha)")
+    permutations: int = opt(1000, ge=1, le=100_000, doc="circular shifts of the permutation test")
+    ridge: float = opt(1.0, gt=0, doc="ridge penalty per training event on standardised targets")
+    folds: int = opt(5, ge=2, doc="inner cross-validation folds of the encoding model")
+    detrend: int = opt(31, ge=0, doc="events in the running mean subtracted from each "
+                                     "electrode's responses (slow drifts; 0: none)")
+    seed: int = opt(0, ge=0, doc="seed of the circular shifts")
+
+
+@dataclass
 class DataConfig:
     root: str = opt("data", nonempty=True, doc="BIDS root of ds005574 or of a stand-in made by `podbench synth`")
     subjects: Union[Literal["all"], list[int]] = opt(
         "all", nonempty=True, doc="'all' or a list of subject numbers (1-9)")
-    electrodes: Union[str, None] = opt(
-        None, doc="regex on channel names, or a CSV with columns subject (NYU id), elec")
+    electrodes: Union[str, None, ElectrodeSelection] = opt(
+        None, doc="regex on channel names, a CSV with columns subject (NYU id), elec, "
+                  "responsive (a stand-in's ground truth), or a selection {select: encoding, ...}")
     signal: Literal["highgamma", "broadband", "podbench_highgamma"] = opt(
         "highgamma", doc="ecogprep high-gamma or broadband .fif, or the one `podbench highgamma` "
                          "recomputes from the raw EDF")
@@ -62,6 +91,16 @@ class DataConfig:
     lags: Lags = opt(factory=Lags, doc="lag grid in ms")
     label_normalisation: Literal["raw", "lower", "strip"] = opt(
         "raw", doc="word labels: raw transcript (reference), lower, or strip (lower + outer punctuation)")
+
+    @property
+    def selection(self) -> ElectrodeSelection | None:
+        return self.electrodes if isinstance(self.electrodes, ElectrodeSelection) else None
+
+    @property
+    def picks(self) -> str | None:
+        """The electrodes read from the recordings: a selection's candidates, else
+        data.electrodes."""
+        return self.selection.candidates if self.selection else self.electrodes
 
 
 @dataclass
@@ -316,6 +355,9 @@ def _convert(value, hint, path: str):
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, path)
     if origin in (Union, types.UnionType):
+        mappings = [h for h in typing.get_args(hint) if dataclasses.is_dataclass(h)]
+        if isinstance(value, dict) and len(mappings) == 1:  # its own errors name the key
+            return _build(mappings[0], value, path)
         for option in typing.get_args(hint):
             try:
                 return _convert(value, option, path)
@@ -443,9 +485,25 @@ def _validate_registered(cfg: Config, task_params_path: str = "task_params") -> 
     pre = registry.preprocessors.spec(cfg.preprocess.name, "preprocess.name")
     cfg.preprocess.params = build_params(pre.params, cfg.preprocess.params, "preprocess.params")
     task.validate(cfg)
+    _validate_selection(cfg.data.selection, pre.dims, cfg.preprocess.name)
     lags = cfg.data.lags
     if lags.max <= lags.min:
         raise ConfigError(f"data.lags = {dataclasses.asdict(lags)}: expected max > min")
+
+
+def _validate_selection(selection: ElectrodeSelection | None, dims: tuple[str, ...],
+                        preprocessor: str) -> None:
+    """A window that ends after it starts; per-fold electrode masks need latents with a
+    channel axis."""
+    if selection is None:
+        return
+    if selection.stop <= selection.start:
+        raise ConfigError(f"data.electrodes.stop = {selection.stop}: expected > "
+                          f"data.electrodes.start ({selection.start})")
+    if selection.fit == "train" and dims[:1] != ("channel",):
+        raise ConfigError(f"data.electrodes.fit = 'train' masks each fold's electrodes in the "
+                          f"latents, but preprocess.name = {preprocessor!r} gives latents with "
+                          f"dims {list(dims)} (no leading channel axis); use fit: all")
 
 
 def _validate_task_list(cfg: Config) -> None:
@@ -688,4 +746,7 @@ def describe_fields(section=Config, prefix: str = "") -> list[tuple[str, str, st
             continue
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default
         rows.append((path, repr(default), f.metadata.get("doc", "")))
+        for option in typing.get_args(hint):  # a mapping a union accepts: its fields too
+            if dataclasses.is_dataclass(option):
+                rows += describe_fields(option, path + ".")
     return rows

@@ -416,9 +416,9 @@ class Checker:
         stand-in's subjects for data.subjects: all."""
         from podbench.data.recordings import electrodes_from_csv, is_csv_spec
 
-        if cfg.data.subjects == "all" and is_csv_spec(cfg.data.electrodes):
+        if cfg.data.subjects == "all" and is_csv_spec(cfg.data.picks):
             try:
-                subjects = sorted(electrodes_from_csv(self.dataset, cfg.data.electrodes))
+                subjects = sorted(electrodes_from_csv(self.dataset, cfg.data.picks))
             except DataError as exc:
                 self.problems.append(str(exc))
                 subjects = list(self.expected.subjects)

@@ -88,7 +88,7 @@ def config_subjects(cfg) -> tuple[list[int], str | None]:
     """
     from podbench.data.recordings import RESPONSIVE, electrodes_from_csv, is_csv_spec
 
-    spec, electrodes = cfg.data.subjects, cfg.data.electrodes
+    spec, electrodes = cfg.data.subjects, cfg.data.picks
     if spec != "all":
         unknown = [s for s in spec if s not in SUBJECTS]
         if unknown:

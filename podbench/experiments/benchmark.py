@@ -175,7 +175,7 @@ def _expand_subjects(sets: list, cfg: Config) -> list[tuple[str, object]]:
             from podbench.data.recordings import resolve_subjects
 
             d = cfg.data
-            for sub in resolve_subjects(Dataset(d.root), d.subjects, d.electrodes, d.signal):
+            for sub in resolve_subjects(Dataset(d.root), d.subjects, d.picks, d.signal):
                 out.append((f"sub-{sub:02d}", [sub]))
         else:
             out.append(("sub-" + "+".join(f"{n:02d}" for n in sorted(item)), sorted(item)))

@@ -10,7 +10,7 @@ from podbench.features.store import Stores, dir_size, human_bytes
 from podbench.features.keys import SHORT
 from podbench.progress import progress
 
-MAIN_VARIABLE = {"epochs": "ecog", "targets": "target", "latents": "latent"}
+MAIN_VARIABLE = {"epochs": "ecog", "targets": "target", "latents": "latent", "selection": "r"}
 
 
 def summary(stage: str, fragment: dict) -> str:
@@ -18,6 +18,8 @@ def summary(stage: str, fragment: dict) -> str:
     if stage == "epochs":
         lags = fragment["lags"]
         sel = fragment["electrodes"] or "all good channels"
+        if isinstance(sel, dict) and "selection" in sel:
+            sel = f"electrodes of selection {sel['selection'][:SHORT]} (fit {sel['fit']})"
         return (f"subjects {fragment['subjects']}, {sel}, {fragment['signal']}, "
                 f"w={fragment['window_width']}s, lags {lags['min']}..{lags['max']} step {lags['step']}")
     if stage == "targets":
@@ -26,6 +28,11 @@ def summary(stage: str, fragment: dict) -> str:
             return f"task {fragment.get('task')} {json.dumps(fragment.get('params', {}))}"
         return (f"{fragment['kind']}{' (' + fields + ')' if fields else ''}, "
                 f"pca {fragment.get('pca_dim')} fit {fragment.get('pca_fit')}")
+    if stage == "selection":
+        st = fragment["settings"]
+        return (f"{st['select']} fit {st['fit']}, {st['start']}..{st['stop']} ms, "
+                f"{st['correction']} alpha {st['alpha']}, {st['permutations']} shifts; "
+                f"subjects {fragment['data']['subjects']}")
     if stage == "latents":
         return f"{fragment['name']} {json.dumps(fragment['params'], sort_keys=True)}"
     return json.dumps(fragment, sort_keys=True)[:80]

@@ -5,6 +5,9 @@ This module is the one place that says which config fields feed which stage:
 - epochs   <- data selection, signal, window width, lag grid, the task's events (word onsets
               for word tasks, so all word tasks share one epochs store) and the content
               fingerprints of the files read (recordings, channel tables, event sources)
+- selection <- (with `data.electrodes: {select: ...}`) the epochs' data fragment with the
+              candidate electrodes, the selection settings, the folds (fit: train) + targets;
+              the epochs then hold the selected electrodes (their union over folds)
 - targets  <- the task's target fragment (e.g. source, layer, PCA) and the content
               fingerprints of its sources [+ epochs and folds when PCA is fitted inside
               training folds]
@@ -37,7 +40,7 @@ if TYPE_CHECKING:
 # A stage's version changes when the same config would give other numbers (training 2:
 # dropout masks from hashed bits; epochs 3: the validity mask ends at the last lag run), so
 # old results are never taken for new ones.
-STAGE_VERSIONS = {"epochs": 3, "targets": 2, "latents": 1, "training": 2}
+STAGE_VERSIONS = {"epochs": 3, "targets": 2, "latents": 1, "training": 2, "selection": 1}
 SHORT = 12
 
 
@@ -88,15 +91,42 @@ def epochs_fragment(ctx: "Resolved") -> dict:
             "data": ctx.fingerprints.of(epochs_sources(ctx))}
 
 
+def selection_fragment(cfg: Config, data: dict) -> dict:
+    """What an electrode selection depends on besides the targets: the data it reads (the
+    epochs fragment with the candidate electrodes), its settings and, fitted inside training
+    folds, the folds."""
+    from podbench.tasks.folds import folds_fragment
+
+    settings = dataclasses.asdict(cfg.data.selection)
+    settings.pop("candidates")  # in the data fragment, resolved
+    frag = {"data": data, "settings": settings}
+    if settings["fit"] == "train":
+        frag.update(folds=folds_fragment(cfg), label_normalisation=cfg.data.label_normalisation)
+    return frag
+
+
 def stage_specs(cfg: "Config | Resolved") -> dict[str, StageSpec]:
-    """The four stage specs of a config (or of a resolved config), parents first."""
+    """The stage specs of a config (or of a resolved config), parents first: epochs, targets,
+    latents, training, and selection where podbench chooses the electrodes."""
     from podbench.features.context import resolve
 
     ctx = resolve(cfg)
     cfg = ctx.cfg
-    epochs = StageSpec("epochs", epochs_fragment(ctx), {})
+    data = epochs_fragment(ctx)
     frag, needs_epochs = ctx.task.targets_fragment(cfg, ctx.dataset)
     frag = {**frag, "data": ctx.fingerprints.of(ctx.task.target_sources(cfg, ctx.dataset))}
+    selection = None
+    if cfg.data.selection is not None:
+        if needs_epochs:
+            raise ConfigError("data.electrodes: a selection is fitted on the targets, so targets "
+                              "fitted inside training folds (targets.pca_fit: train, "
+                              "task_params.class_weight: balanced) cannot depend on its "
+                              "electrodes; fit them on all words")
+        selection = StageSpec("selection", selection_fragment(cfg, data),
+                              {"targets": StageSpec("targets", frag, {}).key})
+        data = {**data, "electrodes": {"selection": selection.key,
+                                       "fit": cfg.data.selection.fit}}
+    epochs = StageSpec("epochs", data, {})
     targets = StageSpec("targets", frag, {"epochs": epochs.key} if needs_epochs else {})
     pre = registry.preprocessors.spec(cfg.preprocess.name)
     latents = StageSpec("latents", {"name": cfg.preprocess.name, "params": cfg.preprocess.params,
@@ -122,7 +152,7 @@ def stage_specs(cfg: "Config | Resolved") -> dict[str, StageSpec]:
         "min_train_freq": cfg.targets.min_train_freq,
         "label_normalisation": cfg.data.label_normalisation,
     }, {"latents": latents.key, "targets": targets.key})
-    return {s.stage: s for s in (epochs, targets, latents, training)}
+    return {s.stage: s for s in (selection, epochs, targets, latents, training) if s}
 
 
 def stage_keys(cfg: "Config | Resolved") -> dict[str, str]:

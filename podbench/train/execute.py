@@ -117,15 +117,17 @@ def lane_batch(cfg: Config) -> int | None:
 
 def device_data(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs):
     """The arrays every lane of a program shares (`podbench.train.program.Data`), on the
-    device: latents, targets, each fold's standardisation statistics and, for a decoder that
-    uses it, the task's frozen pytree."""
+    device: latents, targets, each fold's standardisation statistics (and electrode masks)
+    and, for a decoder that uses it, the task's frozen pytree."""
     import jax.numpy as jnp
 
     from podbench.train.program import Data
 
     uses_frozen = registry.models.spec(cfg.model.name, "model.name").uses_frozen
+    keep = as_program(inputs).keep
     return Data(jnp.asarray(inputs.x), jnp.asarray(inputs.y), jnp.asarray(inputs.norm_mean),
-                jnp.asarray(inputs.norm_std), task.frozen(cfg) if uses_frozen else None)
+                jnp.asarray(inputs.norm_std), task.frozen(cfg) if uses_frozen else None,
+                None if keep is None else jnp.asarray(keep))
 
 
 def make_program(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs, lanes_np,

@@ -1,9 +1,11 @@
 """A program's inputs: latents and targets loaded from the stores, aligned on their common
-words, with folds and standardisation statistics; several configs' inputs merged on the union
+words, with folds, standardisation statistics and (electrodes selected per fold) each fold's
+electrode mask; several configs' inputs merged on the union
 of their words; and the per-lane index arrays the compiled program reads."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,6 +14,7 @@ from podbench.config import Config
 from podbench.data.dataset import normalise_label
 from podbench.errors import ConfigError
 from podbench.features.build import Features
+from podbench.features.selection import selection_mask
 from podbench.tasks.folds import Fold, folds_for
 from podbench.tasks.nulls import null_targets
 from podbench.train.lanes import LaneTable, key_data, padded
@@ -30,6 +33,7 @@ class RunInputs:
     norm_mean: np.ndarray  # [n_nfold, n_lag, *stat_shape]
     norm_std: np.ndarray
     standardise: str | None
+    keep: np.ndarray | None = None  # [n_nfold, n_lag, *stat_shape] 1/0: each fold's electrodes
 
 
 def _fold_standardisation(x: np.ndarray, folds: list[Fold]) -> tuple[np.ndarray, np.ndarray]:
@@ -80,8 +84,28 @@ def prepare(cfg: Config, features: Features) -> RunInputs:
         std = np.ones_like(mean)
     mean = mean.reshape(*mean.shape, *stat_shape).astype(np.float32)
     std = std.reshape(*std.shape, *stat_shape).astype(np.float32)
-    return RunInputs(common, labels, x, y, [int(v) for v in lat["lag"].values], folds,
-                     mean, std, standardise)
+    inputs = RunInputs(common, labels, x, y, [int(v) for v in lat["lag"].values], folds,
+                       mean, std, standardise)
+    if "selection" in features.keys:
+        mask = selection_mask(features.load("selection"), lat["channel"].values, common)
+        return with_electrode_masks(inputs, mask)
+    return inputs
+
+
+def with_electrode_masks(inputs: RunInputs, mask: np.ndarray) -> RunInputs:
+    """`inputs` whose lanes see only their fold's electrodes (mask [n_fit, channel]: one fit
+    for all folds, or one per fold): the statistics get one set per fold and `keep` zeroes
+    the others after standardisation. None where every fold keeps every electrode."""
+    if mask.all():
+        return inputs
+    sets = max(mask.shape[0], inputs.norm_mean.shape[0])
+    shape = (sets, *inputs.norm_mean.shape[1:])
+    keep = np.broadcast_to(mask.reshape(mask.shape[0], 1, mask.shape[1],
+                                        *inputs.norm_mean.shape[3:]), shape)
+    return dataclasses.replace(
+        inputs, norm_mean=np.ascontiguousarray(np.broadcast_to(inputs.norm_mean, shape)),
+        norm_std=np.ascontiguousarray(np.broadcast_to(inputs.norm_std, shape)),
+        keep=keep.astype(np.float32))
 
 
 @dataclass
@@ -99,6 +123,7 @@ class ProgramInputs:
     y_base: list[int]  # per entry: index of its first target set in y
     norm_base: list[int]  # per entry: index of its first statistics set
     entry_of: list[int] | None = None  # per point: its entry (None: entry 0 for all)
+    keep: np.ndarray | None = None  # [n_stats, n_lag, *stat_shape] electrode masks, or None
 
     def entry(self, point: int) -> int:
         return 0 if self.entry_of is None else self.entry_of[point]
@@ -109,7 +134,7 @@ def merge_inputs(entries: list[RunInputs], entry_of: list[int] | None = None) ->
     if len(entries) == 1:
         only = entries[0]
         return ProgramInputs(only.x, only.y, only.norm_mean, only.norm_std, entries,
-                             [np.arange(len(only.words))], [0], [0], entry_of)
+                             [np.arange(len(only.words))], [0], [0], entry_of, only.keep)
     if len({tuple(e.lags) for e in entries}) > 1 or len({e.y.shape[-1] for e in entries}) > 1:
         raise ConfigError("tasks packed in one program need the same lags and target width")
     words = entries[0].words
@@ -124,9 +149,10 @@ def merge_inputs(entries: list[RunInputs], entry_of: list[int] | None = None) ->
         x[r] = e.x
         y[base:base + e.y.shape[0], r] = e.y
     norm_base = np.cumsum([0] + [e.norm_mean.shape[0] for e in entries])[:-1].tolist()
+    keep = None if entries[0].keep is None else np.concatenate([e.keep for e in entries])
     return ProgramInputs(x, y, np.concatenate([e.norm_mean for e in entries]),
                          np.concatenate([e.norm_std for e in entries]), entries, rows, y_base,
-                         norm_base, entry_of)
+                         norm_base, entry_of, keep)
 
 
 def as_program(inputs: RunInputs | ProgramInputs) -> ProgramInputs:

@@ -64,6 +64,14 @@ class Data(NamedTuple):
     norm_mean: jax.Array  # [n_nfold, n_lag, *stat_shape] broadcastable against one input
     norm_std: jax.Array
     frozen: object = None  # the task's frozen pytree (Task.frozen), passed to the model in Call
+    keep: jax.Array | None = None  # [n_nfold, n_lag, *stat_shape] 1/0 electrodes per fold
+
+
+def standardised(data: Data, x, lane: Lanes):
+    """Inputs of a lane's lag standardised with its fold's statistics; electrodes its fold's
+    selection did not choose are zeroed (`data.keep`)."""
+    x = (x - data.norm_mean[lane.nfold, lane.lag]) / data.norm_std[lane.nfold, lane.lag]
+    return x if data.keep is None else x * data.keep[lane.nfold, lane.lag]
 
 
 def adam_l2(learning_rate, weight_decay):
@@ -188,10 +196,7 @@ class LaneProgram:
     # ------------------------------------------------------------------ one epoch
 
     def _inputs(self, data: Data, rows, lane: Lanes):
-        x = data.x[rows, lane.lag]
-        mean = data.norm_mean[lane.nfold, lane.lag]
-        std = data.norm_std[lane.nfold, lane.lag]
-        return (x - mean) / std, data.y[lane.yfold, rows]
+        return standardised(data, data.x[rows, lane.lag], lane), data.y[lane.yfold, rows]
 
     def _predict_rows(self, params, rest, data: Data, rows, lane: Lanes):
         """Eval-mode group predictions for padded `rows`, in batches: [G, n, D]."""
@@ -343,8 +348,7 @@ def closed_form(fit, predict, lanes: Lanes, data: Data, alphas, stop_fn, sign: f
 
     def lane(lane: Lanes):
         def rows_xy(rows):
-            x = data.x[rows, lane.lag]
-            x = (x - data.norm_mean[lane.nfold, lane.lag]) / data.norm_std[lane.nfold, lane.lag]
+            x = standardised(data, data.x[rows, lane.lag], lane)
             return x.reshape(rows.shape[0], -1), data.y[lane.yfold, rows]
 
         x_tr, y_tr = rows_xy(lane.train_idx)

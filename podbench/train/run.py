@@ -58,12 +58,14 @@ def program_signature(cfg: Config) -> str:
 
     The task enters only through what the compiled program takes from it (`program_key`) and
     its events, so tasks or target settings with equal shapes pack together; each point keeps
-    its own targets."""
+    its own targets (unless podbench selects the electrodes from the targets)."""
     from podbench.features.keys import canonical_json
 
     task = task_for(cfg)
     raw = cfg.to_dict()
-    for name in ("trial_name", "task", "task_params", "targets"):
+    # the electrodes a selection chooses depend on the targets: then they stay in the signature
+    for name in ("trial_name",) if cfg.data.selection else ("trial_name", "task", "task_params",
+                                                             "targets"):
         raw.pop(name)
     raw["output"].pop("results")  # where results go is not part of the program
     for kept in ("checkpoints", "predictions"):  # per point: what its results folder keeps
