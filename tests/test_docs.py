@@ -43,8 +43,8 @@ PAGES = ["README.md", "docs/index.md", "docs/getting_started.md", "docs/user_gui
          "docs/user_guide/decoders.md", "docs/user_guide/sweeps.md",
          "docs/user_guide/benchmarking.md", "docs/user_guide/foundation.md",
          "docs/user_guide/cluster.md", "docs/user_guide/real_data.md",
-         "docs/user_guide/electrodes.md", "docs/user_guide/parity.md", "docs/extending.md", "docs/configuration.md",
-         "docs/benchmarks.md", "docs/changelog.md"]
+         "docs/user_guide/electrodes.md", "docs/user_guide/parity.md", "docs/extending.md",
+         "docs/configuration.md", "docs/benchmarks.md", "docs/changelog.md"]
 SKIP_DIRS = ("_build", "generated", "auto_examples", "_ext")
 
 

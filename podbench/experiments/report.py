@@ -58,6 +58,7 @@ body.all-columns #leaderboard .secondary { display: table-cell; }
 figure { margin: 1em 0; }
 img { max-width: 100%; }
 pre { background: #f7f7f7; padding: 1em; overflow-x: auto; font-size: 0.85em; }
+.scroll { overflow-x: auto; }
 .note { color: #555; font-size: 0.9em; }
 """
 
@@ -269,7 +270,7 @@ def _table(frame: pd.DataFrame, table_id: str, sortable: bool = False,
            secondary: tuple[str, ...] = (), headers: dict[str, str] | None = None) -> str:
     """An HTML table; `secondary` columns are hidden until "show all columns" is ticked."""
     cls = ' class="sortable"' if sortable else ""
-    text_cols = {c for c in frame.columns if frame[c].dtype == object}
+    text_cols = {c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])}
 
     def classes(c) -> str:
         return " ".join(["text" if c in text_cols else "num", *(["secondary"] if c in secondary
@@ -404,11 +405,18 @@ def _comparisons_html(records: list[dict]) -> str:
             "test): the mean fold difference of the test headline, its 95 % bootstrap interval "
             "(resampling folds) and the paired t-test over folds (two-sided); a_better counts "
             "the folds where A scores higher.</p>"
-            + _table(pairs, "comparisons", sortable=True)
+            + '<div class="scroll">'
+            + _table(pairs.drop(columns=["task", "metric", "statistic"]), "comparisons",
+                     sortable=True, headers={"lag_ms": "lag (ms)", "a_mean": "A", "b_mean": "B",
+                                             "difference": "A - B", "ci_low": "95 % CI low",
+                                             "ci_high": "95 % CI high", "n_folds": "folds",
+                                             "a_better": "A higher", "p_value": "p (paired t)"})
+            + "</div>"
             + "<h3>Lags where the cells differ</h3><p class=\"note\">The same test at every "
             "shared lag, Benjamini-Hochberg q across each pair's lags; rows with q &lt; 0.05 "
             "(all rows in comparisons_by_lag.csv).</p>"
-            + (_table(by_lag, "comparisons-by-lag", sortable=True) if len(by_lag)
+            + (_table(by_lag.drop(columns=["task", "metric", "statistic"]), "comparisons-by-lag",
+                      sortable=True) if len(by_lag)
                else "<p class=\"note\">none</p>"))
 
 
