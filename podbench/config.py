@@ -51,9 +51,9 @@ class Lags:
 @dataclass
 class DataConfig:
     root: str = opt("data", nonempty=True, doc="BIDS root of ds005574 or of a stand-in made by `podbench synth`")
-    subjects: Union[Literal["all"], list[int]] = opt(
+    subjects: Literal["all"] | list[int] = opt(
         "all", nonempty=True, doc="'all' or a list of subject numbers (1-9)")
-    electrodes: Union[str, None] = opt(
+    electrodes: str | None = opt(
         None, doc="regex on channel names, or a CSV with columns subject (NYU id), elec")
     signal: Literal["highgamma", "broadband", "podbench_highgamma"] = opt(
         "highgamma", doc="ecogprep high-gamma or broadband .fif, or the one `podbench highgamma` "
@@ -68,12 +68,12 @@ class DataConfig:
 class TargetsConfig:
     kind: str = opt("gpt2", doc="target source: gpt2, glove, arbitrary, hf or a plugin's")
     layer: int = opt(24, ge=0, doc="hidden layer of gpt2 / hf targets")
-    pca_dim: Union[int, None] = opt(50, gt=0, doc="PCA dimension (null: no PCA)")
+    pca_dim: int | None = opt(50, gt=0, doc="PCA dimension (null: no PCA)")
     pca_fit: Literal["all", "train"] = opt(
         "all", doc="fit PCA on all words (reference) or inside each training fold (no leakage)")
     min_train_freq: int = opt(5, ge=1, doc="word AUC counts word types with this many training occurrences")
-    glove_path: Union[str, None] = opt(None, doc="GloVe text file for kind: glove")
-    hf_model: Union[str, None] = opt(None, doc="local Hugging Face model directory for kind: hf")
+    glove_path: str | None = opt(None, doc="GloVe text file for kind: glove")
+    hf_model: str | None = opt(None, doc="local Hugging Face model directory for kind: hf")
     dim: int = opt(50, gt=0, doc="dimension of arbitrary embeddings")
     seed: int = opt(42, doc="seed of arbitrary embeddings")
 
@@ -114,13 +114,13 @@ class TrainingConfig:
                    "shuffled-target control, at chance); words / circular: each fold's training "
                    "rows permuted across words or shifted circularly in time (keeps their "
                    "autocorrelation), test rows kept (the nulls of a permutation test)")
-    permutation_seed: Union[int, None] = opt(
+    permutation_seed: int | None = opt(
         None, ge=0, doc="seed of the null targets (null: training.seed); set, it leaves "
                   "training.seed a per-lane seed, so null points pack beside the real one")
     loss: Literal["mse", "cosine"] = opt("mse", doc="loss of vector targets")
-    lane_chunk: Union[Literal["auto"], int] = opt(
+    lane_chunk: Literal["auto"] | int = opt(
         "auto", gt=0, doc="lanes per compiled chunk; auto sizes it to the device memory")
-    lane_batch: Union[Literal["auto"], int] = opt(
+    lane_batch: Literal["auto"] | int = opt(
         "auto", gt=0, doc="lanes vmapped together per device; auto: 1 on CPU (faster), all on GPU")
     checkpoints: bool = opt(True, doc="write every lane's best parameters to checkpoints/ "
                                       "(api.load_run predicts from them); false saves the space")
@@ -155,7 +155,7 @@ class Config:
     trial_name: str = opt("podbench", nonempty=True,
                           doc="results go to <output.results>/<trial_name>/<run-id>; one folder "
                               "name (no path separator, not . or ..)")
-    task: Union[str, list[str]] = opt(
+    task: str | list[str] = opt(
         "word_embedding", doc="registered task, or a list of tasks trained on the same features "
                               "(task_params then maps each listed task to its parameters)")
     task_params: dict = opt(factory=dict, doc="parameters declared by the task")
@@ -179,7 +179,7 @@ class Config:
         out.pop("overrides")
         return out
 
-    def replace(self, overrides: dict[str, Any]) -> "Config":
+    def replace(self, overrides: dict[str, Any]) -> Config:
         """A new validated config with dotted-path overrides applied."""
         raw = self.to_dict()
         for path, value in overrides.items():
@@ -192,7 +192,7 @@ class Config:
     def several_tasks(self) -> bool:
         return isinstance(self.task, list)
 
-    def task_configs(self) -> list["Config"]:
+    def task_configs(self) -> list[Config]:
         """One config per task: [self] for one task, else one for each listed task (with its
         own task_params), all sharing every other field."""
         if not self.several_tasks:

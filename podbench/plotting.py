@@ -11,9 +11,9 @@ dashed, chance and lag 0 as reference lines, lags in ms.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from podbench.errors import ConfigError
 from podbench.specs import DecoderSpec, PreprocessorSpec, SourceSpec, Spec, TaskSpec

@@ -9,8 +9,9 @@ them as Ray tasks. Either gives the same results folders and logs each point's c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 from podbench.errors import ConfigError
 from podbench.experiments.cluster import RayEngine

@@ -15,8 +15,15 @@ import pandas as pd
 from podbench.config import Config, from_dict, read_yaml
 from podbench.errors import ConfigError, DataError
 from podbench.experiments.published import published_for
-from podbench.experiments.significance import Significance, bh_qvalues, null_label, \
-    paired_by_lag, paired_comparison, permutation_pvalues, score_null
+from podbench.experiments.significance import (
+    Significance,
+    bh_qvalues,
+    null_label,
+    paired_by_lag,
+    paired_comparison,
+    permutation_pvalues,
+    score_null,
+)
 from podbench.tasks import task_for
 
 SCHEMA_VERSION = 2  # 2: score-level nulls (significance.null, refit, block; p_score, p_refit)

@@ -68,7 +68,7 @@ class Significance:
     alpha: float = ALPHA
 
     @classmethod
-    def parse(cls, raw, where: str) -> "Significance":
+    def parse(cls, raw, where: str) -> Significance:
         if raw is None:
             return cls()
         if not isinstance(raw, dict):

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -30,9 +30,9 @@ from podbench.experiments.engines import Engine, LocalEngine
 from podbench.features.keys import SHORT, canonical_json, run_dir_of, stage_keys
 from podbench.features.preflight import preflight
 from podbench.publish import publish_file, publish_text
-from podbench.train.run import group_points
 from podbench.tasks import task_for
 from podbench.tasks.base import best_index
+from podbench.train.run import group_points
 
 
 def load_grid(path: str | Path) -> dict[str, list]:

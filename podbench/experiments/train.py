@@ -6,7 +6,7 @@ programs have equal shapes train as lanes of one program.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from podbench.config import Config
 from podbench.experiments.engines import Engine, LocalEngine

@@ -8,17 +8,17 @@ sources, so a rebuilt parent makes its children stale too.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from podbench import registry
 from podbench.config import Config
 from podbench.features.context import Resolved, resolve
 from podbench.features.epochs import build_epochs
-from podbench.features.latents import build_latents
-from podbench.features.targets import build_targets
-from podbench.features.store import COMPLETE, BuildReport, Stores, shape_of_var
 from podbench.features.keys import epochs_sources, stage_specs
+from podbench.features.latents import build_latents
+from podbench.features.store import COMPLETE, BuildReport, Stores, shape_of_var
+from podbench.features.targets import build_targets
 
 
 @dataclass

@@ -60,19 +60,19 @@ class StageSpec:
         return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
 
 
-def recording_sources(ctx: "Resolved") -> list[Path]:
+def recording_sources(ctx: Resolved) -> list[Path]:
     """The recordings and channel tables of the selected subjects."""
     dataset, signal = ctx.dataset, ctx.cfg.data.signal
     return ([dataset.derivative_path(s, signal) for s in ctx.subjects]
             + [dataset.channels_path(s) for s in ctx.subjects])
 
 
-def epochs_sources(ctx: "Resolved") -> list[Path]:
+def epochs_sources(ctx: Resolved) -> list[Path]:
     """Files the epochs stage reads (fingerprinted in its key and its store)."""
     return recording_sources(ctx) + ctx.task.event_sources(ctx.cfg, ctx.dataset)
 
 
-def epochs_fragment(ctx: "Resolved") -> dict:
+def epochs_fragment(ctx: Resolved) -> dict:
     """What the epochs depend on: the selection, the window and lag grid, the task's events,
     and the content of every file read (the recordings, channel tables, event sources)."""
     d = ctx.cfg.data
@@ -88,7 +88,7 @@ def epochs_fragment(ctx: "Resolved") -> dict:
             "data": ctx.fingerprints.of(epochs_sources(ctx))}
 
 
-def stage_specs(cfg: "Config | Resolved") -> dict[str, StageSpec]:
+def stage_specs(cfg: Config | Resolved) -> dict[str, StageSpec]:
     """The four stage specs of a config (or of a resolved config), parents first."""
     from podbench.features.context import resolve
 
@@ -125,7 +125,7 @@ def stage_specs(cfg: "Config | Resolved") -> dict[str, StageSpec]:
     return {s.stage: s for s in (epochs, targets, latents, training)}
 
 
-def stage_keys(cfg: "Config | Resolved") -> dict[str, str]:
+def stage_keys(cfg: Config | Resolved) -> dict[str, str]:
     return {name: spec.key for name, spec in stage_specs(cfg).items()}
 
 

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 
 from podbench import registry
-from podbench.features.context import Resolved
-from podbench.features.preprocessors import EpochsContext
 from podbench.errors import StoreError
+from podbench.features.context import Resolved
+from podbench.features.keys import StageSpec
+from podbench.features.preprocessors import EpochsContext
 from podbench.features.store import reading, write_dataset
 from podbench.progress import progress
-from podbench.features.keys import StageSpec
 
 
 def epochs_context(epochs, ctx: Resolved) -> EpochsContext:

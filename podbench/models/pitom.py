@@ -10,13 +10,20 @@ before LayerNorm, glorot init.
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from podbench.models.layers import (Call, Conv1D, LocallyConnected1D, apply_bn, batch_norm,
-                                    dropout, linear, max_pool_torch)
+from podbench.models.layers import (
+    Call,
+    Conv1D,
+    LocallyConnected1D,
+    apply_bn,
+    batch_norm,
+    dropout,
+    linear,
+    max_pool_torch,
+)
 from podbench.registry import register_model
 
 

@@ -48,7 +48,10 @@ class Block(nnx.Module):
         """h [B, S, d]; allowed [B, S, S] (query, key) attention pattern."""
         b, s, d = h.shape
         q, k, v = jnp.split(self.c_attn(self.ln_1(h)), 3, axis=-1)
-        heads = lambda t: t.reshape(b, s, self.n_head, d // self.n_head)
+
+        def heads(t):
+            return t.reshape(b, s, self.n_head, d // self.n_head)
+
         scores = jnp.einsum("bqhc,bkhc->bhqk", heads(q), heads(k)) / np.sqrt(d // self.n_head)
         scores = jnp.where(allowed[:, None], scores, jnp.finfo(scores.dtype).min)
         att = jnp.einsum("bhqk,bkhc->bqhc", jax.nn.softmax(scores, axis=-1), heads(v))

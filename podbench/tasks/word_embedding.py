@@ -11,12 +11,11 @@ from podbench import registry
 from podbench.config import Config
 from podbench.data.dataset import TRANSCRIPT, Dataset, normalise_label, word_table
 from podbench.errors import ConfigError
-from podbench.tasks.sources import fit_pca
-from podbench.tasks.folds import folds_fragment
 from podbench.registry import register_task
 from podbench.tasks import metrics
-from podbench.tasks.folds import folds_for
 from podbench.tasks.base import Task, config_value
+from podbench.tasks.folds import folds_for, folds_fragment
+from podbench.tasks.sources import fit_pca
 
 
 def source_files(kind: str) -> list[str]:

@@ -13,7 +13,8 @@ the host syncs once per epoch. Lanes that stopped are dropped by compacting the 
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -310,7 +311,10 @@ def start_from(state: State, start: dict) -> State:
             lambda p, a: values.get(jax.tree_util.keystr(p), a), tree)
 
     params, rest = swap(state.params, start["params"]), swap(state.rest, start["rest"])
-    copy = lambda tree: jax.tree.map(jnp.copy, tree)  # distinct buffers: epochs donate them
+
+    def copy(tree):  # distinct buffers: epochs donate them
+        return jax.tree.map(jnp.copy, tree)
+
     return state._replace(params=params, rest=rest, best_params=copy(params),
                           best_rest=copy(rest))
 
