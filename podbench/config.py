@@ -372,7 +372,7 @@ def _validate_registered(cfg: Config, task_params_path: str = "task_params") -> 
     safe_component(cfg.trial_name, "trial_name")
     source = Path(cfg.source)
     registry.load_plugins(cfg.plugins, [source.resolve().parent] if source.is_file() else [])
-    if cfg.several_tasks:
+    if isinstance(cfg.task, list):  # cfg.several_tasks (written out so that mypy narrows)
         _validate_task_list(cfg)
         return
     task_entry = registry.tasks.entry(cfg.task, "task")
@@ -563,6 +563,8 @@ def describe_fields(cls=Config, prefix: str = "") -> list[tuple[str, str, str]]:
         if dataclasses.is_dataclass(hint):
             rows += describe_fields(hint, path + ".")
             continue
-        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        # typeshed cannot tie the two: default_factory is set where default is MISSING
+        default = (f.default_factory()  # type: ignore[operator]
+                   if f.default is dataclasses.MISSING else f.default)
         rows.append((path, repr(default), f.metadata.get("doc", "")))
     return rows

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -21,6 +21,7 @@ from podbench.errors import ConfigError
 from podbench.specs import DecoderSpec, PreprocessorSpec, SourceSpec, Spec, TaskSpec
 
 S = TypeVar("S", bound=Spec)
+O = TypeVar("O", bound=Callable[..., Any])  # a registered class or function
 
 
 @dataclass
@@ -55,11 +56,11 @@ class Registry(Generic[S]):
         self.check = check  # raises when an object cannot be registered
         self._entries: dict[str, Entry[S]] = {}
 
-    def register(self, name: str | None = None, **keywords: Any) -> Callable:
+    def register(self, name: str | None = None, **keywords: Any) -> Callable[[O], O]:
         """A decorator registering its object under `name` (default: the object's name) with
         the spec built from `keywords`. A declared entry keeps its declared spec."""
 
-        def decorate(obj):
+        def decorate(obj: O) -> O:
             key = name or obj.__name__
             if self.check is not None:
                 self.check(key, obj)
@@ -113,7 +114,7 @@ target_sources = Registry("target source", SourceSpec)
 metrics = Registry("metric", Spec)
 
 
-def _complete_task(name: str, cls) -> None:
+def _complete_task(name: str, cls: type) -> None:
     """A task class must implement every required hook (the Task base's abstract methods)."""
     missing = sorted(getattr(cls, "__abstractmethods__", ()))
     if missing:
@@ -152,7 +153,7 @@ def load_builtins() -> None:
         importlib.import_module(module)
 
 
-def load_plugins(modules: list[str], folders: list[Path] = ()) -> None:
+def load_plugins(modules: list[str], folders: Sequence[Path] = ()) -> None:
     """Import user modules (config `plugins:`) so that their decorators run. Besides the
     installed packages, a plugin is found in `folders` (the config file's folder) and in the
     working directory."""

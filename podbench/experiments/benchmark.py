@@ -171,7 +171,7 @@ def _subject_sets(raw, where: str) -> list:
 
 def _expand_subjects(sets: list, cfg: Config) -> list[tuple[str, object]]:
     """(label, data.subjects value) per subject set; `each` needs the dataset."""
-    out = []
+    out: list[tuple[str, object]] = []
     for item in sets:
         if item == "all":
             out.append(("all", cfg.data.subjects))

@@ -49,7 +49,7 @@ class LocalEngine:
     def run_programs(self, programs: list[PointGroup], force: bool = False,
                      before: ProgramHook | None = None,
                      after: ProgramHook | None = None) -> dict[int, RunResult]:
-        out = {}
+        out: dict[int, RunResult] = {}
         for number, program in enumerate(programs, 1):
             if before is not None:
                 before(number, program)

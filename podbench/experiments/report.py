@@ -43,7 +43,7 @@ from podbench.experiments.records import (
     read_record,
 )
 from podbench.experiments.significance import null_label
-from podbench.publish import publish_file, publish_text
+from podbench.publish import publish_bytes, publish_text
 from podbench.tasks.metrics import metric_label
 
 STYLE = """
@@ -468,8 +468,7 @@ def write_report(folder: Path, log: Callable[[str], None] = print, partial: bool
         pages[links[record["cell"]]] = cell_page(record, run_dir, figures)
     for name, (png, svg) in figures.files.items():
         for suffix, data in ((".png", png), (".svg", svg)):
-            publish_file(out / "figures" / f"{name}{suffix}",
-                         lambda tmp, d=data: tmp.write_bytes(d), "writing the report")
+            publish_bytes(out / "figures" / f"{name}{suffix}", data, "writing the report")
     for name, text in pages.items():
         publish_text(out / name, text, "writing the report")
     log(f"report: {out / 'index.html'}")

@@ -31,6 +31,7 @@ q-values across lags (`paired_comparison`, `paired_by_lag`).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -180,7 +181,7 @@ def permutation_pvalues(observed: np.ndarray, null: np.ndarray, pooled: bool = F
     return (1.0 + (null >= observed[None]).sum(axis=0)) / (1.0 + null.shape[0])
 
 
-def bh_qvalues(p: np.ndarray) -> np.ndarray:
+def bh_qvalues(p: np.ndarray | Sequence[float]) -> np.ndarray:
     """Benjamini-Hochberg adjusted p-values (q-values) across the given tests."""
     from scipy import stats
 

@@ -35,7 +35,7 @@ from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -142,7 +142,7 @@ class EventTargetsTask(Task):
                               "regression) or a trained model (pitom, mlp)")
 
     def describe(self, cfg: Config) -> str:
-        return cfg.task
+        return cast(str, cfg.task)  # a task's config names one task
 
     def program_key(self, cfg: Config) -> dict:
         """Plus the classes, whether a weight column follows the label, and the parity mode."""
@@ -250,7 +250,8 @@ class EventTargetsTask(Task):
                 cols, info = self.fold_columns(cfg, values, rows[fold.train])
                 slices.append(cols)
                 fitted.append(info)
-            target = (("fold", "word", "dim"), np.stack(slices).astype(np.float32))
+            target: tuple[tuple[str, ...], np.ndarray] = (("fold", "word", "dim"),
+                                                          np.stack(slices).astype(np.float32))
             attrs["fitted_per_fold"] = fitted
         else:
             target = (("word", "dim"), self.columns(cfg, values).astype(np.float32))

@@ -90,7 +90,8 @@ class WordEmbedding(Task):
         attrs = {"source_dim": int(vectors.shape[1]), "dropped_words": result.dropped, **result.info}
         dim = cfg.targets.pca_dim
         if dim is None:
-            target = (("word", "dim"), vectors.astype(np.float32))
+            target: tuple[tuple[str, ...], np.ndarray] = (("word", "dim"),
+                                                          vectors.astype(np.float32))
         elif cfg.targets.pca_fit == "all":
             reduced, evr = fit_pca(vectors, dim, np.arange(len(vectors)))
             target = (("word", "dim"), reduced)
@@ -111,7 +112,7 @@ class WordEmbedding(Task):
 
     def program_key(self, cfg: Config) -> dict:
         """Plus the target dimension: the PCA's, or (without PCA) the source's identity."""
-        dim = cfg.targets.pca_dim
+        dim: int | dict | None = cfg.targets.pca_dim
         if dim is None:
             dim = self._source_identity(cfg)
         return {**super().program_key(cfg), "dim": dim}

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from podbench import registry
 from podbench.config import Config
@@ -137,7 +138,7 @@ def train_points(cfgs: list[Config], force: bool = False,
         else:
             pending.append(i)
     if not pending:
-        return out
+        return cast("list[RunResult]", out)  # every slot is filled
     with ExitStack() as held:
         stamps = {i: _stamp(dirs[i]) for i in pending}
         for run_dir in sorted({dirs[i] for i in pending}):
@@ -150,7 +151,7 @@ def train_points(cfgs: list[Config], force: bool = False,
                 pending.remove(i)
         if pending:
             _train_pending(cfgs, keys, features, dirs, pending, out, t0, log)
-    return out
+    return cast("list[RunResult]", out)  # _train_pending filled the rest
 
 
 def _stamp(run_dir: Path) -> tuple | None:
