@@ -22,7 +22,7 @@ import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -62,7 +62,7 @@ class Pretrained:
 class FrozenModel:
     """A loaded model and what identifies it."""
 
-    model: object  # torch.nn.Module
+    model: Any  # torch.nn.Module (torch is imported where it is used)
     takes_coords: bool
     files: list[Path]  # weights (and the user module's source): fingerprinted sources
     sha256: str | None  # of the weights file
@@ -181,7 +181,7 @@ def _user(spec: str, weights: str | None) -> FrozenModel:
     if not callable(getattr(model, "forward_features", None)):
         raise ConfigError(f"{where}: {type(model).__name__} has no method "
                           "forward_features(x) or forward_features(x, coords)")
-    files = [Path(module.__file__)] if getattr(module, "__file__", None) else []
+    files = [Path(file)] if (file := getattr(module, "__file__", None)) else []
     sha = None
     if weights is not None:
         path = Path(weights).expanduser()

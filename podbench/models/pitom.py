@@ -55,6 +55,8 @@ class Pitom(nnx.Module):
         h = dropout(apply_bn(self.bn2, jax.nn.relu(self.conv2(h)), call), call, 2)
         h = jax.nn.relu(apply_bn(self.bn3, self.conv3(h), call))
         y = self.dense(h.max(axis=1))
+        if self.norm is None:  # head_order "linear"
+            return y
         if self.head_order == "norm_tanh":
             return jnp.tanh(self.norm(y))
         if self.head_order == "tanh_norm":

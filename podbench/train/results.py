@@ -300,9 +300,9 @@ def write_run(run_dir: Path, cfg: Config, keys: dict, long: pd.DataFrame, perf: 
                   **({"alpha": float(res.state["alpha"][i])} if "alpha" in res.state else {})}
                  for i in sel]
         if cfg.training.predictions:
+            arrays = test_predictions(cfg, task, inputs, res, point)
             # numpy's stubs match the ** mapping against savez's allow_pickle: bool as well
-            np.savez(tmp / PREDICTIONS,
-                     **test_predictions(cfg, task, inputs, res, point))  # type: ignore[arg-type]
+            np.savez(tmp / PREDICTIONS, **arrays)  # type: ignore[arg-type]
         if cfg.training.checkpoints:
             import jax
 
