@@ -21,7 +21,7 @@ from podbench.errors import ConfigError
 from podbench.specs import DecoderSpec, PreprocessorSpec, SourceSpec, Spec, TaskSpec
 
 S = TypeVar("S", bound=Spec)
-O = TypeVar("O", bound=Callable[..., Any])  # a registered class or function
+R = TypeVar("R", bound=Callable[..., Any])  # a registered class or function
 
 
 @dataclass
@@ -56,11 +56,11 @@ class Registry(Generic[S]):
         self.check = check  # raises when an object cannot be registered
         self._entries: dict[str, Entry[S]] = {}
 
-    def register(self, name: str | None = None, **keywords: Any) -> Callable[[O], O]:
+    def register(self, name: str | None = None, **keywords: Any) -> Callable[[R], R]:
         """A decorator registering its object under `name` (default: the object's name) with
         the spec built from `keywords`. A declared entry keeps its declared spec."""
 
-        def decorate(obj: O) -> O:
+        def decorate(obj: R) -> R:
             key = name or obj.__name__
             if self.check is not None:
                 self.check(key, obj)
