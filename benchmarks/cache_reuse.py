@@ -28,8 +28,8 @@ sys.path.insert(0, str(HERE))
 from trainer_speed import electrode_csv, ensure_standin, machine  # noqa: E402
 
 from podbench import api, config  # noqa: E402
-from podbench.train.run import train_points  # noqa: E402
 from podbench.experiments.sweep import sweep  # noqa: E402
+from podbench.train.run import train_points  # noqa: E402
 
 QUIET = {"log": lambda s: None}
 
@@ -89,7 +89,7 @@ def main(argv=None) -> None:
     for i, lr in enumerate(lrs):
         alone = cfg.replace({"training.lr": lr, "trial_name": f"nocache{i}",
                              "output.stores": str(work / f"stores-nocache-{i}")})
-        _, t = timed(lambda: train_points([alone], **QUIET))
+        _, t = timed(lambda: train_points([alone], **QUIET))  # noqa: B023 (called in this iteration)
         separate += t
         shutil.rmtree(work / f"stores-nocache-{i}")
     budget = t_cold + args.points * (t_one - t_warm)

@@ -23,12 +23,11 @@ import time
 from pathlib import Path
 
 from podbench import config
-from podbench.data.synth import GROUND_TRUTH, responsive_electrode_csv
+from podbench.data.synth import GROUND_TRUTH, responsive_electrode_csv, synthesize
 from podbench.experiments.demo import DEMO_DURATION
-from podbench.data.synth import synthesize
-from podbench.models.foundation.mae import POOLS
-from podbench.features.pretrain import pretrain
 from podbench.experiments.train import train
+from podbench.features.pretrain import pretrain
+from podbench.models.foundation.mae import POOLS
 
 DATA = Path("data/podcast-standin-demo")
 PRETRAIN_CONFIG = Path("configs/foundation/pretrain.yml")

@@ -9,7 +9,7 @@ one 10-minute command, stand-in and compilation included.
 
     python benchmarks/gpu.py                    # on a GPU machine
     python benchmarks/gpu.py --reduced          # a check on CPU in well under a minute: 120-s
-                                                # stand-in of 2 subjects, 2 lags, 2 members, 2 epochs
+                                                # stand-in: 2 subjects, 2 lags, 2 members, 2 epochs
 
 Prints each stage's time, podbench's whole run, the reference's seconds per lane-epoch, and
 last `ratio=<reference's whole run, estimated from its lanes, / podbench's whole run>`.

@@ -36,8 +36,8 @@ import copy
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -319,13 +319,14 @@ def count_flops_per_step(E: int, T: int, D: int, members: int, batch: int,
     Forward = 2·MACs. Backward = 2 × forward (input and weight gradients) for every layer but
     the first, whose input (the data) needs no gradient: weight gradient only, 1 × forward. So
 
-        FLOPs = members · batch · (2·MACs + 2·conv1 + 4·rest) = members · batch · (6·MACs - 2·conv1),
+        FLOPs = members · batch · (2·MACs + 2·conv1 + 4·rest)
+              = members · batch · (6·MACs - 2·conv1),
 
     which equals `torch.utils.flop_counter.FlopCounterMode`'s count for a step (so it is not
     3 × forward); `backward=False` gives the forward pass alone, members · batch · 2·MACs. Biases,
     BatchNorm, ReLU, pooling, LayerNorm, tanh, the loss, the per-batch metrics and the optimiser
-    update are not counted (about 1 % more, mostly the update's ~10 FLOPs per parameter). At E=183, T=10, D=50, 10 members, batch 32:
-    1.17 GFLOP (the plain 6·MACs rule would say 1.53).
+    update are not counted (about 1 % more, mostly the update's ~10 FLOPs per parameter). At
+    E=183, T=10, D=50, 10 members, batch 32: 1.17 GFLOP (the plain 6·MACs rule would say 1.53).
     """
     t1 = T - 2
     t3 = t1 // 2 + 1 - 1

@@ -5,7 +5,7 @@ beside each the plan's estimate made just before it (from the runs finished so f
     python benchmarks/reference_suite.py                  # 9 subjects, 600 s (the run)
     python benchmarks/reference_suite.py --duration 1800  # the full-length stand-in
     python benchmarks/reference_suite.py --refit-cells gpt2_ridge,content_word_ridge --refit 20
-                                                          # also: those cells with 20 retrained nulls
+                                                          # also those cells with 20 retrained nulls
     python benchmarks/reference_suite.py --reduced        # a check in minutes: 2 subjects, 120 s,
                                                           # 2 lags, 3 folds, 1 member, 1 epoch
 

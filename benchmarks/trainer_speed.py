@@ -12,7 +12,7 @@ so a noisy machine affects both alike; podbench's time includes compilation.
                                                         # 10 lags, <= 100 epochs, patience 10
     python benchmarks/trainer_speed.py --epochs 3       # the standard shapes, 3 epochs per lane
     python benchmarks/trainer_speed.py --standard-lanes 10   # the standard config (<= 100
-                                                        # epochs, patience 10) on 10 (lag, fold) lanes
+                                                        # epochs, patience 10), 10 (lag, fold) lanes
     python benchmarks/trainer_speed.py --scaling        # time per lane-epoch and peak memory as
                                                         # lanes, words and electrodes grow
     python benchmarks/trainer_speed.py --profile        # where one lane's epoch goes (JAX's
@@ -42,8 +42,13 @@ from reference_loop import count_flops_per_step, run_reference  # noqa: E402
 from podbench import api, config  # noqa: E402
 from podbench.data.synth import GROUND_TRUTH, synthesize  # noqa: E402
 from podbench.tasks import task_for  # noqa: E402
-from podbench.train.execute import (auto_chunk, device_memory, make_program,  # noqa: E402
-                                    memory_estimate, train_lanes)
+from podbench.train.execute import (  # noqa: E402
+    auto_chunk,
+    device_memory,
+    make_program,
+    memory_estimate,
+    train_lanes,
+)
 from podbench.train.inputs import lane_inputs, prepare  # noqa: E402
 from podbench.train.lanes import lane_point, lay_out  # noqa: E402
 from podbench.train.results import cpu_model  # noqa: E402

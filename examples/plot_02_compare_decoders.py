@@ -14,10 +14,7 @@ it. Here ridge against a small MLP.
 # A suite file lists cells (a config plus overrides); ``podbench benchmark`` trains them,
 # writes each cell's ``cell.json`` (per lag and fold: validation and test headline,
 # permutation p-values) and compares every pair of cells of one task.
-from pathlib import Path
-
 import matplotlib.pyplot as plt
-import numpy as np
 
 import _standin
 

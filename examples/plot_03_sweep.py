@@ -14,7 +14,6 @@ Each point's lag and the best point are chosen on validation.
 # Four points of an MLP decoder: two learning rates by two dropout rates.
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 
 import _standin
 from podbench.experiments.sweep import sweep

@@ -14,12 +14,15 @@ the false discovery rate across lags.
 # -------
 # The ridge run of the first example (found, not retrained: its results are complete).
 import matplotlib.pyplot as plt
-import numpy as np
 
 import _standin
 from podbench import api
-from podbench.experiments.significance import (Significance, bh_qvalues, permutation_pvalues,
-                                               score_null)
+from podbench.experiments.significance import (
+    Significance,
+    bh_qvalues,
+    permutation_pvalues,
+    score_null,
+)
 
 cfg = _standin.config("model.name=ridge", "model.params={}", "trial_name=lag-curve")
 run = api.train(cfg).run_dir

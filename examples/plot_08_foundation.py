@@ -35,9 +35,9 @@ print(loss.tail(3))
 # %%
 # Decode from the frozen latents
 # ------------------------------
-# Subject 3's responsive electrodes. ``pool: electrodes`` keeps one average per electrode (channels x width features). The
-# checkpoint's digest enters the latents key, so another checkpoint means new latents and
-# later decoders reuse these.
+# Subject 3's responsive electrodes. ``pool: electrodes`` keeps one average per electrode
+# (channels x width features). The checkpoint's digest enters the latents key, so another
+# checkpoint means new latents and later decoders reuse these.
 foundation = _standin.config(
     "data.subjects=[3]", "preprocess.name=foundation",
     f"preprocess.params={{checkpoint: {pretrain}, pool: electrodes, device: cpu}}",

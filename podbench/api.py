@@ -14,8 +14,8 @@ from __future__ import annotations
 from podbench.config import Config, from_dict, load
 from podbench.features.build import Features
 from podbench.features.build import build_features as _build_features
-from podbench.features.store import Stores
 from podbench.features.keys import stage_keys
+from podbench.features.store import Stores
 
 __all__ = ["Config", "from_dict", "load_config", "build_features", "open_store", "stores",
            "train", "load_run", "synthesize"]

@@ -375,7 +375,7 @@ def stores():
     """Inspect and maintain the feature stores."""
 
 
-def store_root(config_path, overrides, root) -> "object":
+def store_root(config_path, overrides, root) -> object:
     """The store root of --config, else --stores, else `stores` (output.stores' default)."""
     from podbench.features.store import Stores
 

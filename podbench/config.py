@@ -60,7 +60,7 @@ class ElectrodeSelection:
     fit: Literal["all", "train"] = opt(
         "train", doc="select on every event (all: the usual practice, leaks test events) or "
                      "inside each training fold from its training events (train)")
-    candidates: Union[str, None] = opt(
+    candidates: str | None = opt(
         None, doc="electrodes selected from: a regex, an electrode CSV or responsive (null: "
                   "every good channel)")
     start: int = opt(0, doc="response window start (ms after the event onset)")
@@ -79,9 +79,9 @@ class ElectrodeSelection:
 @dataclass
 class DataConfig:
     root: str = opt("data", nonempty=True, doc="BIDS root of ds005574 or of a stand-in made by `podbench synth`")
-    subjects: Union[Literal["all"], list[int]] = opt(
+    subjects: Literal["all"] | list[int] = opt(
         "all", nonempty=True, doc="'all' or a list of subject numbers (1-9)")
-    electrodes: Union[str, None, ElectrodeSelection] = opt(
+    electrodes: str | None | ElectrodeSelection = opt(
         None, doc="regex on channel names, a CSV with columns subject (NYU id), elec, "
                   "responsive (a stand-in's ground truth), or a selection {select: encoding, ...}")
     signal: Literal["highgamma", "broadband", "podbench_highgamma"] = opt(
@@ -100,19 +100,21 @@ class DataConfig:
     def picks(self) -> str | None:
         """The electrodes read from the recordings: a selection's candidates, else
         data.electrodes."""
-        return self.selection.candidates if self.selection else self.electrodes
+        if isinstance(self.electrodes, ElectrodeSelection):
+            return self.electrodes.candidates
+        return self.electrodes
 
 
 @dataclass
 class TargetsConfig:
     kind: str = opt("gpt2", doc="target source: gpt2, glove, arbitrary, hf or a plugin's")
     layer: int = opt(24, ge=0, doc="hidden layer of gpt2 / hf targets")
-    pca_dim: Union[int, None] = opt(50, gt=0, doc="PCA dimension (null: no PCA)")
+    pca_dim: int | None = opt(50, gt=0, doc="PCA dimension (null: no PCA)")
     pca_fit: Literal["all", "train"] = opt(
         "all", doc="fit PCA on all words (reference) or inside each training fold (no leakage)")
     min_train_freq: int = opt(5, ge=1, doc="word AUC counts word types with this many training occurrences")
-    glove_path: Union[str, None] = opt(None, doc="GloVe text file for kind: glove")
-    hf_model: Union[str, None] = opt(None, doc="local Hugging Face model directory for kind: hf")
+    glove_path: str | None = opt(None, doc="GloVe text file for kind: glove")
+    hf_model: str | None = opt(None, doc="local Hugging Face model directory for kind: hf")
     dim: int = opt(50, gt=0, doc="dimension of arbitrary embeddings")
     seed: int = opt(42, doc="seed of arbitrary embeddings")
 
@@ -153,13 +155,13 @@ class TrainingConfig:
                    "shuffled-target control, at chance); words / circular: each fold's training "
                    "rows permuted across words or shifted circularly in time (keeps their "
                    "autocorrelation), test rows kept (the nulls of a permutation test)")
-    permutation_seed: Union[int, None] = opt(
+    permutation_seed: int | None = opt(
         None, ge=0, doc="seed of the null targets (null: training.seed); set, it leaves "
                   "training.seed a per-lane seed, so null points pack beside the real one")
     loss: Literal["mse", "cosine"] = opt("mse", doc="loss of vector targets")
-    lane_chunk: Union[Literal["auto"], int] = opt(
+    lane_chunk: Literal["auto"] | int = opt(
         "auto", gt=0, doc="lanes per compiled chunk; auto sizes it to the device memory")
-    lane_batch: Union[Literal["auto"], int] = opt(
+    lane_batch: Literal["auto"] | int = opt(
         "auto", gt=0, doc="lanes vmapped together per device; auto: 1 on CPU (faster), all on GPU")
     checkpoints: bool = opt(True, doc="write every lane's best parameters to checkpoints/ "
                                       "(api.load_run predicts from them); false saves the space")
@@ -229,7 +231,7 @@ class Config:
     trial_name: str = opt("podbench", nonempty=True,
                           doc="results go to <output.results>/<trial_name>/<run-id>; one folder "
                               "name (no path separator, not . or ..)")
-    task: Union[str, list[str]] = opt(
+    task: str | list[str] = opt(
         "word_embedding", doc="registered task, or a list of tasks trained on the same features "
                               "(task_params then maps each listed task to its parameters)")
     task_params: dict = opt(factory=dict, doc="parameters declared by the task")
@@ -260,7 +262,7 @@ class Config:
         out.pop("overrides")
         return out
 
-    def replace(self, overrides: dict[str, Any]) -> "Config":
+    def replace(self, overrides: dict[str, Any]) -> Config:
         """A new validated config with dotted-path overrides applied.
 
         Parameters
@@ -285,7 +287,7 @@ class Config:
         """Whether `task` lists several tasks (trained on the same features)."""
         return isinstance(self.task, list)
 
-    def task_configs(self) -> list["Config"]:
+    def task_configs(self) -> list[Config]:
         """One config per task, all sharing every other field.
 
         Returns
@@ -474,7 +476,7 @@ def _validate_registered(cfg: Config, task_params_path: str = "task_params") -> 
     safe_component(cfg.trial_name, "trial_name")
     source = Path(cfg.source)
     registry.load_plugins(cfg.plugins, [source.resolve().parent] if source.is_file() else [])
-    if cfg.several_tasks:
+    if isinstance(cfg.task, list):  # cfg.several_tasks (written out so that mypy narrows)
         _validate_task_list(cfg)
         return
     task_entry = registry.tasks.entry(cfg.task, "task")
@@ -744,7 +746,9 @@ def describe_fields(section=Config, prefix: str = "") -> list[tuple[str, str, st
         if dataclasses.is_dataclass(hint):
             rows += describe_fields(hint, path + ".")
             continue
-        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        # typeshed cannot tie the two: default_factory is set where default is MISSING
+        default = (f.default_factory()  # type: ignore[operator]
+                   if f.default is dataclasses.MISSING else f.default)
         rows.append((path, repr(default), f.metadata.get("doc", "")))
         for option in typing.get_args(hint):  # a mapping a union accepts: its fields too
             if dataclasses.is_dataclass(option):

@@ -11,15 +11,19 @@ dashed, chance and lag 0 as reference lines, lags in ms.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
 WIDTH = 6.5  # inches: a paper's text width (about twice a column)
 
-STYLE = {
+STYLE: dict[RcKeyType, Any] = {
     "font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "xtick.labelsize": 8,
     "ytick.labelsize": 8, "legend.fontsize": 7.5, "legend.frameon": False,
     "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
@@ -69,8 +73,9 @@ def lag_axes(ax, lags: Sequence[int], ylabel: str, chance: float | None) -> None
     ax.set_ylabel(ylabel)
 
 
-def lag_curve(ax, lags: Sequence[int], mean: Sequence[float], *, low=None, high=None,
-              label: str, colour=None, significant: Sequence[bool] | None = None,
+def lag_curve(ax, lags: Sequence[int] | np.ndarray, mean: Sequence[float | None] | np.ndarray,
+              *, low=None, high=None, label: str, colour=None,
+              significant: Sequence[bool] | None = None,
               null: tuple[Sequence, Sequence] | None = None, chosen: int | None = None) -> None:
     """One curve: mean over folds with a band from `low` to `high` (e.g. fold std or range),
     the null's band from its mean to its 95th percentile, significant lags starred and the

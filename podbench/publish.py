@@ -25,9 +25,9 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 from podbench.errors import DiskFullError, OutputError
 
@@ -61,7 +61,7 @@ def temp_sibling(final: Path, tag: str = "", suffix: str = "") -> Path:
 
 def output_error(exc: BaseException, stage: str, path: Path) -> OutputError | None:
     """The one-line error for a failed write (full disk, read-only), if `exc` is one."""
-    seen = exc
+    seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, OSError) and seen.errno in FULL:
             return DiskFullError(f"{stage}: disk full while writing {path} "
@@ -168,9 +168,9 @@ def publish_dir(final: Path, write: Callable[[Path], str], marker: str, stage: s
         _replace(tmp, final)
 
 
-def publish_file(final: Path, write: Callable[[Path], None], stage: str) -> None:
-    """Publish one file: `write(tmp)` writes it under a temporary name (ending like `final`),
-    then it is renamed in."""
+def publish_file(final: Path, write: Callable[[Path], object], stage: str) -> None:
+    """Publish one file: `write(tmp)` writes it under a temporary name (ending like `final`;
+    what it returns is ignored), then it is renamed in."""
     final = Path(final)
     tmp = temp_sibling(final, suffix=final.suffix)
     with _publishing(tmp, final, stage):
@@ -187,6 +187,11 @@ def publish_file(final: Path, write: Callable[[Path], None], stage: str) -> None
 def publish_text(final: Path, text: str, stage: str) -> None:
     """Publish one UTF-8 text file (`publish_file`)."""
     publish_file(final, lambda tmp: tmp.write_text(text, encoding="utf-8"), stage)
+
+
+def publish_bytes(final: Path, data: bytes, stage: str) -> None:
+    """Publish one binary file (`publish_file`)."""
+    publish_file(final, lambda tmp: tmp.write_bytes(data), stage)
 
 
 def lock_path(final: Path) -> Path:
@@ -229,7 +234,7 @@ def locked(final: Path, blocking: bool = True) -> Iterator[bool]:
 def remove_leftovers(folder: Path, grace_s: float = 0.0) -> list[Path]:
     """Remove the temporary siblings and stale lock files directly inside `folder` whose name
     is not locked by a running writer (and, for temporaries, older than `grace_s`)."""
-    removed = []
+    removed: list[Path] = []
     if not folder.is_dir():
         return removed
     now = time.time()

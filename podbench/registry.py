@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from podbench.errors import ConfigError
 from podbench.specs import DecoderSpec, PreprocessorSpec, SourceSpec, Spec, TaskSpec
 
 S = TypeVar("S", bound=Spec)
+R = TypeVar("R", bound=Callable[..., Any])  # a registered class or function
 
 
 @dataclass
@@ -65,7 +67,7 @@ class Registry(Generic[S]):
         self.check = check  # raises when an object cannot be registered
         self._entries: dict[str, Entry[S]] = {}
 
-    def register(self, name: str | None = None, **keywords: Any) -> Callable:
+    def register(self, name: str | None = None, **keywords: Any) -> Callable[[R], R]:
         """A decorator registering its object with a spec.
 
         ``register_model``, ``register_preprocessor``, ``register_target_source``,
@@ -98,7 +100,7 @@ class Registry(Generic[S]):
         ...     ...
         """
 
-        def decorate(obj):
+        def decorate(obj: R) -> R:
             key = name or obj.__name__
             if self.check is not None:
                 self.check(key, obj)
@@ -221,7 +223,7 @@ target_sources = Registry("target source", SourceSpec)
 metrics = Registry("metric", Spec)
 
 
-def _complete_task(name: str, cls) -> None:
+def _complete_task(name: str, cls: type) -> None:
     """A task class must implement every required hook (the Task base's abstract methods)."""
     missing = sorted(getattr(cls, "__abstractmethods__", ()))
     if missing:
@@ -260,7 +262,7 @@ def load_builtins() -> None:
         importlib.import_module(module)
 
 
-def load_plugins(modules: list[str], folders: list[Path] = ()) -> None:
+def load_plugins(modules: list[str], folders: Sequence[Path] = ()) -> None:
     """Import user modules (config `plugins:`) so that their decorators run. Besides the
     installed packages, a plugin is found in `folders` (the config file's folder) and in the
     working directory."""

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from podbench.errors import ConfigError
 
@@ -71,7 +72,7 @@ class BuildTrained(Protocol):
     """A trained decoder's constructor (`kind="trained"`). A decoder with `uses_frozen` is
     also passed `frozen=`, the task's frozen pytree."""
 
-    def __call__(self, params: dict, *, input_shape: tuple[int, ...], output_dim: int,
+    def __call__(self, params: dict[str, Any], *, input_shape: tuple[int, ...], output_dim: int,
                  head: str, rngs: Any) -> TrainedNetwork: ...
 
 
@@ -81,7 +82,8 @@ class BuildClosedForm(Protocol):
     (weights, bias, x_mean, x_std, alpha, score) of the penalty in `alphas` (the params field
     of that name) that scores best on validation; `predict(x, weights, bias, x_mean, x_std)`."""
 
-    def __call__(self, params: dict, *, head: str, output_dim: int) -> tuple[Callable, Callable]:
+    def __call__(self, params: dict[str, Any], *, head: str,
+                 output_dim: int) -> tuple[Callable[..., Any], Callable[..., Any]]:
         ...
 
 
@@ -125,14 +127,14 @@ class DecoderSpec(Spec):
         """Fitted in one solve per lane (ridge, linear), not trained over epochs."""
         return self.kind == "closed_form"
 
-    def lane_dropout(self, params: dict) -> float:
+    def lane_dropout(self, params: dict[str, Any]) -> float:
         """Each lane's dropout rate under model.params `params` (0 without one)."""
         return float(params[self.dropout]) if self.dropout else 0.0
 
 
 # ------------------------------------------------------------------------------ preprocessors
 
-def _no_standardisation(params: dict) -> None:
+def _no_standardisation(params: dict[str, Any]) -> None:
     return None
 
 
@@ -140,7 +142,7 @@ def _no_files(cfg: Config) -> list[Path]:
     return []
 
 
-def _no_key_inputs(cfg: Config) -> dict:
+def _no_key_inputs(cfg: Config) -> dict[str, Any]:
     return {}
 
 
@@ -153,10 +155,10 @@ class PreprocessorSpec(Spec):
     params: type | None = None  # dataclass validating preprocess.params
     # params -> None | "all" | "train": per-channel z-scoring of the output with statistics
     # over all words (kept with the latents) or over each training fold (by the trainer)
-    standardise: Callable[[dict], Literal["all", "train"] | None] = _no_standardisation
+    standardise: Callable[[dict[str, Any]], Literal["all", "train"] | None] = _no_standardisation
     sources: Callable[[Config], list[Path]] = _no_files  # files it reads (fingerprinted)
     # extra inputs of the latents key (e.g. a checkpoint digest); may validate the config
-    depends: Callable[[Config], dict] = _no_key_inputs
+    depends: Callable[[Config], dict[str, Any]] = _no_key_inputs
 
     def __post_init__(self) -> None:
         _check_params(self.params)

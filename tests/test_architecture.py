@@ -195,6 +195,6 @@ def test_loading_a_config_imports_no_jax_flax_or_torch():
                                   ["stores", "verify", "--stores", "{tmp}"]])
 def test_light_commands_import_no_jax_flax_or_torch(args, tmp_path):
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
-    code = ("import sys\nfrom podbench.cli import main\nsys.argv = ['podbench', *%r]\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass" % (args,))
+    code = (f"import sys\nfrom podbench.cli import main\nsys.argv = ['podbench', *{args!r}]\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass")
     assert heavy_after(code) == []

@@ -22,10 +22,14 @@ from click.testing import CliRunner
 from cli import main
 from podbench.errors import ConfigError
 from podbench.experiments.benchmark import benchmark, load_suite
-from podbench.experiments.records import SCHEMA_PATH
 from podbench.experiments.published import published_for
-from podbench.experiments.significance import (bh_qvalues, paired_by_lag, paired_comparison,
-                                                permutation_pvalues)
+from podbench.experiments.records import SCHEMA_PATH
+from podbench.experiments.significance import (
+    bh_qvalues,
+    paired_by_lag,
+    paired_comparison,
+    permutation_pvalues,
+)
 from podbench.tasks.folds import make_folds
 from podbench.tasks.nulls import null_targets
 from podbench.train.lanes import lane_point

@@ -29,7 +29,8 @@ def run_cli(*args, cwd):
     ({"data": {"window_width": 0}}, "data.window_width = 0.0: expected a value > 0"),
     ({"training": {"batch_size": 3.5}}, "training.batch_size = 3.5: expected an integer"),
     ({"training": {"fold_type": "random"}}, "training.fold_type = 'random': expected 'sequential' | 'zero_shot'"),
-    ({"model": {"name": "pitomm"}}, "model.name = 'pitomm': unknown model; registered: linear, llm_prefix, mlp, pitom, ridge, time_pool"),
+    ({"model": {"name": "pitomm"}}, "model.name = 'pitomm': unknown model; registered: "
+     "linear, llm_prefix, mlp, pitom, ridge, time_pool"),
     ({"model": {"params": {"droput": 0.1}}}, "unknown key 'model.params.droput'; did you mean 'model.params.dropout'"),
     ({"preprocess": {"name": "fft"}}, "preprocess.name = 'fft': unknown preprocessor"),
     ({"targets": {"kind": "bert"}}, "targets.kind = 'bert': unknown target source"),

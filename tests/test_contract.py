@@ -81,7 +81,7 @@ def test_decoder_contract(name):
         mask = jnp.array([[1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 0.0, 0.0]])  # padded rows
 
         def lane(xs, m, key):
-            net = nnx.merge(graphdef, state, copy=True)
+            net = nnx.merge(graphdef, state, copy=True)  # noqa: B023 (traced in this iteration)
             out = net(xs, Call(True, key, 0.1, m))
             return out, net.penalty()
 

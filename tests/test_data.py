@@ -55,7 +55,7 @@ def test_malformed_and_missing_tables(tmp_path):
     bad = tmp_path / "participants.tsv"
     bad.write_text("participant\tnyu\nsub-01\t661\n")
     with pytest.raises(DataError, match=r"missing column\(s\) \['participant_id', 'nyu_id'\]"):
-        Dataset(tmp_path).participants
+        _ = Dataset(tmp_path).participants
     with pytest.raises(DataError, match="missing file"):
         read_table(tmp_path / "nope.tsv", ("a",))
     with pytest.raises(DataError, match="no such directory"):

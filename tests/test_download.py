@@ -9,8 +9,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from podbench.cli import main
 from podbench import config
+from podbench.cli import main
 from podbench.data.download import download
 from podbench.data.layout import known_sizes, plan_for_config, plan_for_parts
 from podbench.errors import ConfigError, DataError

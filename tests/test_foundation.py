@@ -1,4 +1,5 @@
-"""Tests of the frozen foundation model: MAE pretraining, the `foundation` preprocessor, training."""
+"""Tests of the frozen foundation model: MAE pretraining, the `foundation` preprocessor,
+training."""
 
 import hashlib
 import json
@@ -11,13 +12,12 @@ import pytest
 import yaml
 
 from podbench import config
-from podbench.data.synth import responsive_electrode_csv
-from podbench.data.synth import synthesize
+from podbench.data.synth import responsive_electrode_csv, synthesize
 from podbench.errors import ConfigError
 from podbench.features.build import build_features
 from podbench.features.keys import stage_keys
-from podbench.models.foundation.mae import MaskedAutoencoder
 from podbench.features.pretrain import pretrain
+from podbench.models.foundation.mae import MaskedAutoencoder
 
 PRETRAIN = {"depth": 1, "width": 16, "heads": 2, "patch": 32, "steps": 30, "batch_size": 8,
             "lr": 3e-3, "mask_ratio": 0.5, "seed": 0}
@@ -248,8 +248,7 @@ def test_errors_are_raised_before_anything_is_written(standin, tmp_path, pretrai
 
 
 def test_channels_without_coordinates_get_their_subjects_mean(standin):
-    from podbench.data.dataset import Dataset
-    from podbench.data.dataset import channel_coordinates
+    from podbench.data.dataset import Dataset, channel_coordinates
 
     root, _ = standin
     table = Dataset(root).electrodes(8)

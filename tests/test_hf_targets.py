@@ -6,10 +6,25 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from tokenizers import (Tokenizer, decoders, models, normalizers, pre_tokenizers, processors,
-                        trainers)
-from transformers import (AutoModel, AutoTokenizer, BertConfig, BertModel, BertTokenizerFast,
-                          GPT2Config, GPT2Model, GPT2TokenizerFast)
+from tokenizers import (
+    Tokenizer,
+    decoders,
+    models,
+    normalizers,
+    pre_tokenizers,
+    processors,
+    trainers,
+)
+from transformers import (
+    AutoModel,
+    AutoTokenizer,
+    BertConfig,
+    BertModel,
+    BertTokenizerFast,
+    GPT2Config,
+    GPT2Model,
+    GPT2TokenizerFast,
+)
 
 from podbench.data.dataset import Dataset, word_table
 from podbench.errors import ConfigError

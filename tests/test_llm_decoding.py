@@ -431,8 +431,9 @@ def test_stage_two_starts_from_stage_one_of_the_same_lag_and_fold(standin, tmp_p
 
 
 def test_shipped_two_stage_configs_fit_together(monkeypatch):
-    """The documentation's recipe (docs/user_guide/tasks.md): the shipped llm_decoding config (and its control) accept the
-    shipped stage-1 config as encoder_init; both read the same words, latents and folds."""
+    """The documentation's recipe (docs/user_guide/tasks.md): the shipped llm_decoding config
+    (and its control) accept the shipped stage-1 config as encoder_init; both read the same
+    words, latents and folds."""
     from podbench import config
 
     repo = Path(__file__).resolve().parents[1]

@@ -13,7 +13,6 @@ from types import SimpleNamespace
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pandas as pd
 import pytest
 import sklearn.metrics as skm
 from flax import nnx
@@ -33,7 +32,7 @@ from podbench.tasks.sentence_onset import sentence_events, sentences
 REPO = Path(__file__).resolve().parents[1]
 REAL = Dataset(SOURCE)  # the real ds005574 transcripts shipped with podbench
 
-# --------------------------------------------------------------------------- the reference's settings
+# ------------------------------------------------------------------------ the reference's settings
 
 # configs/baselines/neural_conv_decoder/<name>.yml (time_pooling_model/simple_model.yml,
 # controls/llm_decoding/no_brain_data.yml) of hassonlab/podcast-benchmark at e740044; lags as
@@ -248,7 +247,8 @@ def test_reference_negatives_are_drawn_per_sentence_with_room(tmp_path):
         sentence_events(cfg, REAL)
 
 
-def test_reference_stopping_metrics_are_batch_means(rng=np.random.default_rng(0)):
+def test_reference_stopping_metrics_are_batch_means():
+    rng = np.random.default_rng(0)
     n, size = 100, 32  # batches of 32, 32, 32, 4; rows 90.. padded
     mask = (np.arange(n) < 90).astype(np.float32)
     logit = rng.normal(size=n).astype(np.float32)
@@ -326,7 +326,9 @@ def test_the_reference_class_head_has_a_layernorm():
         return pitom(p, input_shape=(6, 40), output_dim=5, head=head, rngs=nnx.Rngs(0))
 
     plain, normed = build("classes"), build("classes_norm")
-    count = lambda m: sum(x.size for x in jax.tree.leaves(nnx.state(m, nnx.Param)))
+    def count(m):
+        return sum(x.size for x in jax.tree.leaves(nnx.state(m, nnx.Param)))
+
     assert count(normed) - count(plain) == 2 * 5  # LayerNorm scale and bias
     x = jnp.asarray(np.random.default_rng(0).normal(size=(4, 6, 40)), jnp.float32)
     out = np.asarray(normed(x, Call(train=False)))

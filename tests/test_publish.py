@@ -6,8 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from podbench.publish import (TMP_TAG, is_temp, locked, lock_path, publish_dir, publish_file,
-                              remove_leftovers)
+from podbench.publish import (
+    TMP_TAG,
+    is_temp,
+    lock_path,
+    locked,
+    publish_dir,
+    publish_file,
+    remove_leftovers,
+)
 
 
 def write_files(**files):

@@ -214,7 +214,7 @@ def test_kill_during_a_stale_rebuild_lists_nothing_unpublished(standin, tmp_path
     stores = Stores(root)
     listed = cli("stores", "ls", "--stores", str(root)).stdout
     assert TMP_TAG not in listed
-    for stage, key, path, _ in stores.complete_stores():
+    for _stage, key, path, _ in stores.complete_stores():
         assert TMP_TAG not in path.name and not stores.verify(path)
         info = cli("stores", "info", key[:8], "--stores", str(root))
         assert info.returncode == 0, info.stderr  # never "ambiguous"

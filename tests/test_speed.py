@@ -116,7 +116,8 @@ COMPACTION_RUN = textwrap.dedent("""
     class Compiles(logging.Handler):
         count = 0
         def emit(self, record):
-            Compiles.count += record.getMessage().startswith("Finished XLA compilation of jit(lane_epoch)")
+            message = record.getMessage()
+            Compiles.count += message.startswith("Finished XLA compilation of jit(lane_epoch)")
 
     LEARNING_RATES = %r
     cfg = config.load(sys.argv[1])

@@ -21,8 +21,8 @@ from sklearn.decomposition import PCA
 from podbench import api
 from podbench.data.dataset import Dataset, glove_key
 from podbench.features.store import COMPLETE, DATA, Stores
-from podbench.tasks.sources import arbitrary_vector
 from podbench.tasks.folds import folds_for
+from podbench.tasks.sources import arbitrary_vector
 
 from .helpers import make_config
 

@@ -15,8 +15,8 @@ import yaml
 
 from podbench import api
 from podbench.errors import ConfigError
-from podbench.train.run import program_signature
 from podbench.experiments.sweep import grid_points, load_grid, sweep
+from podbench.train.run import program_signature
 
 from .helpers import make_config
 

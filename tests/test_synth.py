@@ -342,9 +342,9 @@ def test_audio(standin, ground_truth):
 def test_content_and_loudness_channels(standin, ground_truth):
     """Content channels respond more to content words; loudness channels track the loudness."""
     from podbench import config
+    from podbench.data.audio import loudness_db
     from podbench.data.dataset import Dataset
     from podbench.tasks.content_word import ContentWord
-    from podbench.data.audio import loudness_db
 
     cfg = config.from_dict({"task": "content_word"})
     content = ContentWord().values(cfg, Dataset(standin)).set_index("word_idx")["value"]

@@ -19,14 +19,14 @@ import yaml
 from scipy.special import expit, softmax
 
 from podbench import api, config, registry
+from podbench.data.annotations import word_surprisal, word_tags
+from podbench.data.audio import envelope_at_rate, loudness_db, open_wav
 from podbench.data.dataset import Dataset, word_table
 from podbench.data.synth import GROUND_TRUTH, SOURCE
 from podbench.errors import ConfigError
 from podbench.tasks import metrics
-from podbench.tasks.scoring import masked_auc, masked_macro_auc
-from podbench.data.annotations import word_surprisal, word_tags
-from podbench.data.audio import envelope_at_rate, loudness_db, open_wav
 from podbench.tasks.part_of_speech import CLASSES, pos_class
+from podbench.tasks.scoring import masked_auc, masked_macro_auc
 from podbench.tasks.sentence_onset import sentence_events, sentences
 from podbench.tasks.surprisal import surprisal_classes
 

@@ -14,10 +14,10 @@ import yaml
 from flax import nnx
 
 from podbench import api, registry
-from podbench.train.lanes import LanePoint, lay_out
+from podbench.tasks import task_for
 from podbench.train.execute import make_program, train_lanes
 from podbench.train.inputs import lane_inputs, prepare
-from podbench.tasks import task_for
+from podbench.train.lanes import LanePoint, lay_out
 
 from .helpers import make_config
 

@@ -189,11 +189,13 @@ class Checker:
     def check_content(self, rel: str, sub: int | None) -> None:
         path = self.root / rel
         if rel.endswith(".fif"):
+            assert sub is not None, rel  # recordings are per subject
             problems, header = fif_problems(self.dataset, sub, path)
             self.problems += problems
             if header is not None:
                 self.check_rate(path, header)
         elif rel.endswith(".edf"):
+            assert sub is not None, rel
             self.check_edf(sub, path)
         elif rel.endswith("/transcript.tsv"):
             self.check_transcript(rel)

@@ -6,6 +6,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -14,7 +15,7 @@ from podbench.errors import DataError
 from podbench.publish import publish_file
 
 
-def is_csv_spec(spec: str | None) -> bool:
+def is_csv_spec(spec: str | None) -> TypeGuard[str]:
     return spec is not None and spec.lower().endswith(".csv")
 
 
@@ -132,7 +133,7 @@ class Recording:
     channels: list[str]
     sfreq: float
     n_times: int
-    _raw: object = field(default=None, repr=False)
+    _raw: Any = field(default=None, repr=False)  # an mne Raw
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Samples [start, stop) of the picked channels, float32 [channel, time]."""

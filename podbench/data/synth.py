@@ -172,7 +172,7 @@ class _Words:
 
     onsets: np.ndarray  # (n_words,) seconds
     embeddings: np.ndarray  # (n_words, dim)
-    word_idx: np.ndarray | None = None  # (n_words,)
+    word_idx: np.ndarray  # (n_words,)
     ends: np.ndarray | None = None  # (n_words,) seconds (last token's end)
     is_content: np.ndarray | None = None  # (n_words,) bool
 
@@ -232,6 +232,7 @@ def synthesize(
         n_channels[subject.label] = len(subject.good)
         del envelope  # free it before the next subject is simulated
 
+    assert words.is_content is not None  # _write_stimuli marks the content words
     ground_truth = {
         "generator": GENERATOR_NAME,
         "podbench_version": __version__,
@@ -534,7 +535,7 @@ def _with_content(words: _Words, kept: np.ndarray) -> _Words:
         if w not in tag_of and any(ch.isalnum() for ch in token):
             tag_of[w] = tag
     content = np.array([tag_of.get(w, fallback.get(w, "")).startswith(CONTENT_PREFIXES)
-                        for w in words.word_idx.tolist()], dtype=bool)
+                        for w in words.word_idx.tolist()], dtype=np.bool_)
     return _Words(words.onsets, words.embeddings, words.word_idx, words.ends, content)
 
 
@@ -565,6 +566,7 @@ def _amplitude(words: _Words, n_times: int, seed: int) -> np.ndarray:
     rng = _rng(seed, _Stream.AUDIO)
     levels = np.exp(WORD_LEVEL_SD * rng.standard_normal(len(words.onsets)))
     bursts = np.zeros(n_times)
+    assert words.ends is not None  # _word_table was given the tokens' ends
     first = np.clip(np.round(words.onsets * SFREQ).astype(int), 0, n_times)
     last = np.clip(np.round(words.ends * SFREQ).astype(int), 0, n_times)
     for a, b, level in zip(first.tolist(), last.tolist(), levels.tolist()):
@@ -616,6 +618,7 @@ def _iu_boundaries(words: _Words, seed: int) -> tuple[np.ndarray, np.ndarray]:
     lengths = IU_MIN_WORDS + _rng(seed, _Stream.IU).poisson(IU_EXTRA_WORDS, n // IU_MIN_WORDS + 1)
     first = np.cumsum(lengths)
     first = first[first < n]
+    assert words.ends is not None  # _word_table was given the tokens' ends
     prev_end, next_start = words.ends[first - 1], words.onsets[first]
     times = np.where(next_start > prev_end, (prev_end + next_start) / 2, prev_end)
     return times, first
@@ -737,7 +740,7 @@ def _simulate_subject(
     response = _responses(subject, chosen, words, seed, n_times, latency_ms, snr, np.isin(chosen, content))
     response_row = {int(c): i for i, c in enumerate(chosen)}
     tracks = set(tracking.tolist()) if loudness is not None and snr > 0 else set()
-    if tracks:
+    if tracks and loudness is not None:  # (tracks is empty without loudness)
         shift = round(latency_ms / 1000.0 * SFREQ)
         delayed = np.roll(loudness, shift)
         delayed[: max(shift, 0)] = loudness[0]
@@ -745,7 +748,7 @@ def _simulate_subject(
             delayed[shift:] = loudness[-1]
         loudness_term = snr * LOUDNESS_GAIN * delayed
     bounds = set(bounding.tolist()) if boundaries is not None and len(boundaries) and snr > 0 else set()
-    if bounds:
+    if bounds and boundaries is not None:  # (bounds is empty without boundaries)
         kernels = _kernel_matrix(boundaries, n_times, latency_ms)
         boundary_term = snr * BOUNDARY_GAIN * np.asarray(kernels.sum(axis=1)).ravel()
     baseline_rng = _rng(seed, _Stream.BASELINE, subject.number)

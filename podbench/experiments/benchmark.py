@@ -49,10 +49,10 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 import yaml
@@ -61,8 +61,13 @@ from podbench.config import Config, from_dict, parse_overrides, read_yaml, set_p
 from podbench.errors import ConfigError
 from podbench.experiments.engines import Engine, LocalEngine
 from podbench.experiments.plan import format_plan, measured_rates, plan_cells, program_lanes
-from podbench.experiments.records import (cell_record, comparisons, comparisons_by_lag,
-                                          leaderboard, read_record)
+from podbench.experiments.records import (
+    cell_record,
+    comparisons,
+    comparisons_by_lag,
+    leaderboard,
+    read_record,
+)
 from podbench.experiments.significance import Significance, null_configs
 from podbench.features.keys import SHORT, canonical_json
 from podbench.publish import publish_text
@@ -166,7 +171,7 @@ def _subject_sets(raw, where: str) -> list:
 
 def _expand_subjects(sets: list, cfg: Config) -> list[tuple[str, object]]:
     """(label, data.subjects value) per subject set; `each` needs the dataset."""
-    out = []
+    out: list[tuple[str, object]] = []
     for item in sets:
         if item == "all":
             out.append(("all", cfg.data.subjects))

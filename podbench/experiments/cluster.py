@@ -234,7 +234,8 @@ class RayEngine:
         from podbench import __version__
 
         ray, token = self.ray, uuid.uuid4().hex
-        checks, written = [], []
+        checks: list[tuple[str, str, str | None]] = []
+        written: list[Path] = []
 
         def resolved(paths) -> list[Path]:
             return sorted({Path(p).expanduser().resolve() for p in paths})

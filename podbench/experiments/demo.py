@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib.resources import as_file, files
 from pathlib import Path
-from typing import Callable
 
 from podbench.data.synth import GROUND_TRUTH
 
@@ -20,7 +20,8 @@ def run_demo(data_dir: Path, overrides: tuple[str, ...] | list[str] = (), force:
     from podbench.experiments.train import train
 
     if not (data_dir / GROUND_TRUTH).is_file():
-        log(f"making the demo stand-in (all nine subjects, first {DEMO_DURATION:.0f} s) in {data_dir}")
+        log(f"making the demo stand-in (all nine subjects, first {DEMO_DURATION:.0f} s) "
+            f"in {data_dir}")
         synthesize(data_dir, duration=DEMO_DURATION, progress=log)
     with as_file(files("podbench") / "configs" / "demo.yml") as path:
         cfg = config.load(path, [f"data.root={data_dir}", *overrides])

@@ -9,8 +9,9 @@ them as Ray tasks. Either gives the same results folders and logs each point's c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 from podbench.errors import ConfigError
 from podbench.experiments.cluster import RayEngine
@@ -48,7 +49,7 @@ class LocalEngine:
     def run_programs(self, programs: list[PointGroup], force: bool = False,
                      before: ProgramHook | None = None,
                      after: ProgramHook | None = None) -> dict[int, RunResult]:
-        out = {}
+        out: dict[int, RunResult] = {}
         for number, program in enumerate(programs, 1):
             if before is not None:
                 before(number, program)

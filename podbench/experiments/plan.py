@@ -20,6 +20,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import yaml
@@ -56,14 +57,15 @@ class Rate:
 
     def seconds(self, cfg: Config) -> float:
         """Seconds per lane-epoch, event and input element: this task's, else any task's."""
-        return self.per_task.get(cfg.task, self.seconds_per_unit)
+        return self.per_task.get(cast(str, cfg.task), self.seconds_per_unit)  # one task
 
     def epochs(self, cfg: Config) -> float:
         """Expected epochs per lane: early stopping ends a lane `patience` epochs after its
         best, at most at `training.epochs` (the best epoch of this task's measured lanes, else
         of any task's)."""
         t = cfg.training
-        best = self.best_epoch.get(cfg.task, float(np.median(list(self.best_epoch.values()))))
+        best = self.best_epoch.get(cast(str, cfg.task),  # one task
+                                   float(np.median(list(self.best_epoch.values()))))
         return min(float(t.epochs), best + 1 + t.patience)
 
 

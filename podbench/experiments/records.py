@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,15 @@ import pandas as pd
 from podbench.config import Config, from_dict, read_yaml
 from podbench.errors import ConfigError, DataError
 from podbench.experiments.published import published_for
-from podbench.experiments.significance import Significance, bh_qvalues, null_label, \
-    paired_by_lag, paired_comparison, permutation_pvalues, score_null
+from podbench.experiments.significance import (
+    Significance,
+    bh_qvalues,
+    null_label,
+    paired_by_lag,
+    paired_comparison,
+    permutation_pvalues,
+    score_null,
+)
 from podbench.tasks import task_for
 
 SCHEMA_VERSION = 2  # 2: score-level nulls (significance.null, refit, block; p_score, p_refit)
@@ -29,7 +37,7 @@ def _floats(values) -> list:
 
 def cell_record(run_dir: Path, cell_id: str, *, suite: dict | None = None,
                 subjects_label: str = "all", significance: Significance | None = None,
-                null_dirs: list[Path] = ()) -> dict:
+                null_dirs: Sequence[Path] = ()) -> dict:
     """The cell.json content of a results folder (and of its null points' folders)."""
     resolved = read_yaml(run_dir / "config.yml", "results config")
     cfg = from_dict(resolved, str(run_dir / "config.yml"))
@@ -93,7 +101,8 @@ def read_record(path: Path) -> dict:
 
 
 def significance_block(run_dir: Path, cfg: Config, task, sig: Significance, lags: list[int],
-                       observed: np.ndarray, per_lag: list[dict], null_dirs: list[Path]) -> dict:
+                       observed: np.ndarray, per_lag: list[dict],
+                       null_dirs: Sequence[Path]) -> dict:
     """Per-lag p, q and null summaries (added to `per_lag`) and the cell's significance block:
     p from the retrained nulls when `refit` is set, else from the score-level null; each
     null's own p beside it (`p_score`, `p_refit`)."""

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -35,10 +35,15 @@ import pandas as pd
 from podbench import plotting
 from podbench.config import read_yaml
 from podbench.errors import ConfigError, DataError
-from podbench.experiments.records import (cell_record, comparisons, comparisons_by_lag,
-                                          leaderboard, read_record)
+from podbench.experiments.records import (
+    cell_record,
+    comparisons,
+    comparisons_by_lag,
+    leaderboard,
+    read_record,
+)
 from podbench.experiments.significance import null_label
-from podbench.publish import publish_file, publish_text
+from podbench.publish import publish_bytes, publish_text
 from podbench.tasks.metrics import metric_label
 
 STYLE = """
@@ -72,7 +77,8 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
       table.querySelectorAll("th").forEach(function (h) { h.removeAttribute("aria-sort"); });
       th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
       rows.sort(function (a, b) {
-        var x = a.cells[col].getAttribute("data-value"), y = b.cells[col].getAttribute("data-value");
+        var x = a.cells[col].getAttribute("data-value");
+        var y = b.cells[col].getAttribute("data-value");
         var nx = parseFloat(x), ny = parseFloat(y);
         var order = (isNaN(nx) || isNaN(ny)) ? x.localeCompare(y) : nx - ny;
         return ascending ? order : -order;
@@ -335,7 +341,8 @@ def cell_page(record: dict, run_dir: Path, figures: Figures) -> str:
     label = metric_label(record["headline"])
     parts = [f"<p><a href=\"index.html\">&larr; report</a></p><h1>{html.escape(record['cell'])}"
              "</h1>",
-             f"<p>task <b>{html.escape(record['task'])}</b> ({html.escape(record['task_description'])}), "
+             f"<p>task <b>{html.escape(record['task'])}</b> "
+             f"({html.escape(record['task_description'])}), "
              f"decoder <b>{html.escape(record['decoder']['model'])}</b>, subjects "
              f"<b>{html.escape(record['subjects']['set'])}</b>, run {html.escape(record['run_id'])}"
              f" (training key {html.escape(record['training_key'][:12])})</p>",
@@ -492,8 +499,7 @@ def write_report(folder: Path, log: Callable[[str], None] = print, partial: bool
         pages[links[record["cell"]]] = cell_page(record, run_dir, figures)
     for name, (png, svg) in figures.files.items():
         for suffix, data in ((".png", png), (".svg", svg)):
-            publish_file(out / "figures" / f"{name}{suffix}",
-                         lambda tmp, d=data: tmp.write_bytes(d), "writing the report")
+            publish_bytes(out / "figures" / f"{name}{suffix}", data, "writing the report")
     for name, text in pages.items():
         publish_text(out / name, text, "writing the report")
     log(f"report: {out / 'index.html'}")

@@ -31,6 +31,7 @@ q-values across lags (`paired_comparison`, `paired_by_lag`).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -68,7 +69,7 @@ class Significance:
     alpha: float = ALPHA
 
     @classmethod
-    def parse(cls, raw, where: str) -> "Significance":
+    def parse(cls, raw, where: str) -> Significance:
         if raw is None:
             return cls()
         if not isinstance(raw, dict):
@@ -218,7 +219,7 @@ def permutation_pvalues(observed: np.ndarray, null: np.ndarray, pooled: bool = F
     return (1.0 + (null >= observed[None]).sum(axis=0)) / (1.0 + null.shape[0])
 
 
-def bh_qvalues(p: np.ndarray) -> np.ndarray:
+def bh_qvalues(p: np.ndarray | Sequence[float]) -> np.ndarray:
     """Benjamini-Hochberg adjusted p-values (q-values) across the given tests.
 
     Parameters

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -29,10 +29,10 @@ from podbench.errors import ConfigError
 from podbench.experiments.engines import Engine, LocalEngine
 from podbench.features.keys import SHORT, canonical_json, run_dir_of, stage_keys
 from podbench.features.preflight import preflight
-from podbench.publish import publish_file, publish_text
-from podbench.train.run import group_points
+from podbench.publish import publish_bytes, publish_file, publish_text
 from podbench.tasks import task_for
 from podbench.tasks.base import best_index
+from podbench.train.run import group_points
 
 
 def load_grid(path: str | Path) -> dict[str, list]:
@@ -172,8 +172,7 @@ def sweep(cfg: Config, grid_path: str | Path, random_n: int | None = None,
                            f"{cfg.trial_name} {folder.name}: task {cfg.task} "
                            f"({task.describe(cfg)}), {cfg.model.name}, {cfg.training.n_folds} folds")
     for suffix, data in zip((".png", ".svg"), figures):
-        publish_file(folder / f"summary{suffix}", lambda tmp, d=data: tmp.write_bytes(d),
-                     "writing the sweep")
+        publish_bytes(folder / f"summary{suffix}", data, "writing the sweep")
     publish_file(folder / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False),
                  "writing the sweep")
     log(f"task {cfg.task}: lags and the best point chosen on {task.selection_metric} "

@@ -6,7 +6,8 @@ programs have equal shapes train as lanes of one program.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
+from typing import cast
 
 from podbench.config import Config
 from podbench.experiments.engines import Engine, LocalEngine
@@ -28,7 +29,7 @@ def train(cfg: Config, force: bool = False, log: Callable[[str], None] = print,
     programs = group_points(configs)
     if cfg.several_tasks:
         log(f"{len(configs)} tasks in {len(programs)} program(s): " + "; ".join(
-            " + ".join(c.task for c in p.configs) for p in programs))
+            " + ".join(cast(str, c.task) for c in p.configs) for p in programs))
     with engine or LocalEngine(log) as chosen:
         results = chosen.run_programs(programs, force)
     out = [results[i] for i in range(len(configs))]

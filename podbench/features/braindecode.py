@@ -20,12 +20,12 @@ Features are z-scored with training-fold statistics and decoded by any decoder.
 
 Install with `pip install -e ".[foundation]"`. Intracranial models: of braindecode 1.8.1's
 foundation models (BENDR, BIOT, CBraMod, CodeBrain, EEG-DINO, EEGPT, LaBraM, LUNA, Medformer,
-MVPFormer, PatchedTransformer, REVE, SignalJEPA, ST-EEGFormer, ZUNA), only MVPFormer
-(Carzaniga et al. 2026; 5-s segments at 512 Hz) is documented as a model of intracranial
-(iEEG) recordings; the others are documented for scalp EEG (braindecode's model table,
-models/summary.csv, lists all of them, MVPFormer included, under modality EEG). MVPFormer's
-docstring names no Hugging Face repository of pretrained weights; whether the Hub holds
-braindecode-format MVPFormer weights was not verified. BrainBERT and PopT are not in braindecode 1.8.1. Should braindecode add a BrainBERT-style
+MVPFormer, PatchedTransformer, REVE, SignalJEPA, ST-EEGFormer, ZUNA), only MVPFormer (Carzaniga et
+al. 2026; 5-s segments at 512 Hz) is documented as a model of intracranial (iEEG) recordings; the
+others are documented for scalp EEG (braindecode's model table, models/summary.csv, lists all of
+them, MVPFormer included, under modality EEG). MVPFormer's docstring names no Hugging Face
+repository of pretrained weights; whether the Hub holds braindecode-format MVPFormer weights was not
+verified. BrainBERT and PopT are not in braindecode 1.8.1. Should braindecode add a BrainBERT-style
 class with weights on the Hub, `model: <class>` and `weights: <owner/name>` (or the folder
 `save_pretrained` wrote) select it, with no podbench change; its native checkpoints run today
 through the `foundation` preprocessor's `module:` (a function returning the nn.Module with a
@@ -39,7 +39,7 @@ import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Union
+from typing import Literal
 
 import numpy as np
 
@@ -57,10 +57,10 @@ WEIGHT_FILES = ("config.json", "model.safetensors", "pytorch_model.bin")
 @dataclass
 class BraindecodeParams:
     model: str = opt("", doc="a braindecode.models class, e.g. MVPFormer, LaBraM, EEGNeX")
-    weights: Union[str, None] = opt(
+    weights: str | None = opt(
         None, doc="from_pretrained source: a local directory or a Hugging Face repository id; "
                   "null: random initialisation from seed")
-    sfreq: Union[float, None] = opt(
+    sfreq: float | None = opt(
         None, doc="the model's sampling rate (Hz); null: its config.json's, else the recording's")
     kwargs: dict = opt(factory=dict, doc="extra constructor arguments of the model class")
     features: Literal["auto", "output"] = opt(
@@ -92,7 +92,7 @@ def model_class(params: dict):
     return cls
 
 
-def weights_dir(params: dict) -> Union[Path, None]:
+def weights_dir(params: dict) -> Path | None:
     """The local directory of the weights (a Hugging Face id is downloaded once)."""
     spec = params["weights"]
     if spec is None:
@@ -116,11 +116,11 @@ def weights_dir(params: dict) -> Union[Path, None]:
                           "written by save_pretrained") from None
 
 
-def weight_files(folder: Union[Path, None]) -> list[Path]:
+def weight_files(folder: Path | None) -> list[Path]:
     return [] if folder is None else [folder / n for n in WEIGHT_FILES if (folder / n).is_file()]
 
 
-def weights_digest(folder: Union[Path, None]) -> Union[str, None]:
+def weights_digest(folder: Path | None) -> str | None:
     """sha256 over the weight files' names and digests."""
     files = weight_files(folder)
     if not files:
@@ -131,7 +131,7 @@ def weights_digest(folder: Union[Path, None]) -> Union[str, None]:
     return h.hexdigest()
 
 
-def model_rate(params: dict, folder: Union[Path, None], recording: float) -> float:
+def model_rate(params: dict, folder: Path | None, recording: float) -> float:
     if params["sfreq"] is not None:
         return float(params["sfreq"])
     saved = json.loads((folder / "config.json").read_text()).get("sfreq") if folder else None

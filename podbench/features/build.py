@@ -10,9 +10,9 @@ sources, so a rebuilt parent makes its children stale too.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from podbench import registry
 from podbench.config import Config
@@ -20,11 +20,11 @@ from podbench.data.recordings import resolve_subjects
 from podbench.errors import ConfigError
 from podbench.features.context import Resolved, resolve
 from podbench.features.epochs import build_epochs
+from podbench.features.keys import epochs_sources, stage_specs
 from podbench.features.latents import build_latents
 from podbench.features.selection import build_selection, selected_csv, write_csv
-from podbench.features.targets import build_targets
 from podbench.features.store import COMPLETE, BuildReport, Stores, shape_of_var
-from podbench.features.keys import epochs_sources, stage_specs
+from podbench.features.targets import build_targets
 from podbench.publish import publish_file
 
 

@@ -24,9 +24,9 @@ from podbench.data.check import check_recordings
 from podbench.data.recordings import Recording, open_recordings
 from podbench.errors import DataError
 from podbench.features.context import Resolved
-from podbench.progress import progress
 from podbench.features.keys import StageSpec
 from podbench.features.store import write_dataset
+from podbench.progress import progress
 
 CHUNK_BYTES = 64e6  # target size of one word chunk of the epochs array
 ECOG_ATTRS = {"units": "V", "long_name": "the recording's signal as mne reads the .fif "

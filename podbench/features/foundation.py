@@ -22,7 +22,7 @@ import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Union
+from typing import Any, Literal
 
 import numpy as np
 
@@ -37,10 +37,10 @@ PARAM = "preprocess.params"
 
 @dataclass
 class FoundationParams:
-    checkpoint: Union[str, None] = opt(
+    checkpoint: str | None = opt(
         None, doc="built-in model: pretrain config YAML, pretrain folder or its checkpoint.pt")
-    module: Union[str, None] = opt(None, doc="user model: 'package.module:function' -> nn.Module")
-    state_dict: Union[str, None] = opt(None, doc="weights of the user model (torch.save'd state_dict)")
+    module: str | None = opt(None, doc="user model: 'package.module:function' -> nn.Module")
+    state_dict: str | None = opt(None, doc="weights of the user model (torch.save'd state_dict)")
     pool: Literal["tokens", "electrodes"] = opt(
         "tokens", doc="built-in model: average all tokens (width features) or each electrode's "
                       "(channels x width)")
@@ -62,12 +62,12 @@ class Pretrained:
 class FrozenModel:
     """A loaded model and what identifies it."""
 
-    model: object  # torch.nn.Module
+    model: Any  # torch.nn.Module (torch is imported where it is used)
     takes_coords: bool
     files: list[Path]  # weights (and the user module's source): fingerprinted sources
-    sha256: Union[str, None]  # of the weights file
+    sha256: str | None  # of the weights file
     label: str
-    pretrained: Union[Pretrained, None]  # a built-in checkpoint's; None for other models
+    pretrained: Pretrained | None  # a built-in checkpoint's; None for other models
 
     @property
     def builtin(self) -> bool:
@@ -160,7 +160,7 @@ def _takes_coords(method) -> bool:
     return len(positional) >= 2 or inspect.Parameter.VAR_POSITIONAL in kinds
 
 
-def _user(spec: str, weights: Union[str, None]) -> FrozenModel:
+def _user(spec: str, weights: str | None) -> FrozenModel:
     import torch
 
     where = f"{PARAM}.module = {spec!r}"
@@ -181,7 +181,7 @@ def _user(spec: str, weights: Union[str, None]) -> FrozenModel:
     if not callable(getattr(model, "forward_features", None)):
         raise ConfigError(f"{where}: {type(model).__name__} has no method "
                           "forward_features(x) or forward_features(x, coords)")
-    files = [Path(module.__file__)] if getattr(module, "__file__", None) else []
+    files = [Path(file)] if (file := getattr(module, "__file__", None)) else []
     sha = None
     if weights is not None:
         path = Path(weights).expanduser()

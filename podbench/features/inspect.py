@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Callable
+from collections.abc import Callable
 
-from podbench.features.store import Stores, dir_size, human_bytes
 from podbench.features.keys import SHORT
+from podbench.features.store import Stores, dir_size, human_bytes
 from podbench.progress import progress
 
 MAIN_VARIABLE = {"epochs": "ecog", "targets": "target", "latents": "latent", "selection": "r"}
@@ -45,13 +45,13 @@ def listing(stores: Stores) -> str:
         size = dir_size(path)
         rows.append(f"{stage:<9} {key[:SHORT]:<12} {shape:<22} {human_bytes(size):>9}  "
                     f"{marker.get('created', '?'):<25} {summary(stage, marker.get('fragment', {}))}")
-    for marker in sorted((stores.root / "pretrain").glob("*/digest")):  # pretrained models
-        folder = marker.parent
+    for digest in sorted((stores.root / "pretrain").glob("*/digest")):  # pretrained models
+        folder = digest.parent
         try:
             meta = json.loads((folder / "config.json").read_text())
         except (OSError, ValueError):
             continue
-        created = dt.datetime.fromtimestamp(marker.stat().st_mtime, dt.timezone.utc)
+        created = dt.datetime.fromtimestamp(digest.stat().st_mtime, dt.UTC)
         arch = meta.get("architecture", {})
         rows.append(f"{'pretrain':<9} {folder.name[:SHORT]:<12} {'':<22} "
                     f"{human_bytes(dir_size(folder)):>9}  "

@@ -27,7 +27,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from podbench import registry
 from podbench.config import Config, RunReference, load
@@ -63,19 +63,19 @@ class StageSpec:
         return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
 
 
-def recording_sources(ctx: "Resolved") -> list[Path]:
+def recording_sources(ctx: Resolved) -> list[Path]:
     """The recordings and channel tables of the selected subjects."""
     dataset, signal = ctx.dataset, ctx.cfg.data.signal
     return ([dataset.derivative_path(s, signal) for s in ctx.subjects]
             + [dataset.channels_path(s) for s in ctx.subjects])
 
 
-def epochs_sources(ctx: "Resolved") -> list[Path]:
+def epochs_sources(ctx: Resolved) -> list[Path]:
     """Files the epochs stage reads (fingerprinted in its key and its store)."""
     return recording_sources(ctx) + ctx.task.event_sources(ctx.cfg, ctx.dataset)
 
 
-def epochs_fragment(ctx: "Resolved") -> dict:
+def epochs_fragment(ctx: Resolved) -> dict:
     """What the epochs depend on: the selection, the window and lag grid, the task's events,
     and the content of every file read (the recordings, channel tables, event sources)."""
     d = ctx.cfg.data
@@ -97,15 +97,17 @@ def selection_fragment(cfg: Config, data: dict) -> dict:
     folds, the folds."""
     from podbench.tasks.folds import folds_fragment
 
-    settings = dataclasses.asdict(cfg.data.selection)
+    selection = cfg.data.selection
+    assert selection is not None, "selection_fragment of a config without a selection"
+    settings = dataclasses.asdict(selection)
     settings.pop("candidates")  # in the data fragment, resolved
-    frag = {"data": data, "settings": settings}
+    frag: dict[str, Any] = {"data": data, "settings": settings}
     if settings["fit"] == "train":
         frag.update(folds=folds_fragment(cfg), label_normalisation=cfg.data.label_normalisation)
     return frag
 
 
-def stage_specs(cfg: "Config | Resolved") -> dict[str, StageSpec]:
+def stage_specs(cfg: Config | Resolved) -> dict[str, StageSpec]:
     """The stage specs of a config (or of a resolved config), parents first: epochs, targets,
     latents, training, and selection where podbench chooses the electrodes."""
     from podbench.features.context import resolve
@@ -155,7 +157,7 @@ def stage_specs(cfg: "Config | Resolved") -> dict[str, StageSpec]:
     return {s.stage: s for s in (selection, epochs, targets, latents, training) if s}
 
 
-def stage_keys(cfg: "Config | Resolved") -> dict[str, str]:
+def stage_keys(cfg: Config | Resolved) -> dict[str, str]:
     return {name: spec.key for name, spec in stage_specs(cfg).items()}
 
 

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 
 from podbench import registry
-from podbench.features.context import Resolved
-from podbench.features.preprocessors import EpochsContext
 from podbench.errors import StoreError
+from podbench.features.context import Resolved
+from podbench.features.keys import StageSpec
+from podbench.features.preprocessors import EpochsContext
 from podbench.features.store import reading, write_dataset
 from podbench.progress import progress
-from podbench.features.keys import StageSpec
 
 
 def epochs_context(epochs, ctx: Resolved) -> EpochsContext:
@@ -74,6 +74,7 @@ def build_latents(ctx: Resolved, spec: StageSpec, epochs, tmp: Path) -> dict:
         write_dataset(tmp, part, word_chunk, append=lo > 0)
     bar.close()
     if standardise == "all":
+        assert sums is not None and sq is not None and count is not None  # (words were read)
         mean = sums / count
         std = np.sqrt(np.maximum(sq / count - mean ** 2, 0.0))
         std[std < 1e-12] = 1.0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from podbench import registry
@@ -27,7 +28,7 @@ RESULTS_BYTES = 256e6  # room one results folder may need (checkpoints of every 
 _checked: set[tuple] = set()
 
 
-def preflight(cfgs: list[Config | Resolved], results: bool = False) -> None:
+def preflight(cfgs: Sequence[Config | Resolved], results: bool = False) -> None:
     """Check the inputs of every config first, then the output roots; raise the first problem."""
     from podbench.features.keys import canonical_json
 

@@ -19,8 +19,8 @@ from typing import Literal
 
 import numpy as np
 
-from podbench.errors import ConfigError
 from podbench.config import opt
+from podbench.errors import ConfigError
 from podbench.registry import register_preprocessor
 
 

@@ -23,8 +23,8 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -33,8 +33,8 @@ from podbench.config import Config
 from podbench.data.recordings import Recording, file_digest, open_recordings
 from podbench.errors import ConfigError, DataError
 from podbench.features.context import resolve
-from podbench.progress import progress
 from podbench.features.keys import canonical_json, epochs_fragment, recording_sources
+from podbench.progress import progress
 
 PRETRAIN_VERSION = 2  # bump when the model or the pretraining recipe changes
 MAX_CHANNELS = 64  # channels per pretraining window (keeps token counts small)
@@ -116,8 +116,8 @@ def pretrain(cfg: Config, log: Callable[[str], None] = print) -> Path:
     (the existing one when that pretraining is already complete)."""
     import torch
 
-    from podbench.features.epochs import geometry
     from podbench.data.dataset import channel_coordinates
+    from podbench.features.epochs import geometry
     from podbench.models.foundation.mae import MaskedAutoencoder, architecture
 
     p = cfg.pretrain

@@ -27,7 +27,7 @@ import pandas as pd
 from podbench.config import Config, ElectrodeSelection
 from podbench.data.dataset import channel_coordinates, normalise_label, sub_label
 from podbench.data.recordings import RESPONSIVE_FOLDER, Recording, open_recordings
-from podbench.errors import DataError, StoreError
+from podbench.errors import ConfigError, DataError, StoreError
 from podbench.features.context import Resolved
 from podbench.features.epochs import geometry, valid_words
 from podbench.features.store import write_dataset
@@ -137,10 +137,19 @@ def responses(recordings: list[Recording], onsets_s: np.ndarray,
                            for r in recordings], axis=1)
 
 
+def selection_of(cfg: Config) -> ElectrodeSelection:
+    """The config's electrode selection (only called where it has one)."""
+    selection = cfg.data.selection
+    if selection is None:
+        raise ConfigError(f"data.electrodes = {cfg.data.electrodes!r}: not a selection "
+                          "({select: encoding, ...})")
+    return selection
+
+
 def fit_rows(cfg: Config, labels: np.ndarray) -> list[tuple[int, np.ndarray]]:
     """(fold number, rows) of each fit: (0, every row) for fit: all; each training fold's
     training rows for fit: train."""
-    if cfg.data.selection.fit == "all":
+    if selection_of(cfg).fit == "all":
         return [(0, np.arange(len(labels)))]
     return [(fold.number, fold.train) for fold in folds_for(cfg, labels)]
 
@@ -152,7 +161,7 @@ def build_selection(ctx: Resolved, targets, tmp: Path) -> dict:
     `tmp`, and its figures beside it; return provenance extras."""
     import xarray as xr
 
-    cfg, sel = ctx.cfg, ctx.cfg.data.selection
+    cfg, sel = ctx.cfg, selection_of(ctx.cfg)
     recordings = open_recordings(ctx.dataset, ctx.subjects, ctx.electrodes, cfg.data.signal)
     words, labels, onsets = event_rows(ctx, recordings, targets["word"].values)
     y = responses(recordings, onsets, sel)

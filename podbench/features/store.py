@@ -1,8 +1,8 @@
 """Content-keyed zarr (format 3) stores with atomic publish, provenance and verification.
 
 Layout: `<root>/<stage>/<key>/` holding `data.zarr` (the xarray Dataset, metadata consolidated
-at publish: `xarray.open_zarr("<root>/<stage>/<key>/data.zarr")` opens it without podbench), the manifest
-`podbench-manifest.json` (size and crc32c of every file of every array, string arrays
+at publish: `xarray.open_zarr("<root>/<stage>/<key>/data.zarr")` opens it without podbench),
+the manifest `podbench-manifest.json` (size and crc32c of every file of every array, string arrays
 included) and the completion marker `podbench-complete.json`. A store exists only once it holds
 the marker; builds happen in a temporary sibling published by `podbench.publish` under a
 per-key lock (`<key>.lock`, removed on release), so a killed build leaves nothing that is
@@ -17,10 +17,10 @@ import json
 import shutil
 import socket
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 from podbench import __version__
 from podbench.errors import PodbenchError, StoreError
@@ -194,7 +194,7 @@ class Stores:
                 "stage": spec.stage, "key": spec.key, "fragment": spec.fragment,
                 "parents": spec.parents, "podbench_version": __version__,
                 "sources": sources,
-                "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 "host": socket.gethostname(), **extra,
             }
             group = zarr.open_group(tmp / DATA, mode="r+")

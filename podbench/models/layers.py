@@ -13,7 +13,7 @@ matmuls, which XLA runs faster than the grouped convolutions a vmapped lax.conv 
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +27,7 @@ class Call(NamedTuple):
     rng: jax.Array | None = None
     dropout: jax.Array | float = 0.0
     mask: jax.Array | None = None
-    frozen: object = None
+    frozen: Any = None  # the task's frozen pytree (Task.frozen), e.g. a language model
 
 
 def kernel_init(name: str, batch_axis: tuple[int, ...] = ()):

@@ -14,7 +14,6 @@ C = 1 / alpha, by full-batch L-BFGS (optax) for `max_iter` iterations.
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 

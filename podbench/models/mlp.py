@@ -13,7 +13,8 @@ from podbench.registry import register_model
 
 
 class Mlp(nnx.Module):
-    """flatten -> [Linear -> LayerNorm -> ReLU -> dropout] per hidden size -> Linear (-> LayerNorm)."""
+    """flatten -> [Linear -> LayerNorm -> ReLU -> dropout] per hidden size -> Linear
+    (-> LayerNorm)."""
 
     def __init__(self, n_in: int, n_out: int, p: dict, head: str, rngs: nnx.Rngs):
         sizes = [n_in, *p["hidden"]]

@@ -10,13 +10,20 @@ before LayerNorm, glorot init.
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from podbench.models.layers import (Call, Conv1D, LocallyConnected1D, apply_bn, batch_norm,
-                                    dropout, linear, max_pool_torch)
+from podbench.models.layers import (
+    Call,
+    Conv1D,
+    LocallyConnected1D,
+    apply_bn,
+    batch_norm,
+    dropout,
+    linear,
+    max_pool_torch,
+)
 from podbench.registry import register_model
 
 
@@ -48,6 +55,8 @@ class Pitom(nnx.Module):
         h = dropout(apply_bn(self.bn2, jax.nn.relu(self.conv2(h)), call), call, 2)
         h = jax.nn.relu(apply_bn(self.bn3, self.conv3(h), call))
         y = self.dense(h.max(axis=1))
+        if self.norm is None:  # head_order "linear"
+            return y
         if self.head_order == "norm_tanh":
             return jnp.tanh(self.norm(y))
         if self.head_order == "tanh_norm":

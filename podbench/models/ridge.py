@@ -7,7 +7,6 @@ training Gram matrix per lane gives the solution for every alpha of the grid.
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 

@@ -6,7 +6,6 @@ activation (tanh or sigmoid; none gives logits or raw values, as the other heads
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 from flax import nnx

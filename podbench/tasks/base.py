@@ -35,9 +35,9 @@ registered class plus a YAML config, not a second trainer:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -89,7 +89,7 @@ class Task(ABC):
         folds of `selection_metric`, in the headline's direction)."""
         return best_index(perf[f"{self.selection_metric}_mean"], self.headline_mode)
 
-    def validate(self, cfg: Config) -> None:
+    def validate(self, cfg: Config) -> None:  # noqa: B027 (optional hook: accepts by default)
         """Raise ConfigError for settings this task cannot use."""
 
     def check_data(self, cfg: Config, dataset: Dataset, events: pd.DataFrame) -> None:
@@ -231,7 +231,7 @@ def best_index(values: pd.Series, mode: str):
 
 def task_for(cfg: Config) -> Task:
     """The task instance a config selects."""
-    if cfg.several_tasks:
+    if isinstance(cfg.task, list):  # cfg.several_tasks, written out so that mypy narrows
         raise ConfigError(f"task = {cfg.task!r}: this needs one task; pick one with "
                           "config.task_configs() or --set task=NAME")
     return registry.tasks.get(cfg.task, "task")()

@@ -32,9 +32,10 @@ the reference's head; and the per-batch-mean AUC is written beside the whole-spl
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -43,10 +44,9 @@ from podbench import registry
 from podbench.config import Config, opt
 from podbench.data.dataset import SYNTACTIC, TRANSCRIPT, Dataset
 from podbench.errors import ConfigError
-from podbench.tasks.folds import folds_fragment
 from podbench.tasks import metrics
-from podbench.tasks.folds import folds_for
 from podbench.tasks.base import Task
+from podbench.tasks.folds import folds_for, folds_fragment
 
 if TYPE_CHECKING:
     from jax import Array
@@ -96,7 +96,7 @@ def task_file(cfg: Config, name: str) -> Path:
     return path
 
 
-def batch_mean(score: Callable, pred: "Array", y: "Array", mask: "Array", size: int) -> "Array":
+def batch_mean(score: Callable, pred: Array, y: Array, mask: Array, size: int) -> Array:
     """The reference's epoch metric (traced): `score(pred, y, mask)` on consecutive batches
     of `size` rows, averaged over the batches holding a valid row (each batch counts once)."""
     import jax
@@ -142,7 +142,7 @@ class EventTargetsTask(Task):
                               "regression) or a trained model (pitom, mlp)")
 
     def describe(self, cfg: Config) -> str:
-        return cfg.task
+        return cast(str, cfg.task)  # a task's config names one task
 
     def program_key(self, cfg: Config) -> dict:
         """Plus the classes, whether a weight column follows the label, and the parity mode."""
@@ -169,7 +169,7 @@ class EventTargetsTask(Task):
     def parity(self, cfg: Config) -> str:
         return cfg.task_params.get("parity", "podbench")
 
-    def reference_stop(self, pred: "Array", y: "Array", mask: "Array") -> "Array":
+    def reference_stop(self, pred: Array, y: Array, mask: Array) -> Array:
         """The reference's early-stopping metric on one validation batch (traced)."""
         return self.stop_value(pred, y, mask)
 
@@ -179,7 +179,7 @@ class EventTargetsTask(Task):
         size = cfg.training.batch_size
         return lambda pred, y, mask: batch_mean(self.reference_stop, pred, y, mask, size)
 
-    def traced_ensemble(self, member_preds: "Array") -> "Array":
+    def traced_ensemble(self, member_preds: Array) -> Array:
         """`ensemble` inside the compiled program (JAX), for parity: reference."""
         raise NotImplementedError
 
@@ -250,7 +250,8 @@ class EventTargetsTask(Task):
                 cols, info = self.fold_columns(cfg, values, rows[fold.train])
                 slices.append(cols)
                 fitted.append(info)
-            target = (("fold", "word", "dim"), np.stack(slices).astype(np.float32))
+            target: tuple[tuple[str, ...], np.ndarray] = (("fold", "word", "dim"),
+                                                          np.stack(slices).astype(np.float32))
             attrs["fitted_per_fold"] = fitted
         else:
             target = (("word", "dim"), self.columns(cfg, values).astype(np.float32))
@@ -311,7 +312,7 @@ class BinaryTask(EventTargetsTask):
                   for lag, fold, pred, y in test]
         return {"confusion_matrix.csv": confusion_table(as_two, ("negative", "positive"))}
 
-    def traced_ensemble(self, member_preds: "Array") -> "Array":
+    def traced_ensemble(self, member_preds: Array) -> Array:
         from podbench.tasks.scoring import mean_probability_logit
 
         return mean_probability_logit(member_preds)
@@ -366,7 +367,7 @@ class ClassesTask(EventTargetsTask):
         PITOM normalises every output wider than 1)."""
         return "classes_norm" if self.parity(cfg) == "reference" else self.head
 
-    def traced_ensemble(self, member_preds: "Array") -> "Array":
+    def traced_ensemble(self, member_preds: Array) -> Array:
         from podbench.tasks.scoring import mean_probability_log
 
         return mean_probability_log(member_preds)

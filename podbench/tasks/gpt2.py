@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -48,7 +49,10 @@ class Block(nnx.Module):
         """h [B, S, d]; allowed [B, S, S] (query, key) attention pattern."""
         b, s, d = h.shape
         q, k, v = jnp.split(self.c_attn(self.ln_1(h)), 3, axis=-1)
-        heads = lambda t: t.reshape(b, s, self.n_head, d // self.n_head)
+
+        def heads(t):
+            return t.reshape(b, s, self.n_head, d // self.n_head)
+
         scores = jnp.einsum("bqhc,bkhc->bhqk", heads(q), heads(k)) / np.sqrt(d // self.n_head)
         scores = jnp.where(allowed[:, None], scores, jnp.finfo(scores.dtype).min)
         att = jnp.einsum("bhqk,bkhc->bqhc", jax.nn.softmax(scores, axis=-1), heads(v))
@@ -102,8 +106,9 @@ def _read_shape(lm_dir: Path, where: str) -> GPT2Shape:
         raise ConfigError(f"{path}: activation_function = {raw['activation_function']!r}, "
                           "expected 'gelu_new' (GPT-2's tanh GELU)")
     try:
-        return GPT2Shape(*(int(raw[k]) for k in ("n_layer", "n_head", "n_embd", "n_positions",
-                                                  "vocab_size")),
+        n_layer, n_head, n_embd, n_positions, vocab_size = (
+            int(raw[k]) for k in ("n_layer", "n_head", "n_embd", "n_positions", "vocab_size"))
+        return GPT2Shape(n_layer, n_head, n_embd, n_positions, vocab_size,
                          float(raw.get("layer_norm_epsilon", 1e-5)))
     except KeyError as err:
         raise ConfigError(f"{path}: missing {err.args[0]!r}") from err
@@ -144,17 +149,17 @@ def load_gpt2(lm_dir: str | Path, where: str = "task_params.lm_dir") -> GPT2:
     shape = _read_shape(lm_dir, where)
     tensors = _read_weights(lm_dir, where)
     model = GPT2(shape, nnx.Rngs(0))
-    targets = {"wte.weight": model.wte.embedding, "wpe.weight": model.wpe.embedding,
+    targets: dict[str, Any] = {"wte.weight": model.wte.embedding, "wpe.weight": model.wpe.embedding,
                "ln_f.weight": model.ln_f.scale, "ln_f.bias": model.ln_f.bias}
     for i, block in enumerate(model.blocks):
         for name, layer in (("ln_1", block.ln_1), ("ln_2", block.ln_2)):
             targets[f"h.{i}.{name}.weight"] = layer.scale
             targets[f"h.{i}.{name}.bias"] = layer.bias
         # transformers' Conv1D stores [in, out] like nnx.Linear's kernel
-        for name, layer in (("attn.c_attn", block.c_attn), ("attn.c_proj", block.attn_proj),
-                            ("mlp.c_fc", block.c_fc), ("mlp.c_proj", block.mlp_proj)):
-            targets[f"h.{i}.{name}.weight"] = layer.kernel
-            targets[f"h.{i}.{name}.bias"] = layer.bias
+        for name, linear in (("attn.c_attn", block.c_attn), ("attn.c_proj", block.attn_proj),
+                             ("mlp.c_fc", block.c_fc), ("mlp.c_proj", block.mlp_proj)):
+            targets[f"h.{i}.{name}.weight"] = linear.kernel
+            targets[f"h.{i}.{name}.bias"] = linear.bias
     for name, variable in targets.items():
         if name not in tensors:
             raise ConfigError(f"{where} = {str(lm_dir)!r}: the checkpoint has no tensor {name!r}")

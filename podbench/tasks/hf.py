@@ -110,8 +110,8 @@ def word_hidden_states(model_dir: Path, words: list[str], layer: int,
     windows = _windows(len(ids), width)
     bar = progress(len(windows), f"hidden states of {Path(model_dir).name}", unit="window")
     with torch.inference_mode():
-        for _, same_length in groupby(windows, key=lambda w: w[2] - w[0]):
-            same_length = list(same_length)
+        for _, of_length in groupby(windows, key=lambda w: w[2] - w[0]):
+            same_length = list(of_length)
             for b in range(0, len(same_length), batch_windows):
                 batch = same_length[b:b + batch_windows]
                 inputs = torch.tensor([prefix + ids[s:e] + suffix for s, _, e in batch])

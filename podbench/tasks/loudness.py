@@ -32,11 +32,12 @@ import numpy as np
 import pandas as pd
 
 from podbench.config import Config, opt
-from podbench.data.dataset import AUDIO, Dataset
 from podbench.data.audio import audio_duration, loudness_db
+from podbench.data.dataset import AUDIO, Dataset
 from podbench.errors import ConfigError
 from podbench.registry import register_task
 from podbench.tasks.common import RegressionTask
+
 
 @dataclass
 class LoudnessParams:

@@ -299,7 +299,7 @@ def repaired_class_aucs(scores: np.ndarray, true: np.ndarray, perms: np.ndarray)
     paired = true[perms]  # [P, n] class of the target paired with each prediction
     gathered = ranks[np.arange(n)[None, :], paired]  # rank of prediction i in that class's column
     flat = (np.arange(len(perms))[:, None] * n_classes + paired).ravel()
-    u = np.bincount(flat, weights=gathered.ravel(), minlength=len(perms) * n_classes)
+    u: np.ndarray = np.bincount(flat, weights=gathered.ravel(), minlength=len(perms) * n_classes)
     n_pos = np.bincount(true, minlength=n_classes).astype(np.float64)
     n_neg = n - n_pos
     u = u.reshape(len(perms), n_classes) - n_pos * (n_pos + 1) / 2

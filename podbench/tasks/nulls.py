@@ -1,10 +1,10 @@
 """Null targets and re-pairings.
 
-Null targets (retrained nulls). The shuffled-target control ("all") permutes every word's target, test rows
-too, so every metric comes out at chance. The nulls of a permutation test ("words",
-"circular") permute the training rows' targets (train and validation) across words or shift
-them circularly in time, in each fold; the test rows keep their true targets, so a decoder
-trained on the null is scored exactly like the real one.
+Null targets (retrained nulls). The shuffled-target control ("all") permutes every word's target,
+test rows too, so every metric comes out at chance. The nulls of a permutation test ("words",
+"circular") permute the training rows' targets (train and validation) across words or shift them
+circularly in time, in each fold; the test rows keep their true targets, so a decoder trained on the
+null is scored exactly like the real one.
 
 Re-pairings (score-level nulls, `repairings`). A fold's fixed test predictions are scored
 against its test targets re-paired: permuted across the events ("words"), shifted circularly

@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 
 from podbench.config import Config
+from podbench.data.annotations import syntactic_path, table_word_labels, word_tags
 from podbench.data.dataset import Dataset
 from podbench.registry import register_task
 from podbench.tasks.common import ClassesTask, WordClassParams, task_file, words_and_tags
-from podbench.data.annotations import syntactic_path, table_word_labels, word_tags
 
 CLASSES = ("noun", "verb", "adjective", "adverb", "other")
 PREFIX_CLASS = {"NN": 0, "VB": 1, "JJ": 2, "RB": 3}

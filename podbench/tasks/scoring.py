@@ -75,7 +75,7 @@ def weighted_f1(logit: jax.Array, positive: jax.Array, mask: jax.Array) -> jax.A
     """sklearn's f1_score(average="weighted") of the prediction logit >= 0 (probability
     >= 0.5) over the valid rows: the classes' F1 weighted by their counts (0 if undefined)."""
     predicted = (logit >= 0).astype(positive.dtype)
-    total = 0.0
+    total: jax.Array | float = 0.0
     for p, t in ((predicted, positive), (1.0 - predicted, 1.0 - positive)):
         tp = jnp.sum(p * t * mask)
         denom = jnp.sum(p * mask) + jnp.sum(t * mask)

@@ -45,13 +45,19 @@ import numpy as np
 import pandas as pd
 
 from podbench.config import Config, opt
-from podbench.data.dataset import SYNTACTIC, TRANSCRIPT, Dataset, read_table, seconds_column, \
-    word_table
+from podbench.data.annotations import is_punctuation, syntactic_path, word_tags
+from podbench.data.dataset import (
+    SYNTACTIC,
+    TRANSCRIPT,
+    Dataset,
+    read_table,
+    seconds_column,
+    word_table,
+)
 from podbench.errors import DataError
 from podbench.registry import register_task
 from podbench.tasks.common import PARITY_DOC, BinaryTask, task_file
 from podbench.tasks.negatives import draw_inside, numbered_events
-from podbench.data.annotations import is_punctuation, syntactic_path, word_tags
 
 if TYPE_CHECKING:
     import jax
@@ -183,7 +189,7 @@ class SentenceOnset(BinaryTask):
     word_events = False
     file_params = ("sentences_csv",)
 
-    def reference_stop(self, pred: "jax.Array", y: "jax.Array", mask: "jax.Array") -> "jax.Array":
+    def reference_stop(self, pred: jax.Array, y: jax.Array, mask: jax.Array) -> jax.Array:
         from podbench.tasks.scoring import weighted_f1
 
         return weighted_f1(pred[:, 0], y[:, 0], mask)

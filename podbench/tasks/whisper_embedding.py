@@ -25,8 +25,8 @@ from podbench import registry
 from podbench.config import Config
 from podbench.data.dataset import WHISPER_FEATURES, WHISPER_TRANSCRIPT, Dataset, read_table
 from podbench.errors import DataError
-from podbench.tasks.sources import SourceResult
 from podbench.registry import register_target_source, register_task
+from podbench.tasks.sources import SourceResult
 from podbench.tasks.word_embedding import WordEmbedding, source_files
 
 WHISPER_DATASET = "vectors"

@@ -11,12 +11,11 @@ from podbench import registry
 from podbench.config import Config
 from podbench.data.dataset import TRANSCRIPT, Dataset, normalise_label, word_table
 from podbench.errors import ConfigError
-from podbench.tasks.sources import fit_pca
-from podbench.tasks.folds import folds_fragment
 from podbench.registry import register_task
 from podbench.tasks import metrics
-from podbench.tasks.folds import folds_for
 from podbench.tasks.base import Task, config_value
+from podbench.tasks.folds import folds_for, folds_fragment
+from podbench.tasks.sources import fit_pca
 
 
 def source_files(kind: str) -> list[str]:
@@ -91,7 +90,8 @@ class WordEmbedding(Task):
         attrs = {"source_dim": int(vectors.shape[1]), "dropped_words": result.dropped, **result.info}
         dim = cfg.targets.pca_dim
         if dim is None:
-            target = (("word", "dim"), vectors.astype(np.float32))
+            target: tuple[tuple[str, ...], np.ndarray] = (("word", "dim"),
+                                                          vectors.astype(np.float32))
         elif cfg.targets.pca_fit == "all":
             reduced, evr = fit_pca(vectors, dim, np.arange(len(vectors)))
             target = (("word", "dim"), reduced)
@@ -112,7 +112,7 @@ class WordEmbedding(Task):
 
     def program_key(self, cfg: Config) -> dict:
         """Plus the target dimension: the PCA's, or (without PCA) the source's identity."""
-        dim = cfg.targets.pca_dim
+        dim: int | dict | None = cfg.targets.pca_dim
         if dim is None:
             dim = self._source_identity(cfg)
         return {**super().program_key(cfg), "dim": dim}

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -175,7 +175,7 @@ def train_lanes(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs, tabl
         real = np.arange(c * chunk, min((c + 1) * chunk, len(table)))
         # Pad to a multiple of the devices with copies of the chunk's first lane.
         pick = np.concatenate([real, np.full((-len(real)) % shard.n_devices, real[0])])
-        sub = jax.tree.map(lambda a: a[pick], lanes_np)
+        sub = jax.tree.map(lambda a: a[pick], lanes_np)  # noqa: B023 (called in this iteration)
         sub_start = None if start is None else {
             **start, **{part: {k: v[pick] for k, v in start[part].items()}
                         for part in ("params", "rest")}}
@@ -187,7 +187,7 @@ def train_lanes(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs, tabl
         preds.append(np.asarray(program.predict(state, shard.lanes(sub), data, all_rows))[keep])
         records.append([np.asarray(a)[keep] for a in (state.epochs, state.best_epoch,
                                                       state.best_score)])
-        states.append(jax.tree.map(lambda a: np.asarray(a)[keep],
+        states.append(jax.tree.map(lambda a: np.asarray(a)[keep],  # noqa: B023 (called in this iteration)
                                    {"params": state.best_params, "rest": state.best_rest}))
     epochs, best_epoch, best_score = (np.concatenate(r) for r in zip(*records))
     sign = 1.0 if task.stop_mode == "max" else -1.0
@@ -237,8 +237,8 @@ def train_chunk(program, lanes_np, data, max_epochs: int, shard, label: str,
             keep = ids[~stopped]
             filler = ids[stopped][0] if stopped.any() else keep[0]  # its copies are never read
             pick = np.concatenate([keep, np.full(width - len(keep), filler)])
-            working = shard.lanes(jax.tree.map(lambda a: a[pick], bank))
-            work_lanes = shard.lanes(jax.tree.map(lambda a: a[pick], lanes_np))
+            working = shard.lanes(jax.tree.map(lambda a: a[pick], bank))  # noqa: B023 (called in this iteration)
+            work_lanes = shard.lanes(jax.tree.map(lambda a: a[pick], lanes_np))  # noqa: B023 (called in this iteration)
             ids = keep
     bar.close()
     return (working if bank is None else shard.lanes(_scatter(bank, ids, working))), widths

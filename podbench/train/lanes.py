@@ -39,7 +39,8 @@ class LaneTable:
     lr: np.ndarray
     weight_decay: np.ndarray
     dropout: np.ndarray
-    point: np.ndarray = field(default=None)  # sweep point of the lane (0 without a sweep)
+    # sweep point of the lane (0 without a sweep); lay_out always sets it
+    point: np.ndarray = field(default=None)  # type: ignore[arg-type]
 
     def __len__(self) -> int:
         return len(self.lag_ms)

@@ -13,32 +13,37 @@ the host syncs once per epoch. Lanes that stopped are dropped by compacting the 
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 
 from podbench.models.layers import Call
+from podbench.specs import TrainedNetwork
 
 EVAL_BATCH = 256
+HostOrDevice = jax.Array | np.ndarray
 
 
 class Lanes(NamedTuple):
-    """Per-lane inputs (leading axis: lane)."""
+    """Per-lane inputs (leading axis: lane): numpy arrays as `lane_inputs` makes them, jax
+    arrays once on the device."""
 
-    key: jax.Array  # uint32 [L, 2] raw PRNG key data
-    lag: jax.Array  # int32 [L] index into the latents' lag axis
-    yfold: jax.Array  # int32 [L] index into the targets' fold axis (0 if not per fold)
-    nfold: jax.Array  # int32 [L] index into the standardisation statistics' fold axis
-    lr: jax.Array  # float32 [L]
-    weight_decay: jax.Array  # float32 [L]
-    dropout: jax.Array  # float32 [L]
-    train_idx: jax.Array  # int32 [L, n_train_max] (padded)
-    train_n: jax.Array  # int32 [L]
-    val_idx: jax.Array  # int32 [L, n_val_max] (padded)
-    val_n: jax.Array  # int32 [L]
+    key: HostOrDevice  # uint32 [L, 2] raw PRNG key data
+    lag: HostOrDevice  # int32 [L] index into the latents' lag axis
+    yfold: HostOrDevice  # int32 [L] index into the targets' fold axis (0 if not per fold)
+    nfold: HostOrDevice  # int32 [L] index into the standardisation statistics' fold axis
+    lr: HostOrDevice  # float32 [L]
+    weight_decay: HostOrDevice  # float32 [L]
+    dropout: HostOrDevice  # float32 [L]
+    train_idx: HostOrDevice  # int32 [L, n_train_max] (padded)
+    train_n: HostOrDevice  # int32 [L]
+    val_idx: HostOrDevice  # int32 [L, n_val_max] (padded)
+    val_n: HostOrDevice  # int32 [L]
 
 
 class State(NamedTuple):
@@ -111,7 +116,7 @@ class LaneProgram:
         self.steps = max(1, math.ceil(n_train_max / batch_size))
         self.n_train_pad = self.steps * batch_size
         self.n_val_max = n_val_max
-        self.graphdef, _, _ = nnx.split(build_model(nnx.Rngs(0)), nnx.Param, ...)
+        self.graphdef = nnx.split(build_model(nnx.Rngs(0)), nnx.Param, ...)[0]
         self.lane_batch = lane_batch
         self.mesh = mesh
         self._epoch = jax.jit(self._over_lanes(
@@ -161,9 +166,10 @@ class LaneProgram:
 
     def _forward(self, params, rest, x, y, call: Call):
         """One member: prediction and updated non-parameter state (BatchNorm statistics)."""
-        model = nnx.merge(self.graphdef, params, rest, copy=True)
+        model = cast(TrainedNetwork, nnx.merge(self.graphdef, params, rest, copy=True))
         pred = model(x, call, y) if self.takes_targets else model(x, call)
-        _, _, new_rest = nnx.split(model, nnx.Param, ...)
+        # flax types split(node, *filters) as variadic: with two filters it gives three parts
+        _, _, new_rest = nnx.split(model, nnx.Param, ...)  # type: ignore[misc]
         return pred, new_rest, model.penalty()
 
     def _group_forward(self, params, rest, x, y, call: Call):
@@ -180,7 +186,7 @@ class LaneProgram:
     # ------------------------------------------------------------------ init
 
     def _lane_init(self, lane: Lanes) -> State:
-        key = jax.random.wrap_key_data(lane.key)
+        key = jax.random.wrap_key_data(cast(jax.Array, lane.key))  # on the device here
         params, rest = jax.vmap(self._init_member)(jax.random.split(key, self.group))
         tx = optimizer(self.optimizer_name)
         opt = tx.init(params)
@@ -221,7 +227,7 @@ class LaneProgram:
         return jax.lax.cond(s.stopped, lambda: s, lambda: self._train_epoch(s, lane, data, epoch))
 
     def _train_epoch(self, s: State, lane: Lanes, data: Data, epoch) -> State:
-        key = jax.random.fold_in(jax.random.wrap_key_data(lane.key), epoch)
+        key = jax.random.fold_in(jax.random.wrap_key_data(cast(jax.Array, lane.key)), epoch)
         k_order, k_drop = jax.random.split(key)
         n_max = lane.train_idx.shape[0]
         slot = jnp.arange(n_max)
@@ -286,7 +292,9 @@ class LaneProgram:
         shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), data)
         args = (state, one, shapes, jax.ShapeDtypeStruct((), jnp.int32))
         if exact:
-            temp = jax.jit(self._lane_epoch).lower(*args).compile().memory_analysis().temp_size_in_bytes
+            analysis = jax.jit(self._lane_epoch).lower(*args).compile().memory_analysis()
+            # jax types memory_analysis() as optional: None only on backends without one
+            temp = analysis.temp_size_in_bytes  # type: ignore[union-attr]
         else:
             temp = _values_bytes(jax.make_jaxpr(self._lane_epoch)(*args).jaxpr)
         return _nbytes(data), _nbytes(state) + _nbytes(one), int(temp)
@@ -315,7 +323,10 @@ def start_from(state: State, start: dict) -> State:
             lambda p, a: values.get(jax.tree_util.keystr(p), a), tree)
 
     params, rest = swap(state.params, start["params"]), swap(state.rest, start["rest"])
-    copy = lambda tree: jax.tree.map(jnp.copy, tree)  # distinct buffers: epochs donate them
+
+    def copy(tree):  # distinct buffers: epochs donate them
+        return jax.tree.map(jnp.copy, tree)
+
     return state._replace(params=params, rest=rest, best_params=copy(params),
                           best_rest=copy(rest))
 

@@ -26,9 +26,9 @@ import logging
 import os
 import platform
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -127,7 +127,8 @@ def test_predictions(cfg: Config, task: Task, inputs, res, point: int = 0) -> di
     split = np.full((len(inputs.folds), n), -1, np.int8)
     test_fold = np.zeros(n, np.int64)
     target = np.full((n, inputs.y.shape[-1]), np.nan, np.float32)
-    ensemble = members = None
+    ensemble: np.ndarray | None = None
+    members: np.ndarray | None = None
     for out in lane_outputs(cfg, task, inputs, res, point):
         f = [g.number for g in inputs.folds].index(out.fold.number)
         for name, code in SPLIT_CODES.items():
@@ -135,12 +136,13 @@ def test_predictions(cfg: Config, task: Task, inputs, res, point: int = 0) -> di
         test = out.fold.test
         test_fold[test] = out.fold.number
         target[test] = out.y[test]
-        if ensemble is None:
+        if ensemble is None or members is None:  # (both are made here, together)
             ensemble = np.full((len(lags), n, out.ensemble.shape[-1]), np.nan, np.float32)
             members = np.full((len(lags), len(out.members), n, out.members.shape[-1]), np.nan,
                               np.float32)
         ensemble[lags.index(out.lag), test] = out.ensemble[test]
         members[lags.index(out.lag), :, test] = np.moveaxis(out.members[:, test], 0, 1)
+    assert ensemble is not None and members is not None, "a run has lanes"
     return {"lag": np.asarray(lags, np.int64),
             "fold": np.asarray([f.number for f in inputs.folds], np.int64),
             "event": np.asarray(inputs.words, np.int64),
@@ -298,7 +300,9 @@ def write_run(run_dir: Path, cfg: Config, keys: dict, long: pd.DataFrame, perf: 
                   **({"alpha": float(res.state["alpha"][i])} if "alpha" in res.state else {})}
                  for i in sel]
         if cfg.training.predictions:
-            np.savez(tmp / PREDICTIONS, **test_predictions(cfg, task, inputs, res, point))
+            arrays = test_predictions(cfg, task, inputs, res, point)
+            # numpy's stubs match the ** mapping against savez's allow_pickle: bool as well
+            np.savez(tmp / PREDICTIONS, **arrays)  # type: ignore[arg-type]
         if cfg.training.checkpoints:
             import jax
 

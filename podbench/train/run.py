@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import cast
 
 from podbench import registry
 from podbench.config import Config
@@ -153,7 +154,7 @@ def train_points(cfgs: list[Config], force: bool = False,
         else:
             pending.append(i)
     if not pending:
-        return out
+        return cast("list[RunResult]", out)  # every slot is filled
     with ExitStack() as held:
         stamps = {i: _stamp(dirs[i]) for i in pending}
         for run_dir in sorted({dirs[i] for i in pending}):
@@ -166,7 +167,7 @@ def train_points(cfgs: list[Config], force: bool = False,
                 pending.remove(i)
         if pending:
             _train_pending(cfgs, keys, features, dirs, pending, out, t0, log)
-    return out
+    return cast("list[RunResult]", out)  # _train_pending filled the rest
 
 
 def _stamp(run_dir: Path) -> tuple | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,10 @@ import pandas as pd
 from podbench import registry
 from podbench.config import Config, from_dict, read_yaml
 from podbench.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from podbench.train.inputs import RunInputs
+    from podbench.train.program import Data, LaneProgram, Lanes, State
 
 
 @dataclass
@@ -43,11 +48,11 @@ class SavedModel:
     """
 
     lanes: pd.DataFrame  # lag, fold, member (first of the lane's group) per lane
-    inputs: object  # podbench.train.inputs.RunInputs: words, labels, x, y, lags, folds
-    _program: object
-    _state: object
-    _lane_arrays: object
-    _data: object
+    inputs: RunInputs  # words, labels, x, y, lags, folds
+    _program: LaneProgram
+    _state: State
+    _lane_arrays: Lanes
+    _data: Data
 
     def predict(self) -> np.ndarray:
         """Best-parameter predictions of every lane for every word of the run.

@@ -46,6 +46,7 @@ def _run_state(ref: RunReference, table, inputs) -> dict:
         hint = f"; train it first: podbench train --config {ref.value}" if ref.config_file else ""
         raise ConfigError(f"{where}: {folder} is not a finished run with checkpoints{hint}")
     run = load_run(folder)
+    assert run.model is not None, "a run with checkpoints has a model"
     if (run.model.lanes["member"] != 0).any():
         raise ConfigError(f"{where}: that run has model.members = {run.config.model.members}, "
                           "expected 1 (one set of parameters per lane)")

@@ -79,6 +79,8 @@ class Block(nn.Module):
 class Position(nn.Module):
     """Token positions: electrode MNI coordinates (Fourier features) + time-patch index."""
 
+    frequencies: torch.Tensor  # a buffer (register_buffer)
+
     def __init__(self, width: int, max_patches: int):
         super().__init__()
         gen = torch.Generator().manual_seed(FOURIER_SEED)
