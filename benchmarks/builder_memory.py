@@ -42,16 +42,26 @@ def main(argv=None) -> None:
     work.mkdir(parents=True)
     root = ensure_standin(args.data or (args.work.resolve() / "standin-full"), quick=False)
     cfg_path = work / "full.yml"
-    cfg_path.write_text(yaml.safe_dump({
-        "trial_name": "builder_memory",
-        "data": {"root": str(root), "subjects": "all", "electrodes": None,
-                 "window_width": 0.625, "lags": {"min": -2000, "max": 2000, "step": 100}},
-        "output": {"stores": str(work / "stores"), "results": str(work / "results")},
-    }))
+    cfg_path.write_text(
+        yaml.safe_dump(
+            {
+                "trial_name": "builder_memory",
+                "data": {
+                    "root": str(root),
+                    "subjects": "all",
+                    "electrodes": None,
+                    "window_width": 0.625,
+                    "lags": {"min": -2000, "max": 2000, "step": 100},
+                },
+                "output": {"stores": str(work / "stores"), "results": str(work / "results")},
+            }
+        )
+    )
     podbench = str(Path(sys.executable).parent / "podbench")
     t0 = time.perf_counter()
-    proc = subprocess.run([podbench, "build-features", "--config", str(cfg_path)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [podbench, "build-features", "--config", str(cfg_path)], capture_output=True, text=True
+    )
     seconds = time.perf_counter() - t0
     if proc.returncode:
         raise SystemExit(proc.stderr)
@@ -59,16 +69,22 @@ def main(argv=None) -> None:
     print(f"machine: {machine()}")
     print(proc.stdout.strip())
     stores = Stores(work / "stores")
-    sizes = {stage: sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-             for stage, _, path, _ in stores.complete_stores()}
+    sizes = {
+        stage: sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        for stage, _, path, _ in stores.complete_stores()
+    }
     epochs = next(m for s, _, _, m in stores.complete_stores() if s == "epochs")
     n_words, n_channels, n_time = epochs["arrays"]["ecog"]
     raw_bytes = n_words * n_channels * n_time * 4
-    print(f"epochs {n_words} words x {n_channels} channels x {n_time} samples "
-          f"({human_bytes(raw_bytes)} float32, {human_bytes(sizes['epochs'])} on disk)")
-    print(f"total {seconds:.0f} s, peak RSS {peak_kb / 1e6:.2f} GB, "
-          f"throughput {raw_bytes / seconds / 1e6:.0f} MB/s of windows "
-          f"({n_words * n_channels / seconds:,.0f} word-channel windows/s)")
+    print(
+        f"epochs {n_words} words x {n_channels} channels x {n_time} samples "
+        f"({human_bytes(raw_bytes)} float32, {human_bytes(sizes['epochs'])} on disk)"
+    )
+    print(
+        f"total {seconds:.0f} s, peak RSS {peak_kb / 1e6:.2f} GB, "
+        f"throughput {raw_bytes / seconds / 1e6:.0f} MB/s of windows "
+        f"({n_words * n_channels / seconds:,.0f} word-channel windows/s)"
+    )
     print(f"peak_rss_gb={peak_kb / 1e6:.2f}")
     if not args.keep:
         shutil.rmtree(work / "stores")

@@ -35,14 +35,19 @@ QUIET = {"log": lambda s: None}
 
 
 def standard_config(root: Path, csv: Path, stores: Path, results: Path) -> config.Config:
-    return config.from_dict({
-        "trial_name": "cache_reuse",
-        "data": {"root": str(root), "electrodes": str(csv),
-                 "lags": {"min": -1000, "max": 1000, "step": 200}},
-        "model": {"members": 1, "params": {"filters": 32}},
-        "training": {"epochs": 3, "patience": 2},
-        "output": {"stores": str(stores), "results": str(results)},
-    })
+    return config.from_dict(
+        {
+            "trial_name": "cache_reuse",
+            "data": {
+                "root": str(root),
+                "electrodes": str(csv),
+                "lags": {"min": -1000, "max": 1000, "step": 200},
+            },
+            "model": {"members": 1, "params": {"filters": 32}},
+            "training": {"epochs": 3, "patience": 2},
+            "output": {"stores": str(stores), "results": str(results)},
+        }
+    )
 
 
 def timed(fn):
@@ -68,18 +73,22 @@ def main(argv=None) -> None:
 
     cold, t_cold = timed(lambda: api.build_features(cfg, **QUIET))
     warm, t_warm = timed(lambda: api.build_features(cfg, **QUIET))
-    print(f"1. build-features cold {t_cold:.1f} s ({[r.status for r in cold.reports]}), "
-          f"warm {t_warm:.2f} s ({[r.status for r in warm.reports]}): "
-          f"warm/cold = {100 * t_warm / t_cold:.2f} %")
+    print(
+        f"1. build-features cold {t_cold:.1f} s ({[r.status for r in cold.reports]}), "
+        f"warm {t_warm:.2f} s ({[r.status for r in warm.reports]}): "
+        f"warm/cold = {100 * t_warm / t_cold:.2f} %"
+    )
 
     latents, t_load = timed(lambda: api.open_store(cfg, "latents")["latent"].values)
     fresh = cfg.replace({"output.stores": str(work / "stores-rebuild")})
     _, t_rebuild = timed(lambda: api.build_features(fresh, **QUIET))
-    print(f"2. latents {latents.shape}: load {t_load:.2f} s vs rebuild from .fif {t_rebuild:.1f} s "
-          f"-> {t_rebuild / t_load:.0f}x")
+    print(
+        f"2. latents {latents.shape}: load {t_load:.2f} s vs rebuild from .fif {t_rebuild:.1f} s "
+        f"-> {t_rebuild / t_load:.0f}x"
+    )
     shutil.rmtree(work / "stores-rebuild")
 
-    lrs = [float(f"{v:.2e}") for v in [1e-4 * 1.5 ** i for i in range(args.points)]]
+    lrs = [float(f"{v:.2e}") for v in [1e-4 * 1.5**i for i in range(args.points)]]
     grid = work / "grid.yml"
     grid.write_text(yaml.safe_dump({"training.lr": lrs}))
     one = cfg.replace({"training.lr": lrs[0], "trial_name": "single"})
@@ -87,17 +96,26 @@ def main(argv=None) -> None:
     _, t_sweep = timed(lambda: sweep(cfg, grid, **QUIET))
     separate = 0.0
     for i, lr in enumerate(lrs):
-        alone = cfg.replace({"training.lr": lr, "trial_name": f"nocache{i}",
-                             "output.stores": str(work / f"stores-nocache-{i}")})
+        alone = cfg.replace(
+            {
+                "training.lr": lr,
+                "trial_name": f"nocache{i}",
+                "output.stores": str(work / f"stores-nocache-{i}"),
+            }
+        )
         _, t = timed(lambda: train_points([alone], **QUIET))  # noqa: B023 (called in this iteration)
         separate += t
         shutil.rmtree(work / f"stores-nocache-{i}")
     budget = t_cold + args.points * (t_one - t_warm)
-    print(f"3. {args.points}-point sweep over one store: {t_sweep:.1f} s; the same {args.points} "
-          f"runs with caching disabled: {separate:.1f} s -> {separate / t_sweep:.1f}x; "
-          f"sweep / (one build + {args.points} trainings) = {t_sweep / budget:.2f}")
-    print(f"ratio_warm_cold={t_warm / t_cold:.4f} ratio_load={t_rebuild / t_load:.0f} "
-          f"ratio_nocache_sweep={separate / t_sweep:.2f}")
+    print(
+        f"3. {args.points}-point sweep over one store: {t_sweep:.1f} s; the same {args.points} "
+        f"runs with caching disabled: {separate:.1f} s -> {separate / t_sweep:.1f}x; "
+        f"sweep / (one build + {args.points} trainings) = {t_sweep / budget:.2f}"
+    )
+    print(
+        f"ratio_warm_cold={t_warm / t_cold:.4f} ratio_load={t_rebuild / t_load:.0f} "
+        f"ratio_nocache_sweep={separate / t_sweep:.2f}"
+    )
 
 
 if __name__ == "__main__":

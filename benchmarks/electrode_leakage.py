@@ -36,13 +36,18 @@ QUIET = {"log": lambda _: None}
 
 
 def base_config(root: Path, work: Path, electrodes, trial: str) -> config.Config:
-    return config.from_dict({
-        "trial_name": trial,
-        "data": {"root": str(root), "electrodes": electrodes,
-                 "lags": {"min": 200, "max": 400, "step": 200}},
-        "model": {"name": "ridge"},
-        "output": {"stores": str(work / "stores"), "results": str(work / "results")},
-    })
+    return config.from_dict(
+        {
+            "trial_name": trial,
+            "data": {
+                "root": str(root),
+                "electrodes": electrodes,
+                "lags": {"min": 200, "max": 400, "step": 200},
+            },
+            "model": {"name": "ridge"},
+            "output": {"stores": str(work / "stores"), "results": str(work / "results")},
+        }
+    )
 
 
 def test_auc(cfg: config.Config) -> float:
@@ -73,18 +78,29 @@ def one_standin(args, snr: float, seed: int) -> dict:
         synthesize(root, subjects=args.subjects, duration=args.duration, seed=seed, snr=snr)
     shifts = {"permutations": args.permutations}
     loose = {"select": "encoding", "correction": "none", "alpha": 0.05, **shifts}
-    row = {"snr": snr, "seed": seed,
-           "all electrodes": test_auc(base_config(root, work, None, "all-electrodes")),
-           "fit: all": test_auc(base_config(root, work, {**loose, "fit": "all"}, "fit-all")),
-           "fit: train": test_auc(base_config(root, work, {**loose, "fit": "train"}, "fit-train"))}
+    row = {
+        "snr": snr,
+        "seed": seed,
+        "all electrodes": test_auc(base_config(root, work, None, "all-electrodes")),
+        "fit: all": test_auc(base_config(root, work, {**loose, "fit": "all"}, "fit-all")),
+        "fit: train": test_auc(base_config(root, work, {**loose, "fit": "train"}, "fit-train")),
+    }
     if snr > 0:
         row["precision"], row["recall"], row["selected"] = recovery(root, work, shifts)
     return row
 
 
 def table(rows: list[dict]) -> str:
-    cols = ["snr", "seed", "all electrodes", "fit: all", "fit: train", "precision", "recall",
-            "selected"]
+    cols = [
+        "snr",
+        "seed",
+        "all electrodes",
+        "fit: all",
+        "fit: train",
+        "precision",
+        "recall",
+        "selected",
+    ]
     lines = [" | ".join(cols), " | ".join("---" for _ in cols)]
     for row in rows:
         lines.append(" | ".join(_cell(c, row.get(c)) for c in cols))
@@ -110,8 +126,7 @@ def main(argv=None) -> None:
     parser.add_argument("--subjects", type=int, nargs="+", default=[3, 6, 9])
     parser.add_argument("--duration", type=float, default=600.0)
     parser.add_argument("--permutations", type=int, default=1000)
-    parser.add_argument("--reduced", action="store_true",
-                        help="subject 8, 300 s, 200 shifts")
+    parser.add_argument("--reduced", action="store_true", help="subject 8, 300 s, 200 shifts")
     parser.add_argument("--work", type=Path, default=Path("stores/benchmarks/electrode_leakage"))
     args = parser.parse_args(argv)
     if args.reduced:

@@ -53,8 +53,14 @@ from podbench.publish import TMP_TAG, is_lock, is_temp  # noqa: E402
 
 PODBENCH = str(Path(sys.executable).parent / "podbench")
 CHANNELS = "sub-01/ieeg/sub-01_task-podcast_channels.tsv"
-RESULTS_FILES = ("config.yml", "lag_performance.csv", "metrics.csv", "lag_curve.png", "run.json",
-                 "checkpoints/lanes.json")
+RESULTS_FILES = (
+    "config.yml",
+    "lag_performance.csv",
+    "metrics.csv",
+    "lag_curve.png",
+    "run.json",
+    "checkpoints/lanes.json",
+)
 
 
 def cli(*args) -> subprocess.CompletedProcess:
@@ -62,8 +68,7 @@ def cli(*args) -> subprocess.CompletedProcess:
 
 
 def killed(args: list[str], delay: float) -> None:
-    proc = subprocess.Popen([PODBENCH, *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([PODBENCH, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(delay)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -88,12 +93,19 @@ def make_data(work: Path) -> Path:
 def write_config(work: Path, data: Path, changes: dict | None = None) -> Path:
     """work/faults.yml: ridge on subject 1, two lags, two folds, roots under `work`; `changes`
     (section -> fields) merged in."""
-    raw = {"trial_name": "faults",
-           "data": {"root": str(data), "subjects": [1], "electrodes": "^G[0-9]+$",
-                    "lags": {"min": -200, "max": 200, "step": 200}},
-           "targets": {"pca_dim": 5}, "model": {"name": "ridge", "members": 1},
-           "training": {"n_folds": 2},
-           "output": {"stores": str(work / "stores"), "results": str(work / "results")}}
+    raw = {
+        "trial_name": "faults",
+        "data": {
+            "root": str(data),
+            "subjects": [1],
+            "electrodes": "^G[0-9]+$",
+            "lags": {"min": -200, "max": 200, "step": 200},
+        },
+        "targets": {"pca_dim": 5},
+        "model": {"name": "ridge", "members": 1},
+        "training": {"n_folds": 2},
+        "output": {"stores": str(work / "stores"), "results": str(work / "results")},
+    }
     for section, fields in (changes or {}).items():
         raw[section] = {**raw.get(section, {}), **fields}
     work.mkdir(parents=True, exist_ok=True)
@@ -107,8 +119,13 @@ def build_phase(work: Path, data: Path, cfg: Path, kills: int, rng: random.Rando
     stores = Stores(root)
     shutil.rmtree(root, ignore_errors=True)
     clean = timed("build-features", "--config", str(cfg))
-    counts = {"kills": 0, "clean_reruns": 0, "corrupt": 0, "listed_unpublished": 0,
-              "leftovers_after_gc": 0}
+    counts = {
+        "kills": 0,
+        "clean_reruns": 0,
+        "corrupt": 0,
+        "listed_unpublished": 0,
+        "leftovers_after_gc": 0,
+    }
     for i in range(kills):
         if i % 2 == 0:
             shutil.rmtree(root, ignore_errors=True)
@@ -118,21 +135,29 @@ def build_phase(work: Path, data: Path, cfg: Path, kills: int, rng: random.Rando
         killed(["build-features", "--config", str(cfg)], rng.uniform(0, clean))
         counts["kills"] += 1
         if root.exists():
-            counts["corrupt"] += sum(bool(stores.verify(path))
-                                     for _, _, path, _ in stores.complete_stores())
+            counts["corrupt"] += sum(
+                bool(stores.verify(path)) for _, _, path, _ in stores.complete_stores()
+            )
             listing = cli("stores", "ls", "--stores", str(root)).stdout
-            counts["listed_unpublished"] += sum(TMP_TAG in line for line in listing.splitlines()
-                                                if not line.startswith("("))
+            counts["listed_unpublished"] += sum(
+                TMP_TAG in line for line in listing.splitlines() if not line.startswith("(")
+            )
             cli("stores", "gc", "--stores", str(root))
             counts["leftovers_after_gc"] += len(stores.leftovers())
         rerun = cli("build-features", "--config", str(cfg))
         # the config's three stores are complete (a stale rebuild leaves the old keys beside
         # them: keys follow content) and every complete store verifies
-        wanted = {(stage, key) for stage, key in stage_keys(config.load(cfg)).items()
-                  if stage != "training"}
+        wanted = {
+            (stage, key)
+            for stage, key in stage_keys(config.load(cfg)).items()
+            if stage != "training"
+        }
         complete = stores.complete_stores()
-        ok = rerun.returncode == 0 and wanted <= {(s, k) for s, k, _, _ in complete} \
+        ok = (
+            rerun.returncode == 0
+            and wanted <= {(s, k) for s, k, _, _ in complete}
             and not any(stores.verify(path) for _, _, path, _ in complete)
+        )
         counts["clean_reruns"] += ok
         if not ok:
             report_rerun("build-features", counts["kills"], rerun)
@@ -141,9 +166,12 @@ def build_phase(work: Path, data: Path, cfg: Path, kills: int, rng: random.Rando
 
 def report_rerun(phase: str, kill: int, rerun: subprocess.CompletedProcess) -> None:
     """Say what a rerun that was not clean printed (its exit code and last lines)."""
-    tail = (rerun.stdout.strip().splitlines()[-3:] + rerun.stderr.strip().splitlines()[-3:])
-    print(f"{phase}: rerun after kill {kill} not clean (exit {rerun.returncode}): "
-          + " | ".join(tail), flush=True)
+    tail = rerun.stdout.strip().splitlines()[-3:] + rerun.stderr.strip().splitlines()[-3:]
+    print(
+        f"{phase}: rerun after kill {kill} not clean (exit {rerun.returncode}): "
+        + " | ".join(tail),
+        flush=True,
+    )
 
 
 def train_phase(work: Path, cfg: Path, kills: int, rng: random.Random) -> dict:
@@ -153,8 +181,13 @@ def train_phase(work: Path, cfg: Path, kills: int, rng: random.Random) -> dict:
     clean = timed("train", "--config", str(cfg))
     (run_dir,) = [p for p in trial.iterdir() if p.is_dir()]
     reference = (run_dir / "lag_performance.csv").read_text()
-    counts = {"kills": 0, "clean_reruns": 0, "half_results": 0, "changed_numbers": 0,
-              "leftovers_after_gc": 0}
+    counts = {
+        "kills": 0,
+        "clean_reruns": 0,
+        "half_results": 0,
+        "changed_numbers": 0,
+        "leftovers_after_gc": 0,
+    }
     for _ in range(kills):
         killed(["train", "--config", str(cfg), "--force"], rng.uniform(0, clean))
         counts["kills"] += 1
@@ -162,8 +195,16 @@ def train_phase(work: Path, cfg: Path, kills: int, rng: random.Random) -> dict:
         counts["half_results"] += not complete
         if complete:
             counts["changed_numbers"] += (run_dir / "lag_performance.csv").read_text() != reference
-        cli("stores", "gc", "--stores", str(work / "stores"), "--results", str(work / "results"),
-            "--grace", "0")
+        cli(
+            "stores",
+            "gc",
+            "--stores",
+            str(work / "stores"),
+            "--results",
+            str(work / "results"),
+            "--grace",
+            "0",
+        )
         counts["leftovers_after_gc"] += sum(is_temp(p) or is_lock(p) for p in trial.iterdir())
         rerun = cli("train", "--config", str(cfg))
         ok = rerun.returncode == 0 and "already complete" in rerun.stdout
@@ -174,6 +215,7 @@ def train_phase(work: Path, cfg: Path, kills: int, rng: random.Random) -> dict:
 
 
 # --------------------------------------------------------------------------- refusals
+
 
 @dataclass
 class Refusal:
@@ -190,8 +232,12 @@ class Refusal:
 
 def value(**changes) -> Callable[[Path, Path, Path], list[str]]:
     """`train` of the faults config with `changes`, on the case's own empty roots."""
-    return lambda case, data, built: [PODBENCH, "train", "--config",
-                                      str(write_config(case, data, changes))]
+    return lambda case, data, built: [
+        PODBENCH,
+        "train",
+        "--config",
+        str(write_config(case, data, changes)),
+    ]
 
 
 def suite_text(case: Path, data: Path, body: str) -> list[str]:
@@ -238,74 +284,191 @@ def truncated_metadata(case: Path, data: Path, built: Path) -> list[str]:
     return [PODBENCH, "train", "--config", str(cfg)]
 
 
-DUPLICATE_SET = ("name: s\nversion: 1\ncells:\n- name: a\n  config: CONFIG\n"
-                 "  set: {model.members: 1}\n  set: {model.members: 2}\n")
+DUPLICATE_SET = (
+    "name: s\nversion: 1\ncells:\n- name: a\n  config: CONFIG\n"
+    "  set: {model.members: 1}\n  set: {model.members: 2}\n"
+)
 REFUSALS: dict[str, Refusal] = {
-    "suite: a cell's set: twice": Refusal(2, "key 'set' appears twice (lines 6 and 7)",
-                                          lambda c, d, b: suite_text(c, d, DUPLICATE_SET)),
-    "suite: name twice": Refusal(2, "key 'name' appears twice", lambda c, d, b: suite_text(
-        c, d, "name: s\nname: t\nversion: 1\ncells: [{name: a, config: CONFIG}]\n")),
-    "suite: a path twice in defaults.set": Refusal(2, "key 'model.members' appears twice",
-                                                   lambda c, d, b: suite_text(c, d, (
-        "name: s\nversion: 1\ndefaults: {set: {model.members: 1, model.members: 2}}\n"
-        "cells: [{name: a, config: CONFIG}]\n"))),
-    "suite: name ..": Refusal(2, "name = '..': expected one folder name", lambda c, d, b:
-                              suite_text(c, d, "name: ..\nversion: 1\ncells: [{name: a, "
-                                               "config: CONFIG}]\n")),
-    "suite: name .": Refusal(2, "name = '.': expected one folder name", lambda c, d, b:
-                             suite_text(c, d, "name: .\nversion: 1\ncells: [{name: a, "
-                                              "config: CONFIG}]\n")),
-    "suite: not UTF-8": Refusal(2, "not UTF-8 text", lambda c, d, b: suite_text(
-        c, d, "name: caf\xe9\nversion: 1\ncells: [{name: a, config: CONFIG}]\n")),
-    "suite: YAML syntax error": Refusal(2, "suite.yml:4:1: not valid YAML", lambda c, d, b:
-                                        suite_text(c, d, "name: s\nversion: 1\ncells: [\n")),
-    "--set: YAML syntax error": Refusal(2, "--set training.lr=[1, (column 4): not valid YAML",
-                                        lambda c, d, b: [PODBENCH, "train", "--config", str(
-                                            write_config(c, d)), "--set", "training.lr=[1,"]),
-    "report: a cell folder deleted": Refusal(2, "1 of 2 cells", lambda c, d, b: benchmark_copy(
-        c, b, lambda f: shutil.rmtree(f / "cells" / "b"))),
-    "report: a cell.json deleted, --partial": Refusal(0, "report:", lambda c, d, b: [
-        *benchmark_copy(c, b, lambda f: (cell_dir(f, "b") / "cell.json").unlink()),
-        "--partial"], result=lambda c: "partial: 1 of 2 cells" in index_of(c)),
-    "report: a temporary copy of a cell's folder": Refusal(0, "report:", lambda c, d, b:
-                                                           benchmark_copy(c, b, lambda f: (
-        shutil.copytree(cell_dir(f, "a"), cell_dir(f, "a").with_name(
-            f"{cell_dir(f, 'a').name}{TMP_TAG}99-abcdef12")))),
-        result=lambda c: index_of(c).count('href="cell-a.html"') == 1),
-    "report: a truncated cell.json": Refusal(2, "damaged cell record", lambda c, d, b:
-                                             benchmark_copy(c, b, lambda f: (
-        cell_dir(f, "a") / "cell.json").write_text('{"schema": "podbench.cell", "ce'))),
-    "check-data: no transcript": Refusal(2, "stimuli/gpt2-xl/transcript.tsv: missing", lambda
-                                         c, d, b: [PODBENCH, "check-data", "--root", str(mirror(
-        d, c / "ds", ["stimuli/gpt2-xl/transcript.tsv"]))], "stdout"),
-    "check-data: no features.hdf5": Refusal(2, "stimuli/gpt2-xl/features.hdf5: missing", lambda
-                                            c, d, b: [PODBENCH, "check-data", "--root", str(
-        mirror(d, c / "ds", ["stimuli/gpt2-xl/features.hdf5"]))], "stdout"),
-    "ridge alphas [-1.0]": Refusal(2, "model.params.alphas[0] = -1.0",
-                                   value(model={"params": {"alphas": [-1.0]}})),
-    "permutation_seed -1, no shuffle": Refusal(2, "training.permutation_seed = -1",
-                                               value(training={"permutation_seed": -1})),
-    "permutation_seed -1, shuffled": Refusal(2, "training.permutation_seed = -1", value(
-        training={"permutation_seed": -1, "shuffle_targets": True})),
-    "mlp hidden [-4]": Refusal(2, "model.params.hidden[0] = -4",
-                               value(model={"name": "mlp", "params": {"hidden": [-4]}})),
-    "num_average_samples 1000": Refusal(2, "larger than a lag window", value(
-        preprocess={"params": {"num_average_samples": 1000}})),
-    "window_rms num_average_samples 0": Refusal(2, "num_average_samples = 0", value(
-        preprocess={"name": "window_rms", "params": {"num_average_samples": 0}})),
-    "hf model /no/such": Refusal(2, "targets.hf_model = '/no/such'",
-                                 value(targets={"kind": "hf", "hf_model": "/no/such"})),
-    "truncated latent/zarr.json": Refusal(2, "latent/zarr.json is truncated",
-                                          truncated_metadata),
-    "disk full while orbax writes": Refusal(1, "writing the results: disk full", lambda c, d, b: [
-        "bash", "-c", f"{sys.executable} -c 'import matplotlib.font_manager'; ulimit -f 300; "
-        f"exec {PODBENCH} train --config " + str(write_config(c, d, {
-            "model": {"name": "mlp", "params": {"hidden": [512]}}, "training": {"epochs": 1},
-            "output": {"stores": str(b / "stores"), "results": str(c / "results")}}))]),
-    "electrodes: responsive, data root untouched": Refusal(0, "training", lambda c, d, b: [
-        PODBENCH, "train", "--config", str(write_config(c, d, {"data": {
-            "electrodes": "responsive"}}))],
-        result=lambda c: any((c / "stores" / "electrodes").glob("responsive-*.csv"))),
+    "suite: a cell's set: twice": Refusal(
+        2,
+        "key 'set' appears twice (lines 6 and 7)",
+        lambda c, d, b: suite_text(c, d, DUPLICATE_SET),
+    ),
+    "suite: name twice": Refusal(
+        2,
+        "key 'name' appears twice",
+        lambda c, d, b: suite_text(
+            c, d, "name: s\nname: t\nversion: 1\ncells: [{name: a, config: CONFIG}]\n"
+        ),
+    ),
+    "suite: a path twice in defaults.set": Refusal(
+        2,
+        "key 'model.members' appears twice",
+        lambda c, d, b: suite_text(
+            c,
+            d,
+            (
+                "name: s\nversion: 1\ndefaults: {set: {model.members: 1, model.members: 2}}\n"
+                "cells: [{name: a, config: CONFIG}]\n"
+            ),
+        ),
+    ),
+    "suite: name ..": Refusal(
+        2,
+        "name = '..': expected one folder name",
+        lambda c, d, b: suite_text(
+            c, d, "name: ..\nversion: 1\ncells: [{name: a, config: CONFIG}]\n"
+        ),
+    ),
+    "suite: name .": Refusal(
+        2,
+        "name = '.': expected one folder name",
+        lambda c, d, b: suite_text(
+            c, d, "name: .\nversion: 1\ncells: [{name: a, config: CONFIG}]\n"
+        ),
+    ),
+    "suite: not UTF-8": Refusal(
+        2,
+        "not UTF-8 text",
+        lambda c, d, b: suite_text(
+            c, d, "name: caf\xe9\nversion: 1\ncells: [{name: a, config: CONFIG}]\n"
+        ),
+    ),
+    "suite: YAML syntax error": Refusal(
+        2,
+        "suite.yml:4:1: not valid YAML",
+        lambda c, d, b: suite_text(c, d, "name: s\nversion: 1\ncells: [\n"),
+    ),
+    "--set: YAML syntax error": Refusal(
+        2,
+        "--set training.lr=[1, (column 4): not valid YAML",
+        lambda c, d, b: [
+            PODBENCH,
+            "train",
+            "--config",
+            str(write_config(c, d)),
+            "--set",
+            "training.lr=[1,",
+        ],
+    ),
+    "report: a cell folder deleted": Refusal(
+        2,
+        "1 of 2 cells",
+        lambda c, d, b: benchmark_copy(c, b, lambda f: shutil.rmtree(f / "cells" / "b")),
+    ),
+    "report: a cell.json deleted, --partial": Refusal(
+        0,
+        "report:",
+        lambda c, d, b: [
+            *benchmark_copy(c, b, lambda f: (cell_dir(f, "b") / "cell.json").unlink()),
+            "--partial",
+        ],
+        result=lambda c: "partial: 1 of 2 cells" in index_of(c),
+    ),
+    "report: a temporary copy of a cell's folder": Refusal(
+        0,
+        "report:",
+        lambda c, d, b: benchmark_copy(
+            c,
+            b,
+            lambda f: shutil.copytree(
+                cell_dir(f, "a"),
+                cell_dir(f, "a").with_name(f"{cell_dir(f, 'a').name}{TMP_TAG}99-abcdef12"),
+            ),
+        ),
+        result=lambda c: index_of(c).count('href="cell-a.html"') == 1,
+    ),
+    "report: a truncated cell.json": Refusal(
+        2,
+        "damaged cell record",
+        lambda c, d, b: benchmark_copy(
+            c,
+            b,
+            lambda f: (cell_dir(f, "a") / "cell.json").write_text(
+                '{"schema": "podbench.cell", "ce'
+            ),
+        ),
+    ),
+    "check-data: no transcript": Refusal(
+        2,
+        "stimuli/gpt2-xl/transcript.tsv: missing",
+        lambda c, d, b: [
+            PODBENCH,
+            "check-data",
+            "--root",
+            str(mirror(d, c / "ds", ["stimuli/gpt2-xl/transcript.tsv"])),
+        ],
+        "stdout",
+    ),
+    "check-data: no features.hdf5": Refusal(
+        2,
+        "stimuli/gpt2-xl/features.hdf5: missing",
+        lambda c, d, b: [
+            PODBENCH,
+            "check-data",
+            "--root",
+            str(mirror(d, c / "ds", ["stimuli/gpt2-xl/features.hdf5"])),
+        ],
+        "stdout",
+    ),
+    "ridge alphas [-1.0]": Refusal(
+        2, "model.params.alphas[0] = -1.0", value(model={"params": {"alphas": [-1.0]}})
+    ),
+    "permutation_seed -1, no shuffle": Refusal(
+        2, "training.permutation_seed = -1", value(training={"permutation_seed": -1})
+    ),
+    "permutation_seed -1, shuffled": Refusal(
+        2,
+        "training.permutation_seed = -1",
+        value(training={"permutation_seed": -1, "shuffle_targets": True}),
+    ),
+    "mlp hidden [-4]": Refusal(
+        2, "model.params.hidden[0] = -4", value(model={"name": "mlp", "params": {"hidden": [-4]}})
+    ),
+    "num_average_samples 1000": Refusal(
+        2, "larger than a lag window", value(preprocess={"params": {"num_average_samples": 1000}})
+    ),
+    "window_rms num_average_samples 0": Refusal(
+        2,
+        "num_average_samples = 0",
+        value(preprocess={"name": "window_rms", "params": {"num_average_samples": 0}}),
+    ),
+    "hf model /no/such": Refusal(
+        2, "targets.hf_model = '/no/such'", value(targets={"kind": "hf", "hf_model": "/no/such"})
+    ),
+    "truncated latent/zarr.json": Refusal(2, "latent/zarr.json is truncated", truncated_metadata),
+    "disk full while orbax writes": Refusal(
+        1,
+        "writing the results: disk full",
+        lambda c, d, b: [
+            "bash",
+            "-c",
+            f"{sys.executable} -c 'import matplotlib.font_manager'; ulimit -f 300; "
+            f"exec {PODBENCH} train --config "
+            + str(
+                write_config(
+                    c,
+                    d,
+                    {
+                        "model": {"name": "mlp", "params": {"hidden": [512]}},
+                        "training": {"epochs": 1},
+                        "output": {"stores": str(b / "stores"), "results": str(c / "results")},
+                    },
+                )
+            ),
+        ],
+    ),
+    "electrodes: responsive, data root untouched": Refusal(
+        0,
+        "training",
+        lambda c, d, b: [
+            PODBENCH,
+            "train",
+            "--config",
+            str(write_config(c, d, {"data": {"electrodes": "responsive"}})),
+        ],
+        result=lambda c: any((c / "stores" / "electrodes").glob("responsive-*.csv")),
+    ),
 }
 
 
@@ -313,14 +476,18 @@ def files(folder: Path) -> set[Path]:
     return {p for p in folder.rglob("*") if p.is_file()}
 
 
-def outcome(result: subprocess.CompletedProcess, expected: Refusal, case: Path,
-            written: set[Path]) -> str | None:
+def outcome(
+    result: subprocess.CompletedProcess, expected: Refusal, case: Path, written: set[Path]
+) -> str | None:
     """What differs from the expected outcome (None: nothing); `written`: the files the
     command added to the case folder (a refusal adds none)."""
     text = result.stdout if expected.stream == "stdout" else result.stderr
     lines = [line for line in text.splitlines() if line.startswith(("error:", "problem:"))]
-    lines += [line for line in result.stderr.splitlines()
-              if "Traceback" in line or "Task was destroyed" in line]
+    lines += [
+        line
+        for line in result.stderr.splitlines()
+        if "Traceback" in line or "Task was destroyed" in line
+    ]
     if result.returncode != expected.exit:
         return f"exit {result.returncode}, expected {expected.exit}: {result.stderr[-300:]!r}"
     if expected.exit == 0:
@@ -337,10 +504,22 @@ def refusal_phase(work: Path, data: Path) -> dict:
     run first (seconds)."""
     suite_dir = work / "refusals-suite"
     write_config(suite_dir, data)
-    (suite_dir / "s.yml").write_text(yaml.safe_dump({
-        "name": "rs", "version": 1, "cells": [
-            {"name": "a", "config": "faults.yml"},
-            {"name": "b", "config": "faults.yml", "set": {"model.params": {"alphas": [10.0]}}}]}))
+    (suite_dir / "s.yml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "rs",
+                "version": 1,
+                "cells": [
+                    {"name": "a", "config": "faults.yml"},
+                    {
+                        "name": "b",
+                        "config": "faults.yml",
+                        "set": {"model.params": {"alphas": [10.0]}},
+                    },
+                ],
+            }
+        )
+    )
     if cli("benchmark", "--suite", str(suite_dir / "s.yml")).returncode != 0:
         raise SystemExit("the refusal phase's benchmark failed")
     dataset = files(data)
@@ -359,8 +538,10 @@ def refusal_phase(work: Path, data: Path) -> dict:
     changed = files(data) ^ dataset
     if changed:
         counts["missed"] += 1
-        print(f"refusals: files added to or removed from the dataset: {sorted(changed)[:3]}",
-              flush=True)
+        print(
+            f"refusals: files added to or removed from the dataset: {sorted(changed)[:3]}",
+            flush=True,
+        )
     return counts
 
 
@@ -368,11 +549,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=30, help="kills per phase")
     parser.add_argument("--quick", action="store_true", help="5 kills per phase")
-    parser.add_argument("--work", type=Path, default=None,
-                        help="working folder (default: a temporary one, removed afterwards)")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="working folder (default: a temporary one, removed afterwards)",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--refusals-only", action="store_true",
-                        help="only phase 3 (the refusals; about a minute)")
+    parser.add_argument(
+        "--refusals-only", action="store_true", help="only phase 3 (the refusals; about a minute)"
+    )
     args = parser.parse_args()
     kills = 5 if args.quick else args.kills
     work = args.work or Path(tempfile.mkdtemp(prefix="podbench-faults-"))
@@ -388,13 +574,12 @@ def main() -> None:
             timed("build-features", "--config", str(cfg))  # the stores some cases damage a copy of
         else:
             build = build_phase(work, data, cfg, kills, rng)
-            print("build-features: " + ", ".join(f"{k} {v}" for k, v in build.items()),
-                  flush=True)
+            print("build-features: " + ", ".join(f"{k} {v}" for k, v in build.items()), flush=True)
             train = train_phase(work, cfg, kills, rng)
-            print("train --force: " + ", ".join(f"{k} {v}" for k, v in train.items()),
-                  flush=True)
-            damage = [v for k, v in {**build, **train}.items()
-                      if k not in ("kills", "clean_reruns")]
+            print("train --force: " + ", ".join(f"{k} {v}" for k, v in train.items()), flush=True)
+            damage = [
+                v for k, v in {**build, **train}.items() if k not in ("kills", "clean_reruns")
+            ]
             reruns_ok = build["clean_reruns"] == kills and train["clean_reruns"] == kills
         refusals = refusal_phase(work, data)
         print("refusals: " + ", ".join(f"{k} {v}" for k, v in refusals.items()), flush=True)

@@ -67,7 +67,9 @@ def fold_scores(run_dir: Path):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=None, help="pretraining steps (default: the config's)")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="pretraining steps (default: the config's)"
+    )
     parser.add_argument("--members", type=int, default=5, help="ensemble members per lag and fold")
     parser.add_argument("--pool", nargs="+", default=list(POOLS), choices=POOLS, help="readouts")
     args = parser.parse_args()
@@ -90,28 +92,42 @@ def main() -> None:
     for pool in args.pool:
         for label, checkpoint in (("pretrained", pretrained), ("random init", random_init)):
             t = time.perf_counter()
-            cfg = config.load(DECODER_CONFIG, [
-                f"preprocess.params.checkpoint={checkpoint}", f"preprocess.params.pool={pool}",
-                f"data.lags={LAGS}", f"model.members={args.members}",
-                f"trial_name=foundation-vs-random-{label.replace(' ', '-')}-{pool}"])
+            cfg = config.load(
+                DECODER_CONFIG,
+                [
+                    f"preprocess.params.checkpoint={checkpoint}",
+                    f"preprocess.params.pool={pool}",
+                    f"data.lags={LAGS}",
+                    f"model.members={args.members}",
+                    f"trial_name=foundation-vs-random-{label.replace(' ', '-')}-{pool}",
+                ],
+            )
             rows[pool, label] = train(cfg, log=quiet).run_dir
             print(f"{label}, pool {pool}: latents + training {time.perf_counter() - t:.0f} s")
 
-    losses = [float(line.split(",")[1]) for line in (pretrained / "loss.csv").read_text().split()[1:]]
-    print(f"\npretraining loss {sum(losses[:10]) / 10:.4f} (first 10 steps) -> "
-          f"{sum(losses[-10:]) / 10:.4f} (last 10), {len(losses)} steps")
+    losses = [
+        float(line.split(",")[1]) for line in (pretrained / "loss.csv").read_text().split()[1:]
+    ]
+    print(
+        f"\npretraining loss {sum(losses[:10]) / 10:.4f} (first 10 steps) -> "
+        f"{sum(losses[-10:]) / 10:.4f} (last 10), {len(losses)} steps"
+    )
     scores = {k: fold_scores(run_dir) for k, run_dir in rows.items()}
     lags = list(next(iter(scores.values())).index)
     print(f"\nword ROC-AUC of the ensembles ({METRIC}, mean ± std over folds)")
     print(f"{'model':<12}{'pool':<12}" + "".join(f"{f'{lag} ms':>17}" for lag in lags))
     for (pool, label), table in scores.items():
-        cells = "".join(f"{table.loc[lag].mean():>10.4f} ± {table.loc[lag].std(ddof=0):.3f}" for lag in lags)
+        cells = "".join(
+            f"{table.loc[lag].mean():>10.4f} ± {table.loc[lag].std(ddof=0):.3f}" for lag in lags
+        )
         print(f"{label:<12}{pool:<12}{cells}")
     print("\npretrained - random init, paired by fold (folds where pretrained is better)")
     for pool in args.pool:
         diff = scores[pool, "pretrained"] - scores[pool, "random init"]
-        cells = "".join(f"{f'{diff.loc[lag].mean():+.4f} ({(diff.loc[lag] > 0).sum()}/{diff.shape[1]})':>17}"
-                        for lag in lags)
+        cells = "".join(
+            f"{f'{diff.loc[lag].mean():+.4f} ({(diff.loc[lag] > 0).sum()}/{diff.shape[1]})':>17}"
+            for lag in lags
+        )
         print(f"{'':<12}{pool:<12}{cells}")
     print(f"wall time {time.perf_counter() - t0:.0f} s")
 

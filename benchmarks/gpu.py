@@ -38,10 +38,17 @@ from podbench.train.lanes import lane_point, lay_out  # noqa: E402
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reduced", action="store_true",
-                        help="small stand-in and run (a CPU check that the script works)")
-    parser.add_argument("--reference-lanes", type=int, default=2,
-                        help="(lag, fold) lanes the reference trains (default 2)")
+    parser.add_argument(
+        "--reduced",
+        action="store_true",
+        help="small stand-in and run (a CPU check that the script works)",
+    )
+    parser.add_argument(
+        "--reference-lanes",
+        type=int,
+        default=2,
+        help="(lag, fold) lanes the reference trains (default 2)",
+    )
     parser.add_argument("--work", type=Path, default=Path("stores/benchmarks/gpu"))
     args = parser.parse_args(argv)
     import jax
@@ -51,8 +58,10 @@ def main(argv=None) -> None:
     work = args.work.resolve() / ("reduced" if args.reduced else "standard")
     work.mkdir(parents=True, exist_ok=True)
     root = work / "standin"
-    print(f"machine: {machine()}; torch device: "
-          f"{'cuda' if torch.cuda.is_available() else 'cpu'}", flush=True)
+    print(
+        f"machine: {machine()}; torch device: {'cuda' if torch.cuda.is_available() else 'cpu'}",
+        flush=True,
+    )
     t0 = time.perf_counter()
     if not (root / GROUND_TRUTH).is_file():
         if args.reduced:
@@ -64,8 +73,15 @@ def main(argv=None) -> None:
     csv = electrode_csv(root, 16 if args.reduced else 160, work / "electrodes.csv")
     cfg = bench_config(root, csv, work, args.reduced, None)
     if args.reduced:
-        cfg = cfg.replace({"model.members": 2, "training.epochs": 2, "training.batch_size": 64,
-                           "targets.pca_dim": 8, "targets.min_train_freq": 2})
+        cfg = cfg.replace(
+            {
+                "model.members": 2,
+                "training.epochs": 2,
+                "training.batch_size": 64,
+                "targets.pca_dim": 8,
+                "targets.min_train_freq": 2,
+            }
+        )
     inputs = prepare(cfg, api.build_features(cfg, log=lambda s: None))
     print(f"features: {time.perf_counter() - t0:.1f} s; latents {inputs.x.shape}", flush=True)
     members, t = cfg.model.members, cfg.training
@@ -74,24 +90,39 @@ def main(argv=None) -> None:
     res = train_lanes(cfg, task_for(cfg), inputs, table, members, log=lambda s: None)
     whole = time.perf_counter() - t0
     epochs = res.epochs.tolist()
-    print(f"podbench, whole standard run on {jax.devices()[0].platform}: {whole:.1f} s "
-          f"(compilation included), {len(table)} lanes of {members} joint members, "
-          f"{sum(epochs)} lane-epochs ({min(epochs)}-{max(epochs)} per lane), "
-          f"{whole / sum(epochs):.3f} s per lane-epoch; widths {res.widths[0][0]} -> "
-          f"{res.widths[0][-1]}", flush=True)
+    print(
+        f"podbench, whole standard run on {jax.devices()[0].platform}: {whole:.1f} s "
+        f"(compilation included), {len(table)} lanes of {members} joint members, "
+        f"{sum(epochs)} lane-epochs ({min(epochs)}-{max(epochs)} per lane), "
+        f"{whole / sum(epochs):.3f} s per lane-epoch; widths {res.widths[0][0]} -> "
+        f"{res.widths[0][-1]}",
+        flush=True,
+    )
     n_ref = min(args.reference_lanes, len(table))
     pairs = list(zip(table.lag_ms[:n_ref].tolist(), table.fold[:n_ref].tolist()))
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    base = run_reference(inputs, members=members, epochs=t.epochs, patience=t.patience,
-                         pairs=pairs, device=device, threads=1 if device == "cpu" else 2,
-                         log=lambda s: None)
+    base = run_reference(
+        inputs,
+        members=members,
+        epochs=t.epochs,
+        patience=t.patience,
+        pairs=pairs,
+        device=device,
+        threads=1 if device == "cpu" else 2,
+        log=lambda s: None,
+    )
     per_lane_epoch = base.seconds / sum(base.epochs)
     estimate = base.seconds / n_ref * len(table)
-    print(f"reference loop on {device}: {base.seconds:.1f} s for {n_ref} lanes, "
-          f"{sum(base.epochs)} epochs, {per_lane_epoch:.3f} s per lane-epoch; whole run "
-          f"estimated {estimate:.0f} s ({len(table)} lanes)", flush=True)
-    print(f"ratio per lane-epoch: {per_lane_epoch / (whole / sum(epochs)):.1f}; "
-          f"this script: {time.perf_counter() - t_start:.0f} s")
+    print(
+        f"reference loop on {device}: {base.seconds:.1f} s for {n_ref} lanes, "
+        f"{sum(base.epochs)} epochs, {per_lane_epoch:.3f} s per lane-epoch; whole run "
+        f"estimated {estimate:.0f} s ({len(table)} lanes)",
+        flush=True,
+    )
+    print(
+        f"ratio per lane-epoch: {per_lane_epoch / (whole / sum(epochs)):.1f}; "
+        f"this script: {time.perf_counter() - t_start:.0f} s"
+    )
     print(f"ratio={estimate / whole:.1f}")
 
 

@@ -25,8 +25,11 @@ import numpy as np
 from podbench import api, config
 from podbench.data.synth import responsive_electrode_csv, synthesize
 
-TASKS = {"content_word": "test_roc_auc", "part_of_speech": "test_macro_roc_auc",
-         "sentence_onset": "test_roc_auc"}
+TASKS = {
+    "content_word": "test_roc_auc",
+    "part_of_speech": "test_macro_roc_auc",
+    "sentence_onset": "test_roc_auc",
+}
 
 
 def main() -> None:
@@ -37,20 +40,31 @@ def main() -> None:
         synthesize(args.data, subjects=[3, 6, 9], duration=600)
     csv = responsive_electrode_csv(args.data)
     print(f"machine: {platform.processor() or platform.machine()}, {platform.platform()}")
-    print(f"{'task':<16} {'parity':<9} {'events':>7} {'negatives':>9} {'test AUC':>9} "
-          f"{'batch mean':>10} {'best epoch':>10} {'time':>6}")
+    print(
+        f"{'task':<16} {'parity':<9} {'events':>7} {'negatives':>9} {'test AUC':>9} "
+        f"{'batch mean':>10} {'best epoch':>10} {'time':>6}"
+    )
     gaps = []
     for task, headline in TASKS.items():
         for parity in ("podbench", "reference"):
-            cfg = config.from_dict({
-                "task": task, "trial_name": f"parity_{task}_{parity}",
-                "task_params": {"parity": parity},
-                "data": {"root": str(args.data), "electrodes": str(csv),
-                         "lags": {"min": 250, "max": 251, "step": 250}},
-                "model": {"members": 3, "ensemble": "joint", "params": {"filters": 32}},
-                "training": {"epochs": 20, "patience": 5, "n_folds": 5, "seed": 42},
-                "output": {"stores": "stores/benchmarks/stores",
-                           "results": "stores/benchmarks/results"}})
+            cfg = config.from_dict(
+                {
+                    "task": task,
+                    "trial_name": f"parity_{task}_{parity}",
+                    "task_params": {"parity": parity},
+                    "data": {
+                        "root": str(args.data),
+                        "electrodes": str(csv),
+                        "lags": {"min": 250, "max": 251, "step": 250},
+                    },
+                    "model": {"members": 3, "ensemble": "joint", "params": {"filters": 32}},
+                    "training": {"epochs": 20, "patience": 5, "n_folds": 5, "seed": 42},
+                    "output": {
+                        "stores": "stores/benchmarks/stores",
+                        "results": "stores/benchmarks/results",
+                    },
+                }
+            )
             t0 = time.perf_counter()
             run = api.train(cfg, log=lambda s: None)
             seconds = time.perf_counter() - t0
@@ -58,9 +72,11 @@ def main() -> None:
             labels = api.open_store(cfg, "epochs")["label"].values
             negatives = int((labels == "inside").sum()) if task == "sentence_onset" else "-"
             batch = perf.get(f"{headline}_batch_mean_mean", np.nan)
-            print(f"{task:<16} {parity:<9} {len(labels):>7} {negatives:>9} "
-                  f"{perf[headline + '_mean']:>9.3f} {batch:>10.3f} "
-                  f"{perf['num_epochs_mean']:>10.1f} {seconds:>5.0f}s")
+            print(
+                f"{task:<16} {parity:<9} {len(labels):>7} {negatives:>9} "
+                f"{perf[headline + '_mean']:>9.3f} {batch:>10.3f} "
+                f"{perf['num_epochs_mean']:>10.1f} {seconds:>5.0f}s"
+            )
             if parity == "reference":
                 gaps.append(perf[headline + "_mean"] - batch)
     print(f"whole_split_minus_batch_mean_auc={np.mean(gaps):.3f}")

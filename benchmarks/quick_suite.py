@@ -40,14 +40,20 @@ def screenshot(index: Path, out: Path) -> None:
 
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium") or shutil.which("chromium-browser")
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,1400",
-                "--hide-scrollbars"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--window-size=1280,1400",
+        "--hide-scrollbars",
+    ):
         options.add_argument(arg)
     driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
     try:
         driver.get(index.resolve().as_uri())
         fits = driver.execute_script(
-            "return document.documentElement.scrollWidth <= window.innerWidth")
+            "return document.documentElement.scrollWidth <= window.innerWidth"
+        )
         driver.save_screenshot(str(out))
     finally:
         driver.quit()
@@ -70,17 +76,37 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as work:
         rss = PeakRss()
         t0 = time.perf_counter()
-        result = benchmark(SUITE, [f"output.stores={work}/stores",
-                                   f"output.results={work}/results"], log=lambda line: None)
+        result = benchmark(
+            SUITE,
+            [f"output.stores={work}/stores", f"output.results={work}/results"],
+            log=lambda line: None,
+        )
         wall = time.perf_counter() - t0
         rss.stop()
-        print(f"quick suite: {wall:.1f} s wall from empty roots, peak RSS "
-              f"{rss.peak / 2 ** 30:.2f} GB")
-        print(result.leaderboard[["cell", "lag_ms", "test_mean", "test_std", "n_significant",
-                                  "best_in_task"]].to_string(index=False))
+        print(
+            f"quick suite: {wall:.1f} s wall from empty roots, peak RSS {rss.peak / 2**30:.2f} GB"
+        )
+        print(
+            result.leaderboard[
+                ["cell", "lag_ms", "test_mean", "test_std", "n_significant", "best_in_task"]
+            ].to_string(index=False)
+        )
         pairs = pd.read_csv(result.folder / "comparisons.csv")
-        print(pairs[["cell_a", "cell_b", "lag_ms", "a_mean", "b_mean", "difference", "ci_low",
-                     "ci_high", "p_value"]].to_string(index=False))
+        print(
+            pairs[
+                [
+                    "cell_a",
+                    "cell_b",
+                    "lag_ms",
+                    "a_mean",
+                    "b_mean",
+                    "difference",
+                    "ci_low",
+                    "ci_high",
+                    "p_value",
+                ]
+            ].to_string(index=False)
+        )
         if not args.no_screenshot:
             screenshot(result.report, args.out)
 

@@ -40,13 +40,18 @@ def write_inputs(out: Path) -> tuple[Path, Path]:
     from podbench.data.synth import synthesize
 
     synthesize(out / "ds", subjects=[1, 3], duration=120)
-    config = {"trial_name": "ray-overhead",
-              "data": {"root": str(out / "ds"), "electrodes": FEW,
-                       "lags": {"min": 0, "max": 400, "step": 200}},
-              "targets": {"pca_dim": 8, "min_train_freq": 2},
-              "model": {"name": "mlp", "members": 1},
-              "training": {"epochs": 2, "patience": 1},
-              "output": {"stores": str(out / "stores"), "results": str(out / "results")}}
+    config = {
+        "trial_name": "ray-overhead",
+        "data": {
+            "root": str(out / "ds"),
+            "electrodes": FEW,
+            "lags": {"min": 0, "max": 400, "step": 200},
+        },
+        "targets": {"pca_dim": 8, "min_train_freq": 2},
+        "model": {"name": "mlp", "members": 1},
+        "training": {"epochs": 2, "patience": 1},
+        "output": {"stores": str(out / "stores"), "results": str(out / "results")},
+    }
     (out / "exp.yml").write_text(yaml.safe_dump(config))
     (out / "grid.yml").write_text(yaml.safe_dump(GRID))
     return out / "exp.yml", out / "grid.yml"
@@ -55,8 +60,13 @@ def write_inputs(out: Path) -> tuple[Path, Path]:
 def podbench(*args: str) -> tuple[float, str]:
     """Run the podbench CLI; return its wall time and output."""
     t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, str(REPO / "cli.py"), *args], capture_output=True,
-                          text=True, cwd=REPO, check=False)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "cli.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
     wall = time.perf_counter() - t0
     if done.returncode != 0:
         sys.exit(f"podbench {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
@@ -81,8 +91,10 @@ def main() -> None:
     config, grid = write_inputs(out)
     build_s, _ = podbench("build-features", "--config", str(config))
     print(f"machine: {cpu_model()}, {platform.machine()}, Python {platform.python_version()}")
-    print(f"stores built once (not in the ratio): {build_s:.1f} s; sweep: 8 points, "
-          f"4 programs of 2 points")
+    print(
+        f"stores built once (not in the ratio): {build_s:.1f} s; sweep: 8 points, "
+        f"4 programs of 2 points"
+    )
 
     node = {"num_cpus": args.cpus_per_node, "object_store_memory": 80 * 2**20}
     t0 = time.perf_counter()
@@ -92,17 +104,28 @@ def main() -> None:
             cluster.add_node(**node)
         cluster.wait_for_nodes()
         startup_s = time.perf_counter() - t0
-        print(f"ray cluster start-up (not in the ratio): {startup_s:.1f} s for {args.nodes} "
-              f"node(s) x {args.cpus_per_node} CPU")
+        print(
+            f"ray cluster start-up (not in the ratio): {startup_s:.1f} s for {args.nodes} "
+            f"node(s) x {args.cpus_per_node} CPU"
+        )
         walls: dict[str, list[float]] = {"local": [], "ray": []}
         programs: list[float] = []
         for rep in range(args.repeats):
             for engine in ("local", "ray"):
                 results = out / f"results-{engine}-{rep}"
                 extra = ["--address", cluster.address] if engine == "ray" else []
-                wall, output = podbench("sweep", "--config", str(config), "--grid", str(grid),
-                                        "--set", f"output.results={results}",
-                                        "--engine", engine, *extra)
+                wall, output = podbench(
+                    "sweep",
+                    "--config",
+                    str(config),
+                    "--grid",
+                    str(grid),
+                    "--set",
+                    f"output.results={results}",
+                    "--engine",
+                    engine,
+                    *extra,
+                )
                 walls[engine].append(wall)
                 if engine == "ray":
                     programs += program_seconds(output).values()
@@ -111,8 +134,10 @@ def main() -> None:
         cluster.shutdown()
     local, ray_ = statistics.mean(walls["local"]), statistics.mean(walls["ray"])
     per_program = statistics.mean(programs)
-    print(f"mean wall: local {local:.1f} s, ray {ray_:.1f} s ({args.nodes} nodes); "
-          f"per program task (ray): {per_program:.1f} s over {len(programs)} tasks")
+    print(
+        f"mean wall: local {local:.1f} s, ray {ray_:.1f} s ({args.nodes} nodes); "
+        f"per program task (ray): {per_program:.1f} s over {len(programs)} tasks"
+    )
 
     # Paper estimate of a 500-point sweep on N GPU nodes, from the per-program time measured
     # here (a 2-point program on one CPU): 500 points as 50 programs of 10 lane values (e.g.

@@ -54,8 +54,9 @@ FILTERS = 128
 class PitomModel(nn.Module):
     """One PITOM member for inputs [B, E, T]; PyTorch default initialisation."""
 
-    def __init__(self, n_channels: int, output_dim: int, filters: int = FILTERS,
-                 dropout: float = 0.2):
+    def __init__(
+        self, n_channels: int, output_dim: int, filters: int = FILTERS, dropout: float = 0.2
+    ):
         super().__init__()
         self.conv1 = nn.Conv1d(n_channels, filters, kernel_size=3, bias=False)
         self.bn1 = nn.BatchNorm1d(filters)
@@ -121,15 +122,22 @@ def pairwise_accuracy(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (wins.sum() - wins.diagonal().sum()) / (n * (n - 1))
 
 
-METRICS = {"nll_embedding": nll_embedding, "cosine_sim": cosine_sim,
-           "pairwise_accuracy": pairwise_accuracy}
+METRICS = {
+    "nll_embedding": nll_embedding,
+    "cosine_sim": cosine_sim,
+    "pairwise_accuracy": pairwise_accuracy,
+}
 
 
 # ---------------------------------------------------------------------------- training (§4.2)
 
 
-def run_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module,
-              optimizer: torch.optim.Optimizer | None) -> dict[str, float]:
+def run_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    loss_fn: nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+) -> dict[str, float]:
     """One pass over `loader` (training when an optimiser is given): mean of per-batch values.
     Batches move to the model's device as they are drawn."""
     device = next(model.parameters()).device
@@ -173,9 +181,19 @@ class FoldRun:
     seconds: float
 
 
-def train_fold(loaders: dict[str, DataLoader], n_channels: int, output_dim: int, *, members: int,
-               epochs: int, patience: int, lr: float, weight_decay: float,
-               optimizer: str, device: str = "cpu") -> FoldRun:
+def train_fold(
+    loaders: dict[str, DataLoader],
+    n_channels: int,
+    output_dim: int,
+    *,
+    members: int,
+    epochs: int,
+    patience: int,
+    lr: float,
+    weight_decay: float,
+    optimizer: str,
+    device: str = "cpu",
+) -> FoldRun:
     """Build a fresh ensemble, train it with early stopping, reload the best state, test it."""
     t0 = time.perf_counter()
     model = EnsemblePitomModel(members, n_channels, output_dim).to(device)
@@ -204,16 +222,20 @@ def fold_loaders(inputs, lag_index: int, fold, batch_size: int) -> dict[str, Dat
     yfold = fold.number - 1 if inputs.y.shape[0] > 1 else 0
     mean = inputs.norm_mean[nfold, lag_index]
     std = inputs.norm_std[nfold, lag_index]
-    x = torch.from_numpy(np.ascontiguousarray((inputs.x[:, lag_index] - mean) / std,
-                                              dtype=np.float32))
+    x = torch.from_numpy(
+        np.ascontiguousarray((inputs.x[:, lag_index] - mean) / std, dtype=np.float32)
+    )
     y = torch.from_numpy(np.ascontiguousarray(inputs.y[yfold], dtype=np.float32))
 
     def loader(rows, shuffle: bool) -> DataLoader:
         rows = torch.from_numpy(np.asarray(rows, dtype=np.int64))
         return DataLoader(TensorDataset(x[rows], y[rows]), batch_size=batch_size, shuffle=shuffle)
 
-    return {"train": loader(fold.train, True), "val": loader(fold.val, False),
-            "test": loader(fold.test, False)}
+    return {
+        "train": loader(fold.train, True),
+        "val": loader(fold.val, False),
+        "test": loader(fold.test, False),
+    }
 
 
 def _cpu_seconds() -> tuple[float, float] | None:
@@ -250,12 +272,24 @@ class ReferenceResult:
     others_busy: list[float] = field(default_factory=list)
 
 
-def run_reference(inputs, *, members: int = 10, batch_size: int = 32, epochs: int = 100,
-                  patience: int = 10, lr: float = 1e-3, weight_decay: float = 1e-4,
-                  optimizer: str = "adamw", lags: list[int] | None = None,
-                  folds: list[int] | None = None, pairs: list[tuple[int, int]] | None = None,
-                  seed: int = 42, threads: int = 2, device: str = "cpu",
-                  log: Callable[[str], None] = print) -> ReferenceResult:
+def run_reference(
+    inputs,
+    *,
+    members: int = 10,
+    batch_size: int = 32,
+    epochs: int = 100,
+    patience: int = 10,
+    lr: float = 1e-3,
+    weight_decay: float = 1e-4,
+    optimizer: str = "adamw",
+    lags: list[int] | None = None,
+    folds: list[int] | None = None,
+    pairs: list[tuple[int, int]] | None = None,
+    seed: int = 42,
+    threads: int = 2,
+    device: str = "cpu",
+    log: Callable[[str], None] = print,
+) -> ReferenceResult:
     """Train every (lag, fold) of `inputs` (a `podbench.train.inputs.RunInputs`) like the reference.
 
     `lags` (ms values) and `folds` (1-based numbers) restrict and order what runs; the default is
@@ -269,13 +303,19 @@ def run_reference(inputs, *, members: int = 10, batch_size: int = 32, epochs: in
     lag_values = list(inputs.lags) if lags is None else [int(v) for v in lags]
     by_number = {f.number: f for f in inputs.folds}
     fold_numbers = list(by_number) if folds is None else [int(k) for k in folds]
-    runs = ([(int(lag), int(k)) for lag, k in pairs] if pairs is not None
-            else [(lag, k) for lag in lag_values for k in fold_numbers])
-    unknown = (sorted({lag for lag, _ in runs} - set(inputs.lags))
-               + sorted({k for _, k in runs} - set(by_number)))
+    runs = (
+        [(int(lag), int(k)) for lag, k in pairs]
+        if pairs is not None
+        else [(lag, k) for lag in lag_values for k in fold_numbers]
+    )
+    unknown = sorted({lag for lag, _ in runs} - set(inputs.lags)) + sorted(
+        {k for _, k in runs} - set(by_number)
+    )
     if unknown:
-        raise ValueError(f"lags/folds {unknown} not in the inputs (lags {inputs.lags}, "
-                         f"folds {sorted(by_number)})")
+        raise ValueError(
+            f"lags/folds {unknown} not in the inputs (lags {inputs.lags}, "
+            f"folds {sorted(by_number)})"
+        )
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     random.seed(seed)
@@ -287,27 +327,41 @@ def run_reference(inputs, *, members: int = 10, batch_size: int = 32, epochs: in
         for lag, number in runs:
             loaders = fold_loaders(inputs, inputs.lags.index(lag), by_number[number], batch_size)
             cpu = _cpu_seconds()
-            run = train_fold(loaders, n_channels, output_dim, members=members, epochs=epochs,
-                             patience=patience, lr=lr, weight_decay=weight_decay,
-                             optimizer=optimizer, device=device)
+            run = train_fold(
+                loaders,
+                n_channels,
+                output_dim,
+                members=members,
+                epochs=epochs,
+                patience=patience,
+                lr=lr,
+                weight_decay=weight_decay,
+                optimizer=optimizer,
+                device=device,
+            )
             result.seconds += run.seconds
             result.epochs.append(run.epochs)
             result.test_cosine.append(run.test["cosine_sim"])
             result.lags.append(lag)
             result.others_busy.append(_others_busy(cpu, run.seconds))
-            log(f"lag {lag:>6} ms  fold {number}: {run.epochs:>3} epochs (best {run.best_epoch}), "
+            log(
+                f"lag {lag:>6} ms  fold {number}: {run.epochs:>3} epochs (best {run.best_epoch}), "
                 f"test cosine {run.test['cosine_sim']:.4f}, {run.seconds:.1f} s "
-                f"({run.seconds / run.epochs:.2f} s/epoch)")
+                f"({run.seconds / run.epochs:.2f} s/epoch)"
+            )
             if result.others_busy[-1] > 0.25:
-                log(f"  warning: other processes kept {result.others_busy[-1]:.1f} cores busy "
-                    "meanwhile; this timing may be inflated (see the module docstring)")
+                log(
+                    f"  warning: other processes kept {result.others_busy[-1]:.1f} cores busy "
+                    "meanwhile; this timing may be inflated (see the module docstring)"
+                )
     finally:
         torch.set_num_threads(previous_threads)
     return result
 
 
-def count_flops_per_step(E: int, T: int, D: int, members: int, batch: int,
-                         filters: int = FILTERS, backward: bool = True) -> int:
+def count_flops_per_step(
+    E: int, T: int, D: int, members: int, batch: int, filters: int = FILTERS, backward: bool = True
+) -> int:
     """Forward + backward FLOPs of one training step of the ensemble (convolutions and dense).
 
     Per example and member, with F = filters (128), T1 = T - 2 (conv k3), T2 = T1 // 2 + 1
@@ -348,8 +402,14 @@ def main(argv: list[str] | None = None) -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", required=True, help="podbench YAML config")
-    ap.add_argument("--set", nargs="+", action="extend", default=[], metavar="K=V",
-                    help="config overrides, e.g. training.epochs=5")
+    ap.add_argument(
+        "--set",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="K=V",
+        help="config overrides, e.g. training.epochs=5",
+    )
     ap.add_argument("--lags", nargs="+", type=int, help="lag values (ms) to train; default all")
     ap.add_argument("--folds", nargs="+", type=int, help="fold numbers to train; default all")
     ap.add_argument("--epochs", type=int, help="max epochs (default training.epochs)")
@@ -362,16 +422,29 @@ def main(argv: list[str] | None = None) -> None:
     t = cfg.training
     t0 = time.perf_counter()
     inputs = prepare(cfg, build_features(cfg, log=print))
-    print(f"data: {time.perf_counter() - t0:.1f} s; {len(inputs.words)} words, "
-          f"inputs {tuple(inputs.x.shape[2:])}, targets {inputs.y.shape[-1]}-d")
-    res = run_reference(inputs, members=args.members or cfg.model.members,
-                        batch_size=t.batch_size, epochs=args.epochs or t.epochs,
-                        patience=args.patience or t.patience, lr=t.lr,
-                        weight_decay=t.weight_decay, optimizer=t.optimizer, lags=args.lags,
-                        folds=args.folds, seed=t.seed, threads=args.threads)
+    print(
+        f"data: {time.perf_counter() - t0:.1f} s; {len(inputs.words)} words, "
+        f"inputs {tuple(inputs.x.shape[2:])}, targets {inputs.y.shape[-1]}-d"
+    )
+    res = run_reference(
+        inputs,
+        members=args.members or cfg.model.members,
+        batch_size=t.batch_size,
+        epochs=args.epochs or t.epochs,
+        patience=args.patience or t.patience,
+        lr=t.lr,
+        weight_decay=t.weight_decay,
+        optimizer=t.optimizer,
+        lags=args.lags,
+        folds=args.folds,
+        seed=t.seed,
+        threads=args.threads,
+    )
     n_epochs = sum(res.epochs)
-    print(f"total: {res.seconds:.1f} s for {len(res.epochs)} (lag, fold) runs, {n_epochs} epochs "
-          f"({res.seconds / n_epochs:.2f} s/epoch)")
+    print(
+        f"total: {res.seconds:.1f} s for {len(res.epochs)} (lag, fold) runs, {n_epochs} epochs "
+        f"({res.seconds / n_epochs:.2f} s/epoch)"
+    )
 
 
 if __name__ == "__main__":

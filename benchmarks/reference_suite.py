@@ -36,16 +36,25 @@ from podbench.data.synth import GLOVE, GROUND_TRUTH, IU_BOUNDARIES, synthesize  
 
 SUITE = REPO / "configs" / "suites" / "reference.yml"
 COLUMNS = ["program", "cells", "points", "lanes", "wall_s", "peak_rss_gb", "estimate_s"]
-REDUCED = ["data.lags={min: 0, max: 400, step: 200}", "training.n_folds=3", "model.members=1",
-           "training.epochs=1", "training.patience=1", "targets.min_train_freq=1"]
+REDUCED = [
+    "data.lags={min: 0, max: 400, step: 200}",
+    "training.n_folds=3",
+    "model.members=1",
+    "training.epochs=1",
+    "training.patience=1",
+    "targets.min_train_freq=1",
+]
 
 
 def standin_overrides(root: Path) -> list[str]:
     """What the reference suite reads on a stand-in (docs/user_guide/benchmarking.md, "The
     reference suite on a stand-in")."""
-    return [f"data.root={root}", "data.electrodes=responsive",
-            f"glove_*:targets.glove_path={root / GLOVE}",
-            f"iu_boundary_*:task_params.boundaries_csv={IU_BOUNDARIES}"]
+    return [
+        f"data.root={root}",
+        "data.electrodes=responsive",
+        f"glove_*:targets.glove_path={root / GLOVE}",
+        f"iu_boundary_*:task_params.boundaries_csv={IU_BOUNDARIES}",
+    ]
 
 
 class PeakRss:
@@ -96,9 +105,12 @@ def run(overrides: list[str], table: Path, log) -> list[dict]:
     results_root = suite.folder.parents[1]
     cells = {c.id: c for c in suite.cells}
     # cheapest first (by the plan; unknown: first), so a run stopped early has the most cells
-    planned = {p.cell: p.estimate_s or 0.0
-               for p in plan_cells([c for c in suite.cells if not is_cell_complete(c)],
-                                   measured_rates(results_root))}
+    planned = {
+        p.cell: p.estimate_s or 0.0
+        for p in plan_cells(
+            [c for c in suite.cells if not is_cell_complete(c)], measured_rates(results_root)
+        )
+    }
     rss = PeakRss()
     rows: list[dict] = []
     state: dict = {}
@@ -106,8 +118,11 @@ def run(overrides: list[str], table: Path, log) -> list[dict]:
     def close_program() -> None:
         if state:
             started = state.pop("_t0")
-            row = {**state, "wall_s": round(time.perf_counter() - started, 1),
-                   "peak_rss_gb": round(rss.peak / 2 ** 30, 2)}
+            row = {
+                **state,
+                "wall_s": round(time.perf_counter() - started, 1),
+                "peak_rss_gb": round(rss.peak / 2**30, 2),
+            }
             rows.append(row)
             record(table, row)
             log(f"timed: {row}")
@@ -118,10 +133,16 @@ def run(overrides: list[str], table: Path, log) -> list[dict]:
         ids = list(dict.fromkeys(cell_of(c) for c in configs))
         plans = plan_cells([cells[i] for i in ids], measured_rates(results_root))
         known = [p.estimate_s for p in plans]
-        state.update({"program": number, "cells": " ".join(ids), "points": len(configs),
-                      "lanes": program_lanes(configs),
-                      "estimate_s": "" if None in known else round(sum(known), 1),
-                      "_t0": time.perf_counter()})
+        state.update(
+            {
+                "program": number,
+                "cells": " ".join(ids),
+                "points": len(configs),
+                "lanes": program_lanes(configs),
+                "estimate_s": "" if None in known else round(sum(known), 1),
+                "_t0": time.perf_counter(),
+            }
+        )
         rss.reset()
 
     def logged(line: str) -> None:
@@ -130,8 +151,9 @@ def run(overrides: list[str], table: Path, log) -> list[dict]:
             close_program()
 
     try:
-        run_suite(suite, log=logged, before_program=before_program,
-                  order=lambda cell: planned[cell.id])
+        run_suite(
+            suite, log=logged, before_program=before_program, order=lambda cell: planned[cell.id]
+        )
     finally:
         close_program()
         rss.stop()
@@ -149,8 +171,10 @@ def score_null_times(overrides: list[str], log) -> None:
             continue
         t0 = time.perf_counter()
         score_null(cell.run_dir(), cell.config, cell.significance)
-        log(f"score-level null of {cell.id}: {cell.significance.permutations} permutations "
-            f"in {time.perf_counter() - t0:.2f} s")
+        log(
+            f"score-level null of {cell.id}: {cell.significance.permutations} permutations "
+            f"in {time.perf_counter() - t0:.2f} s"
+        )
 
 
 def refit_suite(cells: list[str], refit: int, work: Path) -> Path:
@@ -166,19 +190,24 @@ def refit_suite(cells: list[str], refit: int, work: Path) -> Path:
         cell["config"] = str((SUITE.parent / cell["config"]).resolve())
         cell["significance"] = {**raw["defaults"]["significance"], "refit": refit}
     path = work / "refit.yml"
-    path.write_text(yaml.safe_dump({**raw, "name": "reference_refit", "cells": chosen},
-                                   sort_keys=False))
+    path.write_text(
+        yaml.safe_dump({**raw, "name": "reference_refit", "cells": chosen}, sort_keys=False)
+    )
     return path
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=600.0)
-    parser.add_argument("--reduced", action="store_true",
-                        help="2 subjects, 120 s, 2 lags, 3 folds, 1 member, 1 epoch")
+    parser.add_argument(
+        "--reduced",
+        action="store_true",
+        help="2 subjects, 120 s, 2 lags, 3 folds, 1 member, 1 epoch",
+    )
     parser.add_argument("--data", type=Path, default=None, help="an existing stand-in to use")
-    parser.add_argument("--work", type=Path, default=REPO / "stores" / "benchmarks" /
-                        "reference-suite")
+    parser.add_argument(
+        "--work", type=Path, default=REPO / "stores" / "benchmarks" / "reference-suite"
+    )
     parser.add_argument("--refit-cells", default="", help="cells to run again with retrained nulls")
     parser.add_argument("--refit", type=int, default=20)
     args = parser.parse_args(argv)
@@ -198,8 +227,12 @@ def main(argv=None) -> None:
         else:
             synthesize(root, duration=args.duration)
         log(f"stand-in {root}: {time.perf_counter() - t0:.1f} s")
-    overrides = [*standin_overrides(root), f"output.stores={work / 'stores'}",
-                 f"output.results={work / 'results'}", *(REDUCED if args.reduced else [])]
+    overrides = [
+        *standin_overrides(root),
+        f"output.stores={work / 'stores'}",
+        f"output.results={work / 'results'}",
+        *(REDUCED if args.reduced else []),
+    ]
     table = work / "programs.csv"
     earlier = list(csv.DictReader(table.open())) if table.is_file() else []
     t0 = time.perf_counter()
@@ -212,17 +245,23 @@ def main(argv=None) -> None:
 
         t1 = time.perf_counter()
         benchmark(refit_path, overrides, log=log)
-        log(f"refit: {args.refit_cells} with {args.refit} retrained nulls each: "
-            f"{time.perf_counter() - t1:.1f} s wall")
+        log(
+            f"refit: {args.refit_cells} with {args.refit} retrained nulls each: "
+            f"{time.perf_counter() - t1:.1f} s wall"
+        )
     every = [*earlier, *rows]
     log("| program | cells | points | lanes | wall (s) | peak RSS (GB) | plan estimate (s) |")
     log("|---|---|---|---|---|---|---|")
     for r in every:
-        log(f"| {r['program']} | {r['cells']} | {r['points']} | {r['lanes']} | {r['wall_s']} | "
-            f"{r['peak_rss_gb']} | {r['estimate_s'] or 'none yet'} |")
+        log(
+            f"| {r['program']} | {r['cells']} | {r['points']} | {r['lanes']} | {r['wall_s']} | "
+            f"{r['peak_rss_gb']} | {r['estimate_s'] or 'none yet'} |"
+        )
     total = sum(float(r["wall_s"]) for r in every)
-    log(f"total: {len(every)} programs, {total / 60:.1f} min of programs, peak RSS "
-        f"{max((float(r['peak_rss_gb']) for r in every), default=0):.2f} GB")
+    log(
+        f"total: {len(every)} programs, {total / 60:.1f} min of programs, peak RSS "
+        f"{max((float(r['peak_rss_gb']) for r in every), default=0):.2f} GB"
+    )
     log(f"total_s={total:.1f}")
 
 

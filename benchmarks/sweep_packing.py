@@ -27,8 +27,11 @@ from trainer_speed import electrode_csv, ensure_standin, machine  # noqa: E402
 from podbench import api, config  # noqa: E402
 from podbench.experiments.sweep import grid_points, sweep  # noqa: E402
 
-GRID = {"training.lr": [3e-4, 1e-3, 3e-3], "model.params.dropout": [0.1, 0.3],
-        "training.weight_decay": [1e-4, 1e-3]}
+GRID = {
+    "training.lr": [3e-4, 1e-3, 3e-3],
+    "model.params.dropout": [0.1, 0.3],
+    "training.weight_decay": [1e-4, 1e-3],
+}
 
 
 def main(argv=None) -> None:
@@ -42,12 +45,17 @@ def main(argv=None) -> None:
     work.mkdir(parents=True)
     root = ensure_standin(args.data or (args.work.resolve() / "standin-600s"), quick=True)
     csv = electrode_csv(root, 160, work / "electrodes.csv")
-    raw = {"trial_name": "packed",
-           "data": {"root": str(root), "electrodes": str(csv),
-                    "lags": {"min": -500, "max": 1000, "step": 250}},
-           "model": {"members": 2},
-           "training": {"epochs": 10, "patience": 3},
-           "output": {"stores": str(work / "stores"), "results": str(work / "results")}}
+    raw = {
+        "trial_name": "packed",
+        "data": {
+            "root": str(root),
+            "electrodes": str(csv),
+            "lags": {"min": -500, "max": 1000, "step": 250},
+        },
+        "model": {"members": 2},
+        "training": {"epochs": 10, "patience": 3},
+        "output": {"stores": str(work / "stores"), "results": str(work / "results")},
+    }
     cfg_path = work / "base.yml"
     cfg_path.write_text(yaml.safe_dump(raw))
     grid_path = work / "grid.yml"

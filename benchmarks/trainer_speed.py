@@ -100,17 +100,29 @@ def electrode_csv(root: Path, n: int, out: Path) -> Path:
     return out
 
 
-def bench_config(root: Path, csv: Path, work: Path, quick: bool, epochs: int | None) -> config.Config:
-    lags = {"min": 0, "max": 400, "step": 200} if quick else {"min": -1000, "max": 1000, "step": 200}
-    return config.from_dict({
-        "trial_name": "trainer_speed",
-        "data": {"root": str(root), "electrodes": str(csv), "lags": lags},
-        "targets": {"kind": "gpt2", "layer": 24, "pca_dim": 50},
-        "model": {"name": "pitom", "members": 10, "ensemble": "joint"},
-        "training": {"epochs": epochs or (3 if quick else 100), "patience": 10, "batch_size": 32,
-                     "lr": 1e-3, "weight_decay": 1e-4, "optimizer": "adamw"},
-        "output": {"stores": str(work / "stores"), "results": str(work / "results")},
-    })
+def bench_config(
+    root: Path, csv: Path, work: Path, quick: bool, epochs: int | None
+) -> config.Config:
+    lags = (
+        {"min": 0, "max": 400, "step": 200} if quick else {"min": -1000, "max": 1000, "step": 200}
+    )
+    return config.from_dict(
+        {
+            "trial_name": "trainer_speed",
+            "data": {"root": str(root), "electrodes": str(csv), "lags": lags},
+            "targets": {"kind": "gpt2", "layer": 24, "pca_dim": 50},
+            "model": {"name": "pitom", "members": 10, "ensemble": "joint"},
+            "training": {
+                "epochs": epochs or (3 if quick else 100),
+                "patience": 10,
+                "batch_size": 32,
+                "lr": 1e-3,
+                "weight_decay": 1e-4,
+                "optimizer": "adamw",
+            },
+            "output": {"stores": str(work / "stores"), "results": str(work / "results")},
+        }
+    )
 
 
 def dense_matmul_flops(n: int = 2048, repeats: int = 5) -> float:
@@ -126,7 +138,7 @@ def dense_matmul_flops(n: int = 2048, repeats: int = 5) -> float:
         t0 = time.perf_counter()
         f(a).block_until_ready()
         times.append(time.perf_counter() - t0)
-    return 2 * n ** 3 / min(times)
+    return 2 * n**3 / min(times)
 
 
 def podbench_flops(inputs, res, members: int) -> float:
@@ -157,22 +169,41 @@ def standard_lanes(cfg, inputs, task, table, members: int, n: int) -> None:
     sub = subset(table, n)
     pairs = list(zip(sub.lag_ms.tolist(), sub.fold.tolist()))
     t = cfg.training
-    base = run_reference(inputs, members=members, epochs=t.epochs, patience=t.patience,
-                         pairs=pairs, log=lambda s: None)
+    base = run_reference(
+        inputs,
+        members=members,
+        epochs=t.epochs,
+        patience=t.patience,
+        pairs=pairs,
+        log=lambda s: None,
+    )
     t0 = time.perf_counter()
     res = train_lanes(cfg, task, inputs, sub, members, log=lambda s: None)
     seconds = time.perf_counter() - t0
-    for name, secs, epochs in (("baseline (PyTorch, sequential)", base.seconds, base.epochs),
-                               ("podbench (JAX lanes)", seconds, res.epochs.tolist())):
-        print(f"{name:31s} {secs:8.1f} s end to end, {len(epochs)} lanes, {sum(epochs)} epochs "
-              f"(per lane {min(epochs)}-{max(epochs)}), {secs / sum(epochs):.3f} s per lane-epoch")
+    for name, secs, epochs in (
+        ("baseline (PyTorch, sequential)", base.seconds, base.epochs),
+        ("podbench (JAX lanes)", seconds, res.epochs.tolist()),
+    ):
+        print(
+            f"{name:31s} {secs:8.1f} s end to end, {len(epochs)} lanes, {sum(epochs)} epochs "
+            f"(per lane {min(epochs)}-{max(epochs)}), {secs / sum(epochs):.3f} s per lane-epoch"
+        )
     per_epoch = (base.seconds / sum(base.epochs)) / (seconds / res.epochs.sum())
     print(f"ratio per lane-epoch: {per_epoch:.2f}; end to end: {base.seconds / seconds:.2f}")
     print(f"ratio={base.seconds / seconds:.2f}")
 
 
-def scaling_point(cfg, inputs, task, members: int, lanes: int, words: int, electrodes: int,
-                  epochs: int, trace: Path | None = None) -> dict:
+def scaling_point(
+    cfg,
+    inputs,
+    task,
+    members: int,
+    lanes: int,
+    words: int,
+    electrodes: int,
+    epochs: int,
+    trace: Path | None = None,
+) -> dict:
     """Time per lane-epoch (after a first, compiling epoch) and peak memory of `lanes` lanes on
     the first `words` words and `electrodes` electrodes; the memory estimate that chooses lane
     chunks, for the chunk it chose (only that chunk is trained). With `trace`, the timed epochs
@@ -189,22 +220,35 @@ def scaling_point(cfg, inputs, task, members: int, lanes: int, words: int, elect
     from podbench.train.sharding import LaneSharding
 
     folds = sequential_folds(words, len(inputs.folds), cfg.training.val_fraction)
-    cut = replace(inputs, words=inputs.words[:words], labels=inputs.labels[:words],
-                  x=np.ascontiguousarray(inputs.x[:words, :, :electrodes]),
-                  y=np.ascontiguousarray(inputs.y[:, :words]), folds=folds,
-                  norm_mean=inputs.norm_mean[:, :, :electrodes],
-                  norm_std=inputs.norm_std[:, :, :electrodes])
+    cut = replace(
+        inputs,
+        words=inputs.words[:words],
+        labels=inputs.labels[:words],
+        x=np.ascontiguousarray(inputs.x[:words, :, :electrodes]),
+        y=np.ascontiguousarray(inputs.y[:, :words]),
+        folds=folds,
+        norm_mean=inputs.norm_mean[:, :, :electrodes],
+        norm_std=inputs.norm_std[:, :, :electrodes],
+    )
     t = cfg.training
     per_point = len(inputs.lags) * len(folds)
-    points = [LanePoint(t.seed + i, t.lr, t.weight_decay, 0.2) for i in range(-(-lanes // per_point))]
+    points = [
+        LanePoint(t.seed + i, t.lr, t.weight_decay, 0.2) for i in range(-(-lanes // per_point))
+    ]
     table = subset(lay_out(cut.lags, folds, members, members, points), lanes)
     lanes_np = lane_inputs(table, cut)
     shard = LaneSharding()
     cfg = cfg.replace({"training.patience": 10_000})
     program = make_program(cfg, task, cut, lanes_np, members, shard.mesh)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    data = shard.replicate(Data(jnp.asarray(cut.x), jnp.asarray(cut.y),
-                                jnp.asarray(cut.norm_mean), jnp.asarray(cut.norm_std)))
+    data = shard.replicate(
+        Data(
+            jnp.asarray(cut.x),
+            jnp.asarray(cut.y),
+            jnp.asarray(cut.norm_mean),
+            jnp.asarray(cut.norm_std),
+        )
+    )
     estimate = memory_estimate(program, lanes_np, data, shard.n_devices)
     chunk = auto_chunk(lanes, shard.n_devices, estimate, device_memory(shard.n_devices))
     work = shard.lanes(jax.tree.map(lambda a: a[:chunk], lanes_np))
@@ -226,10 +270,17 @@ def scaling_point(cfg, inputs, task, members: int, lanes: int, words: int, elect
         peak = jax.devices()[0].memory_stats()["peak_bytes_in_use"]
     except (TypeError, KeyError, AttributeError):  # CPU: the process's peak RSS growth
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss_before
-    return {"lanes": lanes, "chunk": chunk, "words": words, "electrodes": electrodes,
-            "first_epoch_s": first, "lane_epoch_s": timed / (chunk * epochs),
-            "peak_gb": peak / 1e9, "estimate_gb": estimate(chunk) / 1e9,
-            **({"hlo": hlo} if trace is not None else {})}
+    return {
+        "lanes": lanes,
+        "chunk": chunk,
+        "words": words,
+        "electrodes": electrodes,
+        "first_epoch_s": first,
+        "lane_epoch_s": timed / (chunk * epochs),
+        "peak_gb": peak / 1e9,
+        "estimate_gb": estimate(chunk) / 1e9,
+        **({"hlo": hlo} if trace is not None else {}),
+    }
 
 
 def hlo_sources(hlo: str) -> dict[str, tuple[str, str, int]]:
@@ -249,9 +300,15 @@ def hlo_sources(hlo: str) -> dict[str, tuple[str, str, int]]:
     places = {}
     for k, v in tables.get("FileLocations", {}).items():
         f = dict(re.findall(r"(\w+)=(\d+)", v))
-        places[k] = (files[int(f["file_name_id"])], funcs[int(f["function_name_id"])], int(f["line"]))
-    frames = {k: places[int(re.search(r"file_location_id=(\d+)", v)[1])]
-              for k, v in tables.get("StackFrames", {}).items()}
+        places[k] = (
+            files[int(f["file_name_id"])],
+            funcs[int(f["function_name_id"])],
+            int(f["line"]),
+        )
+    frames = {
+        k: places[int(re.search(r"file_location_id=(\d+)", v)[1])]
+        for k, v in tables.get("StackFrames", {}).items()
+    }
     out = {}
     for m in re.finditer(r"^\s*(?:ROOT )?%?([\w.-]+) = .*?stack_frame_id=(\d+)", hlo, re.M):
         out[m[1]] = frames[int(m[2])]
@@ -269,8 +326,9 @@ def profile(cfg, inputs, task, members: int, work: Path, epochs: int) -> None:
 
     trace = work / "profile"
     shutil.rmtree(trace, ignore_errors=True)
-    point = scaling_point(cfg, inputs, task, members, 1, len(inputs.words), inputs.x.shape[2],
-                          epochs, trace=trace)
+    point = scaling_point(
+        cfg, inputs, task, members, 1, len(inputs.words), inputs.x.shape[2], epochs, trace=trace
+    )
     where = hlo_sources(point["hlo"])
     (path,) = trace.rglob("*.trace.json.gz")
     events = json.loads(gzip.open(path).read())["traceEvents"]
@@ -282,8 +340,10 @@ def profile(cfg, inputs, task, members: int, work: Path, epochs: int) -> None:
         by_line[(file, func, line)] += ev["dur"] / 1e6
         by_file[file] += ev["dur"] / 1e6
         total += ev["dur"] / 1e6
-    print(f"{point['lane_epoch_s']:.3f} s per lane-epoch over {epochs} epochs of 1 lane; "
-          f"XLA operations {total / epochs:.3f} s per epoch, by source file:")
+    print(
+        f"{point['lane_epoch_s']:.3f} s per lane-epoch over {epochs} epochs of 1 lane; "
+        f"XLA operations {total / epochs:.3f} s per epoch, by source file:"
+    )
     for file, secs in by_file.most_common(8):
         print(f"  {100 * secs / total:5.1f} %  {file.split('site-packages/')[-1]}")
     print("by source line:")
@@ -297,20 +357,36 @@ def scaling(args, work: Path) -> None:
     import subprocess
 
     rows = []
-    grid = ([(n, None, None) for n in args.lanes] + [(1, w, None) for w in args.words]
-            + [(1, None, e) for e in args.electrodes])
+    grid = (
+        [(n, None, None) for n in args.lanes]
+        + [(1, w, None) for w in args.words]
+        + [(1, None, e) for e in args.electrodes]
+    )
     for lanes, words, electrodes in grid:
-        cmd = [sys.executable, __file__, "--work", str(args.work), "--point", str(lanes),
-               str(words or 0), str(electrodes or 0), "--epochs", str(args.epochs or 1)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--work",
+            str(args.work),
+            "--point",
+            str(lanes),
+            str(words or 0),
+            str(electrodes or 0),
+            "--epochs",
+            str(args.epochs or 1),
+        ]
         if args.data:
             cmd += ["--data", str(args.data)]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
         r = rows[-1]
-        print(f"lanes {r['lanes']:>4} (chunk {r['chunk']:>4})  words {r['words']:>5}  "
-              f"electrodes {r['electrodes']:>3}: {r['lane_epoch_s']:.3f} s per lane-epoch "
-              f"(first epoch {r['first_epoch_s']:.1f} s), peak {r['peak_gb']:.2f} GB, "
-              f"estimate {r['estimate_gb']:.2f} GB", flush=True)
+        print(
+            f"lanes {r['lanes']:>4} (chunk {r['chunk']:>4})  words {r['words']:>5}  "
+            f"electrodes {r['electrodes']:>3}: {r['lane_epoch_s']:.3f} s per lane-epoch "
+            f"(first epoch {r['first_epoch_s']:.1f} s), peak {r['peak_gb']:.2f} GB, "
+            f"estimate {r['estimate_gb']:.2f} GB",
+            flush=True,
+        )
     (work / "scaling.json").write_text(json.dumps(rows, indent=1))
 
 
@@ -319,21 +395,51 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="2 lags, 3 epochs, one repeat")
     parser.add_argument("--data", type=Path, default=None, help="an existing stand-in")
     parser.add_argument("--repeats", type=int, default=None, help="alternating repeats (default 1)")
-    parser.add_argument("--epochs", type=int, default=None,
-                        help="epochs per lane (default: 3 with --quick, else <= 100 with early "
-                             "stopping; timed epochs per scaling point: 1)")
-    parser.add_argument("--standard-lanes", type=int, default=None, metavar="N",
-                        help="the standard config, early stopping included, on N (lag, fold) lanes")
-    parser.add_argument("--scaling", action="store_true",
-                        help="time per lane-epoch and peak memory as lanes, words, electrodes grow")
-    parser.add_argument("--lanes", type=int, nargs="+", default=[1, 10, 50, 100, 500],
-                        help="--scaling: lane counts (standard words and electrodes)")
-    parser.add_argument("--words", type=int, nargs="+", default=[1000, 2500],
-                        help="--scaling: word counts, 1 lane (besides all words)")
-    parser.add_argument("--electrodes", type=int, nargs="+", default=[40, 80],
-                        help="--scaling: electrode counts, 1 lane (besides 160)")
-    parser.add_argument("--profile", action="store_true",
-                        help="where one standard lane's epoch goes, by source file and line")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="epochs per lane (default: 3 with --quick, else <= 100 with early "
+        "stopping; timed epochs per scaling point: 1)",
+    )
+    parser.add_argument(
+        "--standard-lanes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the standard config, early stopping included, on N (lag, fold) lanes",
+    )
+    parser.add_argument(
+        "--scaling",
+        action="store_true",
+        help="time per lane-epoch and peak memory as lanes, words, electrodes grow",
+    )
+    parser.add_argument(
+        "--lanes",
+        type=int,
+        nargs="+",
+        default=[1, 10, 50, 100, 500],
+        help="--scaling: lane counts (standard words and electrodes)",
+    )
+    parser.add_argument(
+        "--words",
+        type=int,
+        nargs="+",
+        default=[1000, 2500],
+        help="--scaling: word counts, 1 lane (besides all words)",
+    )
+    parser.add_argument(
+        "--electrodes",
+        type=int,
+        nargs="+",
+        default=[40, 80],
+        help="--scaling: electrode counts, 1 lane (besides 160)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="where one standard lane's epoch goes, by source file and line",
+    )
     parser.add_argument("--point", type=int, nargs=3, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, default=Path("stores/benchmarks"))
     args = parser.parse_args(argv)
@@ -343,8 +449,10 @@ def main(argv=None) -> None:
     if args.scaling:
         print(f"machine: {machine()}")
         return scaling(args, work)
-    root = ensure_standin(args.data or (args.work.resolve() / ("standin-600s" if args.quick
-                                                                else "standin-full")), args.quick)
+    root = ensure_standin(
+        args.data or (args.work.resolve() / ("standin-600s" if args.quick else "standin-full")),
+        args.quick,
+    )
     csv = electrode_csv(root, N_ELECTRODES, work / "electrodes.csv")
     standard = args.standard_lanes is not None or args.point is not None or args.profile
     cfg = bench_config(root, csv, work, args.quick, None if standard else args.epochs)
@@ -357,36 +465,62 @@ def main(argv=None) -> None:
         return profile(cfg, inputs, task, members, work, args.epochs or 2)
     if args.point is not None:
         lanes, words, electrodes = args.point
-        print(json.dumps(scaling_point(cfg, inputs, task, members, lanes,
-                                       words or len(inputs.words), electrodes or inputs.x.shape[2],
-                                       args.epochs or 1)))
+        print(
+            json.dumps(
+                scaling_point(
+                    cfg,
+                    inputs,
+                    task,
+                    members,
+                    lanes,
+                    words or len(inputs.words),
+                    electrodes or inputs.x.shape[2],
+                    args.epochs or 1,
+                )
+            )
+        )
         return None
     table = lay_out(inputs.lags, inputs.folds, members, members, [lane_point(cfg)])
     if args.standard_lanes is not None:
-        print(f"machine: {machine()}; latents {inputs.x.shape}, {args.standard_lanes} of "
-              f"{len(table)} lanes of {members} joint members, <= {cfg.training.epochs} epochs, "
-              f"patience {cfg.training.patience}")
+        print(
+            f"machine: {machine()}; latents {inputs.x.shape}, {args.standard_lanes} of "
+            f"{len(table)} lanes of {members} joint members, <= {cfg.training.epochs} epochs, "
+            f"patience {cfg.training.patience}"
+        )
         return standard_lanes(cfg, inputs, task, table, members, args.standard_lanes)
     peak = dense_matmul_flops()
-    print(f"machine: {machine()}; latents {inputs.x.shape}, {len(table)} lanes of {members} "
-          f"joint members, <= {cfg.training.epochs} epochs, patience {cfg.training.patience}")
+    print(
+        f"machine: {machine()}; latents {inputs.x.shape}, {len(table)} lanes of {members} "
+        f"joint members, <= {cfg.training.epochs} epochs, patience {cfg.training.patience}"
+    )
     ratios = []
     for r in range(repeats):
-        base = run_reference(inputs, members=members, epochs=cfg.training.epochs,
-                             patience=cfg.training.patience, log=lambda s: None)
-        print(f"[{r + 1}] baseline (PyTorch, sequential): {base.seconds:8.1f} s, "
-              f"{len(base.epochs)} runs, {sum(base.epochs)} epochs")
+        base = run_reference(
+            inputs,
+            members=members,
+            epochs=cfg.training.epochs,
+            patience=cfg.training.patience,
+            log=lambda s: None,
+        )
+        print(
+            f"[{r + 1}] baseline (PyTorch, sequential): {base.seconds:8.1f} s, "
+            f"{len(base.epochs)} runs, {sum(base.epochs)} epochs"
+        )
         t0 = time.perf_counter()
         res = train_lanes(cfg, task, inputs, table, members, log=lambda s: None)
         seconds = time.perf_counter() - t0
         flops = podbench_flops(inputs, res, members)
-        print(f"[{r + 1}] podbench (JAX lanes):          {seconds:8.1f} s, {len(table)} lanes, "
-              f"{int(res.epochs.sum())} epochs, {flops / seconds / 1e9:.1f} GFLOP/s "
-              f"(dense matmul here: {peak / 1e9:.1f} GFLOP/s, "
-              f"{100 * flops / seconds / peak:.0f}%)")
+        print(
+            f"[{r + 1}] podbench (JAX lanes):          {seconds:8.1f} s, {len(table)} lanes, "
+            f"{int(res.epochs.sum())} epochs, {flops / seconds / 1e9:.1f} GFLOP/s "
+            f"(dense matmul here: {peak / 1e9:.1f} GFLOP/s, "
+            f"{100 * flops / seconds / peak:.0f}%)"
+        )
         ratios.append(base.seconds / seconds)
-    print(f"ratio baseline/podbench: min {min(ratios):.2f}, median {statistics.median(ratios):.2f}, "
-          f"max {max(ratios):.2f} over {repeats} repeat(s)")
+    print(
+        f"ratio baseline/podbench: min {min(ratios):.2f}, median {statistics.median(ratios):.2f}, "
+        f"max {max(ratios):.2f} over {repeats} repeat(s)"
+    )
     print(f"ratio={statistics.median(ratios):.2f}")
     return None
 

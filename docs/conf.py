@@ -15,8 +15,8 @@ from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
 REPO = DOCS.parent
-sys.path.insert(0, str(REPO))            # the podbench of this checkout
-sys.path.insert(0, str(DOCS / "_ext"))   # podbench_docs: the generated configuration reference
+sys.path.insert(0, str(REPO))  # the podbench of this checkout
+sys.path.insert(0, str(DOCS / "_ext"))  # podbench_docs: the generated configuration reference
 sys.path.insert(0, str(REPO / "examples"))  # the gallery's helper, _standin.py
 os.environ.setdefault("MPLBACKEND", "Agg")
 
@@ -40,9 +40,16 @@ extensions = [
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build", "**.ipynb_checkpoints", "auto_examples/*.ipynb",
-                    "auto_examples/*.py", "auto_examples/*.zip", "auto_examples/*.json",
-                    "auto_examples/*.md5", "sg_execution_times.rst"]
+exclude_patterns = [
+    "_build",
+    "**.ipynb_checkpoints",
+    "auto_examples/*.ipynb",
+    "auto_examples/*.py",
+    "auto_examples/*.zip",
+    "auto_examples/*.json",
+    "auto_examples/*.md5",
+    "sg_execution_times.rst",
+]
 templates_path = []
 
 myst_enable_extensions = ["colon_fence", "deflist"]
@@ -69,8 +76,22 @@ numpydoc_class_members_toctree = False
 # quotes on their own line (SS06, GL02, GL03), the imperative mood (SS05), capitals and
 # periods of descriptions (PR08, PR09, RT04, RT05), See Also and Examples on everything
 # (SA01, EX01), an extended summary (ES01), parameter types written numpydoc's way (PR06).
-numpydoc_validation_checks = {"GL06", "GL07", "GL08", "SS01", "SS02", "SS03", "PR01", "PR02",
-                              "PR03", "PR07", "PR10", "RT01", "RT03", "YD01"}
+numpydoc_validation_checks = {
+    "GL06",
+    "GL07",
+    "GL08",
+    "SS01",
+    "SS02",
+    "SS03",
+    "PR01",
+    "PR02",
+    "PR03",
+    "PR07",
+    "PR10",
+    "RT01",
+    "RT03",
+    "YD01",
+}
 numpydoc_validation_exclude = {r"\.__init__$"}
 
 intersphinx_mapping = {

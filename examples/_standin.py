@@ -37,8 +37,15 @@ def data() -> Path:
     """The stand-in, made on first use (`podbench synth`); later calls find it."""
     marker = DATA / "derivatives" / "podbench-synth" / "ground_truth.json"
     if not marker.is_file():
-        podbench("synth", "--out", str(DATA), "--duration", str(DURATION),
-                 "--subjects", *map(str, SUBJECTS))
+        podbench(
+            "synth",
+            "--out",
+            str(DATA),
+            "--duration",
+            str(DURATION),
+            "--subjects",
+            *map(str, SUBJECTS),
+        )
     return DATA
 
 
@@ -53,10 +60,13 @@ def config(*overrides: str, base: str = "configs/demo.yml"):
 
 def podbench(*args: str) -> str:
     """Run the podbench command line (as `podbench ARGS...` would) and return its output."""
-    done = subprocess.run([sys.executable, "-m", "podbench.cli", *args], cwd=REPO,
-                          capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO) + os.pathsep +
-                               os.environ.get("PYTHONPATH", "")})
+    done = subprocess.run(
+        [sys.executable, "-m", "podbench.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")},
+    )
     if done.returncode != 0:
         raise RuntimeError(f"podbench {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
     return done.stdout

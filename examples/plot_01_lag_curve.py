@@ -38,8 +38,9 @@ test = perf[f"test_{metric}_mean"].to_numpy()
 chosen = int(np.argmax(perf[f"val_{metric}_mean"].to_numpy()))
 
 fig, ax = plt.subplots(figsize=(6, 3.5))
-ax.fill_between(lags, perf[folds].min(axis=1), perf[folds].max(axis=1), alpha=0.2,
-                label="test, fold range")
+ax.fill_between(
+    lags, perf[folds].min(axis=1), perf[folds].max(axis=1), alpha=0.2, label="test, fold range"
+)
 ax.plot(lags, test, "o-", label="test, mean over folds")
 ax.plot(lags, perf[f"val_{metric}_mean"], "s--", label="validation")
 ax.axhline(0.5, color="grey", lw=0.8, label="chance")

@@ -26,10 +26,10 @@ defaults:
   significance: {{permutations: 200, mode: circular}}
 cells:
   - name: ridge
-    config: {_standin.REPO / 'configs/demo.yml'}
+    config: {_standin.REPO / "configs/demo.yml"}
     set: {{model.name: ridge, model.params: {{}}}}
   - name: mlp
-    config: {_standin.REPO / 'configs/demo.yml'}
+    config: {_standin.REPO / "configs/demo.yml"}
     set: {{model.name: mlp, model.params: {{hidden: [32]}}, training.lr: 1.0e-2}}
 """)
 out = _standin.podbench("benchmark", "--suite", str(suite), *_standin.set_args())
@@ -41,8 +41,10 @@ print(out[-1500:])
 # ``podbench compare`` reads two cells' records (their results folders or ``cell.json``).
 import json
 
-cells = {p.parent.parent.name: p for p in
-         sorted((_standin.RESULTS / "compare").glob("*/cells/*/*/cell.json"))}
+cells = {
+    p.parent.parent.name: p
+    for p in sorted((_standin.RESULTS / "compare").glob("*/cells/*/*/cell.json"))
+}
 print(_standin.podbench("compare", str(cells["ridge"]), str(cells["mlp"])))
 
 # %%
@@ -55,7 +57,10 @@ fig, ax = plt.subplots(figsize=(4.5, 4.5))
 for row_a, row_b in zip(records["ridge"]["per_lag"], records["mlp"]["per_lag"]):
     ax.scatter(row_b["test"], row_a["test"], label=f"{row_a['lag']} ms", s=18)
 ax.plot([0.3, 1], [0.3, 1], color="grey", lw=0.8)
-ax.set(xlabel="MLP test word ROC-AUC", ylabel="ridge test word ROC-AUC",
-       title="ridge vs MLP, one point per (fold, lag)")
+ax.set(
+    xlabel="MLP test word ROC-AUC",
+    ylabel="ridge test word ROC-AUC",
+    title="ridge vs MLP, one point per (fold, lag)",
+)
 ax.legend(fontsize=7, title="lag")
 fig.tight_layout()

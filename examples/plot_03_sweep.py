@@ -33,17 +33,27 @@ print(summary.drop(columns=["run_id"], errors="ignore").to_string(index=False))
 # podbench's own plot; here the same numbers drawn from the table.
 val = [c for c in summary.columns if c.startswith("val_") and c.endswith("_mean")][0]
 test = val.replace("val_", "test_", 1)
-labels = [f"lr {row['training.lr']:g}\ndropout {row['model.params.dropout']:g}"
-          for _, row in summary.iterrows()]
+labels = [
+    f"lr {row['training.lr']:g}\ndropout {row['model.params.dropout']:g}"
+    for _, row in summary.iterrows()
+]
 x = np.arange(len(summary))
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ax.bar(x - 0.2, summary[val], 0.4, label="validation (chooses)")
-ax.bar(x + 0.2, summary[test], 0.4, yerr=summary[test.replace("_mean", "_std")],
-       label="test (reported)")
+ax.bar(
+    x + 0.2,
+    summary[test],
+    0.4,
+    yerr=summary[test.replace("_mean", "_std")],
+    label="test (reported)",
+)
 ax.axhline(0.5, color="grey", lw=0.8)
 ax.set_xticks(x, labels, fontsize=7)
-ax.set(ylabel="word ROC-AUC at the chosen lag", ylim=(0.4, 1.0),
-       title=f"best point on validation: {result.best}")
+ax.set(
+    ylabel="word ROC-AUC at the chosen lag",
+    ylim=(0.4, 1.0),
+    title=f"best point on validation: {result.best}",
+)
 ax.legend(fontsize=7)
 fig.tight_layout()
 print(result.folder / "summary.csv")

@@ -36,8 +36,10 @@ lags = perf["lags"].to_numpy()
 # ``words`` permutes the targets across a fold's test words; ``circular`` shifts them in time
 # and keeps their autocorrelation: the right choice for GPT-2 embeddings, whose slowly
 # drifting context makes neighbouring words alike.
-nulls = {mode: score_null(run, cfg, Significance(permutations=500, mode=mode, seed=1))
-         for mode in ("words", "circular")}
+nulls = {
+    mode: score_null(run, cfg, Significance(permutations=500, mode=mode, seed=1))
+    for mode in ("words", "circular")
+}
 
 fig, axes = plt.subplots(1, len(lags), figsize=(9, 2.6), sharey=True)
 for i, ax in enumerate(axes):

@@ -20,8 +20,13 @@ import matplotlib.pyplot as plt
 import _standin
 from podbench import api
 
-cfg = _standin.config("data.subjects=[3]", "data.electrodes='^LGA1[0-4]$'",
-                      "model.name=ridge", "model.params={}", "trial_name=erp")
+cfg = _standin.config(
+    "data.subjects=[3]",
+    "data.electrodes='^LGA1[0-4]$'",
+    "model.name=ridge",
+    "model.params={}",
+    "trial_name=erp",
+)
 api.build_features(cfg)
 epochs = api.open_store(cfg, "epochs")
 print(epochs)
@@ -39,11 +44,18 @@ erp = epochs["ecog"].mean("word").compute() * 1e6
 fig, ax = plt.subplots(figsize=(6, 3.5))
 for name in erp["channel"].values:
     kind = "responsive" if str(name) in responsive else "not responsive"
-    ax.plot(erp["time"], erp.sel(channel=name), ls="-" if kind == "responsive" else "--",
-            label=f"{name} ({kind})")
+    ax.plot(
+        erp["time"],
+        erp.sel(channel=name),
+        ls="-" if kind == "responsive" else "--",
+        label=f"{name} ({kind})",
+    )
 ax.axvline(0, color="k", lw=0.8)
 ax.axvline(0.25, color="k", ls=":", lw=0.8)
-ax.set(xlabel="time from word onset (s)", ylabel="mean high gamma (µV)",
-       title=f"average over {epochs.sizes['word']} words; dotted: +250 ms")
+ax.set(
+    xlabel="time from word onset (s)",
+    ylabel="mean high gamma (µV)",
+    title=f"average over {epochs.sizes['word']} words; dotted: +250 ms",
+)
 ax.legend(fontsize=7)
 fig.tight_layout()

@@ -17,7 +17,7 @@ import _standin
 from podbench import api
 
 cfg = _standin.config("model.name=ridge", "model.params={}", "trial_name=lag-curve")
-run = api.load_run(api.train(cfg).run_dir)   # finds the complete results; trains nothing
+run = api.load_run(api.train(cfg).run_dir)  # finds the complete results; trains nothing
 test = run.predictions("test")
 print(test)
 

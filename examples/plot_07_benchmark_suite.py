@@ -27,16 +27,16 @@ defaults:
   significance: {{permutations: 500, mode: circular}}
 cells:
   - name: gpt2_linear
-    config: {repo / 'configs/demo.yml'}
+    config: {repo / "configs/demo.yml"}
     set: {{model.name: linear, model.params: {{}}}}
   - name: gpt2_mlp
-    config: {repo / 'configs/demo.yml'}
+    config: {repo / "configs/demo.yml"}
     set: {{model.name: mlp, model.params: {{hidden: [32]}}, training.lr: 1.0e-2}}
   - name: content_word_linear
-    config: {repo / 'configs/tasks/content_word.yml'}
+    config: {repo / "configs/tasks/content_word.yml"}
     set: {{model.name: linear, model.params: {{}}}}
   - name: content_word_mlp
-    config: {repo / 'configs/tasks/content_word.yml'}
+    config: {repo / "configs/tasks/content_word.yml"}
     set: {{model.name: mlp, model.params: {{hidden: [32]}}, training.lr: 1.0e-2}}
 """)
 

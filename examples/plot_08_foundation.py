@@ -39,13 +39,20 @@ print(loss.tail(3))
 # (channels x width features). The checkpoint's digest enters the latents key, so another
 # checkpoint means new latents and later decoders reuse these.
 foundation = _standin.config(
-    "data.subjects=[3]", "preprocess.name=foundation",
+    "data.subjects=[3]",
+    "preprocess.name=foundation",
     f"preprocess.params={{checkpoint: {pretrain}, pool: electrodes, device: cpu}}",
-    "model.name=ridge", "model.params={}", "trial_name=foundation")
-window = _standin.config("data.subjects=[3]", "model.name=ridge", "model.params={}",
-                         "trial_name=foundation")
-runs = {"MAE latents (frozen)": api.train(foundation).performance,
-        "window averages": api.train(window).performance}
+    "model.name=ridge",
+    "model.params={}",
+    "trial_name=foundation",
+)
+window = _standin.config(
+    "data.subjects=[3]", "model.name=ridge", "model.params={}", "trial_name=foundation"
+)
+runs = {
+    "MAE latents (frozen)": api.train(foundation).performance,
+    "window averages": api.train(window).performance,
+}
 
 fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9, 3.2))
 ax0.plot(loss.iloc[:, 0], loss.iloc[:, 1])

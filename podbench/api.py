@@ -1,12 +1,12 @@
 """Python API mirroring the command line, for notebooks and scripts.
 
-    from podbench import api
-    cfg = api.load_config("configs/demo.yml", ["training.lr=3e-4"])
-    features = api.build_features(cfg)        # podbench build-features
-    epochs = api.open_store(cfg, "epochs")    # xarray Dataset (word, channel, time)
-    result = api.train(cfg)                   # podbench train
-    run = api.load_run(result.run_dir)        # config, tables, model.predict() from checkpoints
-    test = run.predictions("test")            # held-out predictions (xarray), as scored
+from podbench import api
+cfg = api.load_config("configs/demo.yml", ["training.lr=3e-4"])
+features = api.build_features(cfg)        # podbench build-features
+epochs = api.open_store(cfg, "epochs")    # xarray Dataset (word, channel, time)
+result = api.train(cfg)                   # podbench train
+run = api.load_run(result.run_dir)        # config, tables, model.predict() from checkpoints
+test = run.predictions("test")            # held-out predictions (xarray), as scored
 """
 
 from __future__ import annotations
@@ -17,8 +17,17 @@ from podbench.features.build import build_features as _build_features
 from podbench.features.keys import stage_keys
 from podbench.features.store import Stores
 
-__all__ = ["Config", "from_dict", "load_config", "build_features", "open_store", "stores",
-           "train", "load_run", "synthesize"]
+__all__ = [
+    "Config",
+    "from_dict",
+    "load_config",
+    "build_features",
+    "open_store",
+    "stores",
+    "train",
+    "load_run",
+    "synthesize",
+]
 
 load_config = load
 

@@ -61,12 +61,20 @@ def _quiet_exit() -> None:
 
 
 def config_options(fn):
-    fn = click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
-                      help="Override a config field (YAML-typed), e.g. --set training.lr=3e-4. "
-                           "Repeatable.")(fn)
-    return click.option("--config", "config_path", required=True,
-                        type=click.Path(dir_okay=False, path_type=Path),
-                        help="Experiment YAML file.")(fn)
+    fn = click.option(
+        "--set",
+        "overrides",
+        multiple=True,
+        metavar="PATH=VALUE",
+        help="Override a config field (YAML-typed), e.g. --set training.lr=3e-4. Repeatable.",
+    )(fn)
+    return click.option(
+        "--config",
+        "config_path",
+        required=True,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Experiment YAML file.",
+    )(fn)
 
 
 def load_config(config_path: Path, overrides):
@@ -86,33 +94,76 @@ def main():
 
 
 @main.command()
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder to write the stand-in dataset into.")
-@click.option("--subjects", cls=ManyValues, type=int, multiple=True, metavar="N [N ...]",
-              help="Subject numbers, e.g. --subjects 1 3 (default: all nine).")
-@click.option("--duration", type=float, default=1800.0, show_default=True,
-              help="Seconds of recording (the transcript is cut to match).")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write the stand-in dataset into.",
+)
+@click.option(
+    "--subjects",
+    cls=ManyValues,
+    type=int,
+    multiple=True,
+    metavar="N [N ...]",
+    help="Subject numbers, e.g. --subjects 1 3 (default: all nine).",
+)
+@click.option(
+    "--duration",
+    type=float,
+    default=1800.0,
+    show_default=True,
+    help="Seconds of recording (the transcript is cut to match).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--dim", type=int, default=1600, show_default=True,
-              help="Dimension of the stand-in GPT-2 features.")
+@click.option(
+    "--dim",
+    type=int,
+    default=1600,
+    show_default=True,
+    help="Dimension of the stand-in GPT-2 features.",
+)
 @click.option("--raw", is_flag=True, help="Also write the raw EDF recordings.")
-@click.option("--snr", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              help="Gain of every planted response (0: no signal, noise and drift only).")
+@click.option(
+    "--snr",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Gain of every planted response (0: no signal, noise and drift only).",
+)
 @reports_errors
 def synth(out, subjects, duration, seed, dim, raw, snr):
     """Write a synthetic stand-in of ds005574 with planted word responses."""
     from podbench.data.synth import synthesize
 
-    synthesize(out, list(subjects) or None, duration=duration, seed=seed, dim=dim, raw=raw,
-               snr=snr, progress=click.echo)
+    synthesize(
+        out,
+        list(subjects) or None,
+        duration=duration,
+        seed=seed,
+        dim=dim,
+        raw=raw,
+        snr=snr,
+        progress=click.echo,
+    )
     click.echo(f"stand-in written to {out}")
 
 
 @main.command()
-@click.option("--root", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="BIDS root with the raw sub-XX/ieeg/*_ieeg.edf recordings.")
-@click.option("--subjects", cls=ManyValues, type=int, multiple=True, metavar="N [N ...]",
-              help="Subject numbers (default: all).")
+@click.option(
+    "--root",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="BIDS root with the raw sub-XX/ieeg/*_ieeg.edf recordings.",
+)
+@click.option(
+    "--subjects",
+    cls=ManyValues,
+    type=int,
+    multiple=True,
+    metavar="N [N ...]",
+    help="Subject numbers (default: all).",
+)
 @reports_errors
 def highgamma(root, subjects):
     """Recompute the high-gamma derivative from the raw EDF (read with data.signal:
@@ -123,15 +174,32 @@ def highgamma(root, subjects):
 
 
 @main.command()
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Fetch the files this experiment YAML reads.")
-@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
-              help="Override a config field (YAML-typed). Repeatable.")
-@click.option("--what", default=None, metavar="PARTS",
-              help="Instead of --config: comma-separated parts, of highgamma, broadband, raw, "
-                   "stimuli.")
-@click.option("--to", "to", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Dataset root to download into (resumes what is already there).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Fetch the files this experiment YAML reads.",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="PATH=VALUE",
+    help="Override a config field (YAML-typed). Repeatable.",
+)
+@click.option(
+    "--what",
+    default=None,
+    metavar="PARTS",
+    help="Instead of --config: comma-separated parts, of highgamma, broadband, raw, stimuli.",
+)
+@click.option(
+    "--to",
+    "to",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Dataset root to download into (resumes what is already there).",
+)
 @click.option("--dry-run", is_flag=True, help="Only print the files, their sizes and the total.")
 @reports_errors
 def download(config_path, overrides, what, to, dry_run):
@@ -150,15 +218,32 @@ def download(config_path, overrides, what, to, dry_run):
 
 
 @main.command("check-data")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Check the files this experiment YAML reads (and its data.root).")
-@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
-              help="Override a config field (YAML-typed). Repeatable.")
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Dataset root (default: the config's data.root).")
-@click.option("--all", "full", is_flag=True,
-              help="Instead of --config: require every file of ds005574 1.0.2 (default: every "
-                   "file of the parts present).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Check the files this experiment YAML reads (and its data.root).",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="PATH=VALUE",
+    help="Override a config field (YAML-typed). Repeatable.",
+)
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Dataset root (default: the config's data.root).",
+)
+@click.option(
+    "--all",
+    "full",
+    is_flag=True,
+    help="Instead of --config: require every file of ds005574 1.0.2 (default: every "
+    "file of the parts present).",
+)
 @reports_errors
 def check_data(config_path, overrides, root, full):
     """Check a ds005574 copy (or stand-in) against what the dataset is known to be: every
@@ -167,13 +252,15 @@ def check_data(config_path, overrides, root, full):
     from podbench.errors import ConfigError
 
     if full and config_path is not None:
-        raise ConfigError("give --all (every file of the dataset) or --config FILE (the files "
-                          "it reads), not both")
+        raise ConfigError(
+            "give --all (every file of the dataset) or --config FILE (the files it reads), not both"
+        )
     cfg = load_config(config_path, overrides) if config_path is not None else None
     if root is None and cfg is None:
         raise ConfigError("give --root DIR or --config FILE")
-    ok = run_check(root if root is not None else Path(cfg.data.root), cfg, log=click.echo,
-                   full=full)
+    ok = run_check(
+        root if root is not None else Path(cfg.data.root), cfg, log=click.echo, full=full
+    )
     sys.exit(0 if ok else 2)
 
 
@@ -196,8 +283,12 @@ def build_features(config_path, overrides):
 
 @main.command()
 @config_options
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Electrode CSV to write (subject = NYU id, elec, selected_in).")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Electrode CSV to write (subject = NYU id, elec, selected_in).",
+)
 @reports_errors
 def electrodes(config_path, overrides, out):
     """Select electrodes as a config's data.electrodes {select: encoding, ...} says (building
@@ -214,21 +305,33 @@ def electrodes(config_path, overrides, out):
     out.parent.mkdir(parents=True, exist_ok=True)
     table = write_csv(features.load("selection"), nyu_ids(ctx.dataset), out)
     counts = table.groupby("subject").size()
-    click.echo("selected per subject (NYU id): "
-               + ", ".join(f"{nyu} {n}" for nyu, n in counts.items()))
-    click.echo(f"figures: {features.stores.path('selection', features.keys['selection'])}"
-               "/{electrodes,correlations}.{png,svg}")
+    click.echo(
+        "selected per subject (NYU id): " + ", ".join(f"{nyu} {n}" for nyu, n in counts.items())
+    )
+    click.echo(
+        f"figures: {features.stores.path('selection', features.keys['selection'])}"
+        "/{electrodes,correlations}.{png,svg}"
+    )
     click.echo(f"written: {out} ({len(table)} electrodes)")
 
 
 @main.command()
 @config_options
 @click.option("--force", is_flag=True, help="Train again even if complete results exist.")
-@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="local: in this process; ray: as Ray tasks (pip install 'podbench[cluster]').")
-@click.option("--address", default=None, metavar="ADDR",
-              help="With --engine ray: the Ray cluster to join (host:port or auto); "
-                   "default: start a local Ray instance.")
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: in this process; ray: as Ray tasks (pip install 'podbench[cluster]').",
+)
+@click.option(
+    "--address",
+    default=None,
+    metavar="ADDR",
+    help="With --engine ray: the Ray cluster to join (host:port or auto); "
+    "default: start a local Ray instance.",
+)
 @reports_errors
 def train(config_path, overrides, force, engine, address):
     """Build missing stores, train every lane, evaluate, write results."""
@@ -241,16 +344,35 @@ def train(config_path, overrides, force, engine, address):
 
 @main.command()
 @config_options
-@click.option("--grid", "grid_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="YAML mapping config paths to lists of values.")
-@click.option("--random", "random_n", type=int, default=None,
-              help="Run N random points of the grid instead of all of them.")
-@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="local: programs one after another in this process; ray: store builds and "
-                   "programs as Ray tasks (pip install 'podbench[cluster]').")
-@click.option("--address", default=None, metavar="ADDR",
-              help="With --engine ray: the Ray cluster to join (host:port or auto); "
-                   "default: start a local Ray instance.")
+@click.option(
+    "--grid",
+    "grid_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="YAML mapping config paths to lists of values.",
+)
+@click.option(
+    "--random",
+    "random_n",
+    type=int,
+    default=None,
+    help="Run N random points of the grid instead of all of them.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: programs one after another in this process; ray: store builds and "
+    "programs as Ray tasks (pip install 'podbench[cluster]').",
+)
+@click.option(
+    "--address",
+    default=None,
+    metavar="ADDR",
+    help="With --engine ray: the Ray cluster to join (host:port or auto); "
+    "default: start a local Ray instance.",
+)
 @reports_errors
 def sweep(config_path, overrides, grid_path, random_n, engine, address):
     """Train every point of a grid; pack per-lane differences as lanes of one program."""
@@ -258,25 +380,49 @@ def sweep(config_path, overrides, grid_path, random_n, engine, address):
     from podbench.experiments.sweep import sweep as run_sweep
 
     chosen = named_engine(engine, address, click.echo)
-    run_sweep(load_config(config_path, overrides), grid_path, random_n, log=click.echo,
-              engine=chosen)
+    run_sweep(
+        load_config(config_path, overrides), grid_path, random_n, log=click.echo, engine=chosen
+    )
 
 
 @main.command()
-@click.option("--suite", "suite_path", required=True,
-              type=click.Path(dir_okay=False, path_type=Path), help="Suite YAML file.")
-@click.option("--set", "overrides", multiple=True, metavar="[CELLS:]PATH=VALUE",
-              help="Override a config field of every cell, or (CELLS:PATH=VALUE) of the cells "
-                   "named like the glob CELLS, after the suite's own overrides. Repeatable.")
-@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="local: programs one after another in this process; ray: store builds and "
-                   "programs as Ray tasks (pip install 'podbench[cluster]').")
-@click.option("--address", default=None, metavar="ADDR",
-              help="With --engine ray: the Ray cluster to join; default: a local Ray instance.")
-@click.option("--plan", "plan_only", is_flag=True,
-              help="Print each cell's program, lanes, lane-epochs, stores to build and a time "
-                   "estimate (from the runs already in the results root), then stop: nothing "
-                   "is built, trained or written.")
+@click.option(
+    "--suite",
+    "suite_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Suite YAML file.",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="[CELLS:]PATH=VALUE",
+    help="Override a config field of every cell, or (CELLS:PATH=VALUE) of the cells "
+    "named like the glob CELLS, after the suite's own overrides. Repeatable.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: programs one after another in this process; ray: store builds and "
+    "programs as Ray tasks (pip install 'podbench[cluster]').",
+)
+@click.option(
+    "--address",
+    default=None,
+    metavar="ADDR",
+    help="With --engine ray: the Ray cluster to join; default: a local Ray instance.",
+)
+@click.option(
+    "--plan",
+    "plan_only",
+    is_flag=True,
+    help="Print each cell's program, lanes, lane-epochs, stores to build and a time "
+    "estimate (from the runs already in the results root), then stop: nothing "
+    "is built, trained or written.",
+)
 @reports_errors
 def benchmark(suite_path, overrides, engine, address, plan_only):
     """Run a suite: every cell (task x decoder x subjects) with its significance (score-level
@@ -289,32 +435,43 @@ def benchmark(suite_path, overrides, engine, address, plan_only):
     if plan_only:
         click.echo(plan(suite_path, overrides))
         return
-    run_benchmark(suite_path, overrides, named_engine(engine, address, click.echo),
-                  log=click.echo)
+    run_benchmark(suite_path, overrides, named_engine(engine, address, click.echo), log=click.echo)
 
 
 @main.command()
 @click.argument("results_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--partial", is_flag=True,
-              help="Report a benchmark's complete cells although some are missing or damaged "
-                   "(the report says 'partial: N of M cells'; without it such a folder is "
-                   "refused, naming them).")
+@click.option(
+    "--partial",
+    is_flag=True,
+    help="Report a benchmark's complete cells although some are missing or damaged "
+    "(the report says 'partial: N of M cells'; without it such a folder is "
+    "refused, naming them).",
+)
 @reports_errors
 def report(results_dir, partial):
     """Write RESULTS_DIR/report/index.html: a benchmark, sweep or results folder as a static
     HTML report (sortable leaderboard, lag curves, one page per cell)."""
     from podbench.experiments.report import write_report
 
-    write_report(results_dir, log=click.echo, partial=partial,
-                 warn=lambda line: click.echo(f"warning: {line}", err=True))
+    write_report(
+        results_dir,
+        log=click.echo,
+        partial=partial,
+        warn=lambda line: click.echo(f"warning: {line}", err=True),
+    )
 
 
 @main.command()
 @click.argument("cell_a", type=click.Path(path_type=Path))
 @click.argument("cell_b", type=click.Path(path_type=Path))
-@click.option("--tolerance", type=click.FloatRange(min=0), default=None, metavar="T",
-              help="Instead: check that two results folders of the same run id agree, every "
-                   "metric at every lag and fold within T (absolute); exit 1 if not.")
+@click.option(
+    "--tolerance",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="T",
+    help="Instead: check that two results folders of the same run id agree, every "
+    "metric at every lag and fold within T (absolute); exit 1 if not.",
+)
 @reports_errors
 def compare(cell_a, cell_b, tolerance):
     """Two cells (results folders or their cell.json) of one task: at their shared lag chosen
@@ -328,9 +485,12 @@ def compare(cell_a, cell_b, tolerance):
         for metric, value in result.differences.sort_values(ascending=False).items():
             click.echo(f"{metric:40s} max |difference| {value:.3g}")
         over = result.exceeding(tolerance)
-        verdict = (f"agree within {tolerance:g}" if over.empty else
-                   f"differ by more than {tolerance:g} in {len(over)} metric(s): "
-                   f"{', '.join(over.index)}")
+        verdict = (
+            f"agree within {tolerance:g}"
+            if over.empty
+            else f"differ by more than {tolerance:g} in {len(over)} metric(s): "
+            f"{', '.join(over.index)}"
+        )
         click.echo(f"run {result.run_id}: {verdict}")
         sys.exit(0 if over.empty else 1)
     from podbench.experiments.records import load_record
@@ -338,11 +498,13 @@ def compare(cell_a, cell_b, tolerance):
 
     a, b = load_record(cell_a), load_record(cell_b)
     r = paired_comparison(a, b)
-    click.echo(f"{a['cell']} - {b['cell']} on {a['headline']} at {r.lag} ms (chosen on both "
-               f"cells' validation mean): {r.a_mean:.4f} - {r.b_mean:.4f} = "
-               f"{r.difference:+.4f} [{r.ci_low:+.4f}, {r.ci_high:+.4f}] (95 % bootstrap over "
-               f"{r.n_folds} folds), {a['cell']} higher in {r.a_better}; paired t = "
-               f"{r.statistic:.3g}, p = {r.p_value:.4g}")
+    click.echo(
+        f"{a['cell']} - {b['cell']} on {a['headline']} at {r.lag} ms (chosen on both "
+        f"cells' validation mean): {r.a_mean:.4f} - {r.b_mean:.4f} = "
+        f"{r.difference:+.4f} [{r.ci_low:+.4f}, {r.ci_high:+.4f}] (95 % bootstrap over "
+        f"{r.n_folds} folds), {a['cell']} higher in {r.a_better}; paired t = "
+        f"{r.statistic:.3g}, p = {r.p_value:.4g}"
+    )
 
 
 @main.command()
@@ -356,10 +518,21 @@ def pretrain(config_path, overrides):
 
 
 @main.command()
-@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=DEMO_DATA, show_default=True, help="Where the demo stand-in lives.")
-@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
-              help="Override a field of the demo config, e.g. --set training.epochs=2.")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEMO_DATA,
+    show_default=True,
+    help="Where the demo stand-in lives.",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="PATH=VALUE",
+    help="Override a field of the demo config, e.g. --set training.epochs=2.",
+)
 @click.option("--force", is_flag=True, help="Train again even if complete results exist.")
 @reports_errors
 def demo(data_dir, overrides, force):
@@ -385,11 +558,19 @@ def store_root(config_path, overrides, root) -> object:
 
 
 def root_options(fn):
-    fn = click.option("--stores", "root", type=click.Path(file_okay=False, path_type=Path),
-                      help=f"Store root (instead of --config; default: {DEFAULT_STORES}).")(fn)
+    fn = click.option(
+        "--stores",
+        "root",
+        type=click.Path(file_okay=False, path_type=Path),
+        help=f"Store root (instead of --config; default: {DEFAULT_STORES}).",
+    )(fn)
     fn = click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE")(fn)
-    return click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-                        help="Take the store root from this config.")(fn)
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Take the store root from this config.",
+    )(fn)
 
 
 @stores.command("ls")
@@ -426,15 +607,34 @@ def stores_verify(key, config_path, overrides, root):
 
 
 @stores.command("gc")
-@click.option("--older-than", "days", type=float, default=None,
-              help="Also remove complete stores unused for this many days.")
-@click.option("--results", "results_root", type=click.Path(file_okay=False, path_type=Path),
-              default=None, help="Also clean this results root (with --config: the config's "
-                                 "output.results is cleaned too).")
-@click.option("--grace", type=float, default=600.0, show_default=True,
-              help="Leave results temporaries younger than this many seconds.")
-@click.option("--verify", "thorough", is_flag=True,
-              help="Also remove stores that fail `stores verify` (checksums; reads every chunk).")
+@click.option(
+    "--older-than",
+    "days",
+    type=float,
+    default=None,
+    help="Also remove complete stores unused for this many days.",
+)
+@click.option(
+    "--results",
+    "results_root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Also clean this results root (with --config: the config's "
+    "output.results is cleaned too).",
+)
+@click.option(
+    "--grace",
+    type=float,
+    default=600.0,
+    show_default=True,
+    help="Leave results temporaries younger than this many seconds.",
+)
+@click.option(
+    "--verify",
+    "thorough",
+    is_flag=True,
+    help="Also remove stores that fail `stores verify` (checksums; reads every chunk).",
+)
 @root_options
 @reports_errors
 def stores_gc(days, results_root, grace, thorough, config_path, overrides, root):
@@ -456,8 +656,12 @@ def stores_gc(days, results_root, grace, thorough, config_path, overrides, root)
 @main.command()
 @click.argument("run_a", type=click.Path(path_type=Path))
 @click.argument("run_b", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write the table to this CSV file.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the table to this CSV file.",
+)
 @reports_errors
 def multimodal(run_a, run_b, out):
     """Harmonic mean 2ab/(a+b) of two runs' test pairwise accuracy, per lag; the lag is
@@ -471,8 +675,10 @@ def multimodal(run_a, run_b, out):
     table = multimodal_score(run_a, run_b)
     click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     lag, test, val = chosen_lag(table)
-    click.echo(f"lag chosen on validation: {lag} ms (validation multimodal score {val:.4f}); "
-               f"test multimodal score there: {test:.4f}")
+    click.echo(
+        f"lag chosen on validation: {lag} ms (validation multimodal score {val:.4f}); "
+        f"test multimodal score there: {test:.4f}"
+    )
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(out, index=False)

@@ -1,10 +1,10 @@
 """Typed, strict experiment configs: load YAML, apply `--set` overrides, validate, resolve.
 
 A config has the sections `data`, `targets`, `preprocess`, `model`, `training`, `pretrain`,
-`output` plus `trial_name`, `task` and `plugins`. Validation is strict: an unknown key, a wrong type or an
-out-of-range value raises `ConfigError` naming the YAML path, the value, what is allowed and,
-for a misspelt key, the closest valid one. The free-form `model.params` and
-`preprocess.params` are validated against the schema their registry entry declares.
+`output` plus `trial_name`, `task` and `plugins`. Validation is strict: an unknown key, a
+wrong type or an out-of-range value raises `ConfigError` naming the YAML path, the value,
+what is allowed and, for a misspelt key, the closest valid one. The free-form `model.params`
+and `preprocess.params` are validated against the schema their registry entry declares.
 """
 
 from __future__ import annotations
@@ -26,8 +26,18 @@ import yaml
 from podbench.errors import ConfigError
 
 
-def opt(default: Any = dataclasses.MISSING, *, doc: str = "", choices=None, ge=None, gt=None,
-        le=None, lt=None, nonempty=False, factory=None):
+def opt(
+    default: Any = dataclasses.MISSING,
+    *,
+    doc: str = "",
+    choices=None,
+    ge=None,
+    gt=None,
+    le=None,
+    lt=None,
+    nonempty=False,
+    factory=None,
+):
     """A config field with its documentation and constraints (range, of each item of a list;
     `nonempty` refuses an empty list or string)."""
     meta = {"doc": doc, "ge": ge, "gt": gt, "le": le, "lt": lt, "nonempty": nonempty}
@@ -58,39 +68,57 @@ class ElectrodeSelection:
 
     select: Literal["encoding"] = opt("encoding", doc="the selection rule: encoding")
     fit: Literal["all", "train"] = opt(
-        "train", doc="select on every event (all: the usual practice, leaks test events) or "
-                     "inside each training fold from its training events (train)")
+        "train",
+        doc="select on every event (all: the usual practice, leaks test events) or "
+        "inside each training fold from its training events (train)",
+    )
     candidates: str | None = opt(
-        None, doc="electrodes selected from: a regex, an electrode CSV or responsive (null: "
-                  "every good channel)")
+        None,
+        doc="electrodes selected from: a regex, an electrode CSV or responsive (null: "
+        "every good channel)",
+    )
     start: int = opt(0, doc="response window start (ms after the event onset)")
     stop: int = opt(500, doc="response window end (ms after the event onset, excluded)")
     alpha: float = opt(0.05, gt=0, lt=1, doc="level of q (or p) at which an electrode is selected")
     correction: Literal["bh", "none"] = opt(
-        "bh", doc="Benjamini-Hochberg across electrodes, or none (p <= alpha)")
+        "bh", doc="Benjamini-Hochberg across electrodes, or none (p <= alpha)"
+    )
     permutations: int = opt(1000, ge=1, le=100_000, doc="circular shifts of the permutation test")
     ridge: float = opt(1.0, gt=0, doc="ridge penalty per training event on standardised targets")
     folds: int = opt(5, ge=2, doc="inner cross-validation folds of the encoding model")
-    detrend: int = opt(31, ge=0, doc="events in the running mean subtracted from each "
-                                     "electrode's responses (slow drifts; 0: none)")
+    detrend: int = opt(
+        31,
+        ge=0,
+        doc="events in the running mean subtracted from each "
+        "electrode's responses (slow drifts; 0: none)",
+    )
     seed: int = opt(0, ge=0, doc="seed of the circular shifts")
 
 
 @dataclass
 class DataConfig:
-    root: str = opt("data", nonempty=True, doc="BIDS root of ds005574 or of a stand-in made by `podbench synth`")
+    root: str = opt(
+        "data", nonempty=True, doc="BIDS root of ds005574 or of a stand-in made by `podbench synth`"
+    )
     subjects: Literal["all"] | list[int] = opt(
-        "all", nonempty=True, doc="'all' or a list of subject numbers (1-9)")
+        "all", nonempty=True, doc="'all' or a list of subject numbers (1-9)"
+    )
     electrodes: str | None | ElectrodeSelection = opt(
-        None, doc="regex on channel names, a CSV with columns subject (NYU id), elec, "
-                  "responsive (a stand-in's ground truth), or a selection {select: encoding, ...}")
+        None,
+        doc="regex on channel names, a CSV with columns subject (NYU id), elec, "
+        "responsive (a stand-in's ground truth), or a selection {select: encoding, ...}",
+    )
     signal: Literal["highgamma", "broadband", "podbench_highgamma"] = opt(
-        "highgamma", doc="ecogprep high-gamma or broadband .fif, or the one `podbench highgamma` "
-                         "recomputes from the raw EDF")
+        "highgamma",
+        doc="ecogprep high-gamma or broadband .fif, or the one `podbench highgamma` "
+        "recomputes from the raw EDF",
+    )
     window_width: float = opt(0.625, gt=0, le=10, doc="window width in seconds")
     lags: Lags = opt(factory=Lags, doc="lag grid in ms")
     label_normalisation: Literal["raw", "lower", "strip"] = opt(
-        "raw", doc="word labels: raw transcript (reference), lower, or strip (lower + outer punctuation)")
+        "raw",
+        doc="word labels: raw transcript (reference), lower, or strip (lower + outer punctuation)",
+    )
 
     @property
     def selection(self) -> ElectrodeSelection | None:
@@ -111,8 +139,11 @@ class TargetsConfig:
     layer: int = opt(24, ge=0, doc="hidden layer of gpt2 / hf targets")
     pca_dim: int | None = opt(50, gt=0, doc="PCA dimension (null: no PCA)")
     pca_fit: Literal["all", "train"] = opt(
-        "all", doc="fit PCA on all words (reference) or inside each training fold (no leakage)")
-    min_train_freq: int = opt(5, ge=1, doc="word AUC counts word types with this many training occurrences")
+        "all", doc="fit PCA on all words (reference) or inside each training fold (no leakage)"
+    )
+    min_train_freq: int = opt(
+        5, ge=1, doc="word AUC counts word types with this many training occurrences"
+    )
     glove_path: str | None = opt(None, doc="GloVe text file for kind: glove")
     hf_model: str | None = opt(None, doc="local Hugging Face model directory for kind: hf")
     dim: int = opt(50, gt=0, doc="dimension of arbitrary embeddings")
@@ -131,7 +162,9 @@ class ModelConfig:
     params: dict = opt(factory=dict, doc="parameters declared by the model")
     members: int = opt(10, ge=1, doc="ensemble members per (lag, fold)")
     ensemble: Literal["independent", "joint"] = opt(
-        "independent", doc="members trained separately (Goldstein 2022) or on their mean output (reference)")
+        "independent",
+        doc="members trained separately (Goldstein 2022) or on their mean output (reference)",
+    )
 
 
 @dataclass
@@ -141,40 +174,56 @@ class TrainingConfig:
     lr: float = opt(1e-3, gt=0, doc="learning rate")
     weight_decay: float = opt(1e-4, ge=0, doc="weight decay (PyTorch semantics of the optimizer)")
     optimizer: Literal["adamw", "adam"] = opt(
-        "adamw", doc="adamw (PyTorch AdamW) or adam (PyTorch Adam: L2 added to the gradient)")
+        "adamw", doc="adamw (PyTorch AdamW) or adam (PyTorch Adam: L2 added to the gradient)"
+    )
     patience: int = opt(10, ge=1, doc="epochs without validation improvement before a lane stops")
     n_folds: int = opt(5, ge=2, doc="cross-validation folds")
     fold_type: Literal["sequential", "zero_shot"] = opt(
-        "sequential", doc="contiguous blocks in time (reference) or folds by word type")
+        "sequential", doc="contiguous blocks in time (reference) or folds by word type"
+    )
     val_fraction: float = opt(0.25, gt=0, le=0.9, doc="tail of train+val used for validation")
     seed: int = opt(42, doc="lane seeds derive from it, the lag, the fold and the member")
-    shuffle_targets: bool = opt(
-        False, doc="control: train on null targets (see shuffle_mode)")
+    shuffle_targets: bool = opt(False, doc="control: train on null targets (see shuffle_mode)")
     shuffle_mode: Literal["all", "words", "circular"] = opt(
-        "all", doc="null targets: all: every word's target permuted, test rows too (the "
-                   "shuffled-target control, at chance); words / circular: each fold's training "
-                   "rows permuted across words or shifted circularly in time (keeps their "
-                   "autocorrelation), test rows kept (the nulls of a permutation test)")
+        "all",
+        doc="null targets: all: every word's target permuted, test rows too (the "
+        "shuffled-target control, at chance); words / circular: each fold's training "
+        "rows permuted across words or shifted circularly in time (keeps their "
+        "autocorrelation), test rows kept (the nulls of a permutation test)",
+    )
     permutation_seed: int | None = opt(
-        None, ge=0, doc="seed of the null targets (null: training.seed); set, it leaves "
-                  "training.seed a per-lane seed, so null points pack beside the real one")
+        None,
+        ge=0,
+        doc="seed of the null targets (null: training.seed); set, it leaves "
+        "training.seed a per-lane seed, so null points pack beside the real one",
+    )
     loss: Literal["mse", "cosine"] = opt("mse", doc="loss of vector targets")
     lane_chunk: Literal["auto"] | int = opt(
-        "auto", gt=0, doc="lanes per compiled chunk; auto sizes it to the device memory")
+        "auto", gt=0, doc="lanes per compiled chunk; auto sizes it to the device memory"
+    )
     lane_batch: Literal["auto"] | int = opt(
-        "auto", gt=0, doc="lanes vmapped together per device; auto: 1 on CPU (faster), all on GPU")
-    checkpoints: bool = opt(True, doc="write every lane's best parameters to checkpoints/ "
-                                      "(api.load_run predicts from them); false saves the space")
-    predictions: bool = opt(True, doc="write every event's held-out predictions to "
-                                      "test_predictions.npz (score-level permutation nulls "
-                                      "read them); false saves the space")
+        "auto", gt=0, doc="lanes vmapped together per device; auto: 1 on CPU (faster), all on GPU"
+    )
+    checkpoints: bool = opt(
+        True,
+        doc="write every lane's best parameters to checkpoints/ "
+        "(api.load_run predicts from them); false saves the space",
+    )
+    predictions: bool = opt(
+        True,
+        doc="write every event's held-out predictions to "
+        "test_predictions.npz (score-level permutation nulls "
+        "read them); false saves the space",
+    )
 
 
 @dataclass
 class PretrainConfig:
     """Self-supervised pretraining of the built-in ECoG masked autoencoder (`podbench pretrain`)."""
 
-    mask_ratio: float = opt(0.75, gt=0, le=0.95, doc="fraction of (electrode, time patch) tokens hidden")
+    mask_ratio: float = opt(
+        0.75, gt=0, le=0.95, doc="fraction of (electrode, time patch) tokens hidden"
+    )
     depth: int = opt(4, ge=1, doc="encoder blocks")
     width: int = opt(64, ge=8, doc="token dimension")
     heads: int = opt(4, ge=1, doc="attention heads")
@@ -228,12 +277,17 @@ class Config:
         The ``--set`` values applied, passed on to configs this one names.
     """
 
-    trial_name: str = opt("podbench", nonempty=True,
-                          doc="results go to <output.results>/<trial_name>/<run-id>; one folder "
-                              "name (no path separator, not . or ..)")
+    trial_name: str = opt(
+        "podbench",
+        nonempty=True,
+        doc="results go to <output.results>/<trial_name>/<run-id>; one folder "
+        "name (no path separator, not . or ..)",
+    )
     task: str | list[str] = opt(
-        "word_embedding", doc="registered task, or a list of tasks trained on the same features "
-                              "(task_params then maps each listed task to its parameters)")
+        "word_embedding",
+        doc="registered task, or a list of tasks trained on the same features "
+        "(task_params then maps each listed task to its parameters)",
+    )
     task_params: dict = opt(factory=dict, doc="parameters declared by the task")
     plugins: list[str] = opt(factory=list, doc="modules to import so that they register entries")
     data: DataConfig = opt(factory=DataConfig)
@@ -298,11 +352,14 @@ class Config:
         """
         if not self.several_tasks:
             return [self]
-        return [self.replace({"task": name, "task_params": self.task_params.get(name, {})})
-                for name in self.task]
+        return [
+            self.replace({"task": name, "task_params": self.task_params.get(name, {})})
+            for name in self.task
+        ]
 
 
 # --------------------------------------------------------------------------- validation
+
 
 def _describe(hint) -> str:
     origin = typing.get_origin(hint)
@@ -316,8 +373,13 @@ def _describe(hint) -> str:
         return f"a list of {_describe(typing.get_args(hint)[0])}"
     if hint is type(None):
         return "null"
-    return {int: "an integer", float: "a number", bool: "true/false", str: "a string",
-            dict: "a mapping"}.get(hint, str(hint))
+    return {
+        int: "an integer",
+        float: "a number",
+        bool: "true/false",
+        str: "a string",
+        dict: "a mapping",
+    }.get(hint, str(hint))
 
 
 def _range_error(value, meta) -> str | None:
@@ -325,11 +387,20 @@ def _range_error(value, meta) -> str | None:
         return "a finite number"
     if meta.get("nonempty") and value in ([], ""):
         return "a non-empty value"
-    checks = (("gt", lambda v, b: v > b, ">"), ("ge", lambda v, b: v >= b, ">="),
-              ("le", lambda v, b: v <= b, "<="), ("lt", lambda v, b: v < b, "<"))
-    bounds = [(sym, meta.get(key)) for key, ok, sym in checks
-              if meta.get(key) is not None and isinstance(value, (int, float))
-              and not isinstance(value, bool) and not ok(value, meta.get(key))]
+    checks = (
+        ("gt", lambda v, b: v > b, ">"),
+        ("ge", lambda v, b: v >= b, ">="),
+        ("le", lambda v, b: v <= b, "<="),
+        ("lt", lambda v, b: v < b, "<"),
+    )
+    bounds = [
+        (sym, meta.get(key))
+        for key, ok, sym in checks
+        if meta.get(key) is not None
+        and isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and not ok(value, meta.get(key))
+    ]
     if not bounds:
         return None
     sym, bound = bounds[0]
@@ -343,8 +414,10 @@ def _range_error(value, meta) -> str | None:
 def safe_component(value: str, path: str) -> str:
     """One folder name: no path separator, not '.' or '..', no NUL (nothing can escape a root)."""
     if not value or value in (".", "..") or any(c in value for c in "/\\\0"):
-        raise ConfigError(f"{path} = {value!r}: expected one folder name (no '/', '\\', "
-                          "not '.' or '..', not empty)")
+        raise ConfigError(
+            f"{path} = {value!r}: expected one folder name (no '/', '\\', "
+            "not '.' or '..', not empty)"
+        )
     return value
 
 
@@ -453,7 +526,7 @@ def set_path(raw: dict, dotted: str, value) -> None:
         if nxt is None:
             nxt = node[part] = {}
         if not isinstance(nxt, dict):
-            raise ConfigError(f"--set {dotted}: {'.'.join(parts[:i + 1])} is not a mapping")
+            raise ConfigError(f"--set {dotted}: {'.'.join(parts[: i + 1])} is not a mapping")
         node = nxt
     node[parts[-1]] = value
 
@@ -493,19 +566,24 @@ def _validate_registered(cfg: Config, task_params_path: str = "task_params") -> 
         raise ConfigError(f"data.lags = {dataclasses.asdict(lags)}: expected max > min")
 
 
-def _validate_selection(selection: ElectrodeSelection | None, dims: tuple[str, ...],
-                        preprocessor: str) -> None:
+def _validate_selection(
+    selection: ElectrodeSelection | None, dims: tuple[str, ...], preprocessor: str
+) -> None:
     """A window that ends after it starts; per-fold electrode masks need latents with a
     channel axis."""
     if selection is None:
         return
     if selection.stop <= selection.start:
-        raise ConfigError(f"data.electrodes.stop = {selection.stop}: expected > "
-                          f"data.electrodes.start ({selection.start})")
+        raise ConfigError(
+            f"data.electrodes.stop = {selection.stop}: expected > "
+            f"data.electrodes.start ({selection.start})"
+        )
     if selection.fit == "train" and dims[:1] != ("channel",):
-        raise ConfigError(f"data.electrodes.fit = 'train' masks each fold's electrodes in the "
-                          f"latents, but preprocess.name = {preprocessor!r} gives latents with "
-                          f"dims {list(dims)} (no leading channel axis); use fit: all")
+        raise ConfigError(
+            f"data.electrodes.fit = 'train' masks each fold's electrodes in the "
+            f"latents, but preprocess.name = {preprocessor!r} gives latents with "
+            f"dims {list(dims)} (no leading channel axis); use fit: all"
+        )
 
 
 def _validate_task_list(cfg: Config) -> None:
@@ -523,14 +601,18 @@ def _validate_task_list(cfg: Config) -> None:
         registry.tasks.entry(name, f"task[{i}]")
     for name, params in cfg.task_params.items():
         if name not in names:
-            raise ConfigError(f"task_params.{name}: not a listed task; with several tasks, "
-                              f"task_params maps each of {names} to its parameters")
+            raise ConfigError(
+                f"task_params.{name}: not a listed task; with several tasks, "
+                f"task_params maps each of {names} to its parameters"
+            )
         if not isinstance(params, dict):
             raise ConfigError(f"task_params.{name} = {params!r}: expected a mapping")
     validated = {}
     for name in names:
         # shares cfg's sections, so model and preprocess params are validated in place
-        single = dataclasses.replace(cfg, task=name, task_params=dict(cfg.task_params.get(name, {})))
+        single = dataclasses.replace(
+            cfg, task=name, task_params=dict(cfg.task_params.get(name, {}))
+        )
         try:
             _validate_registered(single, f"task_params.{name}")
         except ConfigError as exc:
@@ -592,8 +674,10 @@ def _strict_mapping(loader: StrictLoader, node: yaml.MappingNode, deep: bool = F
         key = loader.construct_object(key_node, deep=True)
         line = key_node.start_mark.line + 1
         if key in seen:
-            raise ConfigError(f"key {key!r} appears twice (lines {seen[key]} and {line}); "
-                              "the second would silently replace the first")
+            raise ConfigError(
+                f"key {key!r} appears twice (lines {seen[key]} and {line}); "
+                "the second would silently replace the first"
+            )
         seen[key] = line
     return loader.construct_mapping(node, deep=deep)
 
@@ -612,8 +696,13 @@ def parse_yaml(text: str, where: str, inline: bool = False) -> Any:
         raise ConfigError(f"{where}: {exc}") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        at = where if mark is None else f"{where} (column {mark.column + 1})" if inline \
+        at = (
+            where
+            if mark is None
+            else f"{where} (column {mark.column + 1})"
+            if inline
             else f"{where}:{mark.line + 1}:{mark.column + 1}"
+        )
         problem = " ".join(str(exc.problem or exc.context or "").split())
         raise ConfigError(f"{at}: not valid YAML ({problem})") from None
     except yaml.YAMLError as exc:
@@ -628,8 +717,9 @@ def read_yaml(path: Path, what: str = "config file") -> Any:
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
-                          f"offset {exc.start})") from None
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
     return parse_yaml(text, str(path))
@@ -714,8 +804,9 @@ class RunReference:
             return read_yaml(path) or {}
         if (self.folder / "config.yml").is_file():
             return read_yaml(self.folder / "config.yml", "results config")
-        raise ConfigError(f"{self}: neither {kind} config file nor a results folder (with "
-                          "config.yml)")
+        raise ConfigError(
+            f"{self}: neither {kind} config file nor a results folder (with config.yml)"
+        )
 
 
 def describe_fields(section=Config, prefix: str = "") -> list[tuple[str, str, str]]:
@@ -747,8 +838,11 @@ def describe_fields(section=Config, prefix: str = "") -> list[tuple[str, str, st
             rows += describe_fields(hint, path + ".")
             continue
         # typeshed cannot tie the two: default_factory is set where default is MISSING
-        default = (f.default_factory()  # type: ignore[operator]
-                   if f.default is dataclasses.MISSING else f.default)
+        default = (
+            f.default_factory()  # type: ignore[operator]
+            if f.default is dataclasses.MISSING
+            else f.default
+        )
         rows.append((path, repr(default), f.metadata.get("doc", "")))
         for option in typing.get_args(hint):  # a mapping a union accepts: its fields too
             if dataclasses.is_dataclass(option):

@@ -24,11 +24,24 @@ if TYPE_CHECKING:
 WIDTH = 6.5  # inches: a paper's text width (about twice a column)
 
 STYLE: dict[RcKeyType, Any] = {
-    "font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "xtick.labelsize": 8,
-    "ytick.labelsize": 8, "legend.fontsize": 7.5, "legend.frameon": False,
-    "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
-    "grid.alpha": 0.3, "grid.linewidth": 0.5, "lines.linewidth": 1.4, "lines.markersize": 3.5,
-    "figure.dpi": 150, "savefig.dpi": 150, "savefig.bbox": "tight", "svg.fonttype": "none",
+    "font.size": 9,
+    "axes.titlesize": 9,
+    "axes.labelsize": 9,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "legend.fontsize": 7.5,
+    "legend.frameon": False,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linewidth": 0.5,
+    "lines.linewidth": 1.4,
+    "lines.markersize": 3.5,
+    "figure.dpi": 150,
+    "savefig.dpi": 150,
+    "savefig.bbox": "tight",
+    "svg.fonttype": "none",
 }
 
 
@@ -73,28 +86,53 @@ def lag_axes(ax, lags: Sequence[int], ylabel: str, chance: float | None) -> None
     ax.set_ylabel(ylabel)
 
 
-def lag_curve(ax, lags: Sequence[int] | np.ndarray, mean: Sequence[float | None] | np.ndarray,
-              *, low=None, high=None, label: str, colour=None,
-              significant: Sequence[bool] | None = None,
-              null: tuple[Sequence, Sequence] | None = None, chosen: int | None = None) -> None:
+def lag_curve(
+    ax,
+    lags: Sequence[int] | np.ndarray,
+    mean: Sequence[float | None] | np.ndarray,
+    *,
+    low=None,
+    high=None,
+    label: str,
+    colour=None,
+    significant: Sequence[bool] | None = None,
+    null: tuple[Sequence, Sequence] | None = None,
+    chosen: int | None = None,
+) -> None:
     """One curve: mean over folds with a band from `low` to `high` (e.g. fold std or range),
     the null's band from its mean to its 95th percentile, significant lags starred and the
     lag chosen on validation as a dashed line."""
     lags = np.asarray(lags, float)
     mean = np.asarray([np.nan if v is None else v for v in mean], float)
-    line, = ax.plot(lags, mean, marker="o", label=label, color=colour)
+    (line,) = ax.plot(lags, mean, marker="o", label=label, color=colour)
     colour = line.get_color()
     if low is not None and high is not None:
-        ax.fill_between(lags, np.asarray(low, float), np.asarray(high, float), alpha=0.18,
-                        color=colour, lw=0)
+        ax.fill_between(
+            lags, np.asarray(low, float), np.asarray(high, float), alpha=0.18, color=colour, lw=0
+        )
     if null is not None:
         null_mean, q95 = (np.asarray([np.nan if v is None else v for v in a], float) for a in null)
         if np.isfinite(q95).any():
-            ax.fill_between(lags, null_mean, q95, color="grey", alpha=0.25, lw=0,
-                            label="null: mean to 95th percentile")
+            ax.fill_between(
+                lags,
+                null_mean,
+                q95,
+                color="grey",
+                alpha=0.25,
+                lw=0,
+                label="null: mean to 95th percentile",
+            )
     if significant is not None and any(significant):
         sig = np.asarray(significant, bool)
-        ax.plot(lags[sig], mean[sig], ls="none", marker="*", ms=9, color=colour,
-                markeredgecolor="k", markeredgewidth=0.4)
+        ax.plot(
+            lags[sig],
+            mean[sig],
+            ls="none",
+            marker="*",
+            ms=9,
+            color=colour,
+            markeredgecolor="k",
+            markeredgewidth=0.4,
+        )
     if chosen is not None:
         ax.axvline(chosen, color=colour, lw=0.8, ls="--")

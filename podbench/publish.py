@@ -55,8 +55,7 @@ def final_of(temp: Path) -> Path:
 
 def temp_sibling(final: Path, tag: str = "", suffix: str = "") -> Path:
     """`<name>.tmp-<tag><pid>-<hex><suffix>` (a suffix for writers that check extensions)."""
-    return (final.parent
-            / f"{final.name}{TMP_TAG}{tag}{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}")
+    return final.parent / f"{final.name}{TMP_TAG}{tag}{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}"
 
 
 def output_error(exc: BaseException, stage: str, path: Path) -> OutputError | None:
@@ -64,11 +63,13 @@ def output_error(exc: BaseException, stage: str, path: Path) -> OutputError | No
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, OSError) and seen.errno in FULL:
-            return DiskFullError(f"{stage}: disk full while writing {path} "
-                                 f"({seen.strerror}); nothing was published")
+            return DiskFullError(
+                f"{stage}: disk full while writing {path} ({seen.strerror}); nothing was published"
+            )
         if isinstance(seen, OSError) and seen.errno in DENIED:
-            return OutputError(f"{stage}: cannot write {path} ({seen.strerror}); "
-                               "nothing was published")
+            return OutputError(
+                f"{stage}: cannot write {path} ({seen.strerror}); nothing was published"
+            )
         seen = seen.__cause__ or seen.__context__
     return None
 
@@ -256,7 +257,7 @@ def remove_leftovers(folder: Path, grace_s: float = 0.0) -> list[Path]:
             if not entry.exists():
                 continue  # removed with a temporary sibling's lock just now
             try:
-                with locked(entry.parent / entry.name[:-len(LOCK_SUFFIX)], blocking=False):
+                with locked(entry.parent / entry.name[: -len(LOCK_SUFFIX)], blocking=False):
                     pass  # released without a holder: the file is removed on release
             except (BlockingIOError, FileNotFoundError):
                 continue

@@ -109,8 +109,10 @@ class Registry(Generic[S]):
                 raise ValueError(f"{self.kind} {key!r} is registered twice")
             if old is not None and old.module is not None:
                 if keywords:
-                    raise ConfigError(f"{self.kind} {key!r}: declared with its spec (in "
-                                      f"podbench); register it without keywords")
+                    raise ConfigError(
+                        f"{self.kind} {key!r}: declared with its spec (in "
+                        f"podbench); register it without keywords"
+                    )
                 old._obj = obj
             else:
                 self._entries[key] = Entry(key, obj, self._spec(key, keywords))
@@ -227,9 +229,11 @@ def _complete_task(name: str, cls: type) -> None:
     """A task class must implement every required hook (the Task base's abstract methods)."""
     missing = sorted(getattr(cls, "__abstractmethods__", ()))
     if missing:
-        raise ConfigError(f"task {name!r} ({cls.__module__}.{cls.__qualname__}) does not "
-                        f"implement the required hook(s) {', '.join(missing)}; see "
-                        "podbench/tasks/base.py")
+        raise ConfigError(
+            f"task {name!r} ({cls.__module__}.{cls.__qualname__}) does not "
+            f"implement the required hook(s) {', '.join(missing)}; see "
+            "podbench/tasks/base.py"
+        )
 
 
 tasks = Registry("task", TaskSpec, check=_complete_task)
@@ -280,5 +284,7 @@ def load_plugins(modules: list[str], folders: Sequence[Path] = ()) -> None:
             where = ""
             if isinstance(exc, SyntaxError):
                 where = f" at {exc.filename} line {exc.lineno}"
-            raise ConfigError(f"plugins[{i}] = {module!r}: importing it failed{where} "
-                              f"({type(exc).__name__}: {exc})") from None
+            raise ConfigError(
+                f"plugins[{i}] = {module!r}: importing it failed{where} "
+                f"({type(exc).__name__}: {exc})"
+            ) from None

@@ -38,8 +38,9 @@ class Spec:
                 close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 allowed = ", ".join(known) or "none"
-                raise ConfigError(f"{where}: unknown keyword {name!r}{hint} ({cls.__name__} "
-                                  f"declares: {allowed})")
+                raise ConfigError(
+                    f"{where}: unknown keyword {name!r}{hint} ({cls.__name__} declares: {allowed})"
+                )
         try:
             return cls(**keywords)
         except (TypeError, ValueError) as exc:
@@ -57,6 +58,7 @@ def _field_names(params: type | None) -> list[str]:
 
 # ----------------------------------------------------------------------------------- decoders
 
+
 class TrainedNetwork(Protocol):
     """What a trained decoder's constructor returns (an nnx.Module): called as
     `network(x, call)` (`network(x, call, y)` if it takes targets) on a lane's batch
@@ -72,8 +74,15 @@ class BuildTrained(Protocol):
     """A trained decoder's constructor (`kind="trained"`). A decoder with `uses_frozen` is
     also passed `frozen=`, the task's frozen pytree."""
 
-    def __call__(self, params: dict[str, Any], *, input_shape: tuple[int, ...], output_dim: int,
-                 head: str, rngs: Any) -> TrainedNetwork: ...
+    def __call__(
+        self,
+        params: dict[str, Any],
+        *,
+        input_shape: tuple[int, ...],
+        output_dim: int,
+        head: str,
+        rngs: Any,
+    ) -> TrainedNetwork: ...
 
 
 class BuildClosedForm(Protocol):
@@ -82,9 +91,9 @@ class BuildClosedForm(Protocol):
     (weights, bias, x_mean, x_std, alpha, score) of the penalty in `alphas` (the params field
     of that name) that scores best on validation; `predict(x, weights, bias, x_mean, x_std)`."""
 
-    def __call__(self, params: dict[str, Any], *, head: str,
-                 output_dim: int) -> tuple[Callable[..., Any], Callable[..., Any]]:
-        ...
+    def __call__(
+        self, params: dict[str, Any], *, head: str, output_dim: int
+    ) -> tuple[Callable[..., Any], Callable[..., Any]]: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,14 +122,20 @@ class DecoderSpec(Spec):
         for name in [*self.init_from, *([self.dropout] if self.dropout else [])]:
             if name not in fields:
                 raise ValueError(f"{name!r} is not a field of params ({', '.join(fields)})")
-        trained_only = {"takes_targets": self.takes_targets, "uses_frozen": self.uses_frozen,
-                        "init_from": bool(self.init_from), "dropout": self.dropout is not None}
+        trained_only = {
+            "takes_targets": self.takes_targets,
+            "uses_frozen": self.uses_frozen,
+            "init_from": bool(self.init_from),
+            "dropout": self.dropout is not None,
+        }
         if self.closed_form and any(trained_only.values()):
             wrong = ", ".join(k for k, v in trained_only.items() if v)
             raise ValueError(f"a closed-form decoder declares none of {wrong}")
         if self.classifier and not self.closed_form:
-            raise ValueError("classifier is declared by closed-form decoders (a trained one "
-                             "gives whatever the task's head asks)")
+            raise ValueError(
+                "classifier is declared by closed-form decoders (a trained one "
+                "gives whatever the task's head asks)"
+            )
 
     @property
     def closed_form(self) -> bool:
@@ -133,6 +148,7 @@ class DecoderSpec(Spec):
 
 
 # ------------------------------------------------------------------------------ preprocessors
+
 
 def _no_standardisation(params: dict[str, Any]) -> None:
     return None
@@ -167,6 +183,7 @@ class PreprocessorSpec(Spec):
 
 # ----------------------------------------------------------------------------- target sources
 
+
 def _unknown_width(cfg: Config, dataset: Any) -> int | None:
     return None
 
@@ -193,6 +210,7 @@ class SourceSpec(Spec):
 
 
 # -------------------------------------------------------------------------------------- tasks
+
 
 @dataclass(frozen=True, kw_only=True)
 class TaskSpec(Spec):

@@ -36,14 +36,27 @@ def decoding_standin(tmp_path_factory) -> tuple[Path, Path]:
 def small_suite(standin, tmp_path_factory):
     """Two cells (ridge, mlp) on the small stand-in, two lags, a few nulls each."""
     work = tmp_path_factory.mktemp("bench")
-    defaults = small_defaults(standin, work, "^(G[1-3][0-9]|LGA[1-3][0-9])$",
-                              {"min": 0, "max": 400, "step": 200},
-                              **{"targets.pca_dim": 8, "targets.min_train_freq": 2})
+    defaults = small_defaults(
+        standin,
+        work,
+        "^(G[1-3][0-9]|LGA[1-3][0-9])$",
+        {"min": 0, "max": 400, "step": 200},
+        **{"targets.pca_dim": 8, "targets.min_train_freq": 2},
+    )
     defaults["significance"] = {"permutations": 300}
-    path = write_suite(work / "suite.yml", [
-        {"name": "ridge", "config": str(REPO / "configs/demo.yml"), "set": RIDGE},
-        {"name": "mlp", "config": str(REPO / "configs/demo.yml"), "set": MLP,
-         "significance": {"permutations": 50, "refit": 2, "mode": "circular"}}], defaults)
+    path = write_suite(
+        work / "suite.yml",
+        [
+            {"name": "ridge", "config": str(REPO / "configs/demo.yml"), "set": RIDGE},
+            {
+                "name": "mlp",
+                "config": str(REPO / "configs/demo.yml"),
+                "set": MLP,
+                "significance": {"permutations": 50, "refit": 2, "mode": "circular"},
+            },
+        ],
+        defaults,
+    )
     from podbench.experiments.benchmark import benchmark
 
     return path, benchmark(path, log=lambda s: None)

@@ -18,8 +18,10 @@ VOCAB = 300  # tokens of the tiny GPT-2
 
 def make_config(root: Path, work: Path, **sections) -> config.Config:
     """A validated config on a stand-in with stores and results under `work`."""
-    raw = {"data": {"root": str(root)},
-           "output": {"stores": str(work / "stores"), "results": str(work / "results")}}
+    raw = {
+        "data": {"root": str(root)},
+        "output": {"stores": str(work / "stores"), "results": str(work / "results")},
+    }
     for name, values in sections.items():
         if isinstance(values, dict):
             raw.setdefault(name, {}).update(values)
@@ -55,33 +57,60 @@ def tiny_gpt2(out: Path, vocab: int = VOCAB, init: float = 0.02, seed: int = 0) 
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     end = "<|endoftext|>"
-    tok.train_from_iterator([" ".join(words)], trainers.BpeTrainer(
-        vocab_size=vocab, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        special_tokens=[end], show_progress=False))
-    tokenizer = GPT2TokenizerFast(tokenizer_object=tok, bos_token=end, eos_token=end,
-                                  unk_token=end)
+    tok.train_from_iterator(
+        [" ".join(words)],
+        trainers.BpeTrainer(
+            vocab_size=vocab,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            special_tokens=[end],
+            show_progress=False,
+        ),
+    )
+    tokenizer = GPT2TokenizerFast(tokenizer_object=tok, bos_token=end, eos_token=end, unk_token=end)
     tokenizer.save_pretrained(out)
     torch.manual_seed(seed)
-    config = GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=len(tokenizer),
-                        n_positions=128, initializer_range=init,
-                        bos_token_id=tok.token_to_id(end), eos_token_id=tok.token_to_id(end))
+    config = GPT2Config(
+        n_layer=2,
+        n_embd=32,
+        n_head=2,
+        vocab_size=len(tokenizer),
+        n_positions=128,
+        initializer_range=init,
+        bos_token_id=tok.token_to_id(end),
+        eos_token_id=tok.token_to_id(end),
+    )
     GPT2LMHeadModel(config).save_pretrained(out)
     return out
 
 
 def write_suite(path: Path, cells: list[dict], defaults: dict, name: str = "t") -> Path:
-    path.write_text(yaml.safe_dump({"name": name, "version": 1, "defaults": defaults,
-                                    "cells": cells}, sort_keys=False))
+    path.write_text(
+        yaml.safe_dump(
+            {"name": name, "version": 1, "defaults": defaults, "cells": cells}, sort_keys=False
+        )
+    )
     return path
 
 
 def small_defaults(root: Path, work: Path, electrodes, lags: dict, **extra) -> dict:
-    return {"set": {"data.root": str(root), "data.electrodes": electrodes, "data.lags": lags,
-                    "output.stores": str(work / "stores"),
-                    "output.results": str(work / "results"), "model.members": 1,
-                    "preprocess.params": {"num_average_samples": 320}, **extra}}
+    return {
+        "set": {
+            "data.root": str(root),
+            "data.electrodes": electrodes,
+            "data.lags": lags,
+            "output.stores": str(work / "stores"),
+            "output.results": str(work / "results"),
+            "model.members": 1,
+            "preprocess.params": {"num_average_samples": 320},
+            **extra,
+        }
+    }
 
 
 RIDGE = {"model.name": "ridge", "model.params": {}}
-MLP = {"model.name": "mlp", "model.params": {"hidden": [8]}, "training.epochs": 2,
-       "training.patience": 1}
+MLP = {
+    "model.name": "mlp",
+    "model.params": {"hidden": [8]},
+    "training.epochs": 2,
+    "training.patience": 1,
+}

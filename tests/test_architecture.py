@@ -13,8 +13,17 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "podbench"
 PODBENCH = str(Path(sys.executable).parent / "podbench")
-BOTTOM = {"config", "registry", "specs", "errors", "publish", "progress", "plotting", "__init__",
-          "__version__"}
+BOTTOM = {
+    "config",
+    "registry",
+    "specs",
+    "errors",
+    "publish",
+    "progress",
+    "plotting",
+    "__init__",
+    "__version__",
+}
 
 # layer -> the layers it may import (besides itself and the bottom modules)
 ALLOWED = {
@@ -62,8 +71,9 @@ def podbench_imports(path: Path) -> list[tuple[int, str]]:
             if node.module.split(".")[0] == "podbench":
                 names = [f"{node.module}.{a.name}" for a in node.names]
                 # `from podbench import registry` imports podbench.registry
-                out += [(node.lineno, n if node.module == "podbench" else node.module)
-                        for n in names]
+                out += [
+                    (node.lineno, n if node.module == "podbench" else node.module) for n in names
+                ]
     return out
 
 
@@ -74,8 +84,9 @@ def violations(package: Path = PACKAGE) -> list[str]:
         for line, target in podbench_imports(path):
             dst = layer_of(target)
             if dst not in ("bottom", src) and dst not in ALLOWED[src]:
-                found.append(f"{path.relative_to(package.parent)}:{line}: {src} imports {dst} "
-                             f"({target})")
+                found.append(
+                    f"{path.relative_to(package.parent)}:{line}: {src} imports {dst} ({target})"
+                )
     return found
 
 
@@ -87,7 +98,9 @@ def test_the_check_catches_an_upward_import(tmp_path):
     """A data module that imports the trainer is reported (the check can fail)."""
     fake = tmp_path / "podbench"
     (fake / "data").mkdir(parents=True)
-    (fake / "data" / "bad.py").write_text("def f():\n    from podbench.train.run import train_points\n")
+    (fake / "data" / "bad.py").write_text(
+        "def f():\n    from podbench.train.run import train_points\n"
+    )
     (fake / "tasks").mkdir()
     (fake / "tasks" / "ok.py").write_text("from podbench.data.dataset import Dataset\n")
     assert violations(fake) == ["podbench/data/bad.py:2: data imports train (podbench.train.run)"]
@@ -126,8 +139,9 @@ def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
                 targets.update(a.name for a in node.names)
             elif isinstance(node, ast.ImportFrom):
                 base = from_module(node, module, path)
-                targets.update(f"{base}.{a.name}" if f"{base}.{a.name}" in files else base
-                               for a in node.names)
+                targets.update(
+                    f"{base}.{a.name}" if f"{base}.{a.name}" in files else base for a in node.names
+                )
         graph[module] = (targets & files.keys()) - {module}
     return graph
 
@@ -142,7 +156,7 @@ def import_cycles(package: Path = PACKAGE) -> list[str]:
         stack.append(module)
         for target in sorted(graph[module]):
             if state.get(target) == "open":
-                found.append(" -> ".join([*stack[stack.index(target):], target]))
+                found.append(" -> ".join([*stack[stack.index(target) :], target]))
             elif target not in state:
                 visit(target)
         stack.pop()
@@ -168,33 +182,49 @@ def test_the_check_catches_an_import_cycle(tmp_path):
     (fake / "data" / "a.py").write_text("def f():\n    from podbench.data import b\n")
     (fake / "data" / "b.py").write_text("from .c import g\n")
     (fake / "data" / "c.py").write_text("import podbench.data.a\n")
-    (fake / "data" / "d.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
-                                        "    from podbench.data.e import E\n")
+    (fake / "data" / "d.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from podbench.data.e import E\n"
+    )
     (fake / "data" / "e.py").write_text("from podbench.data.d import D\n")
-    assert import_cycles(fake) == ["podbench.data.a -> podbench.data.b -> podbench.data.c -> "
-                                   "podbench.data.a"]
+    assert import_cycles(fake) == [
+        "podbench.data.a -> podbench.data.b -> podbench.data.c -> podbench.data.a"
+    ]
 
 
 def heavy_after(code: str) -> list[str]:
-    probe = (f"import sys\n{code}\n"
-             f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         cwd=PACKAGE.parent)
+    probe = (
+        f"import sys\n{code}\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=PACKAGE.parent
+    )
     assert out.returncode == 0, out.stderr
     return eval(out.stdout.strip().splitlines()[-1])
 
 
 def test_loading_a_config_imports_no_jax_flax_or_torch():
     assert heavy_after("from podbench import config\nconfig.load('configs/demo.yml')") == []
-    assert heavy_after("from podbench import config\n"
-                       "config.load('configs/tasks/content_word.yml')") == []
+    assert (
+        heavy_after("from podbench import config\nconfig.load('configs/tasks/content_word.yml')")
+        == []
+    )
 
 
-@pytest.mark.parametrize("args", [["--help"], ["synth", "--help"], ["stores", "ls", "--stores", "{tmp}"],
-                                  ["stores", "gc", "--stores", "{tmp}"],
-                                  ["stores", "verify", "--stores", "{tmp}"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["synth", "--help"],
+        ["stores", "ls", "--stores", "{tmp}"],
+        ["stores", "gc", "--stores", "{tmp}"],
+        ["stores", "verify", "--stores", "{tmp}"],
+    ],
+)
 def test_light_commands_import_no_jax_flax_or_torch(args, tmp_path):
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
-    code = (f"import sys\nfrom podbench.cli import main\nsys.argv = ['podbench', *{args!r}]\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass")
+    code = (
+        f"import sys\nfrom podbench.cli import main\nsys.argv = ['podbench', *{args!r}]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass"
+    )
     assert heavy_after(code) == []

@@ -23,9 +23,16 @@ from .helpers import mirror
 PODBENCH = str(Path(sys.executable).parent / "podbench")
 TRANSCRIPT = "stimuli/gpt2-xl/transcript.tsv"
 FEATURES = "stimuli/gpt2-xl/features.hdf5"
-BASE = {"trial_name": "bad", "data": {"subjects": [1], "electrodes": "^G[0-9]$",
-                                      "lags": {"min": 0, "max": 200, "step": 200}},
-        "model": {"members": 1}, "training": {"epochs": 1}}
+BASE = {
+    "trial_name": "bad",
+    "data": {
+        "subjects": [1],
+        "electrodes": "^G[0-9]$",
+        "lags": {"min": 0, "max": 200, "step": 200},
+    },
+    "model": {"members": 1},
+    "training": {"epochs": 1},
+}
 
 
 def broken_transcript(src: Path) -> bytes:
@@ -59,84 +66,254 @@ CASES = {
     "config malformed YAML": ("train", "training: [1,\n", [], {}, {}, "not valid YAML"),
     "config not a mapping": ("train", "- 1\n- 2\n", [], {}, {}, "expected a mapping"),
     "config not UTF-8": ("train", b"trial_name: caf\xe9\n", [], {}, {}, "not UTF-8"),
-    "config duplicate key": ("train", "training:\n  lr: 1.0e-3\ntraining:\n  epochs: 2\n", [],
-                             {}, {}, "key 'training' appears twice (lines 1 and 3)"),
+    "config duplicate key": (
+        "train",
+        "training:\n  lr: 1.0e-3\ntraining:\n  epochs: 2\n",
+        [],
+        {},
+        {},
+        "key 'training' appears twice (lines 1 and 3)",
+    ),
     "config unknown key": ("train", {"training": {"lrate": 0.1}}, [], {}, {}, "training.lrate"),
-    "dropout 1.5": ("train", {"model": {"params": {"dropout": 1.5}}}, [], {}, {},
-                    "model.params.dropout = 1.5"),
-    "dropout -0.5": ("train", {"model": {"params": {"dropout": -0.5}}}, [], {}, {},
-                     "model.params.dropout = -0.5"),
+    "dropout 1.5": (
+        "train",
+        {"model": {"params": {"dropout": 1.5}}},
+        [],
+        {},
+        {},
+        "model.params.dropout = 1.5",
+    ),
+    "dropout -0.5": (
+        "train",
+        {"model": {"params": {"dropout": -0.5}}},
+        [],
+        {},
+        {},
+        "model.params.dropout = -0.5",
+    ),
     "reg -1": ("train", {"model": {"params": {"reg": -1}}}, [], {}, {}, "model.params.reg = -1"),
     "lr inf": ("train", {"training": {"lr": float("inf")}}, [], {}, {}, "finite"),
     "lr 0 by --set": ("train", {}, ["training.lr=0"], {}, {}, "--set training.lr=0"),
-    "filters 0": ("train", {"model": {"params": {"filters": 0}}}, [], {}, {},
-                  "model.params.filters = 0"),
-    "lane_chunk 0": ("train", {"training": {"lane_chunk": 0}}, [], {}, {}, "training.lane_chunk = 0"),
-    "lane_batch -1": ("train", {"training": {"lane_batch": -1}}, [], {}, {},
-                      "training.lane_batch = -1"),
+    "filters 0": (
+        "train",
+        {"model": {"params": {"filters": 0}}},
+        [],
+        {},
+        {},
+        "model.params.filters = 0",
+    ),
+    "lane_chunk 0": (
+        "train",
+        {"training": {"lane_chunk": 0}},
+        [],
+        {},
+        {},
+        "training.lane_chunk = 0",
+    ),
+    "lane_batch -1": (
+        "train",
+        {"training": {"lane_batch": -1}},
+        [],
+        {},
+        {},
+        "training.lane_batch = -1",
+    ),
     "subjects empty": ("train", {"data": {"subjects": []}}, [], {}, {}, "data.subjects = []"),
     "subject absent": ("train", {"data": {"subjects": [1, 12]}}, [], {}, {}, "subject 12"),
     "trial_name empty": ("train", {"trial_name": ""}, [], {}, {}, "trial_name = ''"),
-    "trial_name escapes": ("train", {"trial_name": "../../escaped"}, [], {}, {},
-                           "trial_name = '../../escaped'"),
+    "trial_name escapes": (
+        "train",
+        {"trial_name": "../../escaped"},
+        [],
+        {},
+        {},
+        "trial_name = '../../escaped'",
+    ),
     "override without =": ("train", {}, ["training.lr"], {}, {}, "PATH=VALUE"),
-    "override bad type": ("build-features", {}, ["data.window_width=wide"], {}, {},
-                          "--set data.window_width=wide"),
-    "pca_dim above dims": ("train", {"targets": {"pca_dim": 5000}}, [], {}, {},
-                           "targets.pca_dim = 5000"),
-    "layer beyond the model": ("build-features", {"targets": {"layer": 99}}, [], {}, {},
-                               "targets.layer = 99"),
-    "n_folds above words": ("train", {"training": {"n_folds": 400}}, [], {}, {},
-                            "training.n_folds = 400"),
-    "glove without a path": ("train", {"targets": {"kind": "glove"}}, [], {}, {},
-                             "targets.glove_path is required"),
-    "glove file missing": ("train", {"targets": {"kind": "glove", "glove_path": "nope.txt"}}, [],
-                           {}, {}, "nope.txt"),
-    "electrodes CSV missing": ("train", {"data": {"electrodes": "missing.csv"}}, [], {}, {},
-                               "missing.csv"),
-    "electrodes CSV empty": ("train", {"data": {"electrodes": "empty.csv"}}, [], {},
-                             {"empty.csv": b""}, "empty.csv"),
-    "electrodes CSV malformed": ("train", {"data": {"electrodes": "cols.csv"}}, [], {},
-                                 {"cols.csv": b"who,what\n1,2\n"}, "cols.csv"),
+    "override bad type": (
+        "build-features",
+        {},
+        ["data.window_width=wide"],
+        {},
+        {},
+        "--set data.window_width=wide",
+    ),
+    "pca_dim above dims": (
+        "train",
+        {"targets": {"pca_dim": 5000}},
+        [],
+        {},
+        {},
+        "targets.pca_dim = 5000",
+    ),
+    "layer beyond the model": (
+        "build-features",
+        {"targets": {"layer": 99}},
+        [],
+        {},
+        {},
+        "targets.layer = 99",
+    ),
+    "n_folds above words": (
+        "train",
+        {"training": {"n_folds": 400}},
+        [],
+        {},
+        {},
+        "training.n_folds = 400",
+    ),
+    "glove without a path": (
+        "train",
+        {"targets": {"kind": "glove"}},
+        [],
+        {},
+        {},
+        "targets.glove_path is required",
+    ),
+    "glove file missing": (
+        "train",
+        {"targets": {"kind": "glove", "glove_path": "nope.txt"}},
+        [],
+        {},
+        {},
+        "nope.txt",
+    ),
+    "electrodes CSV missing": (
+        "train",
+        {"data": {"electrodes": "missing.csv"}},
+        [],
+        {},
+        {},
+        "missing.csv",
+    ),
+    "electrodes CSV empty": (
+        "train",
+        {"data": {"electrodes": "empty.csv"}},
+        [],
+        {},
+        {"empty.csv": b""},
+        "empty.csv",
+    ),
+    "electrodes CSV malformed": (
+        "train",
+        {"data": {"electrodes": "cols.csv"}},
+        [],
+        {},
+        {"cols.csv": b"who,what\n1,2\n"},
+        "cols.csv",
+    ),
     "transcript missing": ("train", {}, [], {TRANSCRIPT: None}, {}, "transcript.tsv"),
     "transcript empty": ("train", {}, [], {TRANSCRIPT: b""}, {}, "transcript.tsv"),
-    "transcript onset not numeric": ("build-features", {}, [], {TRANSCRIPT: "broken"}, {},
-                                     "transcript.tsv"),
+    "transcript onset not numeric": (
+        "build-features",
+        {},
+        [],
+        {TRANSCRIPT: "broken"},
+        {},
+        "transcript.tsv",
+    ),
     "features file missing": ("train", {}, [], {FEATURES: None}, {}, "features.hdf5"),
-    "features file not HDF5": ("train", {}, [], {FEATURES: b"not hdf5 at all"}, {},
-                               "features.hdf5"),
-    "recording missing": ("train", {}, [],
-                          {"derivatives/ecogprep/sub-01/ieeg/"
-                           "sub-01_task-podcast_desc-highgamma_ieeg.fif": None}, {}, "sub-01"),
-    "channels table missing": ("train", {}, [],
-                               {"sub-01/ieeg/sub-01_task-podcast_channels.tsv": None}, {},
-                               "channels.tsv"),
-    "checkpoint missing": ("train", {"preprocess": {"name": "foundation",
-                                                    "params": {"checkpoint": "gone.pt"}}},
-                           [], {}, {}, "gone.pt"),
-    "checkpoint not a state_dict": ("train", {"preprocess": {
-        "name": "foundation", "params": {"module": "tiny_user_model:build",
-                                         "state_dict": "junk.pt"}}}, [], {},
-        {"junk.pt": b"junk", "tiny_user_model.py": USER_MODEL}, "junk.pt"),
-    "plugin missing": ("train", {"plugins": ["no_such_plugin_module"]}, [], {}, {},
-                       "no_such_plugin_module"),
-    "plugin broken": ("train", {"plugins": ["broken_plugin"]}, [], {},
-                      {"broken_plugin.py": b"def oops(:\n"}, "broken_plugin"),
+    "features file not HDF5": (
+        "train",
+        {},
+        [],
+        {FEATURES: b"not hdf5 at all"},
+        {},
+        "features.hdf5",
+    ),
+    "recording missing": (
+        "train",
+        {},
+        [],
+        {"derivatives/ecogprep/sub-01/ieeg/sub-01_task-podcast_desc-highgamma_ieeg.fif": None},
+        {},
+        "sub-01",
+    ),
+    "channels table missing": (
+        "train",
+        {},
+        [],
+        {"sub-01/ieeg/sub-01_task-podcast_channels.tsv": None},
+        {},
+        "channels.tsv",
+    ),
+    "checkpoint missing": (
+        "train",
+        {"preprocess": {"name": "foundation", "params": {"checkpoint": "gone.pt"}}},
+        [],
+        {},
+        {},
+        "gone.pt",
+    ),
+    "checkpoint not a state_dict": (
+        "train",
+        {
+            "preprocess": {
+                "name": "foundation",
+                "params": {"module": "tiny_user_model:build", "state_dict": "junk.pt"},
+            }
+        },
+        [],
+        {},
+        {"junk.pt": b"junk", "tiny_user_model.py": USER_MODEL},
+        "junk.pt",
+    ),
+    "plugin missing": (
+        "train",
+        {"plugins": ["no_such_plugin_module"]},
+        [],
+        {},
+        {},
+        "no_such_plugin_module",
+    ),
+    "plugin broken": (
+        "train",
+        {"plugins": ["broken_plugin"]},
+        [],
+        {},
+        {"broken_plugin.py": b"def oops(:\n"},
+        "broken_plugin",
+    ),
     "grid missing": ("sweep", {}, [], {}, {}, "grid file"),
     "grid not a mapping": ("sweep", {}, [], {}, {"grid.yml": b"- 1\n"}, "grid.yml"),
-    "grid duplicate key": ("sweep", {}, [], {},
-                           {"grid.yml": b"training.lr: [0.1]\ntraining.lr: [0.2]\n"}, "twice"),
-    "results root is a file": ("train", {"output": {"results": "taken"}}, [], {},
-                               {"taken": b"a file"}, "output.results"),
+    "grid duplicate key": (
+        "sweep",
+        {},
+        [],
+        {},
+        {"grid.yml": b"training.lr: [0.1]\ntraining.lr: [0.2]\n"},
+        "twice",
+    ),
+    "results root is a file": (
+        "train",
+        {"output": {"results": "taken"}},
+        [],
+        {},
+        {"taken": b"a file"},
+        "output.results",
+    ),
 }
 
 
 # Cases refused before any registry is loaded run in well under a second each; the others
 # import the model stack (seconds per process) and are marked slow.
-FAST = {"config missing", "config malformed YAML", "config not a mapping", "config not UTF-8",
-        "config duplicate key", "config unknown key", "lr inf", "lr 0 by --set", "lane_chunk 0",
-        "lane_batch -1", "subjects empty", "trial_name empty", "trial_name escapes",
-        "override without =", "override bad type"}
+FAST = {
+    "config missing",
+    "config malformed YAML",
+    "config not a mapping",
+    "config not UTF-8",
+    "config duplicate key",
+    "config unknown key",
+    "lr inf",
+    "lr 0 by --set",
+    "lane_chunk 0",
+    "lane_batch -1",
+    "subjects empty",
+    "trial_name empty",
+    "trial_name escapes",
+    "override without =",
+    "override bad type",
+}
 
 
 def run_case(name: str, standin: Path, base: Path):
@@ -146,8 +323,9 @@ def run_case(name: str, standin: Path, base: Path):
     work.mkdir()
     root = standin
     if replace:
-        replace = {k: broken_transcript(standin) if v == "broken" else v
-                   for k, v in replace.items()}
+        replace = {
+            k: broken_transcript(standin) if v == "broken" else v for k, v in replace.items()
+        }
         root = mirror(standin, work / "ds", replace)
     for file_name, data in extra.items():
         (work / file_name).write_bytes(data)
@@ -155,8 +333,10 @@ def run_case(name: str, standin: Path, base: Path):
     if isinstance(body, dict):
         raw = yaml.safe_load(yaml.safe_dump(BASE))
         raw["data"]["root"] = str(root)
-        raw["output"] = {"stores": str(work / "out" / "stores"),
-                         "results": str(work / "out" / "results")}
+        raw["output"] = {
+            "stores": str(work / "out" / "stores"),
+            "results": str(work / "out" / "results"),
+        }
         for section, values in body.items():
             if isinstance(values, dict) and isinstance(raw.get(section), dict):
                 raw[section].update(values)
@@ -169,10 +349,13 @@ def run_case(name: str, standin: Path, base: Path):
     args += [a for o in overrides for a in ("--set", o)]
     if command == "sweep":
         args += ["--grid", str(work / "grid.yml")]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(work), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run(args, cwd=work, capture_output=True, text=True, env=env,
-                          timeout=300), work
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(work), os.environ.get("PYTHONPATH", "")]),
+    }
+    return subprocess.run(
+        args, cwd=work, capture_output=True, text=True, env=env, timeout=300
+    ), work
 
 
 @pytest.fixture(scope="module")
@@ -196,8 +379,9 @@ def test_the_table_is_large_enough():
     assert len(CASES) >= 30
 
 
-@pytest.mark.parametrize("name", [n if n in FAST else pytest.param(n, marks=pytest.mark.slow)
-                                  for n in CASES])
+@pytest.mark.parametrize(
+    "name", [n if n in FAST else pytest.param(n, marks=pytest.mark.slow) for n in CASES]
+)
 def test_bad_input_is_one_line_exit_2_nothing_written(outcomes, name):
     result, work = outcomes(name)
     fragment = CASES[name][-1]
@@ -216,29 +400,56 @@ def test_bad_input_is_one_line_exit_2_nothing_written(outcomes, name):
 # Values refused before any work, in-process (click's CliRunner): the config's own ranges, then
 # the checks before computing. name: (config changes, --set overrides, fragment of the line)
 VALUES = {
-    "ridge alphas -1": ({"model": {"name": "ridge", "params": {"alphas": [-1.0]}}}, [],
-                        "model.params.alphas[0] = -1.0: expected a value > 0"),
-    "ridge alphas empty": ({"model": {"name": "ridge", "params": {"alphas": []}}}, [],
-                           "model.params.alphas = []: expected a non-empty value"),
-    "linear alphas 0": ({"model": {"name": "linear", "params": {"alphas": [1.0, 0]}}}, [],
-                        "model.params.alphas[1] = 0.0: expected a value > 0"),
-    "mlp hidden -4": ({"model": {"name": "mlp", "params": {"hidden": [-4]}}}, [],
-                      "model.params.hidden[0] = -4: expected a value >= 1"),
-    "permutation_seed -1 shuffled": ({"training": {"permutation_seed": -1,
-                                                   "shuffle_targets": True}}, [],
-                                     "training.permutation_seed = -1: expected a value >= 0"),
-    "permutation_seed -1 by --set": ({}, ["training.permutation_seed=-1"],
-                                     "--set training.permutation_seed=-1"),
-    "window_rms 0": ({"preprocess": {"name": "window_rms",
-                                     "params": {"num_average_samples": 0}}}, [],
-                     "preprocess.params.num_average_samples = 0: expected a value >= 1"),
-    "num_average_samples 1000": ({"preprocess": {"params": {"num_average_samples": 1000}}}, [],
-                                 "num_average_samples = 1000: larger than a lag window (320 "
-                                 "samples"),
-    "hf model missing": ({"targets": {"kind": "hf", "hf_model": "/no/such"}}, [],
-                         "targets.hf_model = '/no/such': no such file or directory"),
-    "hf model not a model": ({"targets": {"kind": "hf", "hf_model": "."}}, [],
-                             "targets.hf_model = '.': expected a local Hugging Face model folder"),
+    "ridge alphas -1": (
+        {"model": {"name": "ridge", "params": {"alphas": [-1.0]}}},
+        [],
+        "model.params.alphas[0] = -1.0: expected a value > 0",
+    ),
+    "ridge alphas empty": (
+        {"model": {"name": "ridge", "params": {"alphas": []}}},
+        [],
+        "model.params.alphas = []: expected a non-empty value",
+    ),
+    "linear alphas 0": (
+        {"model": {"name": "linear", "params": {"alphas": [1.0, 0]}}},
+        [],
+        "model.params.alphas[1] = 0.0: expected a value > 0",
+    ),
+    "mlp hidden -4": (
+        {"model": {"name": "mlp", "params": {"hidden": [-4]}}},
+        [],
+        "model.params.hidden[0] = -4: expected a value >= 1",
+    ),
+    "permutation_seed -1 shuffled": (
+        {"training": {"permutation_seed": -1, "shuffle_targets": True}},
+        [],
+        "training.permutation_seed = -1: expected a value >= 0",
+    ),
+    "permutation_seed -1 by --set": (
+        {},
+        ["training.permutation_seed=-1"],
+        "--set training.permutation_seed=-1",
+    ),
+    "window_rms 0": (
+        {"preprocess": {"name": "window_rms", "params": {"num_average_samples": 0}}},
+        [],
+        "preprocess.params.num_average_samples = 0: expected a value >= 1",
+    ),
+    "num_average_samples 1000": (
+        {"preprocess": {"params": {"num_average_samples": 1000}}},
+        [],
+        "num_average_samples = 1000: larger than a lag window (320 samples",
+    ),
+    "hf model missing": (
+        {"targets": {"kind": "hf", "hf_model": "/no/such"}},
+        [],
+        "targets.hf_model = '/no/such': no such file or directory",
+    ),
+    "hf model not a model": (
+        {"targets": {"kind": "hf", "hf_model": "."}},
+        [],
+        "targets.hf_model = '.': expected a local Hugging Face model folder",
+    ),
 }
 
 
@@ -257,7 +468,12 @@ def test_bad_values_are_refused_before_any_work(standin, tmp_path, monkeypatch):
         for section, values in changes.items():
             raw.setdefault(section, {}).update(values)
         (tmp_path / "exp.yml").write_text(yaml.safe_dump(raw))
-        args = ["build-features", "--config", "exp.yml", *(a for o in overrides for a in ("--set", o))]
+        args = [
+            "build-features",
+            "--config",
+            "exp.yml",
+            *(a for o in overrides for a in ("--set", o)),
+        ]
         result = CliRunner().invoke(main, args)
         lines = result.stderr.strip().splitlines()
         assert result.exit_code == 2 and len(lines) == 1, (name, result.output[-1500:])

@@ -44,6 +44,7 @@ PLANTED_MS = 250
 
 # --------------------------------------------------------------------------- statistics
 
+
 def test_null_targets_move_only_training_rows():
     labels = np.array([f"w{i % 7}" for i in range(60)])
     folds = make_folds(labels, 3, "sequential", 0.25, 0)
@@ -62,7 +63,9 @@ def test_null_targets_move_only_training_rows():
             rows = np.sort(np.concatenate([fold.train, fold.val]))
             steps = np.diff(out[0, rows, 0])
             assert np.sum(steps != 1) <= 2
-    assert not np.array_equal(null_targets(y, folds, "words", 1), null_targets(y, folds, "words", 2))
+    assert not np.array_equal(
+        null_targets(y, folds, "words", 1), null_targets(y, folds, "words", 2)
+    )
 
 
 def test_pvalues_and_benjamini_hochberg():
@@ -72,15 +75,20 @@ def test_pvalues_and_benjamini_hochberg():
     np.testing.assert_allclose(p, [1 / 5, 3 / 5, 3 / 5])
     pooled = permutation_pvalues(observed, null, pooled=True)
     np.testing.assert_allclose(pooled, [1 / 13, 9 / 13, 4 / 13])
-    np.testing.assert_allclose(bh_qvalues([0.01, 0.04, 0.03, 0.5]),
-                               [0.04, 0.04 * 4 / 3, 0.04 * 4 / 3, 0.5])
+    np.testing.assert_allclose(
+        bh_qvalues([0.01, 0.04, 0.03, 0.5]), [0.04, 0.04 * 4 / 3, 0.04 * 4 / 3, 0.5]
+    )
 
 
 def test_null_points_pack_with_the_real_cell_and_keep_its_lane_seeds(standin, tmp_path):
-    path = write_suite(tmp_path / "s.yml", [
-        {"name": "a", "config": str(REPO / "configs/demo.yml")}],
-        {**small_defaults(standin, tmp_path, None, {"min": 0, "max": 400, "step": 200}),
-         "significance": {"refit": 4, "seed": 10}})
+    path = write_suite(
+        tmp_path / "s.yml",
+        [{"name": "a", "config": str(REPO / "configs/demo.yml")}],
+        {
+            **small_defaults(standin, tmp_path, None, {"min": 0, "max": 400, "step": 200}),
+            "significance": {"refit": 4, "seed": 10},
+        },
+    )
     cell = load_suite(path).cells[0]
     assert len(cell.points) == 5 and len(group_points(cell.points)) == 1
     assert {lane_point(c) for c in cell.points} == {lane_point(cell.config)}
@@ -89,9 +97,15 @@ def test_null_points_pack_with_the_real_cell_and_keep_its_lane_seeds(standin, tm
 
 
 def _paired_record(name, val, test, mode="max"):
-    return {"cell": name, "headline": "test_x", "headline_mode": mode, "folds": [1, 2, 3],
-            "per_lag": [{"lag": lag, "val": list(v), "test": list(t)}
-                        for lag, v, t in zip((0, 200), val, test)]}
+    return {
+        "cell": name,
+        "headline": "test_x",
+        "headline_mode": mode,
+        "folds": [1, 2, 3],
+        "per_lag": [
+            {"lag": lag, "val": list(v), "test": list(t)} for lag, v, t in zip((0, 200), val, test)
+        ],
+    }
 
 
 def test_paired_comparison_at_the_lag_chosen_on_validation():
@@ -111,62 +125,143 @@ def test_paired_comparison_at_the_lag_chosen_on_validation():
     assert result.ci_low <= result.difference <= result.ci_high
     assert diff.min() - 1e-12 <= result.ci_low and result.ci_high <= diff.max() + 1e-12
     # lower is better (perplexity): the shared lag is the lowest validation mean
-    low = paired_comparison(_paired_record("a", val_a, a_test, "min"),
-                            _paired_record("b", val_b, b_test, "min"))
+    low = paired_comparison(
+        _paired_record("a", val_a, a_test, "min"), _paired_record("b", val_b, b_test, "min")
+    )
     assert low.lag == 0
     by_lag = paired_by_lag(a, b)
     assert [r["lag"] for r in by_lag] == [0, 200]
     assert [r["q_value"] for r in by_lag] == pytest.approx(
-        list(bh_qvalues([r["p_value"] for r in by_lag])))
+        list(bh_qvalues([r["p_value"] for r in by_lag]))
+    )
     with pytest.raises(ConfigError, match="different headline"):
         paired_comparison(a, {**b, "headline": "test_y"})
 
 
 # --------------------------------------------------------------------------- suite files
 
-@pytest.mark.parametrize("suite, message", [
-    ({"version": 1, "cells": []}, "missing key 'name'"),
-    ({"name": "x y", "version": 1, "cells": [{}]}, "name = 'x y'"),
-    ({"name": "x", "version": 1, "cells": [{"name": "a"}]}, r"cells\[0\]: missing key 'config'"),
-    ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "nope.yml"}]}, "does not exist"),
-    ({"name": "x", "version": 1, "cellz": []}, "unknown key 'cellz'; did you mean 'cells'"),
-    ({"name": "..", "version": 1, "cells": [{}]}, r"name = '\.\.': expected one folder name"),
-    ({"name": ".", "version": 1, "cells": [{}]}, r"name = '\.': expected one folder name"),
-    ({"name": "x", "version": 1, "cells": [{"name": "..", "config": "DEMO"}]},
-     r"cells\[0\].name = '\.\.'"),
-    # raw text: what a mapping cannot hold
-    ("name: x\nversion: 1\nname: y\ncells: []\n", r"key 'name' appears twice \(lines 1 and 3\)"),
-    ("name: x\nversion: 1\ncells:\n- name: a\n  config: DEMO\n  set: {model.members: 1}\n"
-     "  set: {model.members: 2}\n", r"key 'set' appears twice \(lines 6 and 7\)"),
-    ("name: x\nversion: 1\ndefaults:\n  set:\n    model.members: 1\n    model.members: 2\n"
-     "cells: []\n", r"key 'model.members' appears twice \(lines 5 and 6\)"),
-    ("name: x\nversion: 1\ncells: [\n", r"bad.yml:4:1: not valid YAML"),
-    (b"name: caf\xe9\nversion: 1\ncells: []\n", "not UTF-8 text"),
-    ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "DEMO",
-                                            "significance": {"permutations": -1}}]},
-     "permutations = -1"),
-    ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "DEMO",
-                                            "significance": {"mode": "roll"}}]}, "mode = 'roll'"),
-    ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "DEMO",
-                                            "significance": {"permutations": 10 ** 8}}]},
-     "permutations = 100000000: expected an integer between 0 and 100,000"),
-    ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "DEMO",
-                                            "significance": {"seed": -5}}]}, "seed = -5"),
-    ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "DEMO",
-                                            "significance": {"refit": 2, "mode": "blocks"}}]},
-     "retrained nulls"),
-    ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "DEMO",
-                                            "needs": ["training.lrr"]}]}, "not a field"),
-    ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "LLM",
-                                            "significance": {"permutations": 10}}]},
-     "no score-level null"),
-    ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "DEMO",
-                                            "set": {"training.lrr": 1}}]}, "training.lrr"),
-    ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "DEMO", "subjects": [0.5]}]},
-     r"subjects\[0\] = 0.5"),
-    ({"name": "x", "version": 1, "cells": [{"name": "a", "config": "DEMO"},
-                                           {"name": "a", "config": "DEMO"}]}, "appears twice"),
-])
+
+@pytest.mark.parametrize(
+    "suite, message",
+    [
+        ({"version": 1, "cells": []}, "missing key 'name'"),
+        ({"name": "x y", "version": 1, "cells": [{}]}, "name = 'x y'"),
+        (
+            {"name": "x", "version": 1, "cells": [{"name": "a"}]},
+            r"cells\[0\]: missing key 'config'",
+        ),
+        (
+            {"name": "x", "version": 1, "cells": [{"name": "a", "config": "nope.yml"}]},
+            "does not exist",
+        ),
+        ({"name": "x", "version": 1, "cellz": []}, "unknown key 'cellz'; did you mean 'cells'"),
+        ({"name": "..", "version": 1, "cells": [{}]}, r"name = '\.\.': expected one folder name"),
+        ({"name": ".", "version": 1, "cells": [{}]}, r"name = '\.': expected one folder name"),
+        (
+            {"name": "x", "version": 1, "cells": [{"name": "..", "config": "DEMO"}]},
+            r"cells\[0\].name = '\.\.'",
+        ),
+        # raw text: what a mapping cannot hold
+        (
+            "name: x\nversion: 1\nname: y\ncells: []\n",
+            r"key 'name' appears twice \(lines 1 and 3\)",
+        ),
+        (
+            "name: x\nversion: 1\ncells:\n- name: a\n  config: DEMO\n  set: {model.members: 1}\n"
+            "  set: {model.members: 2}\n",
+            r"key 'set' appears twice \(lines 6 and 7\)",
+        ),
+        (
+            "name: x\nversion: 1\ndefaults:\n  set:\n    model.members: 1\n    model.members: 2\n"
+            "cells: []\n",
+            r"key 'model.members' appears twice \(lines 5 and 6\)",
+        ),
+        ("name: x\nversion: 1\ncells: [\n", r"bad.yml:4:1: not valid YAML"),
+        (b"name: caf\xe9\nversion: 1\ncells: []\n", "not UTF-8 text"),
+        (
+            {
+                "name": "x",
+                "version": 1,
+                "cells": [{"name": "a", "config": "DEMO", "significance": {"permutations": -1}}],
+            },
+            "permutations = -1",
+        ),
+        (
+            {
+                "name": "x",
+                "version": 1,
+                "cells": [{"name": "a", "config": "DEMO", "significance": {"mode": "roll"}}],
+            },
+            "mode = 'roll'",
+        ),
+        (
+            {
+                "name": "x",
+                "version": 1,
+                "cells": [{"name": "a", "config": "DEMO", "significance": {"permutations": 10**8}}],
+            },
+            "permutations = 100000000: expected an integer between 0 and 100,000",
+        ),
+        (
+            {
+                "name": "x",
+                "version": 1,
+                "cells": [{"name": "a", "config": "DEMO", "significance": {"seed": -5}}],
+            },
+            "seed = -5",
+        ),
+        (
+            {
+                "name": "x",
+                "version": 1,
+                "cells": [
+                    {"name": "a", "config": "DEMO", "significance": {"refit": 2, "mode": "blocks"}}
+                ],
+            },
+            "retrained nulls",
+        ),
+        (
+            {
+                "name": "x",
+                "version": 1,
+                "cells": [{"name": "a", "config": "DEMO", "needs": ["training.lrr"]}],
+            },
+            "not a field",
+        ),
+        (
+            {
+                "name": "x",
+                "version": 1,
+                "cells": [{"name": "a", "config": "LLM", "significance": {"permutations": 10}}],
+            },
+            "no score-level null",
+        ),
+        (
+            {
+                "name": "x",
+                "version": 1,
+                "cells": [{"name": "a", "config": "DEMO", "set": {"training.lrr": 1}}],
+            },
+            "training.lrr",
+        ),
+        (
+            {
+                "name": "x",
+                "version": 1,
+                "cells": [{"name": "a", "config": "DEMO", "subjects": [0.5]}],
+            },
+            r"subjects\[0\] = 0.5",
+        ),
+        (
+            {
+                "name": "x",
+                "version": 1,
+                "cells": [{"name": "a", "config": "DEMO"}, {"name": "a", "config": "DEMO"}],
+            },
+            "appears twice",
+        ),
+    ],
+)
 def test_suite_errors_name_the_file_and_key(tmp_path, suite, message):
     """One line naming the file, exit 2, nothing written (a dict is dumped; text and bytes are
     written as they are)."""
@@ -175,8 +270,11 @@ def test_suite_errors_name_the_file_and_key(tmp_path, suite, message):
     if isinstance(suite, bytes):
         text = suite
     else:
-        text = (suite if isinstance(suite, str) else yaml.safe_dump(suite)).replace(
-            "DEMO", demo).replace("LLM", llm)
+        text = (
+            (suite if isinstance(suite, str) else yaml.safe_dump(suite))
+            .replace("DEMO", demo)
+            .replace("LLM", llm)
+        )
         text = text.encode()
     path = tmp_path / "bad.yml"
     path.write_bytes(text)
@@ -189,16 +287,25 @@ def test_suite_errors_name_the_file_and_key(tmp_path, suite, message):
 
 
 def test_cell_scoped_overrides_and_needs(standin, tmp_path):
-    cells = [{"name": "glove_a", "config": str(REPO / "configs/demo.yml")},
-             {"name": "other", "config": str(REPO / "configs/demo.yml"),
-              "needs": ["data.root", "task_params.lm_dir"]}]
-    path = write_suite(tmp_path / "s.yml", cells, small_defaults(
-        standin, tmp_path, None, {"min": 0, "max": 400, "step": 200}))
+    cells = [
+        {"name": "glove_a", "config": str(REPO / "configs/demo.yml")},
+        {
+            "name": "other",
+            "config": str(REPO / "configs/demo.yml"),
+            "needs": ["data.root", "task_params.lm_dir"],
+        },
+    ]
+    path = write_suite(
+        tmp_path / "s.yml",
+        cells,
+        small_defaults(standin, tmp_path, None, {"min": 0, "max": 400, "step": 200}),
+    )
     with pytest.raises(ConfigError, match="not a field"):  # demo's task has no lm_dir
         load_suite(path)
     cells[1]["needs"] = ["data.root", "output.results"]
-    write_suite(path, cells, small_defaults(standin, tmp_path, None,
-                                            {"min": 0, "max": 400, "step": 200}))
+    write_suite(
+        path, cells, small_defaults(standin, tmp_path, None, {"min": 0, "max": 400, "step": 200})
+    )
     suite = load_suite(path, ["glove_*:training.lr=0.5", "training.epochs=3"])
     assert [c.id for c in suite.skipped] == ["other"]  # output.results does not exist yet
     assert "output.results" in suite.skipped[0].missing
@@ -214,20 +321,40 @@ def test_shipped_suites_resolve():
     reference = load_suite(REPO / "configs/suites/reference.yml")
     assert quick.name == "quick" and reference.name == "reference"
     for suite in (quick, reference):
-        assert all(c.significance.permutations == 1000 and c.significance.null == "score"
-                   and c.nulls == [] for c in suite.cells)
+        assert all(
+            c.significance.permutations == 1000 and c.significance.null == "score" and c.nulls == []
+            for c in suite.cells
+        )
     assert {c.significance.permutations for c in reference.skipped} == {0, 1000}
     tasks = {c.config.task for c in reference.cells}
-    assert tasks == {"word_embedding", "whisper_embedding", "content_word", "part_of_speech",
-                     "surprisal", "surprisal_class", "sentence_onset", "loudness", "iu_boundary"}
+    assert tasks == {
+        "word_embedding",
+        "whisper_embedding",
+        "content_word",
+        "part_of_speech",
+        "surprisal",
+        "surprisal_class",
+        "sentence_onset",
+        "loudness",
+        "iu_boundary",
+    }
     # the LLM cells need a local GPT-2 (models/gpt2, absent here): skipped, saying why
     assert [(c.id, c.missing) for c in reference.skipped] == [
-        (name, "task_params.lm_dir = 'models/gpt2' does not exist") for name in
-        ("llm_embedding_pretraining_pitom", "llm_decoding_pitom", "llm_decoding_no_brain")]
+        (name, "task_params.lm_dir = 'models/gpt2' does not exist")
+        for name in (
+            "llm_embedding_pretraining_pitom",
+            "llm_decoding_pitom",
+            "llm_decoding_no_brain",
+        )
+    ]
     kinds = {c.config.targets.kind for c in reference.cells if c.config.task == "word_embedding"}
     assert kinds == {"gpt2", "glove", "arbitrary"}
-    assert {c.config.model.name for c in reference.cells} == {"pitom", "ridge", "linear",
-                                                              "time_pool"}
+    assert {c.config.model.name for c in reference.cells} == {
+        "pitom",
+        "ridge",
+        "linear",
+        "time_pool",
+    }
     linear = {c.config.task for c in reference.cells if c.config.model.name == "linear"}
     assert linear == tasks  # every task has its linear baseline
 
@@ -235,17 +362,25 @@ def test_shipped_suites_resolve():
 def test_reference_published_values_belong_to_the_reference_cells():
     reference = load_suite(REPO / "configs/suites/reference.yml")
     cells = {c.id: c.config for c in [*reference.cells, *reference.skipped]}
-    found = {cell: published_for(dataclasses.asdict(cfg), cfg.task == "llm_decoding")
-             for cell, cfg in cells.items()}
+    found = {
+        cell: published_for(dataclasses.asdict(cfg), cfg.task == "llm_decoding")
+        for cell, cfg in cells.items()
+    }
     # the PITOM cells the reference published (not GPT-2: its "gpt2" baseline decodes GloVe;
     # no PITOM on loudness, no stage 1 alone), its two loudness baselines and both LLM-decoding
     # runs; no linear cell and no other ridge cell
     absent = {"gpt2_pitom", "loudness_pitom", "llm_embedding_pretraining_pitom"}
     expected = {c for c in cells if c.endswith("_pitom") and c not in absent} | {
-        "loudness_time_pool", "loudness_ridge", "llm_decoding_no_brain"}
+        "loudness_time_pool",
+        "loudness_ridge",
+        "llm_decoding_no_brain",
+    }
     assert {c for c, p in found.items() if p is not None} == expected
     glove = found["glove_pitom"]
-    assert glove.metric == "test_word_avg_auc_roc" and glove.best == (400, pytest.approx(0.6046, abs=1e-4))
+    assert glove.metric == "test_word_avg_auc_roc" and glove.best == (
+        400,
+        pytest.approx(0.6046, abs=1e-4),
+    )
     assert found["sentence_onset_pitom"].best == (0, pytest.approx(0.88, abs=1e-4))
     assert found["llm_decoding_pitom"].best == (200, pytest.approx(60.40, abs=0.01))
     assert found["llm_decoding_no_brain"].best == (-200, pytest.approx(67.22, abs=0.01))
@@ -255,6 +390,7 @@ def test_reference_published_values_belong_to_the_reference_cells():
 
 
 # --------------------------------------------------------------------------- results
+
 
 def test_cells_leaderboard_and_schema(small_suite):
     import jsonschema
@@ -270,7 +406,9 @@ def test_cells_leaderboard_and_schema(small_suite):
         assert record["suite"]["id"] == result.folder.name
         assert record["lags"] == [0, 200] and len(record["per_lag"][0]["test"]) == 5
         run = cell_json.parent
-        assert yaml.safe_load((run / "config.yml").read_text())["training"]["shuffle_targets"] is False
+        assert (
+            yaml.safe_load((run / "config.yml").read_text())["training"]["shuffle_targets"] is False
+        )
         sig = record["significance"]
         nulls = sorted((run.parent / "null").iterdir()) if sig["refit"] else []
         assert len(nulls) == sig["refit"] and sig["null"] == ("refit" if sig["refit"] else "score")
@@ -287,8 +425,10 @@ def test_cells_leaderboard_and_schema(small_suite):
     board = pd.read_csv(result.folder / "leaderboard.csv")
     assert list(board["cell"]) == ["ridge", "mlp"]
     assert list(board["decoder"]) == ["ridge", "mlp"] and set(board["subjects"]) == {"all"}
-    assert list(board["null"]) == ["score-level, 300 re-pairings (words)",
-                                   "retrained, 2 refits (circular)"]
+    assert list(board["null"]) == [
+        "score-level, 300 re-pairings (words)",
+        "retrained, 2 refits (circular)",
+    ]
     assert (result.folder / "report" / "index.html").is_file()
     again = benchmark(path, **QUIET)  # complete: nothing trained
     assert again.trained_cells == [] and again.skipped_cells == ["ridge", "mlp"]
@@ -305,10 +445,18 @@ def test_a_bad_schema_record_is_rejected(small_suite):
 
 
 def test_each_subject_cells(standin, tmp_path):
-    path = write_suite(tmp_path / "s.yml", [
-        {"name": "r", "config": str(REPO / "configs/demo.yml"), "set": RIDGE,
-         "subjects": ["all", "each"]}],
-        small_defaults(standin, tmp_path, None, {"min": 0, "max": 400, "step": 200}))
+    path = write_suite(
+        tmp_path / "s.yml",
+        [
+            {
+                "name": "r",
+                "config": str(REPO / "configs/demo.yml"),
+                "set": RIDGE,
+                "subjects": ["all", "each"],
+            }
+        ],
+        small_defaults(standin, tmp_path, None, {"min": 0, "max": 400, "step": 200}),
+    )
     cells = load_suite(path).cells
     assert [c.id for c in cells] == ["r.all", "r.sub-01", "r.sub-03"]
     assert [c.config.data.subjects for c in cells] == ["all", [1], [3]]
@@ -318,22 +466,31 @@ def test_each_subject_cells(standin, tmp_path):
 
 # --------------------------------------------------------------------------- significance
 
+
 @pytest.mark.slow
 def test_planted_lag_is_significant_and_controls_are_not(decoding_standin, tmp_path):
     root, csv = decoding_standin
     # content words (planted on the stand-in's content channels at 250 ms): 999 score-level
     # re-pairings per lag, no pooling, four lags
-    defaults = small_defaults(root, tmp_path, str(csv), {"min": -750, "max": 1000, "step": 500},
-                              **{"training.n_folds": 5})
+    defaults = small_defaults(
+        root, tmp_path, str(csv), {"min": -750, "max": 1000, "step": 500}, **{"training.n_folds": 5}
+    )
     defaults["significance"] = {"permutations": 999}
     control = {**RIDGE, "training.shuffle_targets": True, "training.permutation_seed": 1000}
     config = str(REPO / "configs/tasks/content_word.yml")
-    path = write_suite(tmp_path / "s.yml", [
-        {"name": "planted", "config": config, "set": RIDGE},
-        {"name": "control", "config": config, "set": control}], defaults)
+    path = write_suite(
+        tmp_path / "s.yml",
+        [
+            {"name": "planted", "config": config, "set": RIDGE},
+            {"name": "control", "config": config, "set": control},
+        ],
+        defaults,
+    )
     result = benchmark(path, **QUIET)
-    records = {p.parent.parent.name: json.loads(p.read_text())
-               for p in result.folder.glob("cells/*/*/cell.json")}
+    records = {
+        p.parent.parent.name: json.loads(p.read_text())
+        for p in result.folder.glob("cells/*/*/cell.json")
+    }
     planted = {r["lag"]: r for r in records["planted"]["per_lag"]}
     assert planted[PLANTED_MS]["q"] < 0.05 and planted[PLANTED_MS]["significant"]
     assert planted[PLANTED_MS]["p"] == pytest.approx(1 / 1000)
@@ -341,11 +498,15 @@ def test_planted_lag_is_significant_and_controls_are_not(decoding_standin, tmp_p
     # hold the responses to the previous or next words, whose content-ness is not
     # independent of this word's), and 999 permutations have the power to see it
     assert max(planted, key=lambda lag: planted[lag]["test_mean"]) == PLANTED_MS
-    assert all(planted[lag]["test_mean"] < planted[PLANTED_MS]["test_mean"] - 0.1
-               for lag in planted if lag != PLANTED_MS)
+    assert all(
+        planted[lag]["test_mean"] < planted[PLANTED_MS]["test_mean"] - 0.1
+        for lag in planted
+        if lag != PLANTED_MS
+    )
     assert records["planted"]["selected"]["lag"] == PLANTED_MS
-    assert not any(r["significant"] for r in records["control"]["per_lag"]), \
-        records["control"]["per_lag"]
+    assert not any(r["significant"] for r in records["control"]["per_lag"]), records["control"][
+        "per_lag"
+    ]
     board = pd.read_csv(result.folder / "leaderboard.csv").set_index("cell")
     assert board.loc["planted", "n_significant"] >= 1 and board.loc["control", "n_significant"] == 0
     pairs = pd.read_csv(result.folder / "comparisons.csv")
@@ -360,18 +521,31 @@ def test_planted_lag_is_significant_and_controls_are_not(decoding_standin, tmp_p
 
 # --------------------------------------------------------------------------- resume
 
+
 def _run_json_stamps(folder: Path) -> dict[str, int]:
-    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.glob("cells/**/run.json")}
+    return {
+        str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.glob("cells/**/run.json")
+    }
 
 
 @pytest.mark.slow
 def test_a_suite_killed_midway_resumes_without_training_a_cell_twice(standin, tmp_path):
-    defaults = small_defaults(standin, tmp_path, "^(G[1-3][0-9]|LGA[1-3][0-9])$",
-                              {"min": 0, "max": 400, "step": 200},
-                              **{"targets.pca_dim": 8, "targets.min_train_freq": 2})
+    defaults = small_defaults(
+        standin,
+        tmp_path,
+        "^(G[1-3][0-9]|LGA[1-3][0-9])$",
+        {"min": 0, "max": 400, "step": 200},
+        **{"targets.pca_dim": 8, "targets.min_train_freq": 2},
+    )
     defaults["significance"] = {"refit": 2}
-    cells = [{"name": f"mlp{e}", "config": str(REPO / "configs/demo.yml"),
-              "set": {**MLP, "training.epochs": e}} for e in (2, 3, 4, 5)]  # 4 programs
+    cells = [
+        {
+            "name": f"mlp{e}",
+            "config": str(REPO / "configs/demo.yml"),
+            "set": {**MLP, "training.epochs": e},
+        }
+        for e in (2, 3, 4, 5)
+    ]  # 4 programs
     path = write_suite(tmp_path / "s.yml", cells, defaults)
     suite = load_suite(path)
     cmd = [sys.executable, "-m", "podbench.cli", "benchmark", "--suite", str(path)]
@@ -393,6 +567,7 @@ def test_a_suite_killed_midway_resumes_without_training_a_cell_twice(standin, tm
     assert {k: after[k] for k in stamps} == stamps  # nothing finished before was trained again
     for cell in done_before:
         assert f"cell {cell}: complete" in rerun.stdout
+
     def folders(path: Path) -> list[Path]:  # a killed write leaves a dot-named temporary
         return [p for p in path.iterdir() if not p.name.startswith(".")]
 
@@ -405,6 +580,7 @@ def test_a_suite_killed_midway_resumes_without_training_a_cell_twice(standin, tm
 
 # --------------------------------------------------------------------------- report
 
+
 def browser():
     """A headless Chromium driven by Selenium, or a skip that says what is missing."""
     try:
@@ -415,12 +591,19 @@ def browser():
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     driver_path = shutil.which("chromedriver")
     if binary is None or driver_path is None:
-        pytest.skip("chromium and chromedriver are not installed "
-                    "(apt-get install -y chromium chromium-driver)")
+        pytest.skip(
+            "chromium and chromedriver are not installed "
+            "(apt-get install -y chromium chromium-driver)"
+        )
     options = webdriver.ChromeOptions()
     options.binary_location = binary
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,1600",
-                "--disable-dev-shm-usage"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--window-size=1280,1600",
+        "--disable-dev-shm-usage",
+    ):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(options=options, service=Service(driver_path))
@@ -433,8 +616,10 @@ def check_page(driver, page: Path) -> None:
     images = driver.find_elements("css selector", "img.figure")
     assert images
     for img in images:
-        assert driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth",
-                                     img) > 100
+        assert (
+            driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img)
+            > 100
+        )
 
 
 def test_report_in_a_headless_browser(small_suite, tmp_path):
@@ -451,24 +636,31 @@ def test_report_in_a_headless_browser(small_suite, tmp_path):
         assert len(lag_figures) == 1  # one task
         header = driver.find_element("xpath", "//table[@id='leaderboard']//th[text()='cell']")
         header.click()
-        first = [r.find_element("css selector", "td").text for r in
-                 driver.find_elements("css selector", "#leaderboard tbody tr")]
+        first = [
+            r.find_element("css selector", "td").text
+            for r in driver.find_elements("css selector", "#leaderboard tbody tr")
+        ]
         assert first == sorted(first)
         header.click()
-        assert [r.find_element("css selector", "td").text for r in
-                driver.find_elements("css selector", "#leaderboard tbody tr")] == first[::-1]
+        assert [
+            r.find_element("css selector", "td").text
+            for r in driver.find_elements("css selector", "#leaderboard tbody tr")
+        ] == first[::-1]
         # the leaderboard fits a 1,280-px window: no horizontal scrolling; each task's best
         # cell (on validation) highlighted; secondary columns behind "show all columns"
         assert driver.execute_script(
-            "return document.documentElement.scrollWidth <= window.innerWidth")
+            "return document.documentElement.scrollWidth <= window.innerWidth"
+        )
         assert len(driver.find_elements("css selector", "#leaderboard tr.best")) == 1
         secondary = driver.find_element("css selector", "#leaderboard th.secondary")
         assert not secondary.is_displayed()
         driver.find_element("id", "show-all").click()
         assert secondary.is_displayed()
         # every figure has a vector twin with readable labels (text kept as text)
-        twins = [a.get_attribute("href") for a in driver.find_elements(
-            "css selector", "figcaption a[href$='.svg']")]
+        twins = [
+            a.get_attribute("href")
+            for a in driver.find_elements("css selector", "figcaption a[href$='.svg']")
+        ]
         assert len(twins) == len(driver.find_elements("css selector", "img.figure"))
         for twin in twins:
             svg = Path(twin.removeprefix("file://")).read_text()
@@ -476,8 +668,9 @@ def test_report_in_a_headless_browser(small_suite, tmp_path):
             assert "test_" not in svg and "val_" not in svg
         shot = tmp_path / "index.png"
         driver.save_screenshot(str(shot))
-        for link in [a.get_attribute("href") for a in driver.find_elements(
-                "css selector", "#leaderboard a")]:
+        for link in [
+            a.get_attribute("href") for a in driver.find_elements("css selector", "#leaderboard a")
+        ]:
             check_page(driver, Path(link.removeprefix("file://")))
     finally:
         driver.quit()
@@ -490,18 +683,32 @@ def test_report_figures_have_a_panel_per_subject_set_and_readable_labels():
     from podbench.experiments.report import Figures, lag_figure
 
     def record(cell, subjects, model, shift):
-        return {"cell": cell, "subjects": {"set": subjects}, "decoder": {"model": model},
-                "headline": "test_roc_auc", "chance": 0.5, "lags": [0, 200],
-                "per_lag": [{"lag": 0, "test_mean": 0.6 + shift, "test_std": 0.01,
-                             "significant": True},
-                            {"lag": 200, "test_mean": 0.55, "test_std": 0.02}],
-                "selected": {"lag": 0}}
+        return {
+            "cell": cell,
+            "subjects": {"set": subjects},
+            "decoder": {"model": model},
+            "headline": "test_roc_auc",
+            "chance": 0.5,
+            "lags": [0, 200],
+            "per_lag": [
+                {"lag": 0, "test_mean": 0.6 + shift, "test_std": 0.01, "significant": True},
+                {"lag": 200, "test_mean": 0.55, "test_std": 0.02},
+            ],
+            "selected": {"lag": 0},
+        }
 
     figures = Figures()
-    page = lag_figure([record("r.all", "all", "ridge", 0), record("m.all", "all", "mlp", 0.1),
-                       record("r.sub-01", "sub-01", "ridge", 0),
-                       record("r.sub-03", "sub-03", "ridge", 0.05)],
-                      "content_word", figures, "task-content_word")
+    page = lag_figure(
+        [
+            record("r.all", "all", "ridge", 0),
+            record("m.all", "all", "mlp", 0.1),
+            record("r.sub-01", "sub-01", "ridge", 0),
+            record("r.sub-03", "sub-03", "ridge", 0.05),
+        ],
+        "content_word",
+        figures,
+        "task-content_word",
+    )
     png, svg = figures.files["task-content_word"]
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and 'href="figures/task-content_word.svg"' in page
     text = svg.decode()
@@ -524,8 +731,13 @@ def test_report_of_one_run_and_of_a_sweep(small_suite, tmp_path):
     from podbench import config
 
     base = config.from_dict(yaml.safe_load((run / "config.yml").read_text()))
-    base = base.replace({"trial_name": "sw", "training.shuffle_targets": False,
-                         "output.results": str(tmp_path / "results")})
+    base = base.replace(
+        {
+            "trial_name": "sw",
+            "training.shuffle_targets": False,
+            "output.results": str(tmp_path / "results"),
+        }
+    )
     grid = tmp_path / "grid.yml"
     grid.write_text(yaml.safe_dump({"model.params.alphas": [[1.0], [100.0]]}))
     swept = sweep(base, grid, **QUIET)
@@ -550,10 +762,17 @@ def test_report_reads_the_manifest_and_refuses_to_lie(small_suite, tmp_path):
     index = (folder / "report" / "index.html").read_text()
     assert index.count('href="cell-ridge.html"') == 1
     podbench = Path(sys.executable).parent / "podbench"
-    full = subprocess.run(["bash", "-c", f"ulimit -f 16; exec {podbench} report {folder}"],
-                          capture_output=True, text=True, timeout=300)  # a full disk
-    assert full.returncode == 1 and full.stderr.startswith(
-        "error: writing the report: disk full while writing") and full.stderr.count("\n") == 1
+    full = subprocess.run(
+        ["bash", "-c", f"ulimit -f 16; exec {podbench} report {folder}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # a full disk
+    assert (
+        full.returncode == 1
+        and full.stderr.startswith("error: writing the report: disk full while writing")
+        and full.stderr.count("\n") == 1
+    )
     assert (folder / "report" / "index.html").read_text() == index  # the old pages, whole
     assert not [p for p in (folder / "report").iterdir() if ".tmp-" in p.name]
     shutil.rmtree(folder / "cells" / "mlp")
@@ -576,6 +795,7 @@ def test_report_reads_the_manifest_and_refuses_to_lie(small_suite, tmp_path):
 
 # --------------------------------------------------------------------------- the reference suite
 
+
 @pytest.mark.slow
 def test_every_reference_cell_runs_on_a_stand_in(standin, tmp_path, capsys):
     """The whole reference suite, reduced (two lags, three folds, one member, one epoch), runs
@@ -590,9 +810,12 @@ def test_every_reference_cell_runs_on_a_stand_in(standin, tmp_path, capsys):
     out = capsys.readouterr().out
     assert sum("skipped, task_params.lm_dir" in line for line in out.splitlines()) == 3
     assert "total_s=" in out.splitlines()[-1]
-    overrides = [*reference_suite.standin_overrides(standin),
-                 f"output.stores={tmp_path / 'reduced' / 'stores'}",
-                 f"output.results={tmp_path / 'reduced' / 'results'}", *reference_suite.REDUCED]
+    overrides = [
+        *reference_suite.standin_overrides(standin),
+        f"output.stores={tmp_path / 'reduced' / 'stores'}",
+        f"output.results={tmp_path / 'reduced' / 'results'}",
+        *reference_suite.REDUCED,
+    ]
     suite = load_suite(reference_suite.SUITE, overrides)
     board = pd.read_csv(suite.folder / "leaderboard.csv")
     assert list(board["cell"]) == [c.id for c in suite.cells] and len(board) == 29
@@ -607,31 +830,47 @@ def test_every_reference_cell_runs_on_a_stand_in(standin, tmp_path, capsys):
 
 
 def test_plan_prints_lanes_and_stores_and_writes_nothing(standin, tmp_path, small_suite):
-    cells = [{"name": "ridge", "config": str(REPO / "configs/demo.yml"), "set": RIDGE},
-             {"name": "mlp", "config": str(REPO / "configs/demo.yml"), "set": MLP}]
-    path = write_suite(tmp_path / "p.yml", cells, small_defaults(
-        standin, tmp_path, None, {"min": 0, "max": 600, "step": 200}))
+    cells = [
+        {"name": "ridge", "config": str(REPO / "configs/demo.yml"), "set": RIDGE},
+        {"name": "mlp", "config": str(REPO / "configs/demo.yml"), "set": MLP},
+    ]
+    path = write_suite(
+        tmp_path / "p.yml",
+        cells,
+        small_defaults(standin, tmp_path, None, {"min": 0, "max": 600, "step": 200}),
+    )
     result = CliRunner().invoke(main, ["benchmark", "--suite", str(path), "--plan"])
     assert result.exit_code == 0, result.output
     rows = {line.split()[0]: line.split() for line in result.output.splitlines()[2:4]}
     assert rows["ridge"][1:4] == ["1", "1", "15"]  # program, points, lanes (3 lags x 5 folds)
     assert rows["mlp"][1:5] == ["2", "1", "15", "30"]  # and lane-epochs (2 epochs)
-    assert "epochs, targets, latents" in result.output and "no estimate for 2 cell(s)" in result.output
+    assert (
+        "epochs, targets, latents" in result.output and "no estimate for 2 cell(s)" in result.output
+    )
     assert not (tmp_path / "stores").exists() and not (tmp_path / "results").exists()
     # the results root of a finished suite measures the decoders: estimates follow
     _, done = small_suite
     root = done.folder.parents[1]
-    again = CliRunner().invoke(main, ["benchmark", "--suite", str(path), "--plan",
-                                      "--set", f"output.results={root}"])
+    again = CliRunner().invoke(
+        main, ["benchmark", "--suite", str(path), "--plan", "--set", f"output.results={root}"]
+    )
     assert again.exit_code == 0 and "no estimate" not in again.output, again.output
     assert "ridge: " in again.output and "mlp: " in again.output
     # an input with four times the bins (a quarter of the block) is planned at four times the
     # cost per lane-epoch and event; the measured stores give the exact input size
     from podbench.experiments.plan import measured_rates, plan_cells
 
-    wide = write_suite(tmp_path / "w.yml", [
-        {"name": f"mlp{block}", "config": str(REPO / "configs/demo.yml"),
-         "set": {**MLP, "preprocess.params": {"num_average_samples": block}}} for block in (320, 80)],
-        small_defaults(standin, tmp_path, None, {"min": 0, "max": 600, "step": 200}))
+    wide = write_suite(
+        tmp_path / "w.yml",
+        [
+            {
+                "name": f"mlp{block}",
+                "config": str(REPO / "configs/demo.yml"),
+                "set": {**MLP, "preprocess.params": {"num_average_samples": block}},
+            }
+            for block in (320, 80)
+        ],
+        small_defaults(standin, tmp_path, None, {"min": 0, "max": 600, "step": 200}),
+    )
     plans = plan_cells(load_suite(wide, [f"output.results={root}"]).cells, measured_rates(root))
     assert plans[1].estimate_s == pytest.approx(4 * plans[0].estimate_s)

@@ -80,13 +80,20 @@ def small(tmp_path_factory):
 
 def raw_config(small, preprocess: dict) -> dict:
     root, csv, work = small
-    return {"trial_name": "braindecode", "task": "content_word",
-            "data": {"root": str(root), "subjects": [8], "electrodes": str(csv),
-                     "lags": {"min": 250, "max": 251, "step": 250}},
-            "preprocess": preprocess,
-            "model": {"name": "linear", "params": {"alphas": [1.0, 100.0], "max_iter": 30}},
-            "training": {"n_folds": 2},
-            "output": {"stores": str(work / "stores"), "results": str(work / "results")}}
+    return {
+        "trial_name": "braindecode",
+        "task": "content_word",
+        "data": {
+            "root": str(root),
+            "subjects": [8],
+            "electrodes": str(csv),
+            "lags": {"min": 250, "max": 251, "step": 250},
+        },
+        "preprocess": preprocess,
+        "model": {"name": "linear", "params": {"alphas": [1.0, 100.0], "max_iter": 30}},
+        "training": {"n_folds": 2},
+        "output": {"stores": str(work / "stores"), "results": str(work / "results")},
+    }
 
 
 def hooked_features(model, x):
@@ -115,15 +122,22 @@ def check_preprocessor(small, name: str, make_model, tmp_path):
     model.save_pretrained(tmp_path / "weights")
     assert json.loads((tmp_path / "weights/config.json").read_text())["sfreq"] == MODEL_RATE
 
-    cfg = config.from_dict(raw_config(small, {"name": "braindecode", "params": {
-        "model": name, "weights": str(tmp_path / "weights"), "batch_size": 16}}))
+    cfg = config.from_dict(
+        raw_config(
+            small,
+            {
+                "name": "braindecode",
+                "params": {"model": name, "weights": str(tmp_path / "weights"), "batch_size": 16},
+            },
+        )
+    )
     first = build_features(cfg, **QUIET)
     report = {r.stage: r for r in first.reports}["latents"]
     assert report.status == "built" and "forward passes" in report.note
     latents = first.open("latents")
     assert latents["latent"].dims == ("word", "lag", "feature")
     start = int(epochs.attrs["lag_starts"][0])
-    x = epochs["ecog"].values[:5, :, start:start + window].astype(np.float64)
+    x = epochs["ecog"].values[:5, :, start : start + window].astype(np.float64)
     resampled = mne.filter.resample(x, up=MODEL_RATE, down=512.0, axis=-1, verbose="error")
     expected = hooked_features(model.eval(), resampled)
     np.testing.assert_allclose(latents["latent"].values[:5, 0], expected, rtol=1e-4, atol=1e-5)
@@ -133,23 +147,28 @@ def check_preprocessor(small, name: str, make_model, tmp_path):
     assert np.isfinite(perf["test_roc_auc_mean"]).all()
 
     torch.manual_seed(1)
-    make_model(n_outputs=2, n_chans=n_chans, n_times=n_times,
-               sfreq=MODEL_RATE).save_pretrained(tmp_path / "other")
+    make_model(n_outputs=2, n_chans=n_chans, n_times=n_times, sfreq=MODEL_RATE).save_pretrained(
+        tmp_path / "other"
+    )
     other = cfg.replace({"preprocess.params.weights": str(tmp_path / "other")})
     assert stage_keys(other)["epochs"] == stage_keys(cfg)["epochs"]
     assert stage_keys(other)["latents"] != stage_keys(cfg)["latents"]
-    for bad, message in ((str(tmp_path / "nowhere"), "no such directory"),
-                         (str(tmp_path), "no config.json")):
+    for bad, message in (
+        (str(tmp_path / "nowhere"), "no such directory"),
+        (str(tmp_path), "no config.json"),
+    ):
         with pytest.raises(ConfigError, match=message):
             stage_keys(cfg.replace({"preprocess.params.weights": bad}))
     with pytest.raises(ConfigError, match="not a braindecode.models class"):
         stage_keys(cfg.replace({"preprocess.params.model": "NoSuchNet"}))
 
 
-@pytest.mark.skipif(_braindecode() is not None,
-                    reason=f"braindecode is not importable here ({_braindecode()}); install it "
-                           "with pip install -e '.[foundation]' and a torchaudio built for the "
-                           "installed torch")
+@pytest.mark.skipif(
+    _braindecode() is not None,
+    reason=f"braindecode is not importable here ({_braindecode()}); install it "
+    "with pip install -e '.[foundation]' and a torchaudio built for the "
+    "installed torch",
+)
 def test_with_braindecode(small, tmp_path):
     from braindecode.models import EEGNeX
 
@@ -180,8 +199,19 @@ def test_with_a_package_of_braindecodes_interface(small, tmp_path, interface_pac
     from podbench.features.braindecode import _chs_info
     from podbench.features.latents import epochs_context
 
-    cfg = config.from_dict(raw_config(small, {"name": "braindecode", "params": {
-        "model": "TinyConv", "weights": str(tmp_path / "weights"), "chs_info": True}}))
+    cfg = config.from_dict(
+        raw_config(
+            small,
+            {
+                "name": "braindecode",
+                "params": {
+                    "model": "TinyConv",
+                    "weights": str(tmp_path / "weights"),
+                    "chs_info": True,
+                },
+            },
+        )
+    )
     from podbench.features.context import resolve
 
     epochs = build_features(cfg, **QUIET).open("epochs")
@@ -191,5 +221,7 @@ def test_with_a_package_of_braindecodes_interface(small, tmp_path, interface_pac
     assert [ch["ch_name"] for ch in info] == ctx.channels
     np.testing.assert_allclose([ch["loc"][:3] for ch in info], coords / 1000.0, rtol=1e-6)
     plain = build_features(cfg.replace({"preprocess.params.chs_info": False}), **QUIET)
-    np.testing.assert_array_equal(build_features(cfg, **QUIET).open("latents")["latent"].values,
-                                  plain.open("latents")["latent"].values)
+    np.testing.assert_array_equal(
+        build_features(cfg, **QUIET).open("latents")["latent"].values,
+        plain.open("latents")["latent"].values,
+    )

@@ -49,12 +49,17 @@ def test_standins_pass(standin, tmp_path):
     report = Checker(raw)
     report.run()
     assert "sub-07/ieeg/sub-07_task-podcast_ieeg.edf: 4 s, 2048 Hz" in report.report
-    cfg = make_config(raw, tmp_path, data={"signal": "podbench_highgamma"},
-                      targets={"kind": "arbitrary"})
-    hg = (raw / "derivatives/podbench-highgamma/sub-07/ieeg"
-          / "sub-07_task-podcast_desc-highgamma_ieeg.fif")
-    assert problems(raw, cfg) == [f"{hg}: missing; expected the high gamma that `podbench "
-                                  f"highgamma --root {raw}` computes"]
+    cfg = make_config(
+        raw, tmp_path, data={"signal": "podbench_highgamma"}, targets={"kind": "arbitrary"}
+    )
+    hg = (
+        raw
+        / "derivatives/podbench-highgamma/sub-07/ieeg"
+        / "sub-07_task-podcast_desc-highgamma_ieeg.fif"
+    )
+    assert problems(raw, cfg) == [
+        f"{hg}: missing; expected the high gamma that `podbench highgamma --root {raw}` computes"
+    ]
     from podbench.data.highgamma import write_highgamma
 
     write_highgamma(raw, log=lambda s: None)
@@ -66,16 +71,20 @@ def test_decoding_standin_passes_with_its_electrode_csv(decoding_standin):
 
     root, csv = decoding_standin
     assert problems(root) == []
-    cfg = config.load(Path(__file__).parents[1] / "configs/demo.yml",
-                      [f"data.root={root}", f"data.electrodes={csv}"])
+    cfg = config.load(
+        Path(__file__).parents[1] / "configs/demo.yml",
+        [f"data.root={root}", f"data.electrodes={csv}"],
+    )
     assert problems(root, cfg) == []
 
 
 def test_config_checks_exactly_its_files(standin):
     from podbench import config
 
-    cfg = config.load(Path(__file__).parents[1] / "configs/tasks/content_word.yml",
-                      [f"data.root={standin}", "data.electrodes=null"])
+    cfg = config.load(
+        Path(__file__).parents[1] / "configs/tasks/content_word.yml",
+        [f"data.root={standin}", "data.electrodes=null"],
+    )
     checker = Checker(standin)
     checker.run(cfg)
     assert checker.problems == []
@@ -88,7 +97,8 @@ def test_config_checks_exactly_its_files(standin):
         f"{standin}/sub-02/ieeg/sub-02_space-MNI152NLin2009aSym_coordsystem.json: missing",
         f"{standin}/sub-02/ieeg/sub-02_space-MNI152NLin2009aSym_electrodes.tsv: missing",
         f"{standin}/sub-02/ieeg/sub-02_task-podcast_channels.tsv: missing",
-        f"{standin}/sub-02/ieeg/sub-02_task-podcast_ieeg.json: missing"]
+        f"{standin}/sub-02/ieeg/sub-02_task-podcast_ieeg.json: missing",
+    ]
 
 
 def test_truncated_fif_is_one_line_and_stops_build_features(copy, tmp_path):
@@ -99,7 +109,9 @@ def test_truncated_fif_is_one_line_and_stops_build_features(copy, tmp_path):
     assert re.fullmatch(
         rf"{re.escape(str(path))}: \d+ samples \(\d+ s at 512 Hz\); expected 61440 \(120 s: "
         rf"RecordingDuration at 512 Hz in {re.escape(str(copy))}/sub-01/ieeg/"
-        r"sub-01_task-podcast_ieeg.json\) - truncated or wrong file\?", line), line
+        r"sub-01_task-podcast_ieeg.json\) - truncated or wrong file\?",
+        line,
+    ), line
     result = CliRunner().invoke(main, ["check-data", "--root", str(copy)])
     assert result.exit_code == 2 and result.output.splitlines()[-1].startswith("1 problem(s)")
     cfg = make_config(copy, tmp_path, data={"subjects": [1, 3]}, targets={"kind": "arbitrary"})
@@ -113,8 +125,9 @@ def test_fif_cut_inside_its_last_buffer(copy):
     data = path.read_bytes()
     path.write_bytes(data[:-2000])
     [line] = problems(copy)
-    assert line.startswith(f"{path}: data truncated ({len(data) - 2000} bytes; reading sample "
-                           "61439 of 61440 failed")
+    assert line.startswith(
+        f"{path}: data truncated ({len(data) - 2000} bytes; reading sample 61439 of 61440 failed"
+    )
     with pytest.raises(DataError, match="data truncated"):
         check_recordings(Dataset(copy), [1, 3], "highgamma")
 
@@ -124,16 +137,20 @@ def test_wrong_channel_count(copy):
     raw = mne.io.read_raw_fif(path, preload=True, verbose="error").drop_channels(["G2"])
     raw.save(path, overwrite=True, verbose="error")
     [line] = problems(copy)
-    assert line == (f"{path}: 98 channels; expected the 99 good ECOG channels of "
-                    f"{copy}/sub-01/ieeg/sub-01_task-podcast_channels.tsv (missing ['G2'])")
+    assert line == (
+        f"{path}: 98 channels; expected the 99 good ECOG channels of "
+        f"{copy}/sub-01/ieeg/sub-01_task-podcast_channels.tsv (missing ['G2'])"
+    )
 
 
 def test_missing_gpt2_layer(copy):
     with h5py.File(copy / "stimuli/gpt2-xl/features.hdf5", "a") as f:
         del f["layer-24"]
     [line] = problems(copy)
-    assert line == (f"{copy}/stimuli/gpt2-xl/features.hdf5: no layer-24; expected layer-{{i}} "
-                    "for i in [0, 12, 24, 36, 48]")
+    assert line == (
+        f"{copy}/stimuli/gpt2-xl/features.hdf5: no layer-24; expected layer-{{i}} "
+        "for i in [0, 12, 24, 36, 48]"
+    )
 
 
 def test_transcript_with_missing_rows(copy):
@@ -141,8 +158,10 @@ def test_transcript_with_missing_rows(copy):
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     path.write_text("".join(lines[:-10]), encoding="utf-8")
     [line] = problems(copy)
-    assert line == (f"{path}: 387 rows; expected 397 (the stand-in's 120 s "
-                    "(derivatives/podbench-synth/ground_truth.json))")
+    assert line == (
+        f"{path}: 387 rows; expected 397 (the stand-in's 120 s "
+        "(derivatives/podbench-synth/ground_truth.json))"
+    )
 
 
 def test_bom_and_participants(copy):
@@ -161,8 +180,10 @@ def test_electrode_csv_is_checked_against_the_root(copy):
 
     csv = copy / "sig.csv"
     csv.write_text("subject,elec\n661,G2\n999,G2\n717,NOPE\n")
-    cfg = config.load(Path(__file__).parents[1] / "configs/demo.yml",
-                      [f"data.root={copy}", f"data.electrodes={csv}"])
+    cfg = config.load(
+        Path(__file__).parents[1] / "configs/demo.yml",
+        [f"data.root={copy}", f"data.electrodes={csv}"],
+    )
     [line] = problems(copy, cfg)
     assert line.startswith(f"data.electrodes {csv}: subject 999 is not a nyu_id")
     assert "sub-03 has no good channel(s) ['NOPE']" in line
@@ -173,14 +194,21 @@ def test_truncated_audio(copy):
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     [line] = problems(copy)
-    assert line == (f"{path}: cannot read it as a complete wav file ({len(data) // 2} bytes: "
-                    "mmap length is greater than file size)")
+    assert line == (
+        f"{path}: cannot read it as a complete wav file ({len(data) // 2} bytes: "
+        "mmap length is greater than file size)"
+    )
 
 
-@pytest.mark.parametrize("removed", [
-    ["stimuli/gpt2-xl/transcript.tsv"], ["stimuli/gpt2-xl/features.hdf5"],
-    ["sub-03/ieeg/sub-03_task-podcast_channels.tsv"],
-    ["derivatives/ecogprep/sub-03/ieeg/sub-03_task-podcast_desc-highgamma_ieeg.fif"]])
+@pytest.mark.parametrize(
+    "removed",
+    [
+        ["stimuli/gpt2-xl/transcript.tsv"],
+        ["stimuli/gpt2-xl/features.hdf5"],
+        ["sub-03/ieeg/sub-03_task-podcast_channels.tsv"],
+        ["derivatives/ecogprep/sub-03/ieeg/sub-03_task-podcast_desc-highgamma_ieeg.fif"],
+    ],
+)
 def test_a_copy_missing_a_file_of_a_part_it_holds_fails(standin, tmp_path, removed):
     """Without --config: each file the layout lists for the parts present is required."""
     from .helpers import mirror
@@ -216,10 +244,14 @@ def test_the_real_layout_knowledge_on_ds005574s_text_files(tmp_path):
 
     root = tmp_path / "ds005574"
     shutil.copytree(METADATA, root, ignore=shutil.ignore_patterns("CITATION.md"))
-    missing = [f"{root}/stimuli/gpt2-xl/features.hdf5: missing",  # parts of the transcripts
-               f"{root}/stimuli/whisper-medium/features.hdf5: missing"]
-    assert problems(root) == [f"{root}: no recording (derivatives/ecogprep/sub-XX/ieeg/*.fif or "
-                              "sub-XX/ieeg/*.edf)", *missing]
+    missing = [
+        f"{root}/stimuli/gpt2-xl/features.hdf5: missing",  # parts of the transcripts
+        f"{root}/stimuli/whisper-medium/features.hdf5: missing",
+    ]
+    assert problems(root) == [
+        f"{root}: no recording (derivatives/ecogprep/sub-XX/ieeg/*.fif or sub-XX/ieeg/*.edf)",
+        *missing,
+    ]
     path = root / "stimuli/whisper-medium/transcript.tsv"
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     path.write_text("".join(lines[:-4]), encoding="utf-8")
@@ -228,14 +260,17 @@ def test_the_real_layout_knowledge_on_ds005574s_text_files(tmp_path):
     assert problems(root)[1:] == [
         f"{path}: 5130 rows; expected 5134 (ds005574 1.0.2)",
         f"{sidecar}: 703 bytes that differ from ds005574 1.0.2's; expected its 704 bytes "
-        "(podbench/data/ds005574/sub-07/ieeg/sub-07_task-podcast_ieeg.json)", *missing]
+        "(podbench/data/ds005574/sub-07/ieeg/sub-07_task-podcast_ieeg.json)",
+        *missing,
+    ]
 
 
 def test_build_features_lists_every_bad_electrode_before_building(standin, tmp_path):
     csv = tmp_path / "sig.csv"
     csv.write_text("subject,elec\n661,G2\n999,G2\n661,G1\n717,NOPE\n")
-    cfg = make_config(standin, tmp_path, data={"electrodes": str(csv)},
-                      targets={"kind": "arbitrary"})
+    cfg = make_config(
+        standin, tmp_path, data={"electrodes": str(csv)}, targets={"kind": "arbitrary"}
+    )
     with pytest.raises(DataError) as err:
         build_features(cfg, log=lambda s: None)
     message = str(err.value)

@@ -38,8 +38,9 @@ try:
 except ImportError:  # the CLI test below still runs
     ray = None
 
-needs_ray = pytest.mark.skipif(ray is None,
-                               reason="ray is not installed (pip install 'podbench[cluster]')")
+needs_ray = pytest.mark.skipif(
+    ray is None, reason="ray is not installed (pip install 'podbench[cluster]')"
+)
 
 FEW = "^(G[1-3][0-9]|LGA[1-3][0-9])$"
 NODE = {"num_cpus": 1, "object_store_memory": 80 * 2**20}
@@ -80,11 +81,15 @@ def shared(tmp_path_factory) -> Path:
 
 def base_config(standin: Path, work: Path, results: Path | str):
     """Stores under `work`; results in `results` (relative: under `work`)."""
-    cfg = make_config(standin, work, trial_name="cl",
-                      data={"electrodes": FEW, "lags": {"min": 0, "max": 400, "step": 200}},
-                      targets={"pca_dim": 8, "min_train_freq": 2},
-                      model={"name": "mlp", "members": 1},
-                      training={"epochs": 2, "patience": 1})
+    cfg = make_config(
+        standin,
+        work,
+        trial_name="cl",
+        data={"electrodes": FEW, "lags": {"min": 0, "max": 400, "step": 200}},
+        targets={"pca_dim": 8, "min_train_freq": 2},
+        model={"name": "mlp", "members": 1},
+        training={"epochs": 2, "patience": 1},
+    )
     return cfg.replace({"output.results": str(work / results)})
 
 
@@ -118,8 +123,9 @@ def test_ray_sweep_equals_local_on_both_nodes_and_resumes(two_nodes, shared, sta
     grid = write_grid(tmp_path / "grid.yml")
     lines: list[str] = []
     engine = RayEngine(cluster.address, log=lines.append)  # each sweep joins and leaves
-    on_ray = sweep(base_config(standin, shared, tmp_path / "ray"), grid, log=lines.append,
-                   engine=engine)
+    on_ray = sweep(
+        base_config(standin, shared, tmp_path / "ray"), grid, log=lines.append, engine=engine
+    )
     records = list(engine.records)
     assert [b["status"] for b in engine.builds] == ["built"] * 3  # each store once, on Ray
     # both nodes trained a program, and every point has a line naming its node
@@ -138,7 +144,9 @@ def test_ray_sweep_equals_local_on_both_nodes_and_resumes(two_nodes, shared, sta
     sweep(base_config(standin, shared, tmp_path / "ray"), grid, log=again.append, engine=engine)
     assert engine.records[-1].trained == [1] and len(engine.records) == len(records) + 1
     assert {int(p): state for p, state, _, _ in point_lines(again)} == {
-        0: "already complete", 1: "trained"}  # in the task
+        0: "already complete",
+        1: "trained",
+    }  # in the task
     assert sum("results already complete" in line for line in again) == 2  # program 2
 
     local = sweep(base_config(standin, shared, tmp_path / "local"), grid, log=lambda s: None)
@@ -157,9 +165,12 @@ def test_ray_sweep_equals_local_on_both_nodes_and_resumes(two_nodes, shared, sta
 def test_storage_check_names_the_node_and_path(two_nodes, standin, tmp_path):
     cluster, _ = two_nodes
     cfg = base_config(standin, tmp_path, "results").replace(
-        {"data.root": str(tmp_path / "not-mounted")})
-    with RayEngine(cluster.address, log=lambda s: None) as engine, \
-            pytest.raises(ConfigError) as err:
+        {"data.root": str(tmp_path / "not-mounted")}
+    )
+    with (
+        RayEngine(cluster.address, log=lambda s: None) as engine,
+        pytest.raises(ConfigError) as err,
+    ):
         engine.check_shared_storage([cfg])
     message = str(err.value)
     for node in (cluster.head_node, two_nodes[1]):
@@ -170,8 +181,9 @@ def test_storage_check_names_the_node_and_path(two_nodes, standin, tmp_path):
 
 
 @needs_ray
-def test_podbench_errors_are_not_retried_and_train_runs_on_ray(two_nodes, shared, standin,
-                                                                tmp_path):
+def test_podbench_errors_are_not_retried_and_train_runs_on_ray(
+    two_nodes, shared, standin, tmp_path
+):
     cluster, _ = two_nodes
     cfg = base_config(standin, shared, tmp_path / "results")
     attempts = tmp_path / "attempts"
@@ -181,8 +193,10 @@ def test_podbench_errors_are_not_retried_and_train_runs_on_ray(two_nodes, shared
         (attempts / str(time.time_ns())).touch()
         raise DataError("words.tsv: no column 'onset'")
 
-    with RayEngine(cluster.address, program_fn=bad_input, log=lambda s: None) as engine, \
-            pytest.raises(DataError, match=r"program 1/1 \(points \[0\]\): words.tsv"):
+    with (
+        RayEngine(cluster.address, program_fn=bad_input, log=lambda s: None) as engine,
+        pytest.raises(DataError, match=r"program 1/1 \(points \[0\]\): words.tsv"),
+    ):
         engine.run_programs([PointGroup([0], [cfg])])
     assert len(list(attempts.iterdir())) == 1  # not retried
 
@@ -239,7 +253,11 @@ def test_a_node_lost_mid_program_costs_only_time(request, standin, tmp_path):
     assert {r.node_id for r in engine.records} == {cluster.head_node.node_id}  # retried there
     assert sorted(len(r.trained) for r in engine.records) == [2, 2]
     assert sorted(int(p) for p, state, _, _ in point_lines(lines) if state == "trained") == [
-        0, 1, 2, 3]
+        0,
+        1,
+        2,
+        3,
+    ]
     no_duplicates(result.folder)
     verify = CliRunner().invoke(main, ["stores", "verify", "--stores", str(tmp_path / "stores")])
     assert verify.exit_code == 0, verify.output
@@ -265,6 +283,7 @@ def test_ray_engine_without_ray_is_exit_2(standin, tmp_path, monkeypatch):
 # (here, beside the other Ray tests: a test file runs in one worker, so two Ray clusters never
 # start side by side when the suite runs in parallel)
 
+
 @pytest.mark.slow
 def test_ray_benchmark_equals_local_and_resumes(request, small_suite, tmp_path):
     if ray is None:
@@ -272,8 +291,9 @@ def test_ray_benchmark_equals_local_and_resumes(request, small_suite, tmp_path):
     path, local = small_suite
     cluster, _ = start_cluster(request)
     results = f"output.results={tmp_path / 'ray'}"
-    on_ray = benchmark(path, [results], RayEngine(cluster.address, log=lambda s: None),
-                       log=lambda s: None)
+    on_ray = benchmark(
+        path, [results], RayEngine(cluster.address, log=lambda s: None), log=lambda s: None
+    )
     assert on_ray.folder.name == local.folder.name  # the suite id ignores the output roots
     pd.testing.assert_frame_equal(on_ray.leaderboard, local.leaderboard)
     assert (on_ray.folder / "report" / "index.html").is_file()
@@ -283,8 +303,9 @@ def test_ray_benchmark_equals_local_and_resumes(request, small_suite, tmp_path):
     mlp.unlink()
     shutil.rmtree(next((mlp.parent.parent / "null").iterdir()))
     lines: list[str] = []
-    again = benchmark(path, [results], RayEngine(cluster.address, log=lines.append),
-                      log=lines.append)
+    again = benchmark(
+        path, [results], RayEngine(cluster.address, log=lines.append), log=lines.append
+    )
     trained = [m.group(2) for m in map(POINT_LINE.search, lines) if m]
     assert trained.count("trained") == 1 and trained.count("already complete") == 2, lines
     assert again.trained_cells == ["mlp"] and again.skipped_cells == ["ridge"]

@@ -23,21 +23,36 @@ def run_cli(*args, cwd):
     return subprocess.run([PODBENCH, *args], cwd=cwd, capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("raw, fragment", [
-    ({"data": {"window_widht": 0.5}}, "unknown key 'data.window_widht'; did you mean 'data.window_width'"),
-    ({"data": {"window_width": "wide"}}, "data.window_width = 'wide': expected a number"),
-    ({"data": {"window_width": 0}}, "data.window_width = 0.0: expected a value > 0"),
-    ({"training": {"batch_size": 3.5}}, "training.batch_size = 3.5: expected an integer"),
-    ({"training": {"fold_type": "random"}}, "training.fold_type = 'random': expected 'sequential' | 'zero_shot'"),
-    ({"model": {"name": "pitomm"}}, "model.name = 'pitomm': unknown model; registered: "
-     "linear, llm_prefix, mlp, pitom, ridge, time_pool"),
-    ({"model": {"params": {"droput": 0.1}}}, "unknown key 'model.params.droput'; did you mean 'model.params.dropout'"),
-    ({"preprocess": {"name": "fft"}}, "preprocess.name = 'fft': unknown preprocessor"),
-    ({"targets": {"kind": "bert"}}, "targets.kind = 'bert': unknown target source"),
-    ({"task": "syntax"}, "task = 'syntax': unknown task"),
-    ({"data": {"lags": {"min": 100, "max": 0}}}, "expected max > min"),
-    ({"tarets": {}}, "unknown key 'tarets'; did you mean 'targets'"),
-])
+@pytest.mark.parametrize(
+    "raw, fragment",
+    [
+        (
+            {"data": {"window_widht": 0.5}},
+            "unknown key 'data.window_widht'; did you mean 'data.window_width'",
+        ),
+        ({"data": {"window_width": "wide"}}, "data.window_width = 'wide': expected a number"),
+        ({"data": {"window_width": 0}}, "data.window_width = 0.0: expected a value > 0"),
+        ({"training": {"batch_size": 3.5}}, "training.batch_size = 3.5: expected an integer"),
+        (
+            {"training": {"fold_type": "random"}},
+            "training.fold_type = 'random': expected 'sequential' | 'zero_shot'",
+        ),
+        (
+            {"model": {"name": "pitomm"}},
+            "model.name = 'pitomm': unknown model; registered: "
+            "linear, llm_prefix, mlp, pitom, ridge, time_pool",
+        ),
+        (
+            {"model": {"params": {"droput": 0.1}}},
+            "unknown key 'model.params.droput'; did you mean 'model.params.dropout'",
+        ),
+        ({"preprocess": {"name": "fft"}}, "preprocess.name = 'fft': unknown preprocessor"),
+        ({"targets": {"kind": "bert"}}, "targets.kind = 'bert': unknown target source"),
+        ({"task": "syntax"}, "task = 'syntax': unknown task"),
+        ({"data": {"lags": {"min": 100, "max": 0}}}, "expected max > min"),
+        ({"tarets": {}}, "unknown key 'tarets'; did you mean 'targets'"),
+    ],
+)
 def test_invalid_configs_name_the_path_and_value(raw, fragment):
     with pytest.raises(ConfigError) as err:
         config.from_dict(raw, "exp.yml")
@@ -45,16 +60,23 @@ def test_invalid_configs_name_the_path_and_value(raw, fragment):
     assert str(err.value).startswith("exp.yml: ")
 
 
-@pytest.mark.parametrize("text, overrides, fragment", [
-    ("training:\n  lr: [1,\n", [], "exp.yml:3:1: not valid YAML (expected the node content"),
-    ("training:\n  lr: 1\n  lr: 2\n", [], "exp.yml: key 'lr' appears twice (lines 2 and 3)"),
-    (b"trial_name: caf\xe9\n", [], "exp.yml: not UTF-8 text (byte 0xe9 at offset 15)"),
-    ("{}", ["model.params={hidden: [1], hidden: [2]}"], "--set model.params={hidden: [1], hidden: "
-     "[2]}: key 'hidden' appears twice"),
-    ("{}", ["training.lr=[1,"], "--set training.lr=[1, (column 4): not valid YAML"),
-])
-def test_yaml_problems_are_one_line_naming_file_line_and_column(tmp_path, text, overrides,
-                                                                fragment):
+@pytest.mark.parametrize(
+    "text, overrides, fragment",
+    [
+        ("training:\n  lr: [1,\n", [], "exp.yml:3:1: not valid YAML (expected the node content"),
+        ("training:\n  lr: 1\n  lr: 2\n", [], "exp.yml: key 'lr' appears twice (lines 2 and 3)"),
+        (b"trial_name: caf\xe9\n", [], "exp.yml: not UTF-8 text (byte 0xe9 at offset 15)"),
+        (
+            "{}",
+            ["model.params={hidden: [1], hidden: [2]}"],
+            "--set model.params={hidden: [1], hidden: [2]}: key 'hidden' appears twice",
+        ),
+        ("{}", ["training.lr=[1,"], "--set training.lr=[1, (column 4): not valid YAML"),
+    ],
+)
+def test_yaml_problems_are_one_line_naming_file_line_and_column(
+    tmp_path, text, overrides, fragment
+):
     path = tmp_path / "exp.yml"
     path.write_bytes(text if isinstance(text, bytes) else text.encode())
     with pytest.raises(ConfigError) as err:
@@ -75,11 +97,20 @@ def test_defaults_are_the_reference_settings():
 def test_overrides_are_yaml_typed(tmp_path):
     path = tmp_path / "exp.yml"
     path.write_text("training:\n  lr: 1e-3\n")  # YAML 1.1 reads this as a string; still a float
-    cfg = config.load(path, ["training.lr=3e-4", "data.subjects=[1, 3]",
-                             "training.shuffle_targets=true", "model.params.filters=64"])
+    cfg = config.load(
+        path,
+        [
+            "training.lr=3e-4",
+            "data.subjects=[1, 3]",
+            "training.shuffle_targets=true",
+            "model.params.filters=64",
+        ],
+    )
     assert cfg.training.lr == 3e-4 and cfg.data.subjects == [1, 3]
     assert cfg.training.shuffle_targets is True and cfg.model.params["filters"] == 64
-    with pytest.raises(ConfigError, match="--set training.lr: expected PATH=VALUE|expected PATH=VALUE"):
+    with pytest.raises(
+        ConfigError, match="--set training.lr: expected PATH=VALUE|expected PATH=VALUE"
+    ):
         config.load(path, ["training.lr"])
     with pytest.raises(ConfigError, match="training.patiense"):
         config.load(path, ["training.patiense=3"])
@@ -92,7 +123,8 @@ def test_resolved_config_round_trips_through_safe_load():
 
 
 def test_plugin_registers_a_model_without_touching_podbench(tmp_path, monkeypatch):
-    (tmp_path / "my_decoder.py").write_text(textwrap.dedent('''
+    (tmp_path / "my_decoder.py").write_text(
+        textwrap.dedent("""
         from dataclasses import dataclass
         from podbench.registry import register_model
         from podbench.models.mlp import Mlp
@@ -107,10 +139,12 @@ def test_plugin_registers_a_model_without_touching_podbench(tmp_path, monkeypatc
                  "output_activation": "none", "init": "torch"}
             import math
             return Mlp(math.prod(input_shape), output_dim, p, head, rngs)
-    '''))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
-    cfg = config.from_dict({"plugins": ["my_decoder"], "model": {"name": "tiny_mlp",
-                                                                 "params": {"width": 4}}})
+    cfg = config.from_dict(
+        {"plugins": ["my_decoder"], "model": {"name": "tiny_mlp", "params": {"width": 4}}}
+    )
     assert cfg.model.params == {"width": 4}
     assert "tiny_mlp" in registry.models.names()
     with pytest.raises(ConfigError, match=r"plugins\[0\] = 'no_such_module'"):
@@ -132,16 +166,27 @@ def test_cli_config_errors_exit_2_and_write_nothing(tmp_path, standin):
             result = run_cli(command, "--config", str(path), cwd=tmp_path)
             assert result.returncode == 2, result.stderr
             assert fragment in result.stderr
-    bad_set = run_cli("train", "--config", str(tmp_path / "type.yml"), "--set", "nonsense",
-                      cwd=tmp_path)
+    bad_set = run_cli(
+        "train", "--config", str(tmp_path / "type.yml"), "--set", "nonsense", cwd=tmp_path
+    )
     assert bad_set.returncode == 2 and "PATH=VALUE" in bad_set.stderr
     assert not work.exists()
     assert run_cli("train", cwd=tmp_path).returncode == 2  # missing --config: usage error
 
 
 def test_every_command_has_help(tmp_path):
-    for args in ([], ["synth"], ["demo"], ["build-features"], ["train"], ["stores"],
-                 ["stores", "ls"], ["stores", "info"], ["stores", "verify"], ["stores", "gc"]):
+    for args in (
+        [],
+        ["synth"],
+        ["demo"],
+        ["build-features"],
+        ["train"],
+        ["stores"],
+        ["stores", "ls"],
+        ["stores", "info"],
+        ["stores", "verify"],
+        ["stores", "gc"],
+    ):
         result = run_cli(*args, "--help", cwd=tmp_path)
         assert result.returncode == 0 and "Usage:" in result.stdout
 
@@ -155,8 +200,14 @@ def test_stage_keys_change_exactly_with_their_inputs(standin, tmp_path):
         new = stage_keys(base.replace(overrides))
         return {stage for stage in keys if new[stage] != keys[stage]}
 
-    assert changed(**{"model.params.filters": 64, "training.lr": 3e-4, "model.members": 3,
-                      "training.lane_chunk": 8}) == {"training"}
+    assert changed(
+        **{
+            "model.params.filters": 64,
+            "training.lr": 3e-4,
+            "model.members": 3,
+            "training.lane_chunk": 8,
+        }
+    ) == {"training"}
     assert changed(**{"training.checkpoints": False}) == set()  # an output detail
     assert changed(**{"data.window_width": 0.5}) == {"epochs", "latents", "training"}
     assert changed(**{"targets.layer": 12}) == {"targets", "training"}
@@ -165,13 +216,19 @@ def test_stage_keys_change_exactly_with_their_inputs(standin, tmp_path):
     # glove ignores targets.layer: only the fields a source reads enter its key
     (tmp_path / "g.txt").write_text("the 0.1 0.2\n")
     glove = base.replace({"targets.kind": "glove", "targets.glove_path": str(tmp_path / "g.txt")})
-    assert stage_keys(glove)["targets"] == stage_keys(glove.replace({"targets.layer": 3}))["targets"]
+    assert (
+        stage_keys(glove)["targets"] == stage_keys(glove.replace({"targets.layer": 3}))["targets"]
+    )
     # fold-fitted PCA depends on the folds and the epochs' word set
     train_pca = base.replace({"targets.pca_fit": "train"})
-    assert stage_keys(train_pca)["targets"] != stage_keys(
-        train_pca.replace({"training.n_folds": 4}))["targets"]
-    assert stage_keys(train_pca)["targets"] != stage_keys(
-        train_pca.replace({"data.window_width": 0.5}))["targets"]
+    assert (
+        stage_keys(train_pca)["targets"]
+        != stage_keys(train_pca.replace({"training.n_folds": 4}))["targets"]
+    )
+    assert (
+        stage_keys(train_pca)["targets"]
+        != stage_keys(train_pca.replace({"data.window_width": 0.5}))["targets"]
+    )
 
 
 def test_docs_document_every_config_field():
@@ -190,24 +247,28 @@ def shipped_configs() -> list[Path]:
 
     repo = Path(__file__).resolve().parents[1]
     try:
-        names = subprocess.run(["git", "ls-files", "configs"], cwd=repo, capture_output=True,
-                               text=True, check=True).stdout.split()
+        names = subprocess.run(
+            ["git", "ls-files", "configs"], cwd=repo, capture_output=True, text=True, check=True
+        ).stdout.split()
     except (OSError, subprocess.CalledProcessError):
         return sorted((repo / "configs").rglob("*.yml"))
-    return sorted(repo / n for n in names if n.endswith(".yml")) or \
-        sorted((repo / "configs").rglob("*.yml"))
+    return sorted(repo / n for n in names if n.endswith(".yml")) or sorted(
+        (repo / "configs").rglob("*.yml")
+    )
 
 
-@pytest.mark.parametrize("path", [p for p in shipped_configs() if "suites" not in p.parts],
-                         ids=lambda p: p.name)  # suites: tests/test_benchmark.py
+@pytest.mark.parametrize(
+    "path", [p for p in shipped_configs() if "suites" not in p.parts], ids=lambda p: p.name
+)  # suites: tests/test_benchmark.py
 def test_shipped_configs_are_valid(path):
     config.load(path)
 
 
 @pytest.mark.parametrize("path", shipped_configs(), ids=lambda p: p.name)
 def test_shipped_configs_say_how_long_they_take(path):
-    header = "".join(line for line in path.read_text().splitlines(keepends=True)
-                     if line.startswith("#"))
+    header = "".join(
+        line for line in path.read_text().splitlines(keepends=True) if line.startswith("#")
+    )
     assert "Time:" in header and "2 CPU cores" in header and "GPU: not measured" in header
 
 
@@ -231,7 +292,8 @@ def test_electrode_csv_paths_are_relative_to_the_data_root(standin, tmp_path, mo
     responsive_electrode_csv(moved)  # the user's own table beside the ground truth
     assert Path(csv).read_text() == (moved / ELECTRODE_CSV).read_text()
     assert resolve_electrodes(Dataset(moved), str(ELECTRODE_CSV), stores) == str(
-        (moved / ELECTRODE_CSV).resolve())  # relative to data.root
+        (moved / ELECTRODE_CSV).resolve()
+    )  # relative to data.root
     (tmp_path / "mine.csv").write_text(Path(csv).read_text())
     assert resolve_electrodes(Dataset(moved), "mine.csv", stores) == str(tmp_path / "mine.csv")
     with pytest.raises(DataError, match="nope.csv.*looked for"):
@@ -252,9 +314,14 @@ def test_command_line_data_and_output_reach_a_named_pretrain_config(standin, tmp
     pretrain.write_text("trial_name: pt\ndata:\n  root: /nonexistent/standin\n")
     with pytest.raises(ConfigError, match="/nonexistent/standin"):
         checkpoint_path(str(pretrain))
-    sets = (f"data.root={standin}", f"output.results={tmp_path}/res",
-            f"output.stores={tmp_path}/stores")
-    with pytest.raises(ConfigError, match=f"{tmp_path}/stores/pretrain/.*--set data.root={standin}"):
+    sets = (
+        f"data.root={standin}",
+        f"output.results={tmp_path}/res",
+        f"output.stores={tmp_path}/stores",
+    )
+    with pytest.raises(
+        ConfigError, match=f"{tmp_path}/stores/pretrain/.*--set data.root={standin}"
+    ):
         checkpoint_path(str(pretrain), sets)
     decoder = tmp_path / "decoder.yml"
     decoder.write_text(f"preprocess:\n  name: foundation\n  params: {{checkpoint: {pretrain}}}\n")
@@ -268,7 +335,8 @@ def test_nothing_follows_a_refusal_on_stderr(tmp_path):
     """Work a library left pending at a refusal (an asyncio task, as zarr's reads leave) is not
     printed after the one error line at exit."""
     script = tmp_path / "refuse.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import asyncio
         from podbench.cli import reports_errors
         from podbench.errors import ConfigError
@@ -284,6 +352,7 @@ def test_nothing_follows_a_refusal_on_stderr(tmp_path):
             raise ConfigError("refused")
 
         refuse()
-    """))
+    """)
+    )
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr == "error: refused\n", result.stderr

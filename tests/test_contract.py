@@ -65,17 +65,26 @@ def test_decoder_contract(name):
             if head == "classes" and not entry.spec.classifier:
                 continue  # a regression cannot give one logit per class (refused at config time)
             labels = rng.integers(0, 3 if head == "classes" else 2, size=(40, 1))
-            y = jnp.asarray(labels if head in ("binary", "classes")
-                            else rng.normal(size=(40, n_out)), jnp.float32)
+            y = jnp.asarray(
+                labels if head in ("binary", "classes") else rng.normal(size=(40, n_out)),
+                jnp.float32,
+            )
             fit, predict = entry.obj(params, head=head, output_dim=n_out)
-            fitted = fit(x, y, mask, x, y, mask, jnp.asarray([1.0, 10.0]),
-                         lambda p, t, m: -jnp.mean((p[:, :1] - t[:, :1]) ** 2))
+            fitted = fit(
+                x,
+                y,
+                mask,
+                x,
+                y,
+                mask,
+                jnp.asarray([1.0, 10.0]),
+                lambda p, t, m: -jnp.mean((p[:, :1] - t[:, :1]) ** 2),
+            )
             pred = predict(x, *fitted[:4])
             assert pred.shape == (40, n_out) and np.isfinite(np.asarray(pred)).all(), head
         return
     for head, n_out in HEADS.items():
-        model = entry.obj(params, input_shape=INPUT, output_dim=n_out, head=head,
-                          rngs=nnx.Rngs(0))
+        model = entry.obj(params, input_shape=INPUT, output_dim=n_out, head=head, rngs=nnx.Rngs(0))
         graphdef, state = nnx.split(model)
         x = jnp.ones((2, 4, *INPUT)) * jnp.arange(4.0)[None, :, None, None]
         mask = jnp.array([[1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 0.0, 0.0]])  # padded rows
@@ -103,8 +112,15 @@ def contract_cfgs(standin, tmp_path_factory):
             lm = work / "gpt2"
             params["lm_dir"] = str(lm if lm.is_dir() else tiny_gpt2(lm))
         model = {"name": "llm_prefix", "members": 1} if task == "llm_decoding" else {}
-        return make_config(standin, work, task=task, task_params=params, model=model,
-                           data={"subjects": [1]}, training={"n_folds": 3})
+        return make_config(
+            standin,
+            work,
+            task=task,
+            task_params=params,
+            model=model,
+            data={"subjects": [1]},
+            training={"n_folds": 3},
+        )
 
     return cfg
 
@@ -149,8 +165,12 @@ def test_task_contract(name, contract_cfgs):
     if task.head == "classes" and len(np.unique(y[:, 0])) == n_out:
         from scipy.special import softmax
 
-        expected = roc_auc_score(y[:, 0].astype(int), softmax(pred.astype(np.float64), axis=1),
-                                 multi_class="ovr", average="macro")
+        expected = roc_auc_score(
+            y[:, 0].astype(int),
+            softmax(pred.astype(np.float64), axis=1),
+            multi_class="ovr",
+            average="macro",
+        )
         assert metrics["macro_roc_auc"] == pytest.approx(expected, abs=1e-9)
     assert task.headline.startswith("test_") and task.stop_mode in ("max", "min")
 
@@ -174,8 +194,9 @@ def test_preprocessor_contract(name, tmp_path, monkeypatch, standin):
     entry = registry.preprocessors.entry(name)
     params = build_params(entry.spec.params, PREPROCESS_PARAMS[name], "preprocess.params")
     channels = ["sub-01:G1", "sub-01:G2", "sub-01:G3"]
-    ctx = EpochsContext(sfreq=512.0, window=320, channels=channels, subjects=[1, 1, 1],
-                        root=str(standin))
+    ctx = EpochsContext(
+        sfreq=512.0, window=320, channels=channels, subjects=[1, 1, 1], root=str(standin)
+    )
     transform = entry.obj(params, ctx)
     x = np.random.default_rng(0).normal(size=(4, 3, 320)).astype(np.float32)
     out = np.asarray(transform(x))
@@ -190,11 +211,16 @@ def test_a_task_missing_a_required_hook_fails_at_registration():
     from podbench.registry import register_task
     from podbench.tasks.common import RegressionTask
 
-    with pytest.raises(ConfigError, match=r"task 'no_values' .* required hook\(s\) target_sources, "
-                                          r"values"):
+    with pytest.raises(
+        ConfigError,
+        match=r"task 'no_values' .* required hook\(s\) target_sources, "
+        r"values",
+    ):
+
         @register_task("no_values")
         class NoValues(RegressionTask):
             pass
+
     assert "no_values" not in registry.tasks
 
 
@@ -211,16 +237,27 @@ def scratch_models(monkeypatch):
     return registry.models
 
 
-@pytest.mark.parametrize("keywords, message", [
-    ({"input_dim": None}, r"model 'bad_spec': unknown keyword 'input_dim'; did you mean "
-                          r"'input_dims'\?"),
-    ({"params": RateParams, "dropout": "dropout"}, r"'dropout' is not a field of params "
-                                                     r"\(rate\)"),
-    ({"kind": "closed_form", "takes_targets": True}, "a closed-form decoder declares none of "
-                                                     "takes_targets"),
-    ({"kind": "ridge"}, "kind = 'ridge': expected 'trained' or 'closed_form'"),
-    ({"params": dict}, "params = <class 'dict'>: expected a dataclass"),
-])
+@pytest.mark.parametrize(
+    "keywords, message",
+    [
+        (
+            {"input_dim": None},
+            r"model 'bad_spec': unknown keyword 'input_dim'; did you mean "
+            r"'input_dims'\?",
+        ),
+        (
+            {"params": RateParams, "dropout": "dropout"},
+            r"'dropout' is not a field of params "
+            r"\(rate\)",
+        ),
+        (
+            {"kind": "closed_form", "takes_targets": True},
+            "a closed-form decoder declares none of takes_targets",
+        ),
+        ({"kind": "ridge"}, "kind = 'ridge': expected 'trained' or 'closed_form'"),
+        ({"params": dict}, "params = <class 'dict'>: expected a dataclass"),
+    ],
+)
 def test_a_decoder_spec_is_checked_at_registration(scratch_models, keywords, message):
     from podbench.errors import ConfigError
 
@@ -232,10 +269,12 @@ def test_a_decoder_spec_is_checked_at_registration(scratch_models, keywords, mes
 def test_every_registry_refuses_an_unknown_keyword():
     from podbench.errors import ConfigError
 
-    for register, typo, meant in ((registry.register_preprocessor, "dim", "dims"),
-                                  (registry.register_target_source, "field", "fields"),
-                                  (registry.register_task, "param", "params"),
-                                  (registry.register_metric, "higher_is_better", None)):
+    for register, typo, meant in (
+        (registry.register_preprocessor, "dim", "dims"),
+        (registry.register_target_source, "field", "fields"),
+        (registry.register_task, "param", "params"),
+        (registry.register_metric, "higher_is_better", None),
+    ):
         hint = f"; did you mean '{meant}'" if meant else r" \(Spec declares: none\)"
         with pytest.raises(ConfigError, match=f"unknown keyword '{typo}'{hint}"):
             register("typo", **{typo: None})(lambda: None)
@@ -247,7 +286,8 @@ def test_the_lane_dropout_is_the_parameter_the_spec_names(scratch_models):
     from podbench.train.run import per_lane_fields
 
     registry.register_model("rate_dropout", params=RateParams, dropout="rate")(
-        lambda params, **_: None)
+        lambda params, **_: None
+    )
     cfg = config.from_dict({"model": {"name": "rate_dropout", "params": {"rate": 0.1}}})
     assert lane_point(cfg).dropout == pytest.approx(0.1)
     assert "model.params.rate" in per_lane_fields(cfg)

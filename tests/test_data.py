@@ -26,8 +26,9 @@ def test_word_table_of_the_full_transcript():
     assert words["word"].str.lower().str.strip(".,?!").nunique() > 1000
 
 
-@pytest.mark.parametrize("mode, expected", [("raw", "There's,"), ("lower", "there's,"),
-                                            ("strip", "there's")])
+@pytest.mark.parametrize(
+    "mode, expected", [("raw", "There's,"), ("lower", "there's,"), ("strip", "there's")]
+)
 def test_label_normalisation(mode, expected):
     assert normalise_label("There's,", mode) == expected
 
@@ -36,7 +37,9 @@ def test_channel_tables_with_and_without_bom():
     ds = Dataset(PACKAGE_DATA)
     with_bom = PACKAGE_DATA / "sub-01/ieeg/sub-01_task-podcast_channels.tsv"
     without = PACKAGE_DATA / "sub-02/ieeg/sub-02_task-podcast_channels.tsv"
-    assert with_bom.read_bytes()[:3] == b"\xef\xbb\xbf" and without.read_bytes()[:3] != b"\xef\xbb\xbf"
+    assert (
+        with_bom.read_bytes()[:3] == b"\xef\xbb\xbf" and without.read_bytes()[:3] != b"\xef\xbb\xbf"
+    )
     for sub, n_good in ((1, 99), (2, 90), (3, 235)):
         table = ds.channels(sub)
         assert list(table.columns[:3]) == ["name", "type", "units"]
@@ -84,8 +87,9 @@ def test_selection_by_regex_and_by_csv(standin, tmp_path):
     assert [r.channels for r in recs] == [["G2"], ["LGA10", "LGB70"]]  # recording order
     data = recs[1].read(100, 200)
     raw = mne.io.read_raw_fif(ds.derivative_path(3), verbose="error")
-    np.testing.assert_array_equal(data, raw.get_data(picks=["LGA10", "LGB70"], start=100, stop=200)
-                                  .astype(np.float32))
+    np.testing.assert_array_equal(
+        data, raw.get_data(picks=["LGA10", "LGB70"], start=100, stop=200).astype(np.float32)
+    )
 
 
 def test_selection_errors(standin, tmp_path):
@@ -128,8 +132,12 @@ def test_raw_edf_to_high_gamma_path(tmp_path):
     smooth = np.ones(64) / 64
     a = recomputed.read(0, recomputed.n_times)
     b = planted.read(0, planted.n_times)
-    corr = [np.corrcoef(np.convolve(x, smooth, "valid")[512:-512],
-                        np.convolve(y, smooth, "valid")[512:-512])[0, 1] for x, y in zip(a, b)]
+    corr = [
+        np.corrcoef(
+            np.convolve(x, smooth, "valid")[512:-512], np.convolve(y, smooth, "valid")[512:-512]
+        )[0, 1]
+        for x, y in zip(a, b)
+    ]
     assert np.median(corr) > 0.6  # the recipe recovers the planted envelope
     with pytest.raises(DataError, match="run `podbench highgamma"):
         Dataset(root).derivative_path(8, "podbench_highgamma")

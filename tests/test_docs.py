@@ -33,18 +33,33 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-REDUCED = ("training.epochs=1 model.members=1 data.lags.min=0 data.lags.max=400 "
-           "data.subjects=[3,6] pretrain.steps=4")
+REDUCED = (
+    "training.epochs=1 model.members=1 data.lags.min=0 data.lags.max=400 "
+    "data.subjects=[3,6] pretrain.steps=4"
+)
 FILE = re.compile(r"#\s*(\S+\.(?:py|ya?ml))\s*$")
 # README first, then the site's pages in the order of its navigation (docs/index.md and
 # docs/user_guide/index.md): later blocks use what earlier ones made
-PAGES = ["README.md", "docs/index.md", "docs/getting_started.md", "docs/user_guide/index.md",
-         "docs/user_guide/pipeline.md", "docs/user_guide/tasks.md",
-         "docs/user_guide/decoders.md", "docs/user_guide/sweeps.md",
-         "docs/user_guide/benchmarking.md", "docs/user_guide/foundation.md",
-         "docs/user_guide/cluster.md", "docs/user_guide/real_data.md",
-         "docs/user_guide/electrodes.md", "docs/user_guide/parity.md", "docs/extending.md",
-         "docs/configuration.md", "docs/benchmarks.md", "docs/changelog.md"]
+PAGES = [
+    "README.md",
+    "docs/index.md",
+    "docs/getting_started.md",
+    "docs/user_guide/index.md",
+    "docs/user_guide/pipeline.md",
+    "docs/user_guide/tasks.md",
+    "docs/user_guide/decoders.md",
+    "docs/user_guide/sweeps.md",
+    "docs/user_guide/benchmarking.md",
+    "docs/user_guide/foundation.md",
+    "docs/user_guide/cluster.md",
+    "docs/user_guide/real_data.md",
+    "docs/user_guide/electrodes.md",
+    "docs/user_guide/parity.md",
+    "docs/extending.md",
+    "docs/configuration.md",
+    "docs/benchmarks.md",
+    "docs/changelog.md",
+]
 SKIP_DIRS = ("_build", "generated", "auto_examples", "_ext")
 
 
@@ -59,8 +74,13 @@ def readme_blocks(text: str) -> list[tuple[str, str, bool]]:
             continue
         before = next((line for line in reversed(lines[:i]) if line.strip()), "")
         end = next(j for j in range(i + 1, len(lines)) if lines[j].startswith("```"))
-        out.append((fence.group(1), "\n".join(lines[i + 1:end]) + "\n",
-                    before.strip().startswith("<!-- no-run")))
+        out.append(
+            (
+                fence.group(1),
+                "\n".join(lines[i + 1 : end]) + "\n",
+                before.strip().startswith("<!-- no-run"),
+            )
+        )
         i = end + 1
     return out
 
@@ -68,16 +88,21 @@ def readme_blocks(text: str) -> list[tuple[str, str, bool]]:
 def doc_pages() -> list[Path]:
     """Every source page of the site (Markdown and reStructuredText) outside build output."""
     docs = REPO / "docs"
-    return sorted(p for p in docs.rglob("*") if p.suffix in (".md", ".rst")
-                  and not any(part in SKIP_DIRS for part in p.relative_to(docs).parts))
+    return sorted(
+        p
+        for p in docs.rglob("*")
+        if p.suffix in (".md", ".rst")
+        and not any(part in SKIP_DIRS for part in p.relative_to(docs).parts)
+    )
 
 
 def test_pages_are_walked():
     """Every page of the site is in PAGES (so its blocks run), and no reStructuredText page
     hides a code block the walk would not see."""
     listed = {REPO / p for p in PAGES}
-    missing = [str(p.relative_to(REPO)) for p in doc_pages()
-               if p.suffix == ".md" and p not in listed]
+    missing = [
+        str(p.relative_to(REPO)) for p in doc_pages() if p.suffix == ".md" and p not in listed
+    ]
     assert not missing, f"pages not in tests/test_docs.py PAGES: {missing}"
     for page in doc_pages():
         if page.suffix == ".rst":
@@ -102,8 +127,10 @@ def test_readme_is_one_screen_and_points_at_the_built_site():
     text = (REPO / "README.md").read_text()
     assert len(text.splitlines()) <= 150
     bodies = [body for _, body, _ in readme_blocks(text)]
-    assert any("sphinx-build -b html docs docs/_build/html" in b and "python -m http.server" in b
-               for b in bodies)
+    assert any(
+        "sphinx-build -b html docs docs/_build/html" in b and "python -m http.server" in b
+        for b in bodies
+    )
     links = re.findall(r"\]\(([^)\s]+)\)", text)
     local = [link for link in links if not re.match(r"[a-z]+:", link)]
     assert len(local) >= 8
@@ -131,14 +158,19 @@ def test_configuration_reference_lists_every_field():
     assert all(doc for _, _, doc in rows), "a config field without its doc= text"
     names = {name for name, _, _ in podbench_docs.registry_params("models")}
     assert {"pitom", "mlp", "ridge", "linear", "time_pool", "llm_prefix"} <= names
-    pitom = dict((n, d) for n, _, d, _ in podbench_docs.param_rows(
-        next(s for n, s, _ in podbench_docs.registry_params("models") if n == "pitom")))
+    pitom = dict(
+        (n, d)
+        for n, _, d, _ in podbench_docs.param_rows(
+            next(s for n, s, _ in podbench_docs.registry_params("models") if n == "pitom")
+        )
+    )
     assert pitom["filters"] == "128"
 
 
 def tracked_copy(dest: Path) -> Path:
-    names = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True,
-                           check=True).stdout.split()
+    names = subprocess.run(
+        ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
     for name in names:
         if not (REPO / name).is_file():  # deleted in the working tree, not yet committed
             continue
@@ -156,10 +188,26 @@ def site(tmp_path_factory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("site")
     repo = tracked_copy(tmp / "clone")
     out = tmp / "html"
-    done = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b",
-                           "html", "-D", "plot_gallery=0", "docs", str(out)], cwd=repo,
-                          capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(repo), "MPLBACKEND": "Agg"})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "--keep-going",
+            "-q",
+            "-b",
+            "html",
+            "-D",
+            "plot_gallery=0",
+            "docs",
+            str(out),
+        ],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(repo), "MPLBACKEND": "Agg"},
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return repo, out
 
@@ -169,8 +217,14 @@ def test_site_builds_without_warnings(site):
     configuration reference and the API reference; broken references, and docstrings of the
     API reference that fail docs/conf.py's numpydoc checks, are errors)."""
     repo, out = site
-    for page in ("index.html", "configuration.html", "api.html", "auto_examples/index.html",
-                 "user_guide/benchmarking.html", "searchindex.js"):
+    for page in (
+        "index.html",
+        "configuration.html",
+        "api.html",
+        "auto_examples/index.html",
+        "user_guide/benchmarking.html",
+        "searchindex.js",
+    ):
         assert (out / page).is_file(), page
     config_page = (out / "configuration.html").read_text()
     assert "training.permutation_seed" in config_page and "num_average_samples" in config_page
@@ -189,11 +243,20 @@ def test_a_failing_example_fails_the_build(tmp_path):
     repo = tracked_copy(tmp_path / "clone")
     (repo / "examples" / "plot_99_fails.py").write_text(
         '"""\nA planted failure\n=================\n\nRaises.\n"""\n\n'
-        'raise RuntimeError("planted gallery failure")\n')
-    done = subprocess.run([sys.executable, "-m", "sphinx", "-q", "-b", "html", "docs",
-                           str(tmp_path / "html")], cwd=repo, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(repo), "MPLBACKEND": "Agg",
-                               "PODBENCH_GALLERY_ONLY": r"/plot_99_fails\.py$"})
+        'raise RuntimeError("planted gallery failure")\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-q", "-b", "html", "docs", str(tmp_path / "html")],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(repo),
+            "MPLBACKEND": "Agg",
+            "PODBENCH_GALLERY_ONLY": r"/plot_99_fails\.py$",
+        },
+    )
     output = done.stdout + done.stderr
     assert done.returncode != 0, output[-3000:]
     assert "plot_99_fails.py" in output and "planted gallery failure" in output, output[-3000:]
@@ -241,7 +304,9 @@ def broken_links(out: Path) -> tuple[int, list[str]]:
             where = f"{page.relative_to(out.resolve())}: {link}"
             if not target.is_file():
                 broken.append(where + " (no such file)")
-            elif url.fragment and target in pages and unquote(url.fragment) not in pages[target].ids:
+            elif (
+                url.fragment and target in pages and unquote(url.fragment) not in pages[target].ids
+            ):
                 broken.append(where + " (no such anchor)")
     return checked, broken
 
@@ -303,48 +368,63 @@ def test_site_in_a_headless_browser(site):
                 seen.add(page)
                 driver.get(base + page)
                 assert driver.execute_script("return document.readyState") == "complete"
-                errors = [e for e in driver.get_log("browser")
-                          if e["level"] in ("SEVERE", "WARNING")]
+                errors = [
+                    e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "WARNING")
+                ]
                 assert errors == [], (page, errors)
                 assert driver.find_elements("css selector", "article.bd-article"), page
                 broken = driver.execute_script(
                     "return Array.from(document.images).filter(i => !(i.complete && "
-                    "i.naturalWidth > 0)).map(i => i.src)")
+                    "i.naturalWidth > 0)).map(i => i.src)"
+                )
                 assert broken == [], (page, broken)
                 for href in driver.execute_script(
-                        "return Array.from(document.querySelectorAll('nav a[href]'))"
-                        ".map(a => a.href)"):
+                    "return Array.from(document.querySelectorAll('nav a[href]')).map(a => a.href)"
+                ):
                     path = href.split("#")[0]
                     if path.startswith(base) and path.endswith(".html"):
-                        queue.append(path[len(base):])
-            expected = {"index.html", "getting_started.html", "user_guide/index.html",
-                        "extending.html", "configuration.html", "api.html", "benchmarks.html",
-                        "changelog.html", "auto_examples/index.html"}
+                        queue.append(path[len(base) :])
+            expected = {
+                "index.html",
+                "getting_started.html",
+                "user_guide/index.html",
+                "extending.html",
+                "configuration.html",
+                "api.html",
+                "benchmarks.html",
+                "changelog.html",
+                "auto_examples/index.html",
+            }
             expected |= {f"user_guide/{p.stem}.html" for p in (out / "user_guide").glob("*.html")}
             assert expected <= seen, sorted(expected - seen)
 
             driver.get(base + "api.html")
             tables = driver.find_elements("css selector", "table.autosummary")
             assert len(tables) >= 6 and all(t.is_displayed() for t in tables)
-            names = [a.text for a in driver.find_elements("css selector",
-                                                           "table.autosummary td:first-child a")]
+            names = [
+                a.text
+                for a in driver.find_elements("css selector", "table.autosummary td:first-child a")
+            ]
             assert {"train", "load_run", "SavedRun", "load"} <= set(names), names
             driver.get(base + "configuration.html")
             tables = driver.find_elements("css selector", "table.podbench-table")
             assert len(tables) >= 10 and all(t.is_displayed() for t in tables)
             from podbench.config import describe_fields
+
             rows = tables[0].find_elements("css selector", "tbody tr")
             assert len(rows) == len(describe_fields())
 
             driver.get(base + "search.html?q=permutation")
-            WebDriverWait(driver, 20).until(lambda d: d.find_elements(
-                "css selector", "#search-results ul.search li"))
-            assert any("benchmarking" in a.get_attribute("href") for a in
-                       driver.find_elements("css selector", "#search-results ul.search li a"))
+            WebDriverWait(driver, 20).until(
+                lambda d: d.find_elements("css selector", "#search-results ul.search li")
+            )
+            assert any(
+                "benchmarking" in a.get_attribute("href")
+                for a in driver.find_elements("css selector", "#search-results ul.search li a")
+            )
             errors = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
             assert errors == [], errors
-        failed = [(path, code) for path, code in requests
-                  if code >= 400 and path != "/favicon.ico"]
+        failed = [(path, code) for path, code in requests if code >= 400 and path != "/favicon.ico"]
         assert failed == [], failed
         assert len(seen) >= 20
     finally:
@@ -355,8 +435,13 @@ def test_site_in_a_headless_browser(site):
 def test_examples_run_verbatim(tmp_path):
     repo = tracked_copy(tmp_path / "clone")
     bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PODBENCH_SET": REDUCED, "PYTHONPATH": str(repo), "MPLBACKEND": "Agg",
-           "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    env = {
+        **os.environ,
+        "PODBENCH_SET": REDUCED,
+        "PYTHONPATH": str(repo),
+        "MPLBACKEND": "Agg",
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+    }
 
     def run(argv: list[str], what: str) -> None:
         done = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True)

@@ -34,16 +34,21 @@ def planted(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def silent(tmp_path_factory) -> Path:
-    return synthesize(tmp_path_factory.mktemp("silent") / "ds", subjects=[SUBJECT], duration=600,
-                      snr=0.0)
+    return synthesize(
+        tmp_path_factory.mktemp("silent") / "ds", subjects=[SUBJECT], duration=600, snr=0.0
+    )
 
 
 def selection_config(root: Path, work: Path, **selection) -> config.Config:
-    raw = {"data": {"root": str(root), "lags": {"min": 0, "max": 200, "step": 200},
-                    "electrodes": {"select": "encoding", "fit": "all", "permutations": 300,
-                                   **selection}},
-           "model": {"name": "ridge"},
-           "output": {"stores": str(work / "stores"), "results": str(work / "results")}}
+    raw = {
+        "data": {
+            "root": str(root),
+            "lags": {"min": 0, "max": 200, "step": 200},
+            "electrodes": {"select": "encoding", "fit": "all", "permutations": 300, **selection},
+        },
+        "model": {"name": "ridge"},
+        "output": {"stores": str(work / "stores"), "results": str(work / "results")},
+    }
     return config.from_dict(raw)
 
 
@@ -63,29 +68,37 @@ def test_planted_selection_recovers_the_responsive_channels_and_is_reused(plante
     recall = (chosen & truth).sum() / truth.sum()
     assert precision >= 0.8 and recall >= 0.8, (precision, recall, chosen.sum(), truth.sum())
     folder = first.stores.path("selection", first.keys["selection"])
-    assert all((folder / f"{name}.{ext}").is_file()
-               for name in ("electrodes", "correlations") for ext in ("png", "svg"))
+    assert all(
+        (folder / f"{name}.{ext}").is_file()
+        for name in ("electrodes", "correlations")
+        for ext in ("png", "svg")
+    )
     again = build_selection_store(cfg, log=lambda _: None)
     assert [r.status for r in again.reports] == ["hit", "hit"]
     from podbench.features.inspect import listing
 
     assert "selection" in listing(first.stores)
     other = selection_config(planted, tmp_path, alpha=0.01)
-    assert resolve(other) and first.keys["selection"] != build_selection_store(
-        other, log=lambda _: None).keys["selection"]
+    assert (
+        resolve(other)
+        and first.keys["selection"]
+        != build_selection_store(other, log=lambda _: None).keys["selection"]
+    )
 
 
 def test_without_signal_few_electrodes_are_selected(silent, tmp_path):
     bh = build_selection_store(selection_config(silent, tmp_path), log=lambda _: None)
     assert bh.load("selection")["selected"].values.mean() <= 0.05
-    loose = build_selection_store(selection_config(silent, tmp_path, correction="none",
-                                                   alpha=0.1), log=lambda _: None)
+    loose = build_selection_store(
+        selection_config(silent, tmp_path, correction="none", alpha=0.1), log=lambda _: None
+    )
     assert loose.load("selection")["selected"].values.mean() <= 0.2  # about alpha's share
 
 
 def test_fit_train_never_looks_at_a_folds_test_events(planted, tmp_path):
-    cfg = selection_config(planted, tmp_path, fit="train", permutations=40, alpha=0.2,
-                           correction="none")
+    cfg = selection_config(
+        planted, tmp_path, fit="train", permutations=40, alpha=0.2, correction="none"
+    )
     features = build_selection_store(cfg, log=lambda _: None)
     stored = features.load("selection")
     targets = features.load("targets")
@@ -122,32 +135,43 @@ def test_electrodes_command_writes_a_csv_that_data_electrodes_reads(planted, tmp
     assert resolve(reread).electrodes == str(out.resolve())
 
 
-@pytest.mark.parametrize("setting, message", [
-    ("data.electrodes.alpha=2", "data.electrodes.alpha = 2"),
-    ("data.electrodes.alpah=0.1", "did you mean 'data.electrodes.alpha'"),
-    ("data.electrodes.stop=-10", "data.electrodes.stop = -10"),
-    ("data.electrodes.fit=test", "data.electrodes.fit = 'test'"),
-    ("data.electrodes=[1]", "data.electrodes"),
-])
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("data.electrodes.alpha=2", "data.electrodes.alpha = 2"),
+        ("data.electrodes.alpah=0.1", "did you mean 'data.electrodes.alpha'"),
+        ("data.electrodes.stop=-10", "data.electrodes.stop = -10"),
+        ("data.electrodes.fit=test", "data.electrodes.fit = 'test'"),
+        ("data.electrodes=[1]", "data.electrodes"),
+    ],
+)
 def test_bad_selection_settings_exit_2_naming_the_key(planted, tmp_path, setting, message):
     path = tmp_path / "select.yml"
     path.write_text(yaml.safe_dump(selection_config(planted, tmp_path).to_dict()))
-    result = CliRunner().invoke(main, ["electrodes", "--config", str(path), "--out",
-                                       str(tmp_path / "x.csv"), "--set", setting])
+    result = CliRunner().invoke(
+        main,
+        ["electrodes", "--config", str(path), "--out", str(tmp_path / "x.csv"), "--set", setting],
+    )
     assert result.exit_code == 2, result.output
     assert message in result.output
 
 
 def test_selection_needs_channel_latents_and_targets_fitted_on_all_words(planted, tmp_path):
     with pytest.raises(ConfigError, match="no leading channel axis"):
-        config.from_dict({"data": {"root": str(planted), "electrodes": {"select": "encoding"}},
-                          "preprocess": {"name": "foundation", "params": {"checkpoint": "x"}}})
+        config.from_dict(
+            {
+                "data": {"root": str(planted), "electrodes": {"select": "encoding"}},
+                "preprocess": {"name": "foundation", "params": {"checkpoint": "x"}},
+            }
+        )
     cfg = selection_config(planted, tmp_path).replace({"targets.pca_fit": "train"})
     with pytest.raises(ConfigError, match="fit them on all words"):
         build_selection_store(cfg, log=lambda _: None)
     plain = cfg.replace({"data.electrodes": None})
-    result = CliRunner().invoke(main, ["electrodes", "--config", str(_dump(plain, tmp_path)),
-                                       "--out", str(tmp_path / "x.csv")])
+    result = CliRunner().invoke(
+        main,
+        ["electrodes", "--config", str(_dump(plain, tmp_path)), "--out", str(tmp_path / "x.csv")],
+    )
     assert result.exit_code == 2 and "not a selection" in result.output
 
 
@@ -157,17 +181,30 @@ def _dump(cfg: config.Config, folder: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("task, model", [("word_embedding", "ridge"), ("word_embedding", "pitom"),
-                                         ("content_word", "linear"), ("content_word", "mlp")])
+@pytest.mark.parametrize(
+    "task, model",
+    [
+        ("word_embedding", "ridge"),
+        ("word_embedding", "pitom"),
+        ("content_word", "linear"),
+        ("content_word", "mlp"),
+    ],
+)
 def test_both_fits_train_every_kind_of_decoder(planted, tmp_path, task, model):
     from podbench.train.inputs import prepare
     from podbench.train.run import train_points
 
     for fit in ("all", "train"):
-        cfg = selection_config(planted, tmp_path, fit=fit, permutations=40, alpha=0.3,
-                               correction="none").replace(
-            {"task": task, "model": {"name": model, "members": 1}, "training.epochs": 1,
-             "trial_name": f"{fit}-{model}"})
+        cfg = selection_config(
+            planted, tmp_path, fit=fit, permutations=40, alpha=0.3, correction="none"
+        ).replace(
+            {
+                "task": task,
+                "model": {"name": model, "members": 1},
+                "training.epochs": 1,
+                "trial_name": f"{fit}-{model}",
+            }
+        )
         [result] = train_points([cfg], log=lambda _: None)
         assert np.isfinite(result.performance.filter(like="test_").values.astype(float)).any()
         features = build_features(cfg, log=lambda _: None)
@@ -179,5 +216,6 @@ def test_both_fits_train_every_kind_of_decoder(planted, tmp_path, task, model):
             assert list(channels) == list(sel["channel"].values[sel["selected"].values[0]])
             continue
         assert inputs.keep.shape[:3] == (5, 1, len(channels))
-        np.testing.assert_array_equal(inputs.keep[:, 0, :, 0] > 0,
-                                      sel["selected"].sel(channel=channels).values)
+        np.testing.assert_array_equal(
+            inputs.keep[:, 0, :, 0] > 0, sel["selected"].sel(channel=channels).values
+        )

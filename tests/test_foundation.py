@@ -19,8 +19,17 @@ from podbench.features.keys import stage_keys
 from podbench.features.pretrain import pretrain
 from podbench.models.foundation.mae import MaskedAutoencoder
 
-PRETRAIN = {"depth": 1, "width": 16, "heads": 2, "patch": 32, "steps": 30, "batch_size": 8,
-            "lr": 3e-3, "mask_ratio": 0.5, "seed": 0}
+PRETRAIN = {
+    "depth": 1,
+    "width": 16,
+    "heads": 2,
+    "patch": 32,
+    "steps": 30,
+    "batch_size": 8,
+    "lr": 3e-3,
+    "mask_ratio": 0.5,
+    "seed": 0,
+}
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +42,13 @@ def raw_config(standin, tmp: Path, **preprocess) -> dict:
     root, csv = standin
     return {
         "trial_name": "fm",
-        "data": {"root": str(root), "subjects": [8], "electrodes": str(csv), "window_width": 0.625,
-                 "lags": {"min": 0, "max": 500, "step": 250}},
+        "data": {
+            "root": str(root),
+            "subjects": [8],
+            "electrodes": str(csv),
+            "window_width": 0.625,
+            "lags": {"min": 0, "max": 500, "step": 250},
+        },
         "targets": {"kind": "gpt2", "layer": 24, "pca_dim": 10},
         "preprocess": {"name": "foundation", "params": preprocess},
         "model": {"name": "mlp", "members": 2, "params": {"hidden": [32], "dropout": 0.2}},
@@ -71,8 +85,11 @@ def test_pretraining_writes_a_complete_folder_and_learns(pretrained):
     from podbench.features.inspect import listing
     from podbench.features.store import Stores
 
-    listed = [r for r in listing(Stores(pretrained.parent.parent)).splitlines()
-              if r.startswith("pretrain")]
+    listed = [
+        r
+        for r in listing(Stores(pretrained.parent.parent)).splitlines()
+        if r.startswith("pretrain")
+    ]
     assert len(listed) == 1 and listed[0].split()[1] == pretrained.name[:12]
     for name in ("checkpoint.pt", "config.json", "digest", "loss.csv"):
         assert (pretrained / name).is_file()
@@ -113,8 +130,11 @@ def test_latents_are_built_once(standin, workdir, pretrained, monkeypatch):
 
     calls = []
     original = MaskedAutoencoder.forward_features
-    monkeypatch.setattr(MaskedAutoencoder, "forward_features",
-                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    monkeypatch.setattr(
+        MaskedAutoencoder,
+        "forward_features",
+        lambda self, *a, **k: calls.append(1) or original(self, *a, **k),
+    )
     second = build_features(cfg, log=lambda line: None)
     assert {r.stage: r.status for r in second.reports}["latents"] == "hit"
     assert calls == []
@@ -127,10 +147,14 @@ def test_electrode_pooling_keeps_one_vector_per_electrode(standin, workdir, pret
     latents = build_features(cfg, log=lambda line: None).open("latents")
     n_channels = 9  # responsive channels of sub-08
     assert latents.sizes["feature"] == n_channels * PRETRAIN["width"]
-    assert stage_keys(cfg)["latents"] != stage_keys(foundation_cfg(
-        standin, workdir, checkpoint=str(pretrained)))["latents"]
+    assert (
+        stage_keys(cfg)["latents"]
+        != stage_keys(foundation_cfg(standin, workdir, checkpoint=str(pretrained)))["latents"]
+    )
 
-    model = MaskedAutoencoder(**json.loads((pretrained / "config.json").read_text())["architecture"])
+    model = MaskedAutoencoder(
+        **json.loads((pretrained / "config.json").read_text())["architecture"]
+    )
     x, coords = torch.randn(3, n_channels, 320), torch.randn(n_channels, 3) * 50
     per_electrode = model.forward_features(x, coords, pool="electrodes").view(3, n_channels, -1)
     assert torch.allclose(per_electrode.mean(1), model.forward_features(x, coords), atol=1e-6)
@@ -143,8 +167,10 @@ def test_checkpoint_may_name_folder_file_or_pretrain_config(standin, workdir, pr
     pretrain_yaml.write_text(yaml.safe_dump(pretrain_raw(standin, workdir)))
     from podbench.features.foundation import depends
 
-    digests = {depends(foundation_cfg(standin, workdir, checkpoint=str(spec)))["checkpoint_sha256"]
-               for spec in (pretrained, pretrained / "checkpoint.pt", pretrain_yaml)}
+    digests = {
+        depends(foundation_cfg(standin, workdir, checkpoint=str(spec)))["checkpoint_sha256"]
+        for spec in (pretrained, pretrained / "checkpoint.pt", pretrain_yaml)
+    }
     assert digests == {(pretrained / "digest").read_text().strip()}
 
 
@@ -160,11 +186,13 @@ def test_mlp_trains_end_to_end(standin, workdir, pretrained):
 
 
 def test_new_checkpoint_gives_new_latents_key(standin, workdir, pretrained):
-    other = pretrain(config.from_dict(pretrain_raw(standin, workdir, seed=1, steps=3)),
-                     log=lambda line: None)
+    other = pretrain(
+        config.from_dict(pretrain_raw(standin, workdir, seed=1, steps=3)), log=lambda line: None
+    )
     assert other != pretrained
-    keys = [stage_keys(foundation_cfg(standin, workdir, checkpoint=str(p)))
-            for p in (pretrained, other)]
+    keys = [
+        stage_keys(foundation_cfg(standin, workdir, checkpoint=str(p))) for p in (pretrained, other)
+    ]
     assert keys[0]["epochs"] == keys[1]["epochs"]
     assert keys[0]["latents"] != keys[1]["latents"]
 
@@ -234,8 +262,10 @@ def test_errors_are_raised_before_anything_is_written(standin, tmp_path, pretrai
         ({"checkpoint": str(bad)}, "does not match the model's architecture"),
         ({"module": "fm_no_such_module:build"}, "preprocess.params.module.*cannot import"),
         ({"module": "fm_user_nofeatures:build"}, "has no method forward_features"),
-        ({"module": "fm_user_plain:build", "state_dict": str(wrong_weights)},
-         "preprocess.params.state_dict.*unexpected other"),
+        (
+            {"module": "fm_user_plain:build", "state_dict": str(wrong_weights)},
+            "preprocess.params.state_dict.*unexpected other",
+        ),
         ({"checkpoint": str(pretrained), "module": "fm_user_plain:build"}, "not both"),
         ({"module": "fm_user_plain:build", "pool": "electrodes"}, "only the built-in model pools"),
     ]

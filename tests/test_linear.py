@@ -27,10 +27,16 @@ def fit_args(x, y, n_train, alphas, score_fn):
     """ridge_fit / logistic_fit arguments: the first n_train rows train, the rest validate."""
     m_tr = np.ones(n_train, np.float32)
     m_va = np.ones(len(x) - n_train, np.float32)
-    return (jnp.asarray(x[:n_train], jnp.float32), jnp.asarray(y[:n_train], jnp.float32),
-            jnp.asarray(m_tr), jnp.asarray(x[n_train:], jnp.float32),
-            jnp.asarray(y[n_train:], jnp.float32), jnp.asarray(m_va),
-            jnp.asarray(alphas, jnp.float32), score_fn)
+    return (
+        jnp.asarray(x[:n_train], jnp.float32),
+        jnp.asarray(y[:n_train], jnp.float32),
+        jnp.asarray(m_tr),
+        jnp.asarray(x[n_train:], jnp.float32),
+        jnp.asarray(y[n_train:], jnp.float32),
+        jnp.asarray(m_va),
+        jnp.asarray(alphas, jnp.float32),
+        score_fn,
+    )
 
 
 def standardised(x, n_train):
@@ -63,7 +69,9 @@ def test_ridge_keeps_the_alpha_best_on_validation():
     grid = [1e-2, 1.0, 1e2, 1e4]
     scores = [float(ridge_fit(*fit_args(x, y, 80, [a], neg_mse))[5]) for a in grid]
     _, _, _, _, chosen, best = ridge_fit(*fit_args(x, y, 80, grid, neg_mse))
-    assert float(chosen) == grid[int(np.argmax(scores))] and float(best) == pytest.approx(max(scores))
+    assert float(chosen) == grid[int(np.argmax(scores))] and float(best) == pytest.approx(
+        max(scores)
+    )
 
 
 def test_binary_logistic_equals_scikit_learn():
@@ -74,8 +82,9 @@ def test_binary_logistic_equals_scikit_learn():
     xs = standardised(x, 200)
     auc = lambda p, y, m: masked_auc(p[:, 0], y[:, 0], m)  # noqa: E731
     for alpha in (1.0, 30.0):
-        w, b, mu, sd, _, _ = logistic_fit(*fit_args(x, label[:, None], 200, [alpha], auc),
-                                          n_out=1, iterations=200)
+        w, b, mu, sd, _, _ = logistic_fit(
+            *fit_args(x, label[:, None], 200, [alpha], auc), n_out=1, iterations=200
+        )
         ours = np.asarray(ridge_predict(jnp.asarray(x, jnp.float32), w, b, mu, sd))[:, 0]
         sk = LogisticRegression(C=1 / alpha, tol=1e-10, max_iter=10_000).fit(xs[:200], label[:200])
         np.testing.assert_allclose(ours, sk.decision_function(xs), atol=2e-3)
@@ -89,8 +98,9 @@ def test_multinomial_logistic_equals_scikit_learn():
     scores = x @ rng.standard_normal((x.shape[1], 3)) + rng.standard_normal((len(x), 3))
     label = scores.argmax(1).astype(float)
     xs = standardised(x, 300)
-    w, b, mu, sd, _, _ = logistic_fit(*fit_args(x, label[:, None], 300, [3.0], neg_mse),
-                                      n_out=3, iterations=300)
+    w, b, mu, sd, _, _ = logistic_fit(
+        *fit_args(x, label[:, None], 300, [3.0], neg_mse), n_out=3, iterations=300
+    )
     ours = np.asarray(ridge_predict(jnp.asarray(x, jnp.float32), w, b, mu, sd))
     sk = LogisticRegression(C=1 / 3.0, tol=1e-10, max_iter=10_000).fit(xs[:300], label[:300])
     ours_p = np.exp(ours - ours.max(1, keepdims=True))
@@ -98,23 +108,36 @@ def test_multinomial_logistic_equals_scikit_learn():
     np.testing.assert_allclose(ours_p, sk.predict_proba(xs), atol=1e-3)
 
 
-@pytest.mark.parametrize("task, task_params, headline, above", [
-    ("iu_boundary", {"boundaries_csv": "derivatives/podbench-synth/iu_boundaries.csv"},
-     "test_roc_auc_mean", 0.7),
-    ("content_word", {}, "test_roc_auc_mean", 0.6),
-    ("part_of_speech", {}, "test_macro_roc_auc_mean", None),
-    ("loudness", {"step": 0.5}, "test_pearson_r_mean", 0.3),
-])
-def test_linear_decoder_trains_every_task_kind(decoding_standin, tmp_path, task, task_params,
-                                               headline, above):
+@pytest.mark.parametrize(
+    "task, task_params, headline, above",
+    [
+        (
+            "iu_boundary",
+            {"boundaries_csv": "derivatives/podbench-synth/iu_boundaries.csv"},
+            "test_roc_auc_mean",
+            0.7,
+        ),
+        ("content_word", {}, "test_roc_auc_mean", 0.6),
+        ("part_of_speech", {}, "test_macro_roc_auc_mean", None),
+        ("loudness", {"step": 0.5}, "test_pearson_r_mean", 0.3),
+    ],
+)
+def test_linear_decoder_trains_every_task_kind(
+    decoding_standin, tmp_path, task, task_params, headline, above
+):
     import json
 
     root, csv = decoding_standin
-    cfg = make_config(root, tmp_path, task=task, trial_name=task, task_params=task_params,
-                      data={"electrodes": str(csv), "lags": {"min": 250, "max": 251, "step": 250}},
-                      model={"name": "linear", "params": {"alphas": [1.0, 1e2, 1e4],
-                                                          "max_iter": 50}},
-                      training={"n_folds": 3})
+    cfg = make_config(
+        root,
+        tmp_path,
+        task=task,
+        trial_name=task,
+        task_params=task_params,
+        data={"electrodes": str(csv), "lags": {"min": 250, "max": 251, "step": 250}},
+        model={"name": "linear", "params": {"alphas": [1.0, 1e2, 1e4], "max_iter": 50}},
+        training={"n_folds": 3},
+    )
     result = api.train(cfg, **QUIET)
     perf = result.performance
     print(f"\nlinear {task}: {headline} {perf[headline].iloc[0]:.3f}")

@@ -52,6 +52,7 @@ def lm_dir(tmp_path_factory) -> Path:
 
 # --------------------------------------------------------------------------- the language model
 
+
 def test_flax_gpt2_equals_transformers(tmp_path):
     """Logits equal transformers' GPT2LMHeadModel (weights scaled up so the logits are far
     from zero), also with masked padding: real positions keep their logits."""
@@ -90,14 +91,15 @@ def test_gpt2_directory_errors_and_torch_checkpoints(tmp_path, lm_dir):
     with pytest.raises(ConfigError, match="neither model.safetensors nor pytorch_model.bin"):
         load_gpt2(tmp_path)
     # the same weights as pytorch_model.bin (the older Hugging Face format: a torch state dict)
-    torch.save(GPT2LMHeadModel.from_pretrained(lm_dir).state_dict(),
-               tmp_path / "pytorch_model.bin")
+    torch.save(GPT2LMHeadModel.from_pretrained(lm_dir).state_dict(), tmp_path / "pytorch_model.bin")
     ids = np.arange(20)[None] % VOCAB
-    np.testing.assert_array_equal(np.asarray(load_gpt2(tmp_path)(ids)),
-                                  np.asarray(load_gpt2(lm_dir)(ids)))
+    np.testing.assert_array_equal(
+        np.asarray(load_gpt2(tmp_path)(ids)), np.asarray(load_gpt2(lm_dir)(ids))
+    )
 
 
 # --------------------------------------------------------------------------- targets and metrics
+
 
 def test_word_tokens_by_hand():
     from podbench.tasks.llm_decoding import word_tokens
@@ -106,9 +108,14 @@ def test_word_tokens_by_hand():
     ids = [[5], [6, 7], [8], [], [9]]  # word 2's one transcript token has no LM token
     cols, counts = word_tokens(word_idx, ids, np.array([0, 1, 2, 4]), n_context=3, n_target=2)
     np.testing.assert_array_equal(counts, [1, 3, 0, 1])
-    np.testing.assert_array_equal(cols[[0, 1, 3]], [[-1, -1, -1, 5, -1],
-                                                    [-1, -1, 5, 6, 7],  # 8 is cut (2 targets)
-                                                    [6, 7, 8, 9, -1]])
+    np.testing.assert_array_equal(
+        cols[[0, 1, 3]],
+        [
+            [-1, -1, -1, 5, -1],
+            [-1, -1, 5, 6, 7],  # 8 is cut (2 targets)
+            [6, 7, 8, 9, -1],
+        ],
+    )
 
 
 def test_targets_are_the_transcript_tokens(standin, tmp_path, lm_dir):
@@ -121,10 +128,12 @@ def test_targets_are_the_transcript_tokens(standin, tmp_path, lm_dir):
     cols = targets["target"].values.astype(np.int64)
     tokenizer = AutoTokenizer.from_pretrained(lm_dir)
     tokens = Dataset(standin).token_table()
-    tokens["hftoken"] = pd.read_csv(Dataset(standin).transcript_path, sep="\t", index_col=0,
-                                    dtype={"hftoken": str})["hftoken"]
+    tokens["hftoken"] = pd.read_csv(
+        Dataset(standin).transcript_path, sep="\t", index_col=0, dtype={"hftoken": str}
+    )["hftoken"]
     text = tokens.groupby("word_idx")["hftoken"].apply(
-        lambda t: tokenizer.convert_tokens_to_string(list(t)))
+        lambda t: tokenizer.convert_tokens_to_string(list(t))
+    )
     history, n_before = "", 0
     for r, w in enumerate(targets["word"].values):
         target = [i for i in cols[r, 32:] if i >= 0]
@@ -132,7 +141,7 @@ def test_targets_are_the_transcript_tokens(standin, tmp_path, lm_dir):
         assert 1 <= len(target) < 16  # no word of the stand-in is cut
         assert tokenizer.decode(target) == text.loc[w]
         assert len(context) == min(32, n_before)
-        assert np.all(cols[r, :32 - len(context)] == -1)
+        assert np.all(cols[r, : 32 - len(context)] == -1)
         assert history.endswith(tokenizer.decode(context))
         history, n_before = history + text.loc[w], n_before + len(target)
     assert len(targets["word"]) == len(word_table(Dataset(standin)))
@@ -160,8 +169,9 @@ def test_perplexity_is_exp_of_token_cross_entropy():
         def logits(self, h):
             return h @ jnp.asarray(wte).T
 
-    nll, rank = jax.jit(lambda s, i: token_scores(Head(), s, i))(jnp.asarray(states),
-                                                                  jnp.asarray(ids))
+    nll, rank = jax.jit(lambda s, i: token_scores(Head(), s, i))(
+        jnp.asarray(states), jnp.asarray(ids)
+    )
     pred = np.concatenate([np.where(valid, nll, 0), np.where(valid, rank, 0)], axis=1)
     y = np.concatenate([np.full((n, 3), 7), np.where(valid, ids, -1)], axis=1).astype(np.float32)
     got = LlmDecoding().split_metrics(pred, y)
@@ -179,14 +189,23 @@ def test_perplexity_is_exp_of_token_cross_entropy():
 
 # --------------------------------------------------------------------------- end to end
 
+
 def llm_config(root: Path, work: Path, lm_dir: Path, csv: Path | None = None, **sections):
-    base = {"task": "llm_decoding", "trial_name": "llm_decoding",
-            "task_params": {"lm_dir": str(lm_dir)},
-            "data": {"lags": {"min": PLANTED_MS, "max": PLANTED_MS + 1, "step": 250},
-                     **({"electrodes": str(csv)} if csv else {})},
-            "model": {"name": "llm_prefix", "members": 1,
-                      "params": {"encoder": "pitom", "encoder_params": {"filters": 16}}},
-            "training": {"epochs": 2, "patience": 2, "n_folds": 3, "batch_size": 32}}
+    base = {
+        "task": "llm_decoding",
+        "trial_name": "llm_decoding",
+        "task_params": {"lm_dir": str(lm_dir)},
+        "data": {
+            "lags": {"min": PLANTED_MS, "max": PLANTED_MS + 1, "step": 250},
+            **({"electrodes": str(csv)} if csv else {}),
+        },
+        "model": {
+            "name": "llm_prefix",
+            "members": 1,
+            "params": {"encoder": "pitom", "encoder_params": {"filters": 16}},
+        },
+        "training": {"epochs": 2, "patience": 2, "n_folds": 3, "batch_size": 32},
+    }
     for name, values in sections.items():
         base[name] = {**base.get(name, {}), **values} if isinstance(values, dict) else values
     return make_config(root, work, **base)
@@ -195,11 +214,18 @@ def llm_config(root: Path, work: Path, lm_dir: Path, csv: Path | None = None, **
 def test_llm_decoding_trains_and_reports(standin, tmp_path, lm_dir):
     cfg = llm_config(standin, tmp_path, lm_dir)
     perf = api.train(cfg, **QUIET).performance
-    for key in ("test_perplexity", "test_cross_entropy", "test_top1_accuracy",
-                "test_top5_accuracy", "test_top10_accuracy", "val_perplexity"):
+    for key in (
+        "test_perplexity",
+        "test_cross_entropy",
+        "test_top1_accuracy",
+        "test_top5_accuracy",
+        "test_top10_accuracy",
+        "val_perplexity",
+    ):
         assert f"{key}_mean" in perf.columns
-    np.testing.assert_allclose(perf["test_perplexity_fold_1"],
-                               np.exp(perf["test_cross_entropy_fold_1"]), rtol=1e-6)
+    np.testing.assert_allclose(
+        perf["test_perplexity_fold_1"], np.exp(perf["test_cross_entropy_fold_1"]), rtol=1e-6
+    )
     assert np.isfinite(perf["test_perplexity_mean"]).all()
     top = perf[[f"test_top{k}_accuracy_mean" for k in (1, 5, 10)]].to_numpy()
     assert (np.diff(top, axis=1) >= 0).all() and (top[:, -1] > 0).all()
@@ -237,14 +263,16 @@ def copy_gpt2(standin: Path, out: Path, width: int = 32, seed: int = 0) -> Path:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
 
-    rows = pd.read_csv(standin / "stimuli/gpt2-xl/transcript.tsv", sep="\t", index_col=0,
-                       dtype={"hftoken": str})
+    rows = pd.read_csv(
+        standin / "stimuli/gpt2-xl/transcript.tsv", sep="\t", index_col=0, dtype={"hftoken": str}
+    )
     with h5py.File(standin / "stimuli/gpt2-xl/features.hdf5", "r") as f:
         features = f["layer-0"][()].astype(np.float64)
     rng = np.random.default_rng(seed)
     if features.shape[1] > width - 2:
-        features = features @ (rng.standard_normal((features.shape[1], width - 2))
-                               / np.sqrt(features.shape[1]))
+        features = features @ (
+            rng.standard_normal((features.shape[1], width - 2)) / np.sqrt(features.shape[1])
+        )
     dim = features.shape[1]
     end = "<|endoftext|>"
     vocab = {end: 0}
@@ -253,8 +281,9 @@ def copy_gpt2(standin: Path, out: Path, width: int = 32, seed: int = 0) -> Path:
     tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    GPT2TokenizerFast(tokenizer_object=tok, bos_token=end, eos_token=end,
-                      unk_token=end).save_pretrained(out)
+    GPT2TokenizerFast(
+        tokenizer_object=tok, bos_token=end, eos_token=end, unk_token=end
+    ).save_pretrained(out)
 
     ids = rows["hftoken"].map(vocab).to_numpy()
     sums = np.zeros((len(vocab), dim))
@@ -263,11 +292,15 @@ def copy_gpt2(standin: Path, out: Path, width: int = 32, seed: int = 0) -> Path:
     emb = rng.standard_normal((len(vocab), dim))  # tokens never said
     emb[counts > 0] = sums[counts > 0] / counts[counts > 0, None]
     emb -= emb.mean(axis=0)
-    emb /= np.sqrt((emb ** 2).sum(axis=1).mean())
+    emb /= np.sqrt((emb**2).sum(axis=1).mean())
     first = np.arange(dim)
-    new = {"wte": np.zeros((len(vocab), width)), "wpe": np.zeros((128, width)),
-           "attn": np.zeros((width, 3 * width)), "attn_bias": np.zeros(3 * width),
-           "proj": np.zeros((width, width))}
+    new = {
+        "wte": np.zeros((len(vocab), width)),
+        "wpe": np.zeros((128, width)),
+        "attn": np.zeros((width, 3 * width)),
+        "attn_bias": np.zeros(3 * width),
+        "proj": np.zeros((width, width)),
+    }
     new["wte"][:, :dim] = emb
     new["wpe"][0, -2:] = [-2.0, 2.0]  # marks position 0 (mean 0: LayerNorm keeps the rest)
     new["attn_bias"][0] = 5.0  # every query is the same ...
@@ -275,10 +308,24 @@ def copy_gpt2(standin: Path, out: Path, width: int = 32, seed: int = 0) -> Path:
     new["attn"][first, 2 * width + first] = 1.0  # values: the first dim dimensions
     new["proj"][first, first] = 2.0
     torch.manual_seed(seed)
-    model = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=width, n_head=1, vocab_size=len(vocab),
-                                       n_positions=128, bos_token_id=0, eos_token_id=0))
-    names = {"wte": "wte.weight", "wpe": "wpe.weight", "attn": "h.0.attn.c_attn.weight",
-             "attn_bias": "h.0.attn.c_attn.bias", "proj": "h.0.attn.c_proj.weight"}
+    model = GPT2LMHeadModel(
+        GPT2Config(
+            n_layer=2,
+            n_embd=width,
+            n_head=1,
+            vocab_size=len(vocab),
+            n_positions=128,
+            bos_token_id=0,
+            eos_token_id=0,
+        )
+    )
+    names = {
+        "wte": "wte.weight",
+        "wpe": "wpe.weight",
+        "attn": "h.0.attn.c_attn.weight",
+        "attn_bias": "h.0.attn.c_attn.bias",
+        "proj": "h.0.attn.c_proj.weight",
+    }
     state = model.state_dict()
     with torch.no_grad():
         for short, name in names.items():
@@ -324,39 +371,67 @@ def small_dim_standin(tmp_path_factory) -> tuple[Path, Path]:
 
 @pytest.mark.slow
 def test_two_stage_brain_prefix_beats_the_no_brain_control_at_the_planted_lag(
-        small_dim_standin, tmp_path):
+    small_dim_standin, tmp_path
+):
     """Stage 1 regresses the mean token embedding above chance at the planted lag only; stage
     2 from it reaches a lower test perplexity than the no-brain control (trained the same way,
     on the same folds) at the planted lag, and not before the word."""
     root, csv = small_dim_standin
     lm = copy_gpt2(root, tmp_path / "lm")
     lags = {"lags": {"min": -750, "max": PLANTED_MS + 1, "step": 1000}}
-    stage_one = llm_config(root, tmp_path, lm, csv, data=lags, task="llm_embedding_pretraining",
-                           trial_name="stage_one",
-                           model={"name": "pitom", "params": {"filters": 32, "dropout": 0.0}},
-                           training={"epochs": 12, "patience": 12, "lr": 1e-3})
+    stage_one = llm_config(
+        root,
+        tmp_path,
+        lm,
+        csv,
+        data=lags,
+        task="llm_embedding_pretraining",
+        trial_name="stage_one",
+        model={"name": "pitom", "params": {"filters": 32, "dropout": 0.0}},
+        training={"epochs": 12, "patience": 12, "lr": 1e-3},
+    )
     first = api.train(stage_one, **QUIET)
     cosine = first.performance.set_index("lags")["test_cosine_sim_mean"]
     assert cosine[PLANTED_MS] > 0.1 and cosine[-750] < 0.5 * cosine[PLANTED_MS]
 
-    cfg = llm_config(root, tmp_path, lm, csv, data=lags,
-                     model={"params": {"encoder": "pitom", "encoder_params": {"filters": 32},
-                                       "encoder_init": str(first.run_dir)}},
-                     training={"epochs": 10, "patience": 10, "lr": 1e-2})
+    cfg = llm_config(
+        root,
+        tmp_path,
+        lm,
+        csv,
+        data=lags,
+        model={
+            "params": {
+                "encoder": "pitom",
+                "encoder_params": {"filters": 32},
+                "encoder_init": str(first.run_dir),
+            }
+        },
+        training={"epochs": 10, "patience": 10, "lr": 1e-2},
+    )
     brain = api.train(cfg, **QUIET).performance.set_index("lags")["test_perplexity_mean"]
-    control_cfg = cfg.replace({"model.params.prefix": "constant",
-                               "trial_name": "llm_decoding_no_brain"})
+    control_cfg = cfg.replace(
+        {"model.params.prefix": "constant", "trial_name": "llm_decoding_no_brain"}
+    )
     control = api.train(control_cfg, **QUIET).performance.set_index("lags")["test_perplexity_mean"]
-    print(f"\nstage 1 test cosine {cosine.to_dict()}; test perplexity brain {brain.to_dict()}, "
-          f"no-brain {control.to_dict()}")
+    print(
+        f"\nstage 1 test cosine {cosine.to_dict()}; test perplexity brain {brain.to_dict()}, "
+        f"no-brain {control.to_dict()}"
+    )
     assert brain[PLANTED_MS] < 0.9 * control[PLANTED_MS]
     assert brain[-750] > 0.98 * control[-750]
 
 
 def stage_one_config(root: Path, work: Path, lm_dir: Path, **sections):
-    return llm_config(root, work, lm_dir, task="llm_embedding_pretraining",
-                      trial_name="stage_one", model={"name": "pitom", "params": {"filters": 16}},
-                      **sections)
+    return llm_config(
+        root,
+        work,
+        lm_dir,
+        task="llm_embedding_pretraining",
+        trial_name="stage_one",
+        model={"name": "pitom", "params": {"filters": 16}},
+        **sections,
+    )
 
 
 def test_stage_one_targets_are_mean_token_embeddings(standin, tmp_path, lm_dir):
@@ -374,8 +449,13 @@ def test_stage_one_targets_are_mean_token_embeddings(standin, tmp_path, lm_dir):
     expected = np.stack([wte[row[row >= 0]].mean(axis=0) for row in ids])
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
     # its linear baseline (ridge to the mean embedding) trains and scores
-    linear = stage_one.replace({"model.name": "linear", "model.params": {"alphas": [1.0, 1e3]},
-                                "trial_name": "stage_one_linear"})
+    linear = stage_one.replace(
+        {
+            "model.name": "linear",
+            "model.params": {"alphas": [1.0, 1e3]},
+            "trial_name": "stage_one_linear",
+        }
+    )
     perf = api.train(linear, **QUIET).performance
     assert np.isfinite(perf[["test_cosine_sim_mean", "test_mse_mean"]].to_numpy()).all()
 
@@ -384,13 +464,15 @@ def test_stage_one_targets_are_mean_token_embeddings(standin, tmp_path, lm_dir):
 def stage_one_run(standin, tmp_path_factory, lm_dir):
     """A stage-1 run at -250 and 250 ms (2 epochs), and its config."""
     work = tmp_path_factory.mktemp("stage_one")
-    cfg = stage_one_config(standin, work, lm_dir,
-                           data={"lags": {"min": -250, "max": PLANTED_MS + 1, "step": 500}})
+    cfg = stage_one_config(
+        standin, work, lm_dir, data={"lags": {"min": -250, "max": PLANTED_MS + 1, "step": 500}}
+    )
     return cfg, api.train(cfg, **QUIET)
 
 
-def test_stage_two_starts_from_stage_one_of_the_same_lag_and_fold(standin, tmp_path, lm_dir,
-                                                                  stage_one_run):
+def test_stage_two_starts_from_stage_one_of_the_same_lag_and_fold(
+    standin, tmp_path, lm_dir, stage_one_run
+):
     """encoder_init (a results folder or the stage-1 config): each lane's encoder is the
     stage-1 lane's of its (lag, fold); the stage-1 run enters the training key by content."""
     import yaml
@@ -401,10 +483,19 @@ def test_stage_two_starts_from_stage_one_of_the_same_lag_and_fold(standin, tmp_p
     from podbench.train.warm import warm_start
 
     stage_one, first = stage_one_run
-    by_folder = llm_config(standin, tmp_path, lm_dir, data={"lags": {
-        "min": PLANTED_MS, "max": PLANTED_MS + 1, "step": 500}},
-        model={"params": {"encoder": "pitom", "encoder_params": {"filters": 16},
-                          "encoder_init": str(first.run_dir)}})
+    by_folder = llm_config(
+        standin,
+        tmp_path,
+        lm_dir,
+        data={"lags": {"min": PLANTED_MS, "max": PLANTED_MS + 1, "step": 500}},
+        model={
+            "params": {
+                "encoder": "pitom",
+                "encoder_params": {"filters": 16},
+                "encoder_init": str(first.run_dir),
+            }
+        },
+    )
     yml = tmp_path / "stage_one.yml"
     yml.write_text(yaml.safe_dump(stage_one.to_dict()))
     by_config = by_folder.replace({"model.params.encoder_init": str(yml)})
@@ -459,16 +550,24 @@ def test_bad_stage_one_runs(standin, tmp_path, lm_dir, stage_one_run):
     raw = yaml.safe_load((other / "config.yml").read_text())
     (other / "config.yml").write_text(yaml.safe_dump({**raw, "task": "llm_decoding"}))
     loop = tmp_path / "loop.yml"  # a stage-2 config that names itself
-    loop.write_text(yaml.safe_dump({"task": "llm_decoding", "model": {"name": "llm_prefix",
-                                    "params": {"encoder_init": str(loop)}}}))
+    loop.write_text(
+        yaml.safe_dump(
+            {
+                "task": "llm_decoding",
+                "model": {"name": "llm_prefix", "params": {"encoder_init": str(loop)}},
+            }
+        )
+    )
     init = {"encoder": "pitom", "encoder_params": {"filters": 16}}
     for params, message in [
         ({"encoder_init": str(tmp_path / "nowhere")}, "neither a stage-1 config file nor"),
         ({"encoder_init": str(tmp_path / "stage_one.yml")}, "neither a stage-1 config file nor"),
         ({"encoder_init": str(other)}, "that run is task 'llm_decoding'"),
         ({"encoder_init": str(loop)}, "that run is task 'llm_decoding'"),
-        ({"encoder_init": str(first.run_dir), "encoder_params": {"filters": 8}},
-         "that run trained 'pitom' with"),
+        (
+            {"encoder_init": str(first.run_dir), "encoder_params": {"filters": 8}},
+            "that run trained 'pitom' with",
+        ),
         ({"encoder_init": str(first.run_dir), "prefix_tokens": 2}, "prefix_tokens = 2"),
     ]:
         with pytest.raises(ConfigError, match=message):
@@ -496,15 +595,26 @@ def test_training_key_follows_the_language_models_files(standin, tmp_path, lm_di
     assert changed["training"] != here["training"] and changed["targets"] == here["targets"]
 
 
-@pytest.mark.parametrize("raw, message", [
-    ({"task_params": {"lm_dir": ""}}, "task_params.lm_dir: required"),
-    ({"model": {"name": "pitom", "params": {}}}, "needs a decoder that feeds the language model"),
-    ({"model": {"members": 3}}, "model.members = 3"),
-    ({"model": {"params": {"prefix": "nothing"}}}, "model.params.prefix"),
-    ({"model": {"params": {"encoder": "pitom", "encoder_params": {"filterz": 8}}}},
-     "model.params.encoder_params"),
-    ({"model": {"params": {"encoder": "nope"}}}, "model.params.encoder = 'nope': unknown model"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"task_params": {"lm_dir": ""}}, "task_params.lm_dir: required"),
+        (
+            {"model": {"name": "pitom", "params": {}}},
+            "needs a decoder that feeds the language model",
+        ),
+        ({"model": {"members": 3}}, "model.members = 3"),
+        ({"model": {"params": {"prefix": "nothing"}}}, "model.params.prefix"),
+        (
+            {"model": {"params": {"encoder": "pitom", "encoder_params": {"filterz": 8}}}},
+            "model.params.encoder_params",
+        ),
+        (
+            {"model": {"params": {"encoder": "nope"}}},
+            "model.params.encoder = 'nope': unknown model",
+        ),
+    ],
+)
 def test_bad_llm_configs(standin, tmp_path, lm_dir, raw, message):
     with pytest.raises(ConfigError, match=message):
         llm_config(standin, tmp_path, lm_dir, **raw)

@@ -53,11 +53,17 @@ def test_word_auc_follows_the_reference_recipe_and_equals_sklearn():
     assert out["test_word_avg_auc_roc"] == pytest.approx(np.mean(aucs), abs=1e-9)
     train_w = [(train_labels == c).sum() for c in included]
     test_w = [(test_labels == c).sum() for c in included]
-    assert out["test_word_train_weighted_auc_roc"] == pytest.approx(np.average(aucs, weights=train_w), abs=1e-9)
-    assert out["test_word_test_weighted_auc_roc"] == pytest.approx(np.average(aucs, weights=test_w), abs=1e-9)
+    assert out["test_word_train_weighted_auc_roc"] == pytest.approx(
+        np.average(aucs, weights=train_w), abs=1e-9
+    )
+    assert out["test_word_test_weighted_auc_roc"] == pytest.approx(
+        np.average(aucs, weights=test_w), abs=1e-9
+    )
     true = np.array([classes.index(c) for c in test_labels])
     assert out["test_word_top_1"] == pytest.approx(np.mean(probs.argmax(1) == true))
-    assert out["test_word_perplexity"] == pytest.approx(np.exp(-np.mean(np.log(probs[np.arange(60), true]))))
+    assert out["test_word_perplexity"] == pytest.approx(
+        np.exp(-np.mean(np.log(probs[np.arange(60), true])))
+    )
     occ = softmax(1 - dist, axis=1)
     assert out["test_occurence_top_1"] == pytest.approx(np.mean(occ.argmax(1) == np.arange(60)))
     assert out["test_word_n_classes"] == 4

@@ -39,64 +39,124 @@ REAL = Dataset(SOURCE)  # the real ds005574 transcripts shipped with podbench
 # (min, max, step) in ms with max excluded; num_average_samples None: one value per window;
 # ABSENT: the reference has no such setting (nothing to compare).
 ABSENT = "absent"
-BASE = {"model.name": "pitom", "model.members": 10, "training.batch_size": 32,
-        "training.epochs": 100, "training.patience": 10, "training.lr": 1e-3,
-        "training.weight_decay": 1e-4, "training.n_folds": 5, "data.window_width": 0.625,
-        "data.lags": (-1000, 1000, 200), "preprocess.params.num_average_samples": 32}
+BASE = {
+    "model.name": "pitom",
+    "model.members": 10,
+    "training.batch_size": 32,
+    "training.epochs": 100,
+    "training.patience": 10,
+    "training.lr": 1e-3,
+    "training.weight_decay": 1e-4,
+    "training.n_folds": 5,
+    "data.window_width": 0.625,
+    "data.lags": (-1000, 1000, 200),
+    "preprocess.params.num_average_samples": 32,
+}
 REFERENCE = {
-    "gpt2": BASE, "glove": BASE, "arbitrary": BASE, "whisper_embedding": BASE,
-    "content_noncontent": {**BASE, "model.members": 1, "training.epochs": 150,
-                           "training.patience": 100, "training.n_folds": 10},
+    "gpt2": BASE,
+    "glove": BASE,
+    "arbitrary": BASE,
+    "whisper_embedding": BASE,
+    "content_noncontent": {
+        **BASE,
+        "model.members": 1,
+        "training.epochs": 150,
+        "training.patience": 100,
+        "training.n_folds": 10,
+    },
     "pos": {**BASE, "training.patience": 100, "preprocess.params.num_average_samples": 8},
-    "gpt_surprise": {**BASE, "training.epochs": 50, "training.patience": 100,
-                     "training.n_folds": 10},
-    "gpt_surprise_multiclass": {**BASE, "training.epochs": 50, "training.patience": 100,
-                                "training.n_folds": 10},
+    "gpt_surprise": {
+        **BASE,
+        "training.epochs": 50,
+        "training.patience": 100,
+        "training.n_folds": 10,
+    },
+    "gpt_surprise_multiclass": {
+        **BASE,
+        "training.epochs": 50,
+        "training.patience": 100,
+        "training.n_folds": 10,
+    },
     "sentence_onset": {**BASE, "training.epochs": 50},
     "iu_boundaries": {**BASE, "training.epochs": 50},
-    "simple_model": {**BASE, "model.name": "time_pool", "model.members": 1,
-                     "training.batch_size": 64, "training.epochs": 50, "training.lr": 5e-3,
-                     "data.window_width": 0.2, "preprocess.params.num_average_samples": None},
+    "simple_model": {
+        **BASE,
+        "model.name": "time_pool",
+        "model.members": 1,
+        "training.batch_size": 64,
+        "training.epochs": 50,
+        "training.lr": 5e-3,
+        "data.window_width": 0.2,
+        "preprocess.params.num_average_samples": None,
+    },
     "llm_two_stage_multi stage 1": {**BASE, "training.weight_decay": 1e-6},
-    "llm_two_stage_multi stage 2": {**BASE, "model.name": "llm_prefix", "training.batch_size": 16,
-                                    "training.epochs": 50, "training.patience": 15,
-                                    "training.lr": 1e-4, "training.weight_decay": 0.0},
-    "no_brain_data": {**BASE, "model.name": "llm_prefix", "model.members": ABSENT,
-                      "training.batch_size": 16, "training.epochs": 50,
-                      "training.patience": 15, "training.lr": 0.01,
-                      "training.weight_decay": 0.0,
-                      "preprocess.params.num_average_samples": ABSENT},
+    "llm_two_stage_multi stage 2": {
+        **BASE,
+        "model.name": "llm_prefix",
+        "training.batch_size": 16,
+        "training.epochs": 50,
+        "training.patience": 15,
+        "training.lr": 1e-4,
+        "training.weight_decay": 0.0,
+    },
+    "no_brain_data": {
+        **BASE,
+        "model.name": "llm_prefix",
+        "model.members": ABSENT,
+        "training.batch_size": 16,
+        "training.epochs": 50,
+        "training.patience": 15,
+        "training.lr": 0.01,
+        "training.weight_decay": 0.0,
+        "preprocess.params.num_average_samples": ABSENT,
+    },
 }
 SHIPPED = {  # podbench config -> the reference's baseline it carries
-    "reference/gpt2.yml": "gpt2", "reference/glove.yml": "glove",
+    "reference/gpt2.yml": "gpt2",
+    "reference/glove.yml": "glove",
     "reference/arbitrary.yml": "arbitrary",
     "tasks/whisper_embedding.yml": "whisper_embedding",
-    "tasks/content_word.yml": "content_noncontent", "tasks/part_of_speech.yml": "pos",
-    "tasks/surprisal.yml": "gpt_surprise", "tasks/surprisal_class.yml": "gpt_surprise_multiclass",
-    "tasks/sentence_onset.yml": "sentence_onset", "tasks/iu_boundary.yml": "iu_boundaries",
-    "tasks/loudness.yml": "simple_model", "tasks/loudness_reference.yml": "simple_model",
+    "tasks/content_word.yml": "content_noncontent",
+    "tasks/part_of_speech.yml": "pos",
+    "tasks/surprisal.yml": "gpt_surprise",
+    "tasks/surprisal_class.yml": "gpt_surprise_multiclass",
+    "tasks/sentence_onset.yml": "sentence_onset",
+    "tasks/iu_boundary.yml": "iu_boundaries",
+    "tasks/loudness.yml": "simple_model",
+    "tasks/loudness_reference.yml": "simple_model",
     "tasks/llm_embedding_pretraining.yml": "llm_two_stage_multi stage 1",
     "tasks/llm_decoding.yml": "llm_two_stage_multi stage 2",
     "controls/llm_decoding_no_brain.yml": "no_brain_data",
 }
-LINEAR = {"word_embedding": "gpt2", "llm_embedding_pretraining": "llm_two_stage_multi stage 1",
-          **{Path(k).stem: v for k, v in SHIPPED.items() if k.startswith("tasks/")}}
-DATA_FIELDS = ("training.n_folds", "data.window_width", "data.lags",
-               "preprocess.params.num_average_samples")
+LINEAR = {
+    "word_embedding": "gpt2",
+    "llm_embedding_pretraining": "llm_two_stage_multi stage 1",
+    **{Path(k).stem: v for k, v in SHIPPED.items() if k.startswith("tasks/")},
+}
+DATA_FIELDS = (
+    "training.n_folds",
+    "data.window_width",
+    "data.lags",
+    "preprocess.params.num_average_samples",
+)
 DECLARED = re.compile(r"^#\s+((?:data|training|model|preprocess)\.[\w.]+): .*\(the reference: ")
 
 
 def settings(cfg: config.Config) -> dict:
     lags = cfg.data.lags
-    return {"model.name": cfg.model.name, "model.members": cfg.model.members,
-            "training.batch_size": cfg.training.batch_size,
-            "training.epochs": cfg.training.epochs, "training.patience": cfg.training.patience,
-            "training.lr": cfg.training.lr, "training.weight_decay": cfg.training.weight_decay,
-            "training.n_folds": cfg.training.n_folds,
-            "data.window_width": cfg.data.window_width,
-            "data.lags": (lags.min, lags.max, lags.step),
-            "preprocess.params.num_average_samples":
-                cfg.preprocess.params.get("num_average_samples")}
+    return {
+        "model.name": cfg.model.name,
+        "model.members": cfg.model.members,
+        "training.batch_size": cfg.training.batch_size,
+        "training.epochs": cfg.training.epochs,
+        "training.patience": cfg.training.patience,
+        "training.lr": cfg.training.lr,
+        "training.weight_decay": cfg.training.weight_decay,
+        "training.n_folds": cfg.training.n_folds,
+        "data.window_width": cfg.data.window_width,
+        "data.lags": (lags.min, lags.max, lags.step),
+        "preprocess.params.num_average_samples": cfg.preprocess.params.get("num_average_samples"),
+    }
 
 
 def differences(path: Path, reference: dict, fields) -> tuple[set, set]:
@@ -117,8 +177,9 @@ def test_shipped_configs_carry_the_reference_settings(name, monkeypatch):
     assert differ == declared, f"{name}: differs on {sorted(differ)}, declares {sorted(declared)}"
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "configs/tasks/linear").glob("*.yml")),
-                         ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path", sorted((REPO / "configs/tasks/linear").glob("*.yml")), ids=lambda p: p.stem
+)
 def test_linear_twins_share_the_reference_windows_and_folds(path, monkeypatch):
     monkeypatch.chdir(REPO)
     differ, declared = differences(path, REFERENCE[LINEAR[path.stem]], DATA_FIELDS)
@@ -132,21 +193,31 @@ def test_every_task_config_is_in_the_table():
 
 # --------------------------------------------------------------------------- the reference's tables
 
+
 def test_the_reference_sentence_table_loads_as_it_is(tmp_path):
     path = tmp_path / "all_sentences_podcast.csv"  # its format: index, text, onset, offset
-    path.write_text(',all_sentence,sentence_onset,sentence_offset\n'
-                    '0,"So there\'s some places.   ",6.592,11.942\n'
-                    '1,"This act ends up there.",13.092,17.902\n')
-    cfg = config.from_dict({"task": "sentence_onset", "data": {"root": str(SOURCE)},
-                            "task_params": {"sentences_csv": str(path)}})
+    path.write_text(
+        ",all_sentence,sentence_onset,sentence_offset\n"
+        '0,"So there\'s some places.   ",6.592,11.942\n'
+        '1,"This act ends up there.",13.092,17.902\n'
+    )
+    cfg = config.from_dict(
+        {
+            "task": "sentence_onset",
+            "data": {"root": str(SOURCE)},
+            "task_params": {"sentences_csv": str(path)},
+        }
+    )
     sent = sentences(cfg, REAL)
-    np.testing.assert_allclose(sent[["onset", "end"]].to_numpy(), [[6.592, 11.942],
-                                                                   [13.092, 17.902]])
+    np.testing.assert_allclose(
+        sent[["onset", "end"]].to_numpy(), [[6.592, 11.942], [13.092, 17.902]]
+    )
     plain = tmp_path / "plain.csv"
     plain.write_text("onset,offset\n13.092,17.902\n6.592,11.942\n")
     np.testing.assert_allclose(
         sentences(cfg.replace({"task_params.sentences_csv": str(plain)}), REAL)["onset"],
-        [6.592, 13.092])
+        [6.592, 13.092],
+    )
     bad = tmp_path / "bad.csv"
     bad.write_text("sentence_onset,sentence_offset\n6.592,soon\n")
     with pytest.raises(DataError, match=r"bad.csv: column sentence_offset row 2 is 'soon'"):
@@ -158,8 +229,9 @@ def test_the_reference_sentence_table_loads_as_it_is(tmp_path):
 
 def reference_word_table(path: Path, rows: list[tuple[str, float, int, int]]) -> Path:
     """A table in the format of the reference's df_word_onset_with_pos_class.csv."""
-    lines = [",Unnamed: 0,index,word,onset,pos,is_content,pos_class,entropy,surprise,"
-             "surprise_class"]
+    lines = [
+        ",Unnamed: 0,index,word,onset,pos,is_content,pos_class,entropy,surprise,surprise_class"
+    ]
     for i, (word, onset, content, pos) in enumerate(rows):
         lines.append(f"{i},{i},{i + 6},{word},{float(onset)!r},XX,{content},{pos},5.0,0.1,1")
     path.write_text("\n".join(lines) + "\n")
@@ -168,14 +240,17 @@ def reference_word_table(path: Path, rows: list[tuple[str, float, int, int]]) ->
 
 def test_the_reference_word_table_labels_content_and_part_of_speech(tmp_path):
     words = word_table(REAL).set_index("word_idx")
-    rows = [("monkey", words.loc[2, "start"] - 1e-12, 1, 0),  # float noise: still matched
-            ("in", words.loc[3, "start"], 0, 4),
-            ("go", words.loc[14, "start"], 1, 1),
-            ("nowhere", 0.5, 1, 3)]  # at no transcript word's onset
+    rows = [
+        ("monkey", words.loc[2, "start"] - 1e-12, 1, 0),  # float noise: still matched
+        ("in", words.loc[3, "start"], 0, 4),
+        ("go", words.loc[14, "start"], 1, 1),
+        ("nowhere", 0.5, 1, 3),
+    ]  # at no transcript word's onset
     path = reference_word_table(tmp_path / "df_word_onset_with_pos_class.csv", rows)
     for task, expected in (("content_word", [1.0, 0.0, 1.0]), ("part_of_speech", [0.0, 4.0, 1.0])):
-        cfg = config.from_dict({"task": task, "data": {"root": str(SOURCE)},
-                                "task_params": {"labels_csv": str(path)}})
+        cfg = config.from_dict(
+            {"task": task, "data": {"root": str(SOURCE)}, "task_params": {"labels_csv": str(path)}}
+        )
         table = registry.tasks.get(task)().values(cfg, REAL)
         assert list(table["word_idx"]) == [2, 3, 14]
         assert list(table["word"]) == ["monkey", "in", "go"]  # the transcript's words
@@ -183,7 +258,8 @@ def test_the_reference_word_table_labels_content_and_part_of_speech(tmp_path):
         assert table.attrs["note"] == (
             "df_word_onset_with_pos_class.csv: 3 of 4 table words matched by onset; "
             f"{len(words) - 3} transcript words without a label, 1 table words at no "
-            "transcript word's onset")
+            "transcript word's onset"
+        )
     bad = reference_word_table(tmp_path / "bad.csv", [("in", words.loc[3, "start"], 0, 7)])
     cfg = config.from_dict({"task": "part_of_speech", "task_params": {"labels_csv": str(bad)}})
     with pytest.raises(DataError, match=r"bad.csv: column pos_class row 2 is '7'"):
@@ -202,8 +278,15 @@ def test_a_labels_table_enters_the_keys_by_content(standin, tmp_path):
     two = reference_word_table(tmp_path / "b/words.csv", [("in", words.loc[3, "start"], 0, 4)])
 
     def keys(path: Path) -> dict:
-        return stage_keys(config.from_dict({"task": "content_word", "data": {"root": str(standin)},
-                                            "task_params": {"labels_csv": str(path)}}))
+        return stage_keys(
+            config.from_dict(
+                {
+                    "task": "content_word",
+                    "data": {"root": str(standin)},
+                    "task_params": {"labels_csv": str(path)},
+                }
+            )
+        )
 
     assert keys(one) == keys(two)  # same content elsewhere: same stores and run id
     reference_word_table(two, [("in", words.loc[3, "start"], 1, 4)])
@@ -212,6 +295,7 @@ def test_a_labels_table_enters_the_keys_by_content(standin, tmp_path):
 
 
 # --------------------------------------------------------------------------- the validity mask
+
 
 def test_the_podcasts_last_word_survives_the_standard_grid():
     """The reference's rule ends at the last lag run (800 ms), not the grid's end (1000)."""
@@ -228,11 +312,17 @@ def test_the_podcasts_last_word_survives_the_standard_grid():
 
 # --------------------------------------------------------------------------- parity: reference
 
+
 def test_reference_negatives_are_drawn_per_sentence_with_room(tmp_path):
     path = tmp_path / "short.csv"  # sentences of 1, 1.3, 3 and 12 s
     path.write_text("sentence_onset,sentence_offset\n10,11\n20,21.3\n30,33\n40,52\n")
-    cfg = config.from_dict({"task": "sentence_onset", "data": {"root": str(SOURCE)},
-                            "task_params": {"sentences_csv": str(path), "parity": "reference"}})
+    cfg = config.from_dict(
+        {
+            "task": "sentence_onset",
+            "data": {"root": str(SOURCE)},
+            "task_params": {"sentences_csv": str(path), "parity": "reference"},
+        }
+    )
     events = sentence_events(cfg, REAL)
     inside = events[events["word"] == "inside"]
     # room = [onset + 0.75, offset - 0.625 - 0.001]: only the 3-s and 12-s sentences
@@ -264,15 +354,17 @@ def test_reference_stopping_metrics_are_batch_means():
     assert float(got) == pytest.approx(expected, abs=1e-6)
     host = host_batch_mean(metrics.roc_auc, logit[:90, None], label[:90, None], size)
     assert host == pytest.approx(expected, abs=1e-9)
-    f1 = [skm.f1_score(label[s], logit[s] >= 0, average="weighted", zero_division=0)
-          for s in batches]
+    f1 = [
+        skm.f1_score(label[s], logit[s] >= 0, average="weighted", zero_division=0) for s in batches
+    ]
     got = batch_mean(weighted_f1, jnp.asarray(logit), jnp.asarray(label), jnp.asarray(mask), size)
     assert float(got) == pytest.approx(np.mean(f1), abs=1e-6)
     k = 5
     classes = rng.integers(0, k, n).astype(np.float32)
     logits = rng.normal(size=(n, k)).astype(np.float32)
-    got = batch_mean(masked_macro_auc, jnp.asarray(logits), jnp.asarray(classes),
-                     jnp.asarray(mask), size)
+    got = batch_mean(
+        masked_macro_auc, jnp.asarray(logits), jnp.asarray(classes), jnp.asarray(mask), size
+    )
     host = host_batch_mean(metrics.macro_roc_auc, logits[:90], classes[:90, None], size)
     assert float(got) == pytest.approx(host, abs=1e-5)
 
@@ -282,8 +374,9 @@ def test_parity_reference_switches_ensemble_stopping_head_and_keys(task, standin
     from podbench.features.keys import stage_keys
 
     t = registry.tasks.get(task)()
-    ours = config.from_dict({"task": task, "data": {"root": str(standin)},
-                             "model": {"ensemble": "joint", "members": 3}})
+    ours = config.from_dict(
+        {"task": task, "data": {"root": str(standin)}, "model": {"ensemble": "joint", "members": 3}}
+    )
     theirs = ours.replace({"task_params.parity": "reference"})
     rng = np.random.default_rng(1)
     members = rng.normal(size=(3, 40, 5 if task == "part_of_speech" else 1))
@@ -296,8 +389,12 @@ def test_parity_reference_switches_ensemble_stopping_head_and_keys(task, standin
         np.testing.assert_allclose(expit(mixed), expit(members).mean(0), rtol=1e-9)
     traced = t.group_combine(theirs)(jnp.asarray(members, jnp.float32))
     np.testing.assert_allclose(np.asarray(traced), mixed, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(np.asarray(t.group_combine(ours)(jnp.asarray(members))),
-                               members.mean(axis=0), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        np.asarray(t.group_combine(ours)(jnp.asarray(members))),
+        members.mean(axis=0),
+        rtol=1e-5,
+        atol=1e-7,
+    )
     # stopping: whole split by default, the reference's batch means with parity
     assert t.stopping(ours) == t.stop_value and t.stopping(theirs) != t.stop_value
     # head: a LayerNorm before the class softmax for class tasks
@@ -307,8 +404,9 @@ def test_parity_reference_switches_ensemble_stopping_head_and_keys(task, standin
     y = rng.integers(0, members.shape[-1] if task == "part_of_speech" else 2, (40, 1))
     assert t.fold_metrics(members, y, None, None, ours, "test") == {}
     name = "macro_roc_auc" if task == "part_of_speech" else "roc_auc"
-    assert list(t.fold_metrics(members, y, None, None, theirs, "test")) == \
-        [f"test_{name}_batch_mean"]
+    assert list(t.fold_metrics(members, y, None, None, theirs, "test")) == [
+        f"test_{name}_batch_mean"
+    ]
     # other results, other programs: the switch enters the training key and the program key
     assert t.program_key(ours) != t.program_key(theirs)
     keys = stage_keys(ours), stage_keys(theirs)
@@ -326,6 +424,7 @@ def test_the_reference_class_head_has_a_layernorm():
         return pitom(p, input_shape=(6, 40), output_dim=5, head=head, rngs=nnx.Rngs(0))
 
     plain, normed = build("classes"), build("classes_norm")
+
     def count(m):
         return sum(x.size for x in jax.tree.leaves(nnx.state(m, nnx.Param)))
 

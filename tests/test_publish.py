@@ -22,6 +22,7 @@ def write_files(**files):
         for name, text in files.items():
             (tmp / name).write_text(text)
         return "done"
+
     return write
 
 
@@ -50,8 +51,9 @@ def test_a_failed_write_keeps_the_old_folder_and_removes_its_temporary(tmp_path)
 
 def test_publish_file_ends_like_its_target(tmp_path):
     seen = []
-    publish_file(tmp_path / "summary.csv", lambda tmp: seen.append(tmp) or tmp.write_text("x"),
-                 "test")
+    publish_file(
+        tmp_path / "summary.csv", lambda tmp: seen.append(tmp) or tmp.write_text("x"), "test"
+    )
     assert seen[0].name.endswith(".csv") and is_temp(seen[0])
     assert [p.name for p in tmp_path.iterdir()] == ["summary.csv"]
 

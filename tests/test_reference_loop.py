@@ -36,12 +36,18 @@ QUIET = dict(members=2, epochs=3, patience=2, threads=1, log=lambda _: None)
 def inputs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("reference_loop")
     root = synthesize(tmp / "ds", subjects=[8], duration=120)
-    cfg = config.from_dict({
-        "data": {"root": str(root), "subjects": [8], "lags": {"min": 0, "max": 400, "step": 200}},
-        "model": {"members": 2},
-        "training": {"epochs": 3, "patience": 2},
-        "output": {"stores": str(tmp / "stores"), "results": str(tmp / "results")},
-    })
+    cfg = config.from_dict(
+        {
+            "data": {
+                "root": str(root),
+                "subjects": [8],
+                "lags": {"min": 0, "max": 400, "step": 200},
+            },
+            "model": {"members": 2},
+            "training": {"epochs": 3, "patience": 2},
+            "output": {"stores": str(tmp / "stores"), "results": str(tmp / "results")},
+        }
+    )
     return prepare(cfg, build_features(cfg, log=lambda _: None))
 
 
@@ -106,6 +112,14 @@ def test_early_stopping_after_patience_non_improving_epochs(inputs, patience):
     y = inputs.y.copy()
     y[:, fold.val] = 0.0
     flat = dataclasses.replace(inputs, y=y)
-    res = ref.run_reference(flat, members=1, epochs=20, patience=patience, lags=[0],
-                            folds=[fold.number], threads=1, log=lambda _: None)
+    res = ref.run_reference(
+        flat,
+        members=1,
+        epochs=20,
+        patience=patience,
+        lags=[0],
+        folds=[fold.number],
+        threads=1,
+        log=lambda _: None,
+    )
     assert res.epochs == [1 + patience]

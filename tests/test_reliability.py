@@ -29,17 +29,25 @@ pytestmark = pytest.mark.slow
 
 
 def cli(*args, cwd=None, prefix=()):
-    return subprocess.run([*prefix, PODBENCH, *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=600)
+    return subprocess.run(
+        [*prefix, PODBENCH, *args], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
 
 
 def write_config(path: Path, root: Path, stores: Path, results: Path, **changes) -> Path:
-    raw = {"trial_name": "rel",
-           "data": {"root": str(root), "subjects": [1], "electrodes": "^G[0-9]+$",
-                    "lags": {"min": -200, "max": 200, "step": 200}},
-           "targets": {"pca_dim": 5}, "model": {"name": "ridge", "members": 1},
-           "training": {"n_folds": 2},
-           "output": {"stores": str(stores), "results": str(results)}}
+    raw = {
+        "trial_name": "rel",
+        "data": {
+            "root": str(root),
+            "subjects": [1],
+            "electrodes": "^G[0-9]+$",
+            "lags": {"min": -200, "max": 200, "step": 200},
+        },
+        "targets": {"pca_dim": 5},
+        "model": {"name": "ridge", "members": 1},
+        "training": {"n_folds": 2},
+        "output": {"stores": str(stores), "results": str(results)},
+    }
     for dotted, value in changes.items():
         *parents, leaf = dotted.split("__")
         node = raw
@@ -84,8 +92,11 @@ def damage(chunk: Path, fault: str) -> None:
 
 
 EXPECTED = {"deleted": "is missing", "truncated": "is truncated", "flipped": "is altered"}
-DAMAGES = [(array, fault) for array in ("latent", "label", "word")
-           for fault in ("deleted", "truncated", "flipped")]
+DAMAGES = [
+    (array, fault)
+    for array in ("latent", "label", "word")
+    for fault in ("deleted", "truncated", "flipped")
+]
 
 
 def test_damaged_chunks_are_reported_and_refused(built):
@@ -94,7 +105,7 @@ def test_damaged_chunks_are_reported_and_refused(built):
     one line naming the store and the array, and writes no results."""
     cfg = built / "exp.yml"
     stores = Stores(built / "stores")
-    (_, key, store, _), = [s for s in stores.complete_stores() if s[0] == "latents"]
+    ((_, key, store, _),) = [s for s in stores.complete_stores() if s[0] == "latents"]
     for array, fault in DAMAGES:
         chunk = first_chunk(store, array)
         original = chunk.read_bytes()
@@ -106,7 +117,10 @@ def test_damaged_chunks_are_reported_and_refused(built):
             chunk.write_bytes(original)
         assert verify.returncode == 1, (array, fault, verify.stdout)
         assert f"array {array!r}" in verify.stdout and EXPECTED[fault] in verify.stdout, (
-            array, fault, verify.stdout)
+            array,
+            fault,
+            verify.stdout,
+        )
         lines = train.stderr.strip().splitlines()
         assert train.returncode == 2 and len(lines) == 1, (array, fault, train.stderr[-1500:])
         assert key[:12] in lines[0] or key in lines[0], lines[0]
@@ -118,7 +132,7 @@ def test_damaged_chunks_are_reported_and_refused(built):
 def test_a_truncated_array_metadata_is_refused_in_one_line(built):
     """latent/zarr.json cut short: train names the store and the file (exit 2), no traceback."""
     stores = Stores(built / "stores")
-    (_, key, store, _), = [s for s in stores.complete_stores() if s[0] == "latents"]
+    ((_, key, store, _),) = [s for s in stores.complete_stores() if s[0] == "latents"]
     meta = store / DATA / "latent" / "zarr.json"
     original = meta.read_bytes()
     meta.write_bytes(original[:100])
@@ -135,7 +149,7 @@ def test_gc_removes_a_damaged_store_and_build_features_rebuilds_it(standin, tmp_
     cfg = fresh_work(tmp_path, standin)
     assert cli("build-features", "--config", str(cfg)).returncode == 0
     stores = Stores(tmp_path / "stores")
-    (_, key, store, _), = [s for s in stores.complete_stores() if s[0] == "latents"]
+    ((_, key, store, _),) = [s for s in stores.complete_stores() if s[0] == "latents"]
     damage(first_chunk(store, "latent"), "deleted")
     gc = cli("stores", "gc", "--stores", str(tmp_path / "stores"))
     assert gc.returncode == 0 and str(store) in gc.stdout
@@ -148,10 +162,11 @@ def test_a_missing_epochs_chunk_never_publishes_latents(standin, tmp_path):
     cfg = fresh_work(tmp_path, standin)
     assert cli("build-features", "--config", str(cfg)).returncode == 0
     stores = Stores(tmp_path / "stores")
-    (_, key, store, _), = [s for s in stores.complete_stores() if s[0] == "epochs"]
+    ((_, key, store, _),) = [s for s in stores.complete_stores() if s[0] == "epochs"]
     damage(first_chunk(store, "ecog"), "deleted")
-    other = cli("build-features", "--config", str(cfg), "--set",
-                "preprocess.params.num_average_samples=16")
+    other = cli(
+        "build-features", "--config", str(cfg), "--set", "preprocess.params.num_average_samples=16"
+    )
     lines = other.stderr.strip().splitlines()
     assert other.returncode == 2 and len(lines) == 1 and key[:12] in lines[0], other.stderr
     assert len([s for s in stores.complete_stores() if s[0] == "latents"]) == 1
@@ -162,8 +177,14 @@ def results_state(run_dir: Path) -> str:
     """'complete' (run.json and every file it implies), 'absent' or 'half'."""
     if not run_dir.exists():
         return "absent"
-    needed = ["config.yml", "lag_performance.csv", "metrics.csv", "lag_curve.png", "run.json",
-              "checkpoints/lanes.json"]
+    needed = [
+        "config.yml",
+        "lag_performance.csv",
+        "metrics.csv",
+        "lag_curve.png",
+        "run.json",
+        "checkpoints/lanes.json",
+    ]
     return "complete" if all((run_dir / n).is_file() for n in needed) else "half"
 
 
@@ -176,19 +197,33 @@ def test_kill_during_train_force_leaves_the_old_results(standin, tmp_path):
     trial = run_dir.parent
     rng = random.Random(0)
     for attempt in range(4):
-        proc = subprocess.Popen([PODBENCH, "train", "--config", str(cfg), "--force"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [PODBENCH, "train", "--config", str(cfg), "--force"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.time() + 120
-        while time.time() < deadline and proc.poll() is None and not any(
-                TMP_TAG in p.name for p in trial.iterdir()):
+        while (
+            time.time() < deadline
+            and proc.poll() is None
+            and not any(TMP_TAG in p.name for p in trial.iterdir())
+        ):
             time.sleep(0.002)
         time.sleep(rng.uniform(0, 0.3) * attempt)  # 0: as the temporary folder appears
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         assert results_state(run_dir) == "complete", attempt
         assert (run_dir / "lag_performance.csv").read_text() == reference
-    gc = cli("stores", "gc", "--stores", str(tmp_path / "stores"), "--results",
-             str(tmp_path / "results"), "--grace", "0")
+    gc = cli(
+        "stores",
+        "gc",
+        "--stores",
+        str(tmp_path / "stores"),
+        "--results",
+        str(tmp_path / "results"),
+        "--grace",
+        "0",
+    )
     assert gc.returncode == 0, gc.stderr
     assert sorted(p.name for p in trial.iterdir()) == [run_dir.name]
 
@@ -203,8 +238,11 @@ def test_kill_during_a_stale_rebuild_lists_nothing_unpublished(standin, tmp_path
     root = tmp_path / "stores"
     with open(data / channels, "a") as handle:  # a changed table: new stores, killed mid-build
         handle.write("\n")
-    proc = subprocess.Popen([PODBENCH, "build-features", "--config", str(cfg)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [PODBENCH, "build-features", "--config", str(cfg)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not list(root.glob(f"*/*{TMP_TAG}*/{DATA}")):
         time.sleep(0.002)
@@ -232,8 +270,15 @@ def test_kill_during_a_stale_rebuild_lists_nothing_unpublished(standin, tmp_path
 def test_two_identical_trainers_train_once(standin, tmp_path):
     """From empty roots: one builds the stores while the other waits, then one trains."""
     cfg = fresh_work(tmp_path, standin)
-    procs = [subprocess.Popen([PODBENCH, "train", "--config", str(cfg)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [PODBENCH, "train", "--config", str(cfg)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     trained = [out for out, _ in outs if "training " in out and " lanes (" in out]
@@ -253,22 +298,30 @@ def unshare_works() -> bool:
 def in_mount(mounts: str, *args) -> subprocess.CompletedProcess:
     """Run the CLI in a private mount namespace after `mounts` (shell commands)."""
     command = " ".join(f"'{a}'" for a in (PODBENCH, *args))
-    return subprocess.run(["unshare", "-rm", "sh", "-c", f"{mounts} && exec {command}"],
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        ["unshare", "-rm", "sh", "-c", f"{mounts} && exec {command}"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 needs_unshare = pytest.mark.skipif(not unshare_works(), reason="needs unshare -rm (mounts)")
 
 
 @needs_unshare
-@pytest.mark.parametrize("root, mount, fragment", [
-    ("results", "mount -t tmpfs -o size=1m,ro tmpfs {dir}", "output.results"),
-    ("results", "mount -t tmpfs -o size=1m tmpfs {dir}", "needs about"),
-    ("stores", "mount -t tmpfs -o size=1m,ro tmpfs {dir}", "output.stores"),
-    ("stores", "mount -t tmpfs -o size=1m tmpfs {dir}", "needs about"),
-])
-def test_full_or_read_only_roots_fail_before_anything_is_built(standin, tmp_path, root, mount,
-                                                               fragment):
+@pytest.mark.parametrize(
+    "root, mount, fragment",
+    [
+        ("results", "mount -t tmpfs -o size=1m,ro tmpfs {dir}", "output.results"),
+        ("results", "mount -t tmpfs -o size=1m tmpfs {dir}", "needs about"),
+        ("stores", "mount -t tmpfs -o size=1m,ro tmpfs {dir}", "output.stores"),
+        ("stores", "mount -t tmpfs -o size=1m tmpfs {dir}", "needs about"),
+    ],
+)
+def test_full_or_read_only_roots_fail_before_anything_is_built(
+    standin, tmp_path, root, mount, fragment
+):
     (tmp_path / "stores").mkdir()
     (tmp_path / "results").mkdir()
     cfg = write_config(tmp_path / "exp.yml", standin, tmp_path / "stores", tmp_path / "results")
@@ -281,8 +334,10 @@ def test_full_or_read_only_roots_fail_before_anything_is_built(standin, tmp_path
 @needs_unshare
 def test_a_read_only_store_root_with_every_store_trains(built, standin, tmp_path):
     cfg = write_config(tmp_path / "exp.yml", standin, built / "stores", tmp_path / "results")
-    ro = f"mount --bind {built / 'stores'} {built / 'stores'} && " \
-         f"mount -o remount,bind,ro {built / 'stores'}"
+    ro = (
+        f"mount --bind {built / 'stores'} {built / 'stores'} && "
+        f"mount -o remount,bind,ro {built / 'stores'}"
+    )
     result = in_mount(ro, "train", "--config", str(cfg))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "hit" in result.stdout and "built" not in result.stdout
@@ -294,9 +349,17 @@ def test_the_demo_runs_on_a_read_only_stand_in(standin, tmp_path):
     nothing is written outside output.stores and output.results (the responsive-electrodes
     table goes into the stores)."""
     ro = f"mount --bind {standin} {standin} && mount -o remount,bind,ro {standin}"
-    sets = ["model.name=ridge", "model.params={}", "model.members=1", "training.n_folds=2",
-            "data.subjects=[1]", "data.lags={min: 0, max: 400, step: 200}", "targets.pca_dim=5",
-            f"output.stores={tmp_path / 'stores'}", f"output.results={tmp_path / 'results'}"]
+    sets = [
+        "model.name=ridge",
+        "model.params={}",
+        "model.members=1",
+        "training.n_folds=2",
+        "data.subjects=[1]",
+        "data.lags={min: 0, max: 400, step: 200}",
+        "targets.pca_dim=5",
+        f"output.stores={tmp_path / 'stores'}",
+        f"output.results={tmp_path / 'results'}",
+    ]
     args = ["demo", "--data", str(standin), *(a for s in sets for a in ("--set", s))]
     result = in_mount(ro, *args)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -308,9 +371,13 @@ def disk_full_run(blocks: int, *args, before: str = "") -> str:
     """The CLI under `ulimit -f blocks` (a write past it fails as a full disk would: EFBIG),
     after the shell command `before`; checks exit 1 and one line on stderr, and returns it."""
     limit = f"{before}; ulimit -f {blocks}" if before else f"ulimit -f {blocks}"
-    result = subprocess.run(["bash", "-c", f"{limit}; exec {PODBENCH} {' '.join(args)}"],
-                            capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "TQDM_DISABLE": "1"})  # no progress bars
+    result = subprocess.run(
+        ["bash", "-c", f"{limit}; exec {PODBENCH} {' '.join(args)}"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "TQDM_DISABLE": "1"},
+    )  # no progress bars
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1 and len(lines) == 1, result.stderr
     return lines[0]
@@ -318,8 +385,9 @@ def disk_full_run(blocks: int, *args, before: str = "") -> str:
 
 def test_disk_full_while_building_is_one_line_and_leaves_nothing(standin, tmp_path):
     cfg = write_config(tmp_path / "exp.yml", standin, tmp_path / "stores", tmp_path / "results")
-    assert "building the epochs store: disk full" in disk_full_run(2048, "build-features",
-                                                                   "--config", str(cfg))
+    assert "building the epochs store: disk full" in disk_full_run(
+        2048, "build-features", "--config", str(cfg)
+    )
     stores = Stores(tmp_path / "stores")
     assert not stores.complete_stores() and not stores.leftovers()
     assert not [p for p in (tmp_path / "stores").rglob("*") if p.is_file()]
@@ -329,8 +397,15 @@ def test_disk_full_while_writing_results_keeps_the_old_results(built, standin, t
     """The disk fills while orbax writes a network decoder's checkpoint (MB, past 300 kB; the
     small files before it fit): one line naming the stage, no traceback from orbax's threads,
     exit 1, the old results untouched."""
-    cfg = write_config(tmp_path / "exp.yml", standin, built / "stores", tmp_path / "results",
-                       model__name="mlp", model__params={"hidden": [512]}, training__epochs=1)
+    cfg = write_config(
+        tmp_path / "exp.yml",
+        standin,
+        built / "stores",
+        tmp_path / "results",
+        model__name="mlp",
+        model__params={"hidden": [512]},
+        training__epochs=1,
+    )
     assert cli("train", "--config", str(cfg)).returncode == 0
     (run_dir,) = (tmp_path / "results" / "rel").iterdir()
     before = {p.relative_to(run_dir): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}

@@ -17,10 +17,15 @@ FEW = "^(G[1-3][0-9]|LGA[1-3][0-9])$"
 
 @pytest.fixture()
 def tiny(standin, tmp_path):
-    return make_config(standin, tmp_path, trial_name="saved",
-                       data={"electrodes": FEW, "lags": {"min": 0, "max": 400, "step": 200}},
-                       targets={"pca_dim": 8, "min_train_freq": 2}, model={"members": 2},
-                       training={"epochs": 2, "patience": 1, "n_folds": 3})
+    return make_config(
+        standin,
+        tmp_path,
+        trial_name="saved",
+        data={"electrodes": FEW, "lags": {"min": 0, "max": 400, "step": 200}},
+        targets={"pca_dim": 8, "min_train_freq": 2},
+        model={"members": 2},
+        training={"epochs": 2, "patience": 1, "n_folds": 3},
+    )
 
 
 def test_load_run_predicts_what_the_run_scored(tiny):
@@ -37,9 +42,12 @@ def test_load_run_predicts_what_the_run_scored(tiny):
     for i, lane in run.model.lanes.iterrows():
         test = folds[lane["fold"]].test
         mine = task.split_metrics(preds[i, 0, test], inputs.y[0][test])["cosine_sim"]
-        scored = members[(members["lag"] == lane["lag"]) & (members["fold"] == lane["fold"]) &
-                         (members["member"] == str(lane["member"])) &
-                         (members["metric"] == "test_cosine_sim")]["value"].item()
+        scored = members[
+            (members["lag"] == lane["lag"])
+            & (members["fold"] == lane["fold"])
+            & (members["member"] == str(lane["member"]))
+            & (members["metric"] == "test_cosine_sim")
+        ]["value"].item()
         assert mine == pytest.approx(scored, abs=1e-6)
         checked += 1
     assert checked == 2 * 3 * 2  # lags x folds x members
@@ -51,8 +59,11 @@ def test_load_run_predicts_what_the_run_scored(tiny):
         assert list(table["member"].values) == ["0", "1", "ensemble"]
         for i, lane in run.model.lanes.iterrows():
             rows = getattr(folds[lane["fold"]], split)
-            got = table["prediction"].sel(lag=lane["lag"], fold=lane["fold"],
-                                          member=str(lane["member"])).values
+            got = (
+                table["prediction"]
+                .sel(lag=lane["lag"], fold=lane["fold"], member=str(lane["member"]))
+                .values
+            )
             np.testing.assert_allclose(got[rows], preds[i, 0, rows], atol=1e-5)
             outside = np.setdiff1d(np.arange(len(inputs.words)), rows)
             assert np.isnan(got[outside]).all()
@@ -61,9 +72,11 @@ def test_load_run_predicts_what_the_run_scored(tiny):
             ensemble = table["prediction"].sel(lag=0, fold=fold.number, member="ensemble")
             y = table["target"].sel(fold=fold.number).values[rows]
             reported = run.performance.set_index("lags").loc[
-                0, f"{split}_cosine_sim_fold_{fold.number}"]
-            assert task.split_metrics(ensemble.values[rows], y)["cosine_sim"] == \
-                pytest.approx(reported, abs=1e-6)
+                0, f"{split}_cosine_sim_fold_{fold.number}"
+            ]
+            assert task.split_metrics(ensemble.values[rows], y)["cosine_sim"] == pytest.approx(
+                reported, abs=1e-6
+            )
     tidy = run.predictions("test")["prediction"].to_dataframe().dropna()
     assert len(tidy) == 2 * 3 * len(inputs.words) * 8  # lag x member x event x out, once each
     assert list(tidy.index.names) == ["lag", "fold", "member", "event", "out"]
@@ -86,8 +99,10 @@ def test_a_trial_folder_loads_its_one_run_and_refuses_two(tiny):
     first = api.train(cfg, log=lambda s: None).run_dir
     assert api.load_run(first.parent).path == first
     second = api.train(cfg.replace({"training.n_folds": 2}), log=lambda s: None).run_dir
-    with pytest.raises(DataError, match=f"2 runs .*{first.name}.*{second.name}|2 runs .*"
-                                        f"{second.name}.*{first.name}"):
+    with pytest.raises(
+        DataError,
+        match=f"2 runs .*{first.name}.*{second.name}|2 runs .*{second.name}.*{first.name}",
+    ):
         api.load_run(first.parent)
     assert api.load_run(second).path == second
     assert api.load_run(first).predictions("test")["prediction"].notnull().any()

@@ -48,8 +48,9 @@ def chosen_row(text: str) -> str:
 def test_closing_table_chooses_on_validation(task):
     cfg = config.from_dict({"task": task})
     t = task_for(cfg)
-    perf = performance({t.selection_metric: [0.5, 0.6, 0.7, 0.65, 0.5],
-                        t.headline: [0.9, 0.5, 0.6, 0.55, 0.5]})  # test peaks at -400
+    perf = performance(
+        {t.selection_metric: [0.5, 0.6, 0.7, 0.65, 0.5], t.headline: [0.9, 0.5, 0.6, 0.55, 0.5]}
+    )  # test peaks at -400
     text = summary_table(perf, t, cfg)
     assert chosen_row(text) == "0" and text.startswith(f"task {task} ")
     assert t.selection_metric in text.splitlines()[0]
@@ -61,9 +62,13 @@ def test_regression_chooses_lag_on_validation_pearson_not_mse():
     cfg = config.from_dict({"task": "loudness"})
     t = task_for(cfg)
     assert t.stop_mode == "min" and t.selection_metric == "val_pearson_r"
-    perf = performance({"val_pearson_r": [0.1, 0.3, 0.2, 0.0, 0.0],
-                        "val_mse": [0.5, 0.9, 0.4, 0.9, 0.9],  # lowest at 0: not what chooses
-                        "test_pearson_r": [0.1, 0.2, 0.5, 0.0, 0.0]})
+    perf = performance(
+        {
+            "val_pearson_r": [0.1, 0.3, 0.2, 0.0, 0.0],
+            "val_mse": [0.5, 0.9, 0.4, 0.9, 0.9],  # lowest at 0: not what chooses
+            "test_pearson_r": [0.1, 0.2, 0.5, 0.0, 0.0],
+        }
+    )
     assert perf.loc[t.select_lag(perf), "lags"] == -200
 
 
@@ -87,12 +92,16 @@ def test_sweep_summary_best_ignores_test(tmp_path: Path):
         run = tmp_path / f"run{i}"
         run.mkdir()
         performance({t.selection_metric: v, t.headline: v[::-1]}).to_csv(
-            run / "lag_performance.csv", index=False)
+            run / "lag_performance.csv", index=False
+        )
         dirs.append(run)
         points.append({"training.lr": 10.0 ** -(i + 2)})
     before = summarise([cfg] * 3, points, dirs)
     assert before["best_lag"].tolist() == [-200, 200, 400] and before["best"].tolist() == [
-        False, True, False]
+        False,
+        True,
+        False,
+    ]
     for seed in range(3):
         for run in dirs:
             perf = pd.read_csv(run / "lag_performance.csv")
@@ -107,9 +116,9 @@ def test_multimodal_lag_ignores_test(tmp_path: Path):
     def run(name, val, test):
         path = tmp_path / name
         path.mkdir()
-        pd.DataFrame({"lags": LAGS, "val_pairwise_accuracy_mean": val,
-                      "test_pairwise_accuracy_mean": test}).to_csv(
-            path / "lag_performance.csv", index=False)
+        pd.DataFrame(
+            {"lags": LAGS, "val_pairwise_accuracy_mean": val, "test_pairwise_accuracy_mean": test}
+        ).to_csv(path / "lag_performance.csv", index=False)
         return path
 
     a = run("a", [0.5, 0.55, 0.6, 0.58, 0.5], [0.9, 0.5, 0.5, 0.5, 0.5])

@@ -56,8 +56,10 @@ def test_repaired_word_auc_is_the_reference_recipe_on_repaired_words():
     train_labels = np.concatenate([vocab[:5].repeat(3), ["f"]])  # f is not scored (freq 1 < 2)
     perms = np.concatenate([np.arange(n)[None], repairings(n, 10, "words", rng)])
     got = repaired_word_avg_auc_roc(members, y, labels, train_labels, 2, perms)
-    want = [word_metrics(members, y[p], labels[p], train_labels, 2)["test_word_avg_auc_roc"]
-            for p in perms]
+    want = [
+        word_metrics(members, y[p], labels[p], train_labels, 2)["test_word_avg_auc_roc"]
+        for p in perms
+    ]
     np.testing.assert_allclose(got, want, rtol=1e-12)
     assert got[0] > np.median(got[1:])  # the true pairing: the members see the words
 
@@ -79,7 +81,7 @@ def test_repairings_are_what_they_say():
         while pos < n:
             start = int(row[pos])
             size = min(10, n - start)
-            np.testing.assert_array_equal(row[pos:pos + size], np.arange(start, start + size))
+            np.testing.assert_array_equal(row[pos : pos + size], np.arange(start, start + size))
             starts.append(start)
             pos += size
         assert sorted(starts) == list(range(0, n, 10))
@@ -89,7 +91,7 @@ def test_repairings_are_what_they_say():
 
 
 def _ar1(rng: np.random.Generator, n: int, rho: float) -> np.ndarray:
-    noise = rng.normal(size=n) * np.sqrt(1 - rho ** 2)
+    noise = rng.normal(size=n) * np.sqrt(1 - rho**2)
     x = np.empty(n)
     x[0] = rng.normal()
     for i in range(1, n):
@@ -116,9 +118,16 @@ def _assert_calibrated(p: np.ndarray, alpha: float = 0.05) -> None:
     assert low <= (p <= alpha).sum() <= high, (p <= alpha).mean()
 
 
-@pytest.mark.parametrize("rho, mode, block", [(0.0, "words", 10), (0.0, "circular", 10),
-                                              (0.0, "blocks", 25), (0.9, "circular", 10),
-                                              (0.9, "blocks", 50)])
+@pytest.mark.parametrize(
+    "rho, mode, block",
+    [
+        (0.0, "words", 10),
+        (0.0, "circular", 10),
+        (0.0, "blocks", 25),
+        (0.9, "circular", 10),
+        (0.9, "blocks", 50),
+    ],
+)
 def test_nulls_are_uniform_when_predictions_carry_nothing(rho, mode, block):
     _assert_calibrated(_null_pvalues(rho, mode, block))
 
@@ -142,19 +151,42 @@ def test_a_no_signal_standin_is_at_the_nominal_rate_end_to_end(tmp_path):
 
     root = synthesize(tmp_path / "ds", subjects=[3], duration=300, snr=0.0)
     suite = tmp_path / "s.yml"
-    suite.write_text(yaml.safe_dump({
-        "name": "nosignal", "version": 1,
-        "defaults": {"set": {"data.root": str(root), "data.electrodes": None,
-                             "data.lags": {"min": 0, "max": 1400, "step": 700},
-                             "output.stores": str(tmp_path / "stores"),
-                             "output.results": str(tmp_path / "results"),
-                             "targets": {"kind": "arbitrary", "dim": 16, "pca_dim": None,
-                                         "min_train_freq": 2},
-                             "model.name": "ridge", "model.params": {}, "model.members": 1,
-                             "preprocess.params": {"num_average_samples": 160}},
-                     "significance": {"permutations": 199}},
-        "cells": [{"name": f"draw{k}", "config": str(REPO / "configs/demo.yml"),
-                   "set": {"targets.seed": k}} for k in range(12)]}))
+    suite.write_text(
+        yaml.safe_dump(
+            {
+                "name": "nosignal",
+                "version": 1,
+                "defaults": {
+                    "set": {
+                        "data.root": str(root),
+                        "data.electrodes": None,
+                        "data.lags": {"min": 0, "max": 1400, "step": 700},
+                        "output.stores": str(tmp_path / "stores"),
+                        "output.results": str(tmp_path / "results"),
+                        "targets": {
+                            "kind": "arbitrary",
+                            "dim": 16,
+                            "pca_dim": None,
+                            "min_train_freq": 2,
+                        },
+                        "model.name": "ridge",
+                        "model.params": {},
+                        "model.members": 1,
+                        "preprocess.params": {"num_average_samples": 160},
+                    },
+                    "significance": {"permutations": 199},
+                },
+                "cells": [
+                    {
+                        "name": f"draw{k}",
+                        "config": str(REPO / "configs/demo.yml"),
+                        "set": {"targets.seed": k},
+                    }
+                    for k in range(12)
+                ],
+            }
+        )
+    )
     result = benchmark(suite, log=lambda s: None)
     pvalues: dict[str, list[float]] = {"words": [], "circular": [], "blocks": []}
     for run_json in sorted(result.folder.glob("cells/*/*/run.json")):
@@ -164,8 +196,9 @@ def test_a_no_signal_standin_is_at_the_nominal_rate_end_to_end(tmp_path):
         assert len(observed) == 2
         for mode in pvalues:
             sig = Significance(permutations=199, mode=mode, block=20)
-            pvalues[mode] += list(permutation_pvalues(observed.to_numpy(float),
-                                                      score_null(run_dir, cfg, sig)))
+            pvalues[mode] += list(
+                permutation_pvalues(observed.to_numpy(float), score_null(run_dir, cfg, sig))
+            )
     for p in pvalues.values():
         assert len(p) == 24
         _assert_calibrated(np.array(p))

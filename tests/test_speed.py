@@ -35,8 +35,9 @@ def test_sorted_auc_equals_sklearn_with_ties_and_masks(n):
         score[mask == 0] = score[0]  # masked rows tied with valid ones change nothing
         valid = mask > 0
         got = masked_auc(jnp.asarray(score), jnp.asarray(positive), jnp.asarray(mask))
-        assert float(got) == pytest.approx(skm.roc_auc_score(positive[valid], score[valid]),
-                                           abs=1e-6)
+        assert float(got) == pytest.approx(
+            skm.roc_auc_score(positive[valid], score[valid]), abs=1e-6
+        )
     one_class = masked_auc(jnp.asarray(score), jnp.zeros(n), jnp.asarray(mask))
     assert float(one_class) == 0.5
 
@@ -63,8 +64,11 @@ def test_sorted_macro_auc_equals_sklearn_over_present_classes():
 def test_sorted_auc_memory_is_linear_in_rows():
     """500 lanes x 2,000 validation rows x 5 classes: an n x n comparison would need 40 GB."""
     lanes, n, k = 500, 2000, 5
-    compiled = jax.jit(jax.vmap(masked_macro_auc)).lower(
-        jnp.zeros((lanes, n, k)), jnp.zeros((lanes, n)), jnp.zeros((lanes, n))).compile()
+    compiled = (
+        jax.jit(jax.vmap(masked_macro_auc))
+        .lower(jnp.zeros((lanes, n, k)), jnp.zeros((lanes, n)), jnp.zeros((lanes, n)))
+        .compile()
+    )
     temp = compiled.memory_analysis().temp_size_in_bytes
     assert temp < 40 * lanes * n * k  # a few arrays of n per lane and class
 
@@ -95,7 +99,10 @@ def test_mask_bits_are_balanced_and_each_key_keeps_its_own_stream():
     bits = np.unpackbits(words.view(np.uint8)).reshape(-1, 32)
     assert np.abs(bits.mean(axis=0) - 0.5).max() < 0.01  # every bit position balanced
     low, high = (words & 0xFFFF).astype(float), (words >> 16).astype(float)
-    assert abs(np.corrcoef(low, high)[0, 1]) < 0.02 and abs(np.corrcoef(low[1:], low[:-1])[0, 1]) < 0.02
+    assert (
+        abs(np.corrcoef(low, high)[0, 1]) < 0.02
+        and abs(np.corrcoef(low[1:], low[:-1])[0, 1]) < 0.02
+    )
     batched = np.asarray(jax.vmap(lambda k: random_bits(k, 1000))(keys))
     for i, key in enumerate(keys):  # under vmap each key draws what it draws alone
         np.testing.assert_array_equal(batched[i], np.asarray(random_bits(key, 1000)))
@@ -105,7 +112,8 @@ def test_mask_bits_are_balanced_and_each_key_keeps_its_own_stream():
 # ---------------------------------------------------------------- compaction of vmapped lanes
 
 LEARNING_RATES = (0.0, 3e-4, 1e-3, 1e-2)
-COMPACTION_RUN = textwrap.dedent("""
+COMPACTION_RUN = textwrap.dedent(
+    """
     import logging, sys, numpy as np, jax
     from podbench import api, config
     from podbench.tasks import task_for
@@ -131,7 +139,9 @@ COMPACTION_RUN = textwrap.dedent("""
     leaves = jax.tree_util.tree_leaves_with_path(res.state["params"])
     np.savez(sys.argv[2], epochs=res.epochs, devices=len(jax.devices()), compiles=Compiles.count,
              widths=np.array(res.widths[0]), **{jax.tree_util.keystr(p): a for p, a in leaves})
-""" % (LEARNING_RATES,))
+"""
+    % (LEARNING_RATES,)
+)
 
 
 @pytest.fixture(scope="module")
@@ -139,11 +149,17 @@ def stopping_config(standin, tmp_path_factory):
     """40 lanes (4 learning rates, one of them 0, x 2 lags x 5 folds) that stop at different
     epochs."""
     work = tmp_path_factory.mktemp("stopping")
-    cfg = make_config(standin, work, data={"electrodes": "^(G[1-3][0-9]|LGA[1-3][0-9])$",
-                                           "lags": {"min": 0, "max": 400, "step": 200}},
-                      targets={"pca_dim": 8, "min_train_freq": 2},
-                      model={"members": 1, "params": {"filters": 8}},
-                      training={"epochs": 10, "patience": 1, "batch_size": 128})
+    cfg = make_config(
+        standin,
+        work,
+        data={
+            "electrodes": "^(G[1-3][0-9]|LGA[1-3][0-9])$",
+            "lags": {"min": 0, "max": 400, "step": 200},
+        },
+        targets={"pca_dim": 8, "min_train_freq": 2},
+        model={"members": 1, "params": {"filters": 8}},
+        training={"epochs": 10, "patience": 1, "batch_size": 128},
+    )
     api.build_features(cfg, log=lambda s: None)
     path = work / "exp.yml"
     path.write_text(yaml.safe_dump(cfg.to_dict()))
@@ -156,8 +172,12 @@ def run_lanes(path, out, lane_batch, devices):
     here = out.with_suffix(".yml")
     here.write_text(yaml.safe_dump(cfg))
     env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
-    proc = subprocess.run([sys.executable, "-c", COMPACTION_RUN, str(here), str(out)], env=env,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", COMPACTION_RUN, str(here), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return np.load(out)
 
@@ -165,7 +185,8 @@ def run_lanes(path, out, lane_batch, devices):
 @pytest.mark.slow
 @pytest.mark.parametrize("devices", [1, 4])
 def test_vmapped_lanes_compact_with_bounded_compiles_and_equal_sequential(
-        stopping_config, tmp_path, devices):
+    stopping_config, tmp_path, devices
+):
     path, sequential = stopping_config
     vmapped = run_lanes(path, tmp_path / "vmap.npz", 64, devices)  # all lanes vmapped
     assert int(vmapped["devices"]) == devices
@@ -199,8 +220,19 @@ def test_vmapped_lanes_compact_with_bounded_compiles_and_equal_sequential(
 def test_gpu_script_runs_reduced_on_cpu(tmp_path):
     """benchmarks/gpu.py end to end in its reduced mode, so the GPU run cannot rot."""
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu.py"
-    proc = subprocess.run([sys.executable, str(script), "--reduced", "--reference-lanes", "1",
-                           "--work", str(tmp_path)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--reduced",
+            "--reference-lanes",
+            "1",
+            "--work",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
     assert any(line.startswith("podbench, whole standard run on cpu") for line in lines)
@@ -223,27 +255,54 @@ def test_memory_estimate_counts_lane_state_and_chooses_the_widest_fitting_chunk(
     train_idx, train_n = padded([folds[i % 5].train for i in range(lanes)])
     val_idx, val_n = padded([folds[i % 5].val for i in range(lanes)])
     ones = np.ones(lanes, np.float32)
-    lanes_np = Lanes(np.stack([key_data(i) for i in range(lanes)]), np.zeros(lanes, np.int32),
-                     np.zeros(lanes, np.int32), np.zeros(lanes, np.int32), 1e-3 * ones,
-                     1e-4 * ones, 0.2 * ones, train_idx, train_n, val_idx, val_n)
-    data = Data(jnp.asarray(rng.normal(size=(n, 1, c, 10)), jnp.float32),
-                jnp.asarray(rng.normal(size=(1, n, d)), jnp.float32),
-                jnp.zeros((1, 1, c, 1)), jnp.ones((1, 1, c, 1)))
-    p = {"filters": 8, "dropout": 0.2, "locally_connected": False, "reg": 0.0, "reg_head": 0.0,
-         "head_order": "norm_tanh", "init": "torch"}
+    lanes_np = Lanes(
+        np.stack([key_data(i) for i in range(lanes)]),
+        np.zeros(lanes, np.int32),
+        np.zeros(lanes, np.int32),
+        np.zeros(lanes, np.int32),
+        1e-3 * ones,
+        1e-4 * ones,
+        0.2 * ones,
+        train_idx,
+        train_n,
+        val_idx,
+        val_n,
+    )
+    data = Data(
+        jnp.asarray(rng.normal(size=(n, 1, c, 10)), jnp.float32),
+        jnp.asarray(rng.normal(size=(1, n, d)), jnp.float32),
+        jnp.zeros((1, 1, c, 1)),
+        jnp.ones((1, 1, c, 1)),
+    )
+    p = {
+        "filters": 8,
+        "dropout": 0.2,
+        "locally_connected": False,
+        "reg": 0.0,
+        "reg_head": 0.0,
+        "head_order": "norm_tanh",
+        "init": "torch",
+    }
     entry = registry.models.entry("pitom")
-    program = LaneProgram(lambda rngs: entry.obj(p, input_shape=(c, 10), output_dim=d,
-                                                 head="vector", rngs=rngs),
-                          group=2, batch_size=32, patience=3, optimizer_name="adamw",
-                          loss_fn=lambda a, b: jnp.mean((a - b) ** 2, axis=-1),
-                          stop_fn=lambda a, b, m: masked_mean(cosine_rows(a, b), m),
-                          stop_mode="max", n_train_max=train_idx.shape[1],
-                          n_val_max=val_idx.shape[1], lane_batch=1)
+    program = LaneProgram(
+        lambda rngs: entry.obj(p, input_shape=(c, 10), output_dim=d, head="vector", rngs=rngs),
+        group=2,
+        batch_size=32,
+        patience=3,
+        optimizer_name="adamw",
+        loss_fn=lambda a, b: jnp.mean((a - b) ** 2, axis=-1),
+        stop_fn=lambda a, b, m: masked_mean(cosine_rows(a, b), m),
+        stop_mode="max",
+        n_train_max=train_idx.shape[1],
+        n_val_max=val_idx.shape[1],
+        lane_batch=1,
+    )
     data_bytes, held, flight = program.memory_model(lanes_np, data, exact=True)
     _, _, bound = program.memory_model(lanes_np, data, exact=False)
     state = program.init(jax.tree.map(lambda a: a[:1], lanes_np))
     real = sum(a.nbytes for a in jax.tree.leaves(state)) + sum(
-        a[:1].nbytes for a in jax.tree.leaves(lanes_np))
+        a[:1].nbytes for a in jax.tree.leaves(lanes_np)
+    )
     assert held == real and data_bytes == sum(a.nbytes for a in jax.tree.leaves(data))
     assert 0 < flight <= bound  # the cheap bound is an upper bound of XLA's figure
     estimate = memory_estimate(program, lanes_np, data, 1)

@@ -55,8 +55,15 @@ def test_build_once_then_reuse(standin, tmp_path):
 
 
 def test_windows_are_sample_exact_slices_of_the_recording(standin, tmp_path):
-    cfg = make_config(standin, tmp_path, data={"subjects": [1, 3], "electrodes": "^(G2|LGA10)$",
-                                               "lags": {"min": -1000, "max": 1000, "step": 200}})
+    cfg = make_config(
+        standin,
+        tmp_path,
+        data={
+            "subjects": [1, 3],
+            "electrodes": "^(G2|LGA10)$",
+            "lags": {"min": -1000, "max": 1000, "step": 200},
+        },
+    )
     features = api.build_features(cfg, log=lambda s: None)
     epochs, latents = features.open("epochs"), features.open("latents")
     assert list(epochs["channel"].values) == ["sub-01:G2", "sub-03:LGA10"]
@@ -68,11 +75,12 @@ def test_windows_are_sample_exact_slices_of_the_recording(standin, tmp_path):
     assert int(word["onset_sample"]) == onset
     for i, lag in enumerate(range(-1000, 1000, 200)):
         start = onset + round((lag / 1000 - 0.3125) * 512)  # the reference's arithmetic
-        expected = signal_3[start:start + 320]
+        expected = signal_3[start : start + 320]
         s = epochs.attrs["lag_starts"][i]
-        np.testing.assert_array_equal(word["ecog"].values[1, s:s + 320], expected)
-        np.testing.assert_allclose(latents["latent"].values[40, i, 1],
-                                   expected.reshape(10, 32).mean(1), rtol=1e-6)
+        np.testing.assert_array_equal(word["ecog"].values[1, s : s + 320], expected)
+        np.testing.assert_allclose(
+            latents["latent"].values[40, i, 1], expected.reshape(10, 32).mean(1), rtol=1e-6
+        )
     # words whose span leaves any recording are dropped once, for every lag, and recorded
     n_words = epochs.attrs["n_words_total"]
     assert len(epochs["word"]) + len(epochs.attrs["dropped_words"]) == n_words
@@ -81,8 +89,9 @@ def test_windows_are_sample_exact_slices_of_the_recording(standin, tmp_path):
 
 
 def test_gpt2_targets_average_sub_tokens(standin, tmp_path):
-    cfg = make_config(standin, tmp_path, targets={"pca_dim": None, "layer": 12},
-                      data={"electrodes": FEW})
+    cfg = make_config(
+        standin, tmp_path, targets={"pca_dim": None, "layer": 12}, data={"electrodes": FEW}
+    )
     targets = api.build_features(cfg, log=lambda s: None).open("targets")
     tokens = Dataset(standin).token_table()
     multi = tokens["word_idx"].value_counts()
@@ -93,11 +102,19 @@ def test_gpt2_targets_average_sub_tokens(standin, tmp_path):
 
 
 def test_arbitrary_embeddings_do_not_depend_on_the_hash_seed():
-    code = ("from podbench.tasks.sources import arbitrary_vector;"
-            "print(arbitrary_vector('monkey', 42, 4).tolist())")
-    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           env={**os.environ, "PYTHONHASHSEED": seed}).stdout
-            for seed in ("0", "1", "random")}
+    code = (
+        "from podbench.tasks.sources import arbitrary_vector;"
+        "print(arbitrary_vector('monkey', 42, 4).tolist())"
+    )
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("0", "1", "random")
+    }
     assert len(outs) == 1
     a = arbitrary_vector("monkey", 42, 50)
     assert np.all(np.abs(a) <= 1) and not np.allclose(a, arbitrary_vector("monkeys", 42, 50))
@@ -105,8 +122,12 @@ def test_arbitrary_embeddings_do_not_depend_on_the_hash_seed():
 
 
 def test_arbitrary_targets_share_a_vector_per_word_type(standin, tmp_path):
-    cfg = make_config(standin, tmp_path, targets={"kind": "arbitrary", "pca_dim": None},
-                      data={"label_normalisation": "strip", "electrodes": FEW})
+    cfg = make_config(
+        standin,
+        tmp_path,
+        targets={"kind": "arbitrary", "pca_dim": None},
+        data={"label_normalisation": "strip", "electrodes": FEW},
+    )
     targets = api.build_features(cfg, log=lambda s: None).open("targets")
     labels = [str(v) for v in targets["label"].values]
     the = [i for i, w in enumerate(labels) if w.lower().strip(".,") == "the"]
@@ -131,24 +152,37 @@ def test_pca_fitted_on_all_words_or_inside_each_fold(standin, tmp_path):
     labels = np.array([str(w) for w in per_fold["label"].values[rows]], dtype=object)
     for k, fold in enumerate(folds_for(per_fold_cfg, labels)):
         pca = PCA(5, svd_solver="full").fit(raw[rows[fold.train]].astype(np.float64))
-        np.testing.assert_allclose(np.abs(per_fold["target"].values[k]),
-                                   np.abs(pca.transform(raw.astype(np.float64))), rtol=1e-3, atol=1e-3)
+        np.testing.assert_allclose(
+            np.abs(per_fold["target"].values[k]),
+            np.abs(pca.transform(raw.astype(np.float64))),
+            rtol=1e-3,
+            atol=1e-3,
+        )
 
 
 def test_glove_targets_drop_and_record_out_of_vocabulary_words(standin, tmp_path):
     glove = tmp_path / "glove.txt"
     rng = np.random.default_rng(0)
     vocab = ["the", "a", "monkey", "and", "one", "act", "theres"]
-    glove.write_text("".join(f"{w} {' '.join(f'{v:.4f}' for v in rng.normal(size=6))}\n" for w in vocab))
-    cfg = make_config(standin, tmp_path, targets={"kind": "glove", "glove_path": str(glove),
-                                                  "pca_dim": None}, data={"electrodes": FEW})
+    glove.write_text(
+        "".join(f"{w} {' '.join(f'{v:.4f}' for v in rng.normal(size=6))}\n" for w in vocab)
+    )
+    cfg = make_config(
+        standin,
+        tmp_path,
+        targets={"kind": "glove", "glove_path": str(glove), "pca_dim": None},
+        data={"electrodes": FEW},
+    )
     features = api.build_features(cfg, log=lambda s: None)
     targets = features.open("targets")
     kept = {glove_key(str(w)) for w in targets["label"].values}
     assert kept <= set(vocab) and "monkey" in kept
-    marker = Stores(cfg.output.stores).marker(Stores(cfg.output.stores).path("targets", features.keys["targets"]))
+    marker = Stores(cfg.output.stores).marker(
+        Stores(cfg.output.stores).path("targets", features.keys["targets"])
+    )
     assert marker["dropped_words"] and len(marker["dropped_words"]) + targets.sizes["word"] == len(
-        Dataset(standin).token_table()["word_idx"].unique())
+        Dataset(standin).token_table()["word_idx"].unique()
+    )
     assert glove_key("There's,") == "theres" and glove_key("one,") == "one"
 
 
@@ -180,7 +214,8 @@ def test_a_copied_dataset_and_store_root_hit_the_same_stores(standin, tmp_path):
     cfg = make_config(standin, work, data={"subjects": [1], "electrodes": "^G[0-9]$"})
     first = api.build_features(cfg, log=lambda s: None)
     marker = Stores(work / "stores").marker(
-        Stores(work / "stores").path("epochs", first.keys["epochs"]))
+        Stores(work / "stores").path("epochs", first.keys["epochs"])
+    )
     assert str(standin) not in json.dumps(marker["fragment"])  # no absolute path in a key
     assert str(standin) not in json.dumps(marker["sources"])
     moved = tmp_path / "elsewhere" / "ds"
@@ -197,18 +232,28 @@ def test_a_copied_dataset_and_store_root_hit_the_same_stores(standin, tmp_path):
 
 
 def write_config(path: Path, root: Path, work: Path, **data) -> Path:
-    raw = {"data": {"root": str(root), **data},
-           "output": {"stores": str(work / "stores"), "results": str(work / "results")}}
+    raw = {
+        "data": {"root": str(root), **data},
+        "output": {"stores": str(work / "stores"), "results": str(work / "results")},
+    }
     path.write_text(yaml.safe_dump(raw))
     return path
 
 
 @pytest.mark.slow
 def test_kill_9_mid_build_leaves_no_complete_store(standin, tmp_path):
-    cfg_path = write_config(tmp_path / "exp.yml", standin, tmp_path, electrodes="^(G|LG)",
-                            lags={"min": -1000, "max": 1000, "step": 100})
-    proc = subprocess.Popen([PODBENCH, "build-features", "--config", str(cfg_path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cfg_path = write_config(
+        tmp_path / "exp.yml",
+        standin,
+        tmp_path,
+        electrodes="^(G|LG)",
+        lags={"min": -1000, "max": 1000, "step": 100},
+    )
+    proc = subprocess.Popen(
+        [PODBENCH, "build-features", "--config", str(cfg_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     root = tmp_path / "stores"
     deadline = time.time() + 120
     while time.time() < deadline and not list(root.glob("*/*.tmp-*/" + DATA)):
@@ -218,11 +263,13 @@ def test_kill_9_mid_build_leaves_no_complete_store(standin, tmp_path):
     stores = Stores(root)
     assert stores.leftovers(), "the build was not interrupted"
     complete_before = {s[1] for s in stores.complete_stores()}
-    listing = subprocess.run([PODBENCH, "stores", "ls", "--stores", str(root)],
-                             capture_output=True, text=True).stdout
+    listing = subprocess.run(
+        [PODBENCH, "stores", "ls", "--stores", str(root)], capture_output=True, text=True
+    ).stdout
     assert "incomplete leftover" in listing
-    done = subprocess.run([PODBENCH, "build-features", "--config", str(cfg_path)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [PODBENCH, "build-features", "--config", str(cfg_path)], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     assert not stores.leftovers() and len(stores.complete_stores()) == 3
     assert complete_before < {s[1] for s in stores.complete_stores()}
@@ -232,9 +279,15 @@ def test_kill_9_mid_build_leaves_no_complete_store(standin, tmp_path):
 @pytest.mark.slow
 def test_two_simultaneous_builds_leave_one_store(standin, tmp_path):
     cfg_path = write_config(tmp_path / "exp.yml", standin, tmp_path, electrodes=FEW)
-    procs = [subprocess.Popen([PODBENCH, "build-features", "--config", str(cfg_path)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [PODBENCH, "build-features", "--config", str(cfg_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate() for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     stores = Stores(tmp_path / "stores")
@@ -247,20 +300,27 @@ def test_verify_finds_a_corrupted_chunk_and_gc_cleans_leftovers(standin, tmp_pat
     cfg = make_config(standin, tmp_path, data={"subjects": [1], "electrodes": "^G[0-9]+$"})
     features = api.build_features(cfg, log=lambda s: None)
     root = tmp_path / "stores"
-    ok = subprocess.run([PODBENCH, "stores", "verify", "--stores", str(root)],
-                        capture_output=True, text=True)
+    ok = subprocess.run(
+        [PODBENCH, "stores", "verify", "--stores", str(root)], capture_output=True, text=True
+    )
     assert ok.returncode == 0 and ok.stdout.count(" ok") == 3
-    chunk = next((Stores(root).path("latents", features.keys["latents"]) / DATA / "latent" / "c").rglob("*"))
+    chunk = next(
+        (Stores(root).path("latents", features.keys["latents"]) / DATA / "latent" / "c").rglob("*")
+    )
     while chunk.is_dir():
         chunk = next(chunk.iterdir())
     data = bytearray(chunk.read_bytes())
     data[len(data) // 2] ^= 0xFF
     chunk.write_bytes(bytes(data))
-    bad = subprocess.run([PODBENCH, "stores", "verify", "--stores", str(root)],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [PODBENCH, "stores", "verify", "--stores", str(root)], capture_output=True, text=True
+    )
     assert bad.returncode == 1 and "CORRUPT" in bad.stdout and "latent" in bad.stdout
-    info = subprocess.run([PODBENCH, "stores", "info", features.keys["epochs"][:8], "--stores",
-                           str(root)], capture_output=True, text=True)
+    info = subprocess.run(
+        [PODBENCH, "stores", "info", features.keys["epochs"][:8], "--stores", str(root)],
+        capture_output=True,
+        text=True,
+    )
     assert info.returncode == 0 and features.keys["epochs"] in info.stdout
     leftover = root / "epochs" / f"{features.keys['epochs']}.tmp-12345-abcdef"
     leftover.mkdir()
@@ -291,8 +351,12 @@ def test_stores_open_without_podbench_and_locks_stay_apart(standin, tmp_path):
     assert epochs["time"].attrs["units"] == "s" and epochs["ecog"].attrs["units"] == "V"
     assert epochs["onset"].attrs["units"] == "s" and latents["lag"].attrs["units"] == "ms"
     assert epochs.attrs["key"] == features.keys["epochs"]
-    beside = [p.name for stage in ("epochs", "targets", "latents")
-              for p in (root / stage).iterdir() if not p.is_dir()]
+    beside = [
+        p.name
+        for stage in ("epochs", "targets", "latents")
+        for p in (root / stage).iterdir()
+        if not p.is_dir()
+    ]
     assert beside == []  # no lock (or anything else) next to the stores
     assert not list(root.rglob("*.lock"))  # locks are removed when their builder is done
     assert Stores(root).gc() == []

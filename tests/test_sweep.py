@@ -25,10 +25,15 @@ FEW = "^(G[1-3][0-9]|LGA[1-3][0-9])$"
 
 @pytest.fixture()
 def base(standin, tmp_path):
-    return make_config(standin, tmp_path, trial_name="sw",
-                       data={"electrodes": FEW, "lags": {"min": 0, "max": 400, "step": 200}},
-                       targets={"pca_dim": 8, "min_train_freq": 2}, model={"members": 1},
-                       training={"epochs": 2, "patience": 1})
+    return make_config(
+        standin,
+        tmp_path,
+        trial_name="sw",
+        data={"electrodes": FEW, "lags": {"min": 0, "max": 400, "step": 200}},
+        targets={"pca_dim": 8, "min_train_freq": 2},
+        model={"members": 1},
+        training={"epochs": 2, "patience": 1},
+    )
 
 
 def write_grid(path: Path, grid: dict) -> Path:
@@ -51,9 +56,14 @@ def test_grid_points_and_errors(tmp_path, base):
 
 @pytest.mark.slow
 def test_twelve_points_build_features_once_and_resume(tmp_path, base):
-    grid = write_grid(tmp_path / "grid.yml", {"training.lr": [1e-3, 3e-3, 1e-2],
-                                             "model.params.dropout": [0.1, 0.3],
-                                             "model.params.filters": [8, 16]})
+    grid = write_grid(
+        tmp_path / "grid.yml",
+        {
+            "training.lr": [1e-3, 3e-3, 1e-2],
+            "model.params.dropout": [0.1, 0.3],
+            "model.params.filters": [8, 16],
+        },
+    )
     lines: list[str] = []
     result = sweep(base, grid, log=lines.append)
     assert result.programs == 2  # filters change shapes; lr and dropout are lane values
@@ -61,8 +71,10 @@ def test_twelve_points_build_features_once_and_resume(tmp_path, base):
     assert len(built) == 3  # epochs, targets, latents: once for all twelve points
     summary = pd.read_csv(result.folder / "summary.csv")
     assert len(summary) == 12 and summary["best"].sum() == 1
-    assert summary.loc[summary["best"], "val_word_avg_auc_roc_mean"].item() == summary[
-        "val_word_avg_auc_roc_mean"].max()  # chosen on validation
+    assert (
+        summary.loc[summary["best"], "val_word_avg_auc_roc_mean"].item()
+        == summary["val_word_avg_auc_roc_mean"].max()
+    )  # chosen on validation
     assert summary["test_word_avg_auc_roc_mean"].nunique() > 1  # lane values were honoured
     assert (result.folder / "summary.png").exists()
     runs = [result.folder / "points" / r for r in summary["run_id"]]
@@ -81,14 +93,23 @@ def test_twelve_points_build_features_once_and_resume(tmp_path, base):
 
 
 def test_program_signature_keeps_shape_changes_apart(base):
-    same = [base.replace({"training.lr": 3e-4}), base.replace({"model.params.dropout": 0.5}),
-            base.replace({"training.seed": 7}), base.replace({"training.weight_decay": 0.0})]
+    same = [
+        base.replace({"training.lr": 3e-4}),
+        base.replace({"model.params.dropout": 0.5}),
+        base.replace({"training.seed": 7}),
+        base.replace({"training.weight_decay": 0.0}),
+    ]
     assert len({program_signature(c) for c in [base, *same]}) == 1
-    for other in (base.replace({"model.params.filters": 32}), base.replace({"training.epochs": 3}),
-                  base.replace({"data.window_width": 0.5})):
+    for other in (
+        base.replace({"model.params.filters": 32}),
+        base.replace({"training.epochs": 3}),
+        base.replace({"data.window_width": 0.5}),
+    ):
         assert program_signature(other) != program_signature(base)
     zero_shot = base.replace({"training.fold_type": "zero_shot"})
-    assert program_signature(zero_shot) != program_signature(zero_shot.replace({"training.seed": 7}))
+    assert program_signature(zero_shot) != program_signature(
+        zero_shot.replace({"training.seed": 7})
+    )
 
 
 DEVICE_RUN = textwrap.dedent("""
@@ -118,8 +139,12 @@ def test_four_cpu_devices_equal_one(tmp_path, base):
     for n in (1, 4):
         env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n}"}
         out = tmp_path / f"dev{n}.npz"
-        subprocess.run([sys.executable, "-c", DEVICE_RUN, str(path), str(out)], env=env,
-                       check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-c", DEVICE_RUN, str(path), str(out)],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         outs[n] = np.load(out)
     assert int(outs[4]["devices"]) == 4 and int(outs[1]["devices"]) == 1
     np.testing.assert_array_equal(outs[1]["epochs"], outs[4]["epochs"])

@@ -71,11 +71,17 @@ def _highgamma_data(root: Path, subject: int) -> np.ndarray:
 def _responsive(ground_truth: dict, subject: int) -> list[str]:
     """Names of the subject's responsive channels."""
     prefix = f"sub-{subject:02d}:"
-    return [name[len(prefix) :] for name in ground_truth["responsive_channels"] if name.startswith(prefix)]
+    return [
+        name[len(prefix) :]
+        for name in ground_truth["responsive_channels"]
+        if name.startswith(prefix)
+    ]
 
 
 def _gpt2_transcript(root: Path) -> pd.DataFrame:
-    return pd.read_csv(root / "stimuli/gpt2-xl/transcript.tsv", sep="\t", index_col=0, keep_default_na=False)
+    return pd.read_csv(
+        root / "stimuli/gpt2-xl/transcript.tsv", sep="\t", index_col=0, keep_default_na=False
+    )
 
 
 def _word_onsets(root: Path) -> np.ndarray:
@@ -93,10 +99,17 @@ def test_layout_and_verbatim_copies(standin):
             assert (standin / name).read_bytes() == (SOURCE / name).read_bytes(), name
         assert _bids_path(standin, subject).fpath.is_file()
         assert not (standin / label / "ieeg" / f"{label}_task-podcast_ieeg.edf").exists()
-    assert (standin / "sub-01/ieeg/sub-01_task-podcast_channels.tsv").read_bytes().startswith(b"\xef\xbb\xbf")
+    assert (
+        (standin / "sub-01/ieeg/sub-01_task-podcast_channels.tsv")
+        .read_bytes()
+        .startswith(b"\xef\xbb\xbf")
+    )
     assert not (standin / "sub-02").exists()
     found = mne_bids.find_matching_paths(
-        standin / "derivatives/ecogprep", tasks="podcast", descriptions="highgamma", extensions=".fif"
+        standin / "derivatives/ecogprep",
+        tasks="podcast",
+        descriptions="highgamma",
+        extensions=".fif",
     )
     assert sorted(p.subject for p in found) == ["01", "03"]
 
@@ -158,31 +171,47 @@ def test_highgamma_derivatives(standin):
     for subject in SUBJECTS:
         raw = _read_highgamma(standin, subject)
         channels = _channels(subject)
-        good = channels.loc[(channels["type"] == "ECOG") & (channels["status"] == "good"), "name"].tolist()
+        good = channels.loc[
+            (channels["type"] == "ECOG") & (channels["status"] == "good"), "name"
+        ].tolist()
         assert raw.ch_names == good and len(good) == EXPECTED_GOOD[subject]
         assert set(raw.get_channel_types()) == {"ecog"}
         assert raw.info["sfreq"] == 512 and raw.n_times == DURATION * 512
         assert raw.orig_format == "single"
-        assert raw.info["highpass"] == 70 and raw.info["lowpass"] == 200 and raw.info["line_freq"] == 60
+        assert (
+            raw.info["highpass"] == 70
+            and raw.info["lowpass"] == 200
+            and raw.info["line_freq"] == 60
+        )
         label = f"sub-{subject:02d}"
         electrodes = pd.read_csv(
             SOURCE / label / "ieeg" / f"{label}_space-MNI152NLin2009aSym_electrodes.tsv", sep="\t"
         ).set_index("name")
         locs = np.array([ch["loc"][:3] for ch in raw.info["chs"]])
-        np.testing.assert_allclose(locs, electrodes.loc[good, ["x", "y", "z"]].to_numpy() / 1000, atol=1e-7)
-        assert {ch["coord_frame"] for ch in raw.info["chs"]} == {mne.io.constants.FIFF.FIFFV_COORD_HEAD}
+        np.testing.assert_allclose(
+            locs, electrodes.loc[good, ["x", "y", "z"]].to_numpy() / 1000, atol=1e-7
+        )
+        assert {ch["coord_frame"] for ch in raw.info["chs"]} == {
+            mne.io.constants.FIFF.FIFFV_COORD_HEAD
+        }
         data = raw.get_data()
         assert np.all(data > 0) and 1e-7 < np.median(data) < 1e-5
 
 
 def test_ground_truth(standin, ground_truth):
-    assert ground_truth["latency_ms"] == 250.0 and ground_truth["seed"] == 0 and ground_truth["snr"] == 1.0
+    assert (
+        ground_truth["latency_ms"] == 250.0
+        and ground_truth["seed"] == 0
+        and ground_truth["snr"] == 1.0
+    )
     assert ground_truth["duration_s"] == DURATION and ground_truth["subjects"] == SUBJECTS
     assert ground_truth["podbench_version"] == podbench.__version__
     assert ground_truth["kernel"]["peak_ms"] == 250.0
     assert ground_truth["n_words"] == len(_word_onsets(standin))
     responsive = ground_truth["responsive_channels"]
-    channel_order = [f"sub-{s:02d}:{name}" for s in SUBJECTS for name in _read_highgamma(standin, s).ch_names]
+    channel_order = [
+        f"sub-{s:02d}:{name}" for s in SUBJECTS for name in _read_highgamma(standin, s).ch_names
+    ]
     assert set(responsive) <= set(channel_order)
     assert responsive == sorted(responsive, key=channel_order.index)
     for subject in SUBJECTS:
@@ -216,14 +245,18 @@ def _assert_same_standin(a: Path, b: Path) -> None:
 
 
 def test_deterministic(standin, tmp_path):
-    _assert_same_standin(standin, synthesize(tmp_path / "again", subjects=SUBJECTS, duration=DURATION))
+    _assert_same_standin(
+        standin, synthesize(tmp_path / "again", subjects=SUBJECTS, duration=DURATION)
+    )
 
 
 def test_subject_independent_of_selection(standin, ground_truth, tmp_path):
     alone = synthesize(tmp_path / "alone", subjects=[1], duration=DURATION)
     np.testing.assert_array_equal(_highgamma_data(alone, 1), _highgamma_data(standin, 1))
     alone_truth = json.loads((alone / GROUND_TRUTH).read_text())
-    assert alone_truth["responsive_channels"] == [f"sub-01:{name}" for name in _responsive(ground_truth, 1)]
+    assert alone_truth["responsive_channels"] == [
+        f"sub-01:{name}" for name in _responsive(ground_truth, 1)
+    ]
 
 
 def test_other_seed_differs(standin, tmp_path):
@@ -289,7 +322,9 @@ def test_raw_edf(tmp_path):
 
     # the tutorial's high-gamma recipe recovers the derivative envelope from the raw EDF
     derivative = _read_highgamma(out, 2)
-    edf = mne.io.read_raw_edf(out / "sub-02/ieeg/sub-02_task-podcast_ieeg.edf", preload=True, verbose="error")
+    edf = mne.io.read_raw_edf(
+        out / "sub-02/ieeg/sub-02_task-podcast_ieeg.edf", preload=True, verbose="error"
+    )
     edf.pick(derivative.ch_names).set_channel_types(dict.fromkeys(derivative.ch_names, "ecog"))
     edf.set_eeg_reference("average", ch_type="ecog", verbose="error")
     edf.notch_filter([60, 120, 180], verbose="error")
@@ -309,8 +344,12 @@ def test_raw_needs_whole_seconds(tmp_path):
 
 
 def test_whisper_features(standin):
-    transcript = pd.read_csv(standin / "stimuli/whisper-medium/transcript.tsv", sep="\t", index_col=0,
-                             keep_default_na=False)
+    transcript = pd.read_csv(
+        standin / "stimuli/whisper-medium/transcript.tsv",
+        sep="\t",
+        index_col=0,
+        keep_default_na=False,
+    )
     with h5py.File(standin / "stimuli/whisper-medium/features.hdf5", "r") as f:
         assert list(f) == ["vectors"]
         vectors = f["vectors"][()]
@@ -319,7 +358,7 @@ def test_whisper_features(standin):
     the = np.flatnonzero(transcript["word"] == "the")
     same = unit[the] @ unit[the].T
     assert same[np.triu_indices(len(the), 1)].mean() > 0.3  # a component per word type
-    assert abs(np.mean(unit[: len(the)] @ unit[-len(the):].T)) < 0.1
+    assert abs(np.mean(unit[: len(the)] @ unit[-len(the) :].T)) < 0.1
 
 
 def test_audio(standin, ground_truth):
@@ -332,9 +371,15 @@ def test_audio(standin, ground_truth):
     from podbench.data.audio import loudness_db
 
     db = loudness_db(standin / "stimuli/podcast.wav")
-    words = _gpt2_transcript(standin).groupby("word_idx").agg(start=("start", "first"), end=("end", "last"))
+    words = (
+        _gpt2_transcript(standin)
+        .groupby("word_idx")
+        .agg(start=("start", "first"), end=("end", "last"))
+    )
     inside = np.zeros(len(db), bool)
-    for a, b in zip(np.round(words["start"] * 512).astype(int), np.round(words["end"] * 512).astype(int)):
+    for a, b in zip(
+        np.round(words["start"] * 512).astype(int), np.round(words["end"] * 512).astype(int)
+    ):
         inside[a:b] = True
     assert db[inside].mean() > db[~inside].mean() + 3
 
@@ -360,13 +405,19 @@ def test_content_and_loudness_channels(standin, ground_truth):
         log_env = np.log(raw.get_data())
         names = np.array(raw.ch_names)
         prefix = f"sub-{subject:02d}:"
-        sets = {key: np.isin(names, [n[len(prefix):] for n in ground_truth[key] if n.startswith(prefix)])
-                for key in ("responsive_channels", "content_channels", "loudness_channels")}
+        sets = {
+            key: np.isin(
+                names, [n[len(prefix) :] for n in ground_truth[key] if n.startswith(prefix)]
+            )
+            for key in ("responsive_channels", "content_channels", "loudness_channels")
+        }
         assert not (sets["content_channels"] & ~sets["responsive_channels"]).any()
         assert not (sets["loudness_channels"] & ~sets["responsive_channels"]).any()
         assert 0.3 < sets["content_channels"].sum() / sets["responsive_channels"].sum() < 0.7
         at_peak = log_env[:, peak[usable]]
-        difference = at_peak[:, is_content[usable]].mean(1) - at_peak[:, ~is_content[usable]].mean(1)
+        difference = at_peak[:, is_content[usable]].mean(1) - at_peak[:, ~is_content[usable]].mean(
+            1
+        )
         others = sets["responsive_channels"] & ~sets["content_channels"]
         assert difference[sets["content_channels"]].mean() > difference[others].mean() + 0.2
         r = np.array([np.corrcoef(row, delayed)[0, 1] for row in log_env])

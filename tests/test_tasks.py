@@ -40,6 +40,7 @@ REAL = Dataset(SOURCE)  # the real ds005574 transcripts shipped with podbench
 
 # --------------------------------------------------------------------------- metrics
 
+
 @pytest.fixture(scope="module")
 def rng():
     return np.random.default_rng(0)
@@ -52,8 +53,11 @@ def test_binary_metrics_equal_sklearn(rng):
     assert metrics.roc_auc(pred, target) == pytest.approx(skm.roc_auc_score(y, logit), abs=1e-9)
     assert metrics.f1(pred, target) == pytest.approx(skm.f1_score(y, logit > 0), abs=1e-9)
     assert metrics.balanced_accuracy(pred, target) == pytest.approx(
-        skm.balanced_accuracy_score(y, logit > 0), abs=1e-9)
-    assert metrics.accuracy(pred, target) == pytest.approx(skm.accuracy_score(y, logit > 0), abs=1e-9)
+        skm.balanced_accuracy_score(y, logit > 0), abs=1e-9
+    )
+    assert metrics.accuracy(pred, target) == pytest.approx(
+        skm.accuracy_score(y, logit > 0), abs=1e-9
+    )
     assert metrics.bce(pred, target) == pytest.approx(skm.log_loss(y, expit(logit)), abs=1e-9)
     assert np.isnan(metrics.roc_auc(pred, np.zeros((300, 1))))
     assert metrics.f1(np.full((4, 1), -1.0), np.zeros((4, 1))) == 0.0  # sklearn's zero_division
@@ -66,31 +70,43 @@ def test_class_metrics_equal_sklearn(rng):
     target = y[:, None].astype(float)
     probs = softmax(logits, axis=1)
     assert metrics.macro_roc_auc(logits, target) == pytest.approx(
-        skm.roc_auc_score(y, probs, multi_class="ovr", average="macro"), abs=1e-9)
+        skm.roc_auc_score(y, probs, multi_class="ovr", average="macro"), abs=1e-9
+    )
     assert metrics.macro_f1(logits, target) == pytest.approx(
-        skm.f1_score(y, logits.argmax(1), average="macro"), abs=1e-9)
+        skm.f1_score(y, logits.argmax(1), average="macro"), abs=1e-9
+    )
     assert metrics.balanced_accuracy(logits, target) == pytest.approx(
-        skm.balanced_accuracy_score(y, logits.argmax(1)), abs=1e-9)
+        skm.balanced_accuracy_score(y, logits.argmax(1)), abs=1e-9
+    )
     assert metrics.cross_entropy(logits, target) == pytest.approx(
-        skm.log_loss(y, probs, labels=range(k)), abs=1e-9)
-    np.testing.assert_array_equal(metrics.confusion_counts(logits, target, k),
-                                  skm.confusion_matrix(y, logits.argmax(1), labels=range(k)))
+        skm.log_loss(y, probs, labels=range(k)), abs=1e-9
+    )
+    np.testing.assert_array_equal(
+        metrics.confusion_counts(logits, target, k),
+        skm.confusion_matrix(y, logits.argmax(1), labels=range(k)),
+    )
     # a class absent from the split: mean of the other classes' one-vs-rest AUCs
     absent = y != 2
     expected = np.mean([skm.roc_auc_score(y[absent] == c, probs[absent, c]) for c in (0, 1, 3, 4)])
-    assert metrics.macro_roc_auc(logits[absent], target[absent]) == pytest.approx(expected, abs=1e-9)
+    assert metrics.macro_roc_auc(logits[absent], target[absent]) == pytest.approx(
+        expected, abs=1e-9
+    )
     with pytest.warns(UserWarning):  # sklearn warns about the predicted class absent from y
         balanced = skm.balanced_accuracy_score(y[absent], logits[absent].argmax(1))
-    assert metrics.balanced_accuracy(logits[absent], target[absent]) == pytest.approx(balanced, abs=1e-9)
+    assert metrics.balanced_accuracy(logits[absent], target[absent]) == pytest.approx(
+        balanced, abs=1e-9
+    )
     assert metrics.macro_f1(logits[absent], target[absent]) == pytest.approx(
-        skm.f1_score(y[absent], logits[absent].argmax(1), average="macro"), abs=1e-9)
+        skm.f1_score(y[absent], logits[absent].argmax(1), average="macro"), abs=1e-9
+    )
 
 
 def test_regression_metrics_equal_scipy_and_sklearn(rng):
     y = rng.normal(size=(200, 1))
     pred = 0.5 * y + rng.normal(size=(200, 1))
-    assert metrics.pearson_r(pred, y) == pytest.approx(scipy.stats.pearsonr(pred[:, 0], y[:, 0])[0],
-                                                       abs=1e-9)
+    assert metrics.pearson_r(pred, y) == pytest.approx(
+        scipy.stats.pearsonr(pred[:, 0], y[:, 0])[0], abs=1e-9
+    )
     assert metrics.r2(pred, y) == pytest.approx(skm.r2_score(y, pred), abs=1e-9)
     assert metrics.mse(pred, y) == pytest.approx(skm.mean_squared_error(y, pred), abs=1e-9)
     assert np.isnan(metrics.pearson_r(np.ones((5, 1)), y[:5]))
@@ -104,8 +120,9 @@ def test_early_stopping_scores_equal_the_host_metrics(rng):
     binary = (y == 1).astype(np.float32)
     got = masked_auc(jnp.asarray(logits[:, 0]), jnp.asarray(binary), jnp.asarray(mask))
     assert float(got) == pytest.approx(skm.roc_auc_score(binary[:100], logits[:100, 0]), abs=1e-6)
-    got = masked_macro_auc(jnp.asarray(logits, jnp.float32), jnp.asarray(y, jnp.float32),
-                           jnp.asarray(mask))
+    got = masked_macro_auc(
+        jnp.asarray(logits, jnp.float32), jnp.asarray(y, jnp.float32), jnp.asarray(mask)
+    )
     assert float(got) == pytest.approx(metrics.macro_roc_auc(logits[:100], y[:100, None]), abs=1e-5)
 
 
@@ -117,17 +134,22 @@ def test_ensembles_average_probabilities(rng):
     np.testing.assert_array_equal(binary.ensemble(members[:1]), members[0])
     classes = registry.tasks.get("part_of_speech")()
     members = rng.normal(size=(3, 10, 5))
-    np.testing.assert_allclose(softmax(classes.ensemble(members), axis=-1),
-                               softmax(members, axis=-1).mean(axis=0), rtol=1e-9)
+    np.testing.assert_allclose(
+        softmax(classes.ensemble(members), axis=-1),
+        softmax(members, axis=-1).mean(axis=0),
+        rtol=1e-9,
+    )
     vector = registry.tasks.get("word_embedding")()
     np.testing.assert_array_equal(vector.ensemble(members), members.mean(axis=0))  # unchanged
 
 
 # --------------------------------------------------------------------------- targets by hand
 
+
 def test_surprisal_sums_the_subtokens():
-    tokens = pd.read_csv(SOURCE / "stimuli/gpt2-xl/transcript.tsv", sep="\t", index_col=0,
-                         keep_default_na=False)
+    tokens = pd.read_csv(
+        SOURCE / "stimuli/gpt2-xl/transcript.tsv", sep="\t", index_col=0, keep_default_na=False
+    )
     table = word_surprisal(REAL).set_index("word_idx")
     assert len(table) == 5136
     # "one," = "Ġone" (0.00034219088) + "," (0.05952017)
@@ -137,8 +159,9 @@ def test_surprisal_sums_the_subtokens():
     word = int(chivvis["word_idx"].iloc[0])
     assert table.loc[word, "value"] == pytest.approx(-np.log(chivvis["true_prob"]).sum())
     # classes: bounds from the mean and sd given (a training fold's)
-    np.testing.assert_array_equal(surprisal_classes(np.array([0.0, 0.9, 1.0, 3.0, 3.1]), 2.0, 1.0),
-                                  [0, 0, 1, 1, 2])
+    np.testing.assert_array_equal(
+        surprisal_classes(np.array([0.0, 0.9, 1.0, 3.0, 3.1]), 2.0, 1.0), [0, 0, 1, 1, 2]
+    )
 
 
 def test_content_and_part_of_speech_tags_by_hand():
@@ -146,20 +169,26 @@ def test_content_and_part_of_speech_tags_by_hand():
     assert len(tags) == 5136
     hand = {  # word_idx: (word, tag of the first non-punctuation token, content, class)
         0: ("Act", "NNP", True, "noun"),
-        1: ("one,", "CD", False, "other"),      # "one" + ","
+        1: ("one,", "CD", False, "other"),  # "one" + ","
         2: ("monkey", "NN", True, "noun"),
         3: ("in", "IN", False, "other"),
-        5: ("middle.", "NN", True, "noun"),     # "middle" + "."
-        7: ("there's", "EX", False, "other"),   # "there" + "'s"
-        10: ("where", "WRB", False, "other"),   # WRB does not start with RB
+        5: ("middle.", "NN", True, "noun"),  # "middle" + "."
+        7: ("there's", "EX", False, "other"),  # "there" + "'s"
+        10: ("where", "WRB", False, "other"),  # WRB does not start with RB
         12: ("almost", "RB", True, "adverb"),
         14: ("go", "VBP", True, "verb"),
         16: ("that", "WDT", False, "other"),
     }
-    content = registry.tasks.get("content_word")().values(
-        config.from_dict({"task": "content_word"}), REAL).set_index("word_idx")
-    pos = registry.tasks.get("part_of_speech")().values(
-        config.from_dict({"task": "part_of_speech"}), REAL).set_index("word_idx")
+    content = (
+        registry.tasks.get("content_word")()
+        .values(config.from_dict({"task": "content_word"}), REAL)
+        .set_index("word_idx")
+    )
+    pos = (
+        registry.tasks.get("part_of_speech")()
+        .values(config.from_dict({"task": "part_of_speech"}), REAL)
+        .set_index("word_idx")
+    )
     for idx, (word, tag, is_content, cls) in hand.items():
         assert tags.loc[idx, "word"] == word and tags.loc[idx, "tag"] == tag, idx
         assert content.loc[idx, "value"] == float(is_content), idx
@@ -234,6 +263,7 @@ def test_loudness_of_an_amplitude_step(tmp_path):
 
 # --------------------------------------------------------------------------- end to end
 
+
 @pytest.fixture(scope="module", autouse=True)
 def compilation_cache(tmp_path_factory):
     """Programs that differ only in their data (planted vs shuffled targets) compile once."""
@@ -261,10 +291,13 @@ SMALL = {"lags": {"min": PLANTED_MS, "max": PLANTED_MS + 1, "step": 250}}
 
 def small_config(root: Path, csv: Path, work: Path, task: str, **sections):
     """One lag (the planted one), 3 folds, one small PITOM member, a few epochs."""
-    base = {"task": task, "trial_name": task,
-            "data": {"electrodes": str(csv), **SMALL},
-            "model": {"members": 1, "params": {"filters": 32}},
-            "training": {"epochs": 5, "patience": 5, "n_folds": 3}}
+    base = {
+        "task": task,
+        "trial_name": task,
+        "data": {"electrodes": str(csv), **SMALL},
+        "model": {"members": 1, "params": {"filters": 32}},
+        "training": {"epochs": 5, "patience": 5, "n_folds": 3},
+    }
     for name, values in sections.items():
         if isinstance(values, dict) and isinstance(base.get(name), dict):
             base[name] = {**base[name], **values}
@@ -281,8 +314,10 @@ def train_pair(cfg):
 
 
 def report(name: str, planted, control, key: str) -> None:
-    print(f"\n{name}: {key} at {PLANTED_MS} ms planted {planted.loc[PLANTED_MS, key]:.3f}, "
-          f"shuffled {control.loc[PLANTED_MS, key]:.3f}")
+    print(
+        f"\n{name}: {key} at {PLANTED_MS} ms planted {planted.loc[PLANTED_MS, key]:.3f}, "
+        f"shuffled {control.loc[PLANTED_MS, key]:.3f}"
+    )
 
 
 @pytest.mark.slow
@@ -314,8 +349,14 @@ def test_loudness_is_decoded_at_the_planted_lag(decoding_standin, work):
 @pytest.mark.slow
 def test_whisper_embeddings_are_decoded_at_the_planted_lag(decoding_standin, work):
     root, csv = decoding_standin
-    cfg = small_config(root, csv, work, "whisper_embedding", model={"name": "ridge", "params": {}},
-                       targets={"pca_dim": 10, "min_train_freq": 3})
+    cfg = small_config(
+        root,
+        csv,
+        work,
+        "whisper_embedding",
+        model={"name": "ridge", "params": {}},
+        targets={"pca_dim": 10, "min_train_freq": 3},
+    )
     planted, control = train_pair(cfg)
     report("whisper_embedding", planted, control, "test_pairwise_accuracy_mean")
     assert planted.loc[PLANTED_MS, "test_pairwise_accuracy_mean"] >= 0.58
@@ -325,21 +366,32 @@ def test_whisper_embeddings_are_decoded_at_the_planted_lag(decoding_standin, wor
     missing = sorted(set(word_table(Dataset(root))["word_idx"]) - set(targets["word"].values))
     assert missing == targets.attrs["dropped_words"] == [1561]  # 4314 is after 600 s
     # word-task epochs are shared with every other word task
-    assert api.open_store(cfg, "epochs").attrs["key"] == \
-        api.open_store(cfg.replace({"task": "word_embedding"}), "epochs").attrs["key"]
+    assert (
+        api.open_store(cfg, "epochs").attrs["key"]
+        == api.open_store(cfg.replace({"task": "word_embedding"}), "epochs").attrs["key"]
+    )
 
 
-@pytest.mark.parametrize("task, columns", [
-    ("part_of_speech", ("macro_roc_auc", "macro_f1", "balanced_accuracy", "cross_entropy")),
-    ("surprisal", ("pearson_r", "r2", "mse")),
-    ("surprisal_class", ("macro_roc_auc", "macro_f1")),
-    ("sentence_onset", ("roc_auc", "f1", "balanced_accuracy")),
-])
+@pytest.mark.parametrize(
+    "task, columns",
+    [
+        ("part_of_speech", ("macro_roc_auc", "macro_f1", "balanced_accuracy", "cross_entropy")),
+        ("surprisal", ("pearson_r", "r2", "mse")),
+        ("surprisal_class", ("macro_roc_auc", "macro_f1")),
+        ("sentence_onset", ("roc_auc", "f1", "balanced_accuracy")),
+    ],
+)
 @pytest.mark.slow
 def test_unplanted_tasks_train_and_report(decoding_standin, work, task, columns):
     root, csv = decoding_standin
-    cfg = small_config(root, csv, work, task, model={"name": "mlp", "params": {"hidden": [16]}},
-                       training={"epochs": 3})
+    cfg = small_config(
+        root,
+        csv,
+        work,
+        task,
+        model={"name": "mlp", "params": {"hidden": [16]}},
+        training={"epochs": 3},
+    )
     result = api.train(cfg, **QUIET)
     perf = result.performance
     headline = registry.tasks.get(task)().headline
@@ -378,11 +430,17 @@ def test_balanced_class_weights_come_from_the_training_fold(decoding_standin, wo
     for fold in inputs.folds:
         label, weight = inputs.y[fold.number - 1][:, 0], inputs.y[fold.number - 1][:, 1]
         train = label[fold.train]
-        expected = np.where(label == 1, len(train) / (2 * train.sum()),
-                            len(train) / (2 * (len(train) - train.sum())))
+        expected = np.where(
+            label == 1,
+            len(train) / (2 * train.sum()),
+            len(train) / (2 * (len(train) - train.sum())),
+        )
         np.testing.assert_allclose(weight, expected, rtol=1e-6)
-        np.testing.assert_allclose(np.sum(weight[fold.train] * (train == 1)),
-                                   np.sum(weight[fold.train] * (train == 0)), rtol=1e-5)
+        np.testing.assert_allclose(
+            np.sum(weight[fold.train] * (train == 1)),
+            np.sum(weight[fold.train] * (train == 0)),
+            rtol=1e-5,
+        )
 
 
 PLUGIN = '''
@@ -411,12 +469,19 @@ def test_a_task_is_one_module_plus_one_yaml(decoding_standin, work, tmp_path, mo
     (tmp_path / "word_length_task.py").write_text(PLUGIN)
     monkeypatch.syspath_prepend(str(tmp_path))
     yml = tmp_path / "word_length.yml"
-    yml.write_text(yaml.safe_dump({
-        "plugins": ["word_length_task"], "task": "word_length", "trial_name": "word_length",
-        "data": {"root": str(root), "electrodes": str(csv), **SMALL},
-        "model": {"name": "mlp", "params": {"hidden": [16]}, "members": 1},
-        "training": {"epochs": 3, "patience": 5, "n_folds": 3},
-        "output": {"stores": str(work / "stores"), "results": str(work / "results")}}))
+    yml.write_text(
+        yaml.safe_dump(
+            {
+                "plugins": ["word_length_task"],
+                "task": "word_length",
+                "trial_name": "word_length",
+                "data": {"root": str(root), "electrodes": str(csv), **SMALL},
+                "model": {"name": "mlp", "params": {"hidden": [16]}, "members": 1},
+                "training": {"epochs": 3, "patience": 5, "n_folds": 3},
+                "output": {"stores": str(work / "stores"), "results": str(work / "results")},
+            }
+        )
+    )
     cfg = config.load(yml)
     perf = api.train(cfg, **QUIET).performance
     assert {"test_pearson_r_mean", "test_r2_mean", "val_mse_mean"} <= set(perf.columns)
@@ -425,6 +490,7 @@ def test_a_task_is_one_module_plus_one_yaml(decoding_standin, work, tmp_path, mo
 
 # --------------------------------------------------------------------------- several tasks
 
+
 @pytest.mark.slow
 def test_several_tasks_share_features_and_pack_where_shapes_allow(decoding_standin, work):
     """word_embedding and whisper_embedding (vector heads of width 8) train as lanes of one
@@ -432,14 +498,24 @@ def test_several_tasks_share_features_and_pack_where_shapes_allow(decoding_stand
     from podbench.train.run import program_signature
 
     root, csv = decoding_standin
-    cfg = small_config(root, csv, work, ["word_embedding", "whisper_embedding", "content_word"],
-                       trial_name="multi", model={"name": "mlp", "params": {"hidden": [16]}},
-                       targets={"pca_dim": 8, "min_train_freq": 3}, training={"epochs": 3},
-                       task_params={"content_word": {"class_weight": "balanced"}})
+    cfg = small_config(
+        root,
+        csv,
+        work,
+        ["word_embedding", "whisper_embedding", "content_word"],
+        trial_name="multi",
+        model={"name": "mlp", "params": {"hidden": [16]}},
+        targets={"pca_dim": 8, "min_train_freq": 3},
+        training={"epochs": 3},
+        task_params={"content_word": {"class_weight": "balanced"}},
+    )
     singles = cfg.task_configs()
     assert [c.task for c in singles] == cfg.task
-    assert singles[2].task_params == {"class_weight": "balanced", "labels_csv": None,
-                                      "parity": "podbench"} and singles[0].task_params == {}
+    assert (
+        singles[2].task_params
+        == {"class_weight": "balanced", "labels_csv": None, "parity": "podbench"}
+        and singles[0].task_params == {}
+    )
     signatures = [program_signature(c) for c in singles]
     assert signatures[0] == signatures[1] != signatures[2]
     lines = []
@@ -460,14 +536,22 @@ def test_several_tasks_share_features_and_pack_where_shapes_allow(decoding_stand
     assert all(r.skipped for r in again)
 
 
-@pytest.mark.parametrize("raw, message", [
-    ({"task": []}, "non-empty list"),
-    ({"task": ["content_word", "content_word"]}, "listed twice"),
-    ({"task": ["content_word", "nope"]}, "task\\[1\\]"),
-    ({"task": ["content_word"], "task_params": {"surprisal": {}}}, "not a listed task"),
-    ({"task": ["content_word", "surprisal"], "task_params": {"content_word": {"class_weight": 1}}},
-     "task_params.content_word.class_weight"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"task": []}, "non-empty list"),
+        ({"task": ["content_word", "content_word"]}, "listed twice"),
+        ({"task": ["content_word", "nope"]}, "task\\[1\\]"),
+        ({"task": ["content_word"], "task_params": {"surprisal": {}}}, "not a listed task"),
+        (
+            {
+                "task": ["content_word", "surprisal"],
+                "task_params": {"content_word": {"class_weight": 1}},
+            },
+            "task_params.content_word.class_weight",
+        ),
+    ],
+)
 def test_task_list_errors(raw, message):
     with pytest.raises(ConfigError, match=message):
         config.from_dict(raw)
@@ -475,11 +559,17 @@ def test_task_list_errors(raw, message):
 
 # --------------------------------------------------------------------------- multimodal
 
+
 def _performance(path: Path, lags, values, val=None) -> Path:
     path.mkdir(parents=True)
-    pd.DataFrame({"lags": lags, "test_pairwise_accuracy_mean": values,
-                  "val_pairwise_accuracy_mean": values if val is None else val,
-                  "test_cosine_sim_mean": 0.1}).to_csv(path / "lag_performance.csv", index=False)
+    pd.DataFrame(
+        {
+            "lags": lags,
+            "test_pairwise_accuracy_mean": values,
+            "val_pairwise_accuracy_mean": values if val is None else val,
+            "test_cosine_sim_mean": 0.1,
+        }
+    ).to_csv(path / "lag_performance.csv", index=False)
     return path
 
 
@@ -498,20 +588,26 @@ def test_multimodal_harmonic_mean_by_lag(tmp_path):
     # validation equal to test here, so the reference's number is the one chosen
     assert chosen_lag(table)[:2] == (400, pytest.approx(0.5938, abs=1e-4))
     out = tmp_path / "mm.csv"
-    result = CliRunner().invoke(cli.main, ["multimodal", str(word), str(whisper), "--out", str(out)])
+    result = CliRunner().invoke(
+        cli.main, ["multimodal", str(word), str(whisper), "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert "lag chosen on validation: 400 ms" in result.output
     pd.testing.assert_frame_equal(pd.read_csv(out), table)
     (tmp_path / "bad").mkdir()
     pd.DataFrame({"lags": [0], "test_roc_auc_mean": [0.6]}).to_csv(
-        tmp_path / "bad" / "lag_performance.csv", index=False)
+        tmp_path / "bad" / "lag_performance.csv", index=False
+    )
     result = CliRunner().invoke(cli.main, ["multimodal", str(word), str(tmp_path / "bad")])
     assert result.exit_code == 2 and "test_pairwise_accuracy_mean" in result.output
 
 
 # --------------------------------------------------------------------------- configs
 
-@pytest.mark.parametrize("path", sorted((REPO / "configs/tasks").glob("*.yml")), ids=lambda p: p.stem)
+
+@pytest.mark.parametrize(
+    "path", sorted((REPO / "configs/tasks").glob("*.yml")), ids=lambda p: p.stem
+)
 def test_task_configs_load(path):
     cfg = config.load(path)  # <task>.yml, or a variant <task>_<name>.yml
     assert path.stem.startswith(cfg.task) and cfg.task in registry.tasks.names()
@@ -519,23 +615,30 @@ def test_task_configs_load(path):
     assert cfg.data.electrodes == "responsive"  # the stand-in's ground truth, wherever it lies
 
 
-@pytest.mark.parametrize("raw, message", [
-    ({"task": "content_word", "task_params": {"class_weight": "yes"}}, "task_params.class_weight"),
-    ({"task": "surprisal", "task_params": {"x": 1}}, "takes no parameters"),
-    ({"task": "sentence_onset", "task_params": {"margin": -1}}, "task_params.margin"),
-    ({"task": "loudness", "task_params": {"lowpass_hz": 300}}, "lowpass_hz"),
-    ({"task": "loudness", "training": {"fold_type": "zero_shot"}}, "zero_shot"),
-    ({"task": "part_of_speech", "model": {"name": "ridge"}}, "one logit per class"),
-    ({"task": "content_word", "training": {"loss": "cosine"}}, "training.loss"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (
+            {"task": "content_word", "task_params": {"class_weight": "yes"}},
+            "task_params.class_weight",
+        ),
+        ({"task": "surprisal", "task_params": {"x": 1}}, "takes no parameters"),
+        ({"task": "sentence_onset", "task_params": {"margin": -1}}, "task_params.margin"),
+        ({"task": "loudness", "task_params": {"lowpass_hz": 300}}, "lowpass_hz"),
+        ({"task": "loudness", "training": {"fold_type": "zero_shot"}}, "zero_shot"),
+        ({"task": "part_of_speech", "model": {"name": "ridge"}}, "one logit per class"),
+        ({"task": "content_word", "training": {"loss": "cosine"}}, "training.loss"),
+    ],
+)
 def test_task_config_errors(raw, message):
     with pytest.raises(ConfigError, match=message):
         config.from_dict(raw)
 
 
 def test_every_task_has_a_config():
-    shipped = {p.stem for p in (REPO / "configs/tasks").glob("*.yml")
-               if p.stem in registry.tasks.names()}
+    shipped = {
+        p.stem for p in (REPO / "configs/tasks").glob("*.yml") if p.stem in registry.tasks.names()
+    }
     assert shipped == set(registry.tasks.names()) - {"word_embedding", "word_length"}
 
 
@@ -543,5 +646,6 @@ def test_ground_truth_content_labels_equal_the_task_targets(decoding_standin):
     root, _ = decoding_standin
     truth = json.loads((root / GROUND_TRUTH).read_text())
     content = registry.tasks.get("content_word")().values(
-        config.from_dict({"task": "content_word"}), Dataset(root))
+        config.from_dict({"task": "content_word"}), Dataset(root)
+    )
     assert int(content["value"].sum()) == truth["n_content_words"]

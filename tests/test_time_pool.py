@@ -16,16 +16,18 @@ from podbench.models.layers import Call
 
 REPO = Path(__file__).resolve().parents[1]
 QUIET = {"log": lambda s: None}
-CTX = EpochsContext(sfreq=512.0, window=10, channels=["sub-01:A", "sub-01:B"], subjects=[1, 1],
-                    root=".")
+CTX = EpochsContext(
+    sfreq=512.0, window=10, channels=["sub-01:A", "sub-01:B"], subjects=[1, 1], root="."
+)
 
 
 def test_window_rms_per_window_and_per_block():
     rms = registry.preprocessors.get("window_rms")
     x = np.arange(2 * 3 * 10, dtype=np.float32).reshape(2, 3, 10) - 20
     whole = rms({"num_average_samples": None}, CTX)(x)
-    np.testing.assert_allclose(whole, np.sqrt((x.astype(np.float64) ** 2).mean(-1, keepdims=True)),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        whole, np.sqrt((x.astype(np.float64) ** 2).mean(-1, keepdims=True)), rtol=1e-6
+    )
     blocks = rms({"num_average_samples": 4}, CTX)(x)  # two blocks of 4, the last 2 dropped
     expected = np.sqrt((x[..., :8].astype(np.float64) ** 2).reshape(2, 3, 2, 4).mean(-1))
     np.testing.assert_allclose(blocks, expected, rtol=1e-6)
@@ -55,12 +57,19 @@ def test_time_pool_averages_over_time_then_two_dense_layers():
 def test_reference_loudness_config_decodes_the_planted_loudness(decoding_standin, tmp_path):
     root, csv = decoding_standin
     raw = config.load(REPO / "configs/tasks/loudness_reference.yml").to_dict()
-    raw["data"].update(root=str(root), electrodes=str(csv), lags={"min": 250, "max": 251, "step": 250})
+    raw["data"].update(
+        root=str(root), electrodes=str(csv), lags={"min": 250, "max": 251, "step": 250}
+    )
     raw["training"].update(epochs=10, n_folds=3)
     raw["output"] = {"stores": str(tmp_path / "stores"), "results": str(tmp_path / "results")}
     cfg = config.from_dict(raw)
-    assert (cfg.preprocess.name, cfg.model.name, cfg.training.lr, cfg.training.batch_size,
-            cfg.data.window_width) == ("window_rms", "time_pool", 0.005, 64, 0.2)
+    assert (
+        cfg.preprocess.name,
+        cfg.model.name,
+        cfg.training.lr,
+        cfg.training.batch_size,
+        cfg.data.window_width,
+    ) == ("window_rms", "time_pool", 0.005, 64, 0.2)
     planted = api.train(cfg, **QUIET).performance
     control = api.train(cfg.replace({"training.shuffle_targets": True}), **QUIET).performance
     r, r0 = planted["test_pearson_r_mean"].iloc[0], control["test_pearson_r_mean"].iloc[0]

@@ -27,10 +27,19 @@ QUIET = dict(log=lambda s: None)
 
 def pitom(n_channels, params=None, n_out=50):
     entry = registry.models.entry("pitom")
-    p = {"filters": 128, "dropout": 0.2, "locally_connected": False, "reg": 0.0,
-         "reg_head": 0.0, "head_order": "norm_tanh", "init": "torch", **(params or {})}
-    return entry.obj(p, input_shape=(n_channels, 10), output_dim=n_out, head="vector",
-                     rngs=nnx.Rngs(0))
+    p = {
+        "filters": 128,
+        "dropout": 0.2,
+        "locally_connected": False,
+        "reg": 0.0,
+        "reg_head": 0.0,
+        "head_order": "norm_tanh",
+        "init": "torch",
+        **(params or {}),
+    }
+    return entry.obj(
+        p, input_shape=(n_channels, 10), output_dim=n_out, head="vector", rngs=nnx.Rngs(0)
+    )
 
 
 def n_params(model) -> int:
@@ -40,7 +49,9 @@ def n_params(model) -> int:
 def test_pitom_has_the_reference_parameter_count():
     assert n_params(pitom(183)) == 143_254
     # Keras variant: unshared weights per position in the last block (3 positions)
-    assert n_params(pitom(183, {"locally_connected": True})) == 143_254 - 32_896 + 3 * (2 * 128 * 128 + 128)
+    assert n_params(pitom(183, {"locally_connected": True})) == 143_254 - 32_896 + 3 * (
+        2 * 128 * 128 + 128
+    )
 
 
 def test_pitom_max_pool_matches_pytorch():
@@ -57,17 +68,25 @@ def test_pitom_max_pool_matches_pytorch():
 def small(standin, tmp_path_factory):
     """A tiny run: 2 lags, 5 folds, 3 members, 3 epochs on a few channels."""
     work = tmp_path_factory.mktemp("small")
-    cfg = make_config(standin, work, data={"electrodes": "^(G[1-3][0-9]|LGA[1-3][0-9])$",
-                                           "lags": {"min": 0, "max": 400, "step": 200}},
-                      targets={"pca_dim": 8, "min_train_freq": 2},
-                      model={"members": 3, "params": {"filters": 16}},
-                      training={"epochs": 3, "patience": 2, "batch_size": 16})
+    cfg = make_config(
+        standin,
+        work,
+        data={
+            "electrodes": "^(G[1-3][0-9]|LGA[1-3][0-9])$",
+            "lags": {"min": 0, "max": 400, "step": 200},
+        },
+        targets={"pca_dim": 8, "min_train_freq": 2},
+        model={"members": 3, "params": {"filters": 16}},
+        training={"epochs": 3, "patience": 2, "batch_size": 16},
+    )
     features = api.build_features(cfg, **QUIET)
     return cfg, prepare(cfg, features)
 
 
 def lanes_of(cfg, inputs, members=3, group=1, points=None):
-    points = points or [LanePoint(cfg.training.seed, cfg.training.lr, cfg.training.weight_decay, 0.2)]
+    points = points or [
+        LanePoint(cfg.training.seed, cfg.training.lr, cfg.training.weight_decay, 0.2)
+    ]
     return lay_out(inputs.lags, inputs.folds, members, group, points)
 
 
@@ -133,9 +152,14 @@ def test_joint_ensemble_trains_members_on_their_mean(small):
 def decoding(decoding_standin, tmp_path_factory):
     root, csv = decoding_standin
     work = tmp_path_factory.mktemp("decoding")
-    cfg = make_config(root, work, trial_name="planted",
-                      data={"electrodes": str(csv), "lags": {"min": -750, "max": 1000, "step": 500}},
-                      model={"members": 2}, training={"epochs": 12, "patience": 3})
+    cfg = make_config(
+        root,
+        work,
+        trial_name="planted",
+        data={"electrodes": str(csv), "lags": {"min": -750, "max": 1000, "step": 500}},
+        model={"members": 2},
+        training={"epochs": 12, "patience": 3},
+    )
     return cfg, api.train(cfg, **QUIET)
 
 
@@ -157,8 +181,15 @@ def test_results_folder(decoding):
     assert yaml.safe_load((run / "config.yml").read_text()) == cfg.to_dict()
     perf = pd.read_csv(run / "lag_performance.csv")
     assert perf.columns[0] == "lags" and len(perf) == 4
-    for key in ("test_word_avg_auc_roc", "test_word_train_weighted_auc_roc", "test_pairwise_accuracy",
-                "val_cosine_sim", "num_epochs", "test_word_top_10", "test_occurence_top_1"):
+    for key in (
+        "test_word_avg_auc_roc",
+        "test_word_train_weighted_auc_roc",
+        "test_pairwise_accuracy",
+        "val_cosine_sim",
+        "num_epochs",
+        "test_word_top_10",
+        "test_occurence_top_1",
+    ):
         assert {f"{key}_mean", f"{key}_std", f"{key}_fold_1", f"{key}_fold_5"} <= set(perf.columns)
     folds = perf[[f"test_word_avg_auc_roc_fold_{k}" for k in range(1, 6)]].to_numpy()
     np.testing.assert_allclose(perf["test_word_avg_auc_roc_std"], folds.std(1, ddof=0))
@@ -185,8 +216,13 @@ def test_ridge_finds_the_planted_lag(decoding):
 @pytest.mark.slow
 def test_shuffled_targets_are_at_chance(decoding):
     cfg, _ = decoding
-    control = cfg.replace({"training.shuffle_targets": True, "model.members": 1,
-                           "data.lags": {"min": -750, "max": 500, "step": 1000}})
+    control = cfg.replace(
+        {
+            "training.shuffle_targets": True,
+            "model.members": 1,
+            "data.lags": {"min": -750, "max": 500, "step": 1000},
+        }
+    )
     result = api.train(control, **QUIET)
     auc = result.performance["test_word_avg_auc_roc_mean"]
     assert list(result.performance["lags"]) == [-750, 250]
@@ -213,17 +249,33 @@ def test_start_from_replaces_the_named_parameters_in_both_copies_and_checks_shap
     kernel = np.arange(12, dtype=np.float32).reshape(2, 3, 2)
     name = "['encoder']['kernel'].value"
     out = start_from(state, {"params": {name: kernel}, "rest": {}, "source": "model.params.x"})
-    leaves = {jax.tree_util.keystr(p): a for p, a in
-              jax.tree_util.tree_flatten_with_path(out.params)[0]}
-    best = {jax.tree_util.keystr(p): a for p, a in
-            jax.tree_util.tree_flatten_with_path(out.best_params)[0]}
-    assert set(leaves) == {name, "['encoder']['bias'].value", "['head']['kernel'].value",
-                           "['head']['bias'].value"}
+    leaves = {
+        jax.tree_util.keystr(p): a for p, a in jax.tree_util.tree_flatten_with_path(out.params)[0]
+    }
+    best = {
+        jax.tree_util.keystr(p): a
+        for p, a in jax.tree_util.tree_flatten_with_path(out.best_params)[0]
+    }
+    assert set(leaves) == {
+        name,
+        "['encoder']['bias'].value",
+        "['head']['kernel'].value",
+        "['head']['bias'].value",
+    }
     np.testing.assert_array_equal(leaves[name], kernel)
     np.testing.assert_array_equal(best[name], kernel)
     assert best[name] is not leaves[name]
     np.testing.assert_array_equal(leaves["['head']['kernel'].value"], params["head"]["kernel"][...])
-    with pytest.raises(ConfigError, match=r"model.params.x: its \['encoder'\]\['kernel'\].value "
-                                          r"has shape \(2, 4, 2\)"):
-        start_from(state, {"params": {name: np.zeros((2, 4, 2), np.float32)}, "rest": {},
-                           "source": "model.params.x"})
+    with pytest.raises(
+        ConfigError,
+        match=r"model.params.x: its \['encoder'\]\['kernel'\].value "
+        r"has shape \(2, 4, 2\)",
+    ):
+        start_from(
+            state,
+            {
+                "params": {name: np.zeros((2, 4, 2), np.float32)},
+                "rest": {},
+                "source": "model.params.x",
+            },
+        )

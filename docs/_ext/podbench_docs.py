@@ -97,8 +97,10 @@ class ConfigTable(SphinxDirective):
     """Every config field: path, default, meaning."""
 
     def run(self):
-        rows = [[(path, True), (_cell(default), True), (_cell(doc), False)]
-                for path, default, doc in config_rows()]
+        rows = [
+            [(path, True), (_cell(default), True), (_cell(doc), False)]
+            for path, default, doc in config_rows()
+        ]
         return [table(["field", "default", "meaning"], rows, [25, 15, 60])]
 
 
@@ -115,18 +117,30 @@ class ParamsTables(SphinxDirective):
             rubric = nodes.rubric()
             rubric += nodes.literal(name, name)
             out.append(rubric)
-            extra = ", ".join(f"{k}: {_cell(v)}" for k, v in sorted(meta.items())
-                              if k in ("input_dims", "dims", "closed_form", "classifier",
-                                       "takes_targets", "uses_frozen") and v)
+            extra = ", ".join(
+                f"{k}: {_cell(v)}"
+                for k, v in sorted(meta.items())
+                if k
+                in (
+                    "input_dims",
+                    "dims",
+                    "closed_form",
+                    "classifier",
+                    "takes_targets",
+                    "uses_frozen",
+                )
+                and v
+            )
             if extra:
                 out.append(nodes.paragraph(text=extra))
             if schema is None:
                 out.append(nodes.paragraph(text="No parameters."))
                 continue
-            rows = [[(n, True), (_cell(t), True), (_cell(d), True), (_cell(doc), False)]
-                    for n, t, d, doc in param_rows(schema)]
-            out.append(table(["parameter", "type", "default", "meaning"], rows,
-                             [20, 20, 20, 40]))
+            rows = [
+                [(n, True), (_cell(t), True), (_cell(d), True), (_cell(doc), False)]
+                for n, t, d, doc in param_rows(schema)
+            ]
+            out.append(table(["parameter", "type", "default", "meaning"], rows, [20, 20, 20, 40]))
         return out
 
 

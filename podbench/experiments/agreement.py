@@ -38,7 +38,9 @@ def _run(folder: Path) -> tuple[dict, pd.DataFrame]:
     for name in ("run.json", "lag_performance.csv"):
         if not (folder / name).is_file():
             raise ConfigError(f"{folder}: no {name}; expected a results folder")
-    return json.loads((folder / "run.json").read_text()), pd.read_csv(folder / "lag_performance.csv")
+    return json.loads((folder / "run.json").read_text()), pd.read_csv(
+        folder / "lag_performance.csv"
+    )
 
 
 def agreement(a: Path, b: Path) -> Agreement:
@@ -46,9 +48,11 @@ def agreement(a: Path, b: Path) -> Agreement:
     run_a, perf_a = _run(a)
     run_b, perf_b = _run(b)
     if run_a["keys"]["training"] != run_b["keys"]["training"]:
-        raise ConfigError(f"{a} and {b} are runs of different ids (training keys "
-                          f"{run_a['keys']['training'][:12]}, {run_b['keys']['training'][:12]}): "
-                          "--tolerance compares two runs of one id")
+        raise ConfigError(
+            f"{a} and {b} are runs of different ids (training keys "
+            f"{run_a['keys']['training'][:12]}, {run_b['keys']['training'][:12]}): "
+            "--tolerance compares two runs of one id"
+        )
     perf_a, perf_b = perf_a.set_index("lags"), perf_b.set_index("lags")
     columns = [c for c in perf_a.columns if METRIC.match(c) and c in perf_b.columns]
     diffs = (perf_a[columns] - perf_b.loc[perf_a.index, columns]).abs()

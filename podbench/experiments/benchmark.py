@@ -127,6 +127,7 @@ class Suite:
 
 # --------------------------------------------------------------------------- suite file
 
+
 def _mapping(raw, path: Path, where: str, allowed: tuple[str, ...]) -> dict:
     """A mapping at `where` (a key path, "" at the top) of suite file `path`, of known keys."""
     if raw is None:
@@ -151,21 +152,28 @@ def _overrides(raw, where: str) -> dict:
 def _name(value, where: str) -> str:
     """A suite or cell name: one folder name (it names a folder under the results root)."""
     if not isinstance(value, str) or not NAME.fullmatch(value):
-        raise ConfigError(f"{where} = {value!r}: expected one folder name of letters, digits, "
-                          "_ . - (not . or ..)")
+        raise ConfigError(
+            f"{where} = {value!r}: expected one folder name of letters, digits, _ . - (not . or ..)"
+        )
     return value
 
 
 def _subject_sets(raw, where: str) -> list:
     if not isinstance(raw, list) or not raw:
-        raise ConfigError(f"{where} = {raw!r}: expected a non-empty list of subject sets "
-                          "(all, each, or a list of subject numbers)")
+        raise ConfigError(
+            f"{where} = {raw!r}: expected a non-empty list of subject sets "
+            "(all, each, or a list of subject numbers)"
+        )
     for i, item in enumerate(raw):
-        numbers = isinstance(item, list) and item and all(
-            isinstance(n, int) and not isinstance(n, bool) for n in item)
+        numbers = (
+            isinstance(item, list)
+            and item
+            and all(isinstance(n, int) and not isinstance(n, bool) for n in item)
+        )
         if item not in ("all", "each") and not numbers:
-            raise ConfigError(f"{where}[{i}] = {item!r}: expected all, each, or a list of "
-                              "subject numbers")
+            raise ConfigError(
+                f"{where}[{i}] = {item!r}: expected all, each, or a list of subject numbers"
+            )
     return raw
 
 
@@ -204,14 +212,16 @@ def _resolve_config(path: Path, overrides: dict, where: str) -> Config:
 def suite_id(name: str, version, cells: list[Cell]) -> str:
     """A hash of the suite's name, version and resolved cells (their configs without the
     trial and output folders, and their significance settings)."""
+
     def content(cell: Cell) -> dict:
         raw = cell.config.to_dict()
         raw.pop("trial_name")
         raw.pop("output")
         return {"id": cell.id, "config": raw, "significance": cell.significance.as_dict()}
 
-    payload = canonical_json({"name": name, "version": version,
-                              "cells": [content(c) for c in cells]})
+    payload = canonical_json(
+        {"name": name, "version": version, "cells": [content(c) for c in cells]}
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:SHORT]
 
 
@@ -274,56 +284,97 @@ def load_suite(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) ->
                 raise ConfigError(f"{where}: missing key {key!r}")
         cell_name = _name(item["name"], f"{where}.name")
         cell_set = _overrides(item.get("set"), f"{where}.set")
-        sets = _subject_sets(item.get("subjects", defaults.get("subjects", ["all"])),
-                             f"{where}.subjects")
-        sig = Significance.parse(item.get("significance", defaults.get("significance")),
-                                 f"{where}.significance")
+        sets = _subject_sets(
+            item.get("subjects", defaults.get("subjects", ["all"])), f"{where}.subjects"
+        )
+        sig = Significance.parse(
+            item.get("significance", defaults.get("significance")), f"{where}.significance"
+        )
         config_path = path.parent / str(item["config"])
-        merged = {**default_set, **cell_set, **cli,
-                  **{k: v for pattern, values in scoped for k, v in values.items()
-                     if fnmatch.fnmatchcase(cell_name, pattern)}}
+        merged = {
+            **default_set,
+            **cell_set,
+            **cli,
+            **{
+                k: v
+                for pattern, values in scoped
+                for k, v in values.items()
+                if fnmatch.fnmatchcase(cell_name, pattern)
+            },
+        }
         base = _resolve_config(config_path, merged, where)
         if base.several_tasks:
-            raise ConfigError(f"{where}: {config_path} lists several tasks; a cell is one task "
-                              "(make one cell per task)")
+            raise ConfigError(
+                f"{where}: {config_path} lists several tasks; a cell is one task "
+                "(make one cell per task)"
+            )
         task = task_for(base)
         if sig.permutations and task.repaired_headline(base) is None:
-            raise ConfigError(f"{where}.significance.permutations = {sig.permutations}: task "
-                              f"{base.task!r} has no score-level null (its headline "
-                              f"{task.headline} has no re-paired form); use "
-                              "significance: {permutations: 0, refit: N} (retrained nulls)")
+            raise ConfigError(
+                f"{where}.significance.permutations = {sig.permutations}: task "
+                f"{base.task!r} has no score-level null (its headline "
+                f"{task.headline} has no re-paired form); use "
+                "significance: {permutations: 0, refit: N} (retrained nulls)"
+            )
         if sig.permutations:  # score-level nulls read the held-out predictions
             base = base.replace({"training.predictions": True})
         missing = missing_need(base, item.get("needs", []), f"{where}.needs")
         for label, subjects in _expand_subjects(sets, base) if missing is None else [("all", None)]:
             cell_id = cell_name if sets == ["all"] else f"{cell_name}.{label}"
             cfg = base if subjects is None else base.replace({"data.subjects": subjects})
-            cells.append(Cell(cell_id, cell_name, str(item["config"]), merged, label, cfg, sig,
-                              missing=missing))
+            cells.append(
+                Cell(
+                    cell_id,
+                    cell_name,
+                    str(item["config"]),
+                    merged,
+                    label,
+                    cfg,
+                    sig,
+                    missing=missing,
+                )
+            )
     for pattern, values in scoped:
         if not any(fnmatch.fnmatchcase(c.name, pattern) for c in cells):
-            raise ConfigError(f"--set {pattern}:{next(iter(values))}=...: no cell of {path} is "
-                              f"named like {pattern!r} (cells: "
-                              f"{', '.join(dict.fromkeys(c.name for c in cells))})")
+            raise ConfigError(
+                f"--set {pattern}:{next(iter(values))}=...: no cell of {path} is "
+                f"named like {pattern!r} (cells: "
+                f"{', '.join(dict.fromkeys(c.name for c in cells))})"
+            )
     ids = [c.id for c in cells]
     repeated = sorted({i for i in ids if ids.count(i) > 1})
     if repeated:
-        raise ConfigError(f"{path}: cell id {repeated[0]!r} appears twice; give cells distinct "
-                          "names")
+        raise ConfigError(
+            f"{path}: cell id {repeated[0]!r} appears twice; give cells distinct names"
+        )
     roots = {c.config.output.results for c in cells}
     if len(roots) > 1:
-        raise ConfigError(f"{path}: cells write to different output.results {sorted(roots)}; "
-                          "a suite has one results root")
+        raise ConfigError(
+            f"{path}: cells write to different output.results {sorted(roots)}; "
+            "a suite has one results root"
+        )
     sid = suite_id(name, version, cells)
     folder = Path(roots.pop()).expanduser() / name / sid
     cells_root = folder / "cells"  # a cell's results: cells/<cell id>/<run id>, its nulls' below
     for cell in cells:
-        cell.config = cell.config.replace({"output.results": str(cells_root),
-                                           "trial_name": cell.id})
-        cell.nulls = null_configs(cell.config.replace({"output.results": str(cells_root / cell.id)}),
-                                  cell.significance, "null")
-    return Suite(name, version, str(raw.get("description", "")), path, sid, folder,
-                 [c for c in cells if c.missing is None], [c for c in cells if c.missing])
+        cell.config = cell.config.replace(
+            {"output.results": str(cells_root), "trial_name": cell.id}
+        )
+        cell.nulls = null_configs(
+            cell.config.replace({"output.results": str(cells_root / cell.id)}),
+            cell.significance,
+            "null",
+        )
+    return Suite(
+        name,
+        version,
+        str(raw.get("description", "")),
+        path,
+        sid,
+        folder,
+        [c for c in cells if c.missing is None],
+        [c for c in cells if c.missing],
+    )
 
 
 def missing_need(cfg: Config, needs, where: str) -> str | None:
@@ -337,14 +388,16 @@ def missing_need(cfg: Config, needs, where: str) -> str | None:
             try:
                 node = node[part] if isinstance(node, dict) else getattr(node, part)
             except (KeyError, AttributeError):
-                raise ConfigError(f"{where}: {dotted!r} is not a field of the cell's config") \
-                    from None
+                raise ConfigError(
+                    f"{where}: {dotted!r} is not a field of the cell's config"
+                ) from None
         if not node or not Path(str(node)).expanduser().exists():
             return f"{dotted} = {node!r} does not exist"
     return None
 
 
 # --------------------------------------------------------------------------- running
+
 
 @dataclass
 class SuiteResult:
@@ -361,9 +414,14 @@ def _suite_dict(suite: Suite) -> dict:
 
 def finish_cell(suite: Suite, cell: Cell) -> dict:
     """Write the cell's cell.json (atomically) from its complete results folders."""
-    record = cell_record(cell.run_dir(), cell.id, suite=_suite_dict(suite),
-                         subjects_label=cell.subjects, significance=cell.significance,
-                         null_dirs=cell.null_dirs())
+    record = cell_record(
+        cell.run_dir(),
+        cell.id,
+        suite=_suite_dict(suite),
+        subjects_label=cell.subjects,
+        significance=cell.significance,
+        null_dirs=cell.null_dirs(),
+    )
     record["config_path"] = cell.config_path
     record["overrides"] = cell.overrides
     publish_text(cell.run_dir() / "cell.json", json.dumps(record, indent=1), WRITING)
@@ -374,19 +432,26 @@ def is_cell_complete(cell: Cell) -> bool:
     return (cell.run_dir() / "cell.json").is_file()
 
 
-def progress_line(suite: Suite, todo: list[Cell], lanes_done: int, lanes_total: int,
-                  elapsed: float) -> str:
+def progress_line(
+    suite: Suite, todo: list[Cell], lanes_done: int, lanes_total: int, elapsed: float
+) -> str:
     """Cells and lanes done so far, and the time left at the pace so far (by lanes)."""
     cells = sum(is_cell_complete(c) for c in suite.cells)
     left = elapsed / lanes_done * (lanes_total - lanes_done) if lanes_done else float("nan")
-    return (f"progress: {cells}/{len(suite.cells)} cells, {lanes_done}/{lanes_total} lanes of "
-            f"{len(todo)} cell(s) to run, {elapsed / 60:.1f} min so far, about "
-            f"{left / 60:.1f} min left")
+    return (
+        f"progress: {cells}/{len(suite.cells)} cells, {lanes_done}/{lanes_total} lanes of "
+        f"{len(todo)} cell(s) to run, {elapsed / 60:.1f} min so far, about "
+        f"{left / 60:.1f} min left"
+    )
 
 
-def run_suite(suite: Suite, engine: Engine | None = None, log: Callable[[str], None] = print,
-              before_program: Callable[[int, list[Config]], None] | None = None,
-              order: Callable[[Cell], float] | None = None) -> SuiteResult:
+def run_suite(
+    suite: Suite,
+    engine: Engine | None = None,
+    log: Callable[[str], None] = print,
+    before_program: Callable[[int, list[Config]], None] | None = None,
+    order: Callable[[Cell], float] | None = None,
+) -> SuiteResult:
     """Train every missing point of the suite's cells on `engine` (default: in this process),
     write cell.json files, the leaderboard, the paired comparisons and the report.
     `before_program(number, configs)` is called as each program starts
@@ -396,14 +461,33 @@ def run_suite(suite: Suite, engine: Engine | None = None, log: Callable[[str], N
     from podbench.train import results
 
     suite.folder.mkdir(parents=True, exist_ok=True)
-    publish_text(suite.folder / "suite.yml", yaml.safe_dump({
-        **_suite_dict(suite), "description": suite.description, "source": str(suite.path),
-        "cells": [{"id": c.id, "name": c.name, "config": c.config_path, "set": c.overrides,
-                   "subjects": c.subjects, "significance": c.significance.as_dict(),
-                   "run": str(c.run_dir().relative_to(suite.folder))} for c in suite.cells],
-        "skipped": [{"id": c.id, "config": c.config_path, "why": c.missing}
-                    for c in suite.skipped]},
-        sort_keys=False), WRITING)
+    publish_text(
+        suite.folder / "suite.yml",
+        yaml.safe_dump(
+            {
+                **_suite_dict(suite),
+                "description": suite.description,
+                "source": str(suite.path),
+                "cells": [
+                    {
+                        "id": c.id,
+                        "name": c.name,
+                        "config": c.config_path,
+                        "set": c.overrides,
+                        "subjects": c.subjects,
+                        "significance": c.significance.as_dict(),
+                        "run": str(c.run_dir().relative_to(suite.folder)),
+                    }
+                    for c in suite.cells
+                ],
+                "skipped": [
+                    {"id": c.id, "config": c.config_path, "why": c.missing} for c in suite.skipped
+                ],
+            },
+            sort_keys=False,
+        ),
+        WRITING,
+    )
     for cell in suite.skipped:
         log(f"cell {cell.id}: skipped, {cell.missing}")
     done = [c for c in suite.cells if is_cell_complete(c)]
@@ -412,25 +496,34 @@ def run_suite(suite: Suite, engine: Engine | None = None, log: Callable[[str], N
     todo = sorted((c for c in suite.cells if not is_cell_complete(c)), key=order or (lambda c: 0))
     points = [p for c in todo for p in c.points]
     programs = group_points(points) if points else []
-    log(f"suite {suite.name} {suite.id}: {len(suite.cells)} cell(s), {len(done)} complete; "
-        f"{len(points)} point(s) of {len(todo)} cell(s) in {len(programs)} program(s)")
+    log(
+        f"suite {suite.name} {suite.id}: {len(suite.cells)} cell(s), {len(done)} complete; "
+        f"{len(points)} point(s) of {len(todo)} cell(s) in {len(programs)} program(s)"
+    )
 
     def finish_ready():
         for cell in [c for c in todo if not is_cell_complete(c)]:
             if all(results.is_complete(d) for d in [cell.run_dir(), *cell.null_dirs()]):
                 record = finish_cell(suite, cell)
                 sig = record["significance"]
-                log(f"cell {cell.id}: {record['headline']} {record['selected']['test_mean']:.4f} "
+                log(
+                    f"cell {cell.id}: {record['headline']} {record['selected']['test_mean']:.4f} "
                     f"at {record['selected']['lag']} ms (chosen on validation)"
-                    + (f", {sig['n_significant']}/{len(record['lags'])} lags q < {sig['alpha']}"
-                       if sig else ""))
+                    + (
+                        f", {sig['n_significant']}/{len(record['lags'])} lags q < {sig['alpha']}"
+                        if sig
+                        else ""
+                    )
+                )
 
     started, lanes = time.perf_counter(), [program_lanes(p.configs) for p in programs]
     lanes_done = []
 
     def before(number: int, program: PointGroup) -> None:
-        log(f"program {number}/{len(programs)}: {len(program.configs)} point(s), "
-            f"{lanes[number - 1]} lanes")
+        log(
+            f"program {number}/{len(programs)}: {len(program.configs)} point(s), "
+            f"{lanes[number - 1]} lanes"
+        )
         if before_program is not None:
             before_program(number, program.configs)
 
@@ -446,18 +539,26 @@ def run_suite(suite: Suite, engine: Engine | None = None, log: Callable[[str], N
     records = [read_record(c.run_dir() / "cell.json") for c in suite.cells]
     board = leaderboard(records)
     publish_text(suite.folder / "leaderboard.csv", board.to_csv(index=False), WRITING)
-    publish_text(suite.folder / "comparisons.csv", comparisons(records).to_csv(index=False),
-                 WRITING)
-    publish_text(suite.folder / "comparisons_by_lag.csv",
-                 comparisons_by_lag(records).to_csv(index=False), WRITING)
+    publish_text(
+        suite.folder / "comparisons.csv", comparisons(records).to_csv(index=False), WRITING
+    )
+    publish_text(
+        suite.folder / "comparisons_by_lag.csv",
+        comparisons_by_lag(records).to_csv(index=False),
+        WRITING,
+    )
     report = write_report(suite.folder, log=log)
     log(board.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     log(f"leaderboard: {suite.folder / 'leaderboard.csv'}")
     return SuiteResult(suite.folder, board, [c.id for c in todo], [c.id for c in done], report)
 
 
-def benchmark(suite_path: str | Path, overrides: tuple[str, ...] | list[str] = (),
-              engine: Engine | None = None, log: Callable[[str], None] = print) -> SuiteResult:
+def benchmark(
+    suite_path: str | Path,
+    overrides: tuple[str, ...] | list[str] = (),
+    engine: Engine | None = None,
+    log: Callable[[str], None] = print,
+) -> SuiteResult:
     """Load a suite and run it: what ``podbench benchmark`` does.
 
     Parameters
@@ -501,8 +602,14 @@ def plan(suite_path: str | Path, overrides: tuple[str, ...] | list[str] = ()) ->
     root = Path(suite.cells[0].config.output.results).expanduser().parents[2]
     rates = measured_rates(root)
     done = [c.id for c in suite.cells if is_cell_complete(c)]
-    text = format_plan(plan_cells([c for c in suite.cells if not is_cell_complete(c)], rates),
-                       rates, root)
+    text = format_plan(
+        plan_cells([c for c in suite.cells if not is_cell_complete(c)], rates), rates, root
+    )
     skipped = "".join(f"\ncell {c.id}: skipped, {c.missing}" for c in suite.skipped)
-    return (f"suite {suite.name} {suite.id}: {len(suite.cells)} cell(s), {len(done)} complete"
-            + (f" ({', '.join(done)})" if done else "") + skipped + "\n" + text)
+    return (
+        f"suite {suite.name} {suite.id}: {len(suite.cells)} cell(s), {len(done)} complete"
+        + (f" ({', '.join(done)})" if done else "")
+        + skipped
+        + "\n"
+        + text
+    )

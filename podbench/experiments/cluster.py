@@ -47,8 +47,14 @@ BASE_MEMORY = 1 << 30  # one worker: Python, JAX/XLA runtime, podbench, compiled
 DATA_COPIES = 4  # host copies of the training arrays (store read, float32, device, padding)
 CHECK_TIMEOUT_S = 120
 MARKER = ".podbench-shared-"
-SYSTEM_ERRORS = ("WorkerCrashedError", "NodeDiedError", "LocalRayletDiedError",
-                 "ObjectLostError", "OwnerDiedError", "RaySystemError")
+SYSTEM_ERRORS = (
+    "WorkerCrashedError",
+    "NodeDiedError",
+    "LocalRayletDiedError",
+    "ObjectLostError",
+    "OwnerDiedError",
+    "RaySystemError",
+)
 
 
 def import_ray():
@@ -56,7 +62,9 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise ConfigError(f"--engine ray needs Ray, which is not installed: {INSTALL_HINT}") from None
+        raise ConfigError(
+            f"--engine ray needs Ray, which is not installed: {INSTALL_HINT}"
+        ) from None
     return ray
 
 
@@ -72,6 +80,7 @@ def program_memory(latents_shape, targets_shape) -> int:
 
 # --------------------------------------------------------------------------- task bodies
 # Plain functions of configs and paths; Ray runs them on whichever node it picks.
+
 
 @contextlib.contextmanager
 def _in_dir(cwd: str):
@@ -89,8 +98,11 @@ def _where() -> dict:
     """The node id, IP and process id of the running task."""
     import ray
 
-    return {"node_id": ray.get_runtime_context().get_node_id(),
-            "ip": ray.util.get_node_ip_address(), "pid": os.getpid()}
+    return {
+        "node_id": ray.get_runtime_context().get_node_id(),
+        "ip": ray.util.get_node_ip_address(),
+        "pid": os.getpid(),
+    }
 
 
 def build_stage(cfg: Config, stage: str, cwd: str, *after) -> dict:
@@ -102,12 +114,19 @@ def build_stage(cfg: Config, stage: str, cwd: str, *after) -> dict:
     stages = ("epochs",) if stage == "epochs" else ("epochs", stage)
     with _in_dir(cwd):
         report = build_features(cfg, log=print, stages=stages).reports[-1]
-    return {"stage": report.stage, "key": report.key, "status": report.status,
-            "shape": list(report.shape), "line": report.line(), **_where()}
+    return {
+        "stage": report.stage,
+        "key": report.key,
+        "status": report.status,
+        "shape": list(report.shape),
+        "line": report.line(),
+        **_where(),
+    }
 
 
-def train_program(configs: list[Config], force: bool, cwd: str, program_fn: Callable | None,
-                  *stores) -> dict:
+def train_program(
+    configs: list[Config], force: bool, cwd: str, program_fn: Callable | None, *stores
+) -> dict:
     """Train one program's points: those without complete results, or all with `force`.
 
     `program_fn(configs, force=, log=)` defaults to `podbench.train.run.train_points`;
@@ -115,8 +134,12 @@ def train_program(configs: list[Config], force: bool, cwd: str, program_fn: Call
     where, t0 = _where(), time.time()
     with _in_dir(cwd):  # its log goes to the worker's log file
         runs = (program_fn or train_points)(configs, force=force, log=print)
-    return {**where, "started": t0, "seconds": time.time() - t0,
-            "skipped": [bool(r.skipped) for r in runs]}
+    return {
+        **where,
+        "started": t0,
+        "seconds": time.time() - t0,
+        "skipped": [bool(r.skipped) for r in runs],
+    }
 
 
 def check_node(checks: list[tuple[str, str, str | None]], version: str) -> dict:
@@ -139,6 +162,7 @@ def check_node(checks: list[tuple[str, str, str | None]], version: str) -> dict:
 
 
 # --------------------------------------------------------------------------- driver
+
 
 @dataclass
 class ProgramRecord:
@@ -167,9 +191,15 @@ class RayEngine:
     `program_fn`: what a program task runs (default `train_points`), e.g. to instrument it.
     """
 
-    def __init__(self, address: str | None = None, *, cpus_per_program: float = 1,
-                 max_retries: int = 3, program_fn: Callable | None = None,
-                 log: Callable[[str], None] = print):
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        cpus_per_program: float = 1,
+        max_retries: int = 3,
+        program_fn: Callable | None = None,
+        log: Callable[[str], None] = print,
+    ):
         self.ray = import_ray()
         self.address = address
         self.cpus_per_program = cpus_per_program
@@ -197,23 +227,28 @@ class RayEngine:
             address = self.address or os.environ.get("RAY_ADDRESS") or "local"
             extra = {"include_dashboard": False} if address == "local" else {}
             try:
-                ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
-                         **extra)
+                ray.init(
+                    address=address, log_to_driver=False, logging_level=logging.WARNING, **extra
+                )
             except (ConnectionError, ValueError, RuntimeError) as exc:
-                raise ConfigError(f"--address {address}: cannot join a Ray cluster there "
-                                  f"({exc})") from None
+                raise ConfigError(
+                    f"--address {address}: cannot join a Ray cluster there ({exc})"
+                ) from None
             self._owned = True
             how = "started a local Ray instance" if address == "local" else f"joined {address}"
         self.startup_s = time.perf_counter() - t0
-        retry = [getattr(ray.exceptions, name) for name in SYSTEM_ERRORS
-                 if hasattr(ray.exceptions, name)]
+        retry = [
+            getattr(ray.exceptions, name) for name in SYSTEM_ERRORS if hasattr(ray.exceptions, name)
+        ]
         common = {"max_retries": self.max_retries, "retry_exceptions": retry}
         self._build = ray.remote(num_cpus=1, **common)(build_stage)
         self._train = ray.remote(**common)(train_program)
         self._check = ray.remote(num_cpus=0, max_retries=0)(check_node)
         res = ray.cluster_resources()
-        self.log(f"ray: {how} in {self.startup_s:.1f} s: {len(self.alive_nodes())} node(s), "
-                 f"{res.get('CPU', 0):g} CPU(s), {res.get('GPU', 0):g} GPU(s)")
+        self.log(
+            f"ray: {how} in {self.startup_s:.1f} s: {len(self.alive_nodes())} node(s), "
+            f"{res.get('CPU', 0):g} CPU(s), {res.get('GPU', 0):g} GPU(s)"
+        )
 
     def close(self) -> None:
         """Shut Ray down if this engine started or joined it."""
@@ -242,18 +277,25 @@ class RayEngine:
 
         nodes, problems = self.alive_nodes(), []
         try:
-            for label, roots in (("output.stores", [c.output.stores for c in configs]),
-                                 ("output.results", [c.output.results for c in configs])):
+            for label, roots in (
+                ("output.stores", [c.output.stores for c in configs]),
+                ("output.results", [c.output.results for c in configs]),
+            ):
                 for root in resolved(roots):
                     root.mkdir(parents=True, exist_ok=True)
                     marker = root / f"{MARKER}{token}"
                     written.append(marker)
                     marker.write_text(token)
                     checks.append((label, str(marker), token))
-            checks += [("data.root", str(root), None)
-                       for root in resolved(c.data.root for c in configs)]
-            refs = {self._check.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
-                n["NodeID"], soft=False)).remote(checks, __version__): n for n in nodes}
+            checks += [
+                ("data.root", str(root), None) for root in resolved(c.data.root for c in configs)
+            ]
+            refs = {
+                self._check.options(
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
+                ).remote(checks, __version__): n
+                for n in nodes
+            }
             ready, late = ray.wait(list(refs), num_returns=len(refs), timeout=CHECK_TIMEOUT_S)
             for ref in late:
                 info = {"ip": refs[ref]["NodeManagerAddress"], "node_id": refs[ref]["NodeID"]}
@@ -265,18 +307,23 @@ class RayEngine:
                     answer = ray.get(ref)
                 except ray.exceptions.RayError as exc:
                     first = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
-                    problems.append(f"node {_node(info)}: the check task failed ({first}); "
-                                    "is podbench installed there?")
+                    problems.append(
+                        f"node {_node(info)}: the check task failed ({first}); "
+                        "is podbench installed there?"
+                    )
                     continue
                 problems += [f"node {_node(answer)}: {p}" for p in answer["problems"]]
         finally:
             for marker in written:
                 marker.unlink(missing_ok=True)
         if problems:
-            raise ConfigError("shared storage check failed: " + "; ".join(problems) +
-                              ". data.root, output.stores and output.results must be on storage "
-                              "that every Ray node mounts at the same path, with the same "
-                              "podbench installed on every node")
+            raise ConfigError(
+                "shared storage check failed: "
+                + "; ".join(problems)
+                + ". data.root, output.stores and output.results must be on storage "
+                "that every Ray node mounts at the same path, with the same "
+                "podbench installed on every node"
+            )
         self.log(f"ray: all {len(nodes)} node(s) see data.root, output.stores and output.results")
 
     # ------------------------------------------------------------------ programs
@@ -291,8 +338,10 @@ class RayEngine:
         memory = program_memory(latents_shape, targets_shape)
         largest = max(n["Resources"].get("memory", 0) for n in nodes)
         if memory > largest:
-            self.log(f"ray: a program's memory estimate {memory / 2**30:.1f} GiB exceeds the "
-                     f"largest node's {largest / 2**30:.1f} GiB; asking for that instead")
+            self.log(
+                f"ray: a program's memory estimate {memory / 2**30:.1f} GiB exceeds the "
+                f"largest node's {largest / 2**30:.1f} GiB; asking for that instead"
+            )
             memory = largest
         return {"num_cpus": cpus, "memory": memory, **({"num_gpus": 1} if gpus else {})}
 
@@ -306,9 +355,13 @@ class RayEngine:
                 raise type(cause)(f"{what}: {cause}") from None
             raise
 
-    def run_programs(self, programs: list[PointGroup], force: bool = False,
-                     before: ProgramHook | None = None,
-                     after: ProgramHook | None = None) -> dict[int, RunResult]:
+    def run_programs(
+        self,
+        programs: list[PointGroup],
+        force: bool = False,
+        before: ProgramHook | None = None,
+        after: ProgramHook | None = None,
+    ) -> dict[int, RunResult]:
         """Run programs (`podbench.experiments.engines.Engine.run_programs`) as Ray tasks after
         the tasks that build their stores; log one line per finished point, and a trained
         point's closing table. Each program's record is kept in `records`."""
@@ -325,12 +378,18 @@ class RayEngine:
                     self.log(f"[{finished}/{n_points}] point {i}: results already complete: {d}")
                 continue
             todo.append((number, program, dirs))
-        records = (self._run_todo(todo, len(programs), n_points, finished, force, before, after)
-                   if todo else [])
+        records = (
+            self._run_todo(todo, len(programs), n_points, finished, force, before, after)
+            if todo
+            else []
+        )
         self.records += records
         trained = {i for r in records for i in r.trained}
-        return {i: self._result(cfg, dirs_of[i], i not in trained)
-                for program in programs for i, cfg in zip(program.indices, program.configs)}
+        return {
+            i: self._result(cfg, dirs_of[i], i not in trained)
+            for program in programs
+            for i, cfg in zip(program.indices, program.configs)
+        }
 
     def _result(self, cfg: Config, run_dir: Path, skipped: bool) -> RunResult:
         """A point's RunResult from its results folder; a trained one's closing table logged."""
@@ -344,9 +403,16 @@ class RayEngine:
             self.log(f"results ({cfg.task}): {run_dir}")
         return RunResult(run_dir, perf, skipped)
 
-    def _run_todo(self, todo: list[tuple], n_programs: int, n_points: int, finished: int,
-                  force: bool, before: ProgramHook | None,
-                  after: ProgramHook | None) -> list[ProgramRecord]:
+    def _run_todo(
+        self,
+        todo: list[tuple],
+        n_programs: int,
+        n_points: int,
+        finished: int,
+        force: bool,
+        before: ProgramHook | None,
+        after: ProgramHook | None,
+    ) -> list[ProgramRecord]:
         """Build the stores of the programs in `todo` ((number, program, results folders)),
         then train each program once its stores are built; its programs' records."""
         ray = self.ray
@@ -367,8 +433,11 @@ class RayEngine:
             for cfg in program.configs:
                 keys = stage_keys(cfg)
                 epochs = build(cfg, "epochs", keys["epochs"])
-                for ref in (epochs, build(cfg, "targets", keys["targets"], epochs),
-                            build(cfg, "latents", keys["latents"], epochs)):
+                for ref in (
+                    epochs,
+                    build(cfg, "targets", keys["targets"], epochs),
+                    build(cfg, "latents", keys["latents"], epochs),
+                ):
                     if ref not in needs:
                         needs.append(ref)
             waiting[number] = (program, dirs, needs)
@@ -378,15 +447,17 @@ class RayEngine:
         records = []
         try:
             while waiting or running or len(built) < len(builds):
-                for number in [n for n, (_, _, needs) in waiting.items()
-                               if all(r in built for r in needs)]:
+                for number in [
+                    n for n, (_, _, needs) in waiting.items() if all(r in built for r in needs)
+                ]:
                     program, dirs, needs = waiting.pop(number)
                     by_stage = {built[r]["stage"]: built[r]["shape"] for r in needs}
                     options = self.program_options(by_stage["latents"], by_stage["targets"])
                     if before is not None:
                         before(number, program)
                     ref = self._train.options(**options).remote(
-                        program.configs, force, cwd, self.program_fn, *needs)
+                        program.configs, force, cwd, self.program_fn, *needs
+                    )
                     labels[ref] = f"program {number}/{n_programs} (points {program.indices})"
                     running[ref] = (number, program, dirs)
                 pending = [r for r in builds.values() if r not in built] + list(running)
@@ -395,15 +466,23 @@ class RayEngine:
                     if ref in running:
                         number, program, dirs = running.pop(ref)
                         out = self._get(ref, labels[ref])
-                        record = ProgramRecord(number, list(program.indices), dirs, out["node_id"],
-                                               out["ip"], out["seconds"])
+                        record = ProgramRecord(
+                            number,
+                            list(program.indices),
+                            dirs,
+                            out["node_id"],
+                            out["ip"],
+                            out["seconds"],
+                        )
                         for i, d, skipped in zip(program.indices, dirs, out["skipped"]):
                             finished += 1
                             if not skipped:
                                 record.trained.append(i)
                             state = "already complete" if skipped else "trained"
-                            self.log(f"[{finished}/{n_points}] point {i} {state} on {_node(out)} "
-                                     f"(program {number}, {out['seconds']:.1f} s): {d}")
+                            self.log(
+                                f"[{finished}/{n_points}] point {i} {state} on {_node(out)} "
+                                f"(program {number}, {out['seconds']:.1f} s): {d}"
+                            )
                         records.append(record)
                         if after is not None:
                             after(number, program)
@@ -417,4 +496,3 @@ class RayEngine:
                     ray.cancel(ref, force=True)
             raise
         return records
-

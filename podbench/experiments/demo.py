@@ -11,8 +11,12 @@ from podbench.data.synth import GROUND_TRUTH
 DEMO_DURATION = 600.0
 
 
-def run_demo(data_dir: Path, overrides: tuple[str, ...] | list[str] = (), force: bool = False,
-             log: Callable[[str], None] = print):
+def run_demo(
+    data_dir: Path,
+    overrides: tuple[str, ...] | list[str] = (),
+    force: bool = False,
+    log: Callable[[str], None] = print,
+):
     """Run the demo config (podbench/configs/demo.yml, package data) on the stand-in under
     `data_dir`, making it first if absent; `overrides` are --set PATH=VALUE strings."""
     from podbench import config
@@ -20,8 +24,10 @@ def run_demo(data_dir: Path, overrides: tuple[str, ...] | list[str] = (), force:
     from podbench.experiments.train import train
 
     if not (data_dir / GROUND_TRUTH).is_file():
-        log(f"making the demo stand-in (all nine subjects, first {DEMO_DURATION:.0f} s) "
-            f"in {data_dir}")
+        log(
+            f"making the demo stand-in (all nine subjects, first {DEMO_DURATION:.0f} s) "
+            f"in {data_dir}"
+        )
         synthesize(data_dir, duration=DEMO_DURATION, progress=log)
     with as_file(files("podbench") / "configs" / "demo.yml") as path:
         cfg = config.load(path, [f"data.root={data_dir}", *overrides])

@@ -25,9 +25,13 @@ class Engine(Protocol):
 
     def __exit__(self, *exc) -> None: ...
 
-    def run_programs(self, programs: list[PointGroup], force: bool = False,
-                     before: ProgramHook | None = None,
-                     after: ProgramHook | None = None) -> dict[int, RunResult]:
+    def run_programs(
+        self,
+        programs: list[PointGroup],
+        force: bool = False,
+        before: ProgramHook | None = None,
+        after: ProgramHook | None = None,
+    ) -> dict[int, RunResult]:
         """Train every point of `programs` without complete results (`force`: every point);
         `before` and `after` are called as each program it trains starts and ends. Returns
         each point's RunResult by its index (`PointGroup.indices`)."""
@@ -46,9 +50,13 @@ class LocalEngine:
     def __exit__(self, *exc) -> None:
         return None
 
-    def run_programs(self, programs: list[PointGroup], force: bool = False,
-                     before: ProgramHook | None = None,
-                     after: ProgramHook | None = None) -> dict[int, RunResult]:
+    def run_programs(
+        self,
+        programs: list[PointGroup],
+        force: bool = False,
+        before: ProgramHook | None = None,
+        after: ProgramHook | None = None,
+    ) -> dict[int, RunResult]:
         out: dict[int, RunResult] = {}
         for number, program in enumerate(programs, 1):
             if before is not None:
@@ -59,8 +67,9 @@ class LocalEngine:
         return out
 
 
-def engine(name: str = "local", address: str | None = None,
-           log: Callable[[str], None] = print) -> Engine:
+def engine(
+    name: str = "local", address: str | None = None, log: Callable[[str], None] = print
+) -> Engine:
     """The engine `--engine NAME` names; `address`: the Ray cluster to join (ray only)."""
     if address is not None and name != "ray":
         raise ConfigError("--address needs --engine ray")
@@ -69,4 +78,3 @@ def engine(name: str = "local", address: str | None = None,
     if name == "ray":
         return RayEngine(address, log=log)
     raise ConfigError(f"--engine {name}: expected local or ray")
-

@@ -39,8 +39,10 @@ def read_performance(run: str | Path, metric: str = METRIC) -> pd.DataFrame:
     columns = ["lags", metric, validation_column(metric)]
     missing = [c for c in columns if c not in table.columns]
     if missing:
-        raise DataError(f"{path}: missing column(s) {missing}; a run of a word-embedding task "
-                        "(word_embedding, whisper_embedding) has them")
+        raise DataError(
+            f"{path}: missing column(s) {missing}; a run of a word-embedding task "
+            "(word_embedding, whisper_embedding) has them"
+        )
     return table[columns]
 
 
@@ -55,15 +57,25 @@ def multimodal_score(run_a: str | Path, run_b: str | Path, metric: str = METRIC)
     a, b = read_performance(run_a, metric), read_performance(run_b, metric)
     table = a.merge(b, on="lags", suffixes=("_a", "_b")).sort_values("lags", kind="stable")
     if table.empty:
-        raise DataError(f"{run_a} and {run_b} share no lag (lags {a['lags'].tolist()} vs "
-                        f"{b['lags'].tolist()})")
+        raise DataError(
+            f"{run_a} and {run_b} share no lag (lags {a['lags'].tolist()} vs {b['lags'].tolist()})"
+        )
     val = validation_column(metric)
-    table["multimodal_score"] = harmonic(table[f"{metric}_a"].to_numpy(float),
-                                         table[f"{metric}_b"].to_numpy(float))
-    table["val_multimodal_score"] = harmonic(table[f"{val}_a"].to_numpy(float),
-                                             table[f"{val}_b"].to_numpy(float))
-    order = ["lags", f"{metric}_a", f"{metric}_b", "multimodal_score", f"{val}_a", f"{val}_b",
-             "val_multimodal_score"]
+    table["multimodal_score"] = harmonic(
+        table[f"{metric}_a"].to_numpy(float), table[f"{metric}_b"].to_numpy(float)
+    )
+    table["val_multimodal_score"] = harmonic(
+        table[f"{val}_a"].to_numpy(float), table[f"{val}_b"].to_numpy(float)
+    )
+    order = [
+        "lags",
+        f"{metric}_a",
+        f"{metric}_b",
+        "multimodal_score",
+        f"{val}_a",
+        f"{val}_b",
+        "val_multimodal_score",
+    ]
     return table[order].reset_index(drop=True)
 
 
@@ -72,5 +84,8 @@ def chosen_lag(table: pd.DataFrame) -> tuple[int, float, float]:
     its validation multimodal score)."""
     scores = table["val_multimodal_score"]
     i = scores.idxmax() if scores.notna().any() else table.index[0]
-    return (int(table.loc[i, "lags"]), float(table.loc[i, "multimodal_score"]),
-            float(table.loc[i, "val_multimodal_score"]))
+    return (
+        int(table.loc[i, "lags"]),
+        float(table.loc[i, "multimodal_score"]),
+        float(table.loc[i, "val_multimodal_score"]),
+    )

@@ -64,8 +64,10 @@ class Rate:
         best, at most at `training.epochs` (the best epoch of this task's measured lanes, else
         of any task's)."""
         t = cfg.training
-        best = self.best_epoch.get(cast(str, cfg.task),  # one task
-                                   float(np.median(list(self.best_epoch.values()))))
+        best = self.best_epoch.get(
+            cast(str, cfg.task),  # one task
+            float(np.median(list(self.best_epoch.values()))),
+        )
         return min(float(t.epochs), best + 1 + t.patience)
 
 
@@ -87,11 +89,13 @@ def measured_rates(results_root: Path) -> dict[str, Rate]:
             cfg = yaml.safe_load((run_json.parent / "config.yml").read_text())
             model = decoder_key(cfg["model"]["name"], run["lanes"]["members_per_lane"])
             lanes, epochs = run["lanes"]["count"], run["lanes"]["epochs_total"]
-            training = run["timings_s"]["training"] / max(1, run["timings_s"].get(
-                "points_in_program", 1))
+            training = run["timings_s"]["training"] / max(
+                1, run["timings_s"].get("points_in_program", 1)
+            )
             events = run["sizes"]["words"]
             elements = run["sizes"].get("input_elements") or _stored_elements(
-                Path(cfg["output"]["stores"]).expanduser() / "latents" / run["keys"]["latents"])
+                Path(cfg["output"]["stores"]).expanduser() / "latents" / run["keys"]["latents"]
+            )
             best_epochs = [lane["best_epoch"] for lane in run["lane_table"]]
             task = cfg["task"]
         except (OSError, ValueError, KeyError, TypeError):
@@ -101,12 +105,17 @@ def measured_rates(results_root: Path) -> dict[str, Rate]:
             units = (lanes if closed else epochs) * events * elements
             seconds.setdefault(model, {}).setdefault(task, []).append(training / units)
             best.setdefault(model, {}).setdefault(task, []).extend(
-                [0.0] * lanes if closed else best_epochs)
-    return {m: Rate(float(np.median([x for v in by_task.values() for x in v])),
-                    {t: float(np.median(v)) for t, v in by_task.items()},
-                    {t: float(np.median(b)) for t, b in best[m].items()},
-                    sum(len(v) for v in by_task.values()))
-            for m, by_task in seconds.items()}
+                [0.0] * lanes if closed else best_epochs
+            )
+    return {
+        m: Rate(
+            float(np.median([x for v in by_task.values() for x in v])),
+            {t: float(np.median(v)) for t, v in by_task.items()},
+            {t: float(np.median(b)) for t, b in best[m].items()},
+            sum(len(v) for v in by_task.values()),
+        )
+        for m, by_task in seconds.items()
+    }
 
 
 def program_lanes(configs: list[Config]) -> int:
@@ -131,8 +140,11 @@ def plan_cells(cells, rates: dict[str, Rate]) -> list[CellPlan]:
         number = programs.setdefault(program_signature(cfg), len(programs) + 1)
         ctx = resolve_checked(cfg)
         need = check_inputs(ctx)
-        keys = {stage: key for stage, key in _stage_keys(ctx).items()
-                if any(key in absent for absent in need) and key not in planned}
+        keys = {
+            stage: key
+            for stage, key in _stage_keys(ctx).items()
+            if any(key in absent for absent in need) and key not in planned
+        }
         stages = tuple(keys)
         space = sum(b for _, b in need.values()) if keys.get("epochs") else 0.0
         planned.update(keys.values())  # a store shared by cells is built (and counted) once
@@ -141,13 +153,30 @@ def plan_cells(cells, rates: dict[str, Rate]) -> list[CellPlan]:
         closed = registry.models.spec(cfg.model.name).closed_form
         lanes = program_lanes(cell.points)
         budget = 1 if closed else cfg.training.epochs
-        rate = rates.get(decoder_key(cfg.model.name, 1 if closed or cfg.model.ensemble !=
-                                     "joint" else cfg.model.members))
+        rate = rates.get(
+            decoder_key(
+                cfg.model.name, 1 if closed or cfg.model.ensemble != "joint" else cfg.model.members
+            )
+        )
         epochs = 1.0 if closed or rate is None else rate.epochs(cfg)
-        estimate = None if rate is None or elements is None else \
-            lanes * epochs * events * elements * rate.seconds(cfg)
-        out.append(CellPlan(cell.id, number, len(cell.points), lanes, lanes * budget, events,
-                            stages, space, estimate))
+        estimate = (
+            None
+            if rate is None or elements is None
+            else lanes * epochs * events * elements * rate.seconds(cfg)
+        )
+        out.append(
+            CellPlan(
+                cell.id,
+                number,
+                len(cell.points),
+                lanes,
+                lanes * budget,
+                events,
+                stages,
+                space,
+                estimate,
+            )
+        )
     return out
 
 
@@ -174,8 +203,9 @@ def input_elements(ctx) -> int | None:
     from podbench.features.keys import stage_specs
 
     cfg = ctx.cfg
-    stored = _stored_elements(Path(cfg.output.stores).expanduser() / "latents"
-                              / stage_specs(ctx)["latents"].key)
+    stored = _stored_elements(
+        Path(cfg.output.stores).expanduser() / "latents" / stage_specs(ctx)["latents"].key
+    )
     if stored:
         return stored
     recordings = open_recordings(ctx.dataset, ctx.subjects, ctx.electrodes, cfg.data.signal)
@@ -196,26 +226,37 @@ def format_plan(plans: list[CellPlan], rates: dict[str, Rate], results_root: Pat
     """The plan as a table and a total."""
     from podbench.features.store import human_bytes
 
-    lines = [f"{'cell':<28} {'prog':>4} {'points':>6} {'lanes':>6} {'lane-epochs':>11} "
-             f"{'events':>6}  {'stores to build':<24} {'space':>9} {'estimate':>9}"]
+    lines = [
+        f"{'cell':<28} {'prog':>4} {'points':>6} {'lanes':>6} {'lane-epochs':>11} "
+        f"{'events':>6}  {'stores to build':<24} {'space':>9} {'estimate':>9}"
+    ]
     for p in plans:
         build = ", ".join(p.stores_to_build) or "-"
         estimate = "unknown" if p.estimate_s is None else _duration(p.estimate_s)
-        lines.append(f"{p.cell:<28} {p.program:>4} {p.points:>6} {p.lanes:>6} "
-                     f"{p.lane_epochs:>11} {p.events:>6}  {build:<24} "
-                     f"{human_bytes(p.store_bytes) if p.store_bytes else '-':>9} {estimate:>9}")
+        lines.append(
+            f"{p.cell:<28} {p.program:>4} {p.points:>6} {p.lanes:>6} "
+            f"{p.lane_epochs:>11} {p.events:>6}  {build:<24} "
+            f"{human_bytes(p.store_bytes) if p.store_bytes else '-':>9} {estimate:>9}"
+        )
     known = [p.estimate_s for p in plans if p.estimate_s is not None]
     unknown = sorted({p.cell for p in plans if p.estimate_s is None})
-    lines.append(f"total: {len(plans)} cell(s) in {len({p.program for p in plans})} program(s), "
-                 f"{sum(p.lanes for p in plans)} lanes, at most "
-                 f"{sum(p.lane_epochs for p in plans)} lane-epochs; training about "
-                 f"{_duration(sum(known))} for the {len(known)} cell(s) with an estimate")
-    basis = "; ".join(f"{m}: {r.seconds_per_unit * 1e6:.3f} us per lane-epoch, event and input "
-                      f"element ({r.runs} run(s))" for m, r in sorted(rates.items()))
+    lines.append(
+        f"total: {len(plans)} cell(s) in {len({p.program for p in plans})} program(s), "
+        f"{sum(p.lanes for p in plans)} lanes, at most "
+        f"{sum(p.lane_epochs for p in plans)} lane-epochs; training about "
+        f"{_duration(sum(known))} for the {len(known)} cell(s) with an estimate"
+    )
+    basis = "; ".join(
+        f"{m}: {r.seconds_per_unit * 1e6:.3f} us per lane-epoch, event and input "
+        f"element ({r.runs} run(s))"
+        for m, r in sorted(rates.items())
+    )
     lines.append(f"estimates from the runs in {results_root}: {basis or 'none yet'}")
     if unknown:
-        lines.append(f"no estimate for {len(unknown)} cell(s) (no measured run of their decoder "
-                     "here yet): " + ", ".join(unknown))
+        lines.append(
+            f"no estimate for {len(unknown)} cell(s) (no measured run of their decoder "
+            "here yet): " + ", ".join(unknown)
+        )
     return "\n".join(lines)
 
 

@@ -54,9 +54,15 @@ class Published:
 
     def as_dict(self) -> dict:
         lag, value = self.best
-        return {"run": self.run, "source": self.source, "metric": self.metric,
-                "lag": lag, "value": value, "data": "real (ds005574)",
-                "per_lag": {str(k): v for k, v in zip(self.lags, self.means)}}
+        return {
+            "run": self.run,
+            "source": self.source,
+            "metric": self.metric,
+            "lag": lag,
+            "value": value,
+            "data": "real (ds005574)",
+            "per_lag": {str(k): v for k, v in zip(self.lags, self.means)},
+        }
 
 
 @lru_cache(maxsize=1)
@@ -87,7 +93,12 @@ def published_for(config: dict, lower_is_better: bool = False) -> Published | No
     for (run, match), rows in table.groupby(["run", "match"], sort=False):
         if matches(config, match):
             rows = rows.sort_values("lag_ms")
-            return Published(run, rows["metric"].iloc[0], tuple(int(v) for v in rows["lag_ms"]),
-                             tuple(float(v) for v in rows["mean"]),
-                             tuple(float(v) for v in rows["std"]), lower_is_better)
+            return Published(
+                run,
+                rows["metric"].iloc[0],
+                tuple(int(v) for v in rows["lag_ms"]),
+                tuple(float(v) for v in rows["mean"]),
+                tuple(float(v) for v in rows["std"]),
+                lower_is_better,
+            )
     return None

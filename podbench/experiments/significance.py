@@ -49,8 +49,12 @@ CHUNK = 1_000  # re-pairings scored at once (bounds the memory to CHUNK x events
 
 
 def _integer(value, where: str, low: int, high: int | None = None) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low \
-            or (high is not None and value > high):
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or value < low
+        or (high is not None and value > high)
+    ):
         bound = f"between {low} and {high:,}" if high is not None else f">= {low}"
         raise ConfigError(f"{where} = {value!r}: expected an integer {bound}")
     return value
@@ -73,8 +77,7 @@ class Significance:
         if raw is None:
             return cls()
         if not isinstance(raw, dict):
-            raise ConfigError(f"{where} = {raw!r}: expected a mapping with keys "
-                              f"{', '.join(KEYS)}")
+            raise ConfigError(f"{where} = {raw!r}: expected a mapping with keys {', '.join(KEYS)}")
         unknown = sorted(set(raw) - set(KEYS))
         if unknown:
             raise ConfigError(f"{where}.{unknown[0]}: unknown key; allowed: {', '.join(KEYS)}")
@@ -84,11 +87,14 @@ class Significance:
         _integer(out.block, f"{where}.block", 1)
         _integer(out.seed, f"{where}.seed", 0)
         if out.mode not in REPAIRINGS:
-            raise ConfigError(f"{where}.mode = {out.mode!r}: expected one of "
-                              f"{', '.join(REPAIRINGS)}")
+            raise ConfigError(
+                f"{where}.mode = {out.mode!r}: expected one of {', '.join(REPAIRINGS)}"
+            )
         if out.refit and out.mode == "blocks":
-            raise ConfigError(f"{where}.mode = 'blocks': retrained nulls (refit) shuffle "
-                              "training targets by words or circular shifts; use one of those")
+            raise ConfigError(
+                f"{where}.mode = 'blocks': retrained nulls (refit) shuffle "
+                "training targets by words or circular shifts; use one of those"
+            )
         if not isinstance(out.pool_lags, bool):
             raise ConfigError(f"{where}.pool_lags = {out.pool_lags!r}: expected true or false")
         if not isinstance(out.alpha, float) or not 0 < out.alpha < 1:
@@ -122,11 +128,19 @@ def null_configs(cfg: Config, sig: Significance, trial_name: str) -> list[Config
     """The cell's retrained null points: its config on shuffled targets, one permutation seed
     each; training.seed (the lanes' initialisation) stays the real cell's. Nulls keep neither
     checkpoints nor predictions (nothing reads them; neither setting is part of any key)."""
-    return [cfg.replace({"trial_name": trial_name, "training.shuffle_targets": True,
-                         "training.shuffle_mode": sig.mode,
-                         "training.permutation_seed": sig.seed + k,
-                         "training.checkpoints": False, "training.predictions": False})
-            for k in range(sig.refit)]
+    return [
+        cfg.replace(
+            {
+                "trial_name": trial_name,
+                "training.shuffle_targets": True,
+                "training.shuffle_mode": sig.mode,
+                "training.permutation_seed": sig.seed + k,
+                "training.checkpoints": False,
+                "training.predictions": False,
+            }
+        )
+        for k in range(sig.refit)
+    ]
 
 
 def score_null(run_dir: Path, cfg: Config, sig: Significance) -> np.ndarray:
@@ -167,8 +181,10 @@ def score_null(run_dir: Path, cfg: Config, sig: Significance) -> np.ndarray:
     task = task_for(cfg)
     scorer = task.repaired_headline(cfg)
     if scorer is None:
-        raise ConfigError(f"task {cfg.task!r}: its headline {task.headline} has no score-level "
-                          "null; use significance: {refit: N} (retrained nulls)")
+        raise ConfigError(
+            f"task {cfg.task!r}: its headline {task.headline} has no score-level "
+            "null; use significance: {refit: N} (retrained nulls)"
+        )
     saved = read_test_predictions(run_dir)
     perf = pd.read_csv(run_dir / "lag_performance.csv").set_index("lags")
     lags, folds = saved["lag"].tolist(), saved["fold"].tolist()
@@ -179,16 +195,23 @@ def score_null(run_dir: Path, cfg: Config, sig: Significance) -> np.ndarray:
         rng = np.random.default_rng([sig.seed, number])
         perms = repairings(len(test), sig.permutations, sig.mode, rng, sig.block)
         for i, lag in enumerate(lags):
-            held = HeldOut(saved["ensemble"][i, test], saved["members"][i][:, test],
-                           saved["target"][test], saved["label"][test], train_labels)
+            held = HeldOut(
+                saved["ensemble"][i, test],
+                saved["members"][i][:, test],
+                saved["target"][test],
+                saved["label"][test],
+                train_labels,
+            )
             observed = float(scorer(held, np.arange(len(test))[None])[0])
             reported = float(perf.loc[lag, f"{task.headline}_fold_{number}"])
             if not np.isclose(observed, reported, rtol=1e-6, atol=1e-9, equal_nan=True):
-                raise RuntimeError(f"{run_dir}: the re-paired {task.headline} of lag {lag}, "
-                                   f"fold {number} is {observed}, the folder reports "
-                                   f"{reported}: its test_predictions.npz does not match")
+                raise RuntimeError(
+                    f"{run_dir}: the re-paired {task.headline} of lag {lag}, "
+                    f"fold {number} is {observed}, the folder reports "
+                    f"{reported}: its test_predictions.npz does not match"
+                )
             for start in range(0, sig.permutations, CHUNK):
-                per_fold[f, start:start + CHUNK, i] = scorer(held, perms[start:start + CHUNK])
+                per_fold[f, start : start + CHUNK, i] = scorer(held, perms[start : start + CHUNK])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a lag whose folds are all nan
         return np.nanmean(per_fold, axis=0)
@@ -265,12 +288,16 @@ class PairedComparison:
 def _paired_lags(a: dict, b: dict) -> list[int]:
     """The lags two cells share, checking that they can be paired."""
     if a["headline"] != b["headline"]:
-        raise ConfigError(f"cells {a['cell']} and {b['cell']} have different headline metrics "
-                          f"({a['headline']}, {b['headline']}): compare cells of one task")
+        raise ConfigError(
+            f"cells {a['cell']} and {b['cell']} have different headline metrics "
+            f"({a['headline']}, {b['headline']}): compare cells of one task"
+        )
     common = sorted(set(r["lag"] for r in a["per_lag"]) & set(r["lag"] for r in b["per_lag"]))
     if not common or a["folds"] != b["folds"]:
-        raise ConfigError(f"cells {a['cell']} and {b['cell']} share no (fold, lag) pair: "
-                          "a paired comparison needs the same folds and lags")
+        raise ConfigError(
+            f"cells {a['cell']} and {b['cell']} share no (fold, lag) pair: "
+            "a paired comparison needs the same folds and lags"
+        )
     return common
 
 
@@ -294,8 +321,10 @@ def _paired_test(da: np.ndarray, db: np.ndarray) -> tuple[float, float]:
 def shared_lag(a: dict, b: dict) -> int:
     """The lag with the best mean of both cells' validation headline means."""
     sign = -1.0 if a.get("headline_mode", "max") == "min" else 1.0
-    scores = {lag: np.nanmean([np.nanmean(_fold_values(r, lag, "val")) for r in (a, b)])
-              for lag in _paired_lags(a, b)}
+    scores = {
+        lag: np.nanmean([np.nanmean(_fold_values(r, lag, "val")) for r in (a, b)])
+        for lag in _paired_lags(a, b)
+    }
     finite = {lag: v for lag, v in scores.items() if np.isfinite(v)}
     return max(finite or scores, key=lambda lag: sign * finite.get(lag, -np.inf))
 
@@ -325,12 +354,27 @@ def paired_comparison(a: dict, b: dict, seed: int = 0) -> PairedComparison:
     statistic, p = _paired_test(xa, xb)
     low = high = float(diff.mean()) if len(diff) else float("nan")
     if len(diff) >= 2 and np.ptp(diff) > 0:
-        ci = stats.bootstrap((diff,), np.mean, confidence_level=0.95, method="percentile",
-                             n_resamples=2000, rng=np.random.default_rng(seed)).confidence_interval
+        ci = stats.bootstrap(
+            (diff,),
+            np.mean,
+            confidence_level=0.95,
+            method="percentile",
+            n_resamples=2000,
+            rng=np.random.default_rng(seed),
+        ).confidence_interval
         low, high = float(ci.low), float(ci.high)
-    return PairedComparison(lag, int(len(diff)), float(np.nanmean(xa)), float(np.nanmean(xb)),
-                            float(diff.mean()) if len(diff) else float("nan"), low, high,
-                            int((diff > 0).sum()), statistic, p)
+    return PairedComparison(
+        lag,
+        int(len(diff)),
+        float(np.nanmean(xa)),
+        float(np.nanmean(xb)),
+        float(diff.mean()) if len(diff) else float("nan"),
+        low,
+        high,
+        int((diff > 0).sum()),
+        statistic,
+        p,
+    )
 
 
 def paired_by_lag(a: dict, b: dict) -> list[dict]:
@@ -340,8 +384,14 @@ def paired_by_lag(a: dict, b: dict) -> list[dict]:
     for lag in _paired_lags(a, b):
         xa, xb = _fold_values(a, lag, "test"), _fold_values(b, lag, "test")
         statistic, p = _paired_test(xa, xb)
-        rows.append({"lag": lag, "difference": float(np.nanmean(xa - xb)),
-                     "statistic": statistic, "p_value": p})
+        rows.append(
+            {
+                "lag": lag,
+                "difference": float(np.nanmean(xa - xb)),
+                "statistic": statistic,
+                "p_value": p,
+            }
+        )
     for row, q in zip(rows, bh_qvalues([r["p_value"] for r in rows])):
         row["q_value"] = float(q)
     return rows

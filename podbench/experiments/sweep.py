@@ -82,16 +82,27 @@ def summarise(configs: list[Config], points: list[dict], run_dirs: list[Path]) -
     for i, (point, run_dir) in enumerate(zip(points, run_dirs)):
         perf = pd.read_csv(run_dir / "lag_performance.csv")
         chosen = task.select_lag(perf)
-        rows.append({"point": i, **point, "run_id": run_dir.name,
-                     "best_lag": int(perf.loc[chosen, "lags"]),
-                     **{f"{key}_{stat}": float(perf.loc[chosen, f"{key}_{stat}"])
-                        for key in (val_key, test_key) for stat in ("mean", "std")}})
+        rows.append(
+            {
+                "point": i,
+                **point,
+                "run_id": run_dir.name,
+                "best_lag": int(perf.loc[chosen, "lags"]),
+                **{
+                    f"{key}_{stat}": float(perf.loc[chosen, f"{key}_{stat}"])
+                    for key in (val_key, test_key)
+                    for stat in ("mean", "std")
+                },
+            }
+        )
     summary = pd.DataFrame(rows)
     summary["best"] = summary.index == best_index(summary[f"{val_key}_mean"], task.headline_mode)
     return summary
 
 
-def plot_summary(summary: pd.DataFrame, points: list[dict], task, title: str) -> tuple[bytes, bytes]:
+def plot_summary(
+    summary: pd.DataFrame, points: list[dict], task, title: str
+) -> tuple[bytes, bytes]:
     """summary.png and .svg: validation and test headline of each point at its chosen lag
     (fold std as error bars), one row per point labelled with its settings, so any number of
     points stays readable; the best point (on validation) is marked."""
@@ -99,29 +110,52 @@ def plot_summary(summary: pd.DataFrame, points: list[dict], task, title: str) ->
     from podbench.tasks.metrics import metric_label
 
     val_key, test_key = task.selection_metric, task.headline
-    labels = [f"{i}: " + ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in p.items())
-              for i, p in enumerate(points)]
+    labels = [
+        f"{i}: " + ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in p.items())
+        for i, p in enumerate(points)
+    ]
     y = np.arange(len(summary))[::-1]
     with plotting.figure(height=2.4 + 0.28 * len(summary)) as (fig, ax):
         for key, shift, marker in ((val_key, 0.12, "o"), (test_key, -0.12, "s")):
-            label = metric_label(key) + (": chooses the lag and the point" if key == val_key else "")
-            ax.errorbar(summary[f"{key}_mean"], y + shift, xerr=summary[f"{key}_std"],
-                        ls="none", marker=marker, capsize=2, label=label)
+            label = metric_label(key) + (
+                ": chooses the lag and the point" if key == val_key else ""
+            )
+            ax.errorbar(
+                summary[f"{key}_mean"],
+                y + shift,
+                xerr=summary[f"{key}_std"],
+                ls="none",
+                marker=marker,
+                capsize=2,
+                label=label,
+            )
         best = int(np.flatnonzero(summary["best"])[0])
-        ax.axhspan(y[best] - 0.4, y[best] + 0.4, color="gold", alpha=0.25, lw=0,
-                   label="best point (validation)")
+        ax.axhspan(
+            y[best] - 0.4,
+            y[best] + 0.4,
+            color="gold",
+            alpha=0.25,
+            lw=0,
+            label="best point (validation)",
+        )
         if task.chance is not None:
             ax.axvline(task.chance, color="k", lw=0.8, ls="--", label="chance")
         ax.set_yticks(y, labels)
-        ax.set_xlabel(f"{metric_label(test_key).rsplit(' (', 1)[0]} at the point's lag chosen "
-                      "on validation")
+        ax.set_xlabel(
+            f"{metric_label(test_key).rsplit(' (', 1)[0]} at the point's lag chosen on validation"
+        )
         ax.set_title(title, fontsize=8, loc="left")
         fig.legend(loc="outside lower center", ncols=2)
         return plotting.encoded(fig)
 
 
-def sweep(cfg: Config, grid_path: str | Path, random_n: int | None = None,
-          log: Callable[[str], None] = print, engine: Engine | None = None) -> SweepResult:
+def sweep(
+    cfg: Config,
+    grid_path: str | Path,
+    random_n: int | None = None,
+    log: Callable[[str], None] = print,
+    engine: Engine | None = None,
+) -> SweepResult:
     """Train every point of a grid and summarise them: what ``podbench sweep`` does.
 
     Parameters
@@ -149,12 +183,15 @@ def sweep(cfg: Config, grid_path: str | Path, random_n: int | None = None,
         raise ConfigError(f"task = {cfg.task!r}: a sweep runs one task; sweep each task's config")
     grid = load_grid(grid_path)
     points = grid_points(grid, random_n, seed=cfg.training.seed)
-    folder = Path(cfg.output.results).expanduser() / cfg.trial_name / f"sweep-{sweep_id(cfg, points)}"
+    folder = (
+        Path(cfg.output.results).expanduser() / cfg.trial_name / f"sweep-{sweep_id(cfg, points)}"
+    )
     configs = []
     for i, point in enumerate(points):
         try:  # a point's results go to <folder>/points/<run-id>
-            configs.append(cfg.replace({**point, "output.results": str(folder),
-                                        "trial_name": "points"}))
+            configs.append(
+                cfg.replace({**point, "output.results": str(folder), "trial_name": "points"})
+            )
         except ConfigError as exc:
             raise ConfigError(f"{grid_path}: point {i} {point}: {exc}") from None
     preflight(configs, results=True)
@@ -168,15 +205,22 @@ def sweep(cfg: Config, grid_path: str | Path, random_n: int | None = None,
     task = task_for(cfg)
     grid_text = yaml.safe_dump({"grid": grid, "random": random_n})
     publish_text(folder / "grid.yml", grid_text, "writing the sweep")
-    figures = plot_summary(summary, points, task,
-                           f"{cfg.trial_name} {folder.name}: task {cfg.task} "
-                           f"({task.describe(cfg)}), {cfg.model.name}, {cfg.training.n_folds} folds")
+    figures = plot_summary(
+        summary,
+        points,
+        task,
+        f"{cfg.trial_name} {folder.name}: task {cfg.task} "
+        f"({task.describe(cfg)}), {cfg.model.name}, {cfg.training.n_folds} folds",
+    )
     for suffix, data in zip((".png", ".svg"), figures):
         publish_bytes(folder / f"summary{suffix}", data, "writing the sweep")
-    publish_file(folder / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False),
-                 "writing the sweep")
-    log(f"task {cfg.task}: lags and the best point chosen on {task.selection_metric} "
-        f"({task.headline_mode}); {task.headline} reported")
+    publish_file(
+        folder / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False), "writing the sweep"
+    )
+    log(
+        f"task {cfg.task}: lags and the best point chosen on {task.selection_metric} "
+        f"({task.headline_mode}); {task.headline} reported"
+    )
     log(summary.to_string(index=False))
     log(f"best point (validation): {best} -> {run_dirs[best]}")
     log(f"summary: {folder / 'summary.csv'}")

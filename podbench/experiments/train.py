@@ -15,8 +15,12 @@ from podbench.features.preflight import preflight
 from podbench.train.run import RunResult, group_points
 
 
-def train(cfg: Config, force: bool = False, log: Callable[[str], None] = print,
-          engine: Engine | None = None) -> RunResult | list[RunResult]:
+def train(
+    cfg: Config,
+    force: bool = False,
+    log: Callable[[str], None] = print,
+    engine: Engine | None = None,
+) -> RunResult | list[RunResult]:
     """Build or reuse the stores, train all lanes, evaluate, write results/<trial>/<run-id>,
     on `engine` (default: in this process).
 
@@ -28,8 +32,10 @@ def train(cfg: Config, force: bool = False, log: Callable[[str], None] = print,
     preflight(configs, results=True)
     programs = group_points(configs)
     if cfg.several_tasks:
-        log(f"{len(configs)} tasks in {len(programs)} program(s): " + "; ".join(
-            " + ".join(cast(str, c.task) for c in p.configs) for p in programs))
+        log(
+            f"{len(configs)} tasks in {len(programs)} program(s): "
+            + "; ".join(" + ".join(cast(str, c.task) for c in p.configs) for p in programs)
+        )
     with engine or LocalEngine(log) as chosen:
         results = chosen.run_programs(programs, force)
     out = [results[i] for i in range(len(configs))]

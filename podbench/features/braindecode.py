@@ -58,14 +58,19 @@ WEIGHT_FILES = ("config.json", "model.safetensors", "pytorch_model.bin")
 class BraindecodeParams:
     model: str = opt("", doc="a braindecode.models class, e.g. MVPFormer, LaBraM, EEGNeX")
     weights: str | None = opt(
-        None, doc="from_pretrained source: a local directory or a Hugging Face repository id; "
-                  "null: random initialisation from seed")
+        None,
+        doc="from_pretrained source: a local directory or a Hugging Face repository id; "
+        "null: random initialisation from seed",
+    )
     sfreq: float | None = opt(
-        None, doc="the model's sampling rate (Hz); null: its config.json's, else the recording's")
+        None, doc="the model's sampling rate (Hz); null: its config.json's, else the recording's"
+    )
     kwargs: dict = opt(factory=dict, doc="extra constructor arguments of the model class")
     features: Literal["auto", "output"] = opt(
-        "auto", doc="auto: encoder features (return_features, else the input of final_layer); "
-                    "output: the model's output")
+        "auto",
+        doc="auto: encoder features (return_features, else the input of final_layer); "
+        "output: the model's output",
+    )
     chs_info: bool = opt(False, doc="pass channel names and MNI positions (m) as MNE chs_info")
     seed: int = opt(0, ge=0, doc="seed of a randomly initialised model (weights: null)")
     batch_size: int = opt(64, ge=1, doc="windows per forward pass")
@@ -76,8 +81,10 @@ def _braindecode():
     try:
         import braindecode.models as models
     except (ImportError, OSError) as exc:  # OSError: a torchaudio build that does not load
-        raise ConfigError(f"preprocess.name = 'braindecode' needs braindecode: pip install -e "
-                          f"\".[foundation]\" ({type(exc).__name__}: {exc})") from None
+        raise ConfigError(
+            f"preprocess.name = 'braindecode' needs braindecode: pip install -e "
+            f'".[foundation]" ({type(exc).__name__}: {exc})'
+        ) from None
     return models
 
 
@@ -87,8 +94,10 @@ def model_class(params: dict):
     cls = getattr(models, name, None) if name else None
     if not inspect.isclass(cls):
         known = sorted(n for n in dir(models) if inspect.isclass(getattr(models, n)))
-        raise ConfigError(f"{PARAM}.model = {name!r}: not a braindecode.models class; "
-                          f"available: {', '.join(known)}")
+        raise ConfigError(
+            f"{PARAM}.model = {name!r}: not a braindecode.models class; "
+            f"available: {', '.join(known)}"
+        )
     return cls
 
 
@@ -100,20 +109,26 @@ def weights_dir(params: dict) -> Path | None:
     path = Path(spec).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise ConfigError(f"{PARAM}.weights = {spec!r}: {path} has no config.json; expected "
-                              "a folder written by save_pretrained")
+            raise ConfigError(
+                f"{PARAM}.weights = {spec!r}: {path} has no config.json; expected "
+                "a folder written by save_pretrained"
+            )
         return path
     if path.is_absolute() or spec.startswith((".", "~")) or spec.count("/") != 1:
-        raise ConfigError(f"{PARAM}.weights = {spec!r}: no such directory (and not a Hugging "
-                          "Face repository id 'owner/name')")
+        raise ConfigError(
+            f"{PARAM}.weights = {spec!r}: no such directory (and not a Hugging "
+            "Face repository id 'owner/name')"
+        )
     try:
         from huggingface_hub import snapshot_download
 
         return Path(snapshot_download(repo_id=spec, allow_patterns=list(WEIGHT_FILES)))
     except Exception as exc:  # noqa: BLE001 - offline, unknown repository, no access
-        raise ConfigError(f"{PARAM}.weights = {spec!r}: cannot download it from Hugging Face "
-                          f"({type(exc).__name__}: {exc}); offline, pass a local directory "
-                          "written by save_pretrained") from None
+        raise ConfigError(
+            f"{PARAM}.weights = {spec!r}: cannot download it from Hugging Face "
+            f"({type(exc).__name__}: {exc}); offline, pass a local directory "
+            "written by save_pretrained"
+        ) from None
 
 
 def weight_files(folder: Path | None) -> list[Path]:
@@ -144,10 +159,13 @@ def depends(cfg: Config) -> dict:
     params = cfg.preprocess.params
     model_class(params)
     import braindecode
+
     folder = weights_dir(params)
     if folder is not None and len(weight_files(folder)) < 2:
-        raise ConfigError(f"{PARAM}.weights = {params['weights']!r}: {folder} has no "
-                          "model.safetensors or pytorch_model.bin")
+        raise ConfigError(
+            f"{PARAM}.weights = {params['weights']!r}: {folder} has no "
+            "model.safetensors or pytorch_model.bin"
+        )
     return {"braindecode": braindecode.__version__, "weights_sha256": weights_digest(folder)}
 
 
@@ -162,9 +180,10 @@ def _chs_info(ctx: EpochsContext) -> list[dict]:
     from podbench.data.dataset import channel_coordinates
 
     coords, _ = channel_coordinates(ctx.root, ctx.channels)
-    return [{"ch_name": name, "loc": np.r_[xyz / 1000.0, np.zeros(9)],
-             "kind": int(FIFF.FIFFV_ECOG_CH)}
-            for name, xyz in zip(ctx.channels, coords.astype(np.float64))]
+    return [
+        {"ch_name": name, "loc": np.r_[xyz / 1000.0, np.zeros(9)], "kind": int(FIFF.FIFFV_ECOG_CH)}
+        for name, xyz in zip(ctx.channels, coords.astype(np.float64))
+    ]
 
 
 def build_model(params: dict, ctx: EpochsContext):
@@ -175,8 +194,13 @@ def build_model(params: dict, ctx: EpochsContext):
     folder = weights_dir(params)
     sfreq = model_rate(params, folder, ctx.sfreq)
     n_times = int(round(ctx.window * sfreq / ctx.sfreq))
-    shape = {"n_chans": len(ctx.channels), "n_times": n_times, "sfreq": sfreq,
-             "input_window_seconds": n_times / sfreq, **params["kwargs"]}
+    shape = {
+        "n_chans": len(ctx.channels),
+        "n_times": n_times,
+        "sfreq": sfreq,
+        "input_window_seconds": n_times / sfreq,
+        **params["kwargs"],
+    }
     if params["chs_info"]:
         shape["chs_info"] = _chs_info(ctx)
     where = f"{PARAM}.model = {params['model']!r}"
@@ -187,9 +211,11 @@ def build_model(params: dict, ctx: EpochsContext):
         else:
             model = cls.from_pretrained(str(folder), **shape)
     except (ValueError, RuntimeError, TypeError, KeyError) as exc:
-        raise ConfigError(f"{where} (weights {params['weights']!r}) cannot be built for "
-                          f"{len(ctx.channels)} channels x {n_times} samples at {sfreq:g} Hz: "
-                          f"{type(exc).__name__}: {exc}") from None
+        raise ConfigError(
+            f"{where} (weights {params['weights']!r}) cannot be built for "
+            f"{len(ctx.channels)} channels x {n_times} samples at {sfreq:g} Hz: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
     return model.eval(), sfreq, n_times
 
 
@@ -201,8 +227,10 @@ def frozen_braindecode(params: dict, ctx: EpochsContext) -> FrozenModel:
     takes_flag = "return_features" in inspect.signature(model.forward).parameters
     head = getattr(model, "final_layer", None)
     if params["features"] == "auto" and not takes_flag and not isinstance(head, torch.nn.Module):
-        raise ConfigError(f"{PARAM}.features = 'auto': {params['model']} has neither "
-                          "return_features nor a final_layer; use features: output")
+        raise ConfigError(
+            f"{PARAM}.features = 'auto': {params['model']} has neither "
+            "return_features nor a final_layer; use features: output"
+        )
 
     class Features(torch.nn.Module):
         """Lag windows [batch, channel, time] at the recording's rate -> [batch, feature]."""
@@ -215,12 +243,19 @@ def frozen_braindecode(params: dict, ctx: EpochsContext) -> FrozenModel:
             if sfreq != ctx.sfreq:
                 import mne
 
-                resampled = mne.filter.resample(x.cpu().numpy().astype(np.float64), up=sfreq,
-                                                down=ctx.sfreq, axis=-1, verbose="error")
+                resampled = mne.filter.resample(
+                    x.cpu().numpy().astype(np.float64),
+                    up=sfreq,
+                    down=ctx.sfreq,
+                    axis=-1,
+                    verbose="error",
+                )
                 x = torch.from_numpy(resampled.astype(np.float32)).to(x.device)
             if x.shape[-1] != n_times:
-                raise ConfigError(f"{PARAM}: windows of {x.shape[-1]} samples at {sfreq:g} Hz, "
-                                  f"the model was built for {n_times}")
+                raise ConfigError(
+                    f"{PARAM}: windows of {x.shape[-1]} samples at {sfreq:g} Hz, "
+                    f"the model was built for {n_times}"
+                )
             if params["features"] == "output":
                 return self.model(x)
             if takes_flag:
@@ -237,12 +272,17 @@ def frozen_braindecode(params: dict, ctx: EpochsContext) -> FrozenModel:
     folder = weights_dir(params)
     source = params["weights"] or f"random, seed {params['seed']}"
     label = f"{params['model']}({source})"
-    return FrozenModel(Features(), False, weight_files(folder), weights_digest(folder), label,
-                       None)
+    return FrozenModel(Features(), False, weight_files(folder), weights_digest(folder), label, None)
 
 
-@register_preprocessor("braindecode", params=BraindecodeParams, dims=("feature",),
-                       depends=depends, sources=sources, standardise=lambda p: "train")
+@register_preprocessor(
+    "braindecode",
+    params=BraindecodeParams,
+    dims=("feature",),
+    depends=depends,
+    sources=sources,
+    standardise=lambda p: "train",
+)
 def braindecode(params: dict, ctx: EpochsContext) -> FoundationTransform:
     """A frozen braindecode model per lag window; features z-scored with training-fold
     statistics."""

@@ -48,8 +48,11 @@ class Features:
         return "\n".join([BuildReport.HEADER, *(r.line() for r in self.reports)])
 
 
-def build_features(cfg: Config | Resolved, log: Callable[[str], None] = print,
-                   stages: tuple[str, ...] = ("epochs", "targets", "latents")) -> Features:
+def build_features(
+    cfg: Config | Resolved,
+    log: Callable[[str], None] = print,
+    stages: tuple[str, ...] = ("epochs", "targets", "latents"),
+) -> Features:
     """Ensure the feature stores of a config exist, building the missing ones.
 
     Inputs, data-dependent values and the store root are checked first (``preflight``).
@@ -103,36 +106,54 @@ def _ensure_epochs(ctx: Resolved, specs: dict, stores: Stores) -> BuildReport:
     if "selection" in specs:
         ctx = selected_context(ctx, stores, specs["selection"].key)
         sources = [*epochs_sources(ctx), _marker(stores, specs, "selection")]
-    return stores.ensure(specs["epochs"], lambda tmp: build_epochs(ctx, specs["epochs"], tmp),
-                         sources, shape_of_var("ecog"), ctx.fingerprints)
+    return stores.ensure(
+        specs["epochs"],
+        lambda tmp: build_epochs(ctx, specs["epochs"], tmp),
+        sources,
+        shape_of_var("ecog"),
+        ctx.fingerprints,
+    )
 
 
 def _ensure_targets(ctx: Resolved, specs: dict, stores: Stores) -> BuildReport:
     cfg = ctx.cfg
     needs_epochs = bool(specs["targets"].parents)
-    epoch_words = stores.open("epochs", specs["epochs"].key)["word"].values if needs_epochs else None
+    epoch_words = (
+        stores.open("epochs", specs["epochs"].key)["word"].values if needs_epochs else None
+    )
     sources = ctx.task.target_sources(cfg, ctx.dataset)
     sources += [_marker(stores, specs, "epochs")] if needs_epochs else []
-    return stores.ensure(specs["targets"],
-                         lambda tmp: build_targets(cfg, ctx.task, ctx.dataset, epoch_words, tmp),
-                         sources, shape_of_var("target"), ctx.fingerprints)
+    return stores.ensure(
+        specs["targets"],
+        lambda tmp: build_targets(cfg, ctx.task, ctx.dataset, epoch_words, tmp),
+        sources,
+        shape_of_var("target"),
+        ctx.fingerprints,
+    )
 
 
 def _ensure_selection(ctx: Resolved, specs: dict, stores: Stores) -> BuildReport:
     targets = stores.load("targets", specs["targets"].key)
     sources = [*epochs_sources(ctx), _marker(stores, specs, "targets")]
-    return stores.ensure(specs["selection"], lambda tmp: build_selection(ctx, targets, tmp),
-                         sources, shape_of_var("r"), ctx.fingerprints)
+    return stores.ensure(
+        specs["selection"],
+        lambda tmp: build_selection(ctx, targets, tmp),
+        sources,
+        shape_of_var("r"),
+        ctx.fingerprints,
+    )
 
 
 def _ensure_latents(ctx: Resolved, specs: dict, stores: Stores) -> BuildReport:
     extra = registry.preprocessors.spec(ctx.cfg.preprocess.name).sources(ctx.cfg)
     epochs = specs["epochs"].key
-    return stores.ensure(specs["latents"],
-                         lambda tmp: build_latents(ctx, specs["latents"],
-                                                   stores.open("epochs", epochs), tmp),
-                         [_marker(stores, specs, "epochs"), *extra], shape_of_var("latent"),
-                         ctx.fingerprints)
+    return stores.ensure(
+        specs["latents"],
+        lambda tmp: build_latents(ctx, specs["latents"], stores.open("epochs", epochs), tmp),
+        [_marker(stores, specs, "epochs"), *extra],
+        shape_of_var("latent"),
+        ctx.fingerprints,
+    )
 
 
 def selected_context(ctx: Resolved, stores: Stores, key: str) -> Resolved:
@@ -141,8 +162,11 @@ def selected_context(ctx: Resolved, stores: Stores, key: str) -> Resolved:
     csv = selected_csv(stores.root, key)
     if not csv.is_file():
         selection = stores.open("selection", key)
-        publish_file(csv, lambda tmp: write_csv(selection, nyu_ids(ctx.dataset), tmp),
-                     "writing the selected electrodes")
+        publish_file(
+            csv,
+            lambda tmp: write_csv(selection, nyu_ids(ctx.dataset), tmp),
+            "writing the selected electrodes",
+        )
     subjects = resolve_subjects(ctx.dataset, "all", str(csv), ctx.cfg.data.signal)
     return dataclasses.replace(ctx, electrodes=str(csv), subjects=subjects)
 
@@ -159,8 +183,10 @@ def build_selection_store(cfg: Config | Resolved, log: Callable[[str], None] = p
 
     ctx = resolve(cfg)
     if ctx.cfg.data.selection is None:
-        raise ConfigError(f"data.electrodes = {ctx.cfg.data.electrodes!r}: not a selection; "
-                          "give data.electrodes: {select: encoding, ...}")
+        raise ConfigError(
+            f"data.electrodes = {ctx.cfg.data.electrodes!r}: not a selection; "
+            "give data.electrodes: {select: encoding, ...}"
+        )
     preflight([ctx])
     specs = stage_specs(ctx)
     stores = Stores(ctx.cfg.output.stores)

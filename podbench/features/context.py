@@ -35,5 +35,11 @@ def resolve(cfg: Config | Resolved) -> Resolved:
     dataset = Dataset(cfg.data.root)
     electrodes = resolve_electrodes(dataset, cfg.data.picks, cfg.output.stores)
     subjects = resolve_subjects(dataset, cfg.data.subjects, electrodes, cfg.data.signal)
-    return Resolved(cfg, dataset, subjects, electrodes, task_for(cfg),
-                    Fingerprints(cfg.output.stores, dataset.root))
+    return Resolved(
+        cfg,
+        dataset,
+        subjects,
+        electrodes,
+        task_for(cfg),
+        Fingerprints(cfg.output.stores, dataset.root),
+    )

@@ -29,8 +29,11 @@ from podbench.features.store import write_dataset
 from podbench.progress import progress
 
 CHUNK_BYTES = 64e6  # target size of one word chunk of the epochs array
-ECOG_ATTRS = {"units": "V", "long_name": "the recording's signal as mne reads the .fif "
-                                         "(the high-gamma envelope for data.signal highgamma)"}
+ECOG_ATTRS = {
+    "units": "V",
+    "long_name": "the recording's signal as mne reads the .fif "
+    "(the high-gamma envelope for data.signal highgamma)",
+}
 
 
 @dataclass(frozen=True)
@@ -62,8 +65,9 @@ def geometry(cfg: Config, sfreq: float) -> Geometry:
     return Geometry(sfreq, lags, int(round((w - 0.002) * sfreq)) + 1, offsets)
 
 
-def valid_words(words: pd.DataFrame, recordings: list[Recording], cfg: Config,
-                geo: Geometry) -> np.ndarray:
+def valid_words(
+    words: pd.DataFrame, recordings: list[Recording], cfg: Config, geo: Geometry
+) -> np.ndarray:
     """Mask of words whose windows fit inside every recording, for every lag.
 
     The reference's rule in seconds, with the first and the last lag run (not the grid's
@@ -104,9 +108,11 @@ def build_epochs(ctx: Resolved, spec: StageSpec, tmp: Path) -> dict:
     keep = valid_words(words, recordings, cfg, geo)
     kept = words[keep].reset_index(drop=True)
     if kept.empty:
-        raise DataError(f"no event of task {cfg.task!r} fits the lag grid "
-                        f"{cfg.data.lags.values()} ms and window {cfg.data.window_width} s "
-                        "inside every recording")
+        raise DataError(
+            f"no event of task {cfg.task!r} fits the lag grid "
+            f"{cfg.data.lags.values()} ms and window {cfg.data.window_width} s "
+            "inside every recording"
+        )
     onsets = np.rint(kept["start"].to_numpy() * geo.sfreq).astype(np.int64)
     channels = [f"sub-{r.subject:02d}:{n}" for r in recordings for n in r.channels]
     n_ch = len(channels)
@@ -115,8 +121,11 @@ def build_epochs(ctx: Resolved, spec: StageSpec, tmp: Path) -> dict:
         "channel": ("channel", np.array(channels, dtype=object)),
         "subject": ("channel", np.array([r.subject for r in recordings for _ in r.channels])),
         "name": ("channel", np.array([n for r in recordings for n in r.channels], dtype=object)),
-        "time": ("time", (geo.span_start + np.arange(geo.span)) / geo.sfreq,
-                 {"units": "s", "long_name": "time relative to the event onset"}),
+        "time": (
+            "time",
+            (geo.span_start + np.arange(geo.span)) / geo.sfreq,
+            {"units": "s", "long_name": "time relative to the event onset"},
+        ),
     }
     bar = progress(len(kept), "epochs", unit="word")
     for first in range(0, len(kept), chunk):
@@ -124,11 +133,13 @@ def build_epochs(ctx: Resolved, spec: StageSpec, tmp: Path) -> dict:
         data = np.concatenate([read_windows(r, onsets[sl], geo) for r in recordings], axis=1)
         part = xr.Dataset(
             {"ecog": (("word", "channel", "time"), data, ECOG_ATTRS)},
-            coords={"word": kept["word_idx"].to_numpy()[sl].astype(np.int64),
-                    "label": ("word", kept["word"].to_numpy()[sl].astype(object)),
-                    "onset": ("word", kept["start"].to_numpy()[sl], {"units": "s"}),
-                    "offset": ("word", kept["end"].to_numpy()[sl], {"units": "s"}),
-                    "onset_sample": ("word", onsets[sl], {"units": "samples"})},
+            coords={
+                "word": kept["word_idx"].to_numpy()[sl].astype(np.int64),
+                "label": ("word", kept["word"].to_numpy()[sl].astype(object)),
+                "onset": ("word", kept["start"].to_numpy()[sl], {"units": "s"}),
+                "offset": ("word", kept["end"].to_numpy()[sl], {"units": "s"}),
+                "onset_sample": ("word", onsets[sl], {"units": "samples"}),
+            },
         )
         if first == 0:
             part = part.assign_coords(static)
@@ -136,6 +147,11 @@ def build_epochs(ctx: Resolved, spec: StageSpec, tmp: Path) -> dict:
         bar.update(len(data))
     bar.close()
     dropped = words.loc[~keep, "word_idx"].astype(int).tolist()
-    return {"sfreq": geo.sfreq, "window_samples": geo.window, "lags_ms": list(geo.lags),
-            "lag_starts": [geo.lag_start(i) for i in range(len(geo.lags))],
-            "dropped_words": dropped, "n_words_total": int(len(words))}
+    return {
+        "sfreq": geo.sfreq,
+        "window_samples": geo.window,
+        "lags_ms": list(geo.lags),
+        "lag_starts": [geo.lag_start(i) for i in range(len(geo.lags))],
+        "dropped_words": dropped,
+        "n_words_total": int(len(words)),
+    }

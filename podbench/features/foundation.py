@@ -38,12 +38,15 @@ PARAM = "preprocess.params"
 @dataclass
 class FoundationParams:
     checkpoint: str | None = opt(
-        None, doc="built-in model: pretrain config YAML, pretrain folder or its checkpoint.pt")
+        None, doc="built-in model: pretrain config YAML, pretrain folder or its checkpoint.pt"
+    )
     module: str | None = opt(None, doc="user model: 'package.module:function' -> nn.Module")
     state_dict: str | None = opt(None, doc="weights of the user model (torch.save'd state_dict)")
     pool: Literal["tokens", "electrodes"] = opt(
-        "tokens", doc="built-in model: average all tokens (width features) or each electrode's "
-                      "(channels x width)")
+        "tokens",
+        doc="built-in model: average all tokens (width features) or each electrode's "
+        "(channels x width)",
+    )
     batch_size: int = opt(64, ge=1, doc="windows per forward pass")
     device: Literal["auto", "cpu", "cuda"] = opt("auto", doc="auto: cuda when available")
 
@@ -81,7 +84,9 @@ _LOADED: dict[tuple, FrozenModel] = {}
 def travelling(overrides: tuple[str, ...]) -> tuple[str, ...]:
     """The --set values of data.* and output.*: they reach a named pretrain config too, so
     `--set data.root=...` moves a decoder config and its pretraining together."""
-    return tuple(o for o in overrides if o.split("=", 1)[0].strip().startswith(("data.", "output.")))
+    return tuple(
+        o for o in overrides if o.split("=", 1)[0].strip().startswith(("data.", "output."))
+    )
 
 
 def checkpoint_path(spec: str, overrides: tuple[str, ...] = ()) -> Path:
@@ -101,9 +106,11 @@ def checkpoint_path(spec: str, overrides: tuple[str, ...] = ()) -> Path:
             raise ConfigError(f"{where}: {exc}") from None
         if not is_complete(folder):
             sets = "".join(f" --set {o}" for o in overrides)
-            raise ConfigError(f"{where}: this pretraining has not been run ({folder} is missing "
-                              f"or incomplete); run `podbench pretrain --config {spec}{sets}` "
-                              "first")
+            raise ConfigError(
+                f"{where}: this pretraining has not been run ({folder} is missing "
+                f"or incomplete); run `podbench pretrain --config {spec}{sets}` "
+                "first"
+            )
         path = folder
     if path.is_dir():
         path = path / "checkpoint.pt"
@@ -125,12 +132,17 @@ def _load_weights(model, path: Path, where: str) -> None:
     expected = model.state_dict()
     problems = [f"missing {k}" for k in expected if k not in state]
     problems += [f"unexpected {k}" for k in state if k not in expected]
-    problems += [f"{k} has shape {tuple(v.shape)}, the model {tuple(expected[k].shape)}"
-                 for k, v in state.items() if k in expected and v.shape != expected[k].shape]
+    problems += [
+        f"{k} has shape {tuple(v.shape)}, the model {tuple(expected[k].shape)}"
+        for k, v in state.items()
+        if k in expected and v.shape != expected[k].shape
+    ]
     if problems:
         more = f" (+{len(problems) - 4} more)" if len(problems) > 4 else ""
-        raise ConfigError(f"{where}: {path} does not match the model's architecture: "
-                          f"{'; '.join(problems[:4])}{more}")
+        raise ConfigError(
+            f"{where}: {path} does not match the model's architecture: "
+            f"{'; '.join(problems[:4])}{more}"
+        )
     model.load_state_dict(state)
 
 
@@ -145,9 +157,11 @@ def _builtin(spec: str, overrides: tuple[str, ...]) -> FrozenModel:
         pretrained = Pretrained(meta["architecture"], float(meta["sfreq"]))
         model = MaskedAutoencoder(**pretrained.architecture)
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{where}: {meta_path} does not describe a podbench pretrained model "
-                          f"({type(exc).__name__}: {exc}); expected a folder written by "
-                          "`podbench pretrain`") from None
+        raise ConfigError(
+            f"{where}: {meta_path} does not describe a podbench pretrained model "
+            f"({type(exc).__name__}: {exc}); expected a folder written by "
+            "`podbench pretrain`"
+        ) from None
     _load_weights(model, path, where)
     return FrozenModel(model, True, [path], file_digest(path), path.parent.name, pretrained)
 
@@ -155,8 +169,11 @@ def _builtin(spec: str, overrides: tuple[str, ...]) -> FrozenModel:
 def _takes_coords(method) -> bool:
     """Whether forward_features accepts a second positional argument (the coordinates)."""
     kinds = [p.kind for p in inspect.signature(method).parameters.values()]
-    positional = [k for k in kinds if k in (inspect.Parameter.POSITIONAL_ONLY,
-                                            inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    positional = [
+        k
+        for k in kinds
+        if k in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
     return len(positional) >= 2 or inspect.Parameter.VAR_POSITIONAL in kinds
 
 
@@ -176,11 +193,14 @@ def _user(spec: str, weights: str | None) -> FrozenModel:
         raise ConfigError(f"{where}: {module_name} has no function {function!r}")
     model = build()
     if not isinstance(model, torch.nn.Module):
-        raise ConfigError(f"{where}: {function}() returned a {type(model).__name__}, "
-                          "expected a torch.nn.Module")
+        raise ConfigError(
+            f"{where}: {function}() returned a {type(model).__name__}, expected a torch.nn.Module"
+        )
     if not callable(getattr(model, "forward_features", None)):
-        raise ConfigError(f"{where}: {type(model).__name__} has no method "
-                          "forward_features(x) or forward_features(x, coords)")
+        raise ConfigError(
+            f"{where}: {type(model).__name__} has no method "
+            "forward_features(x) or forward_features(x, coords)"
+        )
     files = [Path(file)] if (file := getattr(module, "__file__", None)) else []
     sha = None
     if weights is not None:
@@ -198,15 +218,21 @@ def frozen_model(params: dict, overrides: tuple[str, ...] = ()) -> FrozenModel:
     (data.* and output.* --set values) reach a named pretrain config."""
     checkpoint, module, weights = params["checkpoint"], params["module"], params["state_dict"]
     if module is not None and checkpoint is not None:
-        raise ConfigError(f"{PARAM}: set checkpoint (built-in model) or module (user model), "
-                          f"not both (checkpoint = {checkpoint!r}, module = {module!r})")
+        raise ConfigError(
+            f"{PARAM}: set checkpoint (built-in model) or module (user model), "
+            f"not both (checkpoint = {checkpoint!r}, module = {module!r})"
+        )
     if module is None and weights is not None:
-        raise ConfigError(f"{PARAM}.state_dict = {weights!r}: only used with {PARAM}.module; "
-                          f"the built-in model takes {PARAM}.checkpoint")
+        raise ConfigError(
+            f"{PARAM}.state_dict = {weights!r}: only used with {PARAM}.module; "
+            f"the built-in model takes {PARAM}.checkpoint"
+        )
     if module is None and checkpoint is None:
-        raise ConfigError(f"{PARAM}.checkpoint is required: the pretrain config YAML, the "
-                          f"folder written by `podbench pretrain` or its checkpoint.pt (or set "
-                          f"{PARAM}.module for a user model)")
+        raise ConfigError(
+            f"{PARAM}.checkpoint is required: the pretrain config YAML, the "
+            f"folder written by `podbench pretrain` or its checkpoint.pt (or set "
+            f"{PARAM}.module for a user model)"
+        )
     if params["device"] == "cuda":
         import torch
 
@@ -227,10 +253,12 @@ def _check_window(frozen: FrozenModel, window: int, what: str) -> None:
         return
     arch = frozen.pretrained.architecture
     if not arch["patch"] <= window < arch["patch"] * (arch["max_patches"] + 1):
-        raise ConfigError(f"{what}: {window} samples per window, but "
-                          f"the checkpoint {frozen.label} takes {arch['patch']}.."
-                          f"{arch['patch'] * (arch['max_patches'] + 1) - 1} samples "
-                          f"({arch['max_patches']} patches of {arch['patch']})")
+        raise ConfigError(
+            f"{what}: {window} samples per window, but "
+            f"the checkpoint {frozen.label} takes {arch['patch']}.."
+            f"{arch['patch'] * (arch['max_patches'] + 1) - 1} samples "
+            f"({arch['max_patches']} patches of {arch['patch']})"
+        )
 
 
 def depends(cfg: Config) -> dict:
@@ -238,9 +266,11 @@ def depends(cfg: Config) -> dict:
     Loading here validates everything before any store is written."""
     frozen = frozen_model(cfg.preprocess.params, cfg.overrides)
     if not frozen.builtin and cfg.preprocess.params["pool"] != "tokens":
-        raise ConfigError(f"{PARAM}.pool = {cfg.preprocess.params['pool']!r}: only the built-in "
-                          f"model pools by electrode; a user model's forward_features decides "
-                          f"its own features (leave pool at 'tokens')")
+        raise ConfigError(
+            f"{PARAM}.pool = {cfg.preprocess.params['pool']!r}: only the built-in "
+            f"model pools by electrode; a user model's forward_features decides "
+            f"its own features (leave pool at 'tokens')"
+        )
     if frozen.pretrained is not None:
         samples = int(round((cfg.data.window_width - 0.002) * frozen.pretrained.sfreq)) + 1
         _check_window(frozen, samples, f"data.window_width = {cfg.data.window_width}")
@@ -254,8 +284,15 @@ def sources(cfg: Config) -> list[Path]:
 class FoundationTransform:
     """Lag slice [word, channel, time] -> [word, feature], counting forward passes."""
 
-    def __init__(self, frozen: FrozenModel, coords: np.ndarray, pool: str, batch_size: int,
-                 device: str, coords_note: str):
+    def __init__(
+        self,
+        frozen: FrozenModel,
+        coords: np.ndarray,
+        pool: str,
+        batch_size: int,
+        device: str,
+        coords_note: str,
+    ):
         import torch
 
         self.model = frozen.model.to(device).eval()
@@ -271,7 +308,9 @@ class FoundationTransform:
         out = []
         with torch.inference_mode():
             for lo in range(0, len(x), self.batch_size):
-                batch = torch.from_numpy(np.ascontiguousarray(x[lo:lo + self.batch_size])).to(self.device)
+                batch = torch.from_numpy(np.ascontiguousarray(x[lo : lo + self.batch_size])).to(
+                    self.device
+                )
                 args = (batch, self.coords) if self.frozen.takes_coords else (batch,)
                 feats = self.model.forward_features(*args, **self.options)
                 self.passes += 1
@@ -279,12 +318,20 @@ class FoundationTransform:
         return np.concatenate(out)
 
     def note(self) -> str:
-        return (f"{self.passes} forward passes of {self.frozen.label} on {self.device}"
-                f"{self.coords_note}")
+        return (
+            f"{self.passes} forward passes of {self.frozen.label} on {self.device}"
+            f"{self.coords_note}"
+        )
 
 
-@register_preprocessor("foundation", params=FoundationParams, dims=("feature",),
-                       depends=depends, sources=sources, standardise=lambda p: "train")
+@register_preprocessor(
+    "foundation",
+    params=FoundationParams,
+    dims=("feature",),
+    depends=depends,
+    sources=sources,
+    standardise=lambda p: "train",
+)
 def foundation(params: dict, ctx: EpochsContext) -> FoundationTransform:
     """A frozen PyTorch foundation model (built-in MAE or a user module) per lag window;
     features are z-scored with training-fold statistics."""
@@ -294,12 +341,17 @@ def foundation(params: dict, ctx: EpochsContext) -> FoundationTransform:
 
     frozen = frozen_model(params, ctx.overrides)
     _check_window(frozen, ctx.window, f"epochs at {ctx.sfreq:g} Hz")
-    coords, missing = (channel_coordinates(ctx.root, ctx.channels) if frozen.takes_coords
-                       else (np.zeros((len(ctx.channels), 3), np.float32), []))
+    coords, missing = (
+        channel_coordinates(ctx.root, ctx.channels)
+        if frozen.takes_coords
+        else (np.zeros((len(ctx.channels), 3), np.float32), [])
+    )
     note = ""
     if missing:
-        note = (f"; {len(missing)} channel(s) without MNI coordinates use their subject's mean "
-                f"({', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''})")
+        note = (
+            f"; {len(missing)} channel(s) without MNI coordinates use their subject's mean "
+            f"({', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''})"
+        )
     device = params["device"]
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -20,19 +20,25 @@ def summary(stage: str, fragment: dict) -> str:
         sel = fragment["electrodes"] or "all good channels"
         if isinstance(sel, dict) and "selection" in sel:
             sel = f"electrodes of selection {sel['selection'][:SHORT]} (fit {sel['fit']})"
-        return (f"subjects {fragment['subjects']}, {sel}, {fragment['signal']}, "
-                f"w={fragment['window_width']}s, lags {lags['min']}..{lags['max']} step {lags['step']}")
+        return (
+            f"subjects {fragment['subjects']}, {sel}, {fragment['signal']}, "
+            f"w={fragment['window_width']}s, lags {lags['min']}..{lags['max']} step {lags['step']}"
+        )
     if stage == "targets":
         fields = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in fragment.get("fields", {}).items())
         if "kind" not in fragment:  # a task's own targets
             return f"task {fragment.get('task')} {json.dumps(fragment.get('params', {}))}"
-        return (f"{fragment['kind']}{' (' + fields + ')' if fields else ''}, "
-                f"pca {fragment.get('pca_dim')} fit {fragment.get('pca_fit')}")
+        return (
+            f"{fragment['kind']}{' (' + fields + ')' if fields else ''}, "
+            f"pca {fragment.get('pca_dim')} fit {fragment.get('pca_fit')}"
+        )
     if stage == "selection":
         st = fragment["settings"]
-        return (f"{st['select']} fit {st['fit']}, {st['start']}..{st['stop']} ms, "
-                f"{st['correction']} alpha {st['alpha']}, {st['permutations']} shifts; "
-                f"subjects {fragment['data']['subjects']}")
+        return (
+            f"{st['select']} fit {st['fit']}, {st['start']}..{st['stop']} ms, "
+            f"{st['correction']} alpha {st['alpha']}, {st['permutations']} shifts; "
+            f"subjects {fragment['data']['subjects']}"
+        )
     if stage == "latents":
         return f"{fragment['name']} {json.dumps(fragment['params'], sort_keys=True)}"
     return json.dumps(fragment, sort_keys=True)[:80]
@@ -43,8 +49,10 @@ def listing(stores: Stores) -> str:
     for stage, key, path, marker in stores.complete_stores():
         shape = "x".join(map(str, marker.get("arrays", {}).get(MAIN_VARIABLE.get(stage, ""), [])))
         size = dir_size(path)
-        rows.append(f"{stage:<9} {key[:SHORT]:<12} {shape:<22} {human_bytes(size):>9}  "
-                    f"{marker.get('created', '?'):<25} {summary(stage, marker.get('fragment', {}))}")
+        rows.append(
+            f"{stage:<9} {key[:SHORT]:<12} {shape:<22} {human_bytes(size):>9}  "
+            f"{marker.get('created', '?'):<25} {summary(stage, marker.get('fragment', {}))}"
+        )
     for digest in sorted((stores.root / "pretrain").glob("*/digest")):  # pretrained models
         folder = digest.parent
         try:
@@ -53,11 +61,13 @@ def listing(stores: Stores) -> str:
             continue
         created = dt.datetime.fromtimestamp(digest.stat().st_mtime, dt.UTC)
         arch = meta.get("architecture", {})
-        rows.append(f"{'pretrain':<9} {folder.name[:SHORT]:<12} {'':<22} "
-                    f"{human_bytes(dir_size(folder)):>9}  "
-                    f"{created.isoformat(timespec='seconds'):<25} masked autoencoder width "
-                    f"{arch.get('width')}, depth {arch.get('depth')}, "
-                    f"{meta.get('pretrain', {}).get('steps')} steps")
+        rows.append(
+            f"{'pretrain':<9} {folder.name[:SHORT]:<12} {'':<22} "
+            f"{human_bytes(dir_size(folder)):>9}  "
+            f"{created.isoformat(timespec='seconds'):<25} masked autoencoder width "
+            f"{arch.get('width')}, depth {arch.get('depth')}, "
+            f"{meta.get('pretrain', {}).get('steps')} steps"
+        )
     leftovers = stores.leftovers()
     if leftovers:
         rows.append(f"({len(leftovers)} incomplete leftover(s): `podbench stores gc` removes them)")

@@ -58,16 +58,21 @@ class StageSpec:
 
     @property
     def key(self) -> str:
-        payload = {"stage": self.stage, "version": STAGE_VERSIONS[self.stage],
-                   "fragment": self.fragment, "parents": self.parents}
+        payload = {
+            "stage": self.stage,
+            "version": STAGE_VERSIONS[self.stage],
+            "fragment": self.fragment,
+            "parents": self.parents,
+        }
         return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
 
 
 def recording_sources(ctx: Resolved) -> list[Path]:
     """The recordings and channel tables of the selected subjects."""
     dataset, signal = ctx.dataset, ctx.cfg.data.signal
-    return ([dataset.derivative_path(s, signal) for s in ctx.subjects]
-            + [dataset.channels_path(s) for s in ctx.subjects])
+    return [dataset.derivative_path(s, signal) for s in ctx.subjects] + [
+        dataset.channels_path(s) for s in ctx.subjects
+    ]
 
 
 def epochs_sources(ctx: Resolved) -> list[Path]:
@@ -85,10 +90,15 @@ def epochs_fragment(ctx: Resolved) -> dict:
         electrodes = {"csv_sha256": file_digest(ctx.electrodes)}
     else:
         electrodes = {"regex": ctx.electrodes}
-    return {"subjects": ctx.subjects, "electrodes": electrodes, "signal": d.signal,
-            "window_width": d.window_width, "lags": dataclasses.asdict(d.lags),
-            "events": ctx.task.events_fragment(ctx.cfg),
-            "data": ctx.fingerprints.of(epochs_sources(ctx))}
+    return {
+        "subjects": ctx.subjects,
+        "electrodes": electrodes,
+        "signal": d.signal,
+        "window_width": d.window_width,
+        "lags": dataclasses.asdict(d.lags),
+        "events": ctx.task.events_fragment(ctx.cfg),
+        "data": ctx.fingerprints.of(epochs_sources(ctx)),
+    }
 
 
 def selection_fragment(cfg: Config, data: dict) -> dict:
@@ -120,22 +130,33 @@ def stage_specs(cfg: Config | Resolved) -> dict[str, StageSpec]:
     selection = None
     if cfg.data.selection is not None:
         if needs_epochs:
-            raise ConfigError("data.electrodes: a selection is fitted on the targets, so targets "
-                              "fitted inside training folds (targets.pca_fit: train, "
-                              "task_params.class_weight: balanced) cannot depend on its "
-                              "electrodes; fit them on all words")
-        selection = StageSpec("selection", selection_fragment(cfg, data),
-                              {"targets": StageSpec("targets", frag, {}).key})
-        data = {**data, "electrodes": {"selection": selection.key,
-                                       "fit": cfg.data.selection.fit}}
+            raise ConfigError(
+                "data.electrodes: a selection is fitted on the targets, so targets "
+                "fitted inside training folds (targets.pca_fit: train, "
+                "task_params.class_weight: balanced) cannot depend on its "
+                "electrodes; fit them on all words"
+            )
+        selection = StageSpec(
+            "selection",
+            selection_fragment(cfg, data),
+            {"targets": StageSpec("targets", frag, {}).key},
+        )
+        data = {**data, "electrodes": {"selection": selection.key, "fit": cfg.data.selection.fit}}
     epochs = StageSpec("epochs", data, {})
     targets = StageSpec("targets", frag, {"epochs": epochs.key} if needs_epochs else {})
     pre = registry.preprocessors.spec(cfg.preprocess.name)
-    latents = StageSpec("latents", {"name": cfg.preprocess.name, "params": cfg.preprocess.params,
-                                    "depends": pre.depends(cfg)},
-                        {"epochs": epochs.key})
+    latents = StageSpec(
+        "latents",
+        {"name": cfg.preprocess.name, "params": cfg.preprocess.params, "depends": pre.depends(cfg)},
+        {"epochs": epochs.key},
+    )
     training_fields = dataclasses.asdict(cfg.training)
-    for detail in ("lane_chunk", "lane_batch", "checkpoints", "predictions"):  # not inputs of the results
+    for detail in (
+        "lane_chunk",
+        "lane_batch",
+        "checkpoints",
+        "predictions",
+    ):  # not inputs of the results
         training_fields.pop(detail)
     if not cfg.training.shuffle_targets:  # null-target settings matter only with the shuffle
         training_fields.pop("shuffle_mode")
@@ -149,11 +170,17 @@ def stage_specs(cfg: Config | Resolved) -> dict[str, StageSpec]:
             _, key = referenced_run(RunReference(f"model.params.{param}", value))
             params = {**fragment["model"]["params"], param: key}
             fragment["model"] = {**fragment["model"], "params": params}
-    training = StageSpec("training", {
-        "task": cfg.task, **fragment, "training": training_fields,
-        "min_train_freq": cfg.targets.min_train_freq,
-        "label_normalisation": cfg.data.label_normalisation,
-    }, {"latents": latents.key, "targets": targets.key})
+    training = StageSpec(
+        "training",
+        {
+            "task": cfg.task,
+            **fragment,
+            "training": training_fields,
+            "min_train_freq": cfg.targets.min_train_freq,
+            "label_normalisation": cfg.data.label_normalisation,
+        },
+        {"latents": latents.key, "targets": targets.key},
+    )
     return {s.stage: s for s in (selection, epochs, targets, latents, training) if s}
 
 
@@ -176,5 +203,7 @@ def referenced_run(ref: RunReference) -> tuple[Path, str]:
     try:
         return ref.folder, json.loads((ref.folder / "run.json").read_text())["keys"]["training"]
     except (OSError, ValueError, KeyError) as err:
-        raise ConfigError(f"{ref}: not a results folder with a readable run.json, nor a "
-                          f"config file ({type(err).__name__}: {err})") from None
+        raise ConfigError(
+            f"{ref}: not a results folder with a readable run.json, nor a "
+            f"config file ({type(err).__name__}: {err})"
+        ) from None

@@ -96,8 +96,11 @@ def check_inputs(ctx: Resolved) -> dict[tuple, tuple[Path, float]]:
     task.check_data(cfg, dataset, events)
     specs = stage_specs(ctx)
     stores = Path(cfg.output.stores).expanduser()
-    absent = tuple(specs[stage].key for stage in ("epochs", "targets", "latents")
-                   if not (stores / stage / specs[stage].key / COMPLETE).is_file())
+    absent = tuple(
+        specs[stage].key
+        for stage in ("epochs", "targets", "latents")
+        if not (stores / stage / specs[stage].key / COMPLETE).is_file()
+    )
     if not absent:
         return {}  # every store is built: the store root may even be read-only
     recordings = open_recordings(dataset, ctx.subjects, ctx.electrodes, cfg.data.signal)
@@ -117,9 +120,11 @@ def check_block(cfg: Config, window: int, sfreq: float) -> None:
     one lag window of `window` samples."""
     block = cfg.preprocess.params.get("num_average_samples")
     if block is not None and block > window:
-        raise ConfigError(f"preprocess.params.num_average_samples = {block}: larger than a lag "
-                          f"window ({window} samples: data.window_width = "
-                          f"{cfg.data.window_width:g} s at {sfreq:g} Hz)")
+        raise ConfigError(
+            f"preprocess.params.num_average_samples = {block}: larger than a lag "
+            f"window ({window} samples: data.window_width = "
+            f"{cfg.data.window_width:g} s at {sfreq:g} Hz)"
+        )
 
 
 def check_root(root: Path, key: str, need: dict[Path, float]) -> None:
@@ -135,10 +140,13 @@ def check_root(root: Path, key: str, need: dict[Path, float]) -> None:
         with tempfile.TemporaryFile(dir=existing, prefix=".podbench-probe-"):
             pass
     except OSError as exc:
-        raise OutputError(f"{key} = {str(root)!r}: cannot write in {existing} "
-                          f"({exc.strerror})") from None
+        raise OutputError(
+            f"{key} = {str(root)!r}: cannot write in {existing} ({exc.strerror})"
+        ) from None
     wanted = need.get(root, 0.0)
     free = shutil.disk_usage(existing).free
     if wanted > free:
-        raise OutputError(f"{key} = {str(root)!r}: needs about {human_bytes(wanted)} free, "
-                          f"{existing} has {human_bytes(free)}")
+        raise OutputError(
+            f"{key} = {str(root)!r}: needs about {human_bytes(wanted)} free, "
+            f"{existing} has {human_bytes(free)}"
+        )

@@ -40,9 +40,16 @@ def block_average(x: np.ndarray, size: int) -> np.ndarray:
     """Means over consecutive blocks of `size` samples (a trailing partial block is dropped)."""
     n = x.shape[-1] // size
     if n == 0:
-        raise ConfigError(f"preprocess.params.num_average_samples = {size}: larger than the "
-                          f"window ({x.shape[-1]} samples)")
-    return x[..., : n * size].reshape(*x.shape[:-1], n, size).mean(-1, dtype=np.float64).astype(np.float32)
+        raise ConfigError(
+            f"preprocess.params.num_average_samples = {size}: larger than the "
+            f"window ({x.shape[-1]} samples)"
+        )
+    return (
+        x[..., : n * size]
+        .reshape(*x.shape[:-1], n, size)
+        .mean(-1, dtype=np.float64)
+        .astype(np.float32)
+    )
 
 
 @dataclass
@@ -63,8 +70,9 @@ class ZscoreParams:
     fit: Literal["all", "train"] = "all"
 
 
-@register_preprocessor("zscore", params=ZscoreParams, dims=("channel", "bin"),
-                       standardise=lambda p: p["fit"])
+@register_preprocessor(
+    "zscore", params=ZscoreParams, dims=("channel", "bin"), standardise=lambda p: p["fit"]
+)
 def zscore(params: dict, ctx: EpochsContext):
     """Block means, then per-channel z-scores (statistics over all words or the training fold)."""
     return window_average(params, ctx)
@@ -73,7 +81,8 @@ def zscore(params: dict, ctx: EpochsContext):
 @dataclass
 class WindowRmsParams:
     num_average_samples: int | None = opt(
-        None, ge=1, doc="samples per RMS bin; null: one RMS over the whole window")
+        None, ge=1, doc="samples per RMS bin; null: one RMS over the whole window"
+    )
 
 
 @register_preprocessor("window_rms", params=WindowRmsParams, dims=("channel", "bin"))

@@ -75,12 +75,20 @@ class WindowSampler:
     block of BLOCK_SECONDS inside samples [start, stop) that is read afresh every
     REFRESH_STEPS steps."""
 
-    def __init__(self, recordings: list[Recording], window: int, rng: np.random.Generator,
-                 start: int, stop: int):
+    def __init__(
+        self,
+        recordings: list[Recording],
+        window: int,
+        rng: np.random.Generator,
+        start: int,
+        stop: int,
+    ):
         self.recordings, self.window, self.rng = recordings, window, rng
         if stop - start < window:
-            raise DataError(f"recordings have {stop - start} samples for pretraining windows, "
-                            f"fewer than one window ({window})")
+            raise DataError(
+                f"recordings have {stop - start} samples for pretraining windows, "
+                f"fewer than one window ({window})"
+            )
         self.start, self.stop = start, stop
         self.block_len = min(stop - start, max(window, int(BLOCK_SECONDS * recordings[0].sfreq)))
         self.n_channels = sum(len(r.channels) for r in recordings)
@@ -88,12 +96,16 @@ class WindowSampler:
 
     def refresh(self) -> None:
         start = int(self.rng.integers(self.start, self.stop - self.block_len + 1))
-        self.block = np.concatenate([r.read(start, start + self.block_len) for r in self.recordings])
+        self.block = np.concatenate(
+            [r.read(start, start + self.block_len) for r in self.recordings]
+        )
 
     def sample(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
         """Windows [batch, k, window] and their channel indices [batch, k], k <= MAX_CHANNELS."""
         k = min(MAX_CHANNELS, self.n_channels)
-        channels = np.stack([self.rng.choice(self.n_channels, k, replace=False) for _ in range(batch)])
+        channels = np.stack(
+            [self.rng.choice(self.n_channels, k, replace=False) for _ in range(batch)]
+        )
         starts = self.rng.integers(0, self.block_len - self.window + 1, size=batch)
         times = starts[:, None] + np.arange(self.window)
         return self.block[channels[:, :, None], times[:, None, :]], channels
@@ -133,14 +145,18 @@ def pretrain(cfg: Config, log: Callable[[str], None] = print) -> Path:
     sfreq = recordings[0].sfreq
     window = geometry(cfg, sfreq).window
     if window < p.patch:
-        raise ConfigError(f"pretrain.patch = {p.patch}: longer than the window of "
-                          f"data.window_width = {cfg.data.window_width} s ({window} samples)")
+        raise ConfigError(
+            f"pretrain.patch = {p.patch}: longer than the window of "
+            f"data.window_width = {cfg.data.window_width} s ({window} samples)"
+        )
     arch = architecture(p.width, p.depth, p.heads, p.patch, window // p.patch)
     channels = [f"sub-{r.subject:02d}:{n}" for r in recordings for n in r.channels]
     coords, missing = channel_coordinates(dataset.root, channels)
     if missing:
-        log(f"{len(missing)} channel(s) without MNI coordinates use their subject's mean: "
-            f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+        log(
+            f"{len(missing)} channel(s) without MNI coordinates use their subject's mean: "
+            f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
+        )
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(p.seed)
@@ -161,14 +177,20 @@ def pretrain(cfg: Config, log: Callable[[str], None] = print) -> Path:
         fixed = torch.Generator().manual_seed(p.seed + 1)  # the same masks at every step
         model.eval()
         with torch.no_grad():
-            total = sum(model.loss(torch.from_numpy(x).to(device), coords_t[c].to(device),
-                                   p.mask_ratio, fixed).item() for x, c in held_batches)
+            total = sum(
+                model.loss(
+                    torch.from_numpy(x).to(device), coords_t[c].to(device), p.mask_ratio, fixed
+                ).item()
+                for x, c in held_batches
+            )
         model.train()
         return total / len(held_batches)
 
-    log(f"pretraining on {device}: {len(channels)} channels of {len(recordings)} subject(s), "
+    log(
+        f"pretraining on {device}: {len(channels)} channels of {len(recordings)} subject(s), "
         f"windows of {window} samples ({arch['max_patches']} patches of {p.patch}), "
-        f"{p.steps} steps of {p.batch_size}")
+        f"{p.steps} steps of {p.batch_size}"
+    )
     every = max(1, p.steps // 10)
     losses, held, t0 = [], [], time.perf_counter()
     bar = progress(p.steps, "pretraining", unit="step")
@@ -177,8 +199,9 @@ def pretrain(cfg: Config, log: Callable[[str], None] = print) -> Path:
         if step % REFRESH_STEPS == 0:
             sampler.refresh()
         x, picked = sampler.sample(p.batch_size)
-        loss = model.loss(torch.from_numpy(x).to(device), coords_t[picked].to(device),
-                          p.mask_ratio, masks)
+        loss = model.loss(
+            torch.from_numpy(x).to(device), coords_t[picked].to(device), p.mask_ratio, masks
+        )
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -188,14 +211,23 @@ def pretrain(cfg: Config, log: Callable[[str], None] = print) -> Path:
         bar.update(1)
         if (step + 1) % every == 0 or step + 1 == p.steps:
             held.append((step + 1, held_out_loss()))
-            log(f"pretrain step {step + 1}/{p.steps}  loss {np.mean(losses[-every:]):.4f}  "
-                f"held-out {held[-1][1]:.4f}  ({time.perf_counter() - t0:.0f} s)")
+            log(
+                f"pretrain step {step + 1}/{p.steps}  loss {np.mean(losses[-every:]):.4f}  "
+                f"held-out {held[-1][1]:.4f}  ({time.perf_counter() - t0:.0f} s)"
+            )
     bar.close()
 
-    meta = {"podbench_version": __version__, "key": folder.name,
-            **pretrain_fragment(cfg), "architecture": arch, "sfreq": sfreq,
-            "window_samples": window, "channels": len(channels), "device": device,
-            "seconds": round(time.perf_counter() - t0, 1)}
+    meta = {
+        "podbench_version": __version__,
+        "key": folder.name,
+        **pretrain_fragment(cfg),
+        "architecture": arch,
+        "sfreq": sfreq,
+        "window_samples": window,
+        "channels": len(channels),
+        "device": device,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     _write(folder, state, meta, losses, held)
     log(f"pretrained model: {folder}")
@@ -217,8 +249,9 @@ def plot_losses(losses: list[float], held: list[tuple[int, float]], path: Path) 
         plotting.save(fig, path)
 
 
-def _write(folder: Path, state: dict, meta: dict, losses: list[float],
-           held: list[tuple[int, float]]) -> None:
+def _write(
+    folder: Path, state: dict, meta: dict, losses: list[float], held: list[tuple[int, float]]
+) -> None:
     """Publish the folder atomically (`podbench.publish`; the digest is its marker)."""
     import torch
 
@@ -227,9 +260,12 @@ def _write(folder: Path, state: dict, meta: dict, losses: list[float],
     def write(tmp: Path) -> str:
         torch.save(state, tmp / "checkpoint.pt")
         (tmp / "config.json").write_text(json.dumps(meta, indent=1))
-        (tmp / "loss.csv").write_text("step,loss\n" + "".join(
-            f"{i + 1},{v:.6f}\n" for i, v in enumerate(losses)))
-        (tmp / "held_out.csv").write_text("step,loss\n" + "".join(f"{s},{v:.6f}\n" for s, v in held))
+        (tmp / "loss.csv").write_text(
+            "step,loss\n" + "".join(f"{i + 1},{v:.6f}\n" for i, v in enumerate(losses))
+        )
+        (tmp / "held_out.csv").write_text(
+            "step,loss\n" + "".join(f"{s},{v:.6f}\n" for s, v in held)
+        )
         plot_losses(losses, held, tmp / "loss.png")
         return file_digest(tmp / "checkpoint.pt") + "\n"
 
@@ -242,8 +278,10 @@ def pretrain_command(cfg: Config, log: Callable[[str], None] = print) -> Path:
     losses = np.loadtxt(folder / "loss.csv", delimiter=",", skiprows=1, ndmin=2)[:, 1]
     n = max(1, min(10, len(losses) // 5))
     held = np.loadtxt(folder / "held_out.csv", delimiter=",", skiprows=1, ndmin=2)[:, 1]
-    log(f"loss {losses[:n].mean():.4f} (first {n} steps) -> {losses[-n:].mean():.4f} (last {n}); "
-        f"held-out {held[0]:.4f} -> {held[-1]:.4f}; curves: {folder / 'loss.png'}")
+    log(
+        f"loss {losses[:n].mean():.4f} (first {n} steps) -> {losses[-n:].mean():.4f} (last {n}); "
+        f"held-out {held[0]:.4f} -> {held[-1]:.4f}; curves: {folder / 'loss.png'}"
+    )
     ref = cfg.source if cfg.source.endswith((".yml", ".yaml")) else folder
     log(f"use it with  preprocess: {{name: foundation, params: {{checkpoint: {ref}}}}}")
     return folder

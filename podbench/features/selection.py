@@ -1,13 +1,14 @@
 """The selection stage: electrodes chosen by a cross-validated encoding model, per fold or not.
 
 Per candidate electrode, the response to each event is its mean signal in a window after the
-event's onset (`data.electrodes.start`..`stop` ms). A closed-form ridge from the task's targets
-(standardised on each inner training block) to every electrode's response at once is fitted
-on all but one of `folds` contiguous inner blocks; its predictions' correlation with the
-responses inside the held-out block, averaged over blocks, is the electrode's r. The permutation p is (1 + #{r_null >= r}) / (1 + P) over P circular shifts of the
-targets against the responses (autocorrelation kept; the responses are first high-passed,
-`detrend`), then Benjamini-Hochberg q across
-electrodes; an electrode is selected when q (or p, `correction: none`) <= alpha.
+event's onset (`data.electrodes.start`..`stop` ms). A closed-form ridge from the task's
+targets (standardised on each inner training block) to every electrode's response at once is
+fitted on all but one of `folds` contiguous inner blocks; its predictions' correlation with
+the responses inside the held-out block, averaged over blocks, is the electrode's r. The
+permutation p is (1 + #{r_null >= r}) / (1 + P) over P circular shifts of the targets
+against the responses (autocorrelation kept; the responses are first high-passed,
+`detrend`), then Benjamini-Hochberg q across electrodes; an electrode is selected when q (or
+p, `correction: none`) <= alpha.
 
 `fit: all` selects once on every event (the usual practice: the test events take part);
 `fit: train` selects inside each training fold from that fold's training events only (the
@@ -38,6 +39,7 @@ PAIRINGS_BYTES = 4e7  # pairings computed at once: their targets and cross-produ
 
 
 # ---------------------------------------------------------------- the encoding model
+
 
 def cv_correlation(x: np.ndarray, y: np.ndarray, ridge: float, folds: int) -> np.ndarray:
     """Held-out r [B, C] of a ridge from targets x [B, n, D] (B pairings) to responses y [n,
@@ -85,8 +87,9 @@ def standardise(a: np.ndarray) -> np.ndarray:
     return ((a - a.mean(axis=0)) / np.where(sd > 1e-12, sd, 1.0)).astype(np.float32)
 
 
-def encoding_test(x: np.ndarray, y: np.ndarray, sel: ElectrodeSelection,
-                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def encoding_test(
+    x: np.ndarray, y: np.ndarray, sel: ElectrodeSelection, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Held-out r [C] of the encoding model from targets x [n, D] to responses y [n, C] (rows
     in time order) and its permutation p [C] over circular shifts of x against y."""
     y, x = standardise(highpass(y, sel.detrend)), standardise(x)  # a shift keeps x's statistics
@@ -95,7 +98,7 @@ def encoding_test(x: np.ndarray, y: np.ndarray, sel: ElectrodeSelection,
     at_once = max(1, int(PAIRINGS_BYTES // (4 * x.shape[1] * (len(x) + 6 * y.shape[1]))))
     exceed = np.zeros(y.shape[1], np.int64)
     for first in range(0, len(shifts), at_once):
-        pairings = x[shifts[first:first + at_once]]
+        pairings = x[shifts[first : first + at_once]]
         null = cv_correlation(pairings, y, sel.ridge, sel.folds)
         exceed += (null >= r).sum(axis=0)
     return r, (1 + exceed) / (1 + len(shifts))
@@ -112,6 +115,7 @@ def choose(p: np.ndarray, sel: ElectrodeSelection) -> tuple[np.ndarray, np.ndarr
 
 # ---------------------------------------------------------------- events and fits
 
+
 def event_rows(ctx: Resolved, recordings: list[Recording], target_words: np.ndarray):
     """The words a run trains on (events fitting the lag grid, with a target), in time order,
     with their normalised labels and onset times (s)."""
@@ -121,28 +125,33 @@ def event_rows(ctx: Resolved, recordings: list[Recording], target_words: np.ndar
     kept = kept[kept["word_idx"].isin(target_words)].sort_values("word_idx")
     if kept.empty:
         raise DataError("data.electrodes: no event with a target fits the lag grid")
-    labels = np.array([normalise_label(str(w), cfg.data.label_normalisation)
-                       for w in kept["word"]], dtype=object)
+    labels = np.array(
+        [normalise_label(str(w), cfg.data.label_normalisation) for w in kept["word"]], dtype=object
+    )
     return kept["word_idx"].to_numpy(np.int64), labels, kept["start"].to_numpy()
 
 
-def responses(recordings: list[Recording], onsets_s: np.ndarray,
-              sel: ElectrodeSelection) -> np.ndarray:
+def responses(
+    recordings: list[Recording], onsets_s: np.ndarray, sel: ElectrodeSelection
+) -> np.ndarray:
     """Every candidate electrode's mean signal in the window after each event: [event,
     channel], NaN where the window leaves a recording."""
     sfreq = recordings[0].sfreq
     onsets = np.rint(onsets_s * sfreq).astype(np.int64)
     start, stop = (int(round(ms / 1000 * sfreq)) for ms in (sel.start, sel.stop))
-    return np.concatenate([r.window_means(onsets, start, max(stop, start + 1))
-                           for r in recordings], axis=1)
+    return np.concatenate(
+        [r.window_means(onsets, start, max(stop, start + 1)) for r in recordings], axis=1
+    )
 
 
 def selection_of(cfg: Config) -> ElectrodeSelection:
     """The config's electrode selection (only called where it has one)."""
     selection = cfg.data.selection
     if selection is None:
-        raise ConfigError(f"data.electrodes = {cfg.data.electrodes!r}: not a selection "
-                          "({select: encoding, ...})")
+        raise ConfigError(
+            f"data.electrodes = {cfg.data.electrodes!r}: not a selection "
+            "({select: encoding, ...})"
+        )
     return selection
 
 
@@ -156,6 +165,7 @@ def fit_rows(cfg: Config, labels: np.ndarray) -> list[tuple[int, np.ndarray]]:
 
 # ---------------------------------------------------------------- the store
 
+
 def build_selection(ctx: Resolved, targets, tmp: Path) -> dict:
     """Write the selection store of a resolved config (targets: its targets Dataset) at
     `tmp`, and its figures beside it; return provenance extras."""
@@ -168,28 +178,49 @@ def build_selection(ctx: Resolved, targets, tmp: Path) -> dict:
     x = targets["target"].sel(word=words).values
     usable = np.isfinite(y).all(axis=1)
     fits = fit_rows(cfg, labels)
-    stats = [encoding_test(x[rows[usable[rows]]], y[rows[usable[rows]]], sel,
-                           np.random.default_rng([sel.seed, number]))
-             for number, rows in fits]
+    stats = [
+        encoding_test(
+            x[rows[usable[rows]]],
+            y[rows[usable[rows]]],
+            sel,
+            np.random.default_rng([sel.seed, number]),
+        )
+        for number, rows in fits
+    ]
     r = np.stack([s[0] for s in stats])
     p = np.stack([s[1] for s in stats])
     q, selected = zip(*(choose(row, sel) for row in p))
     channels = [f"{sub_label(rec.subject)}:{n}" for rec in recordings for n in rec.channels]
     xyz, _ = channel_coordinates(ctx.dataset.root, channels)
     ds = xr.Dataset(
-        {"r": (("fold", "channel"), r.astype(np.float32)), "p": (("fold", "channel"), p),
-         "q": (("fold", "channel"), np.stack(q)), "selected": (("fold", "channel"), np.stack(selected))},
-        coords={"fold": [n for n, _ in fits], "channel": np.array(channels, dtype=object),
-                "subject": ("channel", [rec.subject for rec in recordings for _ in rec.channels]),
-                "name": ("channel", np.array([n for rec in recordings for n in rec.channels], dtype=object)),
-                "mni": (("channel", "axis"), xyz), "axis": np.array(list("xyz"), dtype=object),
-                "word": words})
+        {
+            "r": (("fold", "channel"), r.astype(np.float32)),
+            "p": (("fold", "channel"), p),
+            "q": (("fold", "channel"), np.stack(q)),
+            "selected": (("fold", "channel"), np.stack(selected)),
+        },
+        coords={
+            "fold": [n for n, _ in fits],
+            "channel": np.array(channels, dtype=object),
+            "subject": ("channel", [rec.subject for rec in recordings for _ in rec.channels]),
+            "name": (
+                "channel",
+                np.array([n for rec in recordings for n in rec.channels], dtype=object),
+            ),
+            "mni": (("channel", "axis"), xyz),
+            "axis": np.array(list("xyz"), dtype=object),
+            "word": words,
+        },
+    )
     write_dataset(tmp, ds, chunk_words=max(1, len(words)))
     plot_selection(ds, tmp.parent / "electrodes")
     plot_correlations(ds, tmp.parent / "correlations")
     counts = ds["selected"].sum("channel").values.tolist()
-    return {"fit": sel.fit, "selected_per_fold": counts,
-            "note": f"{'/'.join(map(str, counts))} of {len(channels)} electrodes selected"}
+    return {
+        "fit": sel.fit,
+        "selected_per_fold": counts,
+        "note": f"{'/'.join(map(str, counts))} of {len(channels)} electrodes selected",
+    }
 
 
 def union(ds) -> np.ndarray:
@@ -201,19 +232,30 @@ def electrode_table(ds, nyu_ids: dict[int, int]) -> pd.DataFrame:
     """The reference's CSV format for the electrodes selected in any fold: subject (NYU id),
     elec, and the folds that selected each (`all` for fit: all)."""
     chosen = ds["selected"].values.any(axis=0)
-    folds = [" ".join("all" if f == 0 else str(f) for f in ds["fold"].values[ds["selected"].values[:, c]])
-             for c in np.flatnonzero(chosen)]
-    return pd.DataFrame({"subject": [nyu_ids[int(s)] for s in ds["subject"].values[chosen]],
-                         "elec": [str(n) for n in ds["name"].values[chosen]], "selected_in": folds})
+    folds = [
+        " ".join(
+            "all" if f == 0 else str(f) for f in ds["fold"].values[ds["selected"].values[:, c]]
+        )
+        for c in np.flatnonzero(chosen)
+    ]
+    return pd.DataFrame(
+        {
+            "subject": [nyu_ids[int(s)] for s in ds["subject"].values[chosen]],
+            "elec": [str(n) for n in ds["name"].values[chosen]],
+            "selected_in": folds,
+        }
+    )
 
 
 def write_csv(ds, nyu_ids: dict[int, int], path: Path) -> pd.DataFrame:
     """Write `electrode_table` at `path` (a DataError when nothing is selected)."""
     table = electrode_table(ds, nyu_ids)
     if table.empty:
-        raise DataError(f"data.electrodes: the encoding selection selected no electrode of "
-                        f"{ds.sizes['channel']} (every fold); raise alpha, use correction: none "
-                        "or check the response window")
+        raise DataError(
+            f"data.electrodes: the encoding selection selected no electrode of "
+            f"{ds.sizes['channel']} (every fold); raise alpha, use correction: none "
+            "or check the response window"
+        )
     table.to_csv(path, index=False)
     return table
 
@@ -227,13 +269,16 @@ def selection_mask(selection, channels: np.ndarray, words: np.ndarray) -> np.nda
     """Each fold's selected electrodes among the latents' `channels`: bool [fold, channel]. The
     selection's words must be the run's (else its folds are not the run's)."""
     if not np.array_equal(selection["word"].values, words):
-        raise StoreError(f"selection store {selection.encoding.get('source', '')}: its "
-                         f"{selection.sizes['word']} events differ from the run's {len(words)}; "
-                         "rebuild it (podbench stores gc, then build-features)")
+        raise StoreError(
+            f"selection store {selection.encoding.get('source', '')}: its "
+            f"{selection.sizes['word']} events differ from the run's {len(words)}; "
+            "rebuild it (podbench stores gc, then build-features)"
+        )
     return selection["selected"].sel(channel=channels).values
 
 
 # ---------------------------------------------------------------- figures
+
 
 def plot_selection(ds, path: Path) -> list[Path]:
     """Every candidate electrode of each subject on MNI y (anterior) and z (superior), the
@@ -250,12 +295,20 @@ def plot_selection(ds, path: Path) -> list[Path]:
             mine = ds["subject"].values == sub
             on = mine & (share > 0)
             ax.scatter(xyz[mine, 1], xyz[mine, 2], s=6, c="lightgrey", label="candidate")
-            dots = ax.scatter(xyz[on, 1], xyz[on, 2], s=14, c=share[on], cmap="viridis",
-                              vmin=0, vmax=1, label="selected")
+            dots = ax.scatter(
+                xyz[on, 1],
+                xyz[on, 2],
+                s=14,
+                c=share[on],
+                cmap="viridis",
+                vmin=0,
+                vmax=1,
+                label="selected",
+            )
             ax.set_title(f"{sub_label(sub)}: {int(on.sum())} of {int(mine.sum())}")
             ax.set_xlabel("MNI y (mm)")
             ax.set_ylabel("MNI z (mm)")
-        for ax in list(axes.flat)[len(subjects):]:
+        for ax in list(axes.flat)[len(subjects) :]:
             ax.set_visible(False)
         fig.colorbar(dots, ax=axes, label="share of fits selecting it", shrink=0.8)
         return save(fig, path)

@@ -47,8 +47,9 @@ def encoding(ds, chunk_words: int) -> dict:
     for name, var in {**ds.data_vars, **ds.coords}.items():
         if var.dtype.kind in "OUT":
             continue
-        chunks = tuple(min(chunk_words, n) if d == "word" else max(n, 1)
-                       for d, n in zip(var.dims, var.shape))
+        chunks = tuple(
+            min(chunk_words, n) if d == "word" else max(n, 1) for d, n in zip(var.dims, var.shape)
+        )
         enc[name] = {"chunks": chunks, "compressors": compressors()}
     return enc
 
@@ -58,8 +59,9 @@ def write_dataset(path: Path, ds, chunk_words: int, append: bool = False) -> Non
     if append:
         ds.to_zarr(path, zarr_format=3, consolidated=False, append_dim="word")
     else:
-        ds.to_zarr(path, zarr_format=3, consolidated=False, mode="w-",
-                   encoding=encoding(ds, chunk_words))
+        ds.to_zarr(
+            path, zarr_format=3, consolidated=False, mode="w-", encoding=encoding(ds, chunk_words)
+        )
 
 
 def consolidate(path: Path) -> None:
@@ -95,8 +97,10 @@ class BuildReport:
     def line(self) -> str:
         shape = "x".join(str(n) for n in self.shape)
         note = f"  {self.note}" if self.note else ""
-        return (f"{self.stage:<9} {self.key[:SHORT]}  {self.status:<7} {shape:<22} "
-                f"{human_bytes(self.nbytes):>9} {self.seconds:7.1f}s{note}")
+        return (
+            f"{self.stage:<9} {self.key[:SHORT]}  {self.status:<7} {shape:<22} "
+            f"{human_bytes(self.nbytes):>9} {self.seconds:7.1f}s{note}"
+        )
 
 
 def human_bytes(n: float) -> str:
@@ -131,13 +135,17 @@ class Stores:
 
         path = self.path(stage, key)
         if self.marker(path) is None:
-            raise StoreError(f"no complete {stage} store {key[:SHORT]} under {self.root} "
-                             "(run `podbench build-features`)")
+            raise StoreError(
+                f"no complete {stage} store {key[:SHORT]} under {self.root} "
+                "(run `podbench build-features`)"
+            )
         problems = check_chunks(path, thorough=False)
         if problems:
-            raise StoreError(f"{stage} store {key[:SHORT]} ({path}) is damaged: {problems[0]}; "
-                             f"run `podbench stores gc --stores {self.root}` (it removes damaged "
-                             "stores) and rebuild it with `podbench build-features`")
+            raise StoreError(
+                f"{stage} store {key[:SHORT]} ({path}) is damaged: {problems[0]}; "
+                f"run `podbench stores gc --stores {self.root}` (it removes damaged "
+                "stores) and rebuild it with `podbench build-features`"
+            )
         try:
             (path / LAST_USED).touch()
         except OSError:
@@ -158,8 +166,14 @@ class Stores:
         marker = self.marker(path)
         return marker is not None and marker.get("sources") == sources
 
-    def ensure(self, spec: StageSpec, build: Callable[[Path], dict], sources: list[Path],
-               shape_of: Callable[[Path], tuple], fingerprints: Fingerprints) -> BuildReport:
+    def ensure(
+        self,
+        spec: StageSpec,
+        build: Callable[[Path], dict],
+        sources: list[Path],
+        shape_of: Callable[[Path], tuple],
+        fingerprints: Fingerprints,
+    ) -> BuildReport:
         """Return the store of `spec`, building it first if it is missing or stale.
 
         `build(zarr_path)` writes the xarray Dataset there and returns extra provenance;
@@ -178,8 +192,15 @@ class Stores:
                         shutil.rmtree(leftover, ignore_errors=True)
                     note = self._build(spec, build, prints, final)
         fingerprints.save()
-        return BuildReport(spec.stage, spec.key, status, shape_of(final), dir_size(final),
-                           time.perf_counter() - t0, note)
+        return BuildReport(
+            spec.stage,
+            spec.key,
+            status,
+            shape_of(final),
+            dir_size(final),
+            time.perf_counter() - t0,
+            note,
+        )
 
     def _build(self, spec: StageSpec, build, sources: list, final: Path) -> str:
         """Build into a temporary sibling and publish it; return the builder's `note`."""
@@ -191,11 +212,15 @@ class Stores:
             extra = build(tmp / DATA) or {}
             notes.append(str(extra.get("note", "")))
             provenance = {
-                "stage": spec.stage, "key": spec.key, "fragment": spec.fragment,
-                "parents": spec.parents, "podbench_version": __version__,
+                "stage": spec.stage,
+                "key": spec.key,
+                "fragment": spec.fragment,
+                "parents": spec.parents,
+                "podbench_version": __version__,
                 "sources": sources,
                 "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                "host": socket.gethostname(), **extra,
+                "host": socket.gethostname(),
+                **extra,
             }
             group = zarr.open_group(tmp / DATA, mode="r+")
             group.attrs.update(json.loads(json.dumps(provenance)))
@@ -226,8 +251,10 @@ class Stores:
         if not hits:
             raise StoreError(f"no complete store with a key starting {prefix!r} under {self.root}")
         if len(hits) > 1:
-            raise StoreError(f"key prefix {prefix!r} is ambiguous: "
-                             + ", ".join(f"{s[0]} {s[1][:SHORT]}" for s in hits))
+            raise StoreError(
+                f"key prefix {prefix!r} is ambiguous: "
+                + ", ".join(f"{s[0]} {s[1][:SHORT]}" for s in hits)
+            )
         return hits[0]
 
     def leftovers(self) -> list[Path]:
@@ -280,9 +307,11 @@ def reading(path: Path) -> Iterator[None]:
     except Exception as exc:  # noqa: BLE001 - zarr/numcodecs raise several types on bad bytes
         found = check_chunks(path, thorough=True) if (path / MANIFEST).is_file() else []
         what = found[0] if found else f"{type(exc).__name__}: {exc}"
-        raise StoreError(f"store {path} is corrupt: {what}; run `podbench stores gc --verify "
-                         f"--stores {path.parent.parent}` (it removes corrupt stores) and rebuild "
-                         "it with `podbench build-features`") from None
+        raise StoreError(
+            f"store {path} is corrupt: {what}; run `podbench stores gc --verify "
+            f"--stores {path.parent.parent}` (it removes corrupt stores) and rebuild "
+            "it with `podbench build-features`"
+        ) from None
 
 
 def _crc(path: Path) -> int:
@@ -301,11 +330,16 @@ def chunk_manifest(zarr_path: Path) -> dict:
     arrays = {}
     for name, arr in group.arrays():
         codecs = [type(c).__name__ for c in getattr(arr.metadata, "codecs", ())]
-        arrays[name] = {"rows": int(arr.shape[0]) if arr.ndim else 1,
-                        "chunk_rows": int(arr.chunks[0]) if arr.ndim else 1,
-                        "checksummed": any("Crc32c" in c for c in codecs)}
-    files = {str(f.relative_to(zarr_path)): [f.stat().st_size, _crc(f)]
-             for f in sorted(zarr_path.rglob("*")) if f.is_file()}
+        arrays[name] = {
+            "rows": int(arr.shape[0]) if arr.ndim else 1,
+            "chunk_rows": int(arr.chunks[0]) if arr.ndim else 1,
+            "checksummed": any("Crc32c" in c for c in codecs),
+        }
+    files = {
+        str(f.relative_to(zarr_path)): [f.stat().st_size, _crc(f)]
+        for f in sorted(zarr_path.rglob("*"))
+        if f.is_file()
+    }
     return {"arrays": arrays, "files": files}
 
 
@@ -372,13 +406,14 @@ def decode_chunks(path: Path) -> list[str]:
         if name not in arrays:
             problems.append(f"array {name!r} is missing")
         elif list(arrays[name].shape) != shape:
-            problems.append(f"array {name!r} has shape {arrays[name].shape}, "
-                            f"expected {tuple(shape)}")
+            problems.append(
+                f"array {name!r} has shape {arrays[name].shape}, expected {tuple(shape)}"
+            )
     for name, arr in arrays.items():
         step = arr.chunks[0] if arr.ndim else 1
         for start in range(0, max(arr.shape[0], 1) if arr.ndim else 1, step):
             try:
-                arr[start:start + step] if arr.ndim else arr[()]
+                arr[start : start + step] if arr.ndim else arr[()]
             except Exception as exc:  # noqa: BLE001 - a checksum or decode failure
                 problems.append(f"array {name!r} rows {start}..{start + step}: {exc}")
     return problems

@@ -12,8 +12,9 @@ from podbench.features.store import write_dataset
 from podbench.tasks import Task
 
 
-def build_targets(cfg: Config, task: Task, dataset: Dataset, epoch_words: np.ndarray | None,
-                  tmp: Path) -> dict:
+def build_targets(
+    cfg: Config, task: Task, dataset: Dataset, epoch_words: np.ndarray | None, tmp: Path
+) -> dict:
     """Write the targets store of `cfg` at `tmp`; return the task's provenance attributes."""
     ds, attrs = task.target_dataset(cfg, dataset, epoch_words)
     write_dataset(tmp, ds, chunk_words=max(1, ds.sizes["word"]))

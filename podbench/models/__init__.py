@@ -41,15 +41,21 @@ class MlpParams:
 @dataclass
 class RidgeParams:
     alphas: list[float] = opt(
-        factory=lambda: [1e-1, 1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6], gt=0, nonempty=True,
-        doc="L2 penalties tried per lane; the best on validation is kept")
+        factory=lambda: [1e-1, 1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6],
+        gt=0,
+        nonempty=True,
+        doc="L2 penalties tried per lane; the best on validation is kept",
+    )
 
 
 @dataclass
 class LinearParams:
     alphas: list[float] = opt(
-        factory=lambda: [1e-1, 1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6], gt=0, nonempty=True,
-        doc="L2 penalties tried per lane; the best on validation is kept (logistic: C = 1/alpha)")
+        factory=lambda: [1e-1, 1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6],
+        gt=0,
+        nonempty=True,
+        doc="L2 penalties tried per lane; the best on validation is kept (logistic: C = 1/alpha)",
+    )
     max_iter: int = opt(200, ge=1, doc="L-BFGS iterations of each logistic fit")
 
 
@@ -58,7 +64,8 @@ class TimePoolParams:
     hidden: int = opt(256, ge=1, doc="width of the hidden layer (the reference's hidden_dim)")
     dropout: float = opt(0.2, ge=0, lt=1, doc="dropout after the hidden layer")
     output_activation: Literal["none", "tanh", "sigmoid"] = opt(
-        "none", doc="applied to the outputs of vector heads (other heads give logits/values)")
+        "none", doc="applied to the outputs of vector heads (other heads give logits/values)"
+    )
     init: Literal["torch", "glorot"] = opt("torch", doc="weight initialisation")
 
 
@@ -69,19 +76,39 @@ class LlmPrefixParams:
     prefix: Literal["brain", "constant"] = "brain"
     prefix_tokens: int = opt(1, ge=1, doc="prefix embeddings the encoder gives")
     dropout: float = opt(0.2, ge=0, lt=1, doc="dropout rate")
-    encoder_init: str = opt("", doc="stage 1: a finished llm_embedding_pretraining run (its "
-                                    "results folder or its config .yml) whose encoder each "
-                                    "lane starts from; empty: a random encoder")
+    encoder_init: str = opt(
+        "",
+        doc="stage 1: a finished llm_embedding_pretraining run (its "
+        "results folder or its config .yml) whose encoder each "
+        "lane starts from; empty: a random encoder",
+    )
 
 
-models.declare("pitom", "podbench.models.pitom", params=PitomParams, input_dims=("channel", "bin"),
-               dropout="dropout")
+models.declare(
+    "pitom",
+    "podbench.models.pitom",
+    params=PitomParams,
+    input_dims=("channel", "bin"),
+    dropout="dropout",
+)
 models.declare("mlp", "podbench.models.mlp", params=MlpParams, dropout="dropout")
 models.declare("ridge", "podbench.models.ridge", kind="closed_form", params=RidgeParams)
-models.declare("linear", "podbench.models.linear", kind="closed_form", params=LinearParams,
-               classifier=True)
-models.declare("time_pool", "podbench.models.time_pool", params=TimePoolParams,
-               input_dims=("channel", "bin"), dropout="dropout")
-models.declare("llm_prefix", "podbench.models.llm_prefix", params=LlmPrefixParams,
-               takes_targets=True, uses_frozen=True, init_from={"encoder_init": "encoder"},
-               dropout="dropout")
+models.declare(
+    "linear", "podbench.models.linear", kind="closed_form", params=LinearParams, classifier=True
+)
+models.declare(
+    "time_pool",
+    "podbench.models.time_pool",
+    params=TimePoolParams,
+    input_dims=("channel", "bin"),
+    dropout="dropout",
+)
+models.declare(
+    "llm_prefix",
+    "podbench.models.llm_prefix",
+    params=LlmPrefixParams,
+    takes_targets=True,
+    uses_frozen=True,
+    init_from={"encoder_init": "encoder"},
+    dropout="dropout",
+)

@@ -33,18 +33,22 @@ class Call(NamedTuple):
 def kernel_init(name: str, batch_axis: tuple[int, ...] = ()):
     """torch: PyTorch's default U(-1/sqrt(fan_in), 1/sqrt(fan_in)); glorot: Keras glorot_normal."""
     if name == "torch":
-        return jax.nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform",
-                                                    batch_axis=batch_axis)
+        return jax.nn.initializers.variance_scaling(
+            1 / 3, "fan_in", "uniform", batch_axis=batch_axis
+        )
     if name == "glorot":
-        return jax.nn.initializers.variance_scaling(1.0, "fan_avg", "truncated_normal",
-                                                    batch_axis=batch_axis)
+        return jax.nn.initializers.variance_scaling(
+            1.0, "fan_avg", "truncated_normal", batch_axis=batch_axis
+        )
     raise ValueError(f"unknown init {name!r}")
 
 
 def fan_in_uniform(fan_in: int):
     """PyTorch's bias init for a layer with `fan_in` inputs."""
-    bound = 1.0 / fan_in ** 0.5
-    return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
+    bound = 1.0 / fan_in**0.5
+    return lambda key, shape, dtype=jnp.float32: jax.random.uniform(
+        key, shape, dtype, -bound, bound
+    )
 
 
 DROPOUT_LEVELS = 1 << 16  # the rate's resolution: each mask element uses 16 random bits
@@ -85,17 +89,18 @@ def dropout(x: jax.Array, call: Call, salt: int) -> jax.Array:
 def patches(x: jax.Array, k: int) -> jax.Array:
     """[B, T, C] -> [B, T-k+1, k*C]: the 'valid' windows of width k, flattened."""
     t = x.shape[1] - k + 1
-    return jnp.concatenate([x[:, i:i + t] for i in range(k)], axis=-1)
+    return jnp.concatenate([x[:, i : i + t] for i in range(k)], axis=-1)
 
 
 class Conv1D(nnx.Module):
     """'valid' 1-D convolution over time on [B, T, C] (channels last), as an im2col matmul."""
 
-    def __init__(self, c_in: int, c_out: int, k: int, *, use_bias: bool, init: str,
-                 rngs: nnx.Rngs):
+    def __init__(self, c_in: int, c_out: int, k: int, *, use_bias: bool, init: str, rngs: nnx.Rngs):
         self.k = k
         self.kernel = nnx.Param(kernel_init(init)(rngs.params(), (k * c_in, c_out)))
-        self.bias = nnx.Param(fan_in_uniform(k * c_in)(rngs.params(), (c_out,))) if use_bias else None
+        self.bias = (
+            nnx.Param(fan_in_uniform(k * c_in)(rngs.params(), (c_out,))) if use_bias else None
+        )
 
     def __call__(self, x: jax.Array) -> jax.Array:
         y = patches(x, self.k) @ self.kernel[...]
@@ -108,8 +113,9 @@ class LocallyConnected1D(nnx.Module):
     def __init__(self, t_in: int, c_in: int, c_out: int, k: int, *, init: str, rngs: nnx.Rngs):
         self.k = k
         t_out = t_in - k + 1
-        self.kernel = nnx.Param(kernel_init(init, batch_axis=(0,))(rngs.params(),
-                                                                   (t_out, k * c_in, c_out)))
+        self.kernel = nnx.Param(
+            kernel_init(init, batch_axis=(0,))(rngs.params(), (t_out, k * c_in, c_out))
+        )
         self.bias = nnx.Param(jnp.zeros((t_out, c_out)))
 
     def __call__(self, x: jax.Array) -> jax.Array:

@@ -38,8 +38,19 @@ def _minimise(loss, w0, iterations: int):
     return w
 
 
-def logistic_fit(x_train, y_train, train_mask, x_val, y_val, val_mask, alphas, score_fn, *,
-                 n_out: int, iterations: int):
+def logistic_fit(
+    x_train,
+    y_train,
+    train_mask,
+    x_val,
+    y_val,
+    val_mask,
+    alphas,
+    score_fn,
+    *,
+    n_out: int,
+    iterations: int,
+):
     """Logistic regression per alpha (binary: one logit, n_out = 1; classes: n_out logits);
     alpha chosen by `score_fn` on the validation rows. Returns what ridge_fit returns."""
     import optax
@@ -60,8 +71,9 @@ def logistic_fit(x_train, y_train, train_mask, x_val, y_val, val_mask, alphas, s
                 per = optax.sigmoid_binary_cross_entropy(logits[:, 0], label)
             else:
                 per = optax.softmax_cross_entropy_with_integer_labels(
-                    logits, label.astype(jnp.int32))
-            return (jnp.sum(weight * per) + 0.5 * alpha * jnp.sum(w ** 2)) / n
+                    logits, label.astype(jnp.int32)
+                )
+            return (jnp.sum(weight * per) + 0.5 * alpha * jnp.sum(w**2)) / n
 
         w0 = (jnp.zeros((n_features, n_out), xs.dtype), jnp.zeros((n_out,), xs.dtype))
         w, b = _minimise(loss, w0, iterations)

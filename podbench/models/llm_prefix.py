@@ -54,17 +54,25 @@ class LlmPrefix(nnx.Module):
         self.brain = p["prefix"] == "brain"
         entry = registry.models.entry(p["encoder"], "model.params.encoder")
         if entry.spec.closed_form or entry.spec.takes_targets:
-            raise ConfigError(f"model.params.encoder = {p['encoder']!r}: expected a trained "
-                              "decoder of the brain window (e.g. pitom, mlp)")
+            raise ConfigError(
+                f"model.params.encoder = {p['encoder']!r}: expected a trained "
+                "decoder of the brain window (e.g. pitom, mlp)"
+            )
         dims = entry.spec.input_dims
         if dims is not None and len(dims) != len(input_shape):
-            raise ConfigError(f"model.params.encoder = {p['encoder']!r} takes latents with "
-                              f"dims {dims}; the latents are {len(input_shape)}-d per lag")
-        params = build_params(entry.spec.params, p["encoder_params"],
-                               "model.params.encoder_params")
+            raise ConfigError(
+                f"model.params.encoder = {p['encoder']!r} takes latents with "
+                f"dims {dims}; the latents are {len(input_shape)}-d per lag"
+            )
+        params = build_params(entry.spec.params, p["encoder_params"], "model.params.encoder_params")
         build: BuildTrained = entry.obj
-        self.encoder = build(params, input_shape=input_shape, output_dim=self.n_prefix * width,
-                             head="scalar", rngs=rngs)
+        self.encoder = build(
+            params,
+            input_shape=input_shape,
+            output_dim=self.n_prefix * width,
+            head="scalar",
+            rngs=rngs,
+        )
 
     def __call__(self, x: jax.Array, call: Call, y: jax.Array) -> jax.Array:
         lm = call.frozen
@@ -82,9 +90,10 @@ class LlmPrefix(nnx.Module):
         # last prefix embedding when the word has no context
         last = n_prefix + n_context - 1
         first = jnp.where(context[:, -1] >= 0, last, n_prefix - 1)
-        where = jnp.concatenate([first[:, None],
-                                 jnp.broadcast_to(last + jnp.arange(1, n_target), (b, n_target - 1))],
-                                axis=1)
+        where = jnp.concatenate(
+            [first[:, None], jnp.broadcast_to(last + jnp.arange(1, n_target), (b, n_target - 1))],
+            axis=1,
+        )
         picked = jnp.take_along_axis(states, where[..., None], axis=1)
         nll, rank = token_scores(lm, picked, jnp.maximum(target, 0))
         real = target >= 0
@@ -95,10 +104,19 @@ class LlmPrefix(nnx.Module):
 
 
 @register_model("llm_prefix")
-def llm_prefix(params: dict, *, input_shape: tuple[int, ...], output_dim: int, head: str,
-               rngs: nnx.Rngs, frozen) -> LlmPrefix:
+def llm_prefix(
+    params: dict,
+    *,
+    input_shape: tuple[int, ...],
+    output_dim: int,
+    head: str,
+    rngs: nnx.Rngs,
+    frozen,
+) -> LlmPrefix:
     """Brain prefix (or a learned constant) in front of the task's frozen language model."""
     if frozen is None or not hasattr(frozen, "wte"):
-        raise ConfigError("model.name = 'llm_prefix': needs a task that provides a frozen "
-                          "language model (task: llm_decoding)")
+        raise ConfigError(
+            "model.name = 'llm_prefix': needs a task that provides a frozen "
+            "language model (task: llm_decoding)"
+        )
     return LlmPrefix(params, input_shape, output_dim // 2, frozen.spec.n_embd, rngs)

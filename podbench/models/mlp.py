@@ -22,7 +22,9 @@ class Mlp(nnx.Module):
         self.norms = nnx.List([nnx.LayerNorm(b, epsilon=1e-5, rngs=rngs) for b in sizes[1:]])
         self.out = linear(sizes[-1], n_out, p["init"], rngs)
         vector = head == "vector"
-        self.final = nnx.LayerNorm(n_out, epsilon=1e-5, rngs=rngs) if p["final_norm"] and vector else None
+        self.final = (
+            nnx.LayerNorm(n_out, epsilon=1e-5, rngs=rngs) if p["final_norm"] and vector else None
+        )
         self.activation = p["output_activation"] if vector else "none"
 
     def __call__(self, x: jax.Array, call: Call) -> jax.Array:
@@ -39,7 +41,8 @@ class Mlp(nnx.Module):
 
 
 @register_model("mlp")
-def mlp(params: dict, *, input_shape: tuple[int, ...], output_dim: int, head: str,
-        rngs: nnx.Rngs) -> Mlp:
+def mlp(
+    params: dict, *, input_shape: tuple[int, ...], output_dim: int, head: str, rngs: nnx.Rngs
+) -> Mlp:
     """MLP over the flattened latents of any shape (final LayerNorm/activation for vectors)."""
     return Mlp(math.prod(input_shape), output_dim, params, head, rngs)

@@ -28,8 +28,9 @@ from podbench.registry import register_model
 
 
 class Pitom(nnx.Module):
-    def __init__(self, n_channels: int, n_times: int, n_out: int, p: dict, head: str,
-                 rngs: nnx.Rngs):
+    def __init__(
+        self, n_channels: int, n_times: int, n_out: int, p: dict, head: str, rngs: nnx.Rngs
+    ):
         f, init = p["filters"], p["init"]
         self.conv1 = Conv1D(n_channels, f, 3, use_bias=False, init=init, rngs=rngs)
         self.bn1 = batch_norm(f, rngs)
@@ -38,8 +39,11 @@ class Pitom(nnx.Module):
         t3 = (n_times - 2) // 2 + 1 - 1  # time steps entering the last block
         if t3 < 2:
             raise ValueError(f"PITOM needs at least 6 time bins, got {n_times}")
-        self.conv3 = (LocallyConnected1D(t3, f, f, 2, init=init, rngs=rngs)
-                      if p["locally_connected"] else Conv1D(f, f, 2, use_bias=True, init=init, rngs=rngs))
+        self.conv3 = (
+            LocallyConnected1D(t3, f, f, 2, init=init, rngs=rngs)
+            if p["locally_connected"]
+            else Conv1D(f, f, 2, use_bias=True, init=init, rngs=rngs)
+        )
         self.bn3 = batch_norm(f, rngs)
         self.dense = linear(f, n_out, init, rngs)
         vector = head == "vector"
@@ -72,8 +76,9 @@ class Pitom(nnx.Module):
 
 
 @register_model("pitom")
-def pitom(params: dict, *, input_shape: tuple[int, ...], output_dim: int, head: str,
-          rngs: nnx.Rngs) -> Pitom:
+def pitom(
+    params: dict, *, input_shape: tuple[int, ...], output_dim: int, head: str, rngs: nnx.Rngs
+) -> Pitom:
     """The reference PITOM decoder for [word, channel, bin] latents.
 
     head "vector" (embeddings) ends in LayerNorm and tanh; "classes_norm" (a class task's

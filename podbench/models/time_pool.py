@@ -34,7 +34,8 @@ class TimePool(nnx.Module):
 
 
 @register_model("time_pool")
-def time_pool(params: dict, *, input_shape: tuple[int, ...], output_dim: int, head: str,
-              rngs: nnx.Rngs) -> TimePool:
+def time_pool(
+    params: dict, *, input_shape: tuple[int, ...], output_dim: int, head: str, rngs: nnx.Rngs
+) -> TimePool:
     """Time-pooling decoder for [word, channel, bin] latents (any number of bins >= 1)."""
     return TimePool(input_shape[0], output_dim, params, head, rngs)

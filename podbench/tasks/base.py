@@ -97,8 +97,10 @@ class Task(ABC):
         folds than the events allow (each fold needs at least 3)."""
         n_folds = cfg.training.n_folds
         if len(events) < 3 * n_folds:
-            raise ConfigError(f"training.n_folds = {n_folds}: task {cfg.task!r} has only "
-                              f"{len(events)} events in {dataset.root} (at least 3 per fold)")
+            raise ConfigError(
+                f"training.n_folds = {n_folds}: task {cfg.task!r} has only "
+                f"{len(events)} events in {dataset.root} (at least 3 per fold)"
+            )
 
     def events(self, cfg: Config, dataset: Dataset) -> pd.DataFrame:
         """The events windows are centred on: columns word_idx (event id, increasing in
@@ -144,8 +146,15 @@ class Task(ABC):
     def split_metrics(self, pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
         return {name: registry.metrics.get(name)(pred, y) for name in self.split_metric_names}
 
-    def fold_metrics(self, member_preds: np.ndarray, y: np.ndarray, labels: np.ndarray,
-                     train_labels: np.ndarray, cfg: Config, split: str) -> dict[str, float]:
+    def fold_metrics(
+        self,
+        member_preds: np.ndarray,
+        y: np.ndarray,
+        labels: np.ndarray,
+        train_labels: np.ndarray,
+        cfg: Config,
+        split: str,
+    ) -> dict[str, float]:
         """Metrics that need the members' predictions on a whole evaluation split ("test" for
         reporting, "val" for model selection); keys start with the split."""
         return {}
@@ -185,8 +194,9 @@ class Task(ABC):
         ("classes_norm": class logits through a LayerNorm, for the reference's PITOM)."""
         return self.head
 
-    def extra_results(self, cfg: Config, test: list[tuple[int, int, np.ndarray, np.ndarray]]
-                      ) -> dict[str, pd.DataFrame]:
+    def extra_results(
+        self, cfg: Config, test: list[tuple[int, int, np.ndarray, np.ndarray]]
+    ) -> dict[str, pd.DataFrame]:
         """Extra tables for the results folder (file name -> table), from each (lag, fold,
         ensemble test predictions, test targets); e.g. a confusion matrix. None by default."""
         return {}
@@ -212,9 +222,12 @@ class Task(ABC):
         target columns. Tasks with equal keys (and equal events) train as lanes of one
         program; subclasses add what fixes their target shape."""
         kind = type(self)
-        return {"head": self.head, "loss": f"{kind.loss.__module__}.{kind.loss.__qualname__}",
-                "stop": f"{kind.stop_value.__module__}.{kind.stop_value.__qualname__}",
-                "stop_mode": self.stop_mode}
+        return {
+            "head": self.head,
+            "loss": f"{kind.loss.__module__}.{kind.loss.__qualname__}",
+            "stop": f"{kind.stop_value.__module__}.{kind.stop_value.__qualname__}",
+            "stop_mode": self.stop_mode,
+        }
 
 
 def validation_twin(metric: str) -> str:
@@ -232,6 +245,8 @@ def best_index(values: pd.Series, mode: str):
 def task_for(cfg: Config) -> Task:
     """The task instance a config selects."""
     if isinstance(cfg.task, list):  # cfg.several_tasks, written out so that mypy narrows
-        raise ConfigError(f"task = {cfg.task!r}: this needs one task; pick one with "
-                          "config.task_configs() or --set task=NAME")
+        raise ConfigError(
+            f"task = {cfg.task!r}: this needs one task; pick one with "
+            "config.task_configs() or --set task=NAME"
+        )
     return registry.tasks.get(cfg.task, "task")()

@@ -63,8 +63,10 @@ def words_and_tags(cfg: Config) -> list[str]:
     return [TRANSCRIPT] if cfg.task_params.get("labels_csv") else [TRANSCRIPT, SYNTACTIC]
 
 
-PARITY_DOC = ("podbench: podbench's protocol; reference: the reference's where podbench "
-              "differs on purpose (docs/user_guide/parity.md)")
+PARITY_DOC = (
+    "podbench: podbench's protocol; reference: the reference's where podbench "
+    "differs on purpose (docs/user_guide/parity.md)"
+)
 
 
 @dataclass
@@ -72,8 +74,10 @@ class ClassWeightParams:
     """Parameters of the classification tasks."""
 
     class_weight: Literal["none", "balanced"] = opt(
-        "none", doc="weight examples in the loss by n / (n_classes * n_class), counted on "
-                    "each training fold (sklearn's 'balanced'); none: every example 1")
+        "none",
+        doc="weight examples in the loss by n / (n_classes * n_class), counted on "
+        "each training fold (sklearn's 'balanced'); none: every example 1",
+    )
     parity: Literal["podbench", "reference"] = opt("podbench", doc=PARITY_DOC)
 
 
@@ -82,9 +86,11 @@ class WordClassParams(ClassWeightParams):
     """Parameters of the syntactic word tasks (content_word, part_of_speech)."""
 
     labels_csv: str | None = opt(
-        None, doc="the reference's word table (df_word_onset_with_pos_class.csv: onset, "
-                  "is_content, pos_class), matched to the transcript by onset; null: spaCy "
-                  "tags of stimuli/syntactic/transcript.tsv")
+        None,
+        doc="the reference's word table (df_word_onset_with_pos_class.csv: onset, "
+        "is_content, pos_class), matched to the transcript by onset; null: spaCy "
+        "tags of stimuli/syntactic/transcript.tsv",
+    )
 
 
 def task_file(cfg: Config, name: str) -> Path:
@@ -103,18 +109,21 @@ def batch_mean(score: Callable, pred: Array, y: Array, mask: Array, size: int) -
     import jax.numpy as jnp
 
     pad = (-pred.shape[0]) % size
-    batches = [jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)).reshape(-1, size, *a.shape[1:])
-               for a in (pred, y, mask)]
+    batches = [
+        jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)).reshape(-1, size, *a.shape[1:])
+        for a in (pred, y, mask)
+    ]
     values = jax.vmap(score)(*batches)
     has = (batches[2].sum(axis=1) > 0).astype(values.dtype)
     return jnp.sum(values * has) / jnp.maximum(has.sum(), 1.0)
 
 
-def host_batch_mean(score: Callable, pred: np.ndarray, y: np.ndarray, size: int,
-                    one_class: float = 0.5) -> float:
+def host_batch_mean(
+    score: Callable, pred: np.ndarray, y: np.ndarray, size: int, one_class: float = 0.5
+) -> float:
     """`score(pred, y)` on consecutive batches of `size` rows, averaged over batches; a batch
     where the score is undefined (nan: one class) counts `one_class`, as in the reference."""
-    values = [score(pred[i:i + size], y[i:i + size]) for i in range(0, len(pred), size)]
+    values = [score(pred[i : i + size], y[i : i + size]) for i in range(0, len(pred), size)]
     return float(np.mean([one_class if np.isnan(v) else v for v in values]))
 
 
@@ -130,25 +139,34 @@ class EventTargetsTask(Task):
             if cfg.task_params.get(name):
                 task_file(cfg, name)
         if cfg.training.loss != "mse":
-            raise ConfigError(f"training.loss = {cfg.training.loss!r}: task {cfg.task!r} has its "
-                              "own loss; training.loss applies to embedding tasks only")
+            raise ConfigError(
+                f"training.loss = {cfg.training.loss!r}: task {cfg.task!r} has its "
+                "own loss; training.loss applies to embedding tasks only"
+            )
         if not self.word_events and cfg.training.fold_type == "zero_shot":
-            raise ConfigError(f"training.fold_type = 'zero_shot': task {cfg.task!r} has no word "
-                              "types to fold over; use sequential")
+            raise ConfigError(
+                f"training.fold_type = 'zero_shot': task {cfg.task!r} has no word "
+                "types to fold over; use sequential"
+            )
         decoder = registry.models.spec(cfg.model.name, "model.name")
         if decoder.closed_form and not decoder.classifier and self.head == "classes":
-            raise ConfigError(f"model.name = {cfg.model.name!r}: a closed-form regression cannot "
-                              f"give task {cfg.task!r} one logit per class; use linear (logistic "
-                              "regression) or a trained model (pitom, mlp)")
+            raise ConfigError(
+                f"model.name = {cfg.model.name!r}: a closed-form regression cannot "
+                f"give task {cfg.task!r} one logit per class; use linear (logistic "
+                "regression) or a trained model (pitom, mlp)"
+            )
 
     def describe(self, cfg: Config) -> str:
         return cast(str, cfg.task)  # a task's config names one task
 
     def program_key(self, cfg: Config) -> dict:
         """Plus the classes, whether a weight column follows the label, and the parity mode."""
-        return {**super().program_key(cfg), "classes": list(getattr(self, "class_names", ())),
-                "class_weight": cfg.task_params.get("class_weight", "none"),
-                "parity": self.parity(cfg)}
+        return {
+            **super().program_key(cfg),
+            "classes": list(getattr(self, "class_names", ())),
+            "class_weight": cfg.task_params.get("class_weight", "none"),
+            "parity": self.parity(cfg),
+        }
 
     def keyed_params(self, cfg: Config) -> dict:
         """task_params for stage keys: a file of `file_params` by its content, not its path."""
@@ -161,8 +179,10 @@ class EventTargetsTask(Task):
         return params
 
     def training_fragment(self, cfg: Config, fingerprint) -> dict:
-        return {**super().training_fragment(cfg, fingerprint),
-                "task_params": self.keyed_params(cfg)}
+        return {
+            **super().training_fragment(cfg, fingerprint),
+            "task_params": self.keyed_params(cfg),
+        }
 
     # ---------------------------------------------------------------- parity: reference
 
@@ -193,8 +213,15 @@ class EventTargetsTask(Task):
             return self.ensemble(member_preds)
         return super().joint_ensemble(member_preds, cfg)
 
-    def fold_metrics(self, member_preds: np.ndarray, y: np.ndarray, labels: np.ndarray,
-                     train_labels: np.ndarray, cfg: Config, split: str) -> dict[str, float]:
+    def fold_metrics(
+        self,
+        member_preds: np.ndarray,
+        y: np.ndarray,
+        labels: np.ndarray,
+        train_labels: np.ndarray,
+        cfg: Config,
+        split: str,
+    ) -> dict[str, float]:
         """parity: reference adds the reference's per-batch-mean AUC of the test and
         validation splits (batches of training.batch_size rows in time order)."""
         if self.parity(cfg) != "reference" or not self.batch_mean_metric:
@@ -218,8 +245,9 @@ class EventTargetsTask(Task):
         """Target columns [N, D] when nothing is fitted."""
         return values[:, None]
 
-    def fold_columns(self, cfg: Config, values: np.ndarray,
-                     train: np.ndarray) -> tuple[np.ndarray, dict]:
+    def fold_columns(
+        self, cfg: Config, values: np.ndarray, train: np.ndarray
+    ) -> tuple[np.ndarray, dict]:
         """Target columns [N, D] fitted on the training rows `train`, and what was fitted."""
         return self.columns(cfg, values), {}
 
@@ -250,13 +278,16 @@ class EventTargetsTask(Task):
                 cols, info = self.fold_columns(cfg, values, rows[fold.train])
                 slices.append(cols)
                 fitted.append(info)
-            target: tuple[tuple[str, ...], np.ndarray] = (("fold", "word", "dim"),
-                                                          np.stack(slices).astype(np.float32))
+            target: tuple[tuple[str, ...], np.ndarray] = (
+                ("fold", "word", "dim"),
+                np.stack(slices).astype(np.float32),
+            )
             attrs["fitted_per_fold"] = fitted
         else:
             target = (("word", "dim"), self.columns(cfg, values).astype(np.float32))
-        ds = xr.Dataset({"target": target},
-                        coords={"word": word_idx, "label": ("word", words.astype(object))})
+        ds = xr.Dataset(
+            {"target": target}, coords={"word": word_idx, "label": ("word", words.astype(object))}
+        )
         return ds, attrs
 
 
@@ -276,6 +307,7 @@ def balanced_weights(labels: np.ndarray, train: np.ndarray, n_classes: int) -> n
 
 # -------------------------------------------------------------------- task kinds
 
+
 class BinaryTask(EventTargetsTask):
     """Binary targets: one logit, BCE on the logit; ROC-AUC, F1, balanced accuracy."""
 
@@ -291,7 +323,8 @@ class BinaryTask(EventTargetsTask):
         weights = balanced_weights(labels, train, 2)
         return np.stack([values, weights], axis=1), {
             "positive_weight": float(weights[labels == 1][0]) if (labels == 1).any() else 1.0,
-            "negative_weight": float(weights[labels == 0][0]) if (labels == 0).any() else 1.0}
+            "negative_weight": float(weights[labels == 0][0]) if (labels == 0).any() else 1.0,
+        }
 
     def output_dim(self, y: np.ndarray, cfg: Config) -> int:
         return 1
@@ -308,8 +341,10 @@ class BinaryTask(EventTargetsTask):
 
     def extra_results(self, cfg, test):
         """confusion_matrix.csv as for class tasks: a logit > 0 predicts "positive"."""
-        as_two = [(lag, fold, np.concatenate([np.zeros_like(pred[:, :1]), pred[:, :1]], axis=1), y)
-                  for lag, fold, pred, y in test]
+        as_two = [
+            (lag, fold, np.concatenate([np.zeros_like(pred[:, :1]), pred[:, :1]], axis=1), y)
+            for lag, fold, pred, y in test
+        ]
         return {"confusion_matrix.csv": confusion_table(as_two, ("negative", "positive"))}
 
     def traced_ensemble(self, member_preds: Array) -> Array:
@@ -334,8 +369,13 @@ class ClassesTask(EventTargetsTask):
 
     head = "classes"
     stop_mode = "max"
-    split_metric_names = ("cross_entropy", "macro_roc_auc", "macro_f1", "balanced_accuracy",
-                          "accuracy")
+    split_metric_names = (
+        "cross_entropy",
+        "macro_roc_auc",
+        "macro_f1",
+        "balanced_accuracy",
+        "accuracy",
+    )
     headline = "test_macro_roc_auc"
     chance = 0.5
     class_names: tuple[str, ...] = ()
@@ -344,8 +384,10 @@ class ClassesTask(EventTargetsTask):
     def fold_columns(self, cfg, values, train):
         labels = np.rint(values).astype(np.int64)
         weights = balanced_weights(labels, train, len(self.class_names))
-        per_class = {name: float(weights[labels == c][0]) if (labels == c).any() else 1.0
-                     for c, name in enumerate(self.class_names)}
+        per_class = {
+            name: float(weights[labels == c][0]) if (labels == c).any() else 1.0
+            for c, name in enumerate(self.class_names)
+        }
         return np.stack([values, weights], axis=1), {"class_weights": per_class}
 
     def output_dim(self, y: np.ndarray, cfg: Config) -> int:
@@ -392,13 +434,19 @@ def confusion_table(test, class_names) -> pd.DataFrame:
     k = len(class_names)
     by_lag: dict[int, np.ndarray] = {}
     for lag, _fold, pred, y in test:
-        by_lag[lag] = by_lag.get(lag, np.zeros((k, k), np.int64)) + \
-            metrics.confusion_counts(pred, y, k)
+        by_lag[lag] = by_lag.get(lag, np.zeros((k, k), np.int64)) + metrics.confusion_counts(
+            pred, y, k
+        )
     rows = []
     for lag in sorted(by_lag):
         for t, name in enumerate(class_names):
-            rows.append({"lags": lag, "true": name,
-                         **{f"pred_{p}": int(by_lag[lag][t, i]) for i, p in enumerate(class_names)}})
+            rows.append(
+                {
+                    "lags": lag,
+                    "true": name,
+                    **{f"pred_{p}": int(by_lag[lag][t, i]) for i, p in enumerate(class_names)},
+                }
+            )
     return pd.DataFrame(rows)
 
 

@@ -53,8 +53,7 @@ class ContentWord(BinaryTask):
 
     def values(self, cfg: Config, dataset: Dataset) -> pd.DataFrame:
         if cfg.task_params["labels_csv"]:
-            return table_word_labels(dataset, task_file(cfg, "labels_csv"), "is_content",
-                                     range(2))
+            return table_word_labels(dataset, task_file(cfg, "labels_csv"), "is_content", range(2))
         tags = word_tags(dataset)
         value = tags["tag"].map(is_content_tag).astype(np.float64)
         return tags[["word_idx", "word"]].assign(value=value)

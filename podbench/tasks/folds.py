@@ -28,7 +28,7 @@ class Fold:
 
 def _tail_split(idx: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:
     n_val = math.ceil(fraction * len(idx))
-    return idx[: len(idx) - n_val], idx[len(idx) - n_val:]
+    return idx[: len(idx) - n_val], idx[len(idx) - n_val :]
 
 
 def sequential_folds(n_words: int, n_folds: int, val_fraction: float) -> list[Fold]:
@@ -38,8 +38,8 @@ def sequential_folds(n_words: int, n_folds: int, val_fraction: float) -> list[Fo
     everything = np.arange(n_words)
     folds = []
     for k in range(n_folds):
-        test = everything[bounds[k]:bounds[k + 1]]
-        rest = np.concatenate([everything[: bounds[k]], everything[bounds[k + 1]:]])
+        test = everything[bounds[k] : bounds[k + 1]]
+        rest = np.concatenate([everything[: bounds[k]], everything[bounds[k + 1] :]])
         train, val = _tail_split(rest, val_fraction)
         folds.append(Fold(k + 1, train, val, test))
     return folds
@@ -48,8 +48,9 @@ def sequential_folds(n_words: int, n_folds: int, val_fraction: float) -> list[Fo
 def zero_shot_folds(labels: np.ndarray, n_folds: int, val_fraction: float, seed: int) -> list[Fold]:
     types = np.array(sorted(set(labels.tolist())), dtype=object)
     if len(types) < n_folds:
-        raise ConfigError(f"training.n_folds = {n_folds}: only {len(types)} word types for "
-                          "zero-shot folds")
+        raise ConfigError(
+            f"training.n_folds = {n_folds}: only {len(types)} word types for zero-shot folds"
+        )
     order = types[np.random.default_rng(seed).permutation(len(types))]
     parts = np.array_split(order, n_folds)
     folds = []
@@ -57,16 +58,19 @@ def zero_shot_folds(labels: np.ndarray, n_folds: int, val_fraction: float, seed:
         rest = np.concatenate([p for j, p in enumerate(parts) if j != k])
         rest = rest[np.random.default_rng(seed + k + 1).permutation(len(rest))]
         n_val = math.ceil(val_fraction * len(rest))
-        split = {"test": set(parts[k]), "val": set(rest[len(rest) - n_val:])}
-        where = {name: np.flatnonzero([lab in members for lab in labels])
-                 for name, members in split.items()}
+        split = {"test": set(parts[k]), "val": set(rest[len(rest) - n_val :])}
+        where = {
+            name: np.flatnonzero([lab in members for lab in labels])
+            for name, members in split.items()
+        }
         train = np.setdiff1d(np.arange(len(labels)), np.concatenate(list(where.values())))
         folds.append(Fold(k + 1, train, where["val"], where["test"]))
     return folds
 
 
-def make_folds(labels: np.ndarray, n_folds: int, fold_type: str, val_fraction: float,
-               seed: int) -> list[Fold]:
+def make_folds(
+    labels: np.ndarray, n_folds: int, fold_type: str, val_fraction: float, seed: int
+) -> list[Fold]:
     """Folds over words (in time order) with the given labels (word types)."""
     if len(labels) < 3 * n_folds:
         raise ConfigError(f"training.n_folds = {n_folds}: only {len(labels)} words")

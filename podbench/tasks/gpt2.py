@@ -97,19 +97,30 @@ class GPT2(nnx.Module):
 def _read_shape(lm_dir: Path, where: str) -> GPT2Shape:
     path = lm_dir / "config.json"
     if not path.is_file():
-        raise ConfigError(f"{where} = {str(lm_dir)!r}: no config.json there (expected a local "
-                          "Hugging Face GPT-2 directory, e.g. from save_pretrained)")
+        raise ConfigError(
+            f"{where} = {str(lm_dir)!r}: no config.json there (expected a local "
+            "Hugging Face GPT-2 directory, e.g. from save_pretrained)"
+        )
     raw = json.loads(path.read_text())
     if raw.get("model_type") != "gpt2":
         raise ConfigError(f"{path}: model_type = {raw.get('model_type')!r}, expected 'gpt2'")
     if raw.get("activation_function", "gelu_new") != "gelu_new":
-        raise ConfigError(f"{path}: activation_function = {raw['activation_function']!r}, "
-                          "expected 'gelu_new' (GPT-2's tanh GELU)")
+        raise ConfigError(
+            f"{path}: activation_function = {raw['activation_function']!r}, "
+            "expected 'gelu_new' (GPT-2's tanh GELU)"
+        )
     try:
         n_layer, n_head, n_embd, n_positions, vocab_size = (
-            int(raw[k]) for k in ("n_layer", "n_head", "n_embd", "n_positions", "vocab_size"))
-        return GPT2Shape(n_layer, n_head, n_embd, n_positions, vocab_size,
-                         float(raw.get("layer_norm_epsilon", 1e-5)))
+            int(raw[k]) for k in ("n_layer", "n_head", "n_embd", "n_positions", "vocab_size")
+        )
+        return GPT2Shape(
+            n_layer,
+            n_head,
+            n_embd,
+            n_positions,
+            vocab_size,
+            float(raw.get("layer_norm_epsilon", 1e-5)),
+        )
     except KeyError as err:
         raise ConfigError(f"{path}: missing {err.args[0]!r}") from err
 
@@ -124,11 +135,15 @@ def _read_weights(lm_dir: Path, where: str) -> dict[str, np.ndarray]:
     elif torch_bin.is_file():
         import torch
 
-        tensors = {k: v.float().numpy() for k, v in
-                   torch.load(torch_bin, map_location="cpu", weights_only=True).items()}
+        tensors = {
+            k: v.float().numpy()
+            for k, v in torch.load(torch_bin, map_location="cpu", weights_only=True).items()
+        }
     else:
-        raise ConfigError(f"{where} = {str(lm_dir)!r}: neither model.safetensors nor "
-                          "pytorch_model.bin there (sharded checkpoints are not supported)")
+        raise ConfigError(
+            f"{where} = {str(lm_dir)!r}: neither model.safetensors nor "
+            "pytorch_model.bin there (sharded checkpoints are not supported)"
+        )
     return {k.removeprefix("transformer."): np.asarray(v, np.float32) for k, v in tensors.items()}
 
 
@@ -138,8 +153,10 @@ def token_embeddings(lm_dir: str | Path, where: str = "task_params.lm_dir") -> n
     shape = _read_shape(lm_dir, where)
     wte = _read_weights(lm_dir, where).get("wte.weight")
     if wte is None or wte.shape != (shape.vocab_size, shape.n_embd):
-        raise ConfigError(f"{where} = {str(lm_dir)!r}: no wte.weight of shape "
-                          f"{(shape.vocab_size, shape.n_embd)} in the checkpoint")
+        raise ConfigError(
+            f"{where} = {str(lm_dir)!r}: no wte.weight of shape "
+            f"{(shape.vocab_size, shape.n_embd)} in the checkpoint"
+        )
     return wte
 
 
@@ -149,15 +166,23 @@ def load_gpt2(lm_dir: str | Path, where: str = "task_params.lm_dir") -> GPT2:
     shape = _read_shape(lm_dir, where)
     tensors = _read_weights(lm_dir, where)
     model = GPT2(shape, nnx.Rngs(0))
-    targets: dict[str, Any] = {"wte.weight": model.wte.embedding, "wpe.weight": model.wpe.embedding,
-               "ln_f.weight": model.ln_f.scale, "ln_f.bias": model.ln_f.bias}
+    targets: dict[str, Any] = {
+        "wte.weight": model.wte.embedding,
+        "wpe.weight": model.wpe.embedding,
+        "ln_f.weight": model.ln_f.scale,
+        "ln_f.bias": model.ln_f.bias,
+    }
     for i, block in enumerate(model.blocks):
         for name, layer in (("ln_1", block.ln_1), ("ln_2", block.ln_2)):
             targets[f"h.{i}.{name}.weight"] = layer.scale
             targets[f"h.{i}.{name}.bias"] = layer.bias
         # transformers' Conv1D stores [in, out] like nnx.Linear's kernel
-        for name, linear in (("attn.c_attn", block.c_attn), ("attn.c_proj", block.attn_proj),
-                             ("mlp.c_fc", block.c_fc), ("mlp.c_proj", block.mlp_proj)):
+        for name, linear in (
+            ("attn.c_attn", block.c_attn),
+            ("attn.c_proj", block.attn_proj),
+            ("mlp.c_fc", block.c_fc),
+            ("mlp.c_proj", block.mlp_proj),
+        ):
             targets[f"h.{i}.{name}.weight"] = linear.kernel
             targets[f"h.{i}.{name}.bias"] = linear.bias
     for name, variable in targets.items():
@@ -165,7 +190,9 @@ def load_gpt2(lm_dir: str | Path, where: str = "task_params.lm_dir") -> GPT2:
             raise ConfigError(f"{where} = {str(lm_dir)!r}: the checkpoint has no tensor {name!r}")
         value = tensors[name]
         if value.shape != variable.shape:
-            raise ConfigError(f"{where} = {str(lm_dir)!r}: {name} has shape {value.shape}, "
-                              f"config.json implies {variable.shape}")
+            raise ConfigError(
+                f"{where} = {str(lm_dir)!r}: {name} has shape {value.shape}, "
+                f"config.json implies {variable.shape}"
+            )
         variable[...] = jnp.asarray(value)
     return model

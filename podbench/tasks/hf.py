@@ -27,11 +27,15 @@ def _load(model_dir: Path):
         tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
         model = AutoModel.from_pretrained(model_dir, local_files_only=True)
     except Exception as err:  # transformers raises OSError, ValueError, KeyError, ... here
-        raise ConfigError(f"{where}: not a loadable Hugging Face model and tokenizer "
-                          f"({type(err).__name__}: {err})") from err
+        raise ConfigError(
+            f"{where}: not a loadable Hugging Face model and tokenizer "
+            f"({type(err).__name__}: {err})"
+        ) from err
     if not tokenizer.is_fast:
-        raise ConfigError(f"{where}: {type(tokenizer).__name__} is not a fast tokenizer "
-                          f"(character offsets are needed to map tokens to words)")
+        raise ConfigError(
+            f"{where}: {type(tokenizer).__name__} is not a fast tokenizer "
+            f"(character offsets are needed to map tokens to words)"
+        )
     return tokenizer, model.float().eval()
 
 
@@ -57,10 +61,12 @@ def _special_affixes(tokenizer, text: str, ids: list[int]) -> tuple[list[int], l
     """The special tokens the tokenizer puts before and after a sequence (e.g. [CLS], [SEP])."""
     full = tokenizer(text, add_special_tokens=True, verbose=False)["input_ids"]
     for i in range(len(full) - len(ids) + 1):
-        if full[i:i + len(ids)] == ids:
-            return full[:i], full[i + len(ids):]
-    raise ConfigError(f"targets.hf_model: {type(tokenizer).__name__} does not add special tokens "
-                      f"around a sequence as a prefix and a suffix")
+        if full[i : i + len(ids)] == ids:
+            return full[:i], full[i + len(ids) :]
+    raise ConfigError(
+        f"targets.hf_model: {type(tokenizer).__name__} does not add special tokens "
+        f"around a sequence as a prefix and a suffix"
+    )
 
 
 def _windows(n_tokens: int, width: int) -> list[tuple[int, int, int]]:
@@ -75,8 +81,9 @@ def _windows(n_tokens: int, width: int) -> list[tuple[int, int, int]]:
     return out
 
 
-def word_hidden_states(model_dir: Path, words: list[str], layer: int,
-                       batch_windows: int = 8) -> np.ndarray:
+def word_hidden_states(
+    model_dir: Path, words: list[str], layer: int, batch_windows: int = 8
+) -> np.ndarray:
     """float32 [len(words), hidden]: hidden states of layer `layer` (0 = embeddings) of a local
     Hugging Face model run over the transcript, sub-tokens averaged back to words.
 
@@ -88,9 +95,11 @@ def word_hidden_states(model_dir: Path, words: list[str], layer: int,
     config = model.config
     n_states = config.num_hidden_layers + 1
     if not 0 <= layer < n_states:
-        raise ConfigError(f"targets.layer = {layer}: out of range for targets.hf_model = "
-                          f"{str(model_dir)!r}, which has {n_states} hidden states "
-                          f"(0 = embeddings .. {n_states - 1})")
+        raise ConfigError(
+            f"targets.layer = {layer}: out of range for targets.hf_model = "
+            f"{str(model_dir)!r}, which has {n_states} hidden states "
+            f"(0 = embeddings .. {n_states - 1})"
+        )
 
     text = " ".join(words)
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
@@ -99,12 +108,16 @@ def word_hidden_states(model_dir: Path, words: list[str], layer: int,
     counts = np.bincount(owner[owner >= 0], minlength=len(words))
     if len(words) and counts.min() == 0:
         i = int(np.argmin(counts))
-        raise ConfigError(f"targets.hf_model = {str(model_dir)!r}: word {i} ({words[i]!r}) has "
-                          f"no token")
+        raise ConfigError(
+            f"targets.hf_model = {str(model_dir)!r}: word {i} ({words[i]!r}) has no token"
+        )
 
     prefix, suffix = _special_affixes(tokenizer, text, ids)
-    positions = (getattr(config, "max_position_embeddings", None)
-                 or getattr(config, "n_positions", None) or MAX_WINDOW)
+    positions = (
+        getattr(config, "max_position_embeddings", None)
+        or getattr(config, "n_positions", None)
+        or MAX_WINDOW
+    )
     width = min(positions, tokenizer.model_max_length, MAX_WINDOW) - len(prefix) - len(suffix)
     states = np.zeros((len(ids), config.hidden_size), np.float32)
     windows = _windows(len(ids), width)
@@ -113,11 +126,11 @@ def word_hidden_states(model_dir: Path, words: list[str], layer: int,
         for _, of_length in groupby(windows, key=lambda w: w[2] - w[0]):
             same_length = list(of_length)
             for b in range(0, len(same_length), batch_windows):
-                batch = same_length[b:b + batch_windows]
+                batch = same_length[b : b + batch_windows]
                 inputs = torch.tensor([prefix + ids[s:e] + suffix for s, _, e in batch])
                 hidden = model(input_ids=inputs, output_hidden_states=True).hidden_states[layer]
                 for row, (s, k, e) in zip(hidden.numpy(), batch):
-                    states[k:e] = row[len(prefix) + k - s:len(prefix) + e - s]
+                    states[k:e] = row[len(prefix) + k - s : len(prefix) + e - s]
                 bar.update(len(batch))
     bar.close()
 

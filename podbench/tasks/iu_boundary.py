@@ -48,13 +48,16 @@ STANDIN_TABLE = "derivatives/podbench-synth/iu_boundaries.csv"
 @dataclass
 class IuBoundaryParams:
     boundaries_csv: str | None = opt(
-        None, doc="CSV of IU boundaries (column start or time, s); relative to data.root or "
-                  f"absolute (the stand-in's: {STANDIN_TABLE})")
+        None,
+        doc="CSV of IU boundaries (column start or time, s); relative to data.root or "
+        f"absolute (the stand-in's: {STANDIN_TABLE})",
+    )
     negatives_per_positive: int = opt(2, ge=1, doc="negatives drawn per IU boundary")
     margin: float = opt(0.5, ge=0, doc="negatives lie at least this far (s) from every boundary")
     seed: int = opt(0, ge=0, doc="seed of the negative draws (the task's own: it defines epochs)")
     class_weight: Literal["none", "balanced"] = opt(
-        "none", doc="balanced: weight the loss by the training fold's class frequencies")
+        "none", doc="balanced: weight the loss by the training fold's class frequencies"
+    )
 
 
 def boundaries_path(cfg: Config) -> Path:
@@ -66,8 +69,10 @@ def boundaries_path(cfg: Config) -> Path:
     for path in (under_root, given) if not given.is_absolute() else (given,):
         if path.is_file():
             return path
-    raise ConfigError(f"task_params.boundaries_csv = {spec!r}: no such file (looked for "
-                      f"{under_root}{'' if given.is_absolute() else f' and {given}'})")
+    raise ConfigError(
+        f"task_params.boundaries_csv = {spec!r}: no such file (looked for "
+        f"{under_root}{'' if given.is_absolute() else f' and {given}'})"
+    )
 
 
 def boundary_times(path: Path) -> np.ndarray:
@@ -75,12 +80,16 @@ def boundary_times(path: Path) -> np.ndarray:
     table = read_table(path, (), sep=",")
     column = next((c for c in TIME_COLUMNS if c in table.columns), None)
     if column is None:
-        raise DataError(f"{path}: expected a column start (or time) of IU boundary times in "
-                        f"seconds; found {list(table.columns)}")
+        raise DataError(
+            f"{path}: expected a column start (or time) of IU boundary times in "
+            f"seconds; found {list(table.columns)}"
+        )
     times = np.unique(seconds_column(table, column, path))
     if len(times) < 2:
-        raise DataError(f"{path}: {len(times)} boundary time(s); expected at least 2 "
-                        "(negatives lie between consecutive boundaries)")
+        raise DataError(
+            f"{path}: {len(times)} boundary time(s); expected at least 2 "
+            "(negatives lie between consecutive boundaries)"
+        )
     return times
 
 
@@ -91,15 +100,24 @@ def iu_events(cfg: Config) -> pd.DataFrame:
     bounds = boundary_times(path)
     n_neg = p["negatives_per_positive"] * len(bounds)
     try:
-        t_neg, which = draw_inside(bounds[:-1] + p["margin"], bounds[1:] - p["margin"], bounds,
-                                   n_neg, p["margin"], p["seed"], "IU boundary")
+        t_neg, which = draw_inside(
+            bounds[:-1] + p["margin"],
+            bounds[1:] - p["margin"],
+            bounds,
+            n_neg,
+            p["margin"],
+            p["seed"],
+            "IU boundary",
+        )
     except DataError as exc:
         raise DataError(f"{path}: {exc}") from None
-    events = pd.DataFrame({
-        "start": np.r_[bounds, t_neg],
-        "end": np.r_[bounds[1:], bounds[-1], bounds[1:][which]],
-        "word": ["boundary"] * len(bounds) + ["inside"] * n_neg,
-    })
+    events = pd.DataFrame(
+        {
+            "start": np.r_[bounds, t_neg],
+            "end": np.r_[bounds[1:], bounds[-1], bounds[1:][which]],
+            "word": ["boundary"] * len(bounds) + ["inside"] * n_neg,
+        }
+    )
     return numbered_events(events)
 
 
@@ -113,9 +131,11 @@ class IuBoundary(BinaryTask):
     def validate(self, cfg: Config) -> None:
         super().validate(cfg)
         if not cfg.task_params["boundaries_csv"]:
-            raise ConfigError("task_params.boundaries_csv is required: a CSV of IU boundary times "
-                              "(column start or time, s), e.g. the reference's "
-                              f"processed_data/iu_boundaries.csv or the stand-in's {STANDIN_TABLE}")
+            raise ConfigError(
+                "task_params.boundaries_csv is required: a CSV of IU boundary times "
+                "(column start or time, s), e.g. the reference's "
+                f"processed_data/iu_boundaries.csv or the stand-in's {STANDIN_TABLE}"
+            )
 
     def events(self, cfg: Config, dataset: Dataset) -> pd.DataFrame:
         return iu_events(cfg)
@@ -137,4 +157,5 @@ class IuBoundary(BinaryTask):
     def values(self, cfg: Config, dataset: Dataset) -> pd.DataFrame:
         events = iu_events(cfg)
         return events[["word_idx", "word"]].assign(
-            value=(events["word"] == "boundary").astype(np.float64))
+            value=(events["word"] == "boundary").astype(np.float64)
+        )

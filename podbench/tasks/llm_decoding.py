@@ -50,8 +50,14 @@ from podbench.tasks.common import the_words
 
 STAGE_ONE = "llm_embedding_pretraining"
 
-TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json",
-                   "special_tokens_map.json", "added_tokens.json")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+)
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 TOP_K = (1, 5, 10)
 
@@ -60,9 +66,12 @@ TOP_K = (1, 5, 10)
 class LlmDecodingParams:
     """Parameters of the LLM-decoding task."""
 
-    lm_dir: str = opt("", doc="local Hugging Face directory of a GPT-2 (config.json, "
-                              "model.safetensors or pytorch_model.bin, tokenizer files); "
-                              "never downloaded")
+    lm_dir: str = opt(
+        "",
+        doc="local Hugging Face directory of a GPT-2 (config.json, "
+        "model.safetensors or pytorch_model.bin, tokenizer files); "
+        "never downloaded",
+    )
     context_tokens: int = opt(32, ge=1, doc="tokens of text before the word given to the LM")
     target_tokens: int = opt(16, ge=1, doc="a word's tokens scored at most (longer: cut)")
 
@@ -83,8 +92,10 @@ def load_tokenizer(lm_dir: Path):
     try:
         return AutoTokenizer.from_pretrained(lm_dir, local_files_only=True)
     except Exception as err:  # transformers raises OSError, ValueError, ... here
-        raise ConfigError(f"task_params.lm_dir = {str(lm_dir)!r}: no loadable tokenizer "
-                          f"({type(err).__name__}: {err})") from err
+        raise ConfigError(
+            f"task_params.lm_dir = {str(lm_dir)!r}: no loadable tokenizer "
+            f"({type(err).__name__}: {err})"
+        ) from err
 
 
 def token_ids(tokens: list[str], tokenizer) -> list[list[int]]:
@@ -94,14 +105,20 @@ def token_ids(tokens: list[str], tokenizer) -> list[list[int]]:
     out = []
     for token in tokens:
         if token not in cache:
-            cache[token] = ([vocab[token]] if token in vocab else tokenizer.encode(
-                tokenizer.convert_tokens_to_string([token]), add_special_tokens=False))
+            cache[token] = (
+                [vocab[token]]
+                if token in vocab
+                else tokenizer.encode(
+                    tokenizer.convert_tokens_to_string([token]), add_special_tokens=False
+                )
+            )
         out.append(cache[token])
     return out
 
 
-def word_tokens(word_idx: np.ndarray, ids: list[list[int]], words: np.ndarray,
-                n_context: int, n_target: int) -> tuple[np.ndarray, np.ndarray]:
+def word_tokens(
+    word_idx: np.ndarray, ids: list[list[int]], words: np.ndarray, n_context: int, n_target: int
+) -> tuple[np.ndarray, np.ndarray]:
     """[len(words), n_context + n_target] context and target ids (-1: none) of each word, from
     the token rows' word_idx and ids (in transcript order), and each word's number of tokens."""
     flat = np.array([i for row in ids for i in row], np.int64)
@@ -110,17 +127,17 @@ def word_tokens(word_idx: np.ndarray, ids: list[list[int]], words: np.ndarray,
     end = np.searchsorted(owner, words, side="right")
     out = np.full((len(words), n_context + n_target), -1, np.int64)
     for r, (f, e) in enumerate(zip(first, end)):
-        context = flat[max(0, f - n_context):f]
-        target = flat[f:min(e, f + n_target)]
-        out[r, n_context - len(context):n_context] = context
-        out[r, n_context:n_context + len(target)] = target
+        context = flat[max(0, f - n_context) : f]
+        target = flat[f : min(e, f + n_target)]
+        out[r, n_context - len(context) : n_context] = context
+        out[r, n_context : n_context + len(target)] = target
     return out, end - first
 
 
 def split_columns(pred, y):
     """Per-token cross-entropy, rank and validity of model outputs [n, 2T] and targets [n, C+T]."""
     n_target = pred.shape[-1] // 2
-    valid = y[:, y.shape[-1] - n_target:] >= 0
+    valid = y[:, y.shape[-1] - n_target :] >= 0
     return pred[:, :n_target], pred[:, n_target:], valid
 
 
@@ -130,14 +147,15 @@ class LanguageModelTask(Task):
 
     def validate(self, cfg: Config) -> None:
         if not cfg.task_params["lm_dir"]:
-            raise ConfigError("task_params.lm_dir: required (a local Hugging Face GPT-2 "
-                              "directory)")
+            raise ConfigError("task_params.lm_dir: required (a local Hugging Face GPT-2 directory)")
 
     def _check_lm(self, cfg: Config) -> None:
         if not (lm_path(cfg) / "config.json").is_file():
-            raise ConfigError(f"task_params.lm_dir = {cfg.task_params['lm_dir']!r}: no "
-                              "config.json there (expected a local Hugging Face GPT-2 "
-                              "directory; see configs/tasks/llm_decoding.yml)")
+            raise ConfigError(
+                f"task_params.lm_dir = {cfg.task_params['lm_dir']!r}: no "
+                "config.json there (expected a local Hugging Face GPT-2 "
+                "directory; see configs/tasks/llm_decoding.yml)"
+            )
 
     def targets_fragment(self, cfg: Config, dataset: Dataset) -> tuple[dict, bool]:
         self._check_lm(cfg)
@@ -148,8 +166,10 @@ class LanguageModelTask(Task):
         """The language model by the digests of its files, not by its path."""
         self._check_lm(cfg)
         fragment = super().training_fragment(cfg, fingerprint)
-        fragment["task_params"] = {**fragment["task_params"],
-                                   "lm_dir": fingerprint(lm_files(lm_path(cfg)))}
+        fragment["task_params"] = {
+            **fragment["task_params"],
+            "lm_dir": fingerprint(lm_files(lm_path(cfg))),
+        }
         return fragment
 
     def program_key(self, cfg: Config) -> dict:
@@ -157,30 +177,37 @@ class LanguageModelTask(Task):
         the program takes."""
         return {**super().program_key(cfg), "lm_dir": str(lm_path(cfg).resolve())}
 
-    def word_token_ids(self, cfg: Config, dataset: Dataset
-                       ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, list[int]]:
+    def word_token_ids(
+        self, cfg: Config, dataset: Dataset
+    ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, list[int]]:
         """The words with at least one LM token, their [context | target] id columns (-1:
         none), every word's token count, and the words without any."""
         lm_dir = lm_path(cfg)
         tokenizer = load_tokenizer(lm_dir)
-        rows = read_table(dataset.transcript_path, ("word_idx", "hftoken"), index_col=0,
-                          dtype={"hftoken": str})
+        rows = read_table(
+            dataset.transcript_path, ("word_idx", "hftoken"), index_col=0, dtype={"hftoken": str}
+        )
         if rows["hftoken"].isna().any():
-            raise DataError(f"{dataset.transcript_path}: empty hftoken in row "
-                            f"{int(np.flatnonzero(rows['hftoken'].isna())[0])}")
+            raise DataError(
+                f"{dataset.transcript_path}: empty hftoken in row "
+                f"{int(np.flatnonzero(rows['hftoken'].isna())[0])}"
+            )
         word_idx = rows["word_idx"].to_numpy().astype(np.int64)
         if np.any(np.diff(word_idx) < 0):
             raise DataError(f"{dataset.transcript_path}: word_idx is not in transcript order")
         ids = token_ids(rows["hftoken"].tolist(), tokenizer)
         words = word_table(dataset)
         p = cfg.task_params
-        columns, counts = word_tokens(word_idx, ids, words["word_idx"].to_numpy(),
-                                      p["context_tokens"], p["target_tokens"])
+        columns, counts = word_tokens(
+            word_idx, ids, words["word_idx"].to_numpy(), p["context_tokens"], p["target_tokens"]
+        )
         # config.json is there: targets_fragment, which the key needs first, checked it
         vocab = json.loads((lm_dir / "config.json").read_text()).get("vocab_size")
         if vocab is not None and columns.max() >= vocab:
-            raise ConfigError(f"task_params.lm_dir = {str(lm_dir)!r}: the tokenizer gives id "
-                              f"{int(columns.max())}, the model's vocab_size is {vocab}")
+            raise ConfigError(
+                f"task_params.lm_dir = {str(lm_dir)!r}: the tokenizer gives id "
+                f"{int(columns.max())}, the model's vocab_size is {vocab}"
+            )
         has = counts > 0
         return words[has], columns[has], counts, words["word_idx"][~has].astype(int).tolist()
 
@@ -189,9 +216,13 @@ class LanguageModelTask(Task):
         """The targets store's content: one row of `values` per kept word."""
         import xarray as xr
 
-        ds = xr.Dataset({"target": (("word", "dim"), values.astype(np.float32))},
-                        coords={"word": kept["word_idx"].to_numpy(),
-                                "label": ("word", kept["word"].to_numpy().astype(object))})
+        ds = xr.Dataset(
+            {"target": (("word", "dim"), values.astype(np.float32))},
+            coords={
+                "word": kept["word_idx"].to_numpy(),
+                "label": ("word", kept["word"].to_numpy().astype(object)),
+            },
+        )
         return ds, attrs
 
 
@@ -207,19 +238,26 @@ class LlmDecoding(LanguageModelTask):
     def validate(self, cfg: Config) -> None:
         super().validate(cfg)
         if not registry.models.spec(cfg.model.name, "model.name").takes_targets:
-            raise ConfigError(f"model.name = {cfg.model.name!r}: task 'llm_decoding' needs a "
-                              "decoder that feeds the language model (llm_prefix)")
+            raise ConfigError(
+                f"model.name = {cfg.model.name!r}: task 'llm_decoding' needs a "
+                "decoder that feeds the language model (llm_prefix)"
+            )
         if "encoder" in cfg.model.params:  # llm_prefix: check its encoder's params now
             encoder = registry.models.spec(cfg.model.params["encoder"], "model.params.encoder")
-            build_params(encoder.params, cfg.model.params["encoder_params"],
-                         "model.params.encoder_params")
+            build_params(
+                encoder.params, cfg.model.params["encoder_params"], "model.params.encoder_params"
+            )
         if cfg.model.members != 1:
-            raise ConfigError(f"model.members = {cfg.model.members}: llm_decoding takes 1 (the "
-                              "members' token distributions cannot be combined from their "
-                              "per-token cross-entropies)")
+            raise ConfigError(
+                f"model.members = {cfg.model.members}: llm_decoding takes 1 (the "
+                "members' token distributions cannot be combined from their "
+                "per-token cross-entropies)"
+            )
         if cfg.training.loss != "mse":
-            raise ConfigError(f"training.loss = {cfg.training.loss!r}: llm_decoding has its own "
-                              "loss; training.loss applies to embedding tasks only")
+            raise ConfigError(
+                f"training.loss = {cfg.training.loss!r}: llm_decoding has its own "
+                "loss; training.loss applies to embedding tasks only"
+            )
         if cfg.model.params.get("encoder_init"):
             check_stage_one(cfg)
 
@@ -234,9 +272,15 @@ class LlmDecoding(LanguageModelTask):
 
     def target_dataset(self, cfg: Config, dataset: Dataset, epoch_words):
         kept, columns, counts, dropped = self.word_token_ids(cfg, dataset)
-        return self.token_dataset(columns, kept, {
-            "dropped_words": dropped, "lm_tokens": int(counts.sum()),
-            "cut_words": int((counts > cfg.task_params["target_tokens"]).sum())})
+        return self.token_dataset(
+            columns,
+            kept,
+            {
+                "dropped_words": dropped,
+                "lm_tokens": int(counts.sum()),
+                "cut_words": int((counts > cfg.task_params["target_tokens"]).sum()),
+            },
+        )
 
     def output_dim(self, y: np.ndarray, cfg: Config) -> int:
         """Per target token: its cross-entropy, then its rank."""
@@ -251,8 +295,10 @@ class LlmDecoding(LanguageModelTask):
         return load_gpt2(lm_path(cfg))
 
     def program_key(self, cfg: Config) -> dict:
-        return {**super().program_key(cfg),
-                "tokens": [cfg.task_params["context_tokens"], cfg.task_params["target_tokens"]]}
+        return {
+            **super().program_key(cfg),
+            "tokens": [cfg.task_params["context_tokens"], cfg.task_params["target_tokens"]],
+        }
 
     def loss(self, pred, y, cfg: Config):
         import jax.numpy as jnp
@@ -289,11 +335,15 @@ class LlmEmbeddingPretraining(LanguageModelTask):
     def validate(self, cfg: Config) -> None:
         super().validate(cfg)
         if registry.models.spec(cfg.model.name, "model.name").takes_targets:
-            raise ConfigError(f"model.name = {cfg.model.name!r}: stage 1 trains the brain "
-                              "encoder alone (the decoder llm_prefix uses, e.g. pitom)")
+            raise ConfigError(
+                f"model.name = {cfg.model.name!r}: stage 1 trains the brain "
+                "encoder alone (the decoder llm_prefix uses, e.g. pitom)"
+            )
         if cfg.training.loss != "mse":
-            raise ConfigError(f"training.loss = {cfg.training.loss!r}: {STAGE_ONE} regresses "
-                              "the mean token embedding with MSE (the reference's stage 1)")
+            raise ConfigError(
+                f"training.loss = {cfg.training.loss!r}: {STAGE_ONE} regresses "
+                "the mean token embedding with MSE (the reference's stage 1)"
+            )
 
     def describe(self, cfg: Config) -> str:
         return f"{STAGE_ONE} (mean LM token embedding)"
@@ -306,12 +356,14 @@ class LlmEmbeddingPretraining(LanguageModelTask):
 
         kept, columns, counts, dropped = self.word_token_ids(cfg, dataset)
         wte = token_embeddings(lm_path(cfg)).astype(np.float64)
-        target = columns[:, cfg.task_params["context_tokens"]:]
+        target = columns[:, cfg.task_params["context_tokens"] :]
         valid = target >= 0
-        means = ((wte[np.maximum(target, 0)] * valid[..., None]).sum(axis=1)
-                 / valid.sum(axis=1, keepdims=True))
-        return self.token_dataset(means, kept, {"dropped_words": dropped,
-                                                              "lm_width": int(wte.shape[1])})
+        means = (wte[np.maximum(target, 0)] * valid[..., None]).sum(axis=1) / valid.sum(
+            axis=1, keepdims=True
+        )
+        return self.token_dataset(
+            means, kept, {"dropped_words": dropped, "lm_width": int(wte.shape[1])}
+        )
 
     def loss(self, pred, y, cfg: Config):
         return ((pred - y) ** 2).mean(axis=-1)
@@ -323,6 +375,7 @@ class LlmEmbeddingPretraining(LanguageModelTask):
 
 
 # ------------------------------------------------------------------------ stage 1 -> stage 2
+
 
 def check_stage_one(cfg: Config) -> None:
     """Refuse an `encoder_init` whose config is not a stage-1 run of the same encoder (the
@@ -344,11 +397,17 @@ def check_stage_one(cfg: Config) -> None:
     mine.pop(encoder.dropout, None)
     theirs.pop(encoder.dropout, None)
     if model.get("name") != p["encoder"] or theirs != mine:
-        raise ConfigError(f"{where}: that run trained {model.get('name')!r} with "
-                          f"{model.get('params')}, this encoder is {p['encoder']!r} with {mine}")
+        raise ConfigError(
+            f"{where}: that run trained {model.get('name')!r} with "
+            f"{model.get('params')}, this encoder is {p['encoder']!r} with {mine}"
+        )
     if model.get("members") != 1:
-        raise ConfigError(f"{where}: that run has model.members = {model.get('members')}, "
-                          "expected 1 (one encoder per lane)")
+        raise ConfigError(
+            f"{where}: that run has model.members = {model.get('members')}, "
+            "expected 1 (one encoder per lane)"
+        )
     if p["prefix_tokens"] != 1:
-        raise ConfigError(f"model.params.prefix_tokens = {p['prefix_tokens']}: a stage-1 "
-                          "encoder gives one embedding, so stage 2 takes prefix_tokens 1")
+        raise ConfigError(
+            f"model.params.prefix_tokens = {p['prefix_tokens']}: a stage-1 "
+            "encoder gives one embedding, so stage 2 takes prefix_tokens 1"
+        )

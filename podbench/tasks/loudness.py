@@ -45,8 +45,11 @@ class LoudnessParams:
     rate: int = opt(512, gt=0, doc="rate (Hz) of the loudness series (the derivatives' rate)")
     lowpass_hz: float = opt(8.0, gt=0, doc="zero-phase Butterworth low-pass of the envelope")
     eps: float = opt(1e-6, gt=0, doc="added to the envelope (full scale = 1) before the dB")
-    target_window: float = opt(0.0, ge=0, doc="0: loudness at the event time; > 0: mean dB over "
-                                              "this window (s) centred on it")
+    target_window: float = opt(
+        0.0,
+        ge=0,
+        doc="0: loudness at the event time; > 0: mean dB over this window (s) centred on it",
+    )
 
 
 @register_task("loudness", params=LoudnessParams, dataset_files=lambda cfg: [AUDIO])
@@ -59,8 +62,10 @@ class Loudness(RegressionTask):
         super().validate(cfg)
         p = cfg.task_params
         if p["lowpass_hz"] >= p["rate"] / 2:
-            raise ConfigError(f"task_params.lowpass_hz = {p['lowpass_hz']}: must be below half of "
-                              f"task_params.rate = {p['rate']}")
+            raise ConfigError(
+                f"task_params.lowpass_hz = {p['lowpass_hz']}: must be below half of "
+                f"task_params.rate = {p['rate']}"
+            )
 
     def describe(self, cfg: Config) -> str:
         return "loudness"
@@ -72,8 +77,14 @@ class Loudness(RegressionTask):
         step = cfg.task_params["step"]
         n = math.ceil(audio_duration(self.audio(dataset)) / step - 1e-9)
         start = np.arange(n) * step
-        return pd.DataFrame({"word_idx": np.arange(n, dtype=np.int64), "word": "grid",
-                             "start": start, "end": start + step})
+        return pd.DataFrame(
+            {
+                "word_idx": np.arange(n, dtype=np.int64),
+                "word": "grid",
+                "start": start,
+                "end": start + step,
+            }
+        )
 
     def events_fragment(self, cfg: Config) -> dict:
         return {"kind": "grid", "step": cfg.task_params["step"], "until": str(AUDIO)}

@@ -88,8 +88,13 @@ def column_aucs(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
         return np.where((n_pos > 0) & (n_neg > 0), u / (n_pos * n_neg), np.nan)
 
 
-def word_class_scores(member_preds: np.ndarray, y_test: np.ndarray, test_labels: np.ndarray,
-                      train_labels: np.ndarray, min_train_freq: int) -> WordScores:
+def word_class_scores(
+    member_preds: np.ndarray,
+    y_test: np.ndarray,
+    test_labels: np.ndarray,
+    train_labels: np.ndarray,
+    min_train_freq: int,
+) -> WordScores:
     """The reference's word-level scores of one evaluation split (see `word_metrics`): the
     members' mean cosine distances, the class logits (1 - mean distance of a prediction to a
     word type's occurrences) and their softmax, and which types the ROC-AUC averages over."""
@@ -121,9 +126,15 @@ class WordScores:
     test_freq: np.ndarray  # [C] occurrences in this split
 
 
-def word_metrics(member_preds: np.ndarray, y_test: np.ndarray, test_labels: np.ndarray,
-                 train_labels: np.ndarray, min_train_freq: int,
-                 ks: tuple[int, ...] = (1, 5, 10), split: str = "test") -> dict[str, float]:
+def word_metrics(
+    member_preds: np.ndarray,
+    y_test: np.ndarray,
+    test_labels: np.ndarray,
+    train_labels: np.ndarray,
+    min_train_freq: int,
+    ks: tuple[int, ...] = (1, 5, 10),
+    split: str = "test",
+) -> dict[str, float]:
     """The reference's word- and occurrence-level metrics on one evaluation split of a fold.
 
     Keys are named as the reference's for the test split (`test_word_avg_auc_roc`, ...); the
@@ -140,15 +151,18 @@ def word_metrics(member_preds: np.ndarray, y_test: np.ndarray, test_labels: np.n
     for k in ks:
         out[f"{split}_word_top_{k}"] = top_k(w.probs, w.true, k)
     out[f"{split}_word_perplexity"] = float(
-        np.exp(-log_softmax(w.logits, axis=1)[diag, w.true].mean()))
+        np.exp(-log_softmax(w.logits, axis=1)[diag, w.true].mean())
+    )
     onehot = w.true[:, None] == np.arange(len(w.scored))[None, :]
     aucs = column_aucs(w.probs[:, w.scored], onehot[:, w.scored])
     if len(aucs):
         out[f"{split}_word_avg_auc_roc"] = float(aucs.mean())
         out[f"{split}_word_train_weighted_auc_roc"] = float(
-            np.average(aucs, weights=w.f_train[w.scored]))
+            np.average(aucs, weights=w.f_train[w.scored])
+        )
         out[f"{split}_word_{split}_weighted_auc_roc"] = float(
-            np.average(aucs, weights=w.test_freq[w.scored]))
+            np.average(aucs, weights=w.test_freq[w.scored])
+        )
     else:
         for name in ("avg", "train_weighted", f"{split}_weighted"):
             out[f"{split}_word_{name}_auc_roc"] = float("nan")
@@ -161,6 +175,7 @@ def word_metrics(member_preds: np.ndarray, y_test: np.ndarray, test_labels: np.n
 # outputs (a logit for binary heads, one logit per class for class heads, the value for
 # scalar heads); the label or value is y[:, 0] (any further target columns, e.g. per-example
 # class weights, are ignored). Each equals its scikit-learn / scipy counterpart.
+
 
 def _label(y: np.ndarray) -> np.ndarray:
     return np.rint(np.asarray(y, dtype=np.float64).reshape(len(y), -1)[:, 0]).astype(np.int64)
@@ -290,6 +305,7 @@ def confusion_counts(pred: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndar
 # metric of re-indexed targets). What a re-pairing leaves unchanged is computed once: ranks of
 # the fixed scores, cosine matrices, class counts.
 
+
 def repaired_class_aucs(scores: np.ndarray, true: np.ndarray, perms: np.ndarray) -> np.ndarray:
     """[P, C] one-vs-rest ROC-AUC of each column of `scores` [n, C] when prediction i is
     labelled with class true[perms[p, i]] (the Mann-Whitney form of `column_aucs`); nan where
@@ -307,9 +323,14 @@ def repaired_class_aucs(scores: np.ndarray, true: np.ndarray, perms: np.ndarray)
         return np.where((n_pos > 0) & (n_neg > 0), u / (n_pos * n_neg), np.nan)
 
 
-def repaired_word_avg_auc_roc(member_preds: np.ndarray, y_test: np.ndarray,
-                              test_labels: np.ndarray, train_labels: np.ndarray,
-                              min_train_freq: int, perms: np.ndarray) -> np.ndarray:
+def repaired_word_avg_auc_roc(
+    member_preds: np.ndarray,
+    y_test: np.ndarray,
+    test_labels: np.ndarray,
+    train_labels: np.ndarray,
+    min_train_freq: int,
+    perms: np.ndarray,
+) -> np.ndarray:
     """[P] `word_avg_auc_roc` with the test words re-paired. Re-pairing moves a word's
     embedding and label together, so the class logits of each prediction (its mean distance
     to every occurrence of a type) and the scored types are unchanged; only which type is
@@ -322,8 +343,9 @@ def repaired_word_avg_auc_roc(member_preds: np.ndarray, y_test: np.ndarray,
 
 def _repaired_roc_auc(pred, y, perms):
     score = _column(pred)
-    return repaired_class_aucs(np.stack([-score, score], axis=1),
-                               (_label(y) == 1).astype(np.int64), perms)[:, 1]
+    return repaired_class_aucs(
+        np.stack([-score, score], axis=1), (_label(y) == 1).astype(np.int64), perms
+    )[:, 1]
 
 
 def _repaired_macro_roc_auc(pred, y, perms):
@@ -354,17 +376,30 @@ def _repaired_cosine_sim(pred, y, perms):
     return cos[np.arange(len(cos))[None, :], perms].mean(axis=1)
 
 
-REPAIRED = {"roc_auc": _repaired_roc_auc, "macro_roc_auc": _repaired_macro_roc_auc,
-            "pearson_r": _repaired_pearson_r, "pairwise_accuracy": _repaired_pairwise_accuracy,
-            "cosine_sim": _repaired_cosine_sim}
+REPAIRED = {
+    "roc_auc": _repaired_roc_auc,
+    "macro_roc_auc": _repaired_macro_roc_auc,
+    "pearson_r": _repaired_pearson_r,
+    "pairwise_accuracy": _repaired_pairwise_accuracy,
+    "cosine_sim": _repaired_cosine_sim,
+}
 """Split metrics with a re-paired form: name -> (pred [n, out], y [n, D], perms [P, n]) -> [P]."""
 
 
-READABLE = {"word_avg_auc_roc": "word ROC-AUC", "roc_auc": "ROC-AUC",
-            "macro_roc_auc": "macro ROC-AUC", "pearson_r": "Pearson r", "r2": "R²",
-            "mse": "mean squared error", "pairwise_accuracy": "pairwise accuracy",
-            "cosine_sim": "cosine similarity", "f1": "F1", "macro_f1": "macro F1",
-            "balanced_accuracy": "balanced accuracy", "accuracy": "accuracy"}
+READABLE = {
+    "word_avg_auc_roc": "word ROC-AUC",
+    "roc_auc": "ROC-AUC",
+    "macro_roc_auc": "macro ROC-AUC",
+    "pearson_r": "Pearson r",
+    "r2": "R²",
+    "mse": "mean squared error",
+    "pairwise_accuracy": "pairwise accuracy",
+    "cosine_sim": "cosine similarity",
+    "f1": "F1",
+    "macro_f1": "macro F1",
+    "balanced_accuracy": "balanced accuracy",
+    "accuracy": "accuracy",
+}
 SPLITS = {"test": "test", "val": "validation", "train": "train"}
 
 

@@ -12,8 +12,9 @@ import pandas as pd
 from podbench.errors import DataError
 
 
-def draw_inside(lo: np.ndarray, hi: np.ndarray, avoid: np.ndarray, n: int, margin: float,
-                seed: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+def draw_inside(
+    lo: np.ndarray, hi: np.ndarray, avoid: np.ndarray, n: int, margin: float, seed: int, what: str
+) -> tuple[np.ndarray, np.ndarray]:
     """`n` times uniform over the union of the intervals [lo_k, hi_k] minus `margin` around
     every point of `avoid`, by rejection sampling; deterministic from `seed`.
 
@@ -22,8 +23,10 @@ def draw_inside(lo: np.ndarray, hi: np.ndarray, avoid: np.ndarray, n: int, margi
     """
     room = np.clip(hi - lo, 0.0, None)
     if room.sum() <= 0:
-        raise DataError(f"no segment (between consecutive {what} times) leaves room for "
-                        f"negatives at least task_params.margin = {margin:g} s from its ends")
+        raise DataError(
+            f"no segment (between consecutive {what} times) leaves room for "
+            f"negatives at least task_params.margin = {margin:g} s from its ends"
+        )
     rng = np.random.default_rng(seed)
     cum = np.cumsum(room)
     order = np.sort(avoid)
@@ -41,8 +44,10 @@ def draw_inside(lo: np.ndarray, hi: np.ndarray, avoid: np.ndarray, n: int, margi
         if sum(len(x) for x in picked_t) >= n:
             break
     else:
-        raise DataError(f"could not place {n} negatives at least task_params.margin = "
-                        f"{margin:g} s from every {what}")
+        raise DataError(
+            f"could not place {n} negatives at least task_params.margin = "
+            f"{margin:g} s from every {what}"
+        )
     t = np.concatenate(picked_t)[:n]
     k = np.concatenate(picked_k)[:n]
     keep = np.argsort(t, kind="stable")

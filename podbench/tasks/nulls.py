@@ -49,8 +49,9 @@ def null_targets(y: np.ndarray, folds: list[Fold], mode: str, seed: int) -> np.n
 REPAIRINGS = ("words", "circular", "blocks")
 
 
-def repairings(n: int, count: int, mode: str, rng: np.random.Generator,
-               block: int = 10) -> np.ndarray:
+def repairings(
+    n: int, count: int, mode: str, rng: np.random.Generator, block: int = 10
+) -> np.ndarray:
     """[count, n] re-pairings of a test split's n events (time order): row p pairs prediction
     i with the target of event row[i]. "words": uniform permutations; "circular": the targets
     shifted by s events (i -> i - s mod n), s uniform in [ceil(MIN_SHIFT n), n - that];
@@ -65,6 +66,14 @@ def repairings(n: int, count: int, mode: str, rng: np.random.Generator,
         return (events[None, :] - shifts[:, None]) % n
     if mode == "blocks":
         runs = np.array_split(events, range(block, n, block))
-        return np.stack([np.concatenate([runs[b] for b in rng.permutation(len(runs))])
-                         for _ in range(count)]) if count else np.empty((0, n), np.int64)
+        return (
+            np.stack(
+                [
+                    np.concatenate([runs[b] for b in rng.permutation(len(runs))])
+                    for _ in range(count)
+                ]
+            )
+            if count
+            else np.empty((0, n), np.int64)
+        )
     raise ValueError(f"unknown re-pairing {mode!r}; expected one of {', '.join(REPAIRINGS)}")

@@ -51,8 +51,9 @@ class PartOfSpeech(ClassesTask):
 
     def values(self, cfg: Config, dataset: Dataset) -> pd.DataFrame:
         if cfg.task_params["labels_csv"]:
-            return table_word_labels(dataset, task_file(cfg, "labels_csv"), "pos_class",
-                                     range(len(CLASSES)))
+            return table_word_labels(
+                dataset, task_file(cfg, "labels_csv"), "pos_class", range(len(CLASSES))
+            )
         tags = word_tags(dataset)
         value = tags["tag"].map(pos_class).astype(np.float64)
         return tags[["word_idx", "word"]].assign(value=value)

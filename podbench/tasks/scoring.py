@@ -18,7 +18,6 @@ def cosine_rows(pred, y):
     return jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), 0.0)
 
 
-
 def _auc_and_pairs(score, positive, mask):
     """Masked Mann-Whitney ROC-AUC (ties count one half) and the number of pairs, by sorting:
     O(n log n) time and O(n) memory. Each positive wins over the negatives below its tie group
@@ -82,4 +81,3 @@ def weighted_f1(logit: jax.Array, positive: jax.Array, mask: jax.Array) -> jax.A
         f1 = jnp.where(denom > 0, 2 * tp / jnp.where(denom > 0, denom, 1.0), 0.0)
         total = total + jnp.sum(t * mask) * f1
     return total / jnp.maximum(jnp.sum(mask), 1.0)
-

@@ -69,17 +69,23 @@ CLOSERS = "\"')]}”’"
 @dataclass
 class SentenceOnsetParams:
     negatives_per_positive: int = opt(5, ge=1, doc="negatives drawn per sentence onset")
-    margin: float = opt(0.75, ge=0, doc="negatives lie at least this far (s) from a sentence's "
-                                        "onset and end")
+    margin: float = opt(
+        0.75, ge=0, doc="negatives lie at least this far (s) from a sentence's onset and end"
+    )
     seed: int = opt(0, ge=0, doc="seed of the negative draws (the task's own: it defines epochs)")
     boundaries: Literal["capitals", "punctuation"] = opt(
-        "capitals", doc="sentence starts: punctuation only, or also capitalised non-proper words")
+        "capitals", doc="sentence starts: punctuation only, or also capitalised non-proper words"
+    )
     sentences_csv: str | None = opt(
-        None, doc="CSV of sentences (sentence_onset, sentence_offset, or onset, offset, s), "
-                  "e.g. the reference's all_sentences_podcast.csv; replaces the transcript rules")
+        None,
+        doc="CSV of sentences (sentence_onset, sentence_offset, or onset, offset, s), "
+        "e.g. the reference's all_sentences_podcast.csv; replaces the transcript rules",
+    )
     class_weight: Literal["none", "balanced"] = opt(
-        "none", doc="balanced: weight the loss by the training fold's class frequencies")
+        "none", doc="balanced: weight the loss by the training fold's class frequencies"
+    )
     parity: Literal["podbench", "reference"] = opt("podbench", doc=PARITY_DOC)
+
 
 SENTENCE_COLUMNS = (("sentence_onset", "sentence_offset"), ("onset", "offset"), ("start", "end"))
 
@@ -106,12 +112,15 @@ def sentences(cfg: Config, dataset: Dataset) -> pd.DataFrame:
         table = read_table(path, (), sep=",")
         cols = [c for c in SENTENCE_COLUMNS if set(c) <= set(table.columns)]
         if not cols:
-            raise DataError(f"{path}: expected columns sentence_onset, sentence_offset (or "
-                            f"onset, offset, or start, end) in seconds; found "
-                            f"{list(table.columns)}")
+            raise DataError(
+                f"{path}: expected columns sentence_onset, sentence_offset (or "
+                f"onset, offset, or start, end) in seconds; found "
+                f"{list(table.columns)}"
+            )
         a, b = cols[0]
-        out = pd.DataFrame({"onset": seconds_column(table, a, path),
-                            "end": seconds_column(table, b, path)})
+        out = pd.DataFrame(
+            {"onset": seconds_column(table, a, path), "end": seconds_column(table, b, path)}
+        )
         return out.sort_values("onset", kind="stable").reset_index(drop=True)
     words = word_table(dataset)
     idx = words["word_idx"].to_numpy()
@@ -124,8 +133,9 @@ def sentences(cfg: Config, dataset: Dataset) -> pd.DataFrame:
     first = np.flatnonzero(start)
     group = np.cumsum(start) - 1
     end = pd.Series(words["end"].to_numpy()).groupby(group).max().to_numpy()
-    return pd.DataFrame({"onset": words["start"].to_numpy()[first], "end": end,
-                         "first_word_idx": idx[first]})
+    return pd.DataFrame(
+        {"onset": words["start"].to_numpy()[first], "end": end, "first_word_idx": idx[first]}
+    )
 
 
 def sentence_events(cfg: Config, dataset: Dataset) -> pd.DataFrame:
@@ -135,29 +145,40 @@ def sentence_events(cfg: Config, dataset: Dataset) -> pd.DataFrame:
     onset = sent["onset"].to_numpy(dtype=np.float64)
     end = sent["end"].to_numpy(dtype=np.float64)
     if p["parity"] == "reference":
-        t_neg, which = reference_negatives(onset, end, p["negatives_per_positive"], p["margin"],
-                                           cfg.data.window_width, p["seed"])
+        t_neg, which = reference_negatives(
+            onset, end, p["negatives_per_positive"], p["margin"], cfg.data.window_width, p["seed"]
+        )
     else:
         next_onset = np.r_[onset[1:], np.inf]
         lo = onset + p["margin"]
         hi = np.minimum(end, next_onset) - p["margin"]
         try:
-            t_neg, which = draw_inside(lo, hi, onset, p["negatives_per_positive"] * len(onset),
-                                       p["margin"], p["seed"], "sentence onset")
+            t_neg, which = draw_inside(
+                lo,
+                hi,
+                onset,
+                p["negatives_per_positive"] * len(onset),
+                p["margin"],
+                p["seed"],
+                "sentence onset",
+            )
         except DataError as exc:
             raise DataError(f"{dataset.root}: {exc}") from None
     n_neg = len(t_neg)
-    events = pd.DataFrame({
-        "start": np.r_[onset, t_neg],
-        "end": np.r_[end, end[which]],
-        "word": ["onset"] * len(onset) + ["inside"] * n_neg,
-        "sentence": np.r_[np.arange(len(onset)), which],
-    })
+    events = pd.DataFrame(
+        {
+            "start": np.r_[onset, t_neg],
+            "end": np.r_[end, end[which]],
+            "word": ["onset"] * len(onset) + ["inside"] * n_neg,
+            "sentence": np.r_[np.arange(len(onset)), which],
+        }
+    )
     return numbered_events(events)
 
 
-def reference_negatives(onset: np.ndarray, end: np.ndarray, per_sentence: int, margin: float,
-                        window: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def reference_negatives(
+    onset: np.ndarray, end: np.ndarray, per_sentence: int, margin: float, window: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The reference's negatives: `per_sentence` uniform draws in [onset + margin, end -
     window - 1 ms] for each sentence where that interval is not empty, sentence after sentence
     from one generator. Returns (times, sentence index of each), sorted by time."""
@@ -166,8 +187,10 @@ def reference_negatives(onset: np.ndarray, end: np.ndarray, per_sentence: int, m
     hi = np.maximum(lo, end - window - 1e-3)
     has_room = np.flatnonzero(hi > lo)
     if len(has_room) == 0:
-        raise DataError(f"no sentence is longer than task_params.margin + data.window_width + "
-                        f"1 ms = {margin + window + 1e-3:g} s: no room for negatives")
+        raise DataError(
+            f"no sentence is longer than task_params.margin + data.window_width + "
+            f"1 ms = {margin + window + 1e-3:g} s: no room for negatives"
+        )
     times = np.concatenate([rng.uniform(lo[k], hi[k], per_sentence) for k in has_room])
     which = np.repeat(has_room, per_sentence)
     keep = np.argsort(times, kind="stable")
@@ -214,4 +237,5 @@ class SentenceOnset(BinaryTask):
     def values(self, cfg: Config, dataset: Dataset) -> pd.DataFrame:
         events = self.events(cfg, dataset)
         return events[["word_idx", "word"]].assign(
-            value=(events["word"] == "onset").astype(np.float64))
+            value=(events["word"] == "onset").astype(np.float64)
+        )

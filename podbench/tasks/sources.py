@@ -53,8 +53,10 @@ def gpt2_dims(cfg: Config, dataset: Dataset) -> int:
         with h5py.File(path, "r") as f:
             if name not in f:
                 layers = sorted(f.keys(), key=lambda k: (len(k), k))
-                raise ConfigError(f"targets.layer = {cfg.targets.layer}: {path} has no {name!r} "
-                                  f"(it has {', '.join(layers)})")
+                raise ConfigError(
+                    f"targets.layer = {cfg.targets.layer}: {path} has no {name!r} "
+                    f"(it has {', '.join(layers)})"
+                )
             shape = f[name].shape
     except OSError as exc:
         raise DataError(f"{path}: cannot read it as HDF5 ({exc})") from None
@@ -76,9 +78,13 @@ def glove_dims(cfg: Config, dataset: Dataset) -> int:
     return len(first) - 1
 
 
-@register_target_source("gpt2", fields=("targets.layer",), dims=gpt2_dims,
-                        sources=lambda cfg, ds: [ds.transcript_path, ds.gpt2_features_path],
-                        dataset_files=(GPT2_FEATURES,))
+@register_target_source(
+    "gpt2",
+    fields=("targets.layer",),
+    dims=gpt2_dims,
+    sources=lambda cfg, ds: [ds.transcript_path, ds.gpt2_features_path],
+    dataset_files=(GPT2_FEATURES,),
+)
 def gpt2(cfg: Config, dataset: Dataset, words: pd.DataFrame) -> SourceResult:
     """GPT-2 XL layer L of stimuli/gpt2-xl/features.hdf5, averaged over each word's tokens."""
     import h5py
@@ -90,25 +96,36 @@ def gpt2(cfg: Config, dataset: Dataset, words: pd.DataFrame) -> SourceResult:
     name = f"layer-{cfg.targets.layer}"
     with h5py.File(path, "r") as f:
         if name not in f:
-            raise DataError(f"{path}: no dataset {name!r} (targets.layer = "
-                            f"{cfg.targets.layer}); it has {sorted(f.keys())}")
+            raise DataError(
+                f"{path}: no dataset {name!r} (targets.layer = "
+                f"{cfg.targets.layer}); it has {sorted(f.keys())}"
+            )
         layer = f[name][()]
     if layer.shape[0] != len(tokens):
-        raise DataError(f"{path}: {name} has {layer.shape[0]} rows but {dataset.transcript_path} "
-                        f"has {len(tokens)} tokens")
+        raise DataError(
+            f"{path}: {name} has {layer.shape[0]} rows but {dataset.transcript_path} "
+            f"has {len(tokens)} tokens"
+        )
     groups = tokens["word_idx"].to_numpy()
     order, inverse = np.unique(groups, return_inverse=True)
     sums = np.zeros((len(order), layer.shape[1]), np.float64)
     np.add.at(sums, inverse, layer.astype(np.float64))
     counts = np.bincount(inverse, minlength=len(order))[:, None]
-    return SourceResult(order.astype(np.int64), (sums / counts).astype(np.float32),
-                        info={"layer": cfg.targets.layer})
+    return SourceResult(
+        order.astype(np.int64),
+        (sums / counts).astype(np.float32),
+        info={"layer": cfg.targets.layer},
+    )
 
 
-@register_target_source("glove", fields=("targets.glove_path",), required=("targets.glove_path",),
-                        dims=glove_dims, dataset_files=(),
-                        sources=lambda cfg, ds: [ds.transcript_path,
-                                                 Path(cfg.targets.glove_path).expanduser()])
+@register_target_source(
+    "glove",
+    fields=("targets.glove_path",),
+    required=("targets.glove_path",),
+    dims=glove_dims,
+    dataset_files=(),
+    sources=lambda cfg, ds: [ds.transcript_path, Path(cfg.targets.glove_path).expanduser()],
+)
 def glove(cfg: Config, dataset: Dataset, words: pd.DataFrame) -> SourceResult:
     """GloVe vectors from a text file; out-of-vocabulary words are dropped (and recorded)."""
     path = _check_path(cfg.targets.glove_path, "targets.glove_path", "glove")
@@ -132,7 +149,9 @@ def glove(cfg: Config, dataset: Dataset, words: pd.DataFrame) -> SourceResult:
         raise DataError(f"{path}: none of the transcript's words is in this GloVe file")
     vectors = np.stack([table[k] for k, ok in zip(keys, keep) if ok])
     idx = words["word_idx"].to_numpy()
-    return SourceResult(idx[keep].astype(np.int64), vectors, dropped=idx[~keep].astype(int).tolist())
+    return SourceResult(
+        idx[keep].astype(np.int64), vectors, dropped=idx[~keep].astype(int).tolist()
+    )
 
 
 def arbitrary_vector(label: str, seed: int, dim: int) -> np.ndarray:
@@ -142,15 +161,22 @@ def arbitrary_vector(label: str, seed: int, dim: int) -> np.ndarray:
     return rng.uniform(-1.0, 1.0, dim).astype(np.float32)
 
 
-@register_target_source("arbitrary",
-                        fields=("targets.dim", "targets.seed", "data.label_normalisation"),
-                        dims=lambda cfg, ds: cfg.targets.dim,
-                        sources=lambda cfg, ds: [ds.transcript_path], dataset_files=())
+@register_target_source(
+    "arbitrary",
+    fields=("targets.dim", "targets.seed", "data.label_normalisation"),
+    dims=lambda cfg, ds: cfg.targets.dim,
+    sources=lambda cfg, ds: [ds.transcript_path],
+    dataset_files=(),
+)
 def arbitrary(cfg: Config, dataset: Dataset, words: pd.DataFrame) -> SourceResult:
     """One random vector per word type (type = normalised label), shared by its occurrences."""
     mode = cfg.data.label_normalisation
-    vectors = np.stack([arbitrary_vector(normalise_label(w, mode), cfg.targets.seed,
-                                         cfg.targets.dim) for w in words["word"]])
+    vectors = np.stack(
+        [
+            arbitrary_vector(normalise_label(w, mode), cfg.targets.seed, cfg.targets.dim)
+            for w in words["word"]
+        ]
+    )
     return SourceResult(words["word_idx"].to_numpy().astype(np.int64), vectors)
 
 
@@ -159,22 +185,31 @@ def _hf_model_files(cfg: Config, ds: Dataset) -> list[Path]:
     before any store is built)."""
     root = _check_path(cfg.targets.hf_model, "targets.hf_model", "hf")
     if not (root / "config.json").is_file():
-        raise ConfigError(f"targets.hf_model = {cfg.targets.hf_model!r}: expected a local "
-                          "Hugging Face model folder (with config.json)")
+        raise ConfigError(
+            f"targets.hf_model = {cfg.targets.hf_model!r}: expected a local "
+            "Hugging Face model folder (with config.json)"
+        )
     return [ds.transcript_path] + sorted(p for p in root.glob("*") if p.is_file())
 
 
-@register_target_source("hf", fields=("targets.hf_model", "targets.layer"),
-                        required=("targets.hf_model",),
-                        sources=_hf_model_files, dataset_files=())
+@register_target_source(
+    "hf",
+    fields=("targets.hf_model", "targets.layer"),
+    required=("targets.hf_model",),
+    sources=_hf_model_files,
+    dataset_files=(),
+)
 def hf(cfg: Config, dataset: Dataset, words: pd.DataFrame) -> SourceResult:
     """Hidden states of a local Hugging Face model over the transcript, averaged per word."""
     from podbench.tasks.hf import word_hidden_states
 
     path = _check_path(cfg.targets.hf_model, "targets.hf_model", "hf")
     vectors = word_hidden_states(path, words["word"].tolist(), cfg.targets.layer)
-    return SourceResult(words["word_idx"].to_numpy().astype(np.int64), vectors,
-                        info={"hf_model": str(path.resolve()), "layer": cfg.targets.layer})
+    return SourceResult(
+        words["word_idx"].to_numpy().astype(np.int64),
+        vectors,
+        info={"hf_model": str(path.resolve()), "layer": cfg.targets.layer},
+    )
 
 
 def fit_pca(vectors: np.ndarray, dim: int, fit_rows: np.ndarray) -> tuple[np.ndarray, list[float]]:
@@ -183,8 +218,10 @@ def fit_pca(vectors: np.ndarray, dim: int, fit_rows: np.ndarray) -> tuple[np.nda
 
     n_fit = len(fit_rows)
     if dim > min(n_fit, vectors.shape[1]):
-        raise ConfigError(f"targets.pca_dim = {dim}: larger than the {vectors.shape[1]} target "
-                          f"dimensions or the {n_fit} words it is fitted on")
+        raise ConfigError(
+            f"targets.pca_dim = {dim}: larger than the {vectors.shape[1]} target "
+            f"dimensions or the {n_fit} words it is fitted on"
+        )
     pca = PCA(n_components=dim, svd_solver="full").fit(vectors[fit_rows].astype(np.float64))
     out = pca.transform(vectors.astype(np.float64)).astype(np.float32)
     return out, pca.explained_variance_ratio_.astype(float).tolist()

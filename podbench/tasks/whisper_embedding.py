@@ -36,9 +36,12 @@ def whisper_paths(dataset: Dataset) -> tuple[Path, Path]:
     return dataset.root / WHISPER_TRANSCRIPT, dataset.root / WHISPER_FEATURES
 
 
-@register_target_source("whisper", fields=(),
-                        sources=lambda cfg, ds: [ds.transcript_path, *whisper_paths(ds)],
-                        dataset_files=(WHISPER_TRANSCRIPT, WHISPER_FEATURES))
+@register_target_source(
+    "whisper",
+    fields=(),
+    sources=lambda cfg, ds: [ds.transcript_path, *whisper_paths(ds)],
+    dataset_files=(WHISPER_TRANSCRIPT, WHISPER_FEATURES),
+)
 def whisper(cfg: Config, dataset: Dataset, words: pd.DataFrame) -> SourceResult:
     """Whisper-medium word vectors joined to the GPT-2 words on word_idx."""
     import h5py
@@ -49,11 +52,15 @@ def whisper(cfg: Config, dataset: Dataset, words: pd.DataFrame) -> SourceResult:
         raise DataError(f"missing file: {features}")
     with h5py.File(features, "r") as f:
         if WHISPER_DATASET not in f:
-            raise DataError(f"{features}: no dataset {WHISPER_DATASET!r}; it has {sorted(f.keys())}")
+            raise DataError(
+                f"{features}: no dataset {WHISPER_DATASET!r}; it has {sorted(f.keys())}"
+            )
         vectors = f[WHISPER_DATASET][()]
     if vectors.ndim != 2 or vectors.shape[0] != len(rows):
-        raise DataError(f"{features}: {WHISPER_DATASET} has shape {vectors.shape} but {transcript} "
-                        f"has {len(rows)} rows (expected one vector per row)")
+        raise DataError(
+            f"{features}: {WHISPER_DATASET} has shape {vectors.shape} but {transcript} "
+            f"has {len(rows)} rows (expected one vector per row)"
+        )
     word_idx = rows["word_idx"].to_numpy().astype(np.int64)
     if len(np.unique(word_idx)) != len(word_idx):
         raise DataError(f"{transcript}: word_idx is not unique")
@@ -63,12 +70,17 @@ def whisper(cfg: Config, dataset: Dataset, words: pd.DataFrame) -> SourceResult:
     differ = np.flatnonzero(text != by_idx.loc[word_idx[known]].to_numpy())
     if len(differ):
         i = differ[0]
-        raise DataError(f"{transcript}: word_idx {word_idx[known][i]} is {text[i]!r} but "
-                        f"{dataset.transcript_path} has {by_idx.loc[word_idx[known][i]]!r}")
+        raise DataError(
+            f"{transcript}: word_idx {word_idx[known][i]} is {text[i]!r} but "
+            f"{dataset.transcript_path} has {by_idx.loc[word_idx[known][i]]!r}"
+        )
     dropped = np.setdiff1d(words["word_idx"].to_numpy(), word_idx[known]).astype(int).tolist()
-    return SourceResult(word_idx[known], vectors[known].astype(np.float32), dropped=dropped,
-                        info={"whisper_dataset": WHISPER_DATASET,
-                              "whisper_source_dim": int(vectors.shape[1])})
+    return SourceResult(
+        word_idx[known],
+        vectors[known].astype(np.float32),
+        dropped=dropped,
+        info={"whisper_dataset": WHISPER_DATASET, "whisper_source_dim": int(vectors.shape[1])},
+    )
 
 
 @register_task("whisper_embedding", dataset_files=lambda cfg: source_files("whisper"))

@@ -22,8 +22,10 @@ def source_files(kind: str) -> list[str]:
     """Dataset files read with the target source `kind`: the words and those it declares."""
     declared = registry.target_sources.spec(kind, "targets.kind").dataset_files
     if declared is None:
-        raise ConfigError(f"targets.kind = {kind!r}: podbench download does not know which "
-                          "files it reads (it declares no dataset_files); use --what stimuli")
+        raise ConfigError(
+            f"targets.kind = {kind!r}: podbench download does not know which "
+            "files it reads (it declares no dataset_files); use --what stimuli"
+        )
     return [TRANSCRIPT, *declared]
 
 
@@ -51,13 +53,20 @@ class WordEmbedding(Task):
         if dim is None:
             return
         if dims is not None and dim > dims:
-            raise ConfigError(f"targets.pca_dim = {dim}: larger than the {dims} dimensions of "
-                              f"targets.kind {cfg.targets.kind}")
-        n_fit = len(events) if cfg.targets.pca_fit == "all" else len(events) * (
-            1 - 1 / cfg.training.n_folds) * (1 - cfg.training.val_fraction)
+            raise ConfigError(
+                f"targets.pca_dim = {dim}: larger than the {dims} dimensions of "
+                f"targets.kind {cfg.targets.kind}"
+            )
+        n_fit = (
+            len(events)
+            if cfg.targets.pca_fit == "all"
+            else len(events) * (1 - 1 / cfg.training.n_folds) * (1 - cfg.training.val_fraction)
+        )
         if dim > n_fit:
-            raise ConfigError(f"targets.pca_dim = {dim}: larger than the {int(n_fit)} words it "
-                              f"would be fitted on (targets.pca_fit: {cfg.targets.pca_fit})")
+            raise ConfigError(
+                f"targets.pca_dim = {dim}: larger than the {int(n_fit)} words it "
+                f"would be fitted on (targets.pca_fit: {cfg.targets.pca_fit})"
+            )
 
     def _source(self, cfg: Config):
         return registry.target_sources.entry(cfg.targets.kind, "targets.kind")
@@ -65,12 +74,17 @@ class WordEmbedding(Task):
     def _source_identity(self, cfg: Config) -> dict:
         """The target source and the config fields it reads."""
         source = self._source(cfg)
-        return {"kind": source.name,
-                "fields": {f: config_value(cfg, f) for f in source.spec.fields}}
+        return {
+            "kind": source.name,
+            "fields": {f: config_value(cfg, f) for f in source.spec.fields},
+        }
 
     def targets_fragment(self, cfg: Config, dataset: Dataset) -> tuple[dict, bool]:
-        frag = {**self._source_identity(cfg),
-                "pca_dim": cfg.targets.pca_dim, "pca_fit": cfg.targets.pca_fit}
+        frag = {
+            **self._source_identity(cfg),
+            "pca_dim": cfg.targets.pca_dim,
+            "pca_fit": cfg.targets.pca_fit,
+        }
         per_fold = cfg.targets.pca_dim is not None and cfg.targets.pca_fit == "train"
         if per_fold:
             frag["folds"] = folds_fragment(cfg)
@@ -87,11 +101,17 @@ class WordEmbedding(Task):
         result = self._source(cfg).obj(cfg, dataset, words)
         table = words.set_index("word_idx").loc[result.word_idx]
         vectors = result.vectors
-        attrs = {"source_dim": int(vectors.shape[1]), "dropped_words": result.dropped, **result.info}
+        attrs = {
+            "source_dim": int(vectors.shape[1]),
+            "dropped_words": result.dropped,
+            **result.info,
+        }
         dim = cfg.targets.pca_dim
         if dim is None:
-            target: tuple[tuple[str, ...], np.ndarray] = (("word", "dim"),
-                                                          vectors.astype(np.float32))
+            target: tuple[tuple[str, ...], np.ndarray] = (
+                ("word", "dim"),
+                vectors.astype(np.float32),
+            )
         elif cfg.targets.pca_fit == "all":
             reduced, evr = fit_pca(vectors, dim, np.arange(len(vectors)))
             target = (("word", "dim"), reduced)
@@ -105,9 +125,13 @@ class WordEmbedding(Task):
                 evrs.append(evr)
             target = (("fold", "word", "dim"), np.stack(per_fold))
             attrs["explained_variance_ratio"] = evrs
-        ds = xr.Dataset({"target": target},
-                        coords={"word": result.word_idx,
-                                "label": ("word", table["word"].to_numpy().astype(object))})
+        ds = xr.Dataset(
+            {"target": target},
+            coords={
+                "word": result.word_idx,
+                "label": ("word", table["word"].to_numpy().astype(object)),
+            },
+        )
         return ds, attrs
 
     def program_key(self, cfg: Config) -> dict:
@@ -130,20 +154,22 @@ class WordEmbedding(Task):
         return masked_mean(cosine_rows(pred, y), mask)
 
     def fold_metrics(self, member_preds, y, labels, train_labels, cfg: Config, split: str):
-        return metrics.word_metrics(member_preds, y, labels, train_labels,
-                                    cfg.targets.min_train_freq, split=split)
+        return metrics.word_metrics(
+            member_preds, y, labels, train_labels, cfg.targets.min_train_freq, split=split
+        )
 
     def repaired_headline(self, cfg):
         """The word ROC-AUC from the members' distances, as `fold_metrics` scores it."""
         if self.headline != "test_word_avg_auc_roc":
             return super().repaired_headline(cfg)
         return lambda held, perms: metrics.repaired_word_avg_auc_roc(
-            held.members, held.y, held.labels, held.train_labels, cfg.targets.min_train_freq,
-            perms)
+            held.members, held.y, held.labels, held.train_labels, cfg.targets.min_train_freq, perms
+        )
 
 
-def fold_rows(cfg: Config, target_words: np.ndarray, raw_labels: np.ndarray,
-              epoch_words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def fold_rows(
+    cfg: Config, target_words: np.ndarray, raw_labels: np.ndarray, epoch_words: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Rows (into the targets) and labels of the words a run trains on, in time order.
 
     The run's words are those present in both the epochs and the targets; folds are made over
@@ -152,10 +178,9 @@ def fold_rows(cfg: Config, target_words: np.ndarray, raw_labels: np.ndarray,
     position = pd.Index(target_words)
     common = np.intersect1d(epoch_words, target_words)
     rows = position.get_indexer(common)
-    labels = np.array([normalise_label(w, cfg.data.label_normalisation) for w in raw_labels[rows]],
-                      dtype=object)
+    labels = np.array(
+        [normalise_label(w, cfg.data.label_normalisation) for w in raw_labels[rows]], dtype=object
+    )
     if len(common) == 0:
         raise ConfigError("no word is in both the epochs and the targets")
     return rows, labels
-
-

@@ -48,8 +48,9 @@ def device_memory(n_devices: int) -> float:
         return psutil.virtual_memory().available / n_devices
 
 
-def memory_estimate(program, lanes_np, data, n_devices: int,
-                    exact: bool = True) -> Callable[[int], float]:
+def memory_estimate(
+    program, lanes_np, data, n_devices: int, exact: bool = True
+) -> Callable[[int], float]:
     """Peak bytes per device of training a chunk of `width` lanes: the shared data, every
     lane's state and inputs twice (an epoch's input and output; measured so on CPU), and the
     temporaries of the lanes trained at once (all of a device's lanes under vmap, `lane_batch`
@@ -74,15 +75,15 @@ def choose_chunk(program, lanes_np, data, n_devices: int) -> int:
     """Lanes per chunk: all of them if the cheap upper bound says they fit, else the widest
     chunk XLA's exact estimate fits (one compilation of a single lane's epoch)."""
     n, limit = len(lanes_np.lr), device_memory(n_devices)
-    chunk = auto_chunk(n, n_devices, memory_estimate(program, lanes_np, data, n_devices, False),
-                       limit)
+    chunk = auto_chunk(
+        n, n_devices, memory_estimate(program, lanes_np, data, n_devices, False), limit
+    )
     if chunk >= n:
         return chunk
     return auto_chunk(n, n_devices, memory_estimate(program, lanes_np, data, n_devices), limit)
 
 
-def auto_chunk(n_lanes: int, n_devices: int, estimate: Callable[[int], float],
-               limit: float) -> int:
+def auto_chunk(n_lanes: int, n_devices: int, estimate: Callable[[int], float], limit: float) -> int:
     """The widest chunk (a multiple of the devices, at most every lane) whose estimate fits in
     half of `limit`; one lane per device at least."""
     width = -(-n_lanes // n_devices) * n_devices
@@ -97,12 +98,20 @@ def _model_builder(cfg: Config, input_shape: tuple, output_dim: int, head: str, 
     build: BuildTrained = entry.obj
     dims = entry.spec.input_dims
     if dims is not None and len(dims) != len(input_shape):
-        raise ConfigError(f"model.name = {cfg.model.name!r} takes latents with dims {dims}; "
-                          f"preprocess.name = {cfg.preprocess.name!r} gives {len(input_shape)}-d "
-                          "inputs per lag")
+        raise ConfigError(
+            f"model.name = {cfg.model.name!r} takes latents with dims {dims}; "
+            f"preprocess.name = {cfg.preprocess.name!r} gives {len(input_shape)}-d "
+            "inputs per lag"
+        )
     extra = {"frozen": frozen} if entry.spec.uses_frozen else {}
-    return lambda rngs: build(cfg.model.params, input_shape=input_shape, output_dim=output_dim,
-                              head=head, rngs=rngs, **extra)
+    return lambda rngs: build(
+        cfg.model.params,
+        input_shape=input_shape,
+        output_dim=output_dim,
+        head=head,
+        rngs=rngs,
+        **extra,
+    )
 
 
 def lane_batch(cfg: Config) -> int | None:
@@ -125,31 +134,60 @@ def device_data(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs):
 
     uses_frozen = registry.models.spec(cfg.model.name, "model.name").uses_frozen
     keep = as_program(inputs).keep
-    return Data(jnp.asarray(inputs.x), jnp.asarray(inputs.y), jnp.asarray(inputs.norm_mean),
-                jnp.asarray(inputs.norm_std), task.frozen(cfg) if uses_frozen else None,
-                None if keep is None else jnp.asarray(keep))
+    return Data(
+        jnp.asarray(inputs.x),
+        jnp.asarray(inputs.y),
+        jnp.asarray(inputs.norm_mean),
+        jnp.asarray(inputs.norm_std),
+        task.frozen(cfg) if uses_frozen else None,
+        None if keep is None else jnp.asarray(keep),
+    )
 
 
-def make_program(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs, lanes_np,
-                 group: int, mesh=None, frozen=None):
+def make_program(
+    cfg: Config,
+    task: Task,
+    inputs: RunInputs | ProgramInputs,
+    lanes_np,
+    group: int,
+    mesh=None,
+    frozen=None,
+):
     """The compiled lane program for this run's model, task and padded fold sizes; `frozen`:
     the task's frozen pytree (`device_data(...).frozen`)."""
     from podbench.train.program import LaneProgram
 
-    build = _model_builder(cfg, inputs.x.shape[2:], task.output_dim(inputs.y, cfg),
-                           task.model_head(cfg), frozen)
+    build = _model_builder(
+        cfg, inputs.x.shape[2:], task.output_dim(inputs.y, cfg), task.model_head(cfg), frozen
+    )
     takes_targets = registry.models.spec(cfg.model.name).takes_targets
-    return LaneProgram(build, group=group, batch_size=cfg.training.batch_size,
-                   patience=cfg.training.patience, optimizer_name=cfg.training.optimizer,
-                   loss_fn=lambda p, y: task.loss(p, y, cfg), stop_fn=task.stopping(cfg),
-                   stop_mode=task.stop_mode, n_train_max=lanes_np.train_idx.shape[1],
-                   n_val_max=lanes_np.val_idx.shape[1], lane_batch=lane_batch(cfg), mesh=mesh,
-                   takes_targets=takes_targets, combine=task.group_combine(cfg))
+    return LaneProgram(
+        build,
+        group=group,
+        batch_size=cfg.training.batch_size,
+        patience=cfg.training.patience,
+        optimizer_name=cfg.training.optimizer,
+        loss_fn=lambda p, y: task.loss(p, y, cfg),
+        stop_fn=task.stopping(cfg),
+        stop_mode=task.stop_mode,
+        n_train_max=lanes_np.train_idx.shape[1],
+        n_val_max=lanes_np.val_idx.shape[1],
+        lane_batch=lane_batch(cfg),
+        mesh=mesh,
+        takes_targets=takes_targets,
+        combine=task.group_combine(cfg),
+    )
 
 
-def train_lanes(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs, table: LaneTable,
-                group: int, log: Callable[[str], None] = print,
-                start: dict | None = None) -> LaneResults:
+def train_lanes(
+    cfg: Config,
+    task: Task,
+    inputs: RunInputs | ProgramInputs,
+    table: LaneTable,
+    group: int,
+    log: Callable[[str], None] = print,
+    start: dict | None = None,
+) -> LaneResults:
     """Train every lane of `table` in chunks of one compiled program, each lane from `start`
     where given (`podbench.train.warm.warm_start`), else from a random initialisation; predict
     all words."""
@@ -165,8 +203,11 @@ def train_lanes(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs, tabl
     data = device_data(cfg, task, inputs)
     program = make_program(cfg, task, inputs, lanes_np, group, shard.mesh, data.frozen)
     data = shard.replicate(data)
-    chunk = (cfg.training.lane_chunk if isinstance(cfg.training.lane_chunk, int)
-             else choose_chunk(program, lanes_np, data, shard.n_devices))
+    chunk = (
+        cfg.training.lane_chunk
+        if isinstance(cfg.training.lane_chunk, int)
+        else choose_chunk(program, lanes_np, data, shard.n_devices)
+    )
     n_words = inputs.x.shape[0]
     all_rows = jnp.arange(n_words, dtype=jnp.int32)
     preds, states, records, widths = [], [], [], []
@@ -176,28 +217,57 @@ def train_lanes(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs, tabl
         # Pad to a multiple of the devices with copies of the chunk's first lane.
         pick = np.concatenate([real, np.full((-len(real)) % shard.n_devices, real[0])])
         sub = jax.tree.map(lambda a: a[pick], lanes_np)  # noqa: B023 (called in this iteration)
-        sub_start = None if start is None else {
-            **start, **{part: {k: v[pick] for k, v in start[part].items()}
-                        for part in ("params", "rest")}}
-        state, chunk_widths = train_chunk(program, sub, data, cfg.training.epochs, shard,
-                                          f"chunk {c + 1}/{n_chunks}" if n_chunks > 1 else "",
-                                          sub_start)
+        sub_start = (
+            None
+            if start is None
+            else {
+                **start,
+                **{
+                    part: {k: v[pick] for k, v in start[part].items()}
+                    for part in ("params", "rest")
+                },
+            }
+        )
+        state, chunk_widths = train_chunk(
+            program,
+            sub,
+            data,
+            cfg.training.epochs,
+            shard,
+            f"chunk {c + 1}/{n_chunks}" if n_chunks > 1 else "",
+            sub_start,
+        )
         widths.append(chunk_widths)
         keep = slice(0, len(real))
         preds.append(np.asarray(program.predict(state, shard.lanes(sub), data, all_rows))[keep])
-        records.append([np.asarray(a)[keep] for a in (state.epochs, state.best_epoch,
-                                                      state.best_score)])
-        states.append(jax.tree.map(lambda a: np.asarray(a)[keep],  # noqa: B023 (called in this iteration)
-                                   {"params": state.best_params, "rest": state.best_rest}))
+        records.append(
+            [np.asarray(a)[keep] for a in (state.epochs, state.best_epoch, state.best_score)]
+        )
+        states.append(
+            jax.tree.map(
+                lambda a: np.asarray(a)[keep],  # noqa: B023 (called in this iteration)
+                {"params": state.best_params, "rest": state.best_rest},
+            )
+        )
     epochs, best_epoch, best_score = (np.concatenate(r) for r in zip(*records))
     sign = 1.0 if task.stop_mode == "max" else -1.0
-    return LaneResults(table, group, inputs, np.concatenate(preds), epochs, best_epoch,
-                       sign * best_score, jax.tree.map(lambda *a: np.concatenate(a), *states),
-                       time.perf_counter() - t0, widths)
+    return LaneResults(
+        table,
+        group,
+        inputs,
+        np.concatenate(preds),
+        epochs,
+        best_epoch,
+        sign * best_score,
+        jax.tree.map(lambda *a: np.concatenate(a), *states),
+        time.perf_counter() - t0,
+        widths,
+    )
 
 
-def train_chunk(program, lanes_np, data, max_epochs: int, shard, label: str,
-                start: dict | None = None):
+def train_chunk(
+    program, lanes_np, data, max_epochs: int, shard, label: str, start: dict | None = None
+):
     """Train one chunk of lanes to completion, from `start` where given (train.warm);
     returns its state and the width of each epoch.
 
@@ -215,13 +285,16 @@ def train_chunk(program, lanes_np, data, max_epochs: int, shard, label: str,
     n = len(lanes_np.lr)
     working = program.init(shard.lanes(lanes_np))
     if start is not None:
-        working = start_from(working, {**start, "params": shard.lanes(start["params"]),
-                                       "rest": shard.lanes(start["rest"])})
+        working = start_from(
+            working,
+            {**start, "params": shard.lanes(start["params"]), "rest": shard.lanes(start["rest"])},
+        )
     work_lanes = shard.lanes(lanes_np)
     bank, ids = None, np.arange(n)  # host copy of every lane; ids: the lanes in the first slots
     widths = []
-    bar = tqdm(total=max_epochs, desc=f"training {n} lanes {label}".rstrip(), unit="epoch",
-               leave=False)
+    bar = tqdm(
+        total=max_epochs, desc=f"training {n} lanes {label}".rstrip(), unit="epoch", leave=False
+    )
     for epoch in range(max_epochs):
         widths.append(len(working.stopped))
         working = program.epoch(working, work_lanes, data, epoch)
@@ -257,8 +330,9 @@ def _scatter(bank, ids: np.ndarray, working):
     return bank
 
 
-def train_closed_form(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs,
-                      table: LaneTable, fit_predict) -> LaneResults:
+def train_closed_form(
+    cfg: Config, task: Task, inputs: RunInputs | ProgramInputs, table: LaneTable, fit_predict
+) -> LaneResults:
     """Closed-form decoders (ridge): one solve per lane, no epochs."""
     import jax
     import jax.numpy as jnp
@@ -272,10 +346,18 @@ def train_closed_form(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs
     lanes = jax.device_put(lane_inputs(table, inputs))
     alphas = jnp.asarray(cfg.model.params["alphas"], jnp.float32)
     sign = 1.0 if task.stop_mode == "max" else -1.0
-    preds, scores, chosen = jax.jit(lambda ln: closed_form(fit, predict, ln, data, alphas,
-                                                           task.stop_value, sign))(lanes)
+    preds, scores, chosen = jax.jit(
+        lambda ln: closed_form(fit, predict, ln, data, alphas, task.stop_value, sign)
+    )(lanes)
     zeros = np.zeros(len(table), np.int64)
-    return LaneResults(table, 1, inputs, np.asarray(preds), zeros, zeros, np.asarray(scores),
-                       {"alpha": np.asarray(chosen)}, time.perf_counter() - t0)
-
-
+    return LaneResults(
+        table,
+        1,
+        inputs,
+        np.asarray(preds),
+        zeros,
+        zeros,
+        np.asarray(scores),
+        {"alpha": np.asarray(chosen)},
+        time.perf_counter() - t0,
+    )

@@ -67,8 +67,10 @@ def prepare(cfg: Config, features: Features) -> RunInputs:
     tg = targets["target"].sel(word=common)
     y = tg.values.astype(np.float32)
     y = y[None] if "fold" not in tg.dims else y
-    labels = np.array([normalise_label(str(w), cfg.data.label_normalisation)
-                       for w in lat["label"].values], dtype=object)
+    labels = np.array(
+        [normalise_label(str(w), cfg.data.label_normalisation) for w in lat["label"].values],
+        dtype=object,
+    )
     folds = folds_for(cfg, labels)
     if cfg.training.shuffle_targets:
         y = null_targets(y, folds, cfg.training.shuffle_mode, permutation_seed(cfg))
@@ -84,8 +86,9 @@ def prepare(cfg: Config, features: Features) -> RunInputs:
         std = np.ones_like(mean)
     mean = mean.reshape(*mean.shape, *stat_shape).astype(np.float32)
     std = std.reshape(*std.shape, *stat_shape).astype(np.float32)
-    inputs = RunInputs(common, labels, x, y, [int(v) for v in lat["lag"].values], folds,
-                       mean, std, standardise)
+    inputs = RunInputs(
+        common, labels, x, y, [int(v) for v in lat["lag"].values], folds, mean, std, standardise
+    )
     if "selection" in features.keys:
         mask = selection_mask(features.load("selection"), lat["channel"].values, common)
         return with_electrode_masks(inputs, mask)
@@ -100,12 +103,15 @@ def with_electrode_masks(inputs: RunInputs, mask: np.ndarray) -> RunInputs:
         return inputs
     sets = max(mask.shape[0], inputs.norm_mean.shape[0])
     shape = (sets, *inputs.norm_mean.shape[1:])
-    keep = np.broadcast_to(mask.reshape(mask.shape[0], 1, mask.shape[1],
-                                        *inputs.norm_mean.shape[3:]), shape)
+    keep = np.broadcast_to(
+        mask.reshape(mask.shape[0], 1, mask.shape[1], *inputs.norm_mean.shape[3:]), shape
+    )
     return dataclasses.replace(
-        inputs, norm_mean=np.ascontiguousarray(np.broadcast_to(inputs.norm_mean, shape)),
+        inputs,
+        norm_mean=np.ascontiguousarray(np.broadcast_to(inputs.norm_mean, shape)),
         norm_std=np.ascontiguousarray(np.broadcast_to(inputs.norm_std, shape)),
-        keep=keep.astype(np.float32))
+        keep=keep.astype(np.float32),
+    )
 
 
 @dataclass
@@ -133,8 +139,18 @@ def merge_inputs(entries: list[RunInputs], entry_of: list[int] | None = None) ->
     """One program's arrays from its entries' inputs (shared, not copied, for one entry)."""
     if len(entries) == 1:
         only = entries[0]
-        return ProgramInputs(only.x, only.y, only.norm_mean, only.norm_std, entries,
-                             [np.arange(len(only.words))], [0], [0], entry_of, only.keep)
+        return ProgramInputs(
+            only.x,
+            only.y,
+            only.norm_mean,
+            only.norm_std,
+            entries,
+            [np.arange(len(only.words))],
+            [0],
+            [0],
+            entry_of,
+            only.keep,
+        )
     if len({tuple(e.lags) for e in entries}) > 1 or len({e.y.shape[-1] for e in entries}) > 1:
         raise ConfigError("tasks packed in one program need the same lags and target width")
     words = entries[0].words
@@ -142,22 +158,31 @@ def merge_inputs(entries: list[RunInputs], entry_of: list[int] | None = None) ->
         words = np.union1d(words, e.words)
     rows = [np.searchsorted(words, e.words) for e in entries]
     x = np.empty((len(words), *entries[0].x.shape[1:]), np.float32)
-    y = np.zeros((sum(e.y.shape[0] for e in entries), len(words), entries[0].y.shape[-1]),
-                 np.float32)
+    y = np.zeros(
+        (sum(e.y.shape[0] for e in entries), len(words), entries[0].y.shape[-1]), np.float32
+    )
     y_base = np.cumsum([0] + [e.y.shape[0] for e in entries])[:-1].tolist()
     for e, r, base in zip(entries, rows, y_base):
         x[r] = e.x
-        y[base:base + e.y.shape[0], r] = e.y
+        y[base : base + e.y.shape[0], r] = e.y
     norm_base = np.cumsum([0] + [e.norm_mean.shape[0] for e in entries])[:-1].tolist()
     keep = None if entries[0].keep is None else np.concatenate([e.keep for e in entries])
-    return ProgramInputs(x, y, np.concatenate([e.norm_mean for e in entries]),
-                         np.concatenate([e.norm_std for e in entries]), entries, rows, y_base,
-                         norm_base, entry_of, keep)
+    return ProgramInputs(
+        x,
+        y,
+        np.concatenate([e.norm_mean for e in entries]),
+        np.concatenate([e.norm_std for e in entries]),
+        entries,
+        rows,
+        y_base,
+        norm_base,
+        entry_of,
+        keep,
+    )
 
 
 def as_program(inputs: RunInputs | ProgramInputs) -> ProgramInputs:
     return inputs if isinstance(inputs, ProgramInputs) else merge_inputs([inputs])
-
 
 
 def lane_inputs(table: LaneTable, inputs: RunInputs | ProgramInputs):
@@ -180,8 +205,13 @@ def lane_inputs(table: LaneTable, inputs: RunInputs | ProgramInputs):
     return Lanes(
         key=np.stack([key_data(int(s)) for s in table.seed]),
         lag=table.lag_index.astype(np.int32),
-        yfold=np.asarray(yset, np.int32), nfold=np.asarray(nset, np.int32),
-        lr=table.lr, weight_decay=table.weight_decay, dropout=table.dropout,
-        train_idx=train_idx, train_n=train_n, val_idx=val_idx, val_n=val_n)
-
-
+        yfold=np.asarray(yset, np.int32),
+        nfold=np.asarray(nset, np.int32),
+        lr=table.lr,
+        weight_decay=table.weight_decay,
+        dropout=table.dropout,
+        train_idx=train_idx,
+        train_n=train_n,
+        val_idx=val_idx,
+        val_n=val_n,
+    )

@@ -46,8 +46,15 @@ class LaneTable:
         return len(self.lag_ms)
 
     def rows(self) -> list[dict]:
-        return [{"lag": int(self.lag_ms[i]), "fold": int(self.fold[i]), "member": int(self.member[i]),
-                 "point": int(self.point[i])} for i in range(len(self))]
+        return [
+            {
+                "lag": int(self.lag_ms[i]),
+                "fold": int(self.fold[i]),
+                "member": int(self.member[i]),
+                "point": int(self.point[i]),
+            }
+            for i in range(len(self))
+        ]
 
 
 @dataclass(frozen=True)
@@ -63,15 +70,32 @@ class LanePoint:
 def lane_point(cfg: Config) -> LanePoint:
     """The per-lane hyper-parameters of one config."""
     t = cfg.training
-    return LanePoint(t.seed, t.lr, t.weight_decay,
-                     registry.models.spec(cfg.model.name).lane_dropout(cfg.model.params))
+    return LanePoint(
+        t.seed,
+        t.lr,
+        t.weight_decay,
+        registry.models.spec(cfg.model.name).lane_dropout(cfg.model.params),
+    )
 
 
-def lay_out(lags: list[int], folds: list[Fold], members: int, group: int,
-            points: list[LanePoint]) -> LaneTable:
+def lay_out(
+    lags: list[int], folds: list[Fold], members: int, group: int, points: list[LanePoint]
+) -> LaneTable:
     """Lanes for every point x lag x fold x member group (members // group groups)."""
-    cols: dict[str, list] = {k: [] for k in ("lag_ms", "lag_index", "fold", "member", "seed",
-                                             "lr", "weight_decay", "dropout", "point")}
+    cols: dict[str, list] = {
+        k: []
+        for k in (
+            "lag_ms",
+            "lag_index",
+            "fold",
+            "member",
+            "seed",
+            "lr",
+            "weight_decay",
+            "dropout",
+            "point",
+        )
+    }
     for p_i, point in enumerate(points):
         for li, lag in enumerate(lags):
             for fold in folds:
@@ -85,8 +109,12 @@ def lay_out(lags: list[int], folds: list[Fold], members: int, group: int,
                     cols["weight_decay"].append(point.weight_decay)
                     cols["dropout"].append(point.dropout)
                     cols["point"].append(p_i)
-    dtypes = {"lr": np.float32, "weight_decay": np.float32, "dropout": np.float32,
-              "seed": np.uint32}
+    dtypes = {
+        "lr": np.float32,
+        "weight_decay": np.float32,
+        "dropout": np.float32,
+        "seed": np.uint32,
+    }
     return LaneTable(**{k: np.asarray(v, dtype=dtypes.get(k, np.int64)) for k, v in cols.items()})
 
 

@@ -97,10 +97,24 @@ def tree_where(cond, new, old):
 class LaneProgram:
     """Compiled training and prediction for one model shape, loss and task."""
 
-    def __init__(self, build_model: Callable[[nnx.Rngs], nnx.Module], *, group: int,
-                 batch_size: int, patience: int, optimizer_name: str, loss_fn, stop_fn,
-                 stop_mode: str, n_train_max: int, n_val_max: int, lane_batch: int | None = None,
-                 mesh=None, takes_targets: bool = False, combine: Callable | None = None):
+    def __init__(
+        self,
+        build_model: Callable[[nnx.Rngs], nnx.Module],
+        *,
+        group: int,
+        batch_size: int,
+        patience: int,
+        optimizer_name: str,
+        loss_fn,
+        stop_fn,
+        stop_mode: str,
+        n_train_max: int,
+        n_val_max: int,
+        lane_batch: int | None = None,
+        mesh=None,
+        takes_targets: bool = False,
+        combine: Callable | None = None,
+    ):
         self.build_model = build_model
         # a group's prediction from its members' [G, B, D] (Task.group_combine): their mean
         self.combine = combine or (lambda preds: preds.mean(axis=0))
@@ -119,13 +133,24 @@ class LaneProgram:
         self.graphdef = nnx.split(build_model(nnx.Rngs(0)), nnx.Param, ...)[0]
         self.lane_batch = lane_batch
         self.mesh = mesh
-        self._epoch = jax.jit(self._over_lanes(
-            "lane_epoch", lambda state, lane, data, epoch: self._lane_epoch(state, lane, data, epoch),
-            2), donate_argnums=(0,))
+        self._epoch = jax.jit(
+            self._over_lanes(
+                "lane_epoch",
+                lambda state, lane, data, epoch: self._lane_epoch(state, lane, data, epoch),
+                2,
+            ),
+            donate_argnums=(0,),
+        )
         self._init = jax.jit(self._over_lanes("lane_init", self._lane_init, 1))
-        self._predict = jax.jit(self._over_lanes(
-            "lane_predict",
-            lambda params, rest, lane, data, rows: self._predict_rows(params, rest, data, rows, lane), 3))
+        self._predict = jax.jit(
+            self._over_lanes(
+                "lane_predict",
+                lambda params, rest, lane, data, rows: self._predict_rows(
+                    params, rest, data, rows, lane
+                ),
+                3,
+            )
+        )
 
     def _over_lanes(self, name: str, fn, n_lane_args: int):
         """Apply `fn` to every lane: the first `n_lane_args` arguments have a leading lane axis,
@@ -152,8 +177,9 @@ class LaneProgram:
             specs = tuple(P("lanes") if i < n_lane_args else P() for i in range(len(args)))
             # Lanes never communicate; check_vma=False lets lax.cond mix a lane's (varying)
             # state with the replicated epoch number and data.
-            return jax.shard_map(local, mesh=self.mesh, in_specs=specs, out_specs=P("lanes"),
-                                 check_vma=False)(*args)
+            return jax.shard_map(
+                local, mesh=self.mesh, in_specs=specs, out_specs=P("lanes"), check_vma=False
+            )(*args)
 
         sharded.__name__ = sharded.__qualname__ = name
         return sharded
@@ -174,8 +200,11 @@ class LaneProgram:
 
     def _group_forward(self, params, rest, x, y, call: Call):
         """All G members of a lane on one batch: [G, B, D] predictions."""
-        keys = (jax.random.split(call.rng, self.group) if call.rng is not None
-                else jnp.zeros((self.group, 2), jnp.uint32))
+        keys = (
+            jax.random.split(call.rng, self.group)
+            if call.rng is not None
+            else jnp.zeros((self.group, 2), jnp.uint32)
+        )
 
         def one(p, r, k):
             c = call._replace(rng=k if call.rng is not None else None)
@@ -192,9 +221,18 @@ class LaneProgram:
         opt = tx.init(params)
         opt.hyperparams["learning_rate"] = lane.lr
         opt.hyperparams["weight_decay"] = lane.weight_decay
-        return State(params, rest, opt, params, rest, jnp.array(-jnp.inf, jnp.float32),
-                     jnp.array(0, jnp.int32), jnp.array(False), jnp.array(0, jnp.int32),
-                     jnp.array(0, jnp.int32))
+        return State(
+            params,
+            rest,
+            opt,
+            params,
+            rest,
+            jnp.array(-jnp.inf, jnp.float32),
+            jnp.array(0, jnp.int32),
+            jnp.array(False),
+            jnp.array(0, jnp.int32),
+            jnp.array(0, jnp.int32),
+        )
 
     def init(self, lanes: Lanes) -> State:
         return self._init(lanes)
@@ -212,8 +250,9 @@ class LaneProgram:
 
         def batch(_, r):
             x, y = self._inputs(data, r, lane)
-            pred, _, _ = self._group_forward(params, rest, x, y, Call(train=False,
-                                                                      frozen=data.frozen))
+            pred, _, _ = self._group_forward(
+                params, rest, x, y, Call(train=False, frozen=data.frozen)
+            )
             return None, pred
 
         _, preds = jax.lax.scan(batch, None, padded)  # [n_batches, G, EVAL_BATCH, D]
@@ -231,8 +270,9 @@ class LaneProgram:
         k_order, k_drop = jax.random.split(key)
         n_max = lane.train_idx.shape[0]
         slot = jnp.arange(n_max)
-        order = jnp.argsort(jnp.where(slot < lane.train_n,
-                                      jax.random.uniform(k_order, (n_max,)), 2.0))
+        order = jnp.argsort(
+            jnp.where(slot < lane.train_n, jax.random.uniform(k_order, (n_max,)), 2.0)
+        )
         rows = jnp.pad(lane.train_idx[order], (0, self.n_train_pad - n_max))
 
         def loss_of(params, rest, x, y, mask, call):
@@ -247,18 +287,21 @@ class LaneProgram:
             x, y = self._inputs(data, batch_rows, lane)
             call = Call(True, jax.random.fold_in(k_drop, i), lane.dropout, mask, data.frozen)
             (_, new_rest), grads = jax.value_and_grad(loss_of, has_aux=True)(
-                params, rest, x, y, mask, call)
+                params, rest, x, y, mask, call
+            )
             updates, new_opt = self.tx.update(grads, opt, params)
             return optax.apply_updates(params, updates), new_rest, new_opt
 
         def step(carry, i):
             mask = ((i * self.batch + jnp.arange(self.batch)) < lane.train_n).astype(jnp.float32)
             # Padded steps past this lane's training rows change nothing (not even Adam state).
-            return jax.lax.cond(mask.sum() > 0, lambda c: update(c, i, mask), lambda c: c,
-                                carry), None
+            return jax.lax.cond(
+                mask.sum() > 0, lambda c: update(c, i, mask), lambda c: c, carry
+            ), None
 
-        (params, rest, opt), _ = jax.lax.scan(step, (s.params, s.rest, s.opt),
-                                              jnp.arange(self.steps))
+        (params, rest, opt), _ = jax.lax.scan(
+            step, (s.params, s.rest, s.opt), jnp.arange(self.steps)
+        )
         val_mask = (jnp.arange(self.n_val_max) < lane.val_n).astype(jnp.float32)
         preds = self._predict_rows(params, rest, data, lane.val_idx, lane)
         _, y_val = self._inputs(data, lane.val_idx, lane)
@@ -266,7 +309,9 @@ class LaneProgram:
         improved = score > s.best_score
         bad = jnp.where(improved, 0, s.bad + 1)
         return State(
-            params=params, rest=rest, opt=opt,
+            params=params,
+            rest=rest,
+            opt=opt,
             best_params=tree_where(improved, params, s.best_params),
             best_rest=tree_where(improved, rest, s.best_rest),
             best_score=jnp.where(improved, score, s.best_score),
@@ -313,22 +358,25 @@ def start_from(state: State, start: dict) -> State:
     from podbench.errors import ConfigError
 
     def swap(tree, values: dict):
-        leaves = {jax.tree_util.keystr(p): a for p, a in jax.tree_util.tree_flatten_with_path(tree)[0]}
+        leaves = {
+            jax.tree_util.keystr(p): a for p, a in jax.tree_util.tree_flatten_with_path(tree)[0]
+        }
         for name, value in values.items():
             if name not in leaves or leaves[name].shape != value.shape:
                 got = leaves[name].shape if name in leaves else "no such parameter"
-                raise ConfigError(f"{start['source']}: its {name} has shape {value.shape}, "
-                                  f"this model's is {got}")
+                raise ConfigError(
+                    f"{start['source']}: its {name} has shape {value.shape}, this model's is {got}"
+                )
         return jax.tree_util.tree_map_with_path(
-            lambda p, a: values.get(jax.tree_util.keystr(p), a), tree)
+            lambda p, a: values.get(jax.tree_util.keystr(p), a), tree
+        )
 
     params, rest = swap(state.params, start["params"]), swap(state.rest, start["rest"])
 
     def copy(tree):  # distinct buffers: epochs donate them
         return jax.tree.map(jnp.copy, tree)
 
-    return state._replace(params=params, rest=rest, best_params=copy(params),
-                          best_rest=copy(rest))
+    return state._replace(params=params, rest=rest, best_params=copy(params), best_rest=copy(rest))
 
 
 def _nbytes(tree) -> int:
@@ -366,8 +414,9 @@ def closed_form(fit, predict, lanes: Lanes, data: Data, alphas, stop_fn, sign: f
         x_va, y_va = rows_xy(lane.val_idx)
         m_tr = (jnp.arange(lane.train_idx.shape[0]) < lane.train_n).astype(jnp.float32)
         m_va = (jnp.arange(lane.val_idx.shape[0]) < lane.val_n).astype(jnp.float32)
-        w, b, mu, sd, alpha, score = fit(x_tr, y_tr, m_tr, x_va, y_va, m_va, alphas,
-                                          lambda p, y, m: sign * stop_fn(p, y, m))
+        w, b, mu, sd, alpha, score = fit(
+            x_tr, y_tr, m_tr, x_va, y_va, m_va, alphas, lambda p, y, m: sign * stop_fn(p, y, m)
+        )
         x_all, _ = rows_xy(jnp.arange(data.x.shape[0]))
         return predict(x_all, w, b, mu, sd)[None], sign * score, alpha
 

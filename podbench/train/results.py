@@ -70,8 +70,9 @@ def lane_outputs(cfg: Config, task: Task, inputs, res, point: int = 0) -> Iterat
                 continue
             members = res.preds[sel][:, :, mine].reshape(-1, len(mine), res.preds.shape[-1])
             y = inputs.y[fold.number - 1 if inputs.y.shape[0] > 1 else 0]
-            ensemble = (task.ensemble(members) if res.group == 1
-                        else task.joint_ensemble(members, cfg))
+            ensemble = (
+                task.ensemble(members) if res.group == 1 else task.joint_ensemble(members, cfg)
+            )
             yield LaneOutputs(lag, fold, sel, members, ensemble, y)
 
 
@@ -91,8 +92,16 @@ def score_lanes(cfg: Config, task: Task, inputs, res, point: int = 0) -> pd.Data
         values["num_epochs"] = float(np.mean(res.best_epoch[out.lanes] + 1))
         for split in ("test", "val"):
             idx = split_rows[split]
-            values.update(task.fold_metrics(out.members[:, idx], y[idx], inputs.labels[idx],
-                                            inputs.labels[fold.train], cfg, split))
+            values.update(
+                task.fold_metrics(
+                    out.members[:, idx],
+                    y[idx],
+                    inputs.labels[idx],
+                    inputs.labels[fold.train],
+                    cfg,
+                    split,
+                )
+            )
         rows += [(lag, number, "ensemble", k, v) for k, v in values.items()]
         if res.group == 1 and len(out.lanes) > 1:
             for lane_i in out.lanes:
@@ -102,8 +111,9 @@ def score_lanes(cfg: Config, task: Task, inputs, res, point: int = 0) -> pd.Data
                     pred = res.preds[lane_i, 0, mine[idx]]
                     for name, v in task.split_metrics(pred, y[idx]).items():
                         rows.append((lag, number, str(member), f"{split}_{name}", v))
-                rows.append((lag, number, str(member), "num_epochs",
-                             float(res.best_epoch[lane_i] + 1)))
+                rows.append(
+                    (lag, number, str(member), "num_epochs", float(res.best_epoch[lane_i] + 1))
+                )
     long = pd.DataFrame(rows, columns=["lag", "fold", "member", "metric", "value"])
     extras = task.extra_results(cfg, test_preds)
     if extras:
@@ -138,26 +148,34 @@ def test_predictions(cfg: Config, task: Task, inputs, res, point: int = 0) -> di
         target[test] = out.y[test]
         if ensemble is None or members is None:  # (both are made here, together)
             ensemble = np.full((len(lags), n, out.ensemble.shape[-1]), np.nan, np.float32)
-            members = np.full((len(lags), len(out.members), n, out.members.shape[-1]), np.nan,
-                              np.float32)
+            members = np.full(
+                (len(lags), len(out.members), n, out.members.shape[-1]), np.nan, np.float32
+            )
         ensemble[lags.index(out.lag), test] = out.ensemble[test]
         members[lags.index(out.lag), :, test] = np.moveaxis(out.members[:, test], 0, 1)
     assert ensemble is not None and members is not None, "a run has lanes"
-    return {"lag": np.asarray(lags, np.int64),
-            "fold": np.asarray([f.number for f in inputs.folds], np.int64),
-            "event": np.asarray(inputs.words, np.int64),
-            "label": np.asarray(inputs.labels, dtype=str), "split": split,
-            "test_fold": test_fold, "target": target, "ensemble": ensemble,
-            "members": members}
+    return {
+        "lag": np.asarray(lags, np.int64),
+        "fold": np.asarray([f.number for f in inputs.folds], np.int64),
+        "event": np.asarray(inputs.words, np.int64),
+        "label": np.asarray(inputs.labels, dtype=str),
+        "split": split,
+        "test_fold": test_fold,
+        "target": target,
+        "ensemble": ensemble,
+        "members": members,
+    }
 
 
 def read_test_predictions(run_dir: Path) -> dict[str, np.ndarray]:
     """test_predictions.npz of a results folder (see `test_predictions`)."""
     path = Path(run_dir) / PREDICTIONS
     if not path.is_file():
-        raise ConfigError(f"{run_dir}: no {PREDICTIONS} (results written before podbench kept "
-                          "held-out predictions, or with training.predictions: false); train "
-                          "it again with --force")
+        raise ConfigError(
+            f"{run_dir}: no {PREDICTIONS} (results written before podbench kept "
+            "held-out predictions, or with training.predictions: false); train "
+            "it again with --force"
+        )
     with np.load(path, allow_pickle=False) as f:
         return {k: f[k] for k in f.files}
 
@@ -180,8 +198,9 @@ def lag_performance(long: pd.DataFrame, folds: list[int]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def plot_lag_curve(perf: pd.DataFrame, task: Task, folds: list[int], path: Path,
-                   title: str) -> None:
+def plot_lag_curve(
+    perf: pd.DataFrame, task: Task, folds: list[int], path: Path, title: str
+) -> None:
     """lag_curve.png and .svg: the headline by lag (mean and fold range), the chance line and
     the lag chosen on validation (podbench.plotting's style)."""
     from podbench import plotting
@@ -192,12 +211,24 @@ def plot_lag_curve(perf: pd.DataFrame, task: Task, folds: list[int], path: Path,
     per_fold = perf[[f"{metric}_fold_{k}" for k in folds]].to_numpy()
     chosen = int(perf.loc[task.select_lag(perf), "lags"])
     with plotting.figure(height=3.6) as (fig, ax):
-        plotting.lag_curve(ax, lags, perf[f"{metric}_mean"], low=np.nanmin(per_fold, 1),
-                           high=np.nanmax(per_fold, 1), chosen=chosen,
-                           label=f"mean (band: range over {len(folds)} folds)")
+        plotting.lag_curve(
+            ax,
+            lags,
+            perf[f"{metric}_mean"],
+            low=np.nanmin(per_fold, 1),
+            high=np.nanmax(per_fold, 1),
+            chosen=chosen,
+            label=f"mean (band: range over {len(folds)} folds)",
+        )
         plotting.lag_axes(ax, lags, metric_label(metric), task.chance)
-        ax.plot([], [], color="C0", ls="--", lw=0.8,
-                label=f"lag chosen on {metric_label(task.selection_metric)}: {chosen} ms")
+        ax.plot(
+            [],
+            [],
+            color="C0",
+            ls="--",
+            lw=0.8,
+            label=f"lag chosen on {metric_label(task.selection_metric)}: {chosen} ms",
+        )
         ax.set_title(title, fontsize=7, loc="left")
         ax.legend()
         plotting.save(fig, path)
@@ -207,11 +238,13 @@ def plot_title(cfg: Config, task: Task, sizes: dict) -> str:
     """Task, decoder, the run's settings and its size, for the lag curve."""
     params = ", ".join(f"{k}={v}" for k, v in cfg.model.params.items())
     t = cfg.training
-    return (f"{cfg.trial_name}: task {cfg.task} ({task.describe(cfg)}); {sizes['words']} words, "
-            f"{sizes['electrodes']} electrodes, {sizes['folds']} folds\n"
-            f"{cfg.model.name} x{cfg.model.members} ({params})\n"
-            f"lr={t.lr:g}, weight_decay={t.weight_decay:g}, seed={t.seed}, "
-            f"preprocess={cfg.preprocess.name}")
+    return (
+        f"{cfg.trial_name}: task {cfg.task} ({task.describe(cfg)}); {sizes['words']} words, "
+        f"{sizes['electrodes']} electrodes, {sizes['folds']} folds\n"
+        f"{cfg.model.name} x{cfg.model.members} ({params})\n"
+        f"lr={t.lr:g}, weight_decay={t.weight_decay:g}, seed={t.seed}, "
+        f"preprocess={cfg.preprocess.name}"
+    )
 
 
 OS_ERROR_CODE = re.compile(r"os_error_code='?(\d+)")  # how tensorstore names a failed write
@@ -259,30 +292,59 @@ def hardware() -> dict:
 
     devices = jax.devices()
     blas = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
-    return {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "backend": jax.default_backend(),
-            "devices": sorted({d.device_kind for d in devices}), "device_count": len(devices),
-            "numpy_blas": str(blas.get("name", "unknown")),
-            "xla_flags": os.environ.get("XLA_FLAGS", "")}
+    return {
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "backend": jax.default_backend(),
+        "devices": sorted({d.device_kind for d in devices}),
+        "device_count": len(devices),
+        "numpy_blas": str(blas.get("name", "unknown")),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+    }
 
 
 def environment() -> dict:
     import jax
 
     versions = {"podbench": __version__, "python": platform.python_version()}
-    for mod in ("jax", "jaxlib", "flax", "optax", "orbax.checkpoint", "numpy", "xarray", "zarr",
-                "mne"):
+    for mod in (
+        "jax",
+        "jaxlib",
+        "flax",
+        "optax",
+        "orbax.checkpoint",
+        "numpy",
+        "xarray",
+        "zarr",
+        "mne",
+    ):
         try:
             versions[mod] = __import__(mod, fromlist=["__version__"]).__version__
         except (ImportError, AttributeError):
             continue
     devices = jax.devices()
-    return {"versions": versions, "platform": platform.platform(), "hardware": hardware(),
-            "device": f"{len(devices)} x {devices[0].device_kind} ({devices[0].platform})"}
+    return {
+        "versions": versions,
+        "platform": platform.platform(),
+        "hardware": hardware(),
+        "device": f"{len(devices)} x {devices[0].device_kind} ({devices[0].platform})",
+    }
 
 
-def write_run(run_dir: Path, cfg: Config, keys: dict, long: pd.DataFrame, perf: pd.DataFrame,
-              task: Task, inputs, res, point: int, timings: dict, folds: list[int],
-              sizes: dict) -> Path:
+def write_run(
+    run_dir: Path,
+    cfg: Config,
+    keys: dict,
+    long: pd.DataFrame,
+    perf: pd.DataFrame,
+    task: Task,
+    inputs,
+    res,
+    point: int,
+    timings: dict,
+    folds: list[int],
+    sizes: dict,
+) -> Path:
     """Write the results folder atomically (`podbench.publish`; run.json is its marker).
     `sizes`: the run's words, electrodes and folds."""
     from podbench.publish import publish_dir
@@ -295,10 +357,16 @@ def write_run(run_dir: Path, cfg: Config, keys: dict, long: pd.DataFrame, perf: 
         for name, extra in long.attrs.get("extra_results", {}).items():
             extra.to_csv(tmp / name, index=False)
         sel = np.flatnonzero(res.table.point == point)
-        lanes = [{**res.table.rows()[i], "epochs": int(res.epochs[i]),
-                  "best_epoch": int(res.best_epoch[i]), "best_val": float(res.best_score[i]),
-                  **({"alpha": float(res.state["alpha"][i])} if "alpha" in res.state else {})}
-                 for i in sel]
+        lanes = [
+            {
+                **res.table.rows()[i],
+                "epochs": int(res.epochs[i]),
+                "best_epoch": int(res.best_epoch[i]),
+                "best_val": float(res.best_score[i]),
+                **({"alpha": float(res.state["alpha"][i])} if "alpha" in res.state else {}),
+            }
+            for i in sel
+        ]
         if cfg.training.predictions:
             arrays = test_predictions(cfg, task, inputs, res, point)
             # numpy's stubs match the ** mapping against savez's allow_pickle: bool as well
@@ -307,10 +375,18 @@ def write_run(run_dir: Path, cfg: Config, keys: dict, long: pd.DataFrame, perf: 
             import jax
 
             save_checkpoint(tmp / "checkpoints", jax.tree.map(lambda a: a[sel], res.state), lanes)
-        run = {"keys": keys, **environment(), "timings_s": timings, "sizes": sizes,
-               "lanes": {"count": int(len(sel)), "members_per_lane": res.group,
-                         "epochs_total": int(res.epochs[sel].sum())},
-               "lane_table": lanes}
+        run = {
+            "keys": keys,
+            **environment(),
+            "timings_s": timings,
+            "sizes": sizes,
+            "lanes": {
+                "count": int(len(sel)),
+                "members_per_lane": res.group,
+                "epochs_total": int(res.epochs[sel].sum()),
+            },
+            "lane_table": lanes,
+        }
         return json.dumps(run, indent=1)
 
     publish_dir(run_dir, write, RUN_MARKER, "writing the results")

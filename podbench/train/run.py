@@ -47,8 +47,9 @@ def per_lane_fields(cfg: Config) -> tuple[str, ...]:
     (a shuffle without its own `training.permutation_seed`).
     """
     t = cfg.training
-    seed_shapes_data = t.fold_type == "zero_shot" or (t.shuffle_targets and
-                                                        t.permutation_seed is None)
+    seed_shapes_data = t.fold_type == "zero_shot" or (
+        t.shuffle_targets and t.permutation_seed is None
+    )
     dropout = registry.models.spec(cfg.model.name).dropout
     fields = (*PER_LANE, *([f"model.params.{dropout}"] if dropout else []))
     return tuple(f for f in fields if not (f == "training.seed" and seed_shapes_data))
@@ -65,8 +66,9 @@ def program_signature(cfg: Config) -> str:
     task = task_for(cfg)
     raw = cfg.to_dict()
     # the electrodes a selection chooses depend on the targets: then they stay in the signature
-    for name in ("trial_name",) if cfg.data.selection else ("trial_name", "task", "task_params",
-                                                             "targets"):
+    for name in (
+        ("trial_name",) if cfg.data.selection else ("trial_name", "task", "task_params", "targets")
+    ):
         raw.pop(name)
     raw["output"].pop("results")  # where results go is not part of the program
     for kept in ("checkpoints", "predictions"):  # per point: what its results folder keeps
@@ -106,8 +108,9 @@ def group_points(configs: list[Config]) -> list[PointGroup]:
     return list(groups.values())
 
 
-def train_points(cfgs: list[Config], force: bool = False,
-                 log: Callable[[str], None] = print) -> list[RunResult]:
+def train_points(
+    cfgs: list[Config], force: bool = False, log: Callable[[str], None] = print
+) -> list[RunResult]:
     """Train configs that share one program signature together, as lanes of one program.
 
     Each config (a sweep point, or a task) gets its own results folder; points whose results
@@ -181,9 +184,16 @@ def _stamp(run_dir: Path) -> tuple | None:
     return st.st_ino, st.st_mtime_ns
 
 
-def _train_pending(cfgs: list[Config], keys: list[dict], features: dict[str, Features],
-                   dirs: list[Path], pending: list[int], out: list, t0: float,
-                   log: Callable[[str], None]) -> None:
+def _train_pending(
+    cfgs: list[Config],
+    keys: list[dict],
+    features: dict[str, Features],
+    dirs: list[Path],
+    pending: list[int],
+    out: list,
+    t0: float,
+    log: Callable[[str], None],
+) -> None:
     """Train the pending points as lanes of one program and publish their results folders."""
     from podbench.train import results
 
@@ -202,34 +212,54 @@ def _train_pending(cfgs: list[Config], keys: list[dict], features: dict[str, Fea
     closed = entry.spec.closed_form
     members = 1 if closed else base.model.members
     group = members if base.model.ensemble == "joint" and not closed else 1
-    table = lay_out(inputs[0].lags, inputs[0].folds, members, group,
-                    [lane_point(cfgs[i]) for i in pending])
-    log(f"training {len(table)} lanes ({len(pending)} point(s) x {len(inputs[0].lags)} lags x "
+    table = lay_out(
+        inputs[0].lags, inputs[0].folds, members, group, [lane_point(cfgs[i]) for i in pending]
+    )
+    log(
+        f"training {len(table)} lanes ({len(pending)} point(s) x {len(inputs[0].lags)} lags x "
         f"{len(inputs[0].folds)} folds x {members // group} member lanes of {group}) on "
-        f"{len(program.x)} words, inputs {tuple(program.x.shape[2:])}")
+        f"{len(program.x)} words, inputs {tuple(program.x.shape[2:])}"
+    )
     if closed:
         build: BuildClosedForm = entry.obj
-        fit_predict = build(base.model.params, head=task.head,
-                            output_dim=task.output_dim(program.y, base))
+        fit_predict = build(
+            base.model.params, head=task.head, output_dim=task.output_dim(program.y, base)
+        )
         res = train_closed_form(base, task, program, table, fit_predict)
     else:
-        res = train_lanes(base, task, program, table, group, log,
-                          warm_start(base, table, program))
+        res = train_lanes(base, task, program, table, group, log, warm_start(base, table, program))
     fold_numbers = [f.number for f in inputs[0].folds]
     for point, i in enumerate(pending):
         t2 = time.perf_counter()
         point_task = task_for(cfgs[i])
         long = results.score_lanes(cfgs[i], point_task, inputs[entry_of[point]], res, point)
         perf = results.lag_performance(long, fold_numbers)
-        timings = {"features": round(t1 - t0, 3), "training": round(res.seconds, 3),
-                   "evaluation": round(time.perf_counter() - t2, 3),
-                   "points_in_program": len(pending)}
-        sizes = {"words": len(inputs[entry_of[point]].words), "folds": len(fold_numbers),
-                 "electrodes": int(features[keys[i]["targets"]].open("epochs").sizes["channel"]),
-                 "input_elements": math.prod(inputs[entry_of[point]].x.shape[2:])}
-        results.write_run(dirs[i], cfgs[i], keys[i], long, perf, point_task,
-                          inputs[entry_of[point]], res, point,
-                          timings, fold_numbers, sizes)
+        timings = {
+            "features": round(t1 - t0, 3),
+            "training": round(res.seconds, 3),
+            "evaluation": round(time.perf_counter() - t2, 3),
+            "points_in_program": len(pending),
+        }
+        sizes = {
+            "words": len(inputs[entry_of[point]].words),
+            "folds": len(fold_numbers),
+            "electrodes": int(features[keys[i]["targets"]].open("epochs").sizes["channel"]),
+            "input_elements": math.prod(inputs[entry_of[point]].x.shape[2:]),
+        }
+        results.write_run(
+            dirs[i],
+            cfgs[i],
+            keys[i],
+            long,
+            perf,
+            point_task,
+            inputs[entry_of[point]],
+            res,
+            point,
+            timings,
+            fold_numbers,
+            sizes,
+        )
         log(summary_table(perf, point_task, cfgs[i]))
         log(f"results ({cfgs[i].task}): {dirs[i]}")
         out[i] = RunResult(dirs[i], perf, False)
@@ -247,11 +277,15 @@ def summary_table(perf, task: Task, cfg: Config) -> str:
     chosen_by, head = task.selection_metric, task.headline
     n_folds = sum(c.startswith(f"{head}_fold_") for c in perf.columns)
     chosen = task.select_lag(perf)
-    lines = [f"task {cfg.task} ({task.describe(cfg)}, {cfg.model.name}, {n_folds} folds): "
-             f"lag chosen on {chosen_by} ({task.headline_mode}), {head} reported",
-             f"{'lag (ms)':>9}  {chosen_by:>{len(chosen_by)}}  {head}"]
+    lines = [
+        f"task {cfg.task} ({task.describe(cfg)}, {cfg.model.name}, {n_folds} folds): "
+        f"lag chosen on {chosen_by} ({task.headline_mode}), {head} reported",
+        f"{'lag (ms)':>9}  {chosen_by:>{len(chosen_by)}}  {head}",
+    ]
     for i, row in perf.iterrows():
         mark = "  <- chosen on validation" if i == chosen else ""
-        lines.append(f"{int(row['lags']):>9}  {row[f'{chosen_by}_mean']:>{len(chosen_by)}.4f}  "
-                     f"{row[f'{head}_mean']:.4f} ± {row[f'{head}_std']:.4f}{mark}")
+        lines.append(
+            f"{int(row['lags']):>9}  {row[f'{chosen_by}_mean']:>{len(chosen_by)}.4f}  "
+            f"{row[f'{head}_mean']:.4f} ± {row[f'{head}_std']:.4f}{mark}"
+        )
     return "\n".join(lines)

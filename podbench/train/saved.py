@@ -89,24 +89,31 @@ class SavedModel:
         preds = self.predict()  # [lane, member in lane, event, out]
         lags, folds = list(self.inputs.lags), [f.number for f in self.inputs.folds]
         n_members = cfg.model.members if preds.shape[1] == 1 else preds.shape[1]
-        out = np.full((len(lags), len(folds), n_members + 1, len(self.inputs.words),
-                       preds.shape[-1]), np.nan, np.float32)
-        target = np.full((len(folds), len(self.inputs.words), self.inputs.y.shape[-1]), np.nan,
-                         np.float32)
+        out = np.full(
+            (len(lags), len(folds), n_members + 1, len(self.inputs.words), preds.shape[-1]),
+            np.nan,
+            np.float32,
+        )
+        target = np.full(
+            (len(folds), len(self.inputs.words), self.inputs.y.shape[-1]), np.nan, np.float32
+        )
         for f, fold in enumerate(self.inputs.folds):
             rows = getattr(fold, split)
             y = self.inputs.y[f if self.inputs.y.shape[0] > 1 else 0]
             target[f, rows] = y[rows]
             for i, lag in enumerate(lags):
-                lanes = np.flatnonzero((self.lanes["lag"] == lag) & (self.lanes["fold"] ==
-                                                                     fold.number))
+                lanes = np.flatnonzero(
+                    (self.lanes["lag"] == lag) & (self.lanes["fold"] == fold.number)
+                )
                 members = preds[lanes].reshape(-1, *preds.shape[2:])  # [member, event, out]
-                ensemble = (task.ensemble(members) if preds.shape[1] == 1
-                            else task.joint_ensemble(members, cfg))
+                ensemble = (
+                    task.ensemble(members)
+                    if preds.shape[1] == 1
+                    else task.joint_ensemble(members, cfg)
+                )
                 out[i, f, :-1][:, rows] = members[:, rows]
                 out[i, f, -1, rows] = ensemble[rows]
-        return _prediction_dataset(out, target, lags, folds, self.inputs.words,
-                                   self.inputs.labels)
+        return _prediction_dataset(out, target, lags, folds, self.inputs.words, self.inputs.labels)
 
     def best_state(self) -> dict:
         """Every lane's restored best parameters and statistics as host arrays.
@@ -120,8 +127,10 @@ class SavedModel:
         import jax
 
         def flat(tree):
-            return {jax.tree_util.keystr(p): np.asarray(a)
-                    for p, a in jax.tree_util.tree_flatten_with_path(tree)[0]}
+            return {
+                jax.tree_util.keystr(p): np.asarray(a)
+                for p, a in jax.tree_util.tree_flatten_with_path(tree)[0]
+            }
 
         return {"params": flat(self._state.best_params), "rest": flat(self._state.best_rest)}
 
@@ -205,11 +214,14 @@ class SavedRun:
             inside = saved["split"] == SPLIT_CODES["test"]  # [fold, event]
             pred = np.where(inside[None, :, None, :, None], members[:, None], np.nan)
             target = np.where(inside[..., None], saved["target"][None], np.nan)
-            return _prediction_dataset(pred, target, saved["lag"], folds, saved["event"],
-                                       saved["label"])
+            return _prediction_dataset(
+                pred, target, saved["lag"], folds, saved["event"], saved["label"]
+            )
         if self.model is None:
-            raise DataError(f"{self.path}: no checkpoints (closed-form decoder or "
-                            f"training.checkpoints: false): only split='test' is kept")
+            raise DataError(
+                f"{self.path}: no checkpoints (closed-form decoder or "
+                f"training.checkpoints: false): only split='test' is kept"
+            )
         return self.model.split_predictions(self.config, split)
 
 
@@ -218,15 +230,22 @@ def run_folder(path: Path) -> Path:
     trial with several runs is refused, listing them, rather than one picked silently."""
     if (path / "run.json").is_file() or not path.is_dir():
         return path
-    runs = sorted((p.parent for p in path.glob("*/run.json")
-                   if ".tmp-" not in p.parent.name and not p.parent.name.startswith(".")),
-                  key=lambda p: (p / "run.json").stat().st_mtime)
+    runs = sorted(
+        (
+            p.parent
+            for p in path.glob("*/run.json")
+            if ".tmp-" not in p.parent.name and not p.parent.name.startswith(".")
+        ),
+        key=lambda p: (p / "run.json").stat().st_mtime,
+    )
     if len(runs) == 1:
         return runs[0]
     if not runs:
         raise DataError(f"{path}: neither a results folder nor a trial folder with a complete run")
-    listed = ", ".join(f"{p.name} ({pd.Timestamp((p / 'run.json').stat().st_mtime, unit='s'):%Y-%m-%d %H:%M})"
-                       for p in runs)
+    listed = ", ".join(
+        f"{p.name} ({pd.Timestamp((p / 'run.json').stat().st_mtime, unit='s'):%Y-%m-%d %H:%M})"
+        for p in runs
+    )
     raise DataError(f"{path}: a trial folder with {len(runs)} runs ({listed}); load one of them")
 
 
@@ -235,10 +254,18 @@ def _prediction_dataset(pred, target, lags, folds, events, labels):
 
     members = [str(m) for m in range(pred.shape[2] - 1)] + ["ensemble"]
     return xr.Dataset(
-        {"prediction": (("lag", "fold", "member", "event", "out"), pred),
-         "target": (("fold", "event", "dim"), target)},
-        coords={"lag": np.asarray(lags), "fold": np.asarray(folds), "member": members,
-                "event": np.asarray(events), "word": ("event", np.asarray(labels, dtype=str))})
+        {
+            "prediction": (("lag", "fold", "member", "event", "out"), pred),
+            "target": (("fold", "event", "dim"), target),
+        },
+        coords={
+            "lag": np.asarray(lags),
+            "fold": np.asarray(folds),
+            "member": members,
+            "event": np.asarray(events),
+            "word": ("event", np.asarray(labels, dtype=str)),
+        },
+    )
 
 
 def load_run(path: str | Path) -> SavedRun:
@@ -272,8 +299,14 @@ def load_run(path: str | Path) -> SavedRun:
     model = None
     if (path / "checkpoints" / "state").is_dir() and not closed:
         model = _restore(path, cfg, info)
-    return SavedRun(path, cfg, pd.read_csv(path / "lag_performance.csv"),
-                    pd.read_csv(path / "metrics.csv"), info, model)
+    return SavedRun(
+        path,
+        cfg,
+        pd.read_csv(path / "lag_performance.csv"),
+        pd.read_csv(path / "metrics.csv"),
+        info,
+        model,
+    )
 
 
 def _restore(path: Path, cfg: Config, info: dict) -> SavedModel:
@@ -293,8 +326,9 @@ def _restore(path: Path, cfg: Config, info: dict) -> SavedModel:
     table = lay_out(inputs.lags, inputs.folds, cfg.model.members, group, [lane_point(cfg)])
     saved = [(r["lag"], r["fold"], r["member"]) for r in info["lane_table"]]
     if saved != list(zip(table.lag_ms.tolist(), table.fold.tolist(), table.member.tolist())):
-        raise DataError(f"{path}: its lanes in run.json do not match its config's lag grid, "
-                        "folds and members")
+        raise DataError(
+            f"{path}: its lanes in run.json do not match its config's lag grid, folds and members"
+        )
     lanes_np = lane_inputs(table, inputs)
     data = device_data(cfg, task, inputs)
     program = make_program(cfg, task, inputs, lanes_np, group, frozen=data.frozen)
@@ -302,7 +336,8 @@ def _restore(path: Path, cfg: Config, info: dict) -> SavedModel:
     fresh = program.init(lanes)
     restored = ocp.StandardCheckpointer().restore(
         path.resolve() / "checkpoints" / "state",
-        {"params": fresh.best_params, "rest": fresh.best_rest})
+        {"params": fresh.best_params, "rest": fresh.best_rest},
+    )
     state = fresh._replace(best_params=restored["params"], best_rest=restored["rest"])
     frame = pd.DataFrame({"lag": table.lag_ms, "fold": table.fold, "member": table.member})
     return SavedModel(frame, inputs, program, state, lanes, data)

@@ -21,9 +21,11 @@ from podbench.errors import ConfigError
 def warm_start(cfg: Config, table, inputs) -> dict | None:
     """The start of every lane of `table` (see `start_from`), or None when no run is named.
     `inputs`: the program's ProgramInputs."""
-    named = {param: module for param, module in
-             registry.models.spec(cfg.model.name).init_from.items()
-             if cfg.model.params.get(param)}
+    named = {
+        param: module
+        for param, module in registry.models.spec(cfg.model.name).init_from.items()
+        if cfg.model.params.get(param)
+    }
     if not named:
         return None
     start: dict = {"params": {}, "rest": {}}
@@ -48,26 +50,41 @@ def _run_state(ref: RunReference, table, inputs) -> dict:
     run = load_run(folder)
     assert run.model is not None, "a run with checkpoints has a model"
     if (run.model.lanes["member"] != 0).any():
-        raise ConfigError(f"{where}: that run has model.members = {run.config.model.members}, "
-                          "expected 1 (one set of parameters per lane)")
+        raise ConfigError(
+            f"{where}: that run has model.members = {run.config.model.members}, "
+            "expected 1 (one set of parameters per lane)"
+        )
     saved = run.model.inputs
 
     def same(entry) -> bool:
-        return (np.array_equal(saved.words, entry.words) and len(saved.folds) == len(entry.folds)
-                and all(np.array_equal(getattr(a, part), getattr(b, part))
-                        for a, b in zip(saved.folds, entry.folds)
-                        for part in ("train", "val", "test")))
+        return (
+            np.array_equal(saved.words, entry.words)
+            and len(saved.folds) == len(entry.folds)
+            and all(
+                np.array_equal(getattr(a, part), getattr(b, part))
+                for a, b in zip(saved.folds, entry.folds)
+                for part in ("train", "val", "test")
+            )
+        )
 
     if not all(same(entry) for entry in inputs.entries):
-        raise ConfigError(f"{where}: that run trained on other words or folds (it needs the "
-                          "same data, electrodes, preprocessing and fold settings)")
-    lane_of = {(int(lag), int(fold)): i for i, (lag, fold) in
-               enumerate(zip(run.model.lanes["lag"], run.model.lanes["fold"]))}
+        raise ConfigError(
+            f"{where}: that run trained on other words or folds (it needs the "
+            "same data, electrodes, preprocessing and fold settings)"
+        )
+    lane_of = {
+        (int(lag), int(fold)): i
+        for i, (lag, fold) in enumerate(zip(run.model.lanes["lag"], run.model.lanes["fold"]))
+    }
     wanted = list(zip(table.lag_ms.tolist(), table.fold.tolist()))
     missing = sorted({lag for lag, fold in wanted if (lag, fold) not in lane_of})
     if missing:
-        raise ConfigError(f"{where}: that run has no lanes at lags {missing} ms (it trained "
-                          f"{sorted(set(run.model.lanes['lag'].tolist()))})")
+        raise ConfigError(
+            f"{where}: that run has no lanes at lags {missing} ms (it trained "
+            f"{sorted(set(run.model.lanes['lag'].tolist()))})"
+        )
     pick = np.array([lane_of[w] for w in wanted])
-    return {part: {name: v[pick] for name, v in values.items()}
-            for part, values in run.model.best_state().items()}
+    return {
+        part: {name: v[pick] for name, v in values.items()}
+        for part, values in run.model.best_state().items()
+    }

@@ -66,7 +66,9 @@ class Block(nn.Module):
         self.time_norm, self.time = nn.LayerNorm(width), Attention(width, heads)
         self.space_norm, self.space = nn.LayerNorm(width), Attention(width, heads)
         self.mlp_norm = nn.LayerNorm(width)
-        self.mlp = nn.Sequential(nn.Linear(width, 2 * width), nn.GELU(), nn.Linear(2 * width, width))
+        self.mlp = nn.Sequential(
+            nn.Linear(width, 2 * width), nn.GELU(), nn.Linear(2 * width, width)
+        )
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         b, c, p, d = h.shape
@@ -101,8 +103,9 @@ class Position(nn.Module):
 class MaskedAutoencoder(nn.Module):
     """Masked autoencoder over (electrode, time patch) tokens; see the module docstring."""
 
-    def __init__(self, width: int, depth: int, heads: int, patch: int, max_patches: int,
-                 decoder_width: int):
+    def __init__(
+        self, width: int, depth: int, heads: int, patch: int, max_patches: int, decoder_width: int
+    ):
         super().__init__()
         self.patch, self.max_patches = patch, max_patches
         self.value = nn.Linear(patch, width)
@@ -110,20 +113,24 @@ class MaskedAutoencoder(nn.Module):
         self.position = Position(width, max_patches)
         self.blocks = nn.ModuleList(Block(width, heads) for _ in range(depth))
         self.norm = nn.LayerNorm(width)
-        self.decoder = nn.Sequential(nn.Linear(width, decoder_width), nn.GELU(),
-                                     nn.Linear(decoder_width, patch))
+        self.decoder = nn.Sequential(
+            nn.Linear(width, decoder_width), nn.GELU(), nn.Linear(decoder_width, patch)
+        )
 
     def patches(self, x: torch.Tensor) -> torch.Tensor:
         """Windows [batch, channel, time] -> normalised patches [batch, channel, patch, samples]."""
         n = x.shape[-1] // self.patch
         if not 1 <= n <= self.max_patches:
-            raise ValueError(f"windows of {x.shape[-1]} samples give {n} patches of {self.patch}; "
-                             f"this model takes 1..{self.max_patches}")
+            raise ValueError(
+                f"windows of {x.shape[-1]} samples give {n} patches of {self.patch}; "
+                f"this model takes 1..{self.max_patches}"
+            )
         x = normalise(x)[..., : n * self.patch]
         return x.reshape(*x.shape[:2], n, self.patch)
 
-    def encode(self, values: torch.Tensor, coords: torch.Tensor,
-               hidden: torch.Tensor | None = None) -> torch.Tensor:
+    def encode(
+        self, values: torch.Tensor, coords: torch.Tensor, hidden: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Patches [batch, channel, patch, samples] -> encoded tokens [..., width]; tokens
         where `hidden` is true show the mask token instead of their values."""
         tokens = self.value(values)
@@ -136,8 +143,9 @@ class MaskedAutoencoder(nn.Module):
             h = block(h)
         return self.norm(h)
 
-    def forward_features(self, x: torch.Tensor, coords: torch.Tensor,
-                         pool: str = "tokens") -> torch.Tensor:
+    def forward_features(
+        self, x: torch.Tensor, coords: torch.Tensor, pool: str = "tokens"
+    ) -> torch.Tensor:
         """Windows [batch, channel, time] and coords [channel, 3] or [batch, channel, 3] (mm)
         -> the encoder on every token, averaged over all tokens ([batch, width]) or over each
         electrode's time patches ([batch, channel * width]); see POOLS."""
@@ -146,8 +154,13 @@ class MaskedAutoencoder(nn.Module):
         h = self.encode(self.patches(x), coords)
         return h.mean((1, 2)) if pool == "tokens" else h.mean(2).flatten(1)
 
-    def loss(self, x: torch.Tensor, coords: torch.Tensor, mask_ratio: float,
-             generator: torch.Generator | None = None) -> torch.Tensor:
+    def loss(
+        self,
+        x: torch.Tensor,
+        coords: torch.Tensor,
+        mask_ratio: float,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """MAE loss: MSE of the reconstructed hidden patches (normalised samples). Each
         window hides round(mask_ratio * tokens) tokens, drawn with `generator` (CPU)."""
         values = self.patches(x)
@@ -161,5 +174,11 @@ class MaskedAutoencoder(nn.Module):
 
 def architecture(width: int, depth: int, heads: int, patch: int, max_patches: int) -> dict:
     """Constructor arguments of a MaskedAutoencoder (saved with every checkpoint)."""
-    return {"width": width, "depth": depth, "heads": heads, "patch": patch,
-            "max_patches": max_patches, "decoder_width": 2 * width}
+    return {
+        "width": width,
+        "depth": depth,
+        "heads": heads,
+        "patch": patch,
+        "max_patches": max_patches,
+        "decoder_width": 2 * width,
+    }
