@@ -31,7 +31,25 @@ class Spec:
 
     @classmethod
     def of(cls: type[S], where: str, keywords: dict[str, Any]) -> S:
-        """The spec of the entry at `where` from its registration keywords, strictly."""
+        """The spec of the entry at `where` from its registration keywords, strictly.
+
+        Parameters
+        ----------
+        where : str
+            The entry, for errors (e.g. ``model 'pitom'``).
+        keywords : dict
+            The keywords of its decorator or declaration: the spec's fields.
+
+        Returns
+        -------
+        Spec
+            The spec (of the class `of` is called on).
+
+        Raises
+        ------
+        podbench.errors.ConfigError
+            An unknown keyword, naming the closest field.
+        """
         known = [f.name for f in dataclasses.fields(cls)]
         for name in keywords:
             if name not in known:
@@ -99,7 +117,35 @@ class BuildClosedForm(Protocol):
 @dataclass(frozen=True, kw_only=True)
 class DecoderSpec(Spec):
     """What a decoder declares: its kind, parameters, the latents it takes and the extras the
-    trainer gives it."""
+    trainer gives it.
+
+    Parameters
+    ----------
+    kind : {"trained", "closed_form"}, default "trained"
+        Trained over epochs as lanes of a compiled program (a :class:`BuildTrained`), or
+        fitted in one solve per lane (a :class:`BuildClosedForm`: ridge, linear).
+    params : type, optional
+        The dataclass validating ``model.params`` (None: no parameters).
+    input_dims : tuple of str, optional
+        The latents' dims per lag it takes, e.g. ``("channel", "bin")`` (None: any).
+    takes_targets : bool, default False
+        Called as ``model(x, call, y)`` with the batch's target columns (trained only).
+    uses_frozen : bool, default False
+        Built with ``frozen=`` the task's frozen pytree (``Task.frozen``; trained only).
+    init_from : mapping of str to str, default {}
+        Parameter naming a finished run -> the submodule that starts from that run's
+        parameters (``podbench.train.warm``; trained only).
+    dropout : str, optional
+        The parameter that is each lane's dropout rate, so sweeps over it share a program
+        (trained only).
+    classifier : bool, default False
+        A closed-form decoder that gives one logit per class (logistic regression).
+
+    Raises
+    ------
+    ValueError
+        A field that is not one of ``params``' fields, or an option of the other kind.
+    """
 
     kind: Literal["trained", "closed_form"] = "trained"
     params: type | None = None  # dataclass validating model.params (None: no parameters)
@@ -143,7 +189,18 @@ class DecoderSpec(Spec):
         return self.kind == "closed_form"
 
     def lane_dropout(self, params: dict[str, Any]) -> float:
-        """Each lane's dropout rate under model.params `params` (0 without one)."""
+        """Each lane's dropout rate under model.params `params`.
+
+        Parameters
+        ----------
+        params : dict
+            The lane's ``model.params``.
+
+        Returns
+        -------
+        float
+            The value of the parameter named by `dropout`, 0 when the decoder declares none.
+        """
         return float(params[self.dropout]) if self.dropout else 0.0
 
 
@@ -164,8 +221,25 @@ def _no_key_inputs(cfg: Config) -> dict[str, Any]:
 
 @dataclass(frozen=True, kw_only=True)
 class PreprocessorSpec(Spec):
-    """What a preprocessor declares: a factory `(params, context) -> transform` whose
-    `transform(x)` maps one lag slice [word, channel, time] to [word, *dims]."""
+    """What a preprocessor declares: a factory ``(params, context) -> transform`` whose
+    ``transform(x)`` maps one lag slice ``[word, channel, time]`` to ``[word, *dims]``.
+
+    Parameters
+    ----------
+    dims : tuple of str
+        The names of its output dims after the event, e.g. ``("channel", "bin")``.
+    params : type, optional
+        The dataclass validating ``preprocess.params`` (None: no parameters).
+    standardise : callable, optional
+        ``params -> None | "all" | "train"``: per-channel z-scoring of the output with
+        statistics over all events (kept with the latents) or over each training fold (by the
+        trainer); default: none.
+    sources : callable, optional
+        ``cfg -> list of paths``: the files it reads (fingerprinted into the latents key).
+    depends : callable, optional
+        ``cfg -> dict``: extra inputs of the latents key (e.g. a checkpoint's digest); it may
+        validate the config.
+    """
 
     dims: tuple[str, ...]  # names of the output dims after word
     params: type | None = None  # dataclass validating preprocess.params
@@ -191,7 +265,23 @@ def _unknown_width(cfg: Config, dataset: Any) -> int | None:
 @dataclass(frozen=True, kw_only=True)
 class SourceSpec(Spec):
     """What a word-embedding target source declares; the source itself is
-    `(cfg, dataset, words) -> SourceResult` (podbench.tasks.sources)."""
+    `(cfg, dataset, words) -> SourceResult` (podbench.tasks.sources).
+
+    Parameters
+    ----------
+    sources : callable
+        ``(cfg, dataset) -> list of paths``: the files it reads (fingerprinted).
+    fields : tuple of str, default ()
+        Dotted config paths it reads: they enter the targets key.
+    required : tuple of str, default ()
+        Dotted config paths that must be set.
+    dims : callable, optional
+        ``(cfg, dataset) -> int or None``: its vector width, read cheaply (checked against
+        ``targets.pca_dim``).
+    dataset_files : tuple of str, optional
+        Files of ds005574 it reads besides the words (paths inside the dataset, for
+        ``podbench download``); None: not declared, so a download by config refuses it.
+    """
 
     sources: Callable[[Config, Any], list[Path]]  # (cfg, dataset) -> files read (fingerprinted)
     fields: tuple[str, ...] = ()  # dotted config paths it reads: they enter the targets key
@@ -214,7 +304,16 @@ class SourceSpec(Spec):
 
 @dataclass(frozen=True, kw_only=True)
 class TaskSpec(Spec):
-    """What a task declares besides its class's hooks (podbench.tasks.base.Task)."""
+    """What a task declares besides its class's hooks (podbench.tasks.base.Task).
+
+    Parameters
+    ----------
+    params : type, optional
+        The dataclass validating ``task_params`` (None: no parameters).
+    dataset_files : callable, optional
+        ``cfg -> list of str``: the files of ds005574 it reads (paths inside the dataset, for
+        ``podbench download``); None: not declared, so a download by config refuses it.
+    """
 
     params: type | None = None  # dataclass validating task_params
     # cfg -> the files of ds005574 it reads (paths inside the dataset, for `podbench download`;
