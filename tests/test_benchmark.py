@@ -818,7 +818,10 @@ def test_every_reference_cell_runs_on_a_stand_in(standin, tmp_path, capsys):
     ]
     suite = load_suite(reference_suite.SUITE, overrides)
     board = pd.read_csv(suite.folder / "leaderboard.csv")
-    assert list(board["cell"]) == [c.id for c in suite.cells] and len(board) == 29
+    # every cell, grouped by task in the order the suite first names each task
+    assert sorted(board["cell"]) == sorted(c.id for c in suite.cells) and len(board) == 29
+    tasks = list(dict.fromkeys(c.config.task for c in suite.cells))
+    assert list(board["task"]) == sorted(board["task"], key=tasks.index)
     for cell in suite.cells:
         record = json.loads((cell.run_dir() / "cell.json").read_text())
         assert record["significance"]["null"] == "score", record["cell"]
