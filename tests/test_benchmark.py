@@ -822,6 +822,10 @@ def test_every_reference_cell_runs_on_a_stand_in(standin, tmp_path, capsys):
     assert sorted(board["cell"]) == sorted(c.id for c in suite.cells) and len(board) == 29
     tasks = list(dict.fromkeys(c.config.task for c in suite.cells))
     assert list(board["task"]) == sorted(board["task"], key=tasks.index)
+    # the reference's published value beside every cell it published (real-data numbers)
+    published = {c.id for c in suite.cells if published_for(dataclasses.asdict(c.config))}
+    assert published == set(board.loc[board["reference"].notna(), "cell"])
+    assert {"glove_pitom", "content_word_pitom", "loudness_time_pool"} <= published
     for cell in suite.cells:
         record = json.loads((cell.run_dir() / "cell.json").read_text())
         assert record["significance"]["null"] == "score", record["cell"]
