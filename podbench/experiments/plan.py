@@ -140,16 +140,17 @@ def plan_cells(cells, rates: dict[str, Rate]) -> list[CellPlan]:
         number = programs.setdefault(program_signature(cfg), len(programs) + 1)
         ctx = resolve_checked(cfg)
         need = check_inputs(ctx)
+        stage_keys = _stage_keys(ctx)
         keys = {
             stage: key
-            for stage, key in _stage_keys(ctx).items()
+            for stage, key in stage_keys.items()
             if any(key in absent for absent in need) and key not in planned
         }
         stages = tuple(keys)
         space = sum(b for _, b in need.values()) if keys.get("epochs") else 0.0
         planned.update(keys.values())  # a store shared by cells is built (and counted) once
         events = len(ctx.task.events(cfg, ctx.dataset))
-        elements = input_elements(ctx)
+        elements = input_elements(ctx, stage_keys["latents"])
         closed = registry.models.spec(cfg.model.name).closed_form
         lanes = program_lanes(cell.points)
         budget = 1 if closed else cfg.training.epochs
@@ -194,18 +195,16 @@ def _stored_elements(latents: Path) -> int | None:
         return None
 
 
-def input_elements(ctx) -> int | None:
-    """Elements of one event's decoder input at one lag: from the latents store when it is
-    built, else channels x bins of the window (the preprocessor's `num_average_samples` per
-    bin; exact for the window-averaging preprocessors, an estimate for others)."""
+def input_elements(ctx, latents_key: str) -> int | None:
+    """Elements of one event's decoder input at one lag: from the latents store (key
+    `latents_key`) when it is built, else channels x bins of the window (the preprocessor's
+    `num_average_samples` per bin; exact for the window-averaging preprocessors, an estimate
+    for others)."""
     from podbench.data.recordings import open_recordings
     from podbench.features.epochs import geometry
-    from podbench.features.keys import stage_specs
 
     cfg = ctx.cfg
-    stored = _stored_elements(
-        Path(cfg.output.stores).expanduser() / "latents" / stage_specs(ctx)["latents"].key
-    )
+    stored = _stored_elements(Path(cfg.output.stores).expanduser() / "latents" / latents_key)
     if stored:
         return stored
     recordings = open_recordings(ctx.dataset, ctx.subjects, ctx.electrodes, cfg.data.signal)
