@@ -423,8 +423,14 @@ def sweep(config_path, overrides, grid_path, random_n, engine, address):
     "estimate (from the runs already in the results root), then stop: nothing "
     "is built, trained or written.",
 )
+@click.option(
+    "--verbose",
+    is_flag=True,
+    help="Also print the closing table of every retrained null point (refit); by default a "
+    "null point prints nothing.",
+)
 @reports_errors
-def benchmark(suite_path, overrides, engine, address, plan_only):
+def benchmark(suite_path, overrides, engine, address, plan_only, verbose):
     """Run a suite: every cell (task x decoder x subjects) with its significance (score-level
     permutations of the held-out predictions; retrained nulls with `refit`), then cell.json
     files, leaderboard.csv and report/index.html. Complete cells are skipped."""
@@ -435,7 +441,13 @@ def benchmark(suite_path, overrides, engine, address, plan_only):
     if plan_only:
         click.echo(plan(suite_path, overrides))
         return
-    run_benchmark(suite_path, overrides, named_engine(engine, address, click.echo), log=click.echo)
+    run_benchmark(
+        suite_path,
+        overrides,
+        named_engine(engine, address, click.echo),
+        log=click.echo,
+        verbose=verbose,
+    )
 
 
 @main.command()

@@ -59,4 +59,5 @@ def small_suite(standin, tmp_path_factory):
     )
     from podbench.experiments.benchmark import benchmark
 
-    return path, benchmark(path, log=lambda s: None)
+    with open(work / "benchmark.log", "w") as log:  # its log, read by a test
+        return path, benchmark(path, log=lambda line: print(line, file=log))

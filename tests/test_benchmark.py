@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -432,6 +433,19 @@ def test_cells_leaderboard_and_schema(small_suite):
     assert (result.folder / "report" / "index.html").is_file()
     again = benchmark(path, **QUIET)  # complete: nothing trained
     assert again.trained_cells == [] and again.skipped_cells == ["ridge", "mlp"]
+
+
+def test_the_log_has_a_closing_table_per_real_point_and_nothing_per_null_point(small_suite):
+    """The suite's log: each cell's real point prints its closing table and results line, its
+    two retrained null points print nothing; one progress line follows each program."""
+    path, result = small_suite
+    log = (path.parent / "benchmark.log").read_text().splitlines()
+    tables = [line for line in log if line.startswith("task ")]
+    assert len(tables) == 2, tables  # ridge and mlp; not the mlp cell's 2 nulls
+    assert not any("/null/" in line for line in log)
+    programs = [line for line in log if re.match(r"program \d+/\d+: ", line)]
+    assert len([line for line in log if line.startswith("progress: ")]) == len(programs)
+    assert len(log) < 120  # the two closing tables, leaderboard and a few lines per program
 
 
 def test_a_bad_schema_record_is_rejected(small_suite):

@@ -3,6 +3,7 @@ training."""
 
 import hashlib
 import json
+import re
 import shutil
 import textwrap
 from pathlib import Path
@@ -294,3 +295,36 @@ def test_pretraining_rejects_heads_that_do_not_divide_width(standin, tmp_path):
     with pytest.raises(ConfigError, match="pretrain.heads = 3"):
         pretrain(cfg, log=lambda line: None)
     assert not (tmp_path / "results").exists()
+
+
+def test_long_steps_write_progress_lines_to_logs(standin, tmp_path, monkeypatch, capsys):
+    """Outside a terminal every long step writes progress lines to standard error: pretraining,
+    the epochs, the foundation latents, the training epochs and verifying stores (with
+    PODBENCH_PROGRESS_EVERY=0 a line per update, so this reduced run shows each); a step
+    shorter than the default 10 s writes none."""
+    from podbench.experiments.train import train
+    from podbench.features.inspect import verify
+    from podbench.features.store import Stores
+
+    quiet = {"log": lambda line: None}
+    monkeypatch.setenv("PODBENCH_PROGRESS_EVERY", "0")
+    checkpoint = pretrain(config.from_dict(pretrain_raw(standin, tmp_path, steps=3)), **quiet)
+    train(config.from_dict(raw_config(standin, tmp_path, checkpoint=str(checkpoint))), **quiet)
+    assert verify(Stores(tmp_path / "stores"), None, **quiet)
+    err = capsys.readouterr().err.splitlines()
+    for step, unit in [
+        ("pretraining", "steps"),
+        ("epochs", "words"),
+        (r"latents \(foundation\)", "windows"),
+        (r"training \d+ lanes[^:]*", "epochs"),
+        ("verifying stores", "B"),
+    ]:
+        lines = [line for line in err if re.match(f"{step}: ", line)]
+        assert len(lines) >= 2, (step, err)
+        assert re.fullmatch(
+            rf"{step}: \d+/\d+ {unit} \(\d+ %\), \d+ s, about \d+ s left.*", lines[0]
+        )
+        assert re.fullmatch(rf"{step}: \d+/\d+ {unit} in \d+ s( \[.*\])?", lines[-1])
+    monkeypatch.delenv("PODBENCH_PROGRESS_EVERY")
+    assert verify(Stores(tmp_path / "stores"), None, **quiet)
+    assert capsys.readouterr().err == ""

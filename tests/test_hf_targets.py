@@ -207,7 +207,7 @@ def test_word_without_token(gpt2_dir):
         word_hidden_states(gpt2_dir, ["so", "", "there"], 0)
 
 
-def test_targets_stage_end_to_end(tmp_path, gpt2_dir):
+def test_targets_stage_end_to_end(tmp_path, gpt2_dir, monkeypatch, capsys):
     from podbench import config
     from podbench.data.synth import synthesize
     from podbench.features.build import build_features
@@ -220,7 +220,13 @@ def test_targets_stage_end_to_end(tmp_path, gpt2_dir):
             "output": {"stores": str(tmp_path / "stores")},
         }
     )
+    monkeypatch.setenv("PODBENCH_PROGRESS_EVERY", "0")  # a progress line per update
     first = build_features(cfg, log=print, stages=("targets",))
+    progress = [x for x in capsys.readouterr().err.splitlines() if x.startswith("hidden states")]
+    assert (
+        progress[-1].startswith(f"hidden states of {gpt2_dir.name}: ")
+        and " windows in " in progress[-1]
+    )
     assert first.reports[1].stage == "targets" and first.reports[1].status == "built"
     targets = first.open("targets")
     kept = word_table(Dataset(ds))

@@ -451,12 +451,14 @@ def run_suite(
     log: Callable[[str], None] = print,
     before_program: Callable[[int, list[Config]], None] | None = None,
     order: Callable[[Cell], float] | None = None,
+    verbose: bool = False,
 ) -> SuiteResult:
     """Train every missing point of the suite's cells on `engine` (default: in this process),
     write cell.json files, the leaderboard, the paired comparisons and the report.
     `before_program(number, configs)` is called as each program starts
     (benchmarks/reference_suite.py times them); `order` sorts the cells to run (default: suite
-    order), e.g. cheapest first."""
+    order), e.g. cheapest first; `verbose`: log the closing tables of retrained null points
+    too (by default only the real points' tables)."""
     from podbench.experiments.report import write_report
     from podbench.train import results
 
@@ -495,7 +497,9 @@ def run_suite(
         log(f"cell {cell.id}: complete ({cell.run_dir()})")
     todo = sorted((c for c in suite.cells if not is_cell_complete(c)), key=order or (lambda c: 0))
     points = [p for c in todo for p in c.points]
-    programs = group_points(points) if points else []
+    nulls = {id(p) for c in todo for p in c.nulls}
+    quiet = set() if verbose else {i for i, p in enumerate(points) if id(p) in nulls}
+    programs = group_points(points, quiet) if points else []
     log(
         f"suite {suite.name} {suite.id}: {len(suite.cells)} cell(s), {len(done)} complete; "
         f"{len(points)} point(s) of {len(todo)} cell(s) in {len(programs)} program(s)"
@@ -558,6 +562,7 @@ def benchmark(
     overrides: tuple[str, ...] | list[str] = (),
     engine: Engine | None = None,
     log: Callable[[str], None] = print,
+    verbose: bool = False,
 ) -> SuiteResult:
     """Load a suite and run it: what ``podbench benchmark`` does.
 
@@ -572,6 +577,8 @@ def benchmark(
         them on a Ray cluster).
     log : callable, default print
         Called with each progress and report line.
+    verbose : bool, default False
+        Also log the closing table of every retrained null point (``refit``).
 
     Returns
     -------
@@ -579,7 +586,7 @@ def benchmark(
         The suite's results folder, its leaderboard, the cells trained and those found
         complete, and the report's index.html.
     """
-    return run_suite(load_suite(suite_path, overrides), engine, log)
+    return run_suite(load_suite(suite_path, overrides), engine, log, verbose=verbose)
 
 
 def plan(suite_path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> str:

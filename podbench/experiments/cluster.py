@@ -386,19 +386,22 @@ class RayEngine:
         self.records += records
         trained = {i for r in records for i in r.trained}
         return {
-            i: self._result(cfg, dirs_of[i], i not in trained)
+            i: self._result(cfg, dirs_of[i], i not in trained, quiet)
             for program in programs
-            for i, cfg in zip(program.indices, program.configs)
+            for i, cfg, quiet in zip(
+                program.indices, program.configs, program.quiet or [False] * len(program.indices)
+            )
         }
 
-    def _result(self, cfg: Config, run_dir: Path, skipped: bool) -> RunResult:
-        """A point's RunResult from its results folder; a trained one's closing table logged."""
+    def _result(self, cfg: Config, run_dir: Path, skipped: bool, quiet: bool) -> RunResult:
+        """A point's RunResult from its results folder; a trained one's closing table logged
+        unless it is `quiet`."""
         import pandas as pd
 
         from podbench.tasks import task_for
 
         perf = pd.read_csv(run_dir / "lag_performance.csv")
-        if not skipped:
+        if not skipped and not quiet:
             self.log(summary_table(perf, task_for(cfg), cfg))
             self.log(f"results ({cfg.task}): {run_dir}")
         return RunResult(run_dir, perf, skipped)

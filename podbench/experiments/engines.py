@@ -4,7 +4,8 @@
 (`podbench.train.run.group_points`) and hand them to an `Engine`, chosen by `--engine NAME
 [--address ADDR]` through `engine(...)`: `local` trains them one after another in this
 process; `ray` (`podbench.experiments.cluster.RayEngine`) builds their stores and trains
-them as Ray tasks. Either gives the same results folders and logs each point's closing table.
+them as Ray tasks. Either gives the same results folders and logs the closing table of each
+point that is not quiet (`PointGroup.quiet`).
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ class LocalEngine:
         for number, program in enumerate(programs, 1):
             if before is not None:
                 before(number, program)
-            out.update(zip(program.indices, train_points(program.configs, force, self.log)))
+            trained = train_points(program.configs, force, self.log, program.quiet)
+            out.update(zip(program.indices, trained))
             if after is not None:
                 after(number, program)
         return out

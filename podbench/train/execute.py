@@ -278,8 +278,8 @@ def train_chunk(
     host memory (numpy), which compiles nothing. Where lanes run one at a time a stopped lane
     already skips its work, so the width stays."""
     import jax
-    from tqdm.auto import tqdm
 
+    from podbench.progress import progress
     from podbench.train.program import start_from
 
     n = len(lanes_np.lr)
@@ -292,16 +292,14 @@ def train_chunk(
     work_lanes = shard.lanes(lanes_np)
     bank, ids = None, np.arange(n)  # host copy of every lane; ids: the lanes in the first slots
     widths = []
-    bar = tqdm(
-        total=max_epochs, desc=f"training {n} lanes {label}".rstrip(), unit="epoch", leave=False
-    )
+    bar = progress(max_epochs, f"training {n} lanes {label}".rstrip(), unit="epoch")
     for epoch in range(max_epochs):
         widths.append(len(working.stopped))
         working = program.epoch(working, work_lanes, data, epoch)
         stopped = np.asarray(working.stopped)[: len(ids)]
         active = int((~stopped).sum())
+        bar.set_postfix(active=f"{active}/{n}")  # before update: its log line shows them
         bar.update(1)
-        bar.set_postfix(active=f"{active}/{n}")
         if active == 0:
             break
         width = shard.width(active)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
@@ -89,27 +89,35 @@ def program_signature(cfg: Config) -> str:
 
 @dataclass
 class PointGroup:
-    """Configs (sweep points, tasks) trained together as lanes of one compiled program."""
+    """Configs (sweep points, tasks) trained together as lanes of one compiled program;
+    `quiet`: per config, whether its closing table is left out of the log (a benchmark's
+    retrained null points)."""
 
     indices: list[int]
     configs: list[Config]
+    quiet: list[bool] = field(default_factory=list)
 
 
 ProgramHook = Callable[[int, PointGroup], None]  # called with a program's number (from 1) and it
 
 
-def group_points(configs: list[Config]) -> list[PointGroup]:
-    """Group configs by program signature, in first-appearance order."""
+def group_points(configs: list[Config], quiet: Collection[int] = ()) -> list[PointGroup]:
+    """Group configs by program signature, in first-appearance order; the configs at the
+    indices `quiet` train without logging their closing tables."""
     groups: dict[str, PointGroup] = {}
     for i, cfg in enumerate(configs):
         group = groups.setdefault(program_signature(cfg), PointGroup([], []))
         group.indices.append(i)
         group.configs.append(cfg)
+        group.quiet.append(i in quiet)
     return list(groups.values())
 
 
 def train_points(
-    cfgs: list[Config], force: bool = False, log: Callable[[str], None] = print
+    cfgs: list[Config],
+    force: bool = False,
+    log: Callable[[str], None] = print,
+    quiet: Sequence[bool] = (),
 ) -> list[RunResult]:
     """Train configs that share one program signature together, as lanes of one program.
 
@@ -125,6 +133,9 @@ def train_points(
         Train again even where a results folder is complete.
     log : callable, default print
         Called with each progress and report line.
+    quiet : sequence of bool, optional
+        Per config, True to leave its closing table and "already complete" line out of the
+        log (default: every config logs them).
 
     Returns
     -------
@@ -140,6 +151,7 @@ def train_points(
     if len({program_signature(c) for c in cfgs}) != 1:
         raise ValueError("train_points needs configs with one program signature")
     t0 = time.perf_counter()
+    quiet = list(quiet) or [False] * len(cfgs)
     preflight(cfgs, results=True)
     resolved = [resolve(c) for c in cfgs]  # dataset, subjects, electrodes: read once
     keys = [stage_keys(r) for r in resolved]
@@ -152,7 +164,8 @@ def train_points(
     pending = []
     for i, run_dir in enumerate(dirs):
         if results.is_complete(run_dir) and not force:
-            log(f"results already complete: {run_dir} (use --force to train again)")
+            if not quiet[i]:
+                log(f"results already complete: {run_dir} (use --force to train again)")
             out[i] = RunResult(run_dir, pd.read_csv(run_dir / "lag_performance.csv"), True)
         else:
             pending.append(i)
@@ -165,11 +178,12 @@ def train_points(
                 log(f"waited for another run of {run_dir}")
         for i in list(pending):
             if results.is_complete(dirs[i]) and (not force or _stamp(dirs[i]) != stamps[i]):
-                log(f"results already complete: {dirs[i]} (another run wrote them)")
+                if not quiet[i]:
+                    log(f"results already complete: {dirs[i]} (another run wrote them)")
                 out[i] = RunResult(dirs[i], pd.read_csv(dirs[i] / "lag_performance.csv"), True)
                 pending.remove(i)
         if pending:
-            _train_pending(cfgs, keys, features, dirs, pending, out, t0, log)
+            _train_pending(cfgs, keys, features, dirs, pending, out, t0, log, quiet)
     return cast("list[RunResult]", out)  # _train_pending filled the rest
 
 
@@ -193,8 +207,10 @@ def _train_pending(
     out: list,
     t0: float,
     log: Callable[[str], None],
+    quiet: list[bool],
 ) -> None:
-    """Train the pending points as lanes of one program and publish their results folders."""
+    """Train the pending points as lanes of one program and publish their results folders
+    (the closing tables of those not `quiet` logged)."""
     from podbench.train import results
 
     base = cfgs[0]
@@ -260,8 +276,9 @@ def _train_pending(
             fold_numbers,
             sizes,
         )
-        log(summary_table(perf, point_task, cfgs[i]))
-        log(f"results ({cfgs[i].task}): {dirs[i]}")
+        if not quiet[i]:
+            log(summary_table(perf, point_task, cfgs[i]))
+            log(f"results ({cfgs[i].task}): {dirs[i]}")
         out[i] = RunResult(dirs[i], perf, False)
 
 
