@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import cast
 
 from podbench import registry
-from podbench.config import Config
+from podbench.config import Config, keyed_dict, keyed_fields
 from podbench.features.build import Features, build_features
 from podbench.features.preflight import preflight
 from podbench.publish import locked
@@ -35,8 +35,8 @@ class RunResult:
     skipped: bool
 
 
-PER_LANE = ("training.lr", "training.weight_decay", "training.seed")
-NULL_TARGETS = ("shuffle_targets", "shuffle_mode", "permutation_seed")
+# the fields marked per lane (podbench.config.Keyed: the learning rate, weight decay, seed)
+PER_LANE = tuple(path for path, keyed in keyed_fields() if keyed and keyed.program == "lane")
 
 
 def per_lane_fields(cfg: Config) -> tuple[str, ...]:
@@ -64,18 +64,11 @@ def program_signature(cfg: Config) -> str:
     from podbench.features.keys import canonical_json
 
     task = task_for(cfg)
-    raw = cfg.to_dict()
-    # the electrodes a selection chooses depend on the targets: then they stay in the signature
-    for name in (
-        ("trial_name",) if cfg.data.selection else ("trial_name", "task", "task_params", "targets")
-    ):
-        raw.pop(name)
-    raw["output"].pop("results")  # where results go is not part of the program
-    for kept in ("checkpoints", "predictions"):  # per point: what its results folder keeps
-        raw["training"].pop(kept)
+    # the fields each marker (podbench.config.Keyed) keeps in; the electrodes a selection
+    # chooses depend on the targets: then they stay in the signature
+    kept = ("shared", "lane", "targets") if cfg.data.selection else ("shared", "lane")
+    raw = keyed_dict(cfg, lambda keyed: keyed.program in kept)
     raw["task_program"] = task.program_key(cfg)
-    for null_field in NULL_TARGETS:  # null targets are targets: they pack like other targets
-        raw["training"].pop(null_field)
     raw["events"] = task.events_fragment(cfg)
     if not registry.models.spec(cfg.model.name).closed_form:
         for dotted in per_lane_fields(cfg):
