@@ -98,7 +98,7 @@ def epochs_fragment(ctx: Resolved) -> dict:
         "signal": d.signal,
         "window_width": d.window_width,
         "lags": dataclasses.asdict(d.lags),
-        "events": ctx.task.events_fragment(ctx.cfg),
+        "events": ctx.task.keying.events(ctx.cfg),
         "data": ctx.fingerprints.of(epochs_sources(ctx)),
     }
 
@@ -121,12 +121,18 @@ def stage_specs(cfg: Config | Resolved) -> dict[str, StageSpec]:
     """The stage specs of a config (or of a resolved config), parents first: epochs, targets,
     latents, training, and selection where podbench chooses the electrodes."""
     from podbench.features.context import resolve
+    from podbench.tasks.folds import folds_fragment
 
     ctx = resolve(cfg)
     cfg = ctx.cfg
     data = epochs_fragment(ctx)
-    frag, needs_epochs = ctx.task.targets_fragment(cfg, ctx.dataset)
-    frag = {**frag, "data": ctx.fingerprints.of(ctx.task.target_sources(cfg, ctx.dataset))}
+    frag = {
+        **ctx.task.keying.targets(cfg, ctx.dataset),
+        "data": ctx.fingerprints.of(ctx.task.target_sources(cfg, ctx.dataset)),
+    }
+    needs_epochs = ctx.task.per_fold(cfg)  # fitted inside training folds: on the epochs' events
+    if needs_epochs:
+        frag.update(folds=folds_fragment(cfg), label_normalisation=cfg.data.label_normalisation)
     selection = None
     if cfg.data.selection is not None:
         if needs_epochs:
@@ -150,7 +156,7 @@ def stage_specs(cfg: Config | Resolved) -> dict[str, StageSpec]:
         {"name": cfg.preprocess.name, "params": cfg.preprocess.params, "depends": pre.depends(cfg)},
         {"epochs": epochs.key},
     )
-    fragment = ctx.task.training_fragment(cfg, ctx.fingerprints.of)
+    fragment = ctx.task.keying.training(cfg, ctx.fingerprints.of)
     for param in registry.models.spec(cfg.model.name).init_from:
         value = fragment["model"]["params"].get(param)
         if value:  # a run that initialises part of the model: by its training key

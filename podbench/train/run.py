@@ -58,9 +58,10 @@ def per_lane_fields(cfg: Config) -> tuple[str, ...]:
 def program_signature(cfg: Config) -> str:
     """Configs with equal signatures share epochs, latents, shapes and schedule: one program.
 
-    The task enters only through what the compiled program takes from it (`program_key`) and
-    its events, so tasks or target settings with equal shapes pack together; each point keeps
-    its own targets (unless podbench selects the electrodes from the targets)."""
+    The task enters only through what the compiled program takes from it (its keying's
+    `program`) and its events, so tasks or target settings with equal shapes pack together;
+    each point keeps its own targets (unless podbench selects the electrodes from the
+    targets)."""
     from podbench.features.keys import canonical_json
 
     task = task_for(cfg)
@@ -68,8 +69,8 @@ def program_signature(cfg: Config) -> str:
     # chooses depend on the targets: then they stay in the signature
     kept = ("shared", "lane", "targets") if cfg.data.selection else ("shared", "lane")
     raw = keyed_dict(cfg, lambda keyed: keyed.program in kept)
-    raw["task_program"] = task.program_key(cfg)
-    raw["events"] = task.events_fragment(cfg)
+    raw["task_program"] = task.keying.program(cfg)
+    raw["events"] = task.keying.events(cfg)
     if not registry.models.spec(cfg.model.name).closed_form:
         for dotted in per_lane_fields(cfg):
             *parents, leaf = dotted.split(".")
