@@ -17,6 +17,7 @@ import os
 import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -25,10 +26,50 @@ import yaml
 
 from podbench.errors import ConfigError
 
+Stage = Literal["epochs", "selection", "targets", "latents", "training", "pretrain"]
+
+
+@dataclass(frozen=True)
+class Keyed:
+    """Whether and where a config field is hashed: the marker every config field declares
+    (``opt(..., keyed=Keyed(...))``). The keys are derived from these markers, never from
+    lists of fields kept elsewhere; tests/test_config.py fails on a field without one.
+
+    Parameters
+    ----------
+    stage : str or None
+        The key the field enters (podbench.features.keys; ``"pretrain"``: a pretraining's
+        folder, podbench.features.pretrain), from where it passes on to later stages through
+        their parents; a task or target source may read it into another stage too. None: it
+        enters no stage key (where things go, how lanes are laid out on the device).
+    program : {"shared", "lane", "point", "targets"}, default "shared"
+        Its part in a program signature (podbench.train.run): ``"shared"``, in it (the points
+        of one compiled program share the field); ``"lane"``, out of a trained decoder's (it
+        may differ between the lanes of one program) and in a closed-form one's;
+        ``"point"``, out of it (each point of a program keeps its own, e.g. its results
+        folder or its null targets); ``"targets"``, out of it unless podbench selects the
+        electrodes (each point its own targets; a selection is fitted on them).
+    suite : bool, default True
+        Whether it enters a benchmark suite's id (podbench.experiments.benchmark).
+    when : str, optional
+        A boolean field of the same section: the field enters its stage key only when that
+        field is true.
+    omit_none : bool, default False
+        A null value leaves the field out of its stage key (so keys made before the field
+        existed still hold).
+    """
+
+    stage: Stage | None
+    program: Literal["shared", "lane", "point", "targets"] = "shared"
+    suite: bool = True
+    when: str | None = None
+    omit_none: bool = False
+
 
 def opt(
     default: Any = dataclasses.MISSING,
     *,
+    keyed: Keyed | None = None,
     doc: str = "",
     choices=None,
     ge=None,
@@ -38,9 +79,18 @@ def opt(
     nonempty=False,
     factory=None,
 ):
-    """A config field with its documentation and constraints (range, of each item of a list;
-    `nonempty` refuses an empty list or string)."""
-    meta = {"doc": doc, "ge": ge, "gt": gt, "le": le, "lt": lt, "nonempty": nonempty}
+    """A config field with its hash marker (`keyed`: every field of the config sections has
+    one; the parameter dataclasses of registry entries have none), documentation and
+    constraints (range, of each item of a list; `nonempty` refuses an empty list or string)."""
+    meta = {
+        "keyed": keyed,
+        "doc": doc,
+        "ge": ge,
+        "gt": gt,
+        "le": le,
+        "lt": lt,
+        "nonempty": nonempty,
+    }
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -50,9 +100,9 @@ def opt(
 class Lags:
     """Lags in ms relative to word onset: np.arange(min, max, step) (max excluded)."""
 
-    min: int = opt(-1000, doc="first lag (ms)")
-    max: int = opt(1000, doc="end of the lag range (ms, excluded)")
-    step: int = opt(200, gt=0, doc="lag step (ms)")
+    min: int = opt(-1000, keyed=Keyed("epochs"), doc="first lag (ms)")
+    max: int = opt(1000, keyed=Keyed("epochs"), doc="end of the lag range (ms, excluded)")
+    step: int = opt(200, keyed=Keyed("epochs"), gt=0, doc="lag step (ms)")
 
     def values(self) -> list[int]:
         return list(range(self.min, self.max, self.step))
@@ -66,57 +116,97 @@ class ElectrodeSelection:
     (circular shifts of the targets against the signal), Benjamini-Hochberg q across
     electrodes; an electrode is selected when q (or p, `correction: none`) <= alpha."""
 
-    select: Literal["encoding"] = opt("encoding", doc="the selection rule: encoding")
+    select: Literal["encoding"] = opt(
+        "encoding", keyed=Keyed("selection"), doc="the selection rule: encoding"
+    )
     fit: Literal["all", "train"] = opt(
         "train",
+        keyed=Keyed("selection"),
         doc="select on every event (all: the usual practice, leaks test events) or "
         "inside each training fold from its training events (train)",
     )
     candidates: str | None = opt(
         None,
+        keyed=Keyed("epochs"),
         doc="electrodes selected from: a regex, an electrode CSV or responsive (null: "
         "every good channel)",
     )
-    start: int = opt(0, doc="response window start (ms after the event onset)")
-    stop: int = opt(500, doc="response window end (ms after the event onset, excluded)")
-    alpha: float = opt(0.05, gt=0, lt=1, doc="level of q (or p) at which an electrode is selected")
-    correction: Literal["bh", "none"] = opt(
-        "bh", doc="Benjamini-Hochberg across electrodes, or none (p <= alpha)"
+    start: int = opt(
+        0, keyed=Keyed("selection"), doc="response window start (ms after the event onset)"
     )
-    permutations: int = opt(1000, ge=1, le=100_000, doc="circular shifts of the permutation test")
-    ridge: float = opt(1.0, gt=0, doc="ridge penalty per training event on standardised targets")
-    folds: int = opt(5, ge=2, doc="inner cross-validation folds of the encoding model")
+    stop: int = opt(
+        500,
+        keyed=Keyed("selection"),
+        doc="response window end (ms after the event onset, excluded)",
+    )
+    alpha: float = opt(
+        0.05,
+        keyed=Keyed("selection"),
+        gt=0,
+        lt=1,
+        doc="level of q (or p) at which an electrode is selected",
+    )
+    correction: Literal["bh", "none"] = opt(
+        "bh",
+        keyed=Keyed("selection"),
+        doc="Benjamini-Hochberg across electrodes, or none (p <= alpha)",
+    )
+    permutations: int = opt(
+        1000,
+        keyed=Keyed("selection"),
+        ge=1,
+        le=100_000,
+        doc="circular shifts of the permutation test",
+    )
+    ridge: float = opt(
+        1.0,
+        keyed=Keyed("selection"),
+        gt=0,
+        doc="ridge penalty per training event on standardised targets",
+    )
+    folds: int = opt(
+        5, keyed=Keyed("selection"), ge=2, doc="inner cross-validation folds of the encoding model"
+    )
     detrend: int = opt(
         31,
+        keyed=Keyed("selection"),
         ge=0,
         doc="events in the running mean subtracted from each "
         "electrode's responses (slow drifts; 0: none)",
     )
-    seed: int = opt(0, ge=0, doc="seed of the circular shifts")
+    seed: int = opt(0, keyed=Keyed("selection"), ge=0, doc="seed of the circular shifts")
 
 
 @dataclass
 class DataConfig:
     root: str = opt(
-        "data", nonempty=True, doc="BIDS root of ds005574 or of a stand-in made by `podbench synth`"
+        "data",
+        keyed=Keyed(None),
+        nonempty=True,
+        doc="BIDS root of ds005574 or of a stand-in made by `podbench synth`",
     )
     subjects: Literal["all"] | list[int] = opt(
-        "all", nonempty=True, doc="'all' or a list of subject numbers (1-9)"
+        "all", keyed=Keyed("epochs"), nonempty=True, doc="'all' or a list of subject numbers (1-9)"
     )
     electrodes: str | None | ElectrodeSelection = opt(
         None,
+        keyed=Keyed("epochs"),
         doc="regex on channel names, a CSV with columns subject (NYU id), elec, "
         "responsive (a stand-in's ground truth), or a selection {select: encoding, ...}",
     )
     signal: Literal["highgamma", "broadband", "podbench_highgamma"] = opt(
         "highgamma",
+        keyed=Keyed("epochs"),
         doc="ecogprep high-gamma or broadband .fif, or the one `podbench highgamma` "
         "recomputes from the raw EDF",
     )
-    window_width: float = opt(0.625, gt=0, le=10, doc="window width in seconds")
-    lags: Lags = opt(factory=Lags, doc="lag grid in ms")
+    window_width: float = opt(
+        0.625, keyed=Keyed("epochs"), gt=0, le=10, doc="window width in seconds"
+    )
+    lags: Lags = opt(keyed=Keyed("epochs"), factory=Lags, doc="lag grid in ms")
     label_normalisation: Literal["raw", "lower", "strip"] = opt(
         "raw",
+        keyed=Keyed("training"),
         doc="word labels: raw transcript (reference), lower, or strip (lower + outer punctuation)",
     )
 
@@ -135,57 +225,110 @@ class DataConfig:
 
 @dataclass
 class TargetsConfig:
-    kind: str = opt("gpt2", doc="target source: gpt2, glove, arbitrary, hf or a plugin's")
-    layer: int = opt(24, ge=0, doc="hidden layer of gpt2 / hf targets")
-    pca_dim: int | None = opt(50, gt=0, doc="PCA dimension (null: no PCA)")
+    kind: str = opt(
+        "gpt2",
+        keyed=Keyed("targets", program="targets"),
+        doc="target source: gpt2, glove, arbitrary, hf or a plugin's",
+    )
+    layer: int = opt(
+        24, keyed=Keyed("targets", program="targets"), ge=0, doc="hidden layer of gpt2 / hf targets"
+    )
+    pca_dim: int | None = opt(
+        50, keyed=Keyed("targets", program="targets"), gt=0, doc="PCA dimension (null: no PCA)"
+    )
     pca_fit: Literal["all", "train"] = opt(
-        "all", doc="fit PCA on all words (reference) or inside each training fold (no leakage)"
+        "all",
+        keyed=Keyed("targets", program="targets"),
+        doc="fit PCA on all words (reference) or inside each training fold (no leakage)",
     )
     min_train_freq: int = opt(
-        5, ge=1, doc="word AUC counts word types with this many training occurrences"
+        5,
+        keyed=Keyed("training", program="targets"),
+        ge=1,
+        doc="word AUC counts word types with this many training occurrences",
     )
-    glove_path: str | None = opt(None, doc="GloVe text file for kind: glove")
-    hf_model: str | None = opt(None, doc="local Hugging Face model directory for kind: hf")
-    dim: int = opt(50, gt=0, doc="dimension of arbitrary embeddings")
-    seed: int = opt(42, doc="seed of arbitrary embeddings")
+    glove_path: str | None = opt(
+        None, keyed=Keyed("targets", program="targets"), doc="GloVe text file for kind: glove"
+    )
+    hf_model: str | None = opt(
+        None,
+        keyed=Keyed("targets", program="targets"),
+        doc="local Hugging Face model directory for kind: hf",
+    )
+    dim: int = opt(
+        50, keyed=Keyed("targets", program="targets"), gt=0, doc="dimension of arbitrary embeddings"
+    )
+    seed: int = opt(
+        42, keyed=Keyed("targets", program="targets"), doc="seed of arbitrary embeddings"
+    )
 
 
 @dataclass
 class PreprocessConfig:
-    name: str = opt("window_average", doc="registered preprocessor")
-    params: dict = opt(factory=dict, doc="parameters declared by the preprocessor")
+    name: str = opt("window_average", keyed=Keyed("latents"), doc="registered preprocessor")
+    params: dict = opt(
+        keyed=Keyed("latents"), factory=dict, doc="parameters declared by the preprocessor"
+    )
 
 
 @dataclass
 class ModelConfig:
-    name: str = opt("pitom", doc="registered model")
-    params: dict = opt(factory=dict, doc="parameters declared by the model")
-    members: int = opt(10, ge=1, doc="ensemble members per (lag, fold)")
+    name: str = opt("pitom", keyed=Keyed("training"), doc="registered model")
+    params: dict = opt(
+        keyed=Keyed("training"), factory=dict, doc="parameters declared by the model"
+    )
+    members: int = opt(10, keyed=Keyed("training"), ge=1, doc="ensemble members per (lag, fold)")
     ensemble: Literal["independent", "joint"] = opt(
         "independent",
+        keyed=Keyed("training"),
         doc="members trained separately (Goldstein 2022) or on their mean output (reference)",
     )
 
 
 @dataclass
 class TrainingConfig:
-    batch_size: int = opt(32, ge=1, doc="training batch per lane")
-    epochs: int = opt(100, ge=1, doc="maximum epochs per lane")
-    lr: float = opt(1e-3, gt=0, doc="learning rate")
-    weight_decay: float = opt(1e-4, ge=0, doc="weight decay (PyTorch semantics of the optimizer)")
+    batch_size: int = opt(32, keyed=Keyed("training"), ge=1, doc="training batch per lane")
+    epochs: int = opt(100, keyed=Keyed("training"), ge=1, doc="maximum epochs per lane")
+    lr: float = opt(1e-3, keyed=Keyed("training", program="lane"), gt=0, doc="learning rate")
+    weight_decay: float = opt(
+        1e-4,
+        keyed=Keyed("training", program="lane"),
+        ge=0,
+        doc="weight decay (PyTorch semantics of the optimizer)",
+    )
     optimizer: Literal["adamw", "adam"] = opt(
-        "adamw", doc="adamw (PyTorch AdamW) or adam (PyTorch Adam: L2 added to the gradient)"
+        "adamw",
+        keyed=Keyed("training"),
+        doc="adamw (PyTorch AdamW) or adam (PyTorch Adam: L2 added to the gradient)",
     )
-    patience: int = opt(10, ge=1, doc="epochs without validation improvement before a lane stops")
-    n_folds: int = opt(5, ge=2, doc="cross-validation folds")
+    patience: int = opt(
+        10,
+        keyed=Keyed("training"),
+        ge=1,
+        doc="epochs without validation improvement before a lane stops",
+    )
+    n_folds: int = opt(5, keyed=Keyed("training"), ge=2, doc="cross-validation folds")
     fold_type: Literal["sequential", "zero_shot"] = opt(
-        "sequential", doc="contiguous blocks in time (reference) or folds by word type"
+        "sequential",
+        keyed=Keyed("training"),
+        doc="contiguous blocks in time (reference) or folds by word type",
     )
-    val_fraction: float = opt(0.25, gt=0, le=0.9, doc="tail of train+val used for validation")
-    seed: int = opt(42, doc="lane seeds derive from it, the lag, the fold and the member")
-    shuffle_targets: bool = opt(False, doc="control: train on null targets (see shuffle_mode)")
+    val_fraction: float = opt(
+        0.25, keyed=Keyed("training"), gt=0, le=0.9, doc="tail of train+val used for validation"
+    )
+    seed: int = opt(
+        42,
+        keyed=Keyed("training", program="lane"),
+        doc="lane seeds derive from it, the lag, the fold and the member",
+    )
+    shuffle_targets: bool = opt(
+        False,
+        keyed=Keyed("training", program="point"),
+        doc="control: train on null targets (see shuffle_mode)",
+    )
     shuffle_mode: Literal["all", "words", "circular"] = opt(
         "all",
+        keyed=Keyed("training", program="point", when="shuffle_targets"),
         doc="null targets: all: every word's target permuted, test rows too (the "
         "shuffled-target control, at chance); words / circular: each fold's training "
         "rows permuted across words or shifted circularly in time (keeps their "
@@ -193,24 +336,35 @@ class TrainingConfig:
     )
     permutation_seed: int | None = opt(
         None,
+        keyed=Keyed("training", program="point", when="shuffle_targets", omit_none=True),
         ge=0,
         doc="seed of the null targets (null: training.seed); set, it leaves "
         "training.seed a per-lane seed, so null points pack beside the real one",
     )
-    loss: Literal["mse", "cosine"] = opt("mse", doc="loss of vector targets")
+    loss: Literal["mse", "cosine"] = opt(
+        "mse", keyed=Keyed("training"), doc="loss of vector targets"
+    )
     lane_chunk: Literal["auto"] | int = opt(
-        "auto", gt=0, doc="lanes per compiled chunk; auto sizes it to the device memory"
+        "auto",
+        keyed=Keyed(None),
+        gt=0,
+        doc="lanes per compiled chunk; auto sizes it to the device memory",
     )
     lane_batch: Literal["auto"] | int = opt(
-        "auto", gt=0, doc="lanes vmapped together per device; auto: 1 on CPU (faster), all on GPU"
+        "auto",
+        keyed=Keyed(None),
+        gt=0,
+        doc="lanes vmapped together per device; auto: 1 on CPU (faster), all on GPU",
     )
     checkpoints: bool = opt(
         True,
+        keyed=Keyed(None, program="point"),
         doc="write every lane's best parameters to checkpoints/ "
         "(api.load_run predicts from them); false saves the space",
     )
     predictions: bool = opt(
         True,
+        keyed=Keyed(None, program="point"),
         doc="write every event's held-out predictions to "
         "test_predictions.npz (score-level permutation nulls "
         "read them); false saves the space",
@@ -222,22 +376,31 @@ class PretrainConfig:
     """Self-supervised pretraining of the built-in ECoG masked autoencoder (`podbench pretrain`)."""
 
     mask_ratio: float = opt(
-        0.75, gt=0, le=0.95, doc="fraction of (electrode, time patch) tokens hidden"
+        0.75,
+        keyed=Keyed("pretrain"),
+        gt=0,
+        le=0.95,
+        doc="fraction of (electrode, time patch) tokens hidden",
     )
-    depth: int = opt(4, ge=1, doc="encoder blocks")
-    width: int = opt(64, ge=8, doc="token dimension")
-    heads: int = opt(4, ge=1, doc="attention heads")
-    patch: int = opt(32, ge=1, doc="time-patch length in samples")
-    steps: int = opt(300, ge=1, doc="optimisation steps")
-    batch_size: int = opt(16, ge=1, doc="windows per step")
-    lr: float = opt(1e-3, gt=0, doc="AdamW learning rate")
-    seed: int = opt(0, doc="initialisation, window and mask draws")
+    depth: int = opt(4, keyed=Keyed("pretrain"), ge=1, doc="encoder blocks")
+    width: int = opt(64, keyed=Keyed("pretrain"), ge=8, doc="token dimension")
+    heads: int = opt(4, keyed=Keyed("pretrain"), ge=1, doc="attention heads")
+    patch: int = opt(32, keyed=Keyed("pretrain"), ge=1, doc="time-patch length in samples")
+    steps: int = opt(300, keyed=Keyed("pretrain"), ge=1, doc="optimisation steps")
+    batch_size: int = opt(16, keyed=Keyed("pretrain"), ge=1, doc="windows per step")
+    lr: float = opt(1e-3, keyed=Keyed("pretrain"), gt=0, doc="AdamW learning rate")
+    seed: int = opt(0, keyed=Keyed("pretrain"), doc="initialisation, window and mask draws")
 
 
 @dataclass
 class OutputConfig:
-    stores: str = opt("stores", nonempty=True, doc="store root")
-    results: str = opt("results", nonempty=True, doc="results root")
+    stores: str = opt("stores", keyed=Keyed(None, suite=False), nonempty=True, doc="store root")
+    results: str = opt(
+        "results",
+        keyed=Keyed(None, program="point", suite=False),
+        nonempty=True,
+        doc="results root",
+    )
 
 
 @dataclass
@@ -279,17 +442,25 @@ class Config:
 
     trial_name: str = opt(
         "podbench",
+        keyed=Keyed(None, program="point", suite=False),
         nonempty=True,
         doc="results go to <output.results>/<trial_name>/<run-id>; one folder "
         "name (no path separator, not . or ..)",
     )
     task: str | list[str] = opt(
         "word_embedding",
+        keyed=Keyed("training", program="targets"),
         doc="registered task, or a list of tasks trained on the same features "
         "(task_params then maps each listed task to its parameters)",
     )
-    task_params: dict = opt(factory=dict, doc="parameters declared by the task")
-    plugins: list[str] = opt(factory=list, doc="modules to import so that they register entries")
+    task_params: dict = opt(
+        keyed=Keyed("training", program="targets"),
+        factory=dict,
+        doc="parameters declared by the task",
+    )
+    plugins: list[str] = opt(
+        keyed=Keyed(None), factory=list, doc="modules to import so that they register entries"
+    )
     data: DataConfig = opt(factory=DataConfig)
     targets: TargetsConfig = opt(factory=TargetsConfig)
     preprocess: PreprocessConfig = opt(factory=PreprocessConfig)
@@ -848,3 +1019,96 @@ def describe_fields(section=Config, prefix: str = "") -> list[tuple[str, str, st
             if dataclasses.is_dataclass(option):
                 rows += describe_fields(option, path + ".")
     return rows
+
+
+def keyed_fields(section=Config, prefix: str = "") -> list[tuple[str, Keyed | None]]:
+    """Every config field with its hash marker.
+
+    Parameters
+    ----------
+    section : type, default Config
+        The config dataclass (or one of its sections); sections are descended, and so is a
+        mapping a union accepts (the selection of ``data.electrodes``).
+    prefix : str, default ""
+        Prepended to every path (the section's dotted path and a dot).
+
+    Returns
+    -------
+    list of (str, Keyed or None)
+        (dotted path, its :class:`Keyed` marker, None where it declares none), in field
+        order, internal fields left out.
+    """
+    rows: list[tuple[str, Keyed | None]] = []
+    hints = typing.get_type_hints(section)
+    for f in dataclasses.fields(section):
+        if f.metadata.get("internal"):
+            continue
+        path = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(hints[f.name]) and f.metadata.get("keyed") is None:
+            rows += keyed_fields(hints[f.name], path + ".")  # a section
+            continue
+        rows.append((path, f.metadata.get("keyed")))
+        for option in (hints[f.name], *typing.get_args(hints[f.name])):
+            if dataclasses.is_dataclass(option):
+                rows += keyed_fields(option, path + ".")
+    return rows
+
+
+def keyed_values(section: Any, stage: Stage) -> dict[str, Any]:
+    """The fields of one config section that enter a stage's key, by their markers.
+
+    Parameters
+    ----------
+    section : dataclass instance
+        A section of a config (``cfg.training``, ``cfg.pretrain``, a selection).
+    stage : str
+        The stage (a :class:`Keyed` marker's ``stage``).
+
+    Returns
+    -------
+    dict
+        Field name -> value of every field marked with `stage`,
+        less those whose marker's ``when`` field is false and, with ``omit_none``, those
+        that are null.
+    """
+    out = {}
+    for f in dataclasses.fields(section):
+        keyed = f.metadata.get("keyed")
+        if keyed is None or keyed.stage != stage:
+            continue
+        value = getattr(section, f.name)
+        if (keyed.when and not getattr(section, keyed.when)) or (keyed.omit_none and value is None):
+            continue
+        out[f.name] = value
+    return out
+
+
+def keyed_dict(section: Any, keep: Callable[[Keyed], bool]) -> dict[str, Any]:
+    """A config as :meth:`Config.to_dict` gives it, with only the fields a hash takes.
+
+    Parameters
+    ----------
+    section : dataclass instance
+        A config (or a section of one).
+    keep : callable
+        ``Keyed -> bool``: whether a field with this marker enters the hash.
+
+    Returns
+    -------
+    dict
+        Nested by section like ``to_dict``, the fields `keep` refuses left out; a section
+        left with no field is left out too.
+    """
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(section):
+        if f.metadata.get("internal"):
+            continue
+        value = getattr(section, f.name)
+        keyed = f.metadata.get("keyed")
+        if keyed is None:  # a section
+            if nested := keyed_dict(value, keep):
+                out[f.name] = nested
+        elif keep(keyed):
+            is_mapping = dataclasses.is_dataclass(value)
+            out[f.name] = keyed_dict(value, keep) if is_mapping else copy.deepcopy(value)
+    return out

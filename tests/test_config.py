@@ -11,8 +11,9 @@ import pytest
 import yaml
 
 from podbench import config, registry
-from podbench.errors import ConfigError
+from podbench.errors import ConfigError, DataError
 from podbench.features.keys import stage_keys
+from podbench.tasks.base import config_value
 
 from .helpers import make_config
 
@@ -229,6 +230,174 @@ def test_stage_keys_change_exactly_with_their_inputs(standin, tmp_path):
         stage_keys(train_pca)["targets"]
         != stage_keys(train_pca.replace({"data.window_width": 0.5}))["targets"]
     )
+
+
+def test_every_config_field_declares_where_it_is_hashed():
+    """A new config field cannot be keyed or left out of the keys silently: each declares its
+    marker (opt(..., keyed=Keyed(...))), and a marker's `when` names a boolean field beside it."""
+    rows = config.keyed_fields()
+    assert len(rows) > 60
+    unmarked = [path for path, keyed in rows if keyed is None]
+    assert not unmarked, f"config fields without a keyed= marker: {unmarked}"
+    paths = dict(rows)
+    for path, keyed in rows:
+        if keyed is not None and keyed.when:
+            sibling = f"{path.rsplit('.', 1)[0]}.{keyed.when}"
+            assert paths[sibling] is not None and isinstance(
+                config_value(config.Config(), sibling), bool
+            ), f"{path}: when={keyed.when!r} is not a boolean field beside it"
+
+
+def _other_value(value, hint, meta):
+    """A valid value of a scalar config field other than `value` (None: not a scalar this
+    test varies: names, paths, mappings, lists)."""
+    import typing
+
+    options = [o for o in typing.get_args(hint) if o is not type(None)]
+    if typing.get_origin(hint) is typing.Literal:
+        return next((o for o in options if o != value), None)
+    if len(options) == 1 and typing.get_args(hint)[-1] is type(None):  # int | None
+        hint = options[0]
+    if hint is bool:
+        return not value
+    if hint is int:
+        if value is None:
+            return 7
+        return value - 1 if meta.get("le") is not None and value + 1 > meta["le"] else value + 1
+    if hint is float:
+        return value * 0.8
+    if hint is str:  # a folder name (a registry name that is not one is refused, skipped)
+        return None if value is None else value + "2"
+    return 4 if value == "auto" else None  # lanes per chunk or per device
+
+
+def test_keys_follow_each_fields_marker(standin, tmp_path):
+    """Every scalar config field, changed alone, changes exactly what its marker says: the
+    key of its stage (a training field no feature store's key), no stage key when it has no
+    stage, the program signature when it is shared by a program's points and never when it
+    is per lane or per point (podbench.config.Keyed)."""
+    import dataclasses
+    import typing
+
+    from podbench.features.pretrain import pretrain_dir
+    from podbench.train.run import program_signature
+
+    def keys_of(cfg):
+        return {**stage_keys(cfg), "pretrain": pretrain_dir(cfg).name}
+
+    fields = {}
+
+    def walk(section, prefix):
+        hints = typing.get_type_hints(section)
+        for f in dataclasses.fields(section):
+            path = prefix + f.name
+            options = (hints[f.name], *typing.get_args(hints[f.name]))
+            for option in (o for o in options if dataclasses.is_dataclass(o)):
+                walk(option, path + ".")
+            if f.metadata.get("keyed"):
+                fields[path] = (hints[f.name], f.metadata)
+
+    walk(config.Config, "")
+    lags = {"data.lags": {"min": 0, "max": 400, "step": 200}}
+    # a null-target seed of their own keeps training.seed per lane when the targets shuffle
+    plain = make_config(standin, tmp_path).replace({**lags, "training.permutation_seed": 0})
+    selected = plain.replace({"data.electrodes": {"select": "encoding", "fit": "all"}})
+    checked = []
+    for path, (hint, meta) in fields.items():
+        keyed = meta["keyed"]
+        base = selected if path.startswith("data.electrodes.") else plain
+        sources = [
+            name
+            for name in registry.target_sources.names()
+            if path in registry.target_sources.spec(name).fields
+        ]
+        new = _other_value(config_value(base, path), hint, meta)
+        if new is None:
+            continue
+        try:
+            if path.startswith("targets.") and sources and base.targets.kind not in sources:
+                base = base.replace({"targets.kind": sources[0]})
+            if keyed.when:
+                base = base.replace({f"{path.rsplit('.', 1)[0]}.{keyed.when}": True})
+            changed = base.replace({path: new})
+            before, after = keys_of(base), keys_of(changed)
+        except (ConfigError, DataError):  # a value this stand-in cannot take (most it can)
+            continue
+        moved = {stage for stage in before if before[stage] != after[stage]}
+        if keyed.stage is None:
+            assert not moved, f"{path} has no stage, yet changes the keys of {moved}"
+        elif keyed.stage == "training":
+            assert moved == {"training"}, f"{path}: training, yet changes {moved}"
+        else:
+            assert keyed.stage in moved, f"{path}: {keyed.stage}, yet changes {moved}"
+        same = program_signature(base) == program_signature(changed)
+        if keyed.program == "shared":
+            assert not same, f"{path} is shared by a program's points, not in its signature"
+        elif keyed.program in ("lane", "point"):
+            assert same, f"{path} is per {keyed.program}, yet in the program signature"
+        checked.append(path)
+    assert len(checked) >= 50, checked
+
+
+@pytest.mark.parametrize(
+    "sets, digest",
+    [
+        ({}, "9f0d7332c7c40e7f"),
+        (
+            {
+                "training.shuffle_targets": True,
+                "training.permutation_seed": 3,
+                "training.lane_chunk": 8,
+                "training.checkpoints": False,
+            },
+            "4a77f95b7cf5fd39",
+        ),
+        ({"model.name": "ridge", "model.params": {}, "training.lr": 0.5}, "8512852c86761421"),
+        (
+            {
+                "data.electrodes": {"select": "encoding", "fit": "all"},
+                "targets.pca_dim": 20,
+                "trial_name": "x",
+            },
+            "61927d8c3cc58fa3",
+        ),
+    ],
+    ids=["defaults", "null points", "closed form", "selection"],
+)
+def test_program_signatures_are_those_before_the_field_markers(sets, digest):
+    """Deriving the signature from the fields' markers changed none (digests of the signatures
+    the hand-kept lists gave): points still pack as before."""
+    import hashlib
+
+    from podbench.train.run import program_signature
+
+    raw: dict = {"data": {"root": "nowhere"}}
+    for path, value in sets.items():
+        config.set_path(raw, path, value)
+    signature = program_signature(config.from_dict(raw))
+    assert hashlib.sha256(signature.encode()).hexdigest()[:16] == digest
+
+
+def test_suite_ids_are_those_before_the_field_markers(tmp_path):
+    """A suite's id (its results folder) derived from the fields' markers is the one the
+    hand-kept list gave, so a suite run before finds its results."""
+    from podbench.experiments.benchmark import load_suite
+
+    (tmp_path / "a.yml").write_text(
+        yaml.safe_dump({"data": {"root": "nowhere"}, "model": {"members": 2}})
+    )
+    cells = [
+        {"name": "a", "config": "a.yml"},
+        {
+            "name": "b",
+            "config": "a.yml",
+            "set": {"model.name": "ridge", "model.params": {}},
+            "significance": {"permutations": 10, "refit": 2},
+        },
+    ]
+    suite = {"name": "s", "version": 1, "defaults": {"set": {"training.epochs": 3}}}
+    (tmp_path / "s.yml").write_text(yaml.safe_dump({**suite, "cells": cells}))
+    assert load_suite(tmp_path / "s.yml", ["output.results=elsewhere"]).id == "ef54d1f21d76"
 
 
 def test_docs_document_every_config_field():

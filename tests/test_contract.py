@@ -139,8 +139,7 @@ def test_task_contract(name, contract_cfgs):
     events = task.events(cfg, dataset)
     assert {"word_idx", "word", "start", "end"} <= set(events.columns)
     assert np.all(np.diff(events["word_idx"].to_numpy()) > 0)
-    _, per_fold = task.targets_fragment(cfg, dataset)
-    epoch_words = events["word_idx"].to_numpy() if per_fold else None
+    epoch_words = events["word_idx"].to_numpy() if task.per_fold(cfg) else None
     ds, attrs = task.target_dataset(cfg, dataset, epoch_words)
     target = ds["target"]
     assert target.dims in (("word", "dim"), ("fold", "word", "dim")) and "label" in ds.coords

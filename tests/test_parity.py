@@ -408,7 +408,7 @@ def test_parity_reference_switches_ensemble_stopping_head_and_keys(task, standin
         f"test_{name}_batch_mean"
     ]
     # other results, other programs: the switch enters the training key and the program key
-    assert t.program_key(ours) != t.program_key(theirs)
+    assert t.keying.program(ours) != t.keying.program(theirs)
     keys = stage_keys(ours), stage_keys(theirs)
     assert keys[0]["training"] != keys[1]["training"]
     assert (keys[0]["epochs"] != keys[1]["epochs"]) == (task == "sentence_onset")  # negatives

@@ -488,6 +488,60 @@ def test_a_task_is_one_module_plus_one_yaml(decoding_standin, work, tmp_path, mo
     assert "word_length" in registry.tasks.names()
 
 
+EVENTS_PLUGIN = '''
+"""A task with events of its own in one module: every other word, keyed by its keying."""
+from podbench.data.dataset import word_table
+from podbench.registry import register_task
+from podbench.tasks.common import EventTargetsKeying, RegressionTask
+
+
+class EveryOtherWordKeying(EventTargetsKeying):
+    def events(self, cfg):
+        return {"kind": "every_other_word"}
+
+
+@register_task("every_other_word")
+class EveryOtherWord(RegressionTask):
+    word_events = False
+    keying_class = EveryOtherWordKeying
+
+    def events(self, cfg, dataset):
+        return word_table(dataset).iloc[::2]
+
+    def target_sources(self, cfg, dataset):
+        return [dataset.transcript_path]
+
+    def values(self, cfg, dataset):
+        words = self.events(cfg, dataset)
+        return words[["word_idx", "word"]].assign(value=words["start"].diff().fillna(0.0))
+'''
+
+
+def test_a_task_keys_its_own_events_from_its_module(decoding_standin, work, tmp_path, monkeypatch):
+    """The keying a task's module names is what the store layer hashes: its own events get
+    an epochs store of their own, built from them; the word tasks share theirs."""
+    from podbench.features.keys import stage_keys
+
+    root, csv = decoding_standin
+    (tmp_path / "every_other_word_task.py").write_text(EVENTS_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    raw = {
+        "plugins": ["every_other_word_task"],
+        "data": {"root": str(root), "electrodes": str(csv), **SMALL},
+        "output": {"stores": str(work / "stores"), "results": str(work / "results")},
+    }
+    own = config.from_dict({**raw, "task": "every_other_word"})
+    word_tasks = {
+        stage_keys(config.from_dict({**raw, "task": task}))["epochs"]
+        for task in ("content_word", "surprisal")
+    }
+    assert len(word_tasks) == 1 and stage_keys(own)["epochs"] not in word_tasks
+    features = api.build_features(own, **QUIET)
+    words = word_table(Dataset(root))
+    built = set(features.open("epochs")["word"].values)
+    assert built and built <= set(words["word_idx"].iloc[::2])
+
+
 # --------------------------------------------------------------------------- several tasks
 
 

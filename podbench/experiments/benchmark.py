@@ -57,7 +57,15 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from podbench.config import Config, from_dict, parse_overrides, read_yaml, set_path, unknown_key
+from podbench.config import (
+    Config,
+    from_dict,
+    keyed_dict,
+    parse_overrides,
+    read_yaml,
+    set_path,
+    unknown_key,
+)
 from podbench.errors import ConfigError
 from podbench.experiments.engines import Engine, LocalEngine
 from podbench.experiments.plan import format_plan, measured_rates, plan_cells, program_lanes
@@ -210,13 +218,12 @@ def _resolve_config(path: Path, overrides: dict, where: str) -> Config:
 
 
 def suite_id(name: str, version, cells: list[Cell]) -> str:
-    """A hash of the suite's name, version and resolved cells (their configs without the
-    trial and output folders, and their significance settings)."""
+    """A hash of the suite's name, version and resolved cells (their configs' fields marked
+    for it, podbench.config.Keyed: not the trial and output folders, and their significance
+    settings)."""
 
     def content(cell: Cell) -> dict:
-        raw = cell.config.to_dict()
-        raw.pop("trial_name")
-        raw.pop("output")
+        raw = keyed_dict(cell.config, lambda keyed: keyed.suite)
         return {"id": cell.id, "config": raw, "significance": cell.significance.as_dict()}
 
     payload = canonical_json(

@@ -1,6 +1,7 @@
 """Stage keys: sha256 of canonical JSON over exactly what each pipeline stage depends on.
 
-This module is the one place that says which config fields feed which stage:
+This module says how the config feeds each stage; which fields of a section enter a key is
+declared on the field itself (its `podbench.config.Keyed` marker), and read from there:
 
 - epochs   <- data selection, signal, window width, lag grid, the task's events (word onsets
               for word tasks, so all word tasks share one epochs store) and the content
@@ -12,7 +13,8 @@ This module is the one place that says which config fields feed which stage:
               fingerprints of its sources [+ epochs and folds when PCA is fitted inside
               training folds]
 - latents  <- preprocessor name, params and the config fields it declares, + epochs
-- training <- task, model, training settings, word-metric settings, + latents and targets
+- training <- task, model, the training settings marked for it (not how lanes are laid out,
+              nor what a results folder keeps), word-metric settings, + latents and targets
 
 So a change to decoder or training settings never rebuilds features, and a change to the
 window width rebuilds epochs and everything downstream. No key holds an absolute path: files
@@ -30,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from podbench import registry
-from podbench.config import Config, RunReference, load
+from podbench.config import Config, RunReference, keyed_values, load
 from podbench.data.recordings import file_digest, is_csv_spec
 from podbench.errors import ConfigError
 
@@ -96,7 +98,7 @@ def epochs_fragment(ctx: Resolved) -> dict:
         "signal": d.signal,
         "window_width": d.window_width,
         "lags": dataclasses.asdict(d.lags),
-        "events": ctx.task.events_fragment(ctx.cfg),
+        "events": ctx.task.keying.events(ctx.cfg),
         "data": ctx.fingerprints.of(epochs_sources(ctx)),
     }
 
@@ -109,10 +111,8 @@ def selection_fragment(cfg: Config, data: dict) -> dict:
 
     selection = cfg.data.selection
     assert selection is not None, "selection_fragment of a config without a selection"
-    settings = dataclasses.asdict(selection)
-    settings.pop("candidates")  # in the data fragment, resolved
-    frag: dict[str, Any] = {"data": data, "settings": settings}
-    if settings["fit"] == "train":
+    frag: dict[str, Any] = {"data": data, "settings": keyed_values(selection, "selection")}
+    if selection.fit == "train":
         frag.update(folds=folds_fragment(cfg), label_normalisation=cfg.data.label_normalisation)
     return frag
 
@@ -121,12 +121,18 @@ def stage_specs(cfg: Config | Resolved) -> dict[str, StageSpec]:
     """The stage specs of a config (or of a resolved config), parents first: epochs, targets,
     latents, training, and selection where podbench chooses the electrodes."""
     from podbench.features.context import resolve
+    from podbench.tasks.folds import folds_fragment
 
     ctx = resolve(cfg)
     cfg = ctx.cfg
     data = epochs_fragment(ctx)
-    frag, needs_epochs = ctx.task.targets_fragment(cfg, ctx.dataset)
-    frag = {**frag, "data": ctx.fingerprints.of(ctx.task.target_sources(cfg, ctx.dataset))}
+    frag = {
+        **ctx.task.keying.targets(cfg, ctx.dataset),
+        "data": ctx.fingerprints.of(ctx.task.target_sources(cfg, ctx.dataset)),
+    }
+    needs_epochs = ctx.task.per_fold(cfg)  # fitted inside training folds: on the epochs' events
+    if needs_epochs:
+        frag.update(folds=folds_fragment(cfg), label_normalisation=cfg.data.label_normalisation)
     selection = None
     if cfg.data.selection is not None:
         if needs_epochs:
@@ -150,20 +156,7 @@ def stage_specs(cfg: Config | Resolved) -> dict[str, StageSpec]:
         {"name": cfg.preprocess.name, "params": cfg.preprocess.params, "depends": pre.depends(cfg)},
         {"epochs": epochs.key},
     )
-    training_fields = dataclasses.asdict(cfg.training)
-    for detail in (
-        "lane_chunk",
-        "lane_batch",
-        "checkpoints",
-        "predictions",
-    ):  # not inputs of the results
-        training_fields.pop(detail)
-    if not cfg.training.shuffle_targets:  # null-target settings matter only with the shuffle
-        training_fields.pop("shuffle_mode")
-        training_fields.pop("permutation_seed")
-    elif cfg.training.permutation_seed is None:  # keys of runs made before it existed
-        training_fields.pop("permutation_seed")
-    fragment = ctx.task.training_fragment(cfg, ctx.fingerprints.of)
+    fragment = ctx.task.keying.training(cfg, ctx.fingerprints.of)
     for param in registry.models.spec(cfg.model.name).init_from:
         value = fragment["model"]["params"].get(param)
         if value:  # a run that initialises part of the model: by its training key
@@ -175,7 +168,7 @@ def stage_specs(cfg: Config | Resolved) -> dict[str, StageSpec]:
         {
             "task": cfg.task,
             **fragment,
-            "training": training_fields,
+            "training": keyed_values(cfg.training, "training"),
             "min_train_freq": cfg.targets.min_train_freq,
             "label_normalisation": cfg.data.label_normalisation,
         },

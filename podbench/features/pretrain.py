@@ -18,7 +18,6 @@ the data or the store root lie.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
@@ -29,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from podbench import __version__
-from podbench.config import Config
+from podbench.config import Config, keyed_values
 from podbench.data.recordings import Recording, file_digest, open_recordings
 from podbench.errors import ConfigError, DataError
 from podbench.features.context import resolve
@@ -57,7 +56,11 @@ def pretrain_fragment(cfg: Config) -> dict:
     for unused in ("lags", "events"):
         data.pop(unused)
     data["data"] = ctx.fingerprints.of(recording_sources(ctx))
-    return {"version": PRETRAIN_VERSION, "pretrain": dataclasses.asdict(cfg.pretrain), "data": data}
+    return {
+        "version": PRETRAIN_VERSION,
+        "pretrain": keyed_values(cfg.pretrain, "pretrain"),
+        "data": data,
+    }
 
 
 def pretrain_dir(cfg: Config) -> Path:

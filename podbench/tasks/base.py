@@ -5,10 +5,10 @@ so a new task (Whisper embeddings, content words, surprisal, ...) is one module 
 registered class plus a YAML config, not a second trainer:
 
 - events: `events` (what the windows are centred on: the words by default, or e.g. sentence
-  onsets, a regular time grid) with `events_fragment` (enters the epochs key);
-- targets: `targets_fragment` (what its targets store depends on), `target_sources` (files it
-  reads), `target_dataset` (the targets store's content: variable `target` with dims (word,
-  dim) or (fold, word, dim) when fitted per training fold; the feature stage writes it);
+  onsets, a regular time grid) and `event_sources` (the files they are read from);
+- targets: `target_sources` (files it reads), `per_fold` (whether they are fitted inside each
+  training fold), `target_dataset` (the targets store's content: variable `target` with dims
+  (word, dim) or (fold, word, dim) when fitted per training fold; the feature stage writes it);
 - head: `head` ("vector" | "scalar" | "binary" | "classes" | "tokens") and
   `output_dim(y, cfg)`; vector heads end in the model's embedding head (PITOM: LayerNorm,
   tanh), scalar heads in raw values (one per target column), the others in logits;
@@ -25,11 +25,12 @@ registered class plus a YAML config, not a second trainer:
 - results: `ensemble` combines independently trained members (default: mean of outputs),
   `joint_ensemble` / `group_combine` a joint ensemble (on the host / in the program),
   `extra_results` adds tables to the results folder (e.g. a confusion matrix);
-- packing: `program_key` says which tasks can be lanes of one compiled program;
 - frozen: `frozen(cfg)` gives arrays every lane's model shares and never trains (the LLM
-  task's language model), put on the device once and passed to the model in `Call.frozen`;
-- keys: `training_fragment` is what of the task and model settings enters the training key
-  (a task that names files replaces their paths by their content).
+  task's language model), put on the device once and passed to the model in `Call.frozen`.
+
+What of a task enters the store keys and the program signature is not a hook of the task: it
+is its keying object, `task.keying` (podbench.tasks.keying.TaskKeying, or the subclass the
+task names in `keying_class`), which the store layer alone asks.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from podbench.config import Config
 from podbench.data.dataset import Dataset, word_table
 from podbench.errors import ConfigError
 from podbench.tasks import metrics
+from podbench.tasks.keying import TaskKeying
 
 
 def config_value(cfg: Config, dotted: str):
@@ -78,6 +80,12 @@ class Task(ABC):
     headline = "test_cosine_sim"  # the metric of the lag curve and closing table
     headline_mode = "max"  # "max": a higher headline is better; "min": lower (perplexity)
     chance: float | None = None
+    keying_class: type[TaskKeying] = TaskKeying  # what of it enters the keys
+
+    @property
+    def keying(self) -> TaskKeying:
+        """What of this task enters the stage keys and the program signature."""
+        return self.keying_class(self)
 
     @property
     def selection_metric(self) -> str:
@@ -107,17 +115,14 @@ class Task(ABC):
         time), word (label), start and end (s). Default: the transcript's words."""
         return word_table(dataset)
 
-    def events_fragment(self, cfg: Config) -> dict:
-        """What defines the events (enters the epochs key; equal for all word tasks)."""
-        return {"kind": "words"}
-
     def event_sources(self, cfg: Config, dataset: Dataset) -> list[Path]:
         """Files the events are read from (fingerprinted by the epochs store)."""
         return [dataset.transcript_path]
 
-    @abstractmethod
-    def targets_fragment(self, cfg: Config, dataset: Dataset) -> tuple[dict, bool]:
-        raise NotImplementedError
+    def per_fold(self, cfg: Config) -> bool:
+        """Whether the targets are fitted inside each training fold (then they depend on the
+        folds and on the epochs' events); by default not."""
+        return False
 
     @abstractmethod
     def target_sources(self, cfg: Config, dataset: Dataset) -> list[Path]:
@@ -128,7 +133,7 @@ class Task(ABC):
         """The targets store's content: an xarray Dataset with variable `target` (dims (word,
         dim), or (fold, word, dim) when fitted per training fold) and coordinate `label`, plus
         provenance attributes. `epoch_words` are the epochs' words when the targets depend on
-        the folds (see targets_fragment), else None."""
+        the folds (see per_fold), else None."""
         raise NotImplementedError
 
     def output_dim(self, y: np.ndarray, cfg: Config) -> int:
@@ -209,25 +214,6 @@ class Task(ABC):
         """A pytree (e.g. an nnx Module) shared by every lane's model and never trained, or
         None; the model gets it as `call.frozen` (see podbench.models.layers)."""
         return None
-
-    def training_fragment(self, cfg: Config, fingerprint) -> dict:
-        """The task and model settings of the training key (a results folder's id);
-        `fingerprint(paths)` gives files' content digests for settings that name files."""
-        import dataclasses
-
-        return {"task_params": cfg.task_params, "model": dataclasses.asdict(cfg.model)}
-
-    def program_key(self, cfg: Config) -> dict:
-        """What a compiled program takes from the task: its head, loss, early stopping and
-        target columns. Tasks with equal keys (and equal events) train as lanes of one
-        program; subclasses add what fixes their target shape."""
-        kind = type(self)
-        return {
-            "head": self.head,
-            "loss": f"{kind.loss.__module__}.{kind.loss.__qualname__}",
-            "stop": f"{kind.stop_value.__module__}.{kind.stop_value.__qualname__}",
-            "stop_mode": self.stop_mode,
-        }
 
 
 def validation_twin(metric: str) -> str:

@@ -46,7 +46,8 @@ from podbench.data.dataset import SYNTACTIC, TRANSCRIPT, Dataset
 from podbench.errors import ConfigError
 from podbench.tasks import metrics
 from podbench.tasks.base import Task
-from podbench.tasks.folds import folds_for, folds_fragment
+from podbench.tasks.folds import folds_for
+from podbench.tasks.keying import Fingerprint, TaskKeying
 
 if TYPE_CHECKING:
     from jax import Array
@@ -127,12 +128,45 @@ def host_batch_mean(
     return float(np.mean([one_class if np.isnan(v) else v for v in values]))
 
 
+class EventTargetsKeying(TaskKeying):
+    """The targets by the task and its parameters, a file a parameter names by its content;
+    the program by the classes, the class weights and the parity mode."""
+
+    task: EventTargetsTask
+
+    def params(self, cfg: Config) -> dict:
+        """task_params for stage keys: a file of `file_params` by its content, not its path."""
+        from podbench.data.recordings import file_digest
+
+        params = dict(cfg.task_params)
+        for name in self.task.file_params:
+            if params.get(name):
+                params[name] = {"sha256": file_digest(task_file(cfg, name))}
+        return params
+
+    def targets(self, cfg: Config, dataset: Dataset) -> dict:
+        return {"task": cfg.task, "params": self.params(cfg)}
+
+    def training(self, cfg: Config, fingerprint: Fingerprint) -> dict:
+        return {**super().training(cfg, fingerprint), "task_params": self.params(cfg)}
+
+    def program(self, cfg: Config) -> dict:
+        """Plus the classes, whether a weight column follows the label, and the parity mode."""
+        return {
+            **super().program(cfg),
+            "classes": list(getattr(self.task, "class_names", ())),
+            "class_weight": cfg.task_params.get("class_weight", "none"),
+            "parity": self.task.parity(cfg),
+        }
+
+
 class EventTargetsTask(Task):
     """A task with one target number per event; targets fitted per training fold if needed."""
 
     word_events = True  # events are the transcript's words (False: the task's own events)
     file_params: tuple[str, ...] = ()  # task_params naming files (see task_file)
     batch_mean_metric: str | None = None  # the AUC that parity: reference also writes per batch
+    keying_class: type[TaskKeying] = EventTargetsKeying
 
     def validate(self, cfg: Config) -> None:
         for name in self.file_params:
@@ -158,31 +192,6 @@ class EventTargetsTask(Task):
 
     def describe(self, cfg: Config) -> str:
         return cast(str, cfg.task)  # a task's config names one task
-
-    def program_key(self, cfg: Config) -> dict:
-        """Plus the classes, whether a weight column follows the label, and the parity mode."""
-        return {
-            **super().program_key(cfg),
-            "classes": list(getattr(self, "class_names", ())),
-            "class_weight": cfg.task_params.get("class_weight", "none"),
-            "parity": self.parity(cfg),
-        }
-
-    def keyed_params(self, cfg: Config) -> dict:
-        """task_params for stage keys: a file of `file_params` by its content, not its path."""
-        from podbench.data.recordings import file_digest
-
-        params = dict(cfg.task_params)
-        for name in self.file_params:
-            if params.get(name):
-                params[name] = {"sha256": file_digest(task_file(cfg, name))}
-        return params
-
-    def training_fragment(self, cfg: Config, fingerprint) -> dict:
-        return {
-            **super().training_fragment(cfg, fingerprint),
-            "task_params": self.keyed_params(cfg),
-        }
 
     # ---------------------------------------------------------------- parity: reference
 
@@ -252,14 +261,6 @@ class EventTargetsTask(Task):
         return self.columns(cfg, values), {}
 
     # ---------------------------------------------------------------- the targets store
-
-    def targets_fragment(self, cfg: Config, dataset: Dataset) -> tuple[dict, bool]:
-        frag = {"task": cfg.task, "params": self.keyed_params(cfg)}
-        per_fold = self.per_fold(cfg)
-        if per_fold:
-            frag["folds"] = folds_fragment(cfg)
-            frag["label_normalisation"] = cfg.data.label_normalisation
-        return frag, per_fold
 
     def target_dataset(self, cfg: Config, dataset: Dataset, epoch_words):
         import xarray as xr

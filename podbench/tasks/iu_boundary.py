@@ -38,7 +38,7 @@ from podbench.config import Config, opt
 from podbench.data.dataset import Dataset, read_table, seconds_column
 from podbench.errors import ConfigError, DataError
 from podbench.registry import register_task
-from podbench.tasks.common import BinaryTask
+from podbench.tasks.common import BinaryTask, EventTargetsKeying
 from podbench.tasks.negatives import draw_inside, numbered_events
 
 TIME_COLUMNS = ("start", "time")
@@ -121,12 +121,26 @@ def iu_events(cfg: Config) -> pd.DataFrame:
     return numbered_events(events)
 
 
+class IuBoundaryKeying(EventTargetsKeying):
+    """Its events by the boundary table's content and the parameters that draw the negatives
+    (all but the class weights)."""
+
+    def events(self, cfg: Config) -> dict:
+        from podbench.data.recordings import file_digest
+
+        p = dict(cfg.task_params)
+        p.pop("class_weight")
+        p["boundaries_csv"] = {"sha256": file_digest(boundaries_path(cfg))}
+        return {"kind": "iu_boundary", **p}
+
+
 # its events are those of the boundary table (task_params.boundaries_csv), not part of ds005574
 @register_task("iu_boundary", params=IuBoundaryParams, dataset_files=lambda cfg: [])
 class IuBoundary(BinaryTask):
     """Intonation-unit boundaries vs points inside IUs, windows centred on each."""
 
     word_events = False
+    keying_class = IuBoundaryKeying
 
     def validate(self, cfg: Config) -> None:
         super().validate(cfg)
@@ -139,14 +153,6 @@ class IuBoundary(BinaryTask):
 
     def events(self, cfg: Config, dataset: Dataset) -> pd.DataFrame:
         return iu_events(cfg)
-
-    def events_fragment(self, cfg: Config) -> dict:
-        from podbench.data.recordings import file_digest
-
-        p = dict(cfg.task_params)
-        p.pop("class_weight")
-        p["boundaries_csv"] = {"sha256": file_digest(boundaries_path(cfg))}
-        return {"kind": "iu_boundary", **p}
 
     def event_sources(self, cfg: Config, dataset: Dataset) -> list[Path]:
         return [boundaries_path(cfg)]

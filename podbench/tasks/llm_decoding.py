@@ -47,6 +47,7 @@ from podbench.errors import ConfigError, DataError
 from podbench.registry import register_task
 from podbench.tasks.base import Task
 from podbench.tasks.common import the_words
+from podbench.tasks.keying import Fingerprint, TaskKeying
 
 STAGE_ONE = "llm_embedding_pretraining"
 
@@ -141,41 +142,61 @@ def split_columns(pred, y):
     return pred[:, :n_target], pred[:, n_target:], valid
 
 
-class LanguageModelTask(Task):
-    """What both LLM stages share: the language model's tokens of each word, and keys that
-    follow the model's files rather than their path."""
+class LanguageModelKeying(TaskKeying):
+    """Keys that follow the language model's files rather than their path (the training
+    key), and the model's folder in the program."""
 
-    def validate(self, cfg: Config) -> None:
-        if not cfg.task_params["lm_dir"]:
-            raise ConfigError("task_params.lm_dir: required (a local Hugging Face GPT-2 directory)")
+    task: LanguageModelTask
 
-    def _check_lm(self, cfg: Config) -> None:
-        if not (lm_path(cfg) / "config.json").is_file():
-            raise ConfigError(
-                f"task_params.lm_dir = {cfg.task_params['lm_dir']!r}: no "
-                "config.json there (expected a local Hugging Face GPT-2 "
-                "directory; see configs/tasks/llm_decoding.yml)"
-            )
-
-    def targets_fragment(self, cfg: Config, dataset: Dataset) -> tuple[dict, bool]:
-        self._check_lm(cfg)
+    def targets(self, cfg: Config, dataset: Dataset) -> dict:
+        self.task.check_lm(cfg)
         params = {k: v for k, v in cfg.task_params.items() if k != "lm_dir"}
-        return {"root": str(dataset.root), "task": cfg.task, "params": params}, False
+        return {"root": str(dataset.root), "task": cfg.task, "params": params}
 
-    def training_fragment(self, cfg: Config, fingerprint) -> dict:
+    def training(self, cfg: Config, fingerprint: Fingerprint) -> dict:
         """The language model by the digests of its files, not by its path."""
-        self._check_lm(cfg)
-        fragment = super().training_fragment(cfg, fingerprint)
+        self.task.check_lm(cfg)
+        fragment = super().training(cfg, fingerprint)
         fragment["task_params"] = {
             **fragment["task_params"],
             "lm_dir": fingerprint(lm_files(lm_path(cfg))),
         }
         return fragment
 
-    def program_key(self, cfg: Config) -> dict:
+    def program(self, cfg: Config) -> dict:
         """Plus the language model, whose frozen weights (llm_decoding) or width (stage 1)
         the program takes."""
-        return {**super().program_key(cfg), "lm_dir": str(lm_path(cfg).resolve())}
+        return {**super().program(cfg), "lm_dir": str(lm_path(cfg).resolve())}
+
+
+class LlmDecodingKeying(LanguageModelKeying):
+    """Plus the token columns, which fix the program's target shape."""
+
+    def program(self, cfg: Config) -> dict:
+        return {
+            **super().program(cfg),
+            "tokens": [cfg.task_params["context_tokens"], cfg.task_params["target_tokens"]],
+        }
+
+
+class LanguageModelTask(Task):
+    """What both LLM stages share: the language model's tokens of each word (and a keying by
+    the model's files rather than their path)."""
+
+    keying_class: type[TaskKeying] = LanguageModelKeying
+
+    def validate(self, cfg: Config) -> None:
+        if not cfg.task_params["lm_dir"]:
+            raise ConfigError("task_params.lm_dir: required (a local Hugging Face GPT-2 directory)")
+
+    def check_lm(self, cfg: Config) -> None:
+        """Refuse an lm_dir without a config.json."""
+        if not (lm_path(cfg) / "config.json").is_file():
+            raise ConfigError(
+                f"task_params.lm_dir = {cfg.task_params['lm_dir']!r}: no "
+                "config.json there (expected a local Hugging Face GPT-2 "
+                "directory; see configs/tasks/llm_decoding.yml)"
+            )
 
     def word_token_ids(
         self, cfg: Config, dataset: Dataset
@@ -201,7 +222,7 @@ class LanguageModelTask(Task):
         columns, counts = word_tokens(
             word_idx, ids, words["word_idx"].to_numpy(), p["context_tokens"], p["target_tokens"]
         )
-        # config.json is there: targets_fragment, which the key needs first, checked it
+        # config.json is there: the keying's targets, which the key needs first, checked it
         vocab = json.loads((lm_dir / "config.json").read_text()).get("vocab_size")
         if vocab is not None and columns.max() >= vocab:
             raise ConfigError(
@@ -234,6 +255,7 @@ class LlmDecoding(LanguageModelTask):
     stop_mode = "min"
     headline = "test_perplexity"
     headline_mode = "min"
+    keying_class = LlmDecodingKeying
 
     def validate(self, cfg: Config) -> None:
         super().validate(cfg)
@@ -293,12 +315,6 @@ class LlmDecoding(LanguageModelTask):
         from podbench.tasks.gpt2 import load_gpt2
 
         return load_gpt2(lm_path(cfg))
-
-    def program_key(self, cfg: Config) -> dict:
-        return {
-            **super().program_key(cfg),
-            "tokens": [cfg.task_params["context_tokens"], cfg.task_params["target_tokens"]],
-        }
 
     def loss(self, pred, y, cfg: Config):
         import jax.numpy as jnp

@@ -36,7 +36,7 @@ from podbench.data.audio import audio_duration, loudness_db
 from podbench.data.dataset import AUDIO, Dataset
 from podbench.errors import ConfigError
 from podbench.registry import register_task
-from podbench.tasks.common import RegressionTask
+from podbench.tasks.common import EventTargetsKeying, RegressionTask
 
 
 @dataclass
@@ -52,11 +52,19 @@ class LoudnessParams:
     )
 
 
+class LoudnessKeying(EventTargetsKeying):
+    """Its events by the grid's step, up to the audio's end."""
+
+    def events(self, cfg: Config) -> dict:
+        return {"kind": "grid", "step": cfg.task_params["step"], "until": str(AUDIO)}
+
+
 @register_task("loudness", params=LoudnessParams, dataset_files=lambda cfg: [AUDIO])
 class Loudness(RegressionTask):
     """Loudness (dB) of the podcast on a regular time grid."""
 
     word_events = False
+    keying_class = LoudnessKeying
 
     def validate(self, cfg: Config) -> None:
         super().validate(cfg)
@@ -85,9 +93,6 @@ class Loudness(RegressionTask):
                 "end": start + step,
             }
         )
-
-    def events_fragment(self, cfg: Config) -> dict:
-        return {"kind": "grid", "step": cfg.task_params["step"], "until": str(AUDIO)}
 
     def event_sources(self, cfg: Config, dataset: Dataset) -> list[Path]:
         return [self.audio(dataset)]

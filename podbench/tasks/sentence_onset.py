@@ -56,7 +56,7 @@ from podbench.data.dataset import (
 )
 from podbench.errors import DataError
 from podbench.registry import register_task
-from podbench.tasks.common import PARITY_DOC, BinaryTask, task_file
+from podbench.tasks.common import PARITY_DOC, BinaryTask, EventTargetsKeying, task_file
 from podbench.tasks.negatives import draw_inside, numbered_events
 
 if TYPE_CHECKING:
@@ -205,12 +205,22 @@ def sentence_files(cfg: Config) -> list[str]:
     return [TRANSCRIPT, SYNTACTIC] if capitals else [TRANSCRIPT]
 
 
+class SentenceOnsetKeying(EventTargetsKeying):
+    """Its events by the parameters that draw them (all but the class weights)."""
+
+    def events(self, cfg: Config) -> dict:
+        p = self.params(cfg)
+        p.pop("class_weight")
+        return {"kind": "sentence_onset", **p}
+
+
 @register_task("sentence_onset", params=SentenceOnsetParams, dataset_files=sentence_files)
 class SentenceOnset(BinaryTask):
     """Sentence onsets vs points inside sentences, windows centred on each."""
 
     word_events = False
     file_params = ("sentences_csv",)
+    keying_class = SentenceOnsetKeying
 
     def reference_stop(self, pred: jax.Array, y: jax.Array, mask: jax.Array) -> jax.Array:
         from podbench.tasks.scoring import weighted_f1
@@ -219,11 +229,6 @@ class SentenceOnset(BinaryTask):
 
     def events(self, cfg: Config, dataset: Dataset) -> pd.DataFrame:
         return sentence_events(cfg, dataset)[["word_idx", "word", "start", "end"]]
-
-    def events_fragment(self, cfg: Config) -> dict:
-        p = self.keyed_params(cfg)
-        p.pop("class_weight")
-        return {"kind": "sentence_onset", **p}
 
     def event_sources(self, cfg: Config, dataset: Dataset) -> list[Path]:
         if cfg.task_params["sentences_csv"]:

@@ -92,7 +92,7 @@ class WhisperEmbedding(WordEmbedding):
     def validate(self, cfg: Config) -> None:
         """targets.kind is not used: the source is always the Whisper vectors."""
 
-    def _source(self, cfg: Config):
+    def source(self, cfg: Config):
         return registry.target_sources.entry("whisper")
 
     def describe(self, cfg: Config) -> str:

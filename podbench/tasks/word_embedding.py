@@ -14,7 +14,8 @@ from podbench.errors import ConfigError
 from podbench.registry import register_task
 from podbench.tasks import metrics
 from podbench.tasks.base import Task, config_value
-from podbench.tasks.folds import folds_for, folds_fragment
+from podbench.tasks.folds import folds_for
+from podbench.tasks.keying import TaskKeying
 from podbench.tasks.sources import fit_pca
 
 
@@ -29,6 +30,35 @@ def source_files(kind: str) -> list[str]:
     return [TRANSCRIPT, *declared]
 
 
+class WordEmbeddingKeying(TaskKeying):
+    """The targets by their source, the config fields it reads and the PCA; the program by
+    the targets' width."""
+
+    task: WordEmbedding
+
+    def source_identity(self, cfg: Config) -> dict:
+        """The target source and the config fields it reads."""
+        source = self.task.source(cfg)
+        return {
+            "kind": source.name,
+            "fields": {f: config_value(cfg, f) for f in source.spec.fields},
+        }
+
+    def targets(self, cfg: Config, dataset: Dataset) -> dict:
+        return {
+            **self.source_identity(cfg),
+            "pca_dim": cfg.targets.pca_dim,
+            "pca_fit": cfg.targets.pca_fit,
+        }
+
+    def program(self, cfg: Config) -> dict:
+        """Plus the target dimension: the PCA's, or (without PCA) the source's identity."""
+        dim: int | dict | None = cfg.targets.pca_dim
+        if dim is None:
+            dim = self.source_identity(cfg)
+        return {**super().program(cfg), "dim": dim}
+
+
 @register_task("word_embedding", dataset_files=lambda cfg: source_files(cfg.targets.kind))
 class WordEmbedding(Task):
     """Decode a word's embedding (GPT-2, GloVe, arbitrary, a Hugging Face model); score words."""
@@ -38,9 +68,10 @@ class WordEmbedding(Task):
     split_metric_names = ("mse", "nll_embedding", "cosine_sim", "pairwise_accuracy")
     headline = "test_word_avg_auc_roc"
     chance = 0.5
+    keying_class = WordEmbeddingKeying
 
     def validate(self, cfg: Config) -> None:
-        for dotted in self._source(cfg).spec.required:
+        for dotted in self.source(cfg).spec.required:
             if not config_value(cfg, dotted):
                 raise ConfigError(f"{dotted} is required for targets.kind: {cfg.targets.kind}")
 
@@ -48,7 +79,7 @@ class WordEmbedding(Task):
         """Plus: the source's own checks (e.g. the GPT-2 layer exists) and the PCA dimension
         against the source's dimensions and the words it is fitted on."""
         super().check_data(cfg, dataset, events)
-        dims = self._source(cfg).spec.dims(cfg, dataset)
+        dims = self.source(cfg).spec.dims(cfg, dataset)
         dim = cfg.targets.pca_dim
         if dim is None:
             return
@@ -68,37 +99,22 @@ class WordEmbedding(Task):
                 f"would be fitted on (targets.pca_fit: {cfg.targets.pca_fit})"
             )
 
-    def _source(self, cfg: Config):
+    def source(self, cfg: Config):
+        """The registered target source it reads (targets.kind)."""
         return registry.target_sources.entry(cfg.targets.kind, "targets.kind")
 
-    def _source_identity(self, cfg: Config) -> dict:
-        """The target source and the config fields it reads."""
-        source = self._source(cfg)
-        return {
-            "kind": source.name,
-            "fields": {f: config_value(cfg, f) for f in source.spec.fields},
-        }
-
-    def targets_fragment(self, cfg: Config, dataset: Dataset) -> tuple[dict, bool]:
-        frag = {
-            **self._source_identity(cfg),
-            "pca_dim": cfg.targets.pca_dim,
-            "pca_fit": cfg.targets.pca_fit,
-        }
-        per_fold = cfg.targets.pca_dim is not None and cfg.targets.pca_fit == "train"
-        if per_fold:
-            frag["folds"] = folds_fragment(cfg)
-            frag["label_normalisation"] = cfg.data.label_normalisation
-        return frag, per_fold
+    def per_fold(self, cfg: Config) -> bool:
+        """With a PCA fitted inside each training fold."""
+        return cfg.targets.pca_dim is not None and cfg.targets.pca_fit == "train"
 
     def target_sources(self, cfg: Config, dataset: Dataset) -> list[Path]:
-        return self._source(cfg).spec.sources(cfg, dataset)
+        return self.source(cfg).spec.sources(cfg, dataset)
 
     def target_dataset(self, cfg: Config, dataset: Dataset, epoch_words):
         import xarray as xr
 
         words = word_table(dataset)
-        result = self._source(cfg).obj(cfg, dataset, words)
+        result = self.source(cfg).obj(cfg, dataset, words)
         table = words.set_index("word_idx").loc[result.word_idx]
         vectors = result.vectors
         attrs = {
@@ -133,13 +149,6 @@ class WordEmbedding(Task):
             },
         )
         return ds, attrs
-
-    def program_key(self, cfg: Config) -> dict:
-        """Plus the target dimension: the PCA's, or (without PCA) the source's identity."""
-        dim: int | dict | None = cfg.targets.pca_dim
-        if dim is None:
-            dim = self._source_identity(cfg)
-        return {**super().program_key(cfg), "dim": dim}
 
     def loss(self, pred, y, cfg: Config):
         from podbench.tasks.scoring import cosine_rows

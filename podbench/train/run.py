@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import cast
 
 from podbench import registry
-from podbench.config import Config
+from podbench.config import Config, keyed_dict, keyed_fields
 from podbench.features.build import Features, build_features
 from podbench.features.preflight import preflight
 from podbench.publish import locked
@@ -35,8 +35,8 @@ class RunResult:
     skipped: bool
 
 
-PER_LANE = ("training.lr", "training.weight_decay", "training.seed")
-NULL_TARGETS = ("shuffle_targets", "shuffle_mode", "permutation_seed")
+# the fields marked per lane (podbench.config.Keyed: the learning rate, weight decay, seed)
+PER_LANE = tuple(path for path, keyed in keyed_fields() if keyed and keyed.program == "lane")
 
 
 def per_lane_fields(cfg: Config) -> tuple[str, ...]:
@@ -58,25 +58,19 @@ def per_lane_fields(cfg: Config) -> tuple[str, ...]:
 def program_signature(cfg: Config) -> str:
     """Configs with equal signatures share epochs, latents, shapes and schedule: one program.
 
-    The task enters only through what the compiled program takes from it (`program_key`) and
-    its events, so tasks or target settings with equal shapes pack together; each point keeps
-    its own targets (unless podbench selects the electrodes from the targets)."""
+    The task enters only through what the compiled program takes from it (its keying's
+    `program`) and its events, so tasks or target settings with equal shapes pack together;
+    each point keeps its own targets (unless podbench selects the electrodes from the
+    targets)."""
     from podbench.features.keys import canonical_json
 
     task = task_for(cfg)
-    raw = cfg.to_dict()
-    # the electrodes a selection chooses depend on the targets: then they stay in the signature
-    for name in (
-        ("trial_name",) if cfg.data.selection else ("trial_name", "task", "task_params", "targets")
-    ):
-        raw.pop(name)
-    raw["output"].pop("results")  # where results go is not part of the program
-    for kept in ("checkpoints", "predictions"):  # per point: what its results folder keeps
-        raw["training"].pop(kept)
-    raw["task_program"] = task.program_key(cfg)
-    for null_field in NULL_TARGETS:  # null targets are targets: they pack like other targets
-        raw["training"].pop(null_field)
-    raw["events"] = task.events_fragment(cfg)
+    # the fields each marker (podbench.config.Keyed) keeps in; the electrodes a selection
+    # chooses depend on the targets: then they stay in the signature
+    kept = ("shared", "lane", "targets") if cfg.data.selection else ("shared", "lane")
+    raw = keyed_dict(cfg, lambda keyed: keyed.program in kept)
+    raw["task_program"] = task.keying.program(cfg)
+    raw["events"] = task.keying.events(cfg)
     if not registry.models.spec(cfg.model.name).closed_form:
         for dotted in per_lane_fields(cfg):
             *parents, leaf = dotted.split(".")
