@@ -186,10 +186,14 @@ def test_mlp_trains_end_to_end(standin, workdir, pretrained):
     assert list(result.performance["lags"]) == [0, 250]
 
 
-def test_new_checkpoint_gives_new_latents_key(standin, workdir, pretrained):
+def test_new_checkpoint_gives_new_latents_key(standin, workdir, pretrained, monkeypatch, capsys):
+    monkeypatch.setenv("PODBENCH_PROGRESS_EVERY", "0")  # outside a terminal: a line per step
     other = pretrain(
         config.from_dict(pretrain_raw(standin, workdir, seed=1, steps=3)), log=lambda line: None
     )
+    progress = [x for x in capsys.readouterr().err.splitlines() if x.startswith("pretraining: ")]
+    assert progress[0].startswith("pretraining: 1/3 steps (33 %), ") and " left" in progress[0]
+    assert re.fullmatch(r"pretraining: 3/3 steps in \d+ s", progress[-1])
     assert other != pretrained
     keys = [
         stage_keys(foundation_cfg(standin, workdir, checkpoint=str(p))) for p in (pretrained, other)
@@ -297,23 +301,23 @@ def test_pretraining_rejects_heads_that_do_not_divide_width(standin, tmp_path):
     assert not (tmp_path / "results").exists()
 
 
-def test_long_steps_write_progress_lines_to_logs(standin, tmp_path, monkeypatch, capsys):
-    """Outside a terminal every long step writes progress lines to standard error: pretraining,
-    the epochs, the foundation latents, the training epochs and verifying stores (with
-    PODBENCH_PROGRESS_EVERY=0 a line per update, so this reduced run shows each); a step
-    shorter than the default 10 s writes none."""
+def test_long_steps_write_progress_lines_to_logs(
+    standin, pretrained, tmp_path, monkeypatch, capsys
+):
+    """Outside a terminal every long step writes progress lines to standard error: the epochs,
+    the foundation latents, the training epochs and verifying stores (pretraining: the test
+    above); with PODBENCH_PROGRESS_EVERY=0 a line per update, so this reduced run shows each; a
+    step shorter than the default 10 s writes none."""
     from podbench.experiments.train import train
     from podbench.features.inspect import verify
     from podbench.features.store import Stores
 
     quiet = {"log": lambda line: None}
     monkeypatch.setenv("PODBENCH_PROGRESS_EVERY", "0")
-    checkpoint = pretrain(config.from_dict(pretrain_raw(standin, tmp_path, steps=3)), **quiet)
-    train(config.from_dict(raw_config(standin, tmp_path, checkpoint=str(checkpoint))), **quiet)
+    train(config.from_dict(raw_config(standin, tmp_path, checkpoint=str(pretrained))), **quiet)
     assert verify(Stores(tmp_path / "stores"), None, **quiet)
     err = capsys.readouterr().err.splitlines()
     for step, unit in [
-        ("pretraining", "steps"),
         ("epochs", "words"),
         (r"latents \(foundation\)", "windows"),
         (r"training \d+ lanes[^:]*", "epochs"),
