@@ -3,8 +3,9 @@
 A config has the sections `data`, `targets`, `preprocess`, `model`, `training`, `pretrain`,
 `output` plus `trial_name`, `task` and `plugins`. Validation is strict: an unknown key, a
 wrong type or an out-of-range value raises `ConfigError` naming the YAML path, the value,
-what is allowed and, for a misspelt key, the closest valid one. The free-form `model.params`
-and `preprocess.params` are validated against the schema their registry entry declares.
+what is allowed and, for a misspelt key, the closest valid one. The free-form `model.params`,
+`preprocess.params` and `targets.params` are validated against the schema their registry entry
+declares (the last by the word-embedding task, against its target source's).
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ class Keyed:
     omit_none : bool, default False
         A null value leaves the field out of its stage key (so keys made before the field
         existed still hold).
+    omit_empty : bool, default False
+        An empty value (a mapping with no key) leaves the field out of every key it enters:
+        its stage key, a program signature and a suite id (so keys made before the field
+        existed still hold).
     """
 
     stage: Stage | None
@@ -64,6 +69,22 @@ class Keyed:
     suite: bool = True
     when: str | None = None
     omit_none: bool = False
+    omit_empty: bool = False
+
+    def omits(self, value: Any) -> bool:
+        """Whether a value of the field is left out of every key it enters.
+
+        Parameters
+        ----------
+        value : object
+            The field's value in a config.
+
+        Returns
+        -------
+        bool
+            True for an empty value of a field marked ``omit_empty``.
+        """
+        return self.omit_empty and not value
 
 
 def opt(
@@ -225,6 +246,11 @@ class DataConfig:
 
 @dataclass
 class TargetsConfig:
+    """The targets of the word-embedding tasks: their source (`kind`), the PCA that follows
+    it, the word AUC's word types, the built-in sources' settings (`layer`, `glove_path`,
+    `hf_model`, `dim`, `seed`) and the parameters a source declares (`params`: a plugin
+    source's settings, validated against its spec's parameter dataclass)."""
+
     kind: str = opt(
         "gpt2",
         keyed=Keyed("targets", program="targets"),
@@ -260,6 +286,11 @@ class TargetsConfig:
     )
     seed: int = opt(
         42, keyed=Keyed("targets", program="targets"), doc="seed of arbitrary embeddings"
+    )
+    params: dict = opt(
+        keyed=Keyed("targets", program="targets", omit_empty=True),
+        factory=dict,
+        doc="parameters declared by the target source (none for the built-in ones)",
     )
 
 
@@ -1077,7 +1108,9 @@ def keyed_values(section: Any, stage: Stage) -> dict[str, Any]:
         if keyed is None or keyed.stage != stage:
             continue
         value = getattr(section, f.name)
-        if (keyed.when and not getattr(section, keyed.when)) or (keyed.omit_none and value is None):
+        if keyed.when and not getattr(section, keyed.when):
+            continue
+        if (keyed.omit_none and value is None) or keyed.omits(value):
             continue
         out[f.name] = value
     return out
@@ -1108,7 +1141,7 @@ def keyed_dict(section: Any, keep: Callable[[Keyed], bool]) -> dict[str, Any]:
         if keyed is None:  # a section
             if nested := keyed_dict(value, keep):
                 out[f.name] = nested
-        elif keep(keyed):
+        elif keep(keyed) and not keyed.omits(value):
             is_mapping = dataclasses.is_dataclass(value)
             out[f.name] = keyed_dict(value, keep) if is_mapping else copy.deepcopy(value)
     return out

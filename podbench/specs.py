@@ -271,8 +271,13 @@ class SourceSpec(Spec):
     ----------
     sources : callable
         ``(cfg, dataset) -> list of paths``: the files it reads (fingerprinted).
+    params : dataclass type, optional
+        Its parameters: ``targets.params`` is validated against it (an unknown key or a wrong
+        value is an error naming ``targets.params.<key>``) and enters the targets key. None:
+        it takes none, and refuses a non-empty ``targets.params``.
     fields : tuple of str, default ()
-        Dotted config paths it reads: they enter the targets key.
+        Dotted config paths it reads besides its parameters (the built-in sources' flat
+        ``targets`` settings): they enter the targets key.
     required : tuple of str, default ()
         Dotted config paths that must be set.
     dims : callable, optional
@@ -284,6 +289,7 @@ class SourceSpec(Spec):
     """
 
     sources: Callable[[Config, Any], list[Path]]  # (cfg, dataset) -> files read (fingerprinted)
+    params: type | None = None  # targets.params is validated against it (None: it takes none)
     fields: tuple[str, ...] = ()  # dotted config paths it reads: they enter the targets key
     required: tuple[str, ...] = ()  # dotted config paths that must be set
     # (cfg, dataset) -> its vector width, read cheaply (checked against targets.pca_dim)
@@ -293,6 +299,7 @@ class SourceSpec(Spec):
     dataset_files: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        _check_params(self.params)
         object.__setattr__(self, "fields", tuple(self.fields))
         object.__setattr__(self, "required", tuple(self.required))
         if self.dataset_files is not None:

@@ -703,3 +703,44 @@ def test_ground_truth_content_labels_equal_the_task_targets(decoding_standin):
         config.from_dict({"task": "content_word"}), Dataset(root)
     )
     assert int(content["value"].sum()) == truth["n_content_words"]
+
+
+def test_a_plugin_target_source_reads_its_validated_params(standin, tmp_path, monkeypatch):
+    """The recipe of docs/extending.md ("Adding a target source"), from a tmp folder: its
+    `targets.params` are validated against the dataclass it declares (an unknown key names
+    the closest one, a value out of range its path), enter the targets key (two values, two
+    keys) and reach the source; a built-in source, which declares none, refuses them."""
+    import re
+
+    from podbench.features.keys import stage_keys
+    from podbench.tasks.base import task_for
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "extending.md").read_text()
+    code = re.search(r"```python\n# letter_targets\.py\n(.*?)```", page, re.S)
+    assert code, "docs/extending.md has no letter_targets.py block"
+    (tmp_path / "letter_targets.py").write_text(code.group(1))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    lags = {"lags": {"min": 0, "max": 400, "step": 200}}
+    cfg = make_config(
+        standin,
+        tmp_path,
+        plugins=["letter_targets"],
+        data=lags,
+        targets={"kind": "letters", "pca_dim": None, "params": {"dim": 8}},
+    )
+    assert cfg.targets.params == {"dim": 8, "seed": 0}  # defaults filled in
+    other = cfg.replace({"targets.params.seed": 1})
+    keys, other_keys = stage_keys(cfg), stage_keys(other)
+    assert keys["targets"] != other_keys["targets"]
+    assert keys["epochs"] == other_keys["epochs"]
+    assert stage_keys(cfg.replace({"targets.params": {"dim": 8, "seed": 0}})) == keys
+    with pytest.raises(
+        ConfigError, match=r"targets\.params\.dimm'; did you mean 'targets\.params\.dim'"
+    ):
+        cfg.replace({"targets.params": {"dimm": 8}})
+    with pytest.raises(ConfigError, match=r"targets\.params\.dim = 0: expected a value > 0"):
+        cfg.replace({"targets.params.dim": 0})
+    with pytest.raises(ConfigError, match=r"targets\.params = .*takes no parameters"):
+        cfg.replace({"targets.kind": "arbitrary"})
+    ds, _ = task_for(cfg).target_dataset(cfg, Dataset(standin), None)
+    assert ds["target"].shape[1] == 8

@@ -2,7 +2,8 @@
 
 ``.. podbench-config::`` renders every field of :class:`podbench.config.Config` (path,
 default, meaning) from :func:`podbench.config.describe_fields`; ``.. podbench-params:: models``
-(or ``preprocessors``) renders each registered entry's parameter dataclass the same way. The
+(or ``preprocessors``, ``target_sources``, ``tasks``) renders each registered entry's parameter
+dataclass the same way. The
 tables are made while the site builds, so they cannot drift from the dataclasses;
 tests/test_docs.py checks that every config field appears.
 """
@@ -105,8 +106,8 @@ class ConfigTable(SphinxDirective):
 
 
 class ParamsTables(SphinxDirective):
-    """One table per registered entry of a registry (models, preprocessors, tasks) with the
-    fields of its parameter dataclass."""
+    """One table per registered entry of a registry (models, preprocessors, target sources,
+    tasks) with the fields of its parameter dataclass."""
 
     required_arguments = 1
 
@@ -118,7 +119,7 @@ class ParamsTables(SphinxDirective):
             rubric += nodes.literal(name, name)
             out.append(rubric)
             extra = ", ".join(
-                f"{k}: {_cell(v)}"
+                f"{k}: {_cell(', '.join(v) if isinstance(v, tuple) else v)}"
                 for k, v in sorted(meta.items())
                 if k
                 in (
@@ -128,8 +129,10 @@ class ParamsTables(SphinxDirective):
                     "classifier",
                     "takes_targets",
                     "uses_frozen",
+                    "fields",
                 )
                 and v
+                and not callable(v)  # a target source's dims: a function of the config
             )
             if extra:
                 out.append(nodes.paragraph(text=extra))

@@ -1,11 +1,13 @@
 """Word-embedding target sources (gpt2, glove, arbitrary, hf) and the PCA that follows them.
 
-A source is registered with `@register_target_source(name, fields=(...), sources=fn)`, whose
-keywords are the fields of its spec (podbench.specs.SourceSpec): `fields` are the dotted
-config paths it reads (they enter the targets key), `sources(cfg, dataset)` lists the files it
-reads (fingerprinted). Optional: `required`, config paths that must be set, and `dims(cfg,
-dataset)`, its vector width read cheaply (checked against targets.pca_dim before anything is
-built). It returns one vector per word it embeds.
+A source is registered with `@register_target_source(name, params=Dataclass, sources=fn)`,
+whose keywords are the fields of its spec (podbench.specs.SourceSpec): `params` its parameters
+(`targets.params`, validated against the dataclass; they enter the targets key),
+`sources(cfg, dataset)` lists the files it reads (fingerprinted). Optional: `fields`, the
+dotted config paths it reads besides (the built-in sources read the flat `targets` fields and
+declare no params), `required`, config paths that must be set, and `dims(cfg, dataset)`, its
+vector width read cheaply (checked against targets.pca_dim before anything is built). It
+returns one vector per word it embeds.
 """
 
 from __future__ import annotations

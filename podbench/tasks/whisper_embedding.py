@@ -89,10 +89,8 @@ class WhisperEmbedding(WordEmbedding):
 
     headline = "test_pairwise_accuracy"
 
-    def validate(self, cfg: Config) -> None:
-        """targets.kind is not used: the source is always the Whisper vectors."""
-
     def source(self, cfg: Config):
+        """Always the Whisper vectors (targets.kind is not read)."""
         return registry.target_sources.entry("whisper")
 
     def describe(self, cfg: Config) -> str:

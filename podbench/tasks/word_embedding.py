@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from podbench import registry
-from podbench.config import Config
+from podbench.config import Config, build_params
 from podbench.data.dataset import TRANSCRIPT, Dataset, normalise_label, word_table
 from podbench.errors import ConfigError
 from podbench.registry import register_task
@@ -37,12 +37,16 @@ class WordEmbeddingKeying(TaskKeying):
     task: WordEmbedding
 
     def source_identity(self, cfg: Config) -> dict:
-        """The target source and the config fields it reads."""
+        """The target source, the config fields it reads and its parameters (none: left
+        out, so keys made before `targets.params` existed hold)."""
         source = self.task.source(cfg)
-        return {
+        identity = {
             "kind": source.name,
             "fields": {f: config_value(cfg, f) for f in source.spec.fields},
         }
+        if cfg.targets.params:
+            identity["params"] = cfg.targets.params
+        return identity
 
     def targets(self, cfg: Config, dataset: Dataset) -> dict:
         return {
@@ -71,7 +75,11 @@ class WordEmbedding(Task):
     keying_class = WordEmbeddingKeying
 
     def validate(self, cfg: Config) -> None:
-        for dotted in self.source(cfg).spec.required:
+        """Its target source's parameters (`targets.params`, validated against the ones the
+        source declares, defaults filled in) and the config paths the source requires."""
+        spec = self.source(cfg).spec
+        cfg.targets.params = build_params(spec.params, cfg.targets.params, "targets.params")
+        for dotted in spec.required:
             if not config_value(cfg, dotted):
                 raise ConfigError(f"{dotted} is required for targets.kind: {cfg.targets.kind}")
 
