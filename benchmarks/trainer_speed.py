@@ -44,8 +44,8 @@ from podbench.data.synth import GROUND_TRUTH, synthesize  # noqa: E402
 from podbench.tasks import task_for  # noqa: E402
 from podbench.train.execute import (  # noqa: E402
     auto_chunk,
+    compile_program,
     device_memory,
-    make_program,
     memory_estimate,
     train_lanes,
 )
@@ -239,7 +239,7 @@ def scaling_point(
     lanes_np = lane_inputs(table, cut)
     shard = LaneSharding()
     cfg = cfg.replace({"training.patience": 10_000})
-    program = make_program(cfg, task, cut, lanes_np, members, shard.mesh)
+    compiled = compile_program(cfg, task, cut, lanes_np, members, shard.mesh)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     data = shard.replicate(
         Data(
@@ -249,19 +249,21 @@ def scaling_point(
             jnp.asarray(cut.norm_std),
         )
     )
-    estimate = memory_estimate(program, lanes_np, data, shard.n_devices)
+    estimate = memory_estimate(compiled, lanes_np, data, shard.n_devices)
     chunk = auto_chunk(lanes, shard.n_devices, estimate, device_memory(shard.n_devices))
     work = shard.lanes(jax.tree.map(lambda a: a[:chunk], lanes_np))
     t0 = time.perf_counter()
-    state = program.epoch(program.init(work), work, data, 0)
+    state = compiled.epoch(compiled.init(work), work, data, 0)
     state.stopped.block_until_ready()
     first = time.perf_counter() - t0
     if trace is not None:
-        hlo = program._epoch.lower(state, work, data, jnp.asarray(1, jnp.int32)).compile().as_text()
+        hlo = (
+            compiled._epoch.lower(state, work, data, jnp.asarray(1, jnp.int32)).compile().as_text()
+        )
         jax.profiler.start_trace(str(trace), create_perfetto_trace=True)
     t0 = time.perf_counter()
     for e in range(1, epochs + 1):
-        state = program.epoch(state, work, data, e)
+        state = compiled.epoch(state, work, data, e)
     state.stopped.block_until_ready()
     timed = time.perf_counter() - t0
     if trace is not None:

@@ -34,7 +34,7 @@ from podbench.experiments.significance import (
 from podbench.tasks.folds import make_folds
 from podbench.tasks.nulls import null_targets
 from podbench.train.lanes import lane_point
-from podbench.train.run import group_points
+from podbench.train.run import programs_of
 
 from .helpers import MLP, RIDGE, small_defaults, write_suite
 
@@ -91,7 +91,7 @@ def test_null_points_pack_with_the_real_cell_and_keep_its_lane_seeds(standin, tm
         },
     )
     cell = load_suite(path).cells[0]
-    assert len(cell.points) == 5 and len(group_points(cell.points)) == 1
+    assert len(cell.points) == 5 and len(programs_of(cell.points)) == 1
     assert {lane_point(c) for c in cell.points} == {lane_point(cell.config)}
     assert [c.training.permutation_seed for c in cell.nulls] == [10, 11, 12, 13]
     assert all(c.training.shuffle_targets for c in cell.nulls)

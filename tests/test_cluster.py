@@ -24,7 +24,7 @@ from podbench.errors import ConfigError, DataError
 from podbench.experiments.benchmark import benchmark
 from podbench.experiments.sweep import sweep
 from podbench.experiments.train import train
-from podbench.train.run import PointGroup, train_points
+from podbench.train.run import Program, train_points
 
 from .helpers import make_config
 
@@ -197,7 +197,7 @@ def test_podbench_errors_are_not_retried_and_train_runs_on_ray(
         RayEngine(cluster.address, program_fn=bad_input, log=lambda s: None) as engine,
         pytest.raises(DataError, match=r"program 1/1 \(points \[0\]\): words.tsv"),
     ):
-        engine.run_programs([PointGroup([0], [cfg])])
+        engine.run_programs([Program([0], [cfg])])
     assert len(list(attempts.iterdir())) == 1  # not retried
 
     lines: list[str] = []

@@ -247,7 +247,7 @@ def test_memory_estimate_counts_lane_state_and_chooses_the_widest_fitting_chunk(
     from podbench.tasks.scoring import cosine_rows, masked_mean
     from podbench.train.execute import auto_chunk, memory_estimate
     from podbench.train.lanes import key_data, padded
-    from podbench.train.program import Data, LaneProgram, Lanes
+    from podbench.train.program import CompiledProgram, Data, Lanes
 
     n, c, d, lanes = 300, 8, 4, 6
     rng = np.random.default_rng(0)
@@ -284,7 +284,7 @@ def test_memory_estimate_counts_lane_state_and_chooses_the_widest_fitting_chunk(
         "init": "torch",
     }
     entry = registry.models.entry("pitom")
-    program = LaneProgram(
+    compiled = CompiledProgram(
         lambda rngs: entry.obj(p, input_shape=(c, 10), output_dim=d, head="vector", rngs=rngs),
         group=2,
         batch_size=32,
@@ -297,15 +297,15 @@ def test_memory_estimate_counts_lane_state_and_chooses_the_widest_fitting_chunk(
         n_val_max=val_idx.shape[1],
         lane_batch=1,
     )
-    data_bytes, held, flight = program.memory_model(lanes_np, data, exact=True)
-    _, _, bound = program.memory_model(lanes_np, data, exact=False)
-    state = program.init(jax.tree.map(lambda a: a[:1], lanes_np))
+    data_bytes, held, flight = compiled.memory_model(lanes_np, data, exact=True)
+    _, _, bound = compiled.memory_model(lanes_np, data, exact=False)
+    state = compiled.init(jax.tree.map(lambda a: a[:1], lanes_np))
     real = sum(a.nbytes for a in jax.tree.leaves(state)) + sum(
         a[:1].nbytes for a in jax.tree.leaves(lanes_np)
     )
     assert held == real and data_bytes == sum(a.nbytes for a in jax.tree.leaves(data))
     assert 0 < flight <= bound  # the cheap bound is an upper bound of XLA's figure
-    estimate = memory_estimate(program, lanes_np, data, 1)
+    estimate = memory_estimate(compiled, lanes_np, data, 1)
     assert estimate(4) - estimate(3) == 2 * held  # one lane in flight on the sequential path
     assert auto_chunk(lanes, 1, estimate, 2 * estimate(4)) == 4
     assert auto_chunk(lanes, 1, estimate, 1.0) == 1 and auto_chunk(lanes, 1, estimate, 1e15) == 6

@@ -15,7 +15,7 @@ from flax import nnx
 
 from podbench import api, registry
 from podbench.tasks import task_for
-from podbench.train.execute import make_program, train_lanes
+from podbench.train.execute import compile_program, train_lanes
 from podbench.train.inputs import lane_inputs, prepare
 from podbench.train.lanes import LanePoint, lay_out
 
@@ -126,7 +126,7 @@ def test_lane_hyper_parameters_and_early_stopping(small):
     table = lanes_of(cfg, inputs, members=1, points=[frozen, moving])
     res = train_lanes(cfg, task, inputs, table, 1, **QUIET)
     lanes = lane_inputs(table, inputs)
-    initial = make_program(cfg, task, inputs, lanes, 1).init(lanes).params
+    initial = compile_program(cfg, task, inputs, lanes, 1).init(lanes).params
     still = table.point == 0
     for got, init in zip(jax.tree.leaves(res.state["params"]), jax.tree.leaves(initial)):
         np.testing.assert_array_equal(got[still], np.asarray(init)[still])  # lr 0 keeps them

@@ -80,7 +80,7 @@ from podbench.experiments.significance import Significance, null_configs
 from podbench.features.keys import SHORT, canonical_json
 from podbench.publish import publish_text
 from podbench.tasks import task_for
-from podbench.train.run import PointGroup, group_points
+from podbench.train.run import Program, programs_of
 
 NAME = re.compile(r"(?!\.+$)[A-Za-z0-9_.-]+")  # one folder name: not . or ..
 SUITE_KEYS = ("name", "version", "description", "defaults", "cells")
@@ -506,7 +506,7 @@ def run_suite(
     points = [p for c in todo for p in c.points]
     nulls = {id(p) for c in todo for p in c.nulls}
     quiet = set() if verbose else {i for i, p in enumerate(points) if id(p) in nulls}
-    programs = group_points(points, quiet) if points else []
+    programs = programs_of(points, quiet) if points else []
     log(
         f"suite {suite.name} {suite.id}: {len(suite.cells)} cell(s), {len(done)} complete; "
         f"{len(points)} point(s) of {len(todo)} cell(s) in {len(programs)} program(s)"
@@ -530,7 +530,7 @@ def run_suite(
     started, lanes = time.perf_counter(), [program_lanes(p.configs) for p in programs]
     lanes_done = []
 
-    def before(number: int, program: PointGroup) -> None:
+    def before(number: int, program: Program) -> None:
         log(
             f"program {number}/{len(programs)}: {len(program.configs)} point(s), "
             f"{lanes[number - 1]} lanes"
@@ -538,7 +538,7 @@ def run_suite(
         if before_program is not None:
             before_program(number, program.configs)
 
-    def after(number: int, program: PointGroup) -> None:
+    def after(number: int, program: Program) -> None:
         lanes_done.append(lanes[number - 1])
         finish_ready()
         log(progress_line(suite, todo, sum(lanes_done), sum(lanes), time.perf_counter() - started))

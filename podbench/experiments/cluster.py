@@ -40,7 +40,7 @@ from podbench.config import Config
 from podbench.errors import ConfigError, PodbenchError
 from podbench.features.keys import run_dir_of, stage_keys
 from podbench.train import results
-from podbench.train.run import PointGroup, ProgramHook, RunResult, summary_table, train_points
+from podbench.train.run import Program, ProgramHook, RunResult, summary_table, train_points
 
 INSTALL_HINT = "pip install 'podbench[cluster]'"
 BASE_MEMORY = 1 << 30  # one worker: Python, JAX/XLA runtime, podbench, compiled programs
@@ -357,7 +357,7 @@ class RayEngine:
 
     def run_programs(
         self,
-        programs: list[PointGroup],
+        programs: list[Program],
         force: bool = False,
         before: ProgramHook | None = None,
         after: ProgramHook | None = None,

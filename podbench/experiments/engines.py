@@ -1,11 +1,11 @@
 """Engines: where the training programs of a command run.
 
-`podbench train`, `sweep` and `benchmark` group their points into programs
-(`podbench.train.run.group_points`) and hand them to an `Engine`, chosen by `--engine NAME
+`podbench train`, `sweep` and `benchmark` pack their points into programs
+(`podbench.train.run.programs_of`) and hand them to an `Engine`, chosen by `--engine NAME
 [--address ADDR]` through `engine(...)`: `local` trains them one after another in this
 process; `ray` (`podbench.experiments.cluster.RayEngine`) builds their stores and trains
 them as Ray tasks. Either gives the same results folders and logs the closing table of each
-point that is not quiet (`PointGroup.quiet`).
+point that is not quiet (`Program.quiet`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Protocol
 
 from podbench.errors import ConfigError
 from podbench.experiments.cluster import RayEngine
-from podbench.train.run import PointGroup, ProgramHook, RunResult, train_points
+from podbench.train.run import Program, ProgramHook, RunResult, train_points
 
 
 class Engine(Protocol):
@@ -28,14 +28,14 @@ class Engine(Protocol):
 
     def run_programs(
         self,
-        programs: list[PointGroup],
+        programs: list[Program],
         force: bool = False,
         before: ProgramHook | None = None,
         after: ProgramHook | None = None,
     ) -> dict[int, RunResult]:
         """Train every point of `programs` without complete results (`force`: every point);
         `before` and `after` are called as each program it trains starts and ends. Returns
-        each point's RunResult by its index (`PointGroup.indices`)."""
+        each point's RunResult by its index (`Program.indices`)."""
         ...
 
 
@@ -53,7 +53,7 @@ class LocalEngine:
 
     def run_programs(
         self,
-        programs: list[PointGroup],
+        programs: list[Program],
         force: bool = False,
         before: ProgramHook | None = None,
         after: ProgramHook | None = None,

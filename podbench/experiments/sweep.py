@@ -32,7 +32,7 @@ from podbench.features.preflight import preflight
 from podbench.publish import publish_bytes, publish_file, publish_text
 from podbench.tasks import task_for
 from podbench.tasks.base import best_index
-from podbench.train.run import group_points
+from podbench.train.run import programs_of
 
 
 def load_grid(path: str | Path) -> dict[str, list]:
@@ -195,7 +195,7 @@ def sweep(
         except ConfigError as exc:
             raise ConfigError(f"{grid_path}: point {i} {point}: {exc}") from None
     preflight(configs, results=True)
-    programs = group_points(configs)
+    programs = programs_of(configs)
     log(f"sweep {folder.name}: {len(points)} point(s) in {len(programs)} program(s)")
     with engine or LocalEngine(log) as chosen:
         chosen.run_programs(programs)

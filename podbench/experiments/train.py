@@ -12,7 +12,7 @@ from typing import cast
 from podbench.config import Config
 from podbench.experiments.engines import Engine, LocalEngine
 from podbench.features.preflight import preflight
-from podbench.train.run import RunResult, group_points
+from podbench.train.run import RunResult, programs_of
 
 
 def train(
@@ -30,7 +30,7 @@ def train(
     """
     configs = cfg.task_configs()
     preflight(configs, results=True)
-    programs = group_points(configs)
+    programs = programs_of(configs)
     if cfg.several_tasks:
         log(
             f"{len(configs)} tasks in {len(programs)} program(s): "

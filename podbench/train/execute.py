@@ -15,7 +15,7 @@ from podbench.config import Config
 from podbench.errors import ConfigError
 from podbench.specs import BuildTrained
 from podbench.tasks import Task
-from podbench.train.inputs import ProgramInputs, RunInputs, as_program, lane_inputs
+from podbench.train.inputs import ProgramInputs, RunInputs, as_program_inputs, lane_inputs
 from podbench.train.lanes import LaneTable
 
 
@@ -25,8 +25,8 @@ class LaneResults:
 
     table: LaneTable
     group: int
-    program: ProgramInputs
-    preds: np.ndarray  # [L, G, N, D] best-parameter predictions for every row of program.x
+    inputs: ProgramInputs
+    preds: np.ndarray  # [L, G, N, D] best-parameter predictions for every row of inputs.x
     epochs: np.ndarray  # [L] epochs trained
     best_epoch: np.ndarray  # [L]
     best_score: np.ndarray  # [L] validation early-stopping metric at the best epoch
@@ -49,38 +49,40 @@ def device_memory(n_devices: int) -> float:
 
 
 def memory_estimate(
-    program, lanes_np, data, n_devices: int, exact: bool = True
+    compiled, lanes_np, data, n_devices: int, exact: bool = True
 ) -> Callable[[int], float]:
     """Peak bytes per device of training a chunk of `width` lanes: the shared data, every
     lane's state and inputs twice (an epoch's input and output; measured so on CPU), and the
     temporaries of the lanes trained at once (all of a device's lanes under vmap, `lane_batch`
     of them under lax.map), exact from XLA or a cheap upper bound (see
-    `LaneProgram.memory_model`). Where compaction can move the working set through host memory
+    `CompiledProgram.memory_model`). Where compaction can move the working set through host memory
     that is also the device's (CPU), that copy counts too. Not counted: the compiler's own
     working memory (host memory; about 0.25 GB at the standard shapes)."""
     import jax
 
-    data_bytes, held, flight = program.memory_model(lanes_np, data, exact)
-    bank = program.lane_batch != 1 and jax.devices()[0].platform == "cpu"
+    data_bytes, held, flight = compiled.memory_model(lanes_np, data, exact)
+    bank = compiled.lane_batch != 1 and jax.devices()[0].platform == "cpu"
 
     def estimate(width: int) -> float:
         per_device = -(-width // n_devices)
-        at_once = per_device if program.lane_batch is None else min(program.lane_batch, per_device)
+        at_once = (
+            per_device if compiled.lane_batch is None else min(compiled.lane_batch, per_device)
+        )
         return data_bytes + per_device * held * (3 if bank else 2) + at_once * flight
 
     return estimate
 
 
-def choose_chunk(program, lanes_np, data, n_devices: int) -> int:
+def choose_chunk(compiled, lanes_np, data, n_devices: int) -> int:
     """Lanes per chunk: all of them if the cheap upper bound says they fit, else the widest
     chunk XLA's exact estimate fits (one compilation of a single lane's epoch)."""
     n, limit = len(lanes_np.lr), device_memory(n_devices)
     chunk = auto_chunk(
-        n, n_devices, memory_estimate(program, lanes_np, data, n_devices, False), limit
+        n, n_devices, memory_estimate(compiled, lanes_np, data, n_devices, False), limit
     )
     if chunk >= n:
         return chunk
-    return auto_chunk(n, n_devices, memory_estimate(program, lanes_np, data, n_devices), limit)
+    return auto_chunk(n, n_devices, memory_estimate(compiled, lanes_np, data, n_devices), limit)
 
 
 def auto_chunk(n_lanes: int, n_devices: int, estimate: Callable[[int], float], limit: float) -> int:
@@ -133,7 +135,7 @@ def device_data(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs):
     from podbench.train.program import Data
 
     uses_frozen = registry.models.spec(cfg.model.name, "model.name").uses_frozen
-    keep = as_program(inputs).keep
+    keep = as_program_inputs(inputs).keep
     return Data(
         jnp.asarray(inputs.x),
         jnp.asarray(inputs.y),
@@ -144,7 +146,7 @@ def device_data(cfg: Config, task: Task, inputs: RunInputs | ProgramInputs):
     )
 
 
-def make_program(
+def compile_program(
     cfg: Config,
     task: Task,
     inputs: RunInputs | ProgramInputs,
@@ -155,13 +157,13 @@ def make_program(
 ):
     """The compiled lane program for this run's model, task and padded fold sizes; `frozen`:
     the task's frozen pytree (`device_data(...).frozen`)."""
-    from podbench.train.program import LaneProgram
+    from podbench.train.program import CompiledProgram
 
     build = _model_builder(
         cfg, inputs.x.shape[2:], task.output_dim(inputs.y, cfg), task.model_head(cfg), frozen
     )
     takes_targets = registry.models.spec(cfg.model.name).takes_targets
-    return LaneProgram(
+    return CompiledProgram(
         build,
         group=group,
         batch_size=cfg.training.batch_size,
@@ -197,16 +199,16 @@ def train_lanes(
     from podbench.train.sharding import LaneSharding
 
     t0 = time.perf_counter()
-    inputs = as_program(inputs)
+    inputs = as_program_inputs(inputs)
     lanes_np = lane_inputs(table, inputs)
     shard = LaneSharding()
     data = device_data(cfg, task, inputs)
-    program = make_program(cfg, task, inputs, lanes_np, group, shard.mesh, data.frozen)
+    compiled = compile_program(cfg, task, inputs, lanes_np, group, shard.mesh, data.frozen)
     data = shard.replicate(data)
     chunk = (
         cfg.training.lane_chunk
         if isinstance(cfg.training.lane_chunk, int)
-        else choose_chunk(program, lanes_np, data, shard.n_devices)
+        else choose_chunk(compiled, lanes_np, data, shard.n_devices)
     )
     n_words = inputs.x.shape[0]
     all_rows = jnp.arange(n_words, dtype=jnp.int32)
@@ -229,7 +231,7 @@ def train_lanes(
             }
         )
         state, chunk_widths = train_chunk(
-            program,
+            compiled,
             sub,
             data,
             cfg.training.epochs,
@@ -239,7 +241,7 @@ def train_lanes(
         )
         widths.append(chunk_widths)
         keep = slice(0, len(real))
-        preds.append(np.asarray(program.predict(state, shard.lanes(sub), data, all_rows))[keep])
+        preds.append(np.asarray(compiled.predict(state, shard.lanes(sub), data, all_rows))[keep])
         records.append(
             [np.asarray(a)[keep] for a in (state.epochs, state.best_epoch, state.best_score)]
         )
@@ -266,7 +268,7 @@ def train_lanes(
 
 
 def train_chunk(
-    program, lanes_np, data, max_epochs: int, shard, label: str, start: dict | None = None
+    compiled, lanes_np, data, max_epochs: int, shard, label: str, start: dict | None = None
 ):
     """Train one chunk of lanes to completion, from `start` where given (train.warm);
     returns its state and the width of each epoch.
@@ -283,7 +285,7 @@ def train_chunk(
     from podbench.train.program import start_from
 
     n = len(lanes_np.lr)
-    working = program.init(shard.lanes(lanes_np))
+    working = compiled.init(shard.lanes(lanes_np))
     if start is not None:
         working = start_from(
             working,
@@ -295,7 +297,7 @@ def train_chunk(
     bar = progress(max_epochs, f"training {n} lanes {label}".rstrip(), unit="epoch")
     for epoch in range(max_epochs):
         widths.append(len(working.stopped))
-        working = program.epoch(working, work_lanes, data, epoch)
+        working = compiled.epoch(working, work_lanes, data, epoch)
         stopped = np.asarray(working.stopped)[: len(ids)]
         active = int((~stopped).sum())
         bar.set_postfix(active=f"{active}/{n}")  # before update: its log line shows them
@@ -303,7 +305,7 @@ def train_chunk(
         if active == 0:
             break
         width = shard.width(active)
-        if program.lane_batch != 1 and width < len(working.stopped):
+        if compiled.lane_batch != 1 and width < len(working.stopped):
             bank = _scatter(bank, ids, working)
             keep = ids[~stopped]
             filler = ids[stopped][0] if stopped.any() else keep[0]  # its copies are never read
@@ -338,7 +340,7 @@ def train_closed_form(
     from podbench.train.program import closed_form
 
     t0 = time.perf_counter()
-    inputs = as_program(inputs)
+    inputs = as_program_inputs(inputs)
     fit, predict = fit_predict
     data = device_data(cfg, task, inputs)
     lanes = jax.device_put(lane_inputs(table, inputs))

@@ -116,9 +116,9 @@ def with_electrode_masks(inputs: RunInputs, mask: np.ndarray) -> RunInputs:
 
 @dataclass
 class ProgramInputs:
-    """What one compiled program trains on: the inputs of its points merged on the union of
-    their words. Points of one targets store share an entry; several entries arise when tasks
-    (or target settings) with equal program shapes train together."""
+    """A program's inputs, what its compiled program trains on: its points' inputs merged on
+    the union of their words. Points of one targets store share an entry; several entries
+    arise when tasks (or target settings) with equal program shapes train together."""
 
     x: np.ndarray  # [N, n_lag, *input_shape] latents of the union of the entries' words
     y: np.ndarray  # [n_sets, N, D] every entry's target sets (zeros where it has no target)
@@ -181,7 +181,7 @@ def merge_inputs(entries: list[RunInputs], entry_of: list[int] | None = None) ->
     )
 
 
-def as_program(inputs: RunInputs | ProgramInputs) -> ProgramInputs:
+def as_program_inputs(inputs: RunInputs | ProgramInputs) -> ProgramInputs:
     return inputs if isinstance(inputs, ProgramInputs) else merge_inputs([inputs])
 
 
@@ -190,16 +190,16 @@ def lane_inputs(table: LaneTable, inputs: RunInputs | ProgramInputs):
     validation rows, target set and statistics set come from its point's entry."""
     from podbench.train.program import Lanes
 
-    program = as_program(inputs)
-    folds = [{f.number: f for f in e.folds} for e in program.entries]
+    merged = as_program_inputs(inputs)
+    folds = [{f.number: f for f in e.folds} for e in merged.entries]
     train, val, yset, nset = [], [], [], []
     for point, number in zip(table.point.tolist(), table.fold.tolist()):
-        e = program.entry(point)
-        entry, fold = program.entries[e], folds[e][number]
-        train.append(program.rows[e][fold.train])
-        val.append(program.rows[e][fold.val])
-        yset.append(program.y_base[e] + (number - 1 if entry.y.shape[0] > 1 else 0))
-        nset.append(program.norm_base[e] + (number - 1 if entry.norm_mean.shape[0] > 1 else 0))
+        e = merged.entry(point)
+        entry, fold = merged.entries[e], folds[e][number]
+        train.append(merged.rows[e][fold.train])
+        val.append(merged.rows[e][fold.val])
+        yset.append(merged.y_base[e] + (number - 1 if entry.y.shape[0] > 1 else 0))
+        nset.append(merged.norm_base[e] + (number - 1 if entry.norm_mean.shape[0] > 1 else 0))
     train_idx, train_n = padded(train)
     val_idx, val_n = padded(val)
     return Lanes(

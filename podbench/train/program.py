@@ -1,4 +1,8 @@
-"""The compiled lane program: every (lag, fold, member) of a run trained together.
+"""The compiled program: every (lag, fold, member) lane of a program's points trained together.
+
+Nouns: a *program* is the configs (points) that share a program signature
+(`podbench.train.run.Program`, the unit an engine runs); its *compiled program* is a
+`CompiledProgram` (here); its *inputs* are a `podbench.train.inputs.ProgramInputs`.
 
 A lane is one optimisation: a group of G networks (G = 1 for independent members, G = the
 ensemble size for the reference's joint training on the members' mean output) trained on one
@@ -94,8 +98,8 @@ def tree_where(cond, new, old):
     return jax.tree.map(lambda a, b: jnp.where(cond, a, b), new, old)
 
 
-class LaneProgram:
-    """Compiled training and prediction for one model shape, loss and task."""
+class CompiledProgram:
+    """A program's compiled training and prediction: one model shape, loss and task."""
 
     def __init__(
         self,

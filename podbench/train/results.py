@@ -61,8 +61,8 @@ def lane_outputs(cfg: Config, task: Task, inputs, res, point: int = 0) -> Iterat
     """The (lag, fold) outputs of one point of a trained program, in lag then fold order."""
     table = res.table
     in_point = table.point == point
-    program = res.program
-    mine = program.rows[program.entry(point)]  # this point's words among the program's rows
+    merged = res.inputs  # the program's inputs (ProgramInputs)
+    mine = merged.rows[merged.entry(point)]  # this point's words among the program's rows
     for lag in inputs.lags:
         for fold in inputs.folds:
             sel = np.flatnonzero(in_point & (table.lag_ms == lag) & (table.fold == fold.number))
@@ -80,7 +80,7 @@ def score_lanes(cfg: Config, task: Task, inputs, res, point: int = 0) -> pd.Data
     """Long metrics table of one point: ensemble rows per (lag, fold), member rows per lane."""
     rows, test_preds = [], []
     table = res.table
-    mine = res.program.rows[res.program.entry(point)]
+    mine = res.inputs.rows[res.inputs.entry(point)]
     for out in lane_outputs(cfg, task, inputs, res, point):
         lag, number, fold, y, ensemble = out.lag, out.fold.number, out.fold, out.y, out.ensemble
         test_preds.append((lag, number, ensemble[fold.test], y[fold.test]))

@@ -82,29 +82,32 @@ def program_signature(cfg: Config) -> str:
 
 
 @dataclass
-class PointGroup:
-    """Configs (sweep points, tasks) trained together as lanes of one compiled program;
-    `quiet`: per config, whether its closing table is left out of the log (a benchmark's
-    retrained null points)."""
+class Program:
+    """A program: configs (sweep points, tasks) that share a program signature, trained
+    together as lanes of one compiled program (a `podbench.train.program.CompiledProgram`,
+    on their merged `podbench.train.inputs.ProgramInputs`); the unit an engine runs.
+    `indices`: each config's position among the command's points; `quiet`: per config,
+    whether its closing table is left out of the log (a benchmark's retrained null points)."""
 
     indices: list[int]
     configs: list[Config]
     quiet: list[bool] = field(default_factory=list)
 
 
-ProgramHook = Callable[[int, PointGroup], None]  # called with a program's number (from 1) and it
+ProgramHook = Callable[[int, Program], None]  # called with a program's number (from 1) and it
 
 
-def group_points(configs: list[Config], quiet: Collection[int] = ()) -> list[PointGroup]:
-    """Group configs by program signature, in first-appearance order; the configs at the
-    indices `quiet` train without logging their closing tables."""
-    groups: dict[str, PointGroup] = {}
+def programs_of(configs: list[Config], quiet: Collection[int] = ()) -> list[Program]:
+    """The programs of these configs: configs packed by program signature, in
+    first-appearance order; the configs at the indices `quiet` train without logging their
+    closing tables."""
+    programs: dict[str, Program] = {}
     for i, cfg in enumerate(configs):
-        group = groups.setdefault(program_signature(cfg), PointGroup([], []))
-        group.indices.append(i)
-        group.configs.append(cfg)
-        group.quiet.append(i in quiet)
-    return list(groups.values())
+        program = programs.setdefault(program_signature(cfg), Program([], []))
+        program.indices.append(i)
+        program.configs.append(cfg)
+        program.quiet.append(i in quiet)
+    return list(programs.values())
 
 
 def train_points(
@@ -122,7 +125,7 @@ def train_points(
     Parameters
     ----------
     cfgs : list of podbench.config.Config
-        Configs with one program signature (``group_points`` groups them).
+        Configs with one program signature: one program's (``programs_of`` packs them).
     force : bool, default False
         Train again even where a results folder is complete.
     log : callable, default print
@@ -217,7 +220,7 @@ def _train_pending(
             entries[entry_key(cfgs[i], keys[i])] = len(inputs)
             inputs.append(prepare(cfgs[i], features[keys[i]["targets"]]))
     entry_of = [entries[entry_key(cfgs[i], keys[i])] for i in pending]
-    program = merge_inputs(inputs, entry_of)
+    program_inputs = merge_inputs(inputs, entry_of)
     entry = registry.models.entry(base.model.name, "model.name")
     closed = entry.spec.closed_form
     members = 1 if closed else base.model.members
@@ -228,16 +231,18 @@ def _train_pending(
     log(
         f"training {len(table)} lanes ({len(pending)} point(s) x {len(inputs[0].lags)} lags x "
         f"{len(inputs[0].folds)} folds x {members // group} member lanes of {group}) on "
-        f"{len(program.x)} words, inputs {tuple(program.x.shape[2:])}"
+        f"{len(program_inputs.x)} words, inputs {tuple(program_inputs.x.shape[2:])}"
     )
     if closed:
         build: BuildClosedForm = entry.obj
         fit_predict = build(
-            base.model.params, head=task.head, output_dim=task.output_dim(program.y, base)
+            base.model.params, head=task.head, output_dim=task.output_dim(program_inputs.y, base)
         )
-        res = train_closed_form(base, task, program, table, fit_predict)
+        res = train_closed_form(base, task, program_inputs, table, fit_predict)
     else:
-        res = train_lanes(base, task, program, table, group, log, warm_start(base, table, program))
+        res = train_lanes(
+            base, task, program_inputs, table, group, log, warm_start(base, table, program_inputs)
+        )
     fold_numbers = [f.number for f in inputs[0].folds]
     for point, i in enumerate(pending):
         t2 = time.perf_counter()

@@ -5,7 +5,7 @@
     preds = run.model.predict()        # [lane, member, word, out] for every word of the run
     run.model.lanes                    # lag, fold, member of each lane
 
-The model is the run's compiled lane program with every lane's best parameters restored from
+The model is the run's compiled program with every lane's best parameters restored from
 `checkpoints/`, fed the run's inputs: the latents store named in run.json and each fold's
 standardisation statistics, recomputed from the training rows as the trainer did. Its
 predictions are the ones the run scored.
@@ -27,7 +27,7 @@ from podbench.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from podbench.train.inputs import RunInputs
-    from podbench.train.program import Data, LaneProgram, Lanes, State
+    from podbench.train.program import CompiledProgram, Data, Lanes, State
 
 
 @dataclass
@@ -42,14 +42,14 @@ class SavedModel:
         Lag, fold and member (the first of the lane's group) of each lane.
     inputs : podbench.train.inputs.RunInputs
         The run's inputs: words, labels, x, y, lags, folds.
-    _program, _state, _lane_arrays, _data : object
-        The compiled lane program, its state with the best parameters restored, the lanes'
+    _compiled, _state, _lane_arrays, _data : object
+        The compiled program, its state with the best parameters restored, the lanes'
         arrays and the data on the device (internal).
     """
 
     lanes: pd.DataFrame  # lag, fold, member (first of the lane's group) per lane
     inputs: RunInputs  # words, labels, x, y, lags, folds
-    _program: LaneProgram
+    _compiled: CompiledProgram
     _state: State
     _lane_arrays: Lanes
     _data: Data
@@ -66,7 +66,7 @@ class SavedModel:
         import jax.numpy as jnp
 
         rows = jnp.arange(len(self.inputs.words), dtype=jnp.int32)
-        return np.asarray(self._program.predict(self._state, self._lane_arrays, self._data, rows))
+        return np.asarray(self._compiled.predict(self._state, self._lane_arrays, self._data, rows))
 
     def split_predictions(self, cfg: Config, split: str):
         """`SavedRun.predictions` of a split, from the restored lanes.
@@ -316,7 +316,7 @@ def _restore(path: Path, cfg: Config, info: dict) -> SavedModel:
     from podbench.features.build import Features
     from podbench.features.store import Stores
     from podbench.tasks import task_for
-    from podbench.train.execute import device_data, make_program
+    from podbench.train.execute import compile_program, device_data
     from podbench.train.inputs import lane_inputs, prepare
     from podbench.train.lanes import lane_point, lay_out
 
@@ -331,13 +331,13 @@ def _restore(path: Path, cfg: Config, info: dict) -> SavedModel:
         )
     lanes_np = lane_inputs(table, inputs)
     data = device_data(cfg, task, inputs)
-    program = make_program(cfg, task, inputs, lanes_np, group, frozen=data.frozen)
+    compiled = compile_program(cfg, task, inputs, lanes_np, group, frozen=data.frozen)
     lanes = jax.device_put(lanes_np)
-    fresh = program.init(lanes)
+    fresh = compiled.init(lanes)
     restored = ocp.StandardCheckpointer().restore(
         path.resolve() / "checkpoints" / "state",
         {"params": fresh.best_params, "rest": fresh.best_rest},
     )
     state = fresh._replace(best_params=restored["params"], best_rest=restored["rest"])
     frame = pd.DataFrame({"lag": table.lag_ms, "fold": table.fold, "member": table.member})
-    return SavedModel(frame, inputs, program, state, lanes, data)
+    return SavedModel(frame, inputs, compiled, state, lanes, data)
