@@ -24,8 +24,8 @@ from pathlib import Path
 
 from podbench import config
 from podbench.data.synth import GROUND_TRUTH, responsive_electrode_csv, synthesize
+from podbench.experiments.config_runs import train_config
 from podbench.experiments.demo import DEMO_DURATION
-from podbench.experiments.train import train
 from podbench.features.pretrain import pretrain
 from podbench.models.foundation.mae import POOLS
 
@@ -102,7 +102,7 @@ def main() -> None:
                     f"trial_name=foundation-vs-random-{label.replace(' ', '-')}-{pool}",
                 ],
             )
-            rows[pool, label] = train(cfg, log=quiet).run_dir
+            rows[pool, label] = train_config(cfg, log=quiet).run_dir
             print(f"{label}, pool {pool}: latents + training {time.perf_counter() - t:.0f} s")
 
     losses = [

@@ -125,9 +125,9 @@ def train(cfg: Config, force: bool = False, log=print):
     >>> result = api.train(cfg)  # doctest: +SKIP
     >>> result.performance[["lags", "test_word_avg_auc_roc_mean"]]  # doctest: +SKIP
     """
-    from podbench.experiments.train import train as _train
+    from podbench.experiments.config_runs import train_config
 
-    return _train(cfg, force=force, log=log)
+    return train_config(cfg, force=force, log=log)
 
 
 def load_run(path):

@@ -335,11 +335,11 @@ def electrodes(config_path, overrides, out):
 @reports_errors
 def train(config_path, overrides, force, engine, address):
     """Build missing stores, train every lane, evaluate, write results."""
+    from podbench.experiments.config_runs import train_config
     from podbench.experiments.engines import engine as named_engine
-    from podbench.experiments.train import train as run_training
 
     chosen = named_engine(engine, address, click.echo)
-    run_training(load_config(config_path, overrides), force=force, log=click.echo, engine=chosen)
+    train_config(load_config(config_path, overrides), force=force, log=click.echo, engine=chosen)
 
 
 @main.command()

@@ -22,8 +22,8 @@ from click.testing import CliRunner
 from podbench.cli import main
 from podbench.errors import ConfigError, DataError
 from podbench.experiments.benchmark import benchmark
+from podbench.experiments.config_runs import train_config
 from podbench.experiments.sweep import sweep
-from podbench.experiments.train import train
 from podbench.train.run import Program, train_points
 
 from .helpers import make_config
@@ -201,10 +201,14 @@ def test_podbench_errors_are_not_retried_and_train_runs_on_ray(
     assert len(list(attempts.iterdir())) == 1  # not retried
 
     lines: list[str] = []
-    result = train(cfg, log=lines.append, engine=RayEngine(cluster.address, log=lines.append))
+    result = train_config(
+        cfg, log=lines.append, engine=RayEngine(cluster.address, log=lines.append)
+    )
     assert not result.skipped and (result.run_dir / "run.json").exists()
     assert len(point_lines(lines)) == 1 and lines[-1] == f"results ({cfg.task}): {result.run_dir}"
-    again = train(cfg, log=lambda s: None, engine=RayEngine(cluster.address, log=lambda s: None))
+    again = train_config(
+        cfg, log=lambda s: None, engine=RayEngine(cluster.address, log=lambda s: None)
+    )
     assert again.skipped and again.run_dir == result.run_dir
 
 

@@ -177,10 +177,10 @@ def test_checkpoint_may_name_folder_file_or_pretrain_config(standin, workdir, pr
 
 @pytest.mark.slow
 def test_mlp_trains_end_to_end(standin, workdir, pretrained):
-    from podbench.experiments.train import train
+    from podbench.experiments.config_runs import train_config
 
     cfg = foundation_cfg(standin, workdir, checkpoint=str(pretrained))
-    result = train(cfg, log=lambda line: None)
+    result = train_config(cfg, log=lambda line: None)
     assert (result.run_dir / "lag_performance.csv").is_file()
     assert "test_word_avg_auc_roc_mean" in result.performance.columns
     assert list(result.performance["lags"]) == [0, 250]
@@ -308,13 +308,15 @@ def test_long_steps_write_progress_lines_to_logs(
     the foundation latents, the training epochs and verifying stores (pretraining: the test
     above); with PODBENCH_PROGRESS_EVERY=0 a line per update, so this reduced run shows each; a
     step shorter than the default 10 s writes none."""
-    from podbench.experiments.train import train
+    from podbench.experiments.config_runs import train_config
     from podbench.features.inspect import verify
     from podbench.features.store import Stores
 
     quiet = {"log": lambda line: None}
     monkeypatch.setenv("PODBENCH_PROGRESS_EVERY", "0")
-    train(config.from_dict(raw_config(standin, tmp_path, checkpoint=str(pretrained))), **quiet)
+    train_config(
+        config.from_dict(raw_config(standin, tmp_path, checkpoint=str(pretrained))), **quiet
+    )
     assert verify(Stores(tmp_path / "stores"), None, **quiet)
     err = capsys.readouterr().err.splitlines()
     for step, unit in [

@@ -21,7 +21,7 @@ def run_demo(
     `data_dir`, making it first if absent; `overrides` are --set PATH=VALUE strings."""
     from podbench import config
     from podbench.data.synth import synthesize
-    from podbench.experiments.train import train
+    from podbench.experiments.config_runs import train_config
 
     if not (data_dir / GROUND_TRUTH).is_file():
         log(
@@ -31,4 +31,4 @@ def run_demo(
         synthesize(data_dir, duration=DEMO_DURATION, progress=log)
     with as_file(files("podbench") / "configs" / "demo.yml") as path:
         cfg = config.load(path, [f"data.root={data_dir}", *overrides])
-    return train(cfg, force=force, log=log)
+    return train_config(cfg, force=force, log=log)

@@ -1,4 +1,5 @@
-"""`podbench train`: build or reuse the feature stores, train every lane, evaluate, write results.
+"""A config's runs (`podbench train`, `podbench.api.train`): build or reuse the feature stores,
+train every lane, evaluate, write results.
 
 A config with several tasks trains them over one epochs/latents build; tasks whose compiled
 programs have equal shapes train as lanes of one program.
@@ -15,7 +16,7 @@ from podbench.features.preflight import preflight
 from podbench.train.run import RunResult, programs_of
 
 
-def train(
+def train_config(
     cfg: Config,
     force: bool = False,
     log: Callable[[str], None] = print,
