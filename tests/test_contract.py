@@ -139,8 +139,8 @@ def test_task_contract(name, contract_cfgs):
     events = task.events(cfg, dataset)
     assert {"word_idx", "word", "start", "end"} <= set(events.columns)
     assert np.all(np.diff(events["word_idx"].to_numpy()) > 0)
-    epoch_words = events["word_idx"].to_numpy() if task.per_fold(cfg) else None
-    ds, attrs = task.target_dataset(cfg, dataset, epoch_words)
+    epoch_events = events["word_idx"].to_numpy() if task.per_fold(cfg) else None
+    ds, attrs = task.target_dataset(cfg, dataset, epoch_events)
     target = ds["target"]
     assert target.dims in (("word", "dim"), ("fold", "word", "dim")) and "label" in ds.coords
     y = target.values if target.ndim == 2 else target.values[0]

@@ -118,14 +118,14 @@ def _ensure_epochs(ctx: Resolved, specs: dict, stores: Stores) -> BuildReport:
 def _ensure_targets(ctx: Resolved, specs: dict, stores: Stores) -> BuildReport:
     cfg = ctx.cfg
     needs_epochs = bool(specs["targets"].parents)
-    epoch_words = (
+    epoch_events = (
         stores.open("epochs", specs["epochs"].key)["word"].values if needs_epochs else None
     )
     sources = ctx.task.target_sources(cfg, ctx.dataset)
     sources += [_marker(stores, specs, "epochs")] if needs_epochs else []
     return stores.ensure(
         specs["targets"],
-        lambda tmp: build_targets(cfg, ctx.task, ctx.dataset, epoch_words, tmp),
+        lambda tmp: build_targets(cfg, ctx.task, ctx.dataset, epoch_events, tmp),
         sources,
         shape_of_var("target"),
         ctx.fingerprints,

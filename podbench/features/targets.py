@@ -13,9 +13,9 @@ from podbench.tasks import Task
 
 
 def build_targets(
-    cfg: Config, task: Task, dataset: Dataset, epoch_words: np.ndarray | None, tmp: Path
+    cfg: Config, task: Task, dataset: Dataset, epoch_events: np.ndarray | None, tmp: Path
 ) -> dict:
     """Write the targets store of `cfg` at `tmp`; return the task's provenance attributes."""
-    ds, attrs = task.target_dataset(cfg, dataset, epoch_words)
+    ds, attrs = task.target_dataset(cfg, dataset, epoch_events)
     write_dataset(tmp, ds, chunk_words=max(1, ds.sizes["word"]))
     return attrs

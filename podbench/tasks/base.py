@@ -129,10 +129,11 @@ class Task(ABC):
         raise NotImplementedError
 
     @abstractmethod
-    def target_dataset(self, cfg: Config, dataset: Dataset, epoch_words: np.ndarray | None):
+    def target_dataset(self, cfg: Config, dataset: Dataset, epoch_events: np.ndarray | None):
         """The targets store's content: an xarray Dataset with variable `target` (dims (word,
         dim), or (fold, word, dim) when fitted per training fold) and coordinate `label`, plus
-        provenance attributes. `epoch_words` are the epochs' words when the targets depend on
+        provenance attributes (`word`: the stores' name of the event dimension, whatever the
+        events). `epoch_events` are the epochs' events (their ids) when the targets depend on
         the folds (see per_fold), else None."""
         raise NotImplementedError
 

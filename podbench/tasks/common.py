@@ -262,7 +262,7 @@ class EventTargetsTask(Task):
 
     # ---------------------------------------------------------------- the targets store
 
-    def target_dataset(self, cfg: Config, dataset: Dataset, epoch_words):
+    def target_dataset(self, cfg: Config, dataset: Dataset, epoch_events):
         import xarray as xr
 
         from podbench.tasks.word_embedding import fold_rows
@@ -273,7 +273,7 @@ class EventTargetsTask(Task):
         values = table["value"].to_numpy(dtype=np.float64)
         attrs: dict = {"n_events": len(table), **table.attrs}  # a "note" shows in the build report
         if self.per_fold(cfg):
-            rows, labels = fold_rows(cfg, word_idx, words, epoch_words)
+            rows, labels = fold_rows(cfg, word_idx, words, epoch_events)
             slices, fitted = [], []
             for fold in folds_for(cfg, labels):
                 cols, info = self.fold_columns(cfg, values, rows[fold.train])

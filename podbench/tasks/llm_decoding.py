@@ -292,7 +292,7 @@ class LlmDecoding(LanguageModelTask):
     def target_sources(self, cfg: Config, dataset: Dataset) -> list[Path]:
         return [dataset.transcript_path, *lm_files(lm_path(cfg), weights=False)]
 
-    def target_dataset(self, cfg: Config, dataset: Dataset, epoch_words):
+    def target_dataset(self, cfg: Config, dataset: Dataset, epoch_events):
         kept, columns, counts, dropped = self.word_token_ids(cfg, dataset)
         return self.token_dataset(
             columns,
@@ -367,7 +367,7 @@ class LlmEmbeddingPretraining(LanguageModelTask):
     def target_sources(self, cfg: Config, dataset: Dataset) -> list[Path]:
         return [dataset.transcript_path, *lm_files(lm_path(cfg))]
 
-    def target_dataset(self, cfg: Config, dataset: Dataset, epoch_words):
+    def target_dataset(self, cfg: Config, dataset: Dataset, epoch_events):
         from podbench.tasks.gpt2 import token_embeddings
 
         kept, columns, counts, dropped = self.word_token_ids(cfg, dataset)

@@ -118,7 +118,7 @@ class WordEmbedding(Task):
     def target_sources(self, cfg: Config, dataset: Dataset) -> list[Path]:
         return self.source(cfg).spec.sources(cfg, dataset)
 
-    def target_dataset(self, cfg: Config, dataset: Dataset, epoch_words):
+    def target_dataset(self, cfg: Config, dataset: Dataset, epoch_events):
         import xarray as xr
 
         words = word_table(dataset)
@@ -141,7 +141,7 @@ class WordEmbedding(Task):
             target = (("word", "dim"), reduced)
             attrs["explained_variance_ratio"] = evr
         else:
-            rows, labels = fold_rows(cfg, result.word_idx, table["word"].to_numpy(), epoch_words)
+            rows, labels = fold_rows(cfg, result.word_idx, table["word"].to_numpy(), epoch_events)
             per_fold, evrs = [], []
             for fold in folds_for(cfg, labels):
                 reduced, evr = fit_pca(vectors, dim, rows[fold.train])
@@ -185,19 +185,19 @@ class WordEmbedding(Task):
 
 
 def fold_rows(
-    cfg: Config, target_words: np.ndarray, raw_labels: np.ndarray, epoch_words: np.ndarray
+    cfg: Config, target_events: np.ndarray, raw_labels: np.ndarray, epoch_events: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Rows (into the targets) and labels of the words a run trains on, in time order.
+    """Rows (into the targets) and labels of the events a run trains on, in time order.
 
-    The run's words are those present in both the epochs and the targets; folds are made over
+    The run's events are those present in both the epochs and the targets; folds are made over
     them exactly as the trainer makes them.
     """
-    position = pd.Index(target_words)
-    common = np.intersect1d(epoch_words, target_words)
+    position = pd.Index(target_events)
+    common = np.intersect1d(epoch_events, target_events)
     rows = position.get_indexer(common)
     labels = np.array(
         [normalise_label(w, cfg.data.label_normalisation) for w in raw_labels[rows]], dtype=object
     )
     if len(common) == 0:
-        raise ConfigError("no word is in both the epochs and the targets")
+        raise ConfigError("no event is in both the epochs and the targets")
     return rows, labels

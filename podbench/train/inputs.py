@@ -22,10 +22,11 @@ from podbench.train.lanes import LaneTable, key_data, padded
 
 @dataclass
 class RunInputs:
-    """Host arrays of a run, aligned on the words present in both latents and targets."""
+    """Host arrays of a run, aligned on the events present in both latents and targets
+    (`words`, `labels`: named like the stores' event dimension, `word`, whatever the events)."""
 
-    words: np.ndarray  # word_idx, time order
-    labels: np.ndarray  # normalised word labels
+    words: np.ndarray  # the events' ids (word_idx for word tasks), time order
+    labels: np.ndarray  # normalised event labels
     x: np.ndarray  # [N, n_lag, *input_shape] float32
     y: np.ndarray  # [n_yfold, N, D] float32
     lags: list[int]

@@ -239,7 +239,7 @@ def plot_title(cfg: Config, task: Task, sizes: dict) -> str:
     params = ", ".join(f"{k}={v}" for k, v in cfg.model.params.items())
     t = cfg.training
     return (
-        f"{cfg.trial_name}: task {cfg.task} ({task.describe(cfg)}); {sizes['words']} words, "
+        f"{cfg.trial_name}: task {cfg.task} ({task.describe(cfg)}); {sizes['words']} events, "
         f"{sizes['electrodes']} electrodes, {sizes['folds']} folds\n"
         f"{cfg.model.name} x{cfg.model.members} ({params})\n"
         f"lr={t.lr:g}, weight_decay={t.weight_decay:g}, seed={t.seed}, "
@@ -346,7 +346,8 @@ def write_run(
     sizes: dict,
 ) -> Path:
     """Write the results folder atomically (`podbench.publish`; run.json is its marker).
-    `sizes`: the run's words, electrodes and folds."""
+    `sizes`: the run's events (key `words`, as run.json has always had it), electrodes and
+    folds."""
     from podbench.publish import publish_dir
 
     def write(tmp: Path) -> str:

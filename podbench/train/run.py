@@ -231,7 +231,7 @@ def _train_pending(
     log(
         f"training {len(table)} lanes ({len(pending)} point(s) x {len(inputs[0].lags)} lags x "
         f"{len(inputs[0].folds)} folds x {members // group} member lanes of {group}) on "
-        f"{len(program_inputs.x)} words, inputs {tuple(program_inputs.x.shape[2:])}"
+        f"{len(program_inputs.x)} events, inputs {tuple(program_inputs.x.shape[2:])}"
     )
     if closed:
         build: BuildClosedForm = entry.obj
