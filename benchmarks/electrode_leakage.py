@@ -28,6 +28,7 @@ import numpy as np
 from podbench import config
 from podbench.data.synth import GROUND_TRUTH, synthesize
 from podbench.errors import DataError
+from podbench.experiments.significance import Significance, permutation_pvalues, score_null
 from podbench.features.build import build_selection_store
 from podbench.train.run import train_points
 
@@ -50,14 +51,22 @@ def base_config(root: Path, work: Path, electrodes, trial: str) -> config.Config
     )
 
 
-def test_auc(cfg: config.Config) -> float:
-    """The run's test word ROC-AUC, NaN where the selection chose no electrode."""
+def test_auc(cfg: config.Config, nulls: int) -> tuple[float, float, float]:
+    """The run's test word ROC-AUC, its score-level permutation p and the null's 95th
+    percentile (its test predictions against `nulls` circular shifts of each fold's test
+    targets, mean over folds as the AUC); NaNs where the selection chose no electrode."""
     try:
         [result] = train_points([cfg], **QUIET)
     except DataError as exc:
         print(f"  ({cfg.trial_name}: {exc})", file=sys.stderr)
-        return float("nan")
-    return float(result.performance[HEADLINE].iloc[0])
+        return float("nan"), float("nan"), float("nan")
+    auc = float(result.performance[HEADLINE].iloc[0])
+    null = score_null(result.run_dir, cfg, Significance(permutations=nulls, mode="circular"))[:, 0]
+    return (
+        auc,
+        float(permutation_pvalues(np.array([auc]), null[:, None])[0]),
+        float(np.percentile(null, 95)),
+    )
 
 
 def recovery(root: Path, work: Path, selection: dict) -> tuple[float, float, int]:
@@ -71,52 +80,99 @@ def recovery(root: Path, work: Path, selection: dict) -> tuple[float, float, int
     return hits / max(1, chosen.sum()), hits / max(1, planted.sum()), int(chosen.sum())
 
 
+CONDITIONS = ("all electrodes", "fit: all", "fit: train")
+
+
 def one_standin(args, snr: float, seed: int) -> dict:
+    """One (snr, seed) row, read back from its JSON when an earlier run finished it."""
     work = args.work.resolve() / f"snr{snr:g}-seed{seed}"
+    done = work / "row.json"
+    if done.is_file():
+        return json.loads(done.read_text())
     root = work / "ds"
     if not (root / GROUND_TRUTH).is_file():
         synthesize(root, subjects=args.subjects, duration=args.duration, seed=seed, snr=snr)
     shifts = {"permutations": args.permutations}
     loose = {"select": "encoding", "correction": "none", "alpha": 0.05, **shifts}
-    row = {
-        "snr": snr,
-        "seed": seed,
-        "all electrodes": test_auc(base_config(root, work, None, "all-electrodes")),
-        "fit: all": test_auc(base_config(root, work, {**loose, "fit": "all"}, "fit-all")),
-        "fit: train": test_auc(base_config(root, work, {**loose, "fit": "train"}, "fit-train")),
+    electrodes = {
+        "all electrodes": None,
+        "fit: all": {**loose, "fit": "all"},
+        "fit: train": {**loose, "fit": "train"},
     }
+    row: dict = {"snr": snr, "seed": seed}
+    for name, setting in electrodes.items():
+        trial = name.replace(": ", "-").replace(" ", "-")
+        auc, p, null95 = test_auc(base_config(root, work, setting, trial), args.nulls)
+        row[name], row[f"{name} p"], row[f"{name} null95"] = auc, p, null95
     if snr > 0:
         row["precision"], row["recall"], row["selected"] = recovery(root, work, shifts)
+    done.write_text(json.dumps(row))
     return row
 
 
 def table(rows: list[dict]) -> str:
-    cols = [
-        "snr",
-        "seed",
-        "all electrodes",
-        "fit: all",
-        "fit: train",
-        "precision",
-        "recall",
-        "selected",
-    ]
+    """Markdown: per row each condition's AUC with its p; per snr the means."""
+    cols = ["snr", "seed", *CONDITIONS, "precision", "recall", "selected"]
     lines = [" | ".join(cols), " | ".join("---" for _ in cols)]
     for row in rows:
-        lines.append(" | ".join(_cell(c, row.get(c)) for c in cols))
+        cells = [f"{row['snr']:g}", f"{row['seed']}"]
+        cells += [_auc(row[c], row[f"{c} p"]) for c in CONDITIONS]
+        cells += [_cell(row.get(c), "{:g}" if c == "selected" else "{:.2f}") for c in cols[5:]]
+        lines.append(" | ".join(cells))
     for snr in sorted({r["snr"] for r in rows}):
         mine = [r for r in rows if r["snr"] == snr]
-        means = [np.nanmean([r[c] for r in mine]) if c in mine[0] else None for c in cols[2:]]
-        lines.append(" | ".join([f"{snr:g}", "mean", *map(_cell, cols[2:], means)]))
+        cells = [f"{snr:g}", "mean"]
+        for c in CONDITIONS:
+            auc = np.nanmean([r[c] for r in mine])
+            significant = sum(r[f"{c} p"] <= 0.05 for r in mine)
+            cells.append(f"{auc:.4f} ({significant}/{len(mine)} p <= 0.05)")
+        for c in cols[5:]:
+            values = [r[c] for r in mine if c in r]
+            cells.append(_cell(np.nanmean(values) if values else None, "{:.2f}"))
+        lines.append(" | ".join(cells))
     return "\n".join(lines)
 
 
-def _cell(column: str, value) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return ""
-    if column in ("snr", "seed", "selected"):
-        return f"{value:g}"
-    return f"{value:.4f}"
+def _auc(value: float, p: float) -> str:
+    return "" if np.isnan(value) else f"{value:.4f} (p {p:.3f})"
+
+
+def _cell(value, fmt: str) -> str:
+    return "" if value is None or np.isnan(value) else fmt.format(value)
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """Each condition's test AUC per seed (dots) beside its null's 95th percentile (bars),
+    one panel per snr."""
+    from podbench.plotting import figure, save
+
+    snrs = sorted({r["snr"] for r in rows})
+    with figure(height=2.6, ncols=len(snrs), squeeze=False) as (fig, axes):
+        for ax, snr in zip(axes[0], snrs):
+            mine = [r for r in rows if r["snr"] == snr]
+            for i, c in enumerate(CONDITIONS):
+                ax.bar(i, max(r[f"{c} null95"] for r in mine) - 0.5, bottom=0.5, color="0.85")
+                ax.scatter([i] * len(mine), [r[c] for r in mine], c="C3", s=14, zorder=3)
+            ax.axhline(0.5, color="k", lw=0.6)
+            ax.set_xticks(range(len(CONDITIONS)), CONDITIONS)
+            ax.set_title(f"snr {snr:g}")
+            ax.set_ylabel("test word ROC-AUC")
+        save(fig, path)
+
+
+def recovery_row(args) -> str:
+    """Precision and recall of the default selection (fit: all) on one planted stand-in."""
+    work = args.work.resolve() / f"recovery-{len(args.subjects)}subjects-{args.duration:g}s"
+    root = work / "ds"
+    if not (root / GROUND_TRUTH).is_file():
+        synthesize(root, subjects=args.subjects, duration=args.duration)
+    t0 = time.perf_counter()
+    precision, recall, count = recovery(root, work, {"permutations": args.permutations})
+    return (
+        f"subjects {' '.join(map(str, args.subjects))}, {args.duration:g} s, snr 1, "
+        f"{args.permutations} shifts, BH alpha 0.05: {count} selected, precision "
+        f"{precision:.3f}, recall {recall:.3f} ({time.perf_counter() - t0:.0f} s)"
+    )
 
 
 def main(argv=None) -> None:
@@ -126,14 +182,32 @@ def main(argv=None) -> None:
     parser.add_argument("--subjects", type=int, nargs="+", default=[3, 6, 9])
     parser.add_argument("--duration", type=float, default=600.0)
     parser.add_argument("--permutations", type=int, default=1000)
+    parser.add_argument("--nulls", type=int, default=1000, help="score-level re-pairings")
     parser.add_argument("--reduced", action="store_true", help="subject 8, 300 s, 200 shifts")
+    parser.add_argument(
+        "--recovery",
+        action="store_true",
+        help="only precision and recall on one planted stand-in (default: nine subjects)",
+    )
     parser.add_argument("--work", type=Path, default=Path("stores/benchmarks/electrode_leakage"))
+    parser.add_argument("--figure", type=Path, default=None, help="where to save the figure")
     args = parser.parse_args(argv)
+    if args.recovery:
+        if "--subjects" not in (argv or sys.argv):
+            args.subjects = list(range(1, 10))
+        print(recovery_row(args))
+        return
     if args.reduced:
         args.subjects, args.duration, args.permutations = [8], 300.0, 200
     t0 = time.perf_counter()
-    rows = [one_standin(args, snr, seed) for snr in args.snr for seed in range(args.seeds)]
+    rows = []
+    for snr in args.snr:
+        for seed in range(args.seeds):
+            rows.append(one_standin(args, snr, seed))
+            print(json.dumps(rows[-1]), flush=True)
     print(table(rows))
+    if args.figure:
+        plot(rows, args.figure)
     print(f"electrode_leakage_seconds={time.perf_counter() - t0:.0f}")
 
 
