@@ -182,6 +182,13 @@ class TrainingConfig:
         "sequential", doc="contiguous blocks in time (reference) or folds by word type"
     )
     val_fraction: float = opt(0.25, gt=0, le=0.9, doc="tail of train+val used for validation")
+    gap: int = opt(
+        0,
+        ge=0,
+        doc="sequential folds: words left out on each side of each test block (neither "
+        "training nor validation), so that slow drifts shared by signals and targets do not "
+        "carry the neighbouring training words' targets into the test score (0: the reference)",
+    )
     seed: int = opt(42, doc="lane seeds derive from it, the lag, the fold and the member")
     shuffle_targets: bool = opt(False, doc="control: train on null targets (see shuffle_mode)")
     shuffle_mode: Literal["all", "words", "circular"] = opt(
@@ -564,6 +571,11 @@ def _validate_registered(cfg: Config, task_params_path: str = "task_params") -> 
     lags = cfg.data.lags
     if lags.max <= lags.min:
         raise ConfigError(f"data.lags = {dataclasses.asdict(lags)}: expected max > min")
+    if cfg.training.gap and cfg.training.fold_type != "sequential":
+        raise ConfigError(
+            f"training.gap = {cfg.training.gap}: only sequential folds have neighbours in "
+            f"time (training.fold_type = {cfg.training.fold_type!r})"
+        )
 
 
 def _validate_selection(

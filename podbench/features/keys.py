@@ -158,6 +158,8 @@ def stage_specs(cfg: Config | Resolved) -> dict[str, StageSpec]:
         "predictions",
     ):  # not inputs of the results
         training_fields.pop(detail)
+    if not cfg.training.gap:  # keys of runs made before it existed
+        training_fields.pop("gap")
     if not cfg.training.shuffle_targets:  # null-target settings matter only with the shuffle
         training_fields.pop("shuffle_mode")
         training_fields.pop("permutation_seed")
