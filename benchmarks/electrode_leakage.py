@@ -3,16 +3,22 @@ practice) vs `fit: train` (selection inside each training fold) vs all electrode
 stand-ins with no planted signal (snr 0) and with a weak one, over several seeds; and on the
 planted stand-ins, precision and recall of the selected electrodes against the ground truth.
 
-    python benchmarks/electrode_leakage.py [--seeds 3] [--snr 0 0.3] [--reduced]
+    python benchmarks/electrode_leakage.py [--seeds 3] [--snr 0 0.3] [--gap 0] [--reduced]
+    python benchmarks/electrode_leakage.py --recovery
 
 Each (snr, seed) gets its own stand-in (`podbench synth --seed S --snr X`). Decoding: the
 word-embedding task (GPT-2 stand-in targets, PCA 50), the closed-form ridge decoder, lag 200
-ms, 5 sequential folds; the headline is the test word ROC-AUC (mean over folds). The leakage
+ms, 5 sequential folds (`--gap N`: training.gap, N words left out beside each test block);
+the headline is the test word ROC-AUC (mean over folds), each beside its score-level
+permutation p (the run's test predictions against `--nulls` circular shifts of each fold's
+test targets, the product's `significance: {mode: circular}`). Rows are kept under `--work`
+and read back by a rerun. The leakage
 rows select with `correction: none` at alpha 0.05 (what picks noise channels when there is no
 signal; Benjamini-Hochberg at the default alpha selects next to none there); precision and
 recall use the default selection (BH, alpha 0.05). `--reduced` runs one subject for 300 s
 with 200 shifts (too few for Benjamini-Hochberg over its 72 electrodes to select much):
-minutes, for a first look.
+minutes, for a first look. `--recovery` measures only precision and recall of the default
+selection on the planted (snr 1) 600-s stand-in of all nine subjects.
 """
 
 from __future__ import annotations
@@ -36,10 +42,11 @@ HEADLINE = "test_word_avg_auc_roc_mean"
 QUIET = {"log": lambda _: None}
 
 
-def base_config(root: Path, work: Path, electrodes, trial: str) -> config.Config:
+def base_config(root: Path, work: Path, electrodes, trial: str, gap: int = 0) -> config.Config:
     return config.from_dict(
         {
             "trial_name": trial,
+            "training": {"gap": gap},
             "data": {
                 "root": str(root),
                 "electrodes": electrodes,
@@ -86,7 +93,8 @@ CONDITIONS = ("all electrodes", "fit: all", "fit: train")
 def one_standin(args, snr: float, seed: int) -> dict:
     """One (snr, seed) row, read back from its JSON when an earlier run finished it."""
     work = args.work.resolve() / f"snr{snr:g}-seed{seed}"
-    done = work / "row.json"
+    gap = f"-gap{args.gap}" if args.gap else ""
+    done = work / f"row{gap}.json"
     if done.is_file():
         return json.loads(done.read_text())
     root = work / "ds"
@@ -99,10 +107,10 @@ def one_standin(args, snr: float, seed: int) -> dict:
         "fit: all": {**loose, "fit": "all"},
         "fit: train": {**loose, "fit": "train"},
     }
-    row: dict = {"snr": snr, "seed": seed}
+    row: dict = {"snr": snr, "seed": seed, "gap": args.gap}
     for name, setting in electrodes.items():
-        trial = name.replace(": ", "-").replace(" ", "-")
-        auc, p, null95 = test_auc(base_config(root, work, setting, trial), args.nulls)
+        trial = name.replace(": ", "-").replace(" ", "-") + gap
+        auc, p, null95 = test_auc(base_config(root, work, setting, trial, args.gap), args.nulls)
         row[name], row[f"{name} p"], row[f"{name} null95"] = auc, p, null95
     if snr > 0:
         row["precision"], row["recall"], row["selected"] = recovery(root, work, shifts)
@@ -183,6 +191,9 @@ def main(argv=None) -> None:
     parser.add_argument("--duration", type=float, default=600.0)
     parser.add_argument("--permutations", type=int, default=1000)
     parser.add_argument("--nulls", type=int, default=1000, help="score-level re-pairings")
+    parser.add_argument(
+        "--gap", type=int, default=0, help="training.gap: words left out beside each test block"
+    )
     parser.add_argument("--reduced", action="store_true", help="subject 8, 300 s, 200 shifts")
     parser.add_argument(
         "--recovery",
@@ -201,6 +212,7 @@ def main(argv=None) -> None:
         args.subjects, args.duration, args.permutations = [8], 300.0, 200
     t0 = time.perf_counter()
     rows = []
+    print(f"training.gap = {args.gap}")
     for snr in args.snr:
         for seed in range(args.seeds):
             rows.append(one_standin(args, snr, seed))
