@@ -88,6 +88,42 @@ def recovery(root: Path, work: Path, selection: dict) -> tuple[float, float, int
 
 
 CONDITIONS = ("all electrodes", "fit: all", "fit: train")
+NEAR = 10  # test words at most this many words from a training block are "near" it
+
+
+def edge_advantage(run_dir: Path, within: int = NEAR) -> tuple[float, float]:
+    """How much better each test word's prediction matches its own target than the fold's
+    other test targets (cosine, mean over words), for the test words at most `within` words
+    from a training block and for the rest: where drifts shared by signals and targets carry
+    the neighbouring training words' targets into the test score, the first is above the
+    second."""
+    saved = np.load(run_dir / "test_predictions.npz")
+    near, far = [], []
+    for number in saved["fold"]:
+        rows = np.flatnonzero(saved["test_fold"] == number)
+        pred, target = saved["ensemble"][0, rows], saved["target"][rows]
+        cos = (pred / np.linalg.norm(pred, axis=1)[:, None]) @ (
+            target / np.linalg.norm(target, axis=1)[:, None]
+        ).T
+        own = np.diag(cos)
+        score = own - (cos.sum(axis=1) - own) / (len(rows) - 1)
+        position = np.arange(len(rows))
+        sides = [position] if number > 1 else []  # a training block before the test block
+        sides += [position[::-1]] if number < len(saved["fold"]) else []  # and after it
+        distance = np.min(sides, axis=0)
+        near.append(score[distance < within])
+        far.append(score[distance >= within])
+    return float(np.concatenate(near).mean()), float(np.concatenate(far).mean())
+
+
+def with_edges(row: dict, work: Path, gap: str) -> dict:
+    """The row with each condition's edge advantage (near, far) from its results folder."""
+    for name in CONDITIONS:
+        trial = name.replace(": ", "-").replace(" ", "-") + gap
+        runs = sorted((work / "results" / trial).glob("*/test_predictions.npz"))
+        if runs:
+            row[f"{name} near"], row[f"{name} far"] = edge_advantage(runs[0].parent)
+    return row
 
 
 def one_standin(args, snr: float, seed: int) -> dict:
@@ -96,7 +132,10 @@ def one_standin(args, snr: float, seed: int) -> dict:
     gap = f"-gap{args.gap}" if args.gap else ""
     done = work / f"row{gap}.json"
     if done.is_file():
-        return json.loads(done.read_text())
+        row = json.loads(done.read_text())
+        if f"{CONDITIONS[0]} near" not in row:  # rows written before the edge columns
+            done.write_text(json.dumps(with_edges(row, work, gap)))
+        return row
     root = work / "ds"
     if not (root / GROUND_TRUTH).is_file():
         synthesize(root, subjects=args.subjects, duration=args.duration, seed=seed, snr=snr)
@@ -114,7 +153,7 @@ def one_standin(args, snr: float, seed: int) -> dict:
         row[name], row[f"{name} p"], row[f"{name} null95"] = auc, p, null95
     if snr > 0:
         row["precision"], row["recall"], row["selected"] = recovery(root, work, shifts)
-    done.write_text(json.dumps(row))
+    done.write_text(json.dumps(with_edges(row, work, gap)))
     return row
 
 
@@ -137,6 +176,24 @@ def table(rows: list[dict]) -> str:
         for c in cols[5:]:
             values = [r[c] for r in mine if c in r]
             cells.append(_cell(np.nanmean(values) if values else None, "{:.2f}"))
+        lines.append(" | ".join(cells))
+    return "\n".join(lines)
+
+
+def edge_table(rows: list[dict]) -> str:
+    """Markdown: per snr, each condition's edge advantage near and far from training blocks
+    (mean over seeds)."""
+    lines = [
+        "snr | " + " | ".join(f"{c}: near / far" for c in CONDITIONS),
+        " | ".join("---" for _ in range(1 + len(CONDITIONS))),
+    ]
+    for snr in sorted({r["snr"] for r in rows}):
+        mine = [r for r in rows if r["snr"] == snr]
+        cells = [f"{snr:g}"]
+        for c in CONDITIONS:
+            near = np.nanmean([r.get(f"{c} near", np.nan) for r in mine])
+            far = np.nanmean([r.get(f"{c} far", np.nan) for r in mine])
+            cells.append(f"{near:+.3f} / {far:+.3f}")
         lines.append(" | ".join(cells))
     return "\n".join(lines)
 
@@ -218,6 +275,8 @@ def main(argv=None) -> None:
             rows.append(one_standin(args, snr, seed))
             print(json.dumps(rows[-1]), flush=True)
     print(table(rows))
+    print(f"test words within {NEAR} words of a training block (near) and the rest (far):")
+    print(edge_table(rows))
     if args.figure:
         plot(rows, args.figure)
     print(f"electrode_leakage_seconds={time.perf_counter() - t0:.0f}")

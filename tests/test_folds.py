@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -33,26 +36,6 @@ def test_gap_errors_name_the_setting():
         make_folds(np.array(["w"] * 100, dtype=object), 5, "sequential", 0.25, 0, gap=60)
 
 
-def edge_advantage(run_dir, within: int) -> tuple[float, float]:
-    """Mean over test words of cos(prediction, own target) minus its mean over the fold's
-    other test words, for the words at most `within` words from a training block and for the
-    rest."""
-    saved = np.load(run_dir / "test_predictions.npz")
-    near, far = [], []
-    for number in saved["fold"]:
-        rows = np.flatnonzero(saved["test_fold"] == number)
-        p = saved["ensemble"][0, rows] / np.linalg.norm(saved["ensemble"][0, rows], axis=1)[:, None]
-        t = saved["target"][rows] / np.linalg.norm(saved["target"][rows], axis=1)[:, None]
-        c = p @ t.T
-        score = np.diag(c) - (c.sum(axis=1) - np.diag(c)) / (len(rows) - 1)
-        pos = np.arange(len(rows))
-        edges = [pos if number > 1 else None, pos[::-1] if number < len(saved["fold"]) else None]
-        distance = np.min([e for e in edges if e is not None], axis=0)
-        near.append(score[distance < within])
-        far.append(score[distance >= within])
-    return float(np.concatenate(near).mean()), float(np.concatenate(far).mean())
-
-
 @pytest.mark.slow
 def test_without_signal_the_words_next_to_training_words_decode_unless_a_gap_parts_them(
     tmp_path,
@@ -62,6 +45,9 @@ def test_without_signal_the_words_next_to_training_words_decode_unless_a_gap_par
     of 60 words removes that."""
     from podbench.data.synth import synthesize
     from podbench.train.run import train_points
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from electrode_leakage import edge_advantage  # the benchmark's measure
 
     root = synthesize(tmp_path / "ds", subjects=[8], duration=300, snr=0.0)
     cfg = config.from_dict(
