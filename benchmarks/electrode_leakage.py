@@ -126,16 +126,16 @@ def with_edges(row: dict, work: Path, gap: str) -> dict:
     return row
 
 
-def one_standin(args, snr: float, seed: int) -> dict:
-    """One (snr, seed) row, read back from its JSON when an earlier run finished it."""
+def one_standin(args, gap_words: int, snr: float, seed: int) -> dict:
+    """One (gap, snr, seed) row, read back from its JSON when an earlier run finished it."""
     work = args.work.resolve() / f"snr{snr:g}-seed{seed}"
-    gap = f"-gap{args.gap}" if args.gap else ""
+    gap = f"-gap{gap_words}" if gap_words else ""
     done = work / f"row{gap}.json"
     if done.is_file():
         row = json.loads(done.read_text())
         if f"{CONDITIONS[0]} near" not in row:  # rows written before the edge columns
             done.write_text(json.dumps(with_edges(row, work, gap)))
-        return row
+        return {"gap": 0, **row}  # (rows written before the gap column: gap 0)
     root = work / "ds"
     if not (root / GROUND_TRUTH).is_file():
         synthesize(root, subjects=args.subjects, duration=args.duration, seed=seed, snr=snr)
@@ -146,10 +146,10 @@ def one_standin(args, snr: float, seed: int) -> dict:
         "fit: all": {**loose, "fit": "all"},
         "fit: train": {**loose, "fit": "train"},
     }
-    row: dict = {"snr": snr, "seed": seed, "gap": args.gap}
+    row: dict = {"snr": snr, "seed": seed, "gap": gap_words}
     for name, setting in electrodes.items():
         trial = name.replace(": ", "-").replace(" ", "-") + gap
-        auc, p, null95 = test_auc(base_config(root, work, setting, trial, args.gap), args.nulls)
+        auc, p, null95 = test_auc(base_config(root, work, setting, trial, gap_words), args.nulls)
         row[name], row[f"{name} p"], row[f"{name} null95"] = auc, p, null95
     if snr > 0:
         row["precision"], row["recall"], row["selected"] = recovery(root, work, shifts)
@@ -157,23 +157,28 @@ def one_standin(args, snr: float, seed: int) -> dict:
     return row
 
 
+def groups(rows: list[dict]) -> list[tuple[int, float]]:
+    return sorted({(r["gap"], r["snr"]) for r in rows})
+
+
 def table(rows: list[dict]) -> str:
-    """Markdown: per row each condition's AUC with its p; per snr the means."""
-    cols = ["snr", "seed", *CONDITIONS, "precision", "recall", "selected"]
+    """Markdown: per row each condition's AUC with its p; per (gap, snr) the means and how
+    many runs the null rejects at 0.05."""
+    cols = ["gap", "snr", "seed", *CONDITIONS, "precision", "recall", "selected"]
     lines = [" | ".join(cols), " | ".join("---" for _ in cols)]
     for row in rows:
-        cells = [f"{row['snr']:g}", f"{row['seed']}"]
+        cells = [f"{row['gap']}", f"{row['snr']:g}", f"{row['seed']}"]
         cells += [_auc(row[c], row[f"{c} p"]) for c in CONDITIONS]
-        cells += [_cell(row.get(c), "{:g}" if c == "selected" else "{:.2f}") for c in cols[5:]]
+        cells += [_cell(row.get(c), "{:g}" if c == "selected" else "{:.2f}") for c in cols[6:]]
         lines.append(" | ".join(cells))
-    for snr in sorted({r["snr"] for r in rows}):
-        mine = [r for r in rows if r["snr"] == snr]
-        cells = [f"{snr:g}", "mean"]
+    for gap, snr in groups(rows):
+        mine = [r for r in rows if (r["gap"], r["snr"]) == (gap, snr)]
+        cells = [f"{gap}", f"{snr:g}", "mean"]
         for c in CONDITIONS:
             auc = np.nanmean([r[c] for r in mine])
             significant = sum(r[f"{c} p"] <= 0.05 for r in mine)
             cells.append(f"{auc:.4f} ({significant}/{len(mine)} p <= 0.05)")
-        for c in cols[5:]:
+        for c in cols[6:]:
             values = [r[c] for r in mine if c in r]
             cells.append(_cell(np.nanmean(values) if values else None, "{:.2f}"))
         lines.append(" | ".join(cells))
@@ -181,15 +186,15 @@ def table(rows: list[dict]) -> str:
 
 
 def edge_table(rows: list[dict]) -> str:
-    """Markdown: per snr, each condition's edge advantage near and far from training blocks
-    (mean over seeds)."""
+    """Markdown: per (gap, snr), each condition's edge advantage near and far from training
+    blocks (mean over seeds)."""
     lines = [
-        "snr | " + " | ".join(f"{c}: near / far" for c in CONDITIONS),
-        " | ".join("---" for _ in range(1 + len(CONDITIONS))),
+        "gap | snr | " + " | ".join(f"{c}: near / far" for c in CONDITIONS),
+        " | ".join("---" for _ in range(2 + len(CONDITIONS))),
     ]
-    for snr in sorted({r["snr"] for r in rows}):
-        mine = [r for r in rows if r["snr"] == snr]
-        cells = [f"{snr:g}"]
+    for gap, snr in groups(rows):
+        mine = [r for r in rows if (r["gap"], r["snr"]) == (gap, snr)]
+        cells = [f"{gap}", f"{snr:g}"]
         for c in CONDITIONS:
             near = np.nanmean([r.get(f"{c} near", np.nan) for r in mine])
             far = np.nanmean([r.get(f"{c} far", np.nan) for r in mine])
@@ -207,20 +212,20 @@ def _cell(value, fmt: str) -> str:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    """Each condition's test AUC per seed (dots) beside its null's 95th percentile (bars),
-    one panel per snr."""
+    """Each condition's test AUC per seed (dots) beside its null's 95th percentile (bars: the
+    largest over seeds), one panel per (gap, snr)."""
     from podbench.plotting import figure, save
 
-    snrs = sorted({r["snr"] for r in rows})
-    with figure(height=2.6, ncols=len(snrs), squeeze=False) as (fig, axes):
-        for ax, snr in zip(axes[0], snrs):
-            mine = [r for r in rows if r["snr"] == snr]
+    panels = groups(rows)
+    with figure(height=2.6, ncols=len(panels), squeeze=False, sharey=True) as (fig, axes):
+        for ax, (gap, snr) in zip(axes[0], panels):
+            mine = [r for r in rows if (r["gap"], r["snr"]) == (gap, snr)]
             for i, c in enumerate(CONDITIONS):
                 ax.bar(i, max(r[f"{c} null95"] for r in mine) - 0.5, bottom=0.5, color="0.85")
-                ax.scatter([i] * len(mine), [r[c] for r in mine], c="C3", s=14, zorder=3)
+                ax.scatter([i] * len(mine), [r[c] for r in mine], c="C3", s=10, zorder=3)
             ax.axhline(0.5, color="k", lw=0.6)
-            ax.set_xticks(range(len(CONDITIONS)), CONDITIONS)
-            ax.set_title(f"snr {snr:g}")
+            ax.set_xticks(range(len(CONDITIONS)), ["all", "fit: all", "fit: train"])
+            ax.set_title(f"snr {snr:g}, gap {gap}")
             ax.set_ylabel("test word ROC-AUC")
         save(fig, path)
 
@@ -249,7 +254,11 @@ def main(argv=None) -> None:
     parser.add_argument("--permutations", type=int, default=1000)
     parser.add_argument("--nulls", type=int, default=1000, help="score-level re-pairings")
     parser.add_argument(
-        "--gap", type=int, default=0, help="training.gap: words left out beside each test block"
+        "--gap",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="training.gap: words left out beside each test block",
     )
     parser.add_argument("--reduced", action="store_true", help="subject 8, 300 s, 200 shifts")
     parser.add_argument(
@@ -269,11 +278,11 @@ def main(argv=None) -> None:
         args.subjects, args.duration, args.permutations = [8], 300.0, 200
     t0 = time.perf_counter()
     rows = []
-    print(f"training.gap = {args.gap}")
-    for snr in args.snr:
-        for seed in range(args.seeds):
-            rows.append(one_standin(args, snr, seed))
-            print(json.dumps(rows[-1]), flush=True)
+    for gap in args.gap:
+        for snr in args.snr:
+            for seed in range(args.seeds):
+                rows.append(one_standin(args, gap, snr, seed))
+                print(json.dumps(rows[-1]), flush=True)
     print(table(rows))
     print(f"test words within {NEAR} words of a training block (near) and the rest (far):")
     print(edge_table(rows))
