@@ -59,9 +59,9 @@ class Keyed:
         A null value leaves the field out of its stage key (so keys made before the field
         existed still hold).
     omit_empty : bool, default False
-        An empty value (a mapping with no key) leaves the field out of every key it enters:
-        its stage key, a program signature and a suite id (so keys made before the field
-        existed still hold).
+        An empty value (a mapping with no key, a zero) leaves the field out of every key it
+        enters: its stage key, a program signature and a suite id (so keys made before the
+        field existed still hold).
     """
 
     stage: Stage | None
@@ -346,6 +346,14 @@ class TrainingConfig:
     )
     val_fraction: float = opt(
         0.25, keyed=Keyed("training"), gt=0, le=0.9, doc="tail of train+val used for validation"
+    )
+    gap: int = opt(
+        0,
+        keyed=Keyed("training", omit_empty=True),
+        ge=0,
+        doc="sequential folds: words left out on each side of each test block (neither "
+        "training nor validation), so that slow drifts shared by signals and targets do not "
+        "carry the neighbouring training words' targets into the test score (0: the reference)",
     )
     seed: int = opt(
         42,
@@ -766,6 +774,11 @@ def _validate_registered(cfg: Config, task_params_path: str = "task_params") -> 
     lags = cfg.data.lags
     if lags.max <= lags.min:
         raise ConfigError(f"data.lags = {dataclasses.asdict(lags)}: expected max > min")
+    if cfg.training.gap and cfg.training.fold_type != "sequential":
+        raise ConfigError(
+            f"training.gap = {cfg.training.gap}: only sequential folds have neighbours in "
+            f"time (training.fold_type = {cfg.training.fold_type!r})"
+        )
 
 
 def _validate_selection(

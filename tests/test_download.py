@@ -87,6 +87,12 @@ def test_reference_gpt2_with_the_significant_electrodes_csv_skips_sub_02(tmp_pat
     assert f"{total / 1e9:.1f} GB  total: {len(want)} files" in lines[-1]
 
 
+def test_reference_gpt2_with_its_own_selection_needs_no_table():
+    lines = dry_run("--config", str(REPO / "configs/reference/gpt2_selected.yml"))
+    assert listed(lines) == sorted(TOP + per_subject(range(1, 10), HIGHGAMMA) + GPT2)
+    assert not [line for line in lines if line.startswith("note:")]
+
+
 def test_task_configs_list_their_stimuli(tmp_path):
     content = dry_run("--config", str(REPO / "configs/tasks/content_word.yml"))
     assert listed(content) == sorted(

@@ -24,6 +24,7 @@ from podbench.features.selection import build_selection, fit_rows
 from podbench.tasks.folds import folds_for
 
 pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
 SUBJECT = 8  # the fewest good channels (72): a quick selection
 
 
@@ -219,3 +220,38 @@ def test_both_fits_train_every_kind_of_decoder(planted, tmp_path, task, model):
         np.testing.assert_array_equal(
             inputs.keep[:, 0, :, 0] > 0, sel["selected"].sel(channel=channels).values
         )
+
+
+def test_the_shipped_selection_config_trains_on_a_standin_without_a_table(planted, tmp_path):
+    """configs/reference/gpt2_selected.yml as shipped (1,000 shifts, BH at 0.05, fit: train),
+    shrunk only: one subject, one lag, one member, one epoch."""
+    sets = {
+        "data.root": str(planted),
+        "data.subjects": f"[{SUBJECT}]",
+        "data.lags": "{min: 200, max: 400, step: 200}",
+        "model.members": "1",
+        "training.epochs": "1",
+        "output.stores": str(tmp_path / "stores"),
+        "output.results": str(tmp_path / "results"),
+    }
+    path = REPO / "configs" / "reference" / "gpt2_selected.yml"
+    args = [
+        "train",
+        "--config",
+        str(path),
+        *(a for k, v in sets.items() for a in ("--set", f"{k}={v}")),
+    ]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    cfg = config.load(path).replace({k: yaml.safe_load(v) for k, v in sets.items()})
+    assert cfg.data.selection is not None and cfg.data.selection.permutations == 1000
+    features = build_features(cfg, log=lambda _: None)
+    assert [r.status for r in features.reports if r.stage == "selection"] == ["hit"]
+    sel = features.load("selection")
+    assert list(sel["fold"].values) == [1, 2, 3, 4, 5]
+    truth = responsive(planted, sel["channel"].values)
+    per_fold = sel["selected"].values
+    assert per_fold.any(axis=1).all() and (per_fold & truth).sum() >= 0.8 * per_fold.sum()
+    (run,) = [p.parent for p in (tmp_path / "results").rglob("run.json")]
+    performance = (run / "lag_performance.csv").read_text()
+    assert "test_word_avg_auc_roc" in performance

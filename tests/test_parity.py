@@ -113,6 +113,7 @@ REFERENCE = {
 }
 SHIPPED = {  # podbench config -> the reference's baseline it carries
     "reference/gpt2.yml": "gpt2",
+    "reference/gpt2_selected.yml": "gpt2",
     "reference/glove.yml": "glove",
     "reference/arbitrary.yml": "arbitrary",
     "tasks/whisper_embedding.yml": "whisper_embedding",

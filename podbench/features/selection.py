@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from podbench.config import Config, ElectrodeSelection
 from podbench.data.dataset import channel_coordinates, normalise_label, sub_label
@@ -35,36 +36,61 @@ from podbench.features.store import write_dataset
 from podbench.tasks.folds import folds_for
 from podbench.tasks.nulls import repairings
 
-PAIRINGS_BYTES = 4e7  # pairings computed at once: their targets and cross-products (bytes)
+PAIRINGS_BYTES = 2e8  # circular shifts scored at once: their cross-products and weights (bytes)
 
 
 # ---------------------------------------------------------------- the encoding model
 
 
-def cv_correlation(x: np.ndarray, y: np.ndarray, ridge: float, folds: int) -> np.ndarray:
-    """Held-out r [B, C] of a ridge from targets x [B, n, D] (B pairings) to responses y [n,
-    C]: fitted on all but one of `folds` contiguous blocks (centred on its rows), correlated
-    with the responses inside the block it predicts (slow drifts between blocks do not
-    count), averaged over the blocks. Every sum comes from cross-products, so each pairing
-    costs one pass over x'y."""
-    n, eye = y.shape[0], np.eye(x.shape[-1], dtype=x.dtype)
-    xy_all, xx_all = x.transpose(0, 2, 1) @ y, x.transpose(0, 2, 1) @ x
-    sx_all, sy_all = x.sum(axis=1), y.sum(axis=0)
-    total = np.zeros((x.shape[0], y.shape[1]), np.float32)
-    for test in np.array_split(np.arange(n), folds):
-        xt, yt, n_te, n_tr = x[:, test], y[test], len(test), n - len(test)
-        xy_te, xx_te = xt.transpose(0, 2, 1) @ yt, xt.transpose(0, 2, 1) @ xt
-        sx_te, sy_te = xt.sum(axis=1), yt.sum(axis=0)
-        mx, my = (sx_all - sx_te) / n_tr, (sy_all - sy_te) / n_tr
-        cxy = xy_all - xy_te - n_tr * mx[:, :, None] * my
-        cxx = xx_all - xx_te - n_tr * mx[:, :, None] * mx[:, None, :]
-        weights = np.linalg.solve(cxx + ridge * n_tr * eye, cxy)  # [B, D, C]
-        mxt, myt = sx_te / n_te, sy_te / n_te
-        sxy = xy_te - n_te * mxt[:, :, None] * myt
-        sxx = xx_te - n_te * mxt[:, :, None] * mxt[:, None, :]
-        cov = (weights * sxy).sum(axis=1)
-        den = np.sqrt((weights * (sxx @ weights)).sum(axis=1) * ((yt - myt) ** 2).sum(axis=0))
-        total += np.where(den > 1e-12, cov / np.where(den > 1e-12, den, 1.0), 0.0)
+def shifted_correlations(
+    x: np.ndarray, y: np.ndarray, shifts: np.ndarray, ridge: float, folds: int
+) -> np.ndarray:
+    """Held-out r [S, C] of a ridge from the targets x [n, D] shifted circularly by each of
+    `shifts` (event i paired with target (i - s) mod n; 0: the real pairing) to the responses
+    y [n, C]: fitted on all but one of `folds` contiguous blocks of y's rows (centred on its
+    rows), correlated with the responses inside the block it predicts (slow drifts between
+    blocks do not count), averaged over the blocks.
+
+    Every sum comes from cross-products: a shift leaves x'x and x's sums over all rows as
+    they are, and moves each block onto a contiguous (wrapped) run of x's rows, whose x'x and
+    sums are differences of running sums; only each block's x'y is computed per shift, as one
+    matrix product for all the shifts of a chunk."""
+    n, d, c = x.shape[0], x.shape[1], y.shape[1]
+    x64 = x.astype(np.float64)
+    running_xx = np.concatenate([np.zeros((1, d, d)), np.cumsum(x64[:, :, None] * x64[:, None], 0)])
+    running_x = np.concatenate([np.zeros((1, d)), np.cumsum(x64, axis=0)])
+    xx_all, sx_all, sy_all = running_xx[n], running_x[n], y.sum(axis=0, dtype=np.float64)
+    blocks = np.array_split(np.arange(n), folds)
+    shifts = np.asarray(shifts, np.int64)
+    xy_te = np.empty((folds, len(shifts), d, c), np.float32)
+    for b, test in enumerate(blocks):
+        rows = (test[:, None] - shifts[None, :]) % n  # [n_te, S]: x's rows paired with the block
+        xy_te[b] = (x[rows].reshape(len(test), -1).T @ y[test]).reshape(len(shifts), d, c)
+    xy_all = xy_te.sum(axis=0)
+    total = np.zeros((len(shifts), c), np.float64)
+    eye = np.eye(d)
+    with threadpool_limits(1, user_api="blas"):  # small products: threads only contend
+        for b, test in enumerate(blocks):
+            n_te, n_tr = len(test), n - len(test)
+            first = (test[0] - shifts) % n  # x's row paired with the block's first row
+            wrap = np.maximum(first + n_te - n, 0)
+            end = np.minimum(first + n_te, n)
+            xx_te = running_xx[end] - running_xx[first] + running_xx[wrap]
+            sx_te = running_x[end] - running_x[first] + running_x[wrap]
+            sy_te = y[test].sum(axis=0, dtype=np.float64)
+            mx, my = (sx_all - sx_te) / n_tr, (sy_all - sy_te) / n_tr
+            cxy = xy_all - xy_te[b] - (n_tr * mx[:, :, None] * my).astype(np.float32)
+            cxx = xx_all - xx_te - n_tr * mx[:, :, None] * mx[:, None, :]
+            inverse = np.linalg.inv(cxx + ridge * n_tr * eye).astype(np.float32)
+            weights = np.einsum("sde,sec->sdc", inverse, cxy)  # [S, D, C]
+            mxt, myt = sx_te / n_te, sy_te / n_te
+            sxy = xy_te[b] - (n_te * mxt[:, :, None] * myt).astype(np.float32)
+            sxx = (xx_te - n_te * mxt[:, :, None] * mxt[:, None, :]).astype(np.float32)
+            cov = np.einsum("sdc,sdc->sc", weights, sxy)
+            spread = np.einsum("sdc,sdc->sc", weights, np.einsum("sde,sec->sdc", sxx, weights))
+            yy = ((y[test] - myt) ** 2).sum(axis=0)
+            den = np.sqrt(np.maximum(spread, 0) * yy)
+            total += np.where(den > 1e-12, cov / np.where(den > 1e-12, den, 1.0), 0.0)
     return total / folds
 
 
@@ -81,7 +107,7 @@ def highpass(y: np.ndarray, events: int) -> np.ndarray:
 
 def standardise(a: np.ndarray) -> np.ndarray:
     """Columns of `a` with mean 0 and sd 1 (a constant column: 0), float32 (the sums of
-    `cv_correlation` over standardised columns need no more)."""
+    `shifted_correlations` over standardised columns need no more)."""
     a = a.astype(np.float64)
     sd = a.std(axis=0)
     return ((a - a.mean(axis=0)) / np.where(sd > 1e-12, sd, 1.0)).astype(np.float32)
@@ -93,13 +119,13 @@ def encoding_test(
     """Held-out r [C] of the encoding model from targets x [n, D] to responses y [n, C] (rows
     in time order) and its permutation p [C] over circular shifts of x against y."""
     y, x = standardise(highpass(y, sel.detrend)), standardise(x)  # a shift keeps x's statistics
-    r = cv_correlation(x[None], y, sel.ridge, sel.folds)[0]
-    shifts = repairings(len(x), sel.permutations, "circular", rng)
-    at_once = max(1, int(PAIRINGS_BYTES // (4 * x.shape[1] * (len(x) + 6 * y.shape[1]))))
+    r = shifted_correlations(x, y, np.zeros(1, np.int64), sel.ridge, sel.folds)[0]
+    shifts = repairings(len(x), sel.permutations, "circular", rng)[:, 0]  # row 0 is -s mod n
+    at_once = max(1, int(PAIRINGS_BYTES // (4 * x.shape[1] * y.shape[1] * (sel.folds + 4))))
     exceed = np.zeros(y.shape[1], np.int64)
     for first in range(0, len(shifts), at_once):
-        pairings = x[shifts[first : first + at_once]]
-        null = cv_correlation(pairings, y, sel.ridge, sel.folds)
+        chunk = (-shifts[first : first + at_once]) % len(x)
+        null = shifted_correlations(x, y, chunk, sel.ridge, sel.folds)
         exceed += (null >= r).sum(axis=0)
     return r, (1 + exceed) / (1 + len(shifts))
 

@@ -2,6 +2,9 @@
 
 - sequential (the reference): n contiguous test blocks in time order (sklearn KFold without
   shuffling); validation = the last `val_fraction` (ceil) of the remaining words in time order.
+  `gap` > 0 leaves out the `gap` words on each side of the test block (neither training nor
+  validation): targets and signals that drift slowly make the words next to a test block
+  predict it, whatever the brain carries.
 - zero_shot: folds over word types (labels), so every occurrence of a type is in one split;
   types are taken in sorted order and shuffled with the seed (never Python's hash order).
 """
@@ -31,7 +34,7 @@ def _tail_split(idx: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarra
     return idx[: len(idx) - n_val], idx[len(idx) - n_val :]
 
 
-def sequential_folds(n_words: int, n_folds: int, val_fraction: float) -> list[Fold]:
+def sequential_folds(n_words: int, n_folds: int, val_fraction: float, gap: int = 0) -> list[Fold]:
     sizes = np.full(n_folds, n_words // n_folds)
     sizes[: n_words % n_folds] += 1
     bounds = np.concatenate([[0], np.cumsum(sizes)])
@@ -39,7 +42,8 @@ def sequential_folds(n_words: int, n_folds: int, val_fraction: float) -> list[Fo
     folds = []
     for k in range(n_folds):
         test = everything[bounds[k] : bounds[k + 1]]
-        rest = np.concatenate([everything[: bounds[k]], everything[bounds[k + 1] :]])
+        before = everything[: max(0, bounds[k] - gap)]
+        rest = np.concatenate([before, everything[bounds[k + 1] + gap :]])
         train, val = _tail_split(rest, val_fraction)
         folds.append(Fold(k + 1, train, val, test))
     return folds
@@ -69,13 +73,24 @@ def zero_shot_folds(labels: np.ndarray, n_folds: int, val_fraction: float, seed:
 
 
 def make_folds(
-    labels: np.ndarray, n_folds: int, fold_type: str, val_fraction: float, seed: int
+    labels: np.ndarray,
+    n_folds: int,
+    fold_type: str,
+    val_fraction: float,
+    seed: int,
+    gap: int = 0,
 ) -> list[Fold]:
     """Folds over words (in time order) with the given labels (word types)."""
     if len(labels) < 3 * n_folds:
         raise ConfigError(f"training.n_folds = {n_folds}: only {len(labels)} words")
     if fold_type == "sequential":
-        return sequential_folds(len(labels), n_folds, val_fraction)
+        folds = sequential_folds(len(labels), n_folds, val_fraction, gap)
+        if min(min(len(f.train), len(f.val)) for f in folds) == 0:
+            raise ConfigError(
+                f"training.gap = {gap}: leaves a fold of {len(labels)} words without "
+                "training or validation words"
+            )
+        return folds
     return zero_shot_folds(np.asarray(labels, dtype=object), n_folds, val_fraction, seed)
 
 
@@ -83,6 +98,8 @@ def folds_fragment(cfg) -> dict:
     """Fields that define the train/validation/test split of the words."""
     t = cfg.training
     frag = {"n_folds": t.n_folds, "fold_type": t.fold_type, "val_fraction": t.val_fraction}
+    if t.gap:  # (keys of folds made before it existed stay as they were)
+        frag["gap"] = t.gap
     if t.fold_type == "zero_shot":
         frag.update(seed=t.seed, label_normalisation=cfg.data.label_normalisation)
     return frag
@@ -90,4 +107,4 @@ def folds_fragment(cfg) -> dict:
 
 def folds_for(cfg, labels: np.ndarray) -> list[Fold]:
     t = cfg.training
-    return make_folds(labels, t.n_folds, t.fold_type, t.val_fraction, t.seed)
+    return make_folds(labels, t.n_folds, t.fold_type, t.val_fraction, t.seed, t.gap)
