@@ -40,7 +40,6 @@ STYLE: dict[RcKeyType, Any] = {
     "lines.markersize": 3.5,
     "figure.dpi": 150,
     "savefig.dpi": 150,
-    "savefig.bbox": "tight",
     "svg.fonttype": "none",
 }
 

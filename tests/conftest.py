@@ -3,12 +3,32 @@ a small benchmark suite run once per test module that asks for it."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+
+def _one_compilation_cache() -> None:
+    """One XLA compilation cache for the session: its workers and the CLI subprocesses the
+    tests start inherit it, so a program that another test (or process) compiled is loaded,
+    not compiled again. A loaded executable is the compiled one, so no result changes. The
+    process that makes the folder removes it at exit."""
+    if "JAX_COMPILATION_CACHE_DIR" in os.environ:
+        return
+    path = tempfile.mkdtemp(prefix="podbench-tests-xla-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = path
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "-1"
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+
+
+_one_compilation_cache()
 
 from podbench.data.synth import responsive_electrode_csv, synthesize  # noqa: E402
 

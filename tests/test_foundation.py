@@ -5,7 +5,9 @@ import hashlib
 import json
 import re
 import shutil
+import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -231,11 +233,16 @@ USER_MODULES = {
 
 
 @pytest.fixture
-def user_modules(tmp_path, monkeypatch) -> Path:
+def user_modules(tmp_path, monkeypatch) -> Iterator[Path]:
+    """The user modules, importable from this test's folder only: none imported by an earlier
+    test (from its folder, removed once it passed) is reused, and none outlives the test."""
     for name, source in USER_MODULES.items():
         (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+        sys.modules.pop(name, None)
     monkeypatch.syspath_prepend(str(tmp_path))
-    return tmp_path
+    yield tmp_path
+    for name in USER_MODULES:
+        sys.modules.pop(name, None)
 
 
 def test_user_modules_with_and_without_coordinates(standin, workdir, tmp_path, user_modules):

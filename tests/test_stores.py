@@ -205,6 +205,9 @@ def test_a_rebuilt_parent_makes_its_children_stale(standin, tmp_path):
     cfg = make_config(standin, tmp_path, data={"subjects": [1], "electrodes": "^G[0-9]$"})
     first = api.build_features(cfg, log=lambda s: None)
     shutil.rmtree(Stores(tmp_path / "stores").path("epochs", first.keys["epochs"]))
+    # a rebuild inside the first build's second writes a byte-identical marker (its `created`
+    # has whole seconds), which rightly leaves the children fresh: rebuild in a later second
+    time.sleep(1.01 - time.time() % 1)
     statuses = [r.status for r in api.build_features(cfg, log=lambda s: None).reports]
     assert statuses == ["built", "hit", "rebuilt"]  # the latents list the epochs' marker
 
