@@ -182,6 +182,12 @@ def _dump(cfg: config.Config, folder: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def shared_stores(tmp_path_factory) -> Path:
+    """One store root for the decoders below: a task's selections are built once."""
+    return tmp_path_factory.mktemp("shared-stores")
+
+
 @pytest.mark.parametrize(
     "task, model",
     [
@@ -191,7 +197,7 @@ def _dump(cfg: config.Config, folder: Path) -> Path:
         ("content_word", "mlp"),
     ],
 )
-def test_both_fits_train_every_kind_of_decoder(planted, tmp_path, task, model):
+def test_both_fits_train_every_kind_of_decoder(planted, shared_stores, tmp_path, task, model):
     from podbench.train.inputs import prepare
     from podbench.train.run import train_points
 
@@ -204,6 +210,7 @@ def test_both_fits_train_every_kind_of_decoder(planted, tmp_path, task, model):
                 "model": {"name": model, "members": 1},
                 "training.epochs": 1,
                 "trial_name": f"{fit}-{model}",
+                "output.stores": str(shared_stores),
             }
         )
         [result] = train_points([cfg], log=lambda _: None)
