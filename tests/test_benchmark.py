@@ -848,6 +848,17 @@ def test_every_reference_cell_runs_on_a_stand_in(standin, tmp_path, capsys):
     programs = pd.read_csv(tmp_path / "reduced" / "programs.csv")
     assert programs["lanes"].sum() == sum(len(c.points) * 2 * 3 for c in suite.cells)
     assert programs["estimate_s"].notna().sum() >= 1  # later programs are estimated
+    # the plan replayed against the programs just timed estimates each as it did then
+    import plan_replay
+
+    plan_replay.main(["--reduced", "--data", str(standin), "--work", str(tmp_path)])
+    replay = capsys.readouterr().out.splitlines()
+    rows = [
+        [v.strip() for v in line.strip("|").split("|")] for line in replay if line[:5] == "| 1 |"
+    ]
+    assert len(rows) == len(programs)
+    assert all(now.split()[0] == then.split()[0] for *_, now, then in rows), rows
+    assert re.fullmatch(r"within_now=(\d+) within_then=\1 estimated=\d+", replay[-1]), replay[-1]
 
 
 def test_plan_prints_lanes_and_stores_and_writes_nothing(standin, tmp_path, small_suite):
@@ -895,3 +906,22 @@ def test_plan_prints_lanes_and_stores_and_writes_nothing(standin, tmp_path, smal
     )
     plans = plan_cells(load_suite(wide, [f"output.results={root}"]).cells, measured_rates(root))
     assert plans[1].estimate_s == pytest.approx(4 * plans[0].estimate_s)
+
+
+def test_a_task_without_runs_of_its_own_is_planned_from_tasks_of_its_kind():
+    """A closed-form "linear" fit is a ridge-like regression for vectors and scalars and a
+    logistic fit for classes, at very different cost per input element: a task with no runs
+    of its own takes the rate of the tasks with its head, and only then any task's."""
+    from podbench import config
+    from podbench.experiments.plan import Rate, task_head
+
+    rate = Rate(1.0, {"word_embedding": 2.0}, {"vector": 3.0, "binary": 5.0}, {}, runs=3)
+
+    def seconds(task: str) -> float:
+        return rate.seconds(config.from_dict({"task": task}))
+
+    assert seconds("word_embedding") == 2.0  # its own runs
+    assert task_head("whisper_embedding") == "vector" and seconds("whisper_embedding") == 3.0
+    assert task_head("content_word") == "binary" and seconds("content_word") == 5.0
+    assert task_head("loudness") == "scalar" and seconds("loudness") == 1.0  # no scalar runs
+    assert task_head("no_such_task") is None

@@ -7,7 +7,8 @@ space they need (the preflight's estimate), and a time estimate from the runs th
 root already holds: per decoder (and members per lane), the median training seconds per
 lane-epoch per event per input element (an event's input at one lag: channels x bins, so a
 cell with four times the bins costs four times as much; the same task's runs when there are
-some, since a decoder's cost depends on the task's head), times the cell's lanes, events,
+some, else those of tasks with the same head, else any task's, since a decoder's cost depends
+on the task's head), times the cell's lanes, events,
 input elements and expected epochs per lane (early stopping ends a lane `patience` epochs
 after its best; the best epoch is the median of the same task's measured lanes, else of any
 task's). A decoder with no measured run here has no estimate (the plan says so rather than
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -52,12 +54,20 @@ class Rate:
     per_task: dict[str, float]  # the same median over each task's runs (a decoder's cost
     # depends on the task's head: a closed-form "linear" is ridge for vectors, logistic
     # regression for classes)
+    per_head: dict[str, float]  # the same median over the runs of tasks with each head
+    # ("classes", "binary", "vector", "scalar", ...): a task with no runs of its own costs
+    # what tasks of its kind cost (a logistic fit of classes is not a ridge-like regression)
     best_epoch: dict[str, float]  # per task: the median 0-based epoch of a lane's best score
     runs: int
 
     def seconds(self, cfg: Config) -> float:
-        """Seconds per lane-epoch, event and input element: this task's, else any task's."""
-        return self.per_task.get(cast(str, cfg.task), self.seconds_per_unit)  # one task
+        """Seconds per lane-epoch, event and input element: this task's, else that of tasks
+        with its head, else any task's."""
+        task = cast(str, cfg.task)  # one task
+        if task in self.per_task:
+            return self.per_task[task]
+        head = task_head(task)
+        return self.per_head.get(head, self.seconds_per_unit) if head else self.seconds_per_unit
 
     def epochs(self, cfg: Config) -> float:
         """Expected epochs per lane: early stopping ends a lane `patience` epochs after its
@@ -76,14 +86,30 @@ def decoder_key(model: str, members_per_lane: int) -> str:
     return model if members_per_lane == 1 else f"{model} x{members_per_lane} members"
 
 
+def task_head(task: str) -> str | None:
+    """The kind of output a registered task's decoder predicts (Task.head); None for a name
+    the registry does not know (a plugin not loaded)."""
+    from podbench.errors import ConfigError
+
+    try:
+        return registry.tasks.get(task, "task").head
+    except ConfigError:
+        return None
+
+
 def measured_rates(results_root: Path) -> dict[str, Rate]:
     """Per decoder (`decoder_key`), from every complete results folder under `results_root`
     (run.json, config.yml): training seconds per lane-epoch per event per input element, and
     per task the epoch at which lanes were best. Closed-form decoders count one "epoch" (a
     fit) per lane."""
+    return rates_of(Path(results_root).expanduser().rglob("run.json"))
+
+
+def rates_of(run_jsons: Iterable[Path]) -> dict[str, Rate]:
+    """`measured_rates` of the given results folders' run.json files."""
     seconds: dict[str, dict[str, list[float]]] = {}
     best: dict[str, dict[str, list[float]]] = {}
-    for run_json in Path(results_root).expanduser().rglob("run.json"):
+    for run_json in run_jsons:
         try:
             run = json.loads(run_json.read_text())
             cfg = yaml.safe_load((run_json.parent / "config.yml").read_text())
@@ -107,10 +133,15 @@ def measured_rates(results_root: Path) -> dict[str, Rate]:
             best.setdefault(model, {}).setdefault(task, []).extend(
                 [0.0] * lanes if closed else best_epochs
             )
+    heads = {t: task_head(t) for by_task in seconds.values() for t in by_task}
     return {
         m: Rate(
             float(np.median([x for v in by_task.values() for x in v])),
             {t: float(np.median(v)) for t, v in by_task.items()},
+            {
+                h: float(np.median([x for t, v in by_task.items() if heads[t] == h for x in v]))
+                for h in {heads[t] or "" for t in by_task} - {""}
+            },
             {t: float(np.median(b)) for t, b in best[m].items()},
             sum(len(v) for v in by_task.values()),
         )

@@ -1,0 +1,121 @@
+"""The plan's estimates replayed against a reference-suite run's measured programs: for each
+program that `reference_suite.py` timed (<work>/9x600s/programs.csv, in the order they ran),
+the estimate podbench's plan gives now from the runs that were there before it, beside the
+measured wall time and the estimate recorded at the time. Then the plan of the cells not yet
+complete, from every run there.
+
+    python benchmarks/plan_replay.py --work /work/measure           # every timed program
+    python benchmarks/plan_replay.py --work /work/measure --part 5  # one invocation
+
+A part is one invocation of reference_suite.py: a run of rows whose program numbers increase
+(each invocation numbers its programs from 1). The runs there before a program: those of the
+cells complete before the table began, and of the cells of earlier rows, less the cells that
+the program's own invocation had still to run (that row's and its part's later rows': a cell
+timed again was removed before its part). Prints one row per program, the pending cells'
+estimates, the share of programs within 30 % of their wall time (now and as recorded), and
+last `within_now=N within_then=N estimated=N`. Reads results only; trains nothing. A cell's
+run.json keeps the timings of its latest training only, so the replay is faithful for the
+last part and for rows whose predecessors were not timed again later (a retimed cell lends
+its later timing to the rows before it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from reference_suite import REDUCED, REPO, SUITE, standin_overrides  # noqa: E402
+
+WITHIN = 0.30
+
+
+def parts(rows: list[dict]) -> list[int]:
+    """Each row's part (1-based): a new part starts where the program number does not grow."""
+    out, part, last = [], 0, None
+    for row in rows:
+        number = int(row["program"])
+        if last is None or number <= last:
+            part += 1
+        out.append(part)
+        last = number
+    return out
+
+
+def error(estimate: float | None, wall: float) -> str:
+    return "none" if estimate is None else f"{estimate:.1f} ({(estimate / wall - 1) * 100:+.0f} %)"
+
+
+def within(estimate: float | None, wall: float) -> bool:
+    return estimate is not None and abs(estimate / wall - 1) <= WITHIN
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--work", type=Path, default=REPO / "stores" / "benchmarks" / "reference-suite"
+    )
+    parser.add_argument("--duration", type=float, default=600.0)
+    parser.add_argument("--data", type=Path, default=None, help="the stand-in the run read")
+    parser.add_argument("--reduced", action="store_true", help="replay a --reduced run")
+    parser.add_argument("--part", type=int, default=None, help="only this part's programs")
+    args = parser.parse_args(argv)
+
+    from podbench.experiments.benchmark import is_cell_complete, load_suite
+    from podbench.experiments.plan import plan_cells, rates_of
+
+    work = args.work.resolve() / ("reduced" if args.reduced else f"9x{args.duration:g}s")
+    rows = list(csv.DictReader((work / "programs.csv").open()))
+    part_of = parts(rows)
+    overrides = [
+        *standin_overrides(args.data.resolve() if args.data else work / "standin"),
+        f"output.stores={work / 'stores'}",
+        f"output.results={work / 'results'}",
+        *(REDUCED if args.reduced else []),
+    ]
+    suite = load_suite(SUITE, overrides)
+    cells = {c.id: c for c in suite.cells}
+    runs = {name: sorted(c.run_dir().parent.rglob("run.json")) for name, c in cells.items()}
+    named = [row["cells"].split() for row in rows]
+    before_table = set(cells) - {c for names in named for c in names}
+
+    print("| part | program | cells | wall (s) | estimate now (s) | estimate then (s) |")
+    print("|---|---|---|---|---|---|")
+    counted = now_ok = then_ok = 0
+    for i, row in enumerate(rows):
+        if args.part is not None and part_of[i] != args.part:
+            continue
+        pending = {c for j in range(i, len(rows)) if part_of[j] == part_of[i] for c in named[j]}
+        ran = (before_table | {c for j in range(i) for c in named[j]}) - pending
+        rates = rates_of([r for c in sorted(ran) for r in runs[c]])
+        plans = plan_cells([cells[c] for c in named[i]], rates)
+        known = [p.estimate_s for p in plans]
+        now = None if None in known else sum(k for k in known if k is not None)
+        then = float(row["estimate_s"]) if row["estimate_s"] else None
+        wall = float(row["wall_s"])
+        print(
+            f"| {part_of[i]} | {row['program']} | {row['cells']} | {wall} | "
+            f"{error(now, wall)} | {error(then, wall)} |"
+        )
+        if now is not None or then is not None:
+            counted += 1
+            now_ok += within(now, wall)
+            then_ok += within(then, wall)
+    left = [c for c in suite.cells if not is_cell_complete(c)]
+    everything = rates_of([r for c in cells for r in runs[c]])
+    for plan in plan_cells(left, everything):
+        estimate = "none" if plan.estimate_s is None else f"{plan.estimate_s:.0f} s"
+        print(f"pending {plan.cell}: {plan.lanes} lanes, plan estimate {estimate}")
+    print(
+        f"within {WITHIN:.0%} of the wall time: {now_ok} of {counted} estimated programs now, "
+        f"{then_ok} as recorded then"
+    )
+    print(f"within_now={now_ok} within_then={then_ok} estimated={counted}")
+
+
+if __name__ == "__main__":
+    main()
