@@ -251,22 +251,26 @@ def plot_title(cfg: Config, task: Task, sizes: dict) -> str:
 OS_ERROR_CODE = re.compile(r"os_error_code='?(\d+)")  # how tensorstore names a failed write
 
 
-_previous_unraisablehook = sys.unraisablehook
-
-
-def _drop_closed_loop_callbacks(unraisable) -> None:
+class _DropClosedLoopCallbacks:
     """sys.unraisablehook that drops one kind of noise: after a failed checkpoint write,
     tensorstore's threads still complete the writes in flight and post each to orbax's event
     loop, which the failure has closed; every post prints a bare "RuntimeError: Event loop is
-    closed" traceback. Anything else goes to the hook that was there before."""
-    closed = isinstance(unraisable.exc_value, RuntimeError) and (
-        str(unraisable.exc_value) == "Event loop is closed"
-    )
-    frame = unraisable.exc_traceback.tb_frame if unraisable.exc_traceback else None
-    if closed and unraisable.object is None and frame is not None:
-        if frame.f_code.co_name == "call_soon_threadsafe":
+    closed" traceback. Anything else goes to the hook it replaced."""
+
+    def __init__(self, previous) -> None:
+        self.previous = previous
+
+    def __call__(self, unraisable) -> None:
+        frame = unraisable.exc_traceback.tb_frame if unraisable.exc_traceback else None
+        if (
+            isinstance(unraisable.exc_value, RuntimeError)
+            and str(unraisable.exc_value) == "Event loop is closed"
+            and unraisable.object is None
+            and frame is not None
+            and frame.f_code.co_name == "call_soon_threadsafe"
+        ):
             return
-    _previous_unraisablehook(unraisable)
+        self.previous(unraisable)
 
 
 def save_checkpoint(path: Path, state: dict, lanes: list[dict]) -> None:
@@ -275,7 +279,8 @@ def save_checkpoint(path: Path, state: dict, lanes: list[dict]) -> None:
     (their stragglers included, which may arrive after this returns)."""
     import orbax.checkpoint as ocp
 
-    sys.unraisablehook = _drop_closed_loop_callbacks
+    if not isinstance(sys.unraisablehook, _DropClosedLoopCallbacks):
+        sys.unraisablehook = _DropClosedLoopCallbacks(sys.unraisablehook)
     absl = logging.getLogger("absl")
     level = absl.level
     absl.setLevel(logging.CRITICAL)
