@@ -83,9 +83,12 @@ def main(argv=None) -> None:
     named = [row["cells"].split() for row in rows]
     before_table = set(cells) - {c for names in named for c in names}
 
-    print("| part | program | cells | wall (s) | estimate now (s) | estimate then (s) |")
-    print("|---|---|---|---|---|---|")
-    counted = now_ok = then_ok = 0
+    print(
+        "| part | program | cells | wall (s) | estimate now (s) | estimate then (s) "
+        "| peak RSS (GB) | memory estimate now (GB) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    counted = now_ok = then_ok = memory_counted = memory_ok = 0
     for i, row in enumerate(rows):
         if args.part is not None and part_of[i] != args.part:
             continue
@@ -97,10 +100,16 @@ def main(argv=None) -> None:
         now = None if None in known else sum(k for k in known if k is not None)
         then = float(row["estimate_s"]) if row["estimate_s"] else None
         wall = float(row["wall_s"])
+        peak_gb = float(row["peak_rss_gb"])
+        memory = plans[0].peak_bytes  # a program's cells share its peak
+        memory_gb = None if memory is None else memory / 2**30
         print(
             f"| {part_of[i]} | {row['program']} | {row['cells']} | {wall} | "
-            f"{error(now, wall)} | {error(then, wall)} |"
+            f"{error(now, wall)} | {error(then, wall)} | {peak_gb} | {error(memory_gb, peak_gb)} |"
         )
+        if memory_gb is not None:
+            memory_counted += 1
+            memory_ok += within(memory_gb, peak_gb)
         if now is not None or then is not None:
             counted += 1
             now_ok += within(now, wall)
@@ -109,12 +118,20 @@ def main(argv=None) -> None:
     everything = rates_of([r for c in cells for r in runs[c]])
     for plan in plan_cells(left, everything):
         estimate = "none" if plan.estimate_s is None else f"{plan.estimate_s:.0f} s"
-        print(f"pending {plan.cell}: {plan.lanes} lanes, plan estimate {estimate}")
+        peak = "none" if plan.peak_bytes is None else f"{plan.peak_bytes / 2**30:.2f} GB"
+        print(f"pending {plan.cell}: {plan.lanes} lanes, plan estimate {estimate}, peak {peak}")
     print(
         f"within {WITHIN:.0%} of the wall time: {now_ok} of {counted} estimated programs now, "
         f"{then_ok} as recorded then"
     )
-    print(f"within_now={now_ok} within_then={then_ok} estimated={counted}")
+    print(
+        f"peak memory within {WITHIN:.0%}: {memory_ok} of {memory_counted} programs with an "
+        "estimate (from runs that recorded their memory)"
+    )
+    print(
+        f"within_now={now_ok} within_then={then_ok} estimated={counted} "
+        f"memory_within={memory_ok} memory_estimated={memory_counted}"
+    )
 
 
 if __name__ == "__main__":

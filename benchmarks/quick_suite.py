@@ -25,8 +25,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from reference_suite import PeakRss  # noqa: E402
 
+from podbench.train.memory import PeakRss  # noqa: E402
 from podbench.train.results import cpu_model  # noqa: E402
 
 SUITE = REPO / "configs" / "suites" / "quick.yml"
@@ -74,7 +74,7 @@ def main(argv=None) -> None:
 
     print(f"machine: {cpu_model()}, {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as work:
-        rss = PeakRss()
+        rss = PeakRss(every_s=0.2).start()
         t0 = time.perf_counter()
         result = benchmark(
             SUITE,

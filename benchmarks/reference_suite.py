@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -33,6 +32,7 @@ sys.path.insert(0, str(HERE))
 from trainer_speed import machine  # noqa: E402
 
 from podbench.data.synth import GLOVE, GROUND_TRUTH, IU_BOUNDARIES, synthesize  # noqa: E402
+from podbench.train.memory import PeakRss  # noqa: E402
 
 SUITE = REPO / "configs" / "suites" / "reference.yml"
 COLUMNS = ["program", "cells", "points", "lanes", "wall_s", "peak_rss_gb", "estimate_s"]
@@ -55,29 +55,6 @@ def standin_overrides(root: Path) -> list[str]:
         f"glove_*:targets.glove_path={root / GLOVE}",
         f"iu_boundary_*:task_params.boundaries_csv={IU_BOUNDARIES}",
     ]
-
-
-class PeakRss:
-    """The process's peak resident memory since the last `reset`, sampled every 0.2 s."""
-
-    def __init__(self) -> None:
-        import psutil
-
-        self._process = psutil.Process()
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.2):
-            self.peak = max(self.peak, self._process.memory_info().rss)
-
-    def reset(self) -> None:
-        self.peak = self._process.memory_info().rss
-
-    def stop(self) -> None:
-        self._stop.set()
 
 
 def cell_of(cfg) -> str:
@@ -111,7 +88,7 @@ def run(overrides: list[str], table: Path, log) -> list[dict]:
             [c for c in suite.cells if not is_cell_complete(c)], measured_rates(results_root)
         )
     }
-    rss = PeakRss()
+    rss = PeakRss(every_s=0.2).start()
     rows: list[dict] = []
     state: dict = {}
 

@@ -848,7 +848,8 @@ def test_every_reference_cell_runs_on_a_stand_in(standin, tmp_path, capsys):
     programs = pd.read_csv(tmp_path / "reduced" / "programs.csv")
     assert programs["lanes"].sum() == sum(len(c.points) * 2 * 3 for c in suite.cells)
     assert programs["estimate_s"].notna().sum() >= 1  # later programs are estimated
-    # the plan replayed against the programs just timed estimates each as it did then
+    # the plan replayed against the programs just timed estimates each as it did then, and
+    # the peak memory of those after the first (the runs record their programs' memory)
     import plan_replay
 
     plan_replay.main(["--reduced", "--data", str(standin), "--work", str(tmp_path)])
@@ -857,8 +858,13 @@ def test_every_reference_cell_runs_on_a_stand_in(standin, tmp_path, capsys):
         [v.strip() for v in line.strip("|").split("|")] for line in replay if line[:5] == "| 1 |"
     ]
     assert len(rows) == len(programs)
-    assert all(now.split()[0] == then.split()[0] for *_, now, then in rows), rows
-    assert re.fullmatch(r"within_now=(\d+) within_then=\1 estimated=\d+", replay[-1]), replay[-1]
+    assert all(row[4].split()[0] == row[5].split()[0] for row in rows), rows
+    last = re.fullmatch(  # every run with a time estimate has a memory estimate too
+        r"within_now=(\d+) within_then=\1 estimated=(\d+) memory_within=\d+ "
+        r"memory_estimated=\2",
+        replay[-1],
+    )
+    assert last and int(last.group(2)) >= 1, replay[-1]
 
 
 def test_plan_prints_lanes_and_stores_and_writes_nothing(standin, tmp_path, small_suite):
@@ -888,6 +894,7 @@ def test_plan_prints_lanes_and_stores_and_writes_nothing(standin, tmp_path, smal
     )
     assert again.exit_code == 0 and "no estimate" not in again.output, again.output
     assert "ridge: " in again.output and "mlp: " in again.output
+    assert "unknown" not in again.output and "peak memory about" in again.output
     # an input with four times the bins (a quarter of the block) is planned at four times the
     # cost per lane-epoch and event; the measured stores give the exact input size
     from podbench.experiments.plan import measured_rates, plan_cells
@@ -906,6 +913,8 @@ def test_plan_prints_lanes_and_stores_and_writes_nothing(standin, tmp_path, smal
     )
     plans = plan_cells(load_suite(wide, [f"output.results={root}"]).cells, measured_rates(root))
     assert plans[1].estimate_s == pytest.approx(4 * plans[0].estimate_s)
+    # and at a larger peak: the same lanes on four times the input elements
+    assert plans[1].peak_bytes > plans[0].peak_bytes > 0
 
 
 def test_a_task_without_runs_of_its_own_is_planned_from_tasks_of_its_kind():

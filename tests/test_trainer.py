@@ -199,6 +199,9 @@ def test_results_folder(decoding):
     info = json.loads((run / "run.json").read_text())
     assert info["lanes"]["count"] == 4 * 5 * 2 and len(info["lane_table"]) == 40
     assert set(info["keys"]) == {"epochs", "targets", "latents", "training"}
+    memory = info["memory_bytes"]  # the program's, as the plan reads it
+    assert memory["program_lanes"] == 40 and memory["inputs"] > 0
+    assert memory["rss_peak"] >= memory["rss_start"] > memory["inputs"]
     assert (run / "lag_curve.png").stat().st_size > 1000
     assert (run / "checkpoints" / "state").is_dir()
     again = api.train(cfg, **QUIET)

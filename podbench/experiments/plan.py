@@ -11,16 +11,20 @@ some, else those of tasks with the same head, else any task's, since a decoder's
 on the task's head), times the cell's lanes, events,
 input elements and expected epochs per lane (early stopping ends a lane `patience` epochs
 after its best; the best epoch is the median of the same task's measured lanes, else of any
-task's). A decoder with no measured run here has no estimate (the plan says so rather than
-guess). Nothing is built, trained or written.
+task's). And the peak memory of each cell's program, from the runs that recorded theirs
+(run.json `memory_bytes`): the median RSS of a process before a program (less its inputs),
+plus the program's inputs (events x lags x input elements, float32), plus its lanes x input
+elements x the median bytes a program grew by per lane and input element while it trained.
+A decoder with no measured run here has no estimate (the plan says so rather than guess).
+Nothing is built, trained or written.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
@@ -31,7 +35,7 @@ from podbench import registry
 from podbench.config import Config
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class CellPlan:
     """One cell of a suite's plan."""
 
@@ -44,9 +48,10 @@ class CellPlan:
     stores_to_build: tuple[str, ...]  # stages
     store_bytes: float
     estimate_s: float | None  # None: no measured run of this decoder in the results root
+    peak_bytes: float | None  # the training process's peak RSS (None: no measured memory)
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Rate:
     """Measured cost of a decoder (`decoder_key`) on this results root's runs."""
 
@@ -59,6 +64,16 @@ class Rate:
     # what tasks of its kind cost (a logistic fit of classes is not a ridge-like regression)
     best_epoch: dict[str, float]  # per task: the median 0-based epoch of a lane's best score
     runs: int
+    memory_base: float | None = None  # median RSS at a program's start less its inputs
+    memory_per_unit: float | None = None  # median peak-over-start bytes per program lane and
+    # input element (None: no run here recorded its memory)
+
+    def peak_bytes(self, lanes: int, inputs: float, elements: int) -> float | None:
+        """A program's peak RSS: the process before it, its inputs, and its lanes' state and
+        activations (bytes per lane and input element, as measured)."""
+        if self.memory_base is None or self.memory_per_unit is None:
+            return None
+        return self.memory_base + inputs + lanes * elements * self.memory_per_unit
 
     def seconds(self, cfg: Config) -> float:
         """Seconds per lane-epoch, event and input element: this task's, else that of tasks
@@ -109,6 +124,8 @@ def rates_of(run_jsons: Iterable[Path]) -> dict[str, Rate]:
     """`measured_rates` of the given results folders' run.json files."""
     seconds: dict[str, dict[str, list[float]]] = {}
     best: dict[str, dict[str, list[float]]] = {}
+    base: dict[str, list[float]] = {}
+    per_unit: dict[str, list[float]] = {}
     for run_json in run_jsons:
         try:
             run = json.loads(run_json.read_text())
@@ -124,6 +141,7 @@ def rates_of(run_jsons: Iterable[Path]) -> dict[str, Rate]:
             )
             best_epochs = [lane["best_epoch"] for lane in run["lane_table"]]
             task = cfg["task"]
+            memory = run.get("memory_bytes")  # absent from runs before it was recorded
         except (OSError, ValueError, KeyError, TypeError):
             continue  # not a results folder of this version: no measurement
         closed = epochs == 0
@@ -133,6 +151,10 @@ def rates_of(run_jsons: Iterable[Path]) -> dict[str, Rate]:
             best.setdefault(model, {}).setdefault(task, []).extend(
                 [0.0] * lanes if closed else best_epochs
             )
+        if memory and elements:
+            base.setdefault(model, []).append(memory["rss_start"] - memory["inputs"])
+            grown = max(0, memory["rss_peak"] - memory["rss_start"])
+            per_unit.setdefault(model, []).append(grown / (memory["program_lanes"] * elements))
     heads = {t: task_head(t) for by_task in seconds.values() for t in by_task}
     return {
         m: Rate(
@@ -144,6 +166,8 @@ def rates_of(run_jsons: Iterable[Path]) -> dict[str, Rate]:
             },
             {t: float(np.median(b)) for t, b in best[m].items()},
             sum(len(v) for v in by_task.values()),
+            float(np.median(base[m])) if m in base else None,
+            float(np.median(per_unit[m])) if m in per_unit else None,
         )
         for m, by_task in seconds.items()
     }
@@ -166,6 +190,7 @@ def plan_cells(cells, rates: dict[str, Rate]) -> list[CellPlan]:
     programs: dict[str, int] = {}
     planned: set[str] = set()
     out = []
+    memory: dict[int, tuple] = {}  # program -> (its rate, lanes, inputs' bytes, elements)
     for cell in cells:
         cfg: Config = cell.config
         number = programs.setdefault(program_signature(cfg), len(programs) + 1)
@@ -196,6 +221,10 @@ def plan_cells(cells, rates: dict[str, Rate]) -> list[CellPlan]:
             if rate is None or elements is None
             else lanes * epochs * events * elements * rate.seconds(cfg)
         )
+        if rate is not None and elements is not None:  # cells of a program share its inputs
+            inputs = events * len(cfg.data.lags.values()) * elements * 4  # float32
+            _, before, most, _ = memory.get(number, (rate, 0, 0, elements))
+            memory[number] = (rate, before + lanes, max(most, inputs), elements)
         out.append(
             CellPlan(
                 cell.id,
@@ -207,9 +236,15 @@ def plan_cells(cells, rates: dict[str, Rate]) -> list[CellPlan]:
                 stages,
                 space,
                 estimate,
+                None,
             )
         )
-    return out
+    return [  # a cell's peak is its program's: every lane of it trains at once
+        dataclasses.replace(p, peak_bytes=memory[p.program][0].peak_bytes(*memory[p.program][1:]))
+        if p.program in memory
+        else p
+        for p in out
+    ]
 
 
 def _stored_elements(latents: Path) -> int | None:
@@ -258,15 +293,17 @@ def format_plan(plans: list[CellPlan], rates: dict[str, Rate], results_root: Pat
 
     lines = [
         f"{'cell':<28} {'prog':>4} {'points':>6} {'lanes':>6} {'lane-epochs':>11} "
-        f"{'events':>6}  {'stores to build':<24} {'space':>9} {'estimate':>9}"
+        f"{'events':>6}  {'stores to build':<24} {'space':>9} {'estimate':>9} {'memory':>9}"
     ]
     for p in plans:
         build = ", ".join(p.stores_to_build) or "-"
         estimate = "unknown" if p.estimate_s is None else _duration(p.estimate_s)
+        memory = "unknown" if p.peak_bytes is None else human_bytes(p.peak_bytes)
         lines.append(
             f"{p.cell:<28} {p.program:>4} {p.points:>6} {p.lanes:>6} "
             f"{p.lane_epochs:>11} {p.events:>6}  {build:<24} "
-            f"{human_bytes(p.store_bytes) if p.store_bytes else '-':>9} {estimate:>9}"
+            f"{human_bytes(p.store_bytes) if p.store_bytes else '-':>9} {estimate:>9} "
+            f"{memory:>9}"
         )
     known = [p.estimate_s for p in plans if p.estimate_s is not None]
     unknown = sorted({p.cell for p in plans if p.estimate_s is None})
@@ -275,6 +312,11 @@ def format_plan(plans: list[CellPlan], rates: dict[str, Rate], results_root: Pat
         f"{sum(p.lanes for p in plans)} lanes, at most "
         f"{sum(p.lane_epochs for p in plans)} lane-epochs; training about "
         f"{_duration(sum(known))} for the {len(known)} cell(s) with an estimate"
+        + (
+            f", peak memory about {human_bytes(max(peaks))} (its largest program)"
+            if (peaks := [p.peak_bytes for p in plans if p.peak_bytes is not None])
+            else ""
+        )
     )
     basis = "; ".join(
         f"{m}: {r.seconds_per_unit * 1e6:.3f} us per lane-epoch, event and input "

@@ -6,8 +6,8 @@ results/<trial>/<run-id>/ (run-id = the training key's first 12 hex digits):
                        <key>_fold_<k>, named as the reference's so its scripts read it
   metrics.csv          long table: lag, fold, member (or "ensemble"), metric, value
   lag_curve.png, .svg  the headline metric by lag, fold spread, chance line
-  run.json             store keys, versions, device and hardware, timings, lanes and
-                       epochs per lane
+  run.json             store keys, versions, device and hardware, timings, the program's
+                       memory (RSS at its start and peak), lanes and epochs per lane
   test_predictions.npz every event's held-out prediction by lag (members and the scored
                        ensemble) with its target, label and folds (`test_predictions`; unless
                        training.predictions is false): score-level permutation nulls and
@@ -370,10 +370,11 @@ def write_run(
     timings: dict,
     folds: list[int],
     sizes: dict,
+    memory: dict,
 ) -> Path:
     """Write the results folder atomically (`podbench.publish`; run.json is its marker).
     `sizes`: the run's events (key `words`, as run.json has always had it), electrodes and
-    folds."""
+    folds; `memory`: the program's bytes (RSS at its start and peak, its inputs, its lanes)."""
     from podbench.publish import publish_dir
 
     def write(tmp: Path) -> str:
@@ -407,6 +408,7 @@ def write_run(
             **environment(),
             "timings_s": timings,
             "sizes": sizes,
+            "memory_bytes": memory,
             "lanes": {
                 "count": int(len(sel)),
                 "members_per_lane": res.group,

@@ -25,6 +25,7 @@ from podbench.tasks import Task, task_for
 from podbench.train.execute import train_closed_form, train_lanes
 from podbench.train.inputs import RunInputs, merge_inputs, permutation_seed, prepare
 from podbench.train.lanes import lane_point, lay_out
+from podbench.train.memory import PeakRss
 from podbench.train.warm import warm_start
 
 
@@ -233,16 +234,31 @@ def _train_pending(
         f"{len(inputs[0].folds)} folds x {members // group} member lanes of {group}) on "
         f"{len(program_inputs.x)} events, inputs {tuple(program_inputs.x.shape[2:])}"
     )
-    if closed:
-        build: BuildClosedForm = entry.obj
-        fit_predict = build(
-            base.model.params, head=task.head, output_dim=task.output_dim(program_inputs.y, base)
-        )
-        res = train_closed_form(base, task, program_inputs, table, fit_predict)
-    else:
-        res = train_lanes(
-            base, task, program_inputs, table, group, log, warm_start(base, table, program_inputs)
-        )
+    with PeakRss() as rss:
+        if closed:
+            build: BuildClosedForm = entry.obj
+            fit_predict = build(
+                base.model.params,
+                head=task.head,
+                output_dim=task.output_dim(program_inputs.y, base),
+            )
+            res = train_closed_form(base, task, program_inputs, table, fit_predict)
+        else:
+            res = train_lanes(
+                base,
+                task,
+                program_inputs,
+                table,
+                group,
+                log,
+                warm_start(base, table, program_inputs),
+            )
+    memory = {  # the program's: the process at its start (inputs prepared) and at its peak
+        "rss_start": rss.start_bytes,
+        "rss_peak": rss.peak,
+        "inputs": int(program_inputs.x.nbytes),
+        "program_lanes": len(table),
+    }
     fold_numbers = [f.number for f in inputs[0].folds]
     for point, i in enumerate(pending):
         t2 = time.perf_counter()
@@ -274,6 +290,7 @@ def _train_pending(
             timings,
             fold_numbers,
             sizes,
+            memory,
         )
         if not quiet[i]:
             log(summary_table(perf, point_task, cfgs[i]))
