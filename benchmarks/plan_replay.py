@@ -11,9 +11,11 @@ A part is one invocation of reference_suite.py: a run of rows whose program numb
 (each invocation numbers its programs from 1). The runs there before a program: those of the
 cells complete before the table began, and of the cells of earlier rows, less the cells that
 the program's own invocation had still to run (that row's and its part's later rows': a cell
-timed again was removed before its part). Prints one row per program, the pending cells'
-estimates, the share of programs within 30 % of their wall time (now and as recorded), and
-last `within_now=N within_then=N estimated=N`. Reads results only; trains nothing. A cell's
+timed again was removed before its part). Prints one row per program (its time and peak
+memory, measured and estimated), the pending cells' estimates, the share of programs within
+30 % of their wall time (now and as recorded) and of their peak RSS, and last
+`within_now=N within_then=N estimated=N memory_within=N memory_estimated=N`. Reads results
+only; trains nothing. A cell's
 run.json keeps the timings of its latest training only, so the replay is faithful for the
 last part and for rows whose predecessors were not timed again later (a retimed cell lends
 its later timing to the rows before it).
@@ -96,8 +98,8 @@ def main(argv=None) -> None:
         ran = (before_table | {c for j in range(i) for c in named[j]}) - pending
         rates = rates_of([r for c in sorted(ran) for r in runs[c]])
         plans = plan_cells([cells[c] for c in named[i]], rates)
-        known = [p.estimate_s for p in plans]
-        now = None if None in known else sum(k for k in known if k is not None)
+        known = [p.estimate_s for p in plans if p.estimate_s is not None]
+        now = sum(known) if len(known) == len(plans) else None
         then = float(row["estimate_s"]) if row["estimate_s"] else None
         wall = float(row["wall_s"])
         peak_gb = float(row["peak_rss_gb"])
