@@ -395,6 +395,14 @@ class TrainingConfig:
         gt=0,
         doc="lanes vmapped together per device; auto: 1 on CPU (faster), all on GPU",
     )
+    snapshot_every_s: float | None = opt(
+        600.0,
+        keyed=Keyed(None),
+        ge=0,
+        doc="seconds of training between resume snapshots of a trained program (under "
+        "output.stores/snapshots/; a killed run started again goes on from the last, with "
+        "the same results); 0: after every epoch; null: none",
+    )
     checkpoints: bool = opt(
         True,
         keyed=Keyed(None, program="point"),

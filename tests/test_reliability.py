@@ -228,6 +228,56 @@ def test_kill_during_train_force_leaves_the_old_results(standin, tmp_path):
     assert sorted(p.name for p in trial.iterdir()) == [run_dir.name]
 
 
+def test_a_killed_training_goes_on_from_its_snapshot_with_the_same_results(standin, tmp_path):
+    """A trained program killed mid-training, started again with the same command, goes on
+    from its last resume snapshot (not from epoch 0) and ends with the results of a run that
+    was never killed, bit for bit; its snapshots are gone once the results are written."""
+    import numpy as np
+
+    trained = {
+        "model__name": "mlp",
+        "model__params": {"hidden": [16]},
+        "training__epochs": 300,
+        "training__patience": 300,
+        "training__snapshot_every_s": 0,
+    }
+    stores = tmp_path / "stores"
+    straight = write_config(tmp_path / "a.yml", standin, stores, tmp_path / "a", **trained)
+    assert (done := cli("train", "--config", str(straight))).returncode == 0, done.stderr
+    killed = write_config(tmp_path / "b.yml", standin, stores, tmp_path / "b", **trained)
+    proc = subprocess.Popen(
+        [PODBENCH, "train", "--config", str(killed)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def snapshots() -> list[Path]:
+        return [p for p in stores.glob("snapshots/*/chunk-*.npz") if TMP_TAG not in p.name]
+
+    deadline = time.time() + 300
+    while time.time() < deadline and not snapshots():
+        assert proc.poll() is None, "the run ended before its first snapshot"
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not list((tmp_path / "b").rglob("lag_performance.csv"))  # killed before its results
+    again = cli("train", "--config", str(killed))
+    assert again.returncode == 0, again.stderr
+    resumed = [line for line in again.stdout.splitlines() if line.startswith("resuming")]
+    assert len(resumed) == 1 and "at epoch 1 " not in resumed[0], again.stdout
+    (a,) = (tmp_path / "a").rglob("lag_performance.csv")
+    (b,) = (tmp_path / "b").rglob("lag_performance.csv")
+    assert a.read_bytes() == b.read_bytes()
+    with (
+        np.load(a.parent / "test_predictions.npz") as pa,
+        np.load(b.parent / "test_predictions.npz") as pb,
+    ):
+        assert sorted(pa.files) == sorted(pb.files)
+        for name in pa.files:
+            np.testing.assert_array_equal(pa[name], pb[name])
+    assert not list(stores.glob("snapshots/*"))
+
+
 def test_kill_during_a_stale_rebuild_lists_nothing_unpublished(standin, tmp_path):
     from .helpers import mirror
 

@@ -17,6 +17,7 @@ from podbench.specs import BuildTrained
 from podbench.tasks import Task
 from podbench.train.inputs import ProgramInputs, RunInputs, as_program_inputs, lane_inputs
 from podbench.train.lanes import LaneTable
+from podbench.train.snapshots import Resumed, Snapshots
 
 
 @dataclass
@@ -189,10 +190,12 @@ def train_lanes(
     group: int,
     log: Callable[[str], None] = print,
     start: dict | None = None,
+    snapshots: Snapshots | None = None,
 ) -> LaneResults:
     """Train every lane of `table` in chunks of one compiled program, each lane from `start`
     where given (`podbench.train.warm.warm_start`), else from a random initialisation; predict
-    all words."""
+    all words. With `snapshots`, each chunk goes on from its resume snapshot where there is one
+    and writes one as training goes (podbench.train.snapshots)."""
     import jax
     import jax.numpy as jnp
 
@@ -213,6 +216,7 @@ def train_lanes(
     n_words = inputs.x.shape[0]
     all_rows = jnp.arange(n_words, dtype=jnp.int32)
     preds, states, records, widths = [], [], [], []
+    earlier_s = 0.0  # training seconds of earlier runs that resume snapshots carry
     n_chunks = math.ceil(len(table) / chunk)
     for c in range(n_chunks):
         real = np.arange(c * chunk, min((c + 1) * chunk, len(table)))
@@ -230,7 +234,7 @@ def train_lanes(
                 },
             }
         )
-        state, chunk_widths = train_chunk(
+        state, chunk_widths, carried = train_chunk(
             compiled,
             sub,
             data,
@@ -238,8 +242,10 @@ def train_lanes(
             shard,
             f"chunk {c + 1}/{n_chunks}" if n_chunks > 1 else "",
             sub_start,
+            None if snapshots is None else (snapshots, c + 1, real),
         )
         widths.append(chunk_widths)
+        earlier_s += carried
         keep = slice(0, len(real))
         preds.append(np.asarray(compiled.predict(state, shard.lanes(sub), data, all_rows))[keep])
         records.append(
@@ -262,16 +268,27 @@ def train_lanes(
         best_epoch,
         sign * best_score,
         jax.tree.map(lambda *a: np.concatenate(a), *states),
-        time.perf_counter() - t0,
+        earlier_s + time.perf_counter() - t0,
         widths,
     )
 
 
 def train_chunk(
-    compiled, lanes_np, data, max_epochs: int, shard, label: str, start: dict | None = None
+    compiled,
+    lanes_np,
+    data,
+    max_epochs: int,
+    shard,
+    label: str,
+    start: dict | None = None,
+    resume: tuple[Snapshots, int, np.ndarray] | None = None,
 ):
     """Train one chunk of lanes to completion, from `start` where given (train.warm);
-    returns its state and the width of each epoch.
+    returns its state, the width of each epoch and the training seconds of earlier runs that
+    its resume snapshot carries (0 without one). `resume`: (the program's snapshots, the
+    chunk's number, its lanes' rows in the lane table): go on from the chunk's snapshot where
+    there is one, and write one after each epoch at which one is due (the last included, so a
+    run killed while it writes its results trains nothing again).
 
     Under vmap a stopped lane is computed in full (its `lax.cond` becomes a select), so as
     lanes stop the working set moves to the smallest width bucket that holds the active ones:
@@ -293,28 +310,67 @@ def train_chunk(
         )
     work_lanes = shard.lanes(lanes_np)
     bank, ids = None, np.arange(n)  # host copy of every lane; ids: the lanes in the first slots
-    widths = []
+    pick: np.ndarray | None = None  # the lanes in the working set (None: all, in order)
+    widths: list[int] = []
+    first, finished, carried, t0 = 0, False, 0.0, time.perf_counter()
+    snapshots, chunk, rows = resume if resume is not None else (None, 0, np.arange(n))
+    if snapshots is not None and (got := snapshots.load(chunk, rows, working)) is not None:
+        first, finished, bank, ids, pick, widths = (
+            got.epoch,
+            got.finished,
+            got.bank,
+            got.ids,
+            got.pick,
+            got.widths,
+        )
+        carried = got.seconds
+        working = shard.lanes(got.working)
+        if pick is not None:
+            work_lanes = shard.lanes(jax.tree.map(lambda a: a[pick], lanes_np))
+        snapshots.log(
+            f"resuming {label or 'training'} at epoch {first + 1} from {snapshots.path(chunk)}"
+            + (" (finished)" if finished else "")
+        )
     bar = progress(max_epochs, f"training {n} lanes {label}".rstrip(), unit="epoch")
-    for epoch in range(max_epochs):
+    bar.update(first)
+    for epoch in range(first, max_epochs):
+        if finished:
+            break
         widths.append(len(working.stopped))
         working = compiled.epoch(working, work_lanes, data, epoch)
         stopped = np.asarray(working.stopped)[: len(ids)]
         active = int((~stopped).sum())
         bar.set_postfix(active=f"{active}/{n}")  # before update: its log line shows them
         bar.update(1)
-        if active == 0:
-            break
-        width = shard.width(active)
-        if compiled.lane_batch != 1 and width < len(working.stopped):
-            bank = _scatter(bank, ids, working)
-            keep = ids[~stopped]
-            filler = ids[stopped][0] if stopped.any() else keep[0]  # its copies are never read
-            pick = np.concatenate([keep, np.full(width - len(keep), filler)])
-            working = shard.lanes(jax.tree.map(lambda a: a[pick], bank))  # noqa: B023 (called in this iteration)
-            work_lanes = shard.lanes(jax.tree.map(lambda a: a[pick], lanes_np))  # noqa: B023 (called in this iteration)
-            ids = keep
+        finished = active == 0 or epoch + 1 == max_epochs
+        if not finished:
+            width = shard.width(active)
+            if compiled.lane_batch != 1 and width < len(working.stopped):
+                bank = _scatter(bank, ids, working)
+                keep = ids[~stopped]
+                filler = ids[stopped][0] if stopped.any() else keep[0]  # never read
+                pick = np.concatenate([keep, np.full(width - len(keep), filler)])
+                working = shard.lanes(jax.tree.map(lambda a: a[pick], bank))  # noqa: B023 (called in this iteration)
+                work_lanes = shard.lanes(jax.tree.map(lambda a: a[pick], lanes_np))  # noqa: B023 (called in this iteration)
+                ids = keep
+        if snapshots is not None and snapshots.due():
+            snapshots.save(
+                chunk,
+                rows,
+                Resumed(
+                    epoch + 1,
+                    finished,
+                    working,
+                    bank,
+                    ids,
+                    pick,
+                    widths,
+                    carried + time.perf_counter() - t0,
+                ),
+            )
     bar.close()
-    return (working if bank is None else shard.lanes(_scatter(bank, ids, working))), widths
+    final = working if bank is None else shard.lanes(_scatter(bank, ids, working))
+    return final, widths, carried
 
 
 def _scatter(bank, ids: np.ndarray, working):

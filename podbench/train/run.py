@@ -26,6 +26,7 @@ from podbench.train.execute import train_closed_form, train_lanes
 from podbench.train.inputs import RunInputs, merge_inputs, permutation_seed, prepare
 from podbench.train.lanes import lane_point, lay_out
 from podbench.train.memory import PeakRss
+from podbench.train.snapshots import Snapshots
 from podbench.train.warm import warm_start
 
 
@@ -234,6 +235,12 @@ def _train_pending(
         f"{len(inputs[0].folds)} folds x {members // group} member lanes of {group}) on "
         f"{len(program_inputs.x)} events, inputs {tuple(program_inputs.x.shape[2:])}"
     )
+    snapshots = Snapshots.of_program(
+        base.output.stores,
+        [keys[i]["training"] for i in pending],
+        base.training.snapshot_every_s,
+        log,
+    )
     with PeakRss() as rss:
         if closed:
             build: BuildClosedForm = entry.obj
@@ -252,6 +259,7 @@ def _train_pending(
                 group,
                 log,
                 warm_start(base, table, program_inputs),
+                snapshots,
             )
     memory = {  # the program's: the process at its start (inputs prepared) and at its peak
         "rss_start": rss.start_bytes,
@@ -296,6 +304,7 @@ def _train_pending(
             log(summary_table(perf, point_task, cfgs[i]))
             log(f"results ({cfgs[i].task}): {dirs[i]}")
         out[i] = RunResult(dirs[i], perf, False)
+    snapshots.clear()  # every point's results are written
 
 
 def entry_key(cfg: Config, keys: dict) -> tuple:
