@@ -397,7 +397,7 @@ class TrainingConfig:
     )
     snapshot_every_s: float | None = opt(
         600.0,
-        keyed=Keyed(None),
+        keyed=Keyed(None, suite=False),
         ge=0,
         doc="seconds of training between resume snapshots of a trained program (under "
         "output.stores/snapshots/; a killed run started again goes on from the last, with "
