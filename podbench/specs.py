@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +115,30 @@ class BuildClosedForm(Protocol):
     ) -> tuple[Callable[..., Any], Callable[..., Any]]: ...
 
 
+@dataclass(frozen=True)
+class Workload:
+    """What one lane of a decoder computes, for the plan's time estimates (`DecoderSpec.work`):
+    a program's cost is its lanes x epochs x the decoder's work, at the seconds per unit of
+    work that this machine's measured runs of the decoder took (podbench.experiments.plan)."""
+
+    events: int  # the program's events (a lane trains on some and scores the rest)
+    input_shape: tuple[int, ...]  # one event's decoder input at one lag (PITOM: channel, bin)
+    members: int  # networks a lane trains (a joint ensemble's members share one lane)
+    head: str  # the task's head: "vector", "scalar", "binary", "classes", ...
+    params: Mapping[str, Any]  # model.params
+
+    @property
+    def elements(self) -> int:
+        """Input elements of one event at one lag."""
+        return math.prod(self.input_shape)
+
+
+def dense_work(load: Workload) -> float:
+    """The work of a decoder that declares none: events x input elements x members (a
+    network whose arithmetic grows with its input, as a dense first layer's does)."""
+    return float(load.events * load.elements * load.members)
+
+
 @dataclass(frozen=True, kw_only=True)
 class DecoderSpec(Spec):
     """What a decoder declares: its kind, parameters, the latents it takes and the extras the
@@ -140,6 +165,10 @@ class DecoderSpec(Spec):
         (trained only).
     classifier : bool, default False
         A closed-form decoder that gives one logit per class (logistic regression).
+    work : callable, default dense_work
+        The arithmetic of one lane's epoch (closed form: of one lane's fit) for a
+        :class:`Workload`, in floating-point operations or any unit its time is proportional
+        to; the plan's time estimates scale measured runs by it.
 
     Raises
     ------
@@ -156,6 +185,7 @@ class DecoderSpec(Spec):
     init_from: Mapping[str, str] = field(default_factory=dict)
     dropout: str | None = None  # the parameter that is each lane's dropout rate (a lane value)
     classifier: bool = False  # closed form: gives one logit per class (logistic regression)
+    work: Callable[[Workload], float] = dense_work  # one lane's epoch (closed form: fit)
 
     def __post_init__(self) -> None:
         if self.kind not in ("trained", "closed_form"):

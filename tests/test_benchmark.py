@@ -917,20 +917,65 @@ def test_plan_prints_lanes_and_stores_and_writes_nothing(standin, tmp_path, smal
     assert plans[1].peak_bytes > plans[0].peak_bytes > 0
 
 
-def test_a_task_without_runs_of_its_own_is_planned_from_tasks_of_its_kind():
-    """A closed-form "linear" fit is a ridge-like regression for vectors and scalars and a
-    logistic fit for classes, at very different cost per input element: a task with no runs
-    of its own takes the rate of the tasks with its head, and only then any task's."""
+@pytest.mark.parametrize("channels,bins", [(183, 10), (153, 40), (60, 10)])
+def test_pitom_declares_the_arithmetic_that_xla_counts(channels, bins):
+    """The plan scales measured runs by each decoder's declared work: PITOM's (per event and
+    member, a third of it the forward pass) is the forward pass's floating-point operations
+    as XLA counts them in the compiled model, within 5 %, across channels and bins."""
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from podbench import config, registry
+    from podbench.models.layers import Call
+    from podbench.specs import Workload
+
+    params = config.from_dict({"model": {"name": "pitom"}}).model.params
+    model = registry.models.entry("pitom", "model.name").obj(
+        params, input_shape=(channels, bins), output_dim=50, head="vector", rngs=nnx.Rngs(0)
+    )
+    graph, state = nnx.split(model)
+
+    def forward(state, x):
+        return nnx.merge(graph, state)(x, Call(train=False))
+
+    cost = jax.jit(forward).lower(state, jnp.zeros((32, channels, bins))).compile()
+    analysis = cost.cost_analysis()
+    counted = (analysis[0] if isinstance(analysis, list) else analysis)["flops"]
+    spec = registry.models.spec("pitom")
+    declared = spec.work(Workload(32, (channels, bins), 1, "vector", params)) / 3
+    assert declared == pytest.approx(counted, rel=0.05)
+
+
+def test_a_task_without_runs_of_its_own_is_planned_from_decoders_doing_the_same_work():
+    """A closed-form "linear" fit is a ridge fit for vectors and scalars and an L-BFGS
+    logistic fit for binary and class targets, at very different cost per unit of work: a
+    task with no runs of its own takes the rate of tasks with its head, then of heads the
+    decoder does the same work for (its declared `work` agrees), then of another decoder that
+    does that work (ridge, for linear on a vector), and only then any task's."""
     from podbench import config
-    from podbench.experiments.plan import Rate, task_head
+    from podbench.experiments.plan import Rate, seconds_per_unit, task_head
 
-    rate = Rate(1.0, {"word_embedding": 2.0}, {"vector": 3.0, "binary": 5.0}, {}, runs=3)
+    linear = Rate(
+        1.0, {"word_embedding": 2.0}, {"vector": 3.0, "binary": 5.0}, {}, 3, model="linear"
+    )
+    ridge = Rate(7.0, {"loudness": 11.0}, {"scalar": 11.0}, {}, 1, model="ridge")
 
-    def seconds(task: str) -> float:
-        return rate.seconds(config.from_dict({"task": task}))
+    def seconds(task: str, rates: dict) -> float | None:
+        cfg = config.from_dict({"task": task, "model": {"name": "linear", "members": 1}})
+        return seconds_per_unit(rates, cfg, 1)
 
-    assert seconds("word_embedding") == 2.0  # its own runs
-    assert task_head("whisper_embedding") == "vector" and seconds("whisper_embedding") == 3.0
-    assert task_head("content_word") == "binary" and seconds("content_word") == 5.0
-    assert task_head("loudness") == "scalar" and seconds("loudness") == 1.0  # no scalar runs
+    both = {"linear": linear, "ridge": ridge}
+    assert seconds("word_embedding", both) == 2.0  # its own runs
+    assert task_head("whisper_embedding") == "vector" and seconds("whisper_embedding", both) == 3.0
+    assert task_head("content_word") == "binary" and seconds("content_word", both) == 5.0
+    assert task_head("part_of_speech") == "classes"
+    assert seconds("part_of_speech", both) == 5.0  # binary: the same logistic work
+    assert task_head("loudness") == "scalar"
+    assert seconds("loudness", both) == 3.0  # vector: the same ridge fit
+    only_logistic = {"linear": Rate(1.0, {}, {"binary": 5.0}, {}, 1, model="linear")}
+    assert seconds("loudness", {**only_logistic, "ridge": ridge}) == 11.0  # ridge's own
+    assert seconds("loudness", only_logistic) == 1.0  # nothing alike: any task's
+    assert seconds("loudness", {"ridge": ridge}) == 11.0  # linear never ran: ridge does it
+    assert seconds("loudness", {}) is None
     assert task_head("no_such_task") is None

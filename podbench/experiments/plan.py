@@ -4,19 +4,21 @@ Per cell: its program (cells and retrained nulls that share a program signature 
 of one), its lanes (points x lags x folds x member lanes), the lane-epochs it may train (every
 lane to `training.epochs`; early stopping ends most sooner), the stores still to build and the
 space they need (the preflight's estimate), and a time estimate from the runs this results
-root already holds: per decoder (and members per lane), the median training seconds per
-lane-epoch per event per input element (an event's input at one lag: channels x bins, so a
-cell with four times the bins costs four times as much; the same task's runs when there are
-some, else those of tasks with the same head, else any task's, since a decoder's cost depends
-on the task's head), times the cell's lanes, events,
-input elements and expected epochs per lane (early stopping ends a lane `patience` epochs
-after its best; the best epoch is the median of the same task's measured lanes, else of any
-task's). And the peak memory of each cell's program, from the runs that recorded theirs
-(run.json `memory_bytes`): the median RSS of a process before a program (less its inputs),
-plus the program's inputs (events x lags x input elements, float32), plus its lanes x input
-elements x the median bytes a program grew by per lane and input element while it trained.
-A decoder with no measured run here has no estimate (the plan says so rather than guess).
-Nothing is built, trained or written.
+root already holds. Each decoder declares the work of one lane's epoch (closed form: one
+lane's fit) for the events, input shape, members, head and parameters at hand
+(`podbench.specs.Workload`, `DecoderSpec.work`: PITOM's convolutions, ridge's Gram matrix
+and eigendecomposition, an L-BFGS logistic fit's passes; by default events x input elements x
+members). A cell's estimate is its lanes x expected epochs per lane x that work x the median
+seconds per unit of work of the decoder's measured runs: the same task's when there are some,
+else those of tasks with the same head, else any task's (a closed-form "linear" is ridge for
+vectors and scalars, logistic regression for classes). Expected epochs: early stopping ends a
+lane `patience` epochs after its best; the best epoch is the median of the same task's
+measured lanes, else of any task's. And the peak memory of each cell's program, from the runs
+that recorded theirs (run.json `memory_bytes`): the median RSS of a process before a program
+(less its inputs), plus the program's inputs (events x lags x input elements, float32), plus
+its lanes x input elements x the median bytes a program grew by per lane and input element
+while it trained. A decoder with no measured run here has no estimate (the plan says so
+rather than guess). Nothing is built, trained or written.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ import yaml
 
 from podbench import registry
 from podbench.config import Config
+from podbench.errors import ConfigError
+from podbench.specs import Workload
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +59,7 @@ class CellPlan:
 class Rate:
     """Measured cost of a decoder (`decoder_key`) on this results root's runs."""
 
-    seconds_per_unit: float  # median training seconds / (lane-epochs x events x input elements)
+    seconds_per_unit: float  # median training seconds / (lane-epochs x the decoder's work)
     per_task: dict[str, float]  # the same median over each task's runs (a decoder's cost
     # depends on the task's head: a closed-form "linear" is ridge for vectors, logistic
     # regression for classes)
@@ -67,6 +71,7 @@ class Rate:
     memory_base: float | None = None  # median RSS at a program's start less its inputs
     memory_per_unit: float | None = None  # median peak-over-start bytes per program lane and
     # input element (None: no run here recorded its memory)
+    model: str = ""  # the decoder (model.name)
 
     def peak_bytes(self, lanes: int, inputs: float, elements: int) -> float | None:
         """A program's peak RSS: the process before it, its inputs, and its lanes' state and
@@ -75,14 +80,27 @@ class Rate:
             return None
         return self.memory_base + inputs + lanes * elements * self.memory_per_unit
 
-    def seconds(self, cfg: Config) -> float:
-        """Seconds per lane-epoch, event and input element: this task's, else that of tasks
-        with its head, else any task's."""
+    def seconds(self, cfg: Config) -> float | None:
+        """Seconds per lane-epoch and unit of the decoder's work: this task's, else that of
+        tasks with its head, else that of the heads the decoder does the same work for (its
+        spec's `work` agrees: `linear` solves vectors and scalars alike, binary and classes
+        alike); None if none of these ran."""
         task = cast(str, cfg.task)  # one task
         if task in self.per_task:
             return self.per_task[task]
         head = task_head(task)
-        return self.per_head.get(head, self.seconds_per_unit) if head else self.seconds_per_unit
+        if head is None:
+            return None
+        if head in self.per_head:
+            return self.per_head[head]
+        work = registry.models.spec(self.model).work
+        probe = _probe(head, cfg)
+        alike = [
+            v
+            for h, v in self.per_head.items()
+            if work(dataclasses.replace(probe, head=h)) == work(probe)
+        ]
+        return float(np.median(alike)) if alike else None
 
     def epochs(self, cfg: Config) -> float:
         """Expected epochs per lane: early stopping ends a lane `patience` epochs after its
@@ -96,16 +114,50 @@ class Rate:
         return min(float(t.epochs), best + 1 + t.patience)
 
 
-def decoder_key(model: str, members_per_lane: int) -> str:
-    """What a lane's cost depends on most: the decoder and the members a lane trains."""
-    return model if members_per_lane == 1 else f"{model} x{members_per_lane} members"
+def decoder_key(model: str, members: int) -> str:
+    """Rates are kept per decoder and members per lane: a lane of ten networks runs each at
+    another efficiency than a lane of one."""
+    return model if members == 1 else f"{model} x{members} members"
+
+
+def rate_of(rates: dict[str, Rate], model: str, members: int) -> Rate | None:
+    """The measured rate of `model` with `members` per lane, else that of the model with the
+    most runs at other member counts (the work counts the members), else None."""
+    if (exact := rates.get(decoder_key(model, members))) is not None:
+        return exact
+    others = [r for k, r in rates.items() if k == model or k.startswith(f"{model} x")]
+    return max(others, key=lambda r: r.runs, default=None)
+
+
+def seconds_per_unit(rates: dict[str, Rate], cfg: Config, members: int) -> float | None:
+    """What a lane-epoch of `cfg`'s decoder costs per unit of its work on this machine: its
+    own measured rate for this task or its kind (`Rate.seconds`), else that of another
+    decoder whose work is the same for this task's head (`linear` on a vector is a ridge fit:
+    ridge's runs tell its cost), else its own over any task; None if it never ran here and
+    no decoder does its work."""
+    model = cfg.model.name
+    own = rate_of(rates, model, members)
+    if own is not None and (seconds := own.seconds(cfg)) is not None:
+        return seconds
+    head = task_head(cast(str, cfg.task))  # one task
+    if head is not None:
+        probe = _probe(head, cfg)
+        work = registry.models.spec(model).work(probe)
+        for other in sorted(rates.values(), key=lambda r: -r.runs):
+            if other.model != model and registry.models.spec(other.model).work(probe) == work:
+                if (seconds := other.seconds(cfg)) is not None:
+                    return seconds
+    return None if own is None else own.seconds_per_unit
+
+
+def _probe(head: str, cfg: Config) -> Workload:
+    """A workload to compare decoders' (or heads') declared work on."""
+    return Workload(1000, (100, 10), 1, head, cfg.model.params)
 
 
 def task_head(task: str) -> str | None:
     """The kind of output a registered task's decoder predicts (Task.head); None for a name
     the registry does not know (a plugin not loaded)."""
-    from podbench.errors import ConfigError
-
     try:
         return registry.tasks.get(task, "task").head
     except ConfigError:
@@ -113,10 +165,10 @@ def task_head(task: str) -> str | None:
 
 
 def measured_rates(results_root: Path) -> dict[str, Rate]:
-    """Per decoder (`decoder_key`), from every complete results folder under `results_root`
-    (run.json, config.yml): training seconds per lane-epoch per event per input element, and
-    per task the epoch at which lanes were best. Closed-form decoders count one "epoch" (a
-    fit) per lane."""
+    """Per decoder and members per lane (`decoder_key`), from every complete results folder
+    under `results_root` (run.json, config.yml): training seconds per lane-epoch and unit of
+    the decoder's declared work (`DecoderSpec.work`), and per task the epoch at which lanes
+    were best. Closed-form decoders count one "epoch" (a fit) per lane."""
     return rates_of(Path(results_root).expanduser().rglob("run.json"))
 
 
@@ -126,35 +178,46 @@ def rates_of(run_jsons: Iterable[Path]) -> dict[str, Rate]:
     best: dict[str, dict[str, list[float]]] = {}
     base: dict[str, list[float]] = {}
     per_unit: dict[str, list[float]] = {}
+    models: dict[str, str] = {}  # decoder key -> model name
     for run_json in run_jsons:
         try:
             run = json.loads(run_json.read_text())
             cfg = yaml.safe_load((run_json.parent / "config.yml").read_text())
-            model = decoder_key(cfg["model"]["name"], run["lanes"]["members_per_lane"])
+            model, task = cfg["model"]["name"], cfg["task"]
+            members = run["lanes"]["members_per_lane"]
             lanes, epochs = run["lanes"]["count"], run["lanes"]["epochs_total"]
             training = run["timings_s"]["training"] / max(
                 1, run["timings_s"].get("points_in_program", 1)
             )
-            events = run["sizes"]["words"]
-            elements = run["sizes"].get("input_elements") or _stored_elements(
-                Path(cfg["output"]["stores"]).expanduser() / "latents" / run["keys"]["latents"]
-            )
+            shape = _run_input_shape(run, cfg)
             best_epochs = [lane["best_epoch"] for lane in run["lane_table"]]
-            task = cfg["task"]
             memory = run.get("memory_bytes")  # absent from runs before it was recorded
-        except (OSError, ValueError, KeyError, TypeError):
+            work = _work(
+                model,
+                Workload(
+                    run["sizes"]["words"],
+                    shape or (0,),
+                    members,
+                    task_head(task) or "",
+                    cfg["model"].get("params") or {},
+                ),
+            )
+        except (OSError, ValueError, KeyError, TypeError, ConfigError):
             continue  # not a results folder of this version: no measurement
         closed = epochs == 0
-        if events and elements and training > 0 and lanes:
-            units = (lanes if closed else epochs) * events * elements
-            seconds.setdefault(model, {}).setdefault(task, []).append(training / units)
-            best.setdefault(model, {}).setdefault(task, []).extend(
+        key = decoder_key(model, members)
+        models[key] = model
+        if work and training > 0 and lanes:
+            units = (lanes if closed else epochs) * work
+            seconds.setdefault(key, {}).setdefault(task, []).append(training / units)
+            best.setdefault(key, {}).setdefault(task, []).extend(
                 [0.0] * lanes if closed else best_epochs
             )
-        if memory and elements:
-            base.setdefault(model, []).append(memory["rss_start"] - memory["inputs"])
+        if memory and shape:
+            elements = math.prod(shape)
+            base.setdefault(key, []).append(memory["rss_start"] - memory["inputs"])
             grown = max(0, memory["rss_peak"] - memory["rss_start"])
-            per_unit.setdefault(model, []).append(grown / (memory["program_lanes"] * elements))
+            per_unit.setdefault(key, []).append(grown / (memory["program_lanes"] * elements))
     heads = {t: task_head(t) for by_task in seconds.values() for t in by_task}
     return {
         m: Rate(
@@ -168,9 +231,32 @@ def rates_of(run_jsons: Iterable[Path]) -> dict[str, Rate]:
             sum(len(v) for v in by_task.values()),
             float(np.median(base[m])) if m in base else None,
             float(np.median(per_unit[m])) if m in per_unit else None,
+            models[m],
         )
         for m, by_task in seconds.items()
     }
+
+
+def _work(model: str, load: Workload) -> float:
+    """One lane's epoch of `model` (its spec's `work`)."""
+    return float(registry.models.spec(model).work(load))
+
+
+def _run_input_shape(run: dict, cfg: dict) -> tuple[int, ...] | None:
+    """A run's input shape per event and lag: run.json's, else (for runs from before it was
+    recorded) its latents store's, else channels x bins from its electrodes and elements."""
+    sizes = run["sizes"]
+    if sizes.get("input_shape"):
+        return tuple(sizes["input_shape"])
+    stored = _stored_shape(
+        Path(cfg["output"]["stores"]).expanduser() / "latents" / run["keys"]["latents"]
+    )
+    if stored:
+        return stored
+    elements, channels = sizes.get("input_elements"), sizes.get("electrodes")
+    if elements and channels and elements % channels == 0:
+        return (channels, elements // channels)
+    return (elements,) if elements else None
 
 
 def program_lanes(configs: list[Config]) -> int:
@@ -206,22 +292,25 @@ def plan_cells(cells, rates: dict[str, Rate]) -> list[CellPlan]:
         space = sum(b for _, b in need.values()) if keys.get("epochs") else 0.0
         planned.update(keys.values())  # a store shared by cells is built (and counted) once
         events = len(ctx.task.events(cfg, ctx.dataset))
-        elements = input_elements(ctx, stage_keys["latents"])
+        shape = input_shape(ctx, stage_keys["latents"])
+        elements = math.prod(shape)
         closed = registry.models.spec(cfg.model.name).closed_form
         lanes = program_lanes(cell.points)
         budget = 1 if closed else cfg.training.epochs
-        rate = rates.get(
-            decoder_key(
-                cfg.model.name, 1 if closed or cfg.model.ensemble != "joint" else cfg.model.members
-            )
-        )
+        members = 1 if closed or cfg.model.ensemble != "joint" else cfg.model.members
+        rate = rate_of(rates, cfg.model.name, members)
+        unit_s = seconds_per_unit(rates, cfg, members)
         epochs = 1.0 if closed or rate is None else rate.epochs(cfg)
+        work = _work(
+            cfg.model.name,
+            Workload(events, shape, members, ctx.task.head, cfg.model.params),
+        )
         estimate = (
             None
-            if rate is None or elements is None
-            else lanes * epochs * events * elements * rate.seconds(cfg)
+            if unit_s is None or (rate is None and not closed)
+            else (lanes * epochs * work * unit_s)
         )
-        if rate is not None and elements is not None:  # cells of a program share its inputs
+        if rate is not None:  # cells of a program share its inputs
             inputs = events * len(cfg.data.lags.values()) * elements * 4  # float32
             _, before, most, _ = memory.get(number, (rate, 0, 0, elements))
             memory[number] = (rate, before + lanes, max(most, inputs), elements)
@@ -247,37 +336,37 @@ def plan_cells(cells, rates: dict[str, Rate]) -> list[CellPlan]:
     ]
 
 
-def _stored_elements(latents: Path) -> int | None:
-    """Input elements per event and lag of a built latents store ([event, lag, *input]);
-    None if it is not there."""
+def _stored_shape(latents: Path) -> tuple[int, ...] | None:
+    """Input shape per event and lag of a built latents store ([event, lag, *input]); None if
+    it is not there."""
     from podbench.errors import StoreError
     from podbench.features.store import COMPLETE, shape_of_var
 
     if not (latents / COMPLETE).is_file():
         return None
     try:
-        return math.prod(shape_of_var("latent")(latents)[2:])
+        return tuple(shape_of_var("latent")(latents)[2:])
     except StoreError:
         return None
 
 
-def input_elements(ctx, latents_key: str) -> int | None:
-    """Elements of one event's decoder input at one lag: from the latents store (key
-    `latents_key`) when it is built, else channels x bins of the window (the preprocessor's
+def input_shape(ctx, latents_key: str) -> tuple[int, ...]:
+    """One event's decoder input at one lag: from the latents store (key `latents_key`) when
+    it is built, else (channels, bins) of the window (the preprocessor's
     `num_average_samples` per bin; exact for the window-averaging preprocessors, an estimate
     for others)."""
     from podbench.data.recordings import open_recordings
     from podbench.features.epochs import geometry
 
     cfg = ctx.cfg
-    stored = _stored_elements(Path(cfg.output.stores).expanduser() / "latents" / latents_key)
+    stored = _stored_shape(Path(cfg.output.stores).expanduser() / "latents" / latents_key)
     if stored:
         return stored
     recordings = open_recordings(ctx.dataset, ctx.subjects, ctx.electrodes, cfg.data.signal)
     window = geometry(cfg, recordings[0].sfreq).window
     block = cfg.preprocess.params.get("num_average_samples", 1)
     bins = 1 if block is None else -(-window // max(1, int(block)))
-    return sum(len(r.channels) for r in recordings) * bins
+    return (sum(len(r.channels) for r in recordings), bins)
 
 
 def _stage_keys(ctx) -> dict[str, str]:
@@ -319,8 +408,7 @@ def format_plan(plans: list[CellPlan], rates: dict[str, Rate], results_root: Pat
         )
     )
     basis = "; ".join(
-        f"{m}: {r.seconds_per_unit * 1e6:.3f} us per lane-epoch, event and input "
-        f"element ({r.runs} run(s))"
+        f"{m}: {1e-9 / r.seconds_per_unit:.3g} G units of its work per second ({r.runs} run(s))"
         for m, r in sorted(rates.items())
     )
     lines.append(f"estimates from the runs in {results_root}: {basis or 'none yet'}")

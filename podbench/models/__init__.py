@@ -11,11 +11,13 @@ results folder or config file) to the submodule that starts from that run's para
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
 from podbench.config import opt
 from podbench.registry import models
+from podbench.specs import Workload
 
 
 @dataclass
@@ -84,17 +86,53 @@ class LlmPrefixParams:
     )
 
 
+def pitom_work(load: Workload) -> float:
+    """Multiply-adds x 2 of a PITOM lane's epoch: three convolutions (kernel 3 on the bins,
+    max-pool 2 with padding 1, two of kernel 2) per event and member, forward and backward
+    (about 3x the forward); the dense head is small beside them."""
+    channels, bins = load.input_shape[0], math.prod(load.input_shape[1:])
+    f = int(load.params.get("filters", 128))
+    t1 = max(bins - 2, 1)
+    t2 = max(t1 // 2, 1)  # pooled (t1 // 2 + 1) less the kernel 2
+    forward = 2 * f * (t1 * channels * 3 + t2 * f * 2 + max(t2 - 1, 1) * f * 2)
+    return 3.0 * forward * load.events * load.members
+
+
+def ridge_work(load: Workload) -> float:
+    """A ridge fit: the Gram matrix (2 n F^2) and its eigendecomposition (about 9 F^3), for
+    n events of F input elements; the penalties reuse them."""
+    n, f = load.events, load.elements
+    return 2.0 * n * f * f + 9.0 * f**3
+
+
+def linear_work(load: Workload) -> float:
+    """`linear`: a ridge fit for vector and scalar heads; for binary and class heads, per
+    penalty `max_iter` L-BFGS iterations of about two loss-and-gradient passes (4 n F)."""
+    if load.head in ("vector", "scalar"):
+        return ridge_work(load)
+    passes = len(load.params.get("alphas", [1.0])) * int(load.params.get("max_iter", 200)) * 2
+    return passes * 4.0 * load.events * load.elements
+
+
 models.declare(
     "pitom",
     "podbench.models.pitom",
     params=PitomParams,
     input_dims=("channel", "bin"),
     dropout="dropout",
+    work=pitom_work,
 )
 models.declare("mlp", "podbench.models.mlp", params=MlpParams, dropout="dropout")
-models.declare("ridge", "podbench.models.ridge", kind="closed_form", params=RidgeParams)
 models.declare(
-    "linear", "podbench.models.linear", kind="closed_form", params=LinearParams, classifier=True
+    "ridge", "podbench.models.ridge", kind="closed_form", params=RidgeParams, work=ridge_work
+)
+models.declare(
+    "linear",
+    "podbench.models.linear",
+    kind="closed_form",
+    params=LinearParams,
+    classifier=True,
+    work=linear_work,
 )
 models.declare(
     "time_pool",

@@ -284,6 +284,7 @@ def _train_pending(
             "folds": len(fold_numbers),
             "electrodes": int(features[keys[i]["targets"]].open("epochs").sizes["channel"]),
             "input_elements": math.prod(inputs[entry_of[point]].x.shape[2:]),
+            "input_shape": [int(n) for n in inputs[entry_of[point]].x.shape[2:]],
         }
         results.write_run(
             dirs[i],
