@@ -6,6 +6,11 @@ complete, from every run there.
 
     python benchmarks/plan_replay.py --work /work/measure           # every timed program
     python benchmarks/plan_replay.py --work /work/measure --part 5  # one invocation
+    python benchmarks/plan_replay.py --work /work/measure --leave-one-out
+
+`--leave-one-out`: each program's latest timing against the plan from the runs of every
+other cell (the cost model judged on what it has not seen, whatever order the cells ran in);
+prints one row per program and last `loo_within=N loo_estimated=N`.
 
 A part is one invocation of reference_suite.py: a run of rows whose program numbers increase
 (each invocation numbers its programs from 1). The runs there before a program: those of the
@@ -65,6 +70,9 @@ def main(argv=None) -> None:
     parser.add_argument("--data", type=Path, default=None, help="the stand-in the run read")
     parser.add_argument("--reduced", action="store_true", help="replay a --reduced run")
     parser.add_argument("--part", type=int, default=None, help="only this part's programs")
+    parser.add_argument(
+        "--leave-one-out", action="store_true", help="each program from every other cell's runs"
+    )
     args = parser.parse_args(argv)
 
     from podbench.experiments.benchmark import is_cell_complete, load_suite
@@ -84,6 +92,9 @@ def main(argv=None) -> None:
     runs = {name: sorted(c.run_dir().parent.rglob("run.json")) for name, c in cells.items()}
     named = [row["cells"].split() for row in rows]
     before_table = set(cells) - {c for names in named for c in names}
+    if args.leave_one_out:
+        leave_one_out(rows, cells, runs)
+        return
 
     print(
         "| part | program | cells | wall (s) | estimate now (s) | estimate then (s) "
@@ -134,6 +145,28 @@ def main(argv=None) -> None:
         f"within_now={now_ok} within_then={then_ok} estimated={counted} "
         f"memory_within={memory_ok} memory_estimated={memory_counted}"
     )
+
+
+def leave_one_out(rows: list[dict], cells: dict, runs: dict) -> None:
+    """Each program's latest timing against the plan from every other cell's runs."""
+    from podbench.experiments.plan import plan_cells, rates_of
+
+    latest = {row["cells"]: row for row in rows}  # a program timed again: its last timing
+    print("| program | wall (s) | estimate from the other cells' runs (s) |")
+    print("|---|---|---|")
+    counted = ok = 0
+    for names, row in latest.items():
+        own = set(names.split())
+        others = [r for c in sorted(cells) if c not in own for r in runs[c]]
+        plans = plan_cells([cells[c] for c in names.split()], rates_of(others))
+        known = [p.estimate_s for p in plans if p.estimate_s is not None]
+        estimate = sum(known) if len(known) == len(plans) else None
+        wall = float(row["wall_s"])
+        print(f"| {names} | {wall} | {error(estimate, wall)} |")
+        counted += estimate is not None
+        ok += within(estimate, wall)
+    print(f"within {WITHIN:.0%} of the wall time: {ok} of {counted} estimated programs")
+    print(f"loo_within={ok} loo_estimated={counted}")
 
 
 if __name__ == "__main__":

@@ -117,15 +117,31 @@ class BuildClosedForm(Protocol):
 
 @dataclass(frozen=True)
 class Workload:
-    """What one lane of a decoder computes, for the plan's time estimates (`DecoderSpec.work`):
-    a program's cost is its lanes x epochs x the decoder's work, at the seconds per unit of
-    work that this machine's measured runs of the decoder took (podbench.experiments.plan)."""
+    """What one lane of a decoder computes, for the plan's time estimates.
 
-    events: int  # the program's events (a lane trains on some and scores the rest)
-    input_shape: tuple[int, ...]  # one event's decoder input at one lag (PITOM: channel, bin)
-    members: int  # networks a lane trains (a joint ensemble's members share one lane)
-    head: str  # the task's head: "vector", "scalar", "binary", "classes", ...
-    params: Mapping[str, Any]  # model.params
+    A program's cost is its lanes x epochs x the decoder's work (:class:`DecoderSpec`'s
+    ``work`` of this workload), at the seconds per unit of work that this machine's measured
+    runs of the decoder took (``podbench.experiments.plan``).
+
+    Parameters
+    ----------
+    events : int
+        The program's events (a lane trains on some and scores the rest).
+    input_shape : tuple of int
+        One event's decoder input at one lag (PITOM: channels, bins).
+    members : int
+        Networks a lane trains (a joint ensemble's members share one lane).
+    head : str
+        The task's head: ``"vector"``, ``"scalar"``, ``"binary"``, ``"classes"``, ...
+    params : mapping
+        The decoder's ``model.params``.
+    """
+
+    events: int
+    input_shape: tuple[int, ...]
+    members: int
+    head: str
+    params: Mapping[str, Any]
 
     @property
     def elements(self) -> int:
