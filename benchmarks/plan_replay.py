@@ -17,8 +17,10 @@ A part is one invocation of reference_suite.py: a run of rows whose program numb
 cells complete before the table began, and of the cells of earlier rows, less the cells that
 the program's own invocation had still to run (that row's and its part's later rows': a cell
 timed again was removed before its part). Prints one row per program (its time and peak
-memory, measured and estimated), the pending cells' estimates, the share of programs within
-30 % of their wall time (now and as recorded) and of their peak RSS, and last
+memory, measured and estimated), the pending cells' estimates, each decoder's measured rate
+per task (G units of its declared work per second: flops for PITOM, ridge and linear), the
+share of programs within 30 % of their wall time (now and as recorded) and of their peak
+RSS, and last
 `within_now=N within_then=N estimated=N memory_within=N memory_estimated=N`. Reads results
 only; trains nothing. A cell's
 run.json keeps the timings of its latest training only, so the replay is faithful for the
@@ -133,6 +135,9 @@ def main(argv=None) -> None:
         estimate = "none" if plan.estimate_s is None else f"{plan.estimate_s:.0f} s"
         peak = "none" if plan.peak_bytes is None else f"{plan.peak_bytes / 2**30:.2f} GB"
         print(f"pending {plan.cell}: {plan.lanes} lanes, plan estimate {estimate}, peak {peak}")
+    for decoder, rate in sorted(everything.items()):  # its declared work per second, by task
+        tasks = ", ".join(f"{t} {1e-9 / v:.1f}" for t, v in sorted(rate.per_task.items()))
+        print(f"rate of {decoder} (G units of its work per second): {tasks}")
     print(
         f"within {WITHIN:.0%} of the wall time: {now_ok} of {counted} estimated programs now, "
         f"{then_ok} as recorded then"
