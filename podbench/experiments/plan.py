@@ -9,9 +9,11 @@ lane's fit) for the events, input shape, members, head and parameters at hand
 (`podbench.specs.Workload`, `DecoderSpec.work`: PITOM's convolutions, ridge's Gram matrix
 and eigendecomposition, an L-BFGS logistic fit's passes; by default events x input elements x
 members). A cell's estimate is its lanes x expected epochs per lane x that work x the median
-seconds per unit of work of the decoder's measured runs: the same task's when there are some,
-else those of tasks with the same head, else any task's (a closed-form "linear" is ridge for
-vectors and scalars, logistic regression for classes). Expected epochs: early stopping ends a
+seconds per unit of work of the decoder's measured runs (`seconds_per_unit`): the same task's
+when there are some, else those of tasks with the same head, else of heads the decoder does
+the same work for, else another decoder's that does the same work (a closed-form "linear" is
+a ridge fit for vectors and scalars, logistic regression for binary and class targets), else
+any task's. Expected epochs: early stopping ends a
 lane `patience` epochs after its best; the best epoch is the median of the same task's
 measured lanes, else of any task's. And the peak memory of each cell's program, from the runs
 that recorded theirs (run.json `memory_bytes`): the median RSS of a process before a program
@@ -71,7 +73,7 @@ class Rate:
     memory_base: float | None = None  # median RSS at a program's start less its inputs
     memory_per_unit: float | None = None  # median peak-over-start bytes per program lane and
     # input element (None: no run here recorded its memory)
-    model: str = ""  # the decoder (model.name)
+    model: str = dataclasses.field(kw_only=True)  # the decoder (model.name)
 
     def peak_bytes(self, lanes: int, inputs: float, elements: int) -> float | None:
         """A program's peak RSS: the process before it, its inputs, and its lanes' state and
@@ -190,13 +192,15 @@ def rates_of(run_jsons: Iterable[Path]) -> dict[str, Rate]:
                 1, run["timings_s"].get("points_in_program", 1)
             )
             shape = _run_input_shape(run, cfg)
+            if shape is None:
+                raise ValueError("no input shape")
             best_epochs = [lane["best_epoch"] for lane in run["lane_table"]]
             memory = run.get("memory_bytes")  # absent from runs before it was recorded
             work = _work(
                 model,
                 Workload(
                     run["sizes"]["words"],
-                    shape or (0,),
+                    shape,
                     members,
                     task_head(task) or "",
                     cfg["model"].get("params") or {},
@@ -213,7 +217,7 @@ def rates_of(run_jsons: Iterable[Path]) -> dict[str, Rate]:
             best.setdefault(key, {}).setdefault(task, []).extend(
                 [0.0] * lanes if closed else best_epochs
             )
-        if memory and shape:
+        if memory:
             elements = math.prod(shape)
             base.setdefault(key, []).append(memory["rss_start"] - memory["inputs"])
             grown = max(0, memory["rss_peak"] - memory["rss_start"])
@@ -231,7 +235,7 @@ def rates_of(run_jsons: Iterable[Path]) -> dict[str, Rate]:
             sum(len(v) for v in by_task.values()),
             float(np.median(base[m])) if m in base else None,
             float(np.median(per_unit[m])) if m in per_unit else None,
-            models[m],
+            model=models[m],
         )
         for m, by_task in seconds.items()
     }

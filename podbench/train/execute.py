@@ -333,9 +333,7 @@ def train_chunk(
         )
     bar = progress(max_epochs, f"training {n} lanes {label}".rstrip(), unit="epoch")
     bar.update(first)
-    for epoch in range(first, max_epochs):
-        if finished:
-            break
+    for epoch in range(first, first if finished else max_epochs):
         widths.append(len(working.stopped))
         working = compiled.epoch(working, work_lanes, data, epoch)
         stopped = np.asarray(working.stopped)[: len(ids)]

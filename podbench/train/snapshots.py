@@ -52,7 +52,7 @@ class Snapshots:
     folder: Path
     every_s: float | None
     log: Callable[[str], None] = print
-    _last: float = field(default_factory=time.perf_counter)
+    _last: float = field(default_factory=time.perf_counter, init=False, repr=False)
 
     @classmethod
     def of_program(
