@@ -397,11 +397,12 @@ class TrainingConfig:
     )
     snapshot_every_s: float | None = opt(
         600.0,
-        keyed=Keyed(None, suite=False),
+        keyed=Keyed(None, program="point", suite=False),
         ge=0,
         doc="seconds of training between resume snapshots of a trained program (under "
         "output.stores/snapshots/; a killed run started again goes on from the last, with "
-        "the same results); 0: after every epoch; null: none",
+        "the same results; points that share a program take the first's); 0: after every "
+        "epoch; null: none",
     )
     checkpoints: bool = opt(
         True,
