@@ -150,8 +150,19 @@ class Workload:
 
 
 def dense_work(load: Workload) -> float:
-    """The work of a decoder that declares none: events x input elements x members (a
-    network whose arithmetic grows with its input, as a dense first layer's does)."""
+    """The work of one lane's epoch for a decoder that declares none.
+
+    Parameters
+    ----------
+    load : Workload
+        What the lane computes on.
+
+    Returns
+    -------
+    float
+        Events x input elements x members: a network whose arithmetic grows with its input,
+        as a dense first layer's does.
+    """
     return float(load.events * load.elements * load.members)
 
 

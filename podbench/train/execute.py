@@ -332,7 +332,8 @@ def train_chunk(
             + (" (finished)" if finished else "")
         )
     bar = progress(max_epochs, f"training {n} lanes {label}".rstrip(), unit="epoch")
-    bar.update(first)
+    if first:
+        bar.update(first)
     for epoch in range(first, first if finished else max_epochs):
         widths.append(len(working.stopped))
         working = compiled.epoch(working, work_lanes, data, epoch)
