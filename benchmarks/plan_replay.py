@@ -112,7 +112,7 @@ def main(argv=None) -> None:
         rates = rates_of([r for c in sorted(ran) for r in runs[c]])
         plans = plan_cells([cells[c] for c in named[i]], rates)
         known = [p.estimate_s for p in plans if p.estimate_s is not None]
-        now = sum(known) if len(known) == len(plans) else None
+        now = round(sum(known), 1) if len(known) == len(plans) else None  # as programs.csv
         then = float(row["estimate_s"]) if row["estimate_s"] else None
         wall = float(row["wall_s"])
         peak_gb = float(row["peak_rss_gb"])

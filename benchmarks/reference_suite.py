@@ -7,7 +7,8 @@ beside each the plan's estimate made just before it (from the runs finished so f
     python benchmarks/reference_suite.py --refit-cells gpt2_ridge,content_word_ridge --refit 20
                                                           # also those cells with 20 retrained nulls
     python benchmarks/reference_suite.py --reduced        # a check in minutes: 2 subjects, 120 s,
-                                                          # 2 lags, 3 folds, 1 member, 1 epoch
+                                                          # 2 lags, 3 folds, 1 member, 1 epoch,
+                                                          # 20 L-BFGS iterations
 
 Resumable: the suite skips complete cells, and programs already timed keep their rows in
 <work>/programs.csv, so a killed run started again with the same command times only what is
@@ -43,6 +44,7 @@ REDUCED = [
     "training.epochs=1",
     "training.patience=1",
     "targets.min_train_freq=1",
+    "*_linear:model.params.max_iter=20",
 ]
 
 
