@@ -30,10 +30,12 @@ class LogProgress:
     """Progress as log lines: at most one per `every` seconds, and a closing line if any was
     written (a step shorter than `every` writes nothing)."""
 
-    def __init__(self, total: int, desc: str, unit: str, every: float, stream: TextIO) -> None:
+    def __init__(
+        self, total: int, desc: str, unit: str, every: float, stream: TextIO, initial: int = 0
+    ) -> None:
         self.total, self.desc, self.every, self.stream = total, desc, every, stream
         self.unit = unit if len(unit) <= 2 else f"{unit}s"  # "B" stays, "window" -> "windows"
-        self.done, self.fields = 0, ""
+        self.done, self.initial, self.fields = initial, initial, ""
         self.start = self.last = time.perf_counter()
         self.written = False
 
@@ -43,7 +45,8 @@ class LogProgress:
         if now - self.last >= self.every:
             self.last = now
             elapsed = now - self.start
-            left = elapsed / self.done * (self.total - self.done) if self.done else float("nan")
+            ran = self.done - self.initial  # done by this step (not before a resume)
+            left = elapsed / ran * (self.total - self.done) if ran else float("nan")
             share = f" ({100 * self.done / self.total:.0f} %)" if self.total else ""
             self._write(
                 f"{self.done}/{self.total} {self.unit}{share}, {elapsed:.0f} s, "
@@ -64,15 +67,17 @@ class LogProgress:
         self.written = True
 
 
-def progress(total: int, desc: str, unit: str = "it") -> Progress:
-    """The progress of a step of `total` units: a bar that disappears when done on a terminal
-    or in a notebook, log lines elsewhere (`LogProgress`); call .update(n) and .close()."""
+def progress(total: int, desc: str, unit: str = "it", initial: int = 0) -> Progress:
+    """The progress of a step of `total` units, `initial` of them done before (a resumed
+    training: the time left is paced by what this run does): a bar that disappears when done
+    on a terminal or in a notebook, log lines elsewhere (`LogProgress`); call .update(n) and
+    .close()."""
     stream = sys.stderr
     if stream.isatty() or "ipykernel" in sys.modules:
         from tqdm.auto import tqdm
 
-        return tqdm(total=total, desc=desc, unit=unit, leave=False, file=stream)
-    return LogProgress(total, desc, unit, log_every(), stream)
+        return tqdm(total=total, desc=desc, unit=unit, leave=False, file=stream, initial=initial)
+    return LogProgress(total, desc, unit, log_every(), stream, initial)
 
 
 def log_every() -> float:

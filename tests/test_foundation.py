@@ -308,6 +308,22 @@ def test_pretraining_rejects_heads_that_do_not_divide_width(standin, tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_a_resumed_steps_time_left_is_paced_by_what_this_run_did(monkeypatch):
+    """A training resumed at epoch 90 of 100 that took 10 s for its first epoch has about
+    90 s left (9 epochs at this run's pace), not the 1 s that counting the 90 epochs done
+    before the resume as this run's would give."""
+    import io
+
+    from podbench import progress
+
+    clock = iter([0.0, 10.0])  # the bar's start, then its first update
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
+    out = io.StringIO()
+    bar = progress.LogProgress(100, "training 50 lanes", "epoch", 0, out, initial=90)
+    bar.update(1)
+    assert out.getvalue() == "training 50 lanes: 91/100 epochs (91 %), 10 s, about 90 s left\n"
+
+
 def test_long_steps_write_progress_lines_to_logs(
     standin, pretrained, tmp_path, monkeypatch, capsys
 ):

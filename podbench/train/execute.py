@@ -331,9 +331,7 @@ def train_chunk(
             f"resuming {label or 'training'} at epoch {first + 1} from {snapshots.path(chunk)}"
             + (" (finished)" if finished else "")
         )
-    bar = progress(max_epochs, f"training {n} lanes {label}".rstrip(), unit="epoch")
-    if first:
-        bar.update(first)
+    bar = progress(max_epochs, f"training {n} lanes {label}".rstrip(), "epoch", first)
     for epoch in range(first, first if finished else max_epochs):
         widths.append(len(working.stopped))
         working = compiled.epoch(working, work_lanes, data, epoch)
