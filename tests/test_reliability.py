@@ -237,8 +237,8 @@ def test_a_killed_training_goes_on_from_its_snapshot_with_the_same_results(stand
     trained = {
         "model__name": "mlp",
         "model__params": {"hidden": [16]},
-        "training__epochs": 150,
-        "training__patience": 150,
+        "training__epochs": 60,
+        "training__patience": 60,
         "training__snapshot_every_s": 0,
     }
     stores = tmp_path / "stores"
