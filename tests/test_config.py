@@ -15,7 +15,7 @@ from podbench.errors import ConfigError, DataError
 from podbench.features.keys import stage_keys
 from podbench.tasks.base import config_value
 
-from .helpers import make_config
+from .helpers import REPO, make_config
 
 PODBENCH = str(Path(sys.executable).parent / "podbench")
 
@@ -83,6 +83,20 @@ def test_yaml_problems_are_one_line_naming_file_line_and_column(
     with pytest.raises(ConfigError) as err:
         config.load(path, overrides)
     assert fragment in str(err.value) and "\n" not in str(err.value), str(err.value)
+
+
+def test_every_shipped_yaml_reads_the_same_on_both_parsers():
+    """parse_yaml reads with libyaml's parser where PyYAML has it, and only a document that
+    one refuses with the pure-Python one (its marks point precisely): every shipped YAML file
+    (configs, suites, grids, the package's own) reads the same on both."""
+    assert yaml.__with_libyaml__  # PyYAML's wheels: the fast path is the one tested
+    shipped = sorted(
+        p for folder in ("configs", "podbench") for p in (REPO / folder).rglob("*.y*ml")
+    )
+    assert len(shipped) >= 10
+    for path in shipped:
+        text = path.read_text()
+        assert config.parse_yaml(text, str(path)) == yaml.load(text, Loader=config.StrictLoader)
 
 
 def test_defaults_are_the_reference_settings():

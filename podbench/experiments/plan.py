@@ -33,10 +33,9 @@ from pathlib import Path
 from typing import cast
 
 import numpy as np
-import yaml
 
 from podbench import registry
-from podbench.config import Config
+from podbench.config import Config, parse_yaml
 from podbench.errors import ConfigError
 from podbench.specs import Workload
 
@@ -184,7 +183,8 @@ def rates_of(run_jsons: Iterable[Path]) -> dict[str, Rate]:
     for run_json in run_jsons:
         try:
             run = json.loads(run_json.read_text())
-            cfg = yaml.safe_load((run_json.parent / "config.yml").read_text())
+            config_yml = run_json.parent / "config.yml"
+            cfg = parse_yaml(config_yml.read_text(), str(config_yml))
             model, task = cfg["model"]["name"], cfg["task"]
             members = run["lanes"]["members_per_lane"]
             lanes, epochs = run["lanes"]["count"], run["lanes"]["epochs_total"]
