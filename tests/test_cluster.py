@@ -289,11 +289,10 @@ def test_ray_engine_without_ray_is_exit_2(standin, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_ray_benchmark_equals_local_and_resumes(request, small_suite, tmp_path):
-    if ray is None:
-        pytest.skip("ray is not installed (pip install 'podbench[cluster]')")
+@needs_ray
+def test_ray_benchmark_equals_local_and_resumes(two_nodes, small_suite, tmp_path):
     path, local = small_suite
-    cluster, _ = start_cluster(request)
+    cluster, _ = two_nodes  # the module's cluster (the sweep tests' engines have left it)
     results = f"output.results={tmp_path / 'ray'}"
     on_ray = benchmark(
         path, [results], RayEngine(cluster.address, log=lambda s: None), log=lambda s: None
