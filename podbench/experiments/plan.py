@@ -35,7 +35,7 @@ from typing import cast
 import numpy as np
 
 from podbench import registry
-from podbench.config import Config, parse_yaml
+from podbench.config import Config, read_yaml
 from podbench.errors import ConfigError
 from podbench.specs import Workload
 
@@ -183,8 +183,7 @@ def rates_of(run_jsons: Iterable[Path]) -> dict[str, Rate]:
     for run_json in run_jsons:
         try:
             run = json.loads(run_json.read_text())
-            config_yml = run_json.parent / "config.yml"
-            cfg = parse_yaml(config_yml.read_text(), str(config_yml))
+            cfg = read_yaml(run_json.parent / "config.yml", "results config")
             model, task = cfg["model"]["name"], cfg["task"]
             members = run["lanes"]["members_per_lane"]
             lanes, epochs = run["lanes"]["count"], run["lanes"]["epochs_total"]
