@@ -107,8 +107,10 @@ class BuildTrained(Protocol):
 class BuildClosedForm(Protocol):
     """A closed-form decoder's constructor (`kind="closed_form"`): its `(fit, predict)`.
     `fit(x_train, y_train, train_mask, x_val, y_val, val_mask, alphas, score_fn)` gives
-    (weights, bias, x_mean, x_std, alpha, score) of the penalty in `alphas` (the params field
-    of that name) that scores best on validation; `predict(x, weights, bias, x_mean, x_std)`."""
+    (weights, bias, x_mean, x_std, alpha, score, steps) of the penalty in `alphas` (the params
+    field of that name) that scores best on validation, `steps` the units of its declared
+    `work` the fit did (a direct solve: 1; an iterative fit: its steps, e.g. L-BFGS's
+    loss-and-gradient evaluations); `predict(x, weights, bias, x_mean, x_std)`."""
 
     def __call__(
         self, params: dict[str, Any], *, head: str, output_dim: int
@@ -119,9 +121,9 @@ class BuildClosedForm(Protocol):
 class Workload:
     """What one lane of a decoder computes, for the plan's time estimates.
 
-    A program's cost is its lanes x epochs x the decoder's work (:class:`DecoderSpec`'s
-    ``work`` of this workload), at the seconds per unit of work that this machine's measured
-    runs of the decoder took (``podbench.experiments.plan``).
+    A program's cost is its lanes x epochs (closed form: a fit's steps) x the decoder's work
+    (:class:`DecoderSpec`'s ``work`` of this workload), at the seconds per unit of work that
+    this machine's measured runs of the decoder took (``podbench.experiments.plan``).
 
     Parameters
     ----------
@@ -135,6 +137,8 @@ class Workload:
         The task's head: ``"vector"``, ``"scalar"``, ``"binary"``, ``"classes"``, ...
     params : mapping
         The decoder's ``model.params``.
+    classes : int, default 1
+        The logits of a class head (its classes); 1 for every other head.
     """
 
     events: int
@@ -142,6 +146,7 @@ class Workload:
     members: int
     head: str
     params: Mapping[str, Any]
+    classes: int = 1
 
     @property
     def elements(self) -> int:
@@ -193,9 +198,9 @@ class DecoderSpec(Spec):
     classifier : bool, default False
         A closed-form decoder that gives one logit per class (logistic regression).
     work : callable, default dense_work
-        The arithmetic of one lane's epoch (closed form: of one lane's fit) for a
-        :class:`Workload`, in floating-point operations or any unit its time is proportional
-        to; the plan's time estimates scale measured runs by it.
+        The arithmetic of one lane's epoch (closed form: of one step of a lane's fit, which
+        reports its steps) for a :class:`Workload`, in floating-point operations or any unit
+        its time is proportional to; the plan's time estimates scale measured runs by it.
 
     Raises
     ------
@@ -212,7 +217,7 @@ class DecoderSpec(Spec):
     init_from: Mapping[str, str] = field(default_factory=dict)
     dropout: str | None = None  # the parameter that is each lane's dropout rate (a lane value)
     classifier: bool = False  # closed form: gives one logit per class (logistic regression)
-    work: Callable[[Workload], float] = dense_work  # one lane's epoch (closed form: fit)
+    work: Callable[[Workload], float] = dense_work  # a lane's epoch (closed form: fit step)
 
     def __post_init__(self) -> None:
         if self.kind not in ("trained", "closed_form"):

@@ -961,18 +961,32 @@ def test_a_task_without_runs_of_its_own_is_planned_from_decoders_doing_the_same_
     logistic fit for binary and class targets, at very different cost per unit of work: a
     task with no runs of its own takes the rate of tasks with its head, then of heads the
     decoder does the same work for (its declared `work` agrees), then of another decoder that
-    does that work (ridge, for linear on a vector), and only then any task's."""
+    does that work (ridge, for linear on a vector), and only then any task's. The steps a
+    closed-form lane's fit is expected to make come from the same runs as its rate (a ridge
+    fit's one solve, a logistic fit's evaluations)."""
     from podbench import config
-    from podbench.experiments.plan import Rate, seconds_per_unit, task_head
+    from podbench.experiments.plan import Rate, seconds_per_unit, task_classes, task_head
 
     linear = Rate(
-        1.0, {"word_embedding": 2.0}, {"vector": 3.0, "binary": 5.0}, {}, 3, model="linear"
+        1.0,
+        {"word_embedding": 2.0},
+        {"vector": 3.0, "binary": 5.0},
+        {},
+        3,
+        model="linear",
+        fit_steps={"word_embedding": 1.0, "content_word": 300.0},
     )
-    ridge = Rate(7.0, {"loudness": 11.0}, {"scalar": 11.0}, {}, 1, model="ridge")
+    ridge = Rate(
+        7.0, {"loudness": 11.0}, {"scalar": 11.0}, {}, 1, model="ridge", fit_steps={"loudness": 1}
+    )
 
-    def seconds(task: str, rates: dict) -> float | None:
+    def cost(task: str, rates: dict) -> tuple[float, float] | None:
         cfg = config.from_dict({"task": task, "model": {"name": "linear", "members": 1}})
         return seconds_per_unit(rates, cfg, 1)
+
+    def seconds(task: str, rates: dict) -> float | None:
+        found = cost(task, rates)
+        return None if found is None else found[0]
 
     both = {"linear": linear, "ridge": ridge}
     assert seconds("word_embedding", both) == 2.0  # its own runs
@@ -988,3 +1002,14 @@ def test_a_task_without_runs_of_its_own_is_planned_from_decoders_doing_the_same_
     assert seconds("loudness", {"ridge": ridge}) == 11.0  # linear never ran: ridge does it
     assert seconds("loudness", {}) is None
     assert task_head("no_such_task") is None
+    # steps: its own task's, else its head's, else heads of the same work; another decoder's
+    # rate brings that decoder's steps (a ridge fit is one step, whatever logistic fits took)
+    assert cost("content_word", both) == (5.0, 300.0)
+    assert cost("part_of_speech", both) == (5.0, 300.0)  # binary: the same logistic work
+    assert cost("loudness", both) == (3.0, 1.0)  # vector: the same ridge fit
+    logistic_only = Rate(
+        1.0, {}, {"binary": 5.0}, {}, 1, model="linear", fit_steps={"content_word": 300}
+    )
+    assert cost("loudness", {"linear": logistic_only, "ridge": ridge}) == (11.0, 1.0)
+    # a logistic evaluation's work grows with the classes
+    assert task_classes("part_of_speech") == 5 and task_classes("content_word") == 1

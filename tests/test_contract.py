@@ -81,6 +81,7 @@ def test_decoder_contract(name):
                 lambda p, t, m: -jnp.mean((p[:, :1] - t[:, :1]) ** 2),
             )
             pred = predict(x, *fitted[:4])
+            assert len(fitted) == 7 and int(fitted[6]) >= 1, head  # ... and its steps
             assert pred.shape == (40, n_out) and np.isfinite(np.asarray(pred)).all(), head
         return
     for head, n_out in HEADS.items():

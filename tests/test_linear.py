@@ -55,7 +55,7 @@ def test_ridge_equals_scikit_learn_ridge():
     x, signal, rng = problem()
     y = np.stack([signal, -0.5 * signal], 1) + rng.standard_normal((len(x), 2))
     for alpha in (0.1, 10.0, 1000.0):
-        w, b, mu, sd, chosen, _ = ridge_fit(*fit_args(x, y, 200, [alpha], neg_mse))
+        w, b, mu, sd, chosen, _, _ = ridge_fit(*fit_args(x, y, 200, [alpha], neg_mse))
         ours = np.asarray(ridge_predict(jnp.asarray(x, jnp.float32), w, b, mu, sd))
         xs = standardised(x, 200)
         theirs = Ridge(alpha=alpha).fit(xs[:200], y[:200]).predict(xs)
@@ -68,7 +68,7 @@ def test_ridge_keeps_the_alpha_best_on_validation():
     y = (signal + 3 * rng.standard_normal(len(x)))[:, None]
     grid = [1e-2, 1.0, 1e2, 1e4]
     scores = [float(ridge_fit(*fit_args(x, y, 80, [a], neg_mse))[5]) for a in grid]
-    _, _, _, _, chosen, best = ridge_fit(*fit_args(x, y, 80, grid, neg_mse))
+    _, _, _, _, chosen, best, _ = ridge_fit(*fit_args(x, y, 80, grid, neg_mse))
     assert float(chosen) == grid[int(np.argmax(scores))] and float(best) == pytest.approx(
         max(scores)
     )
@@ -82,13 +82,41 @@ def test_binary_logistic_equals_scikit_learn():
     xs = standardised(x, 200)
     auc = lambda p, y, m: masked_auc(p[:, 0], y[:, 0], m)  # noqa: E731
     for alpha in (1.0, 30.0):
-        w, b, mu, sd, _, _ = logistic_fit(
-            *fit_args(x, label[:, None], 200, [alpha], auc), n_out=1, iterations=200
+        w, b, mu, sd, _, _, _ = logistic_fit(
+            *fit_args(x, label[:, None], 200, [alpha], auc), n_out=1, max_iter=200, tol=1e-6
         )
         ours = np.asarray(ridge_predict(jnp.asarray(x, jnp.float32), w, b, mu, sd))[:, 0]
         sk = LogisticRegression(C=1 / alpha, tol=1e-10, max_iter=10_000).fit(xs[:200], label[:200])
         np.testing.assert_allclose(ours, sk.decision_function(xs), atol=2e-3)
         np.testing.assert_allclose(np.asarray(w)[:, 0], sk.coef_[0], atol=2e-3)
+
+
+def test_logistic_fit_stops_when_converged_and_counts_its_evaluations():
+    """A logistic fit stops as scikit-learn's lbfgs does (LogisticRegression's default tol,
+    the reference's baseline): when no gradient element of the objective exceeds `tol`, well
+    before `max_iter`; it reports the loss-and-gradient evaluations it made, at least one per
+    iteration and one more for the start when it runs to `max_iter`."""
+    x, signal, rng = problem()
+    label = (signal + rng.standard_normal(len(x)) > 0).astype(float)
+    xs = standardised(x, 200)[:200]
+    auc = lambda p, y, m: masked_auc(p[:, 0], y[:, 0], m)  # noqa: E731
+    args = fit_args(x, label[:, None], 200, [1.0], auc)
+    w, b, _, _, _, _, steps = logistic_fit(*args, n_out=1, max_iter=500, tol=1e-4)
+    # the objective's gradient at the fit, in float64: (sum log-loss + alpha/2 |w|^2) / n
+    p = 1 / (1 + np.exp(-(xs @ np.asarray(w, float)[:, 0] + float(b[0]))))
+    grad = np.append(xs.T @ (p - label[:200]) + np.asarray(w, float)[:, 0], (p - label[:200]).sum())
+    assert np.abs(grad / 200).max() <= 2e-4  # tol, up to float32 arithmetic
+    assert 2 <= int(steps) < 500
+    capped = logistic_fit(*args, n_out=1, max_iter=3, tol=1e-12)[6]
+    assert int(capped) >= 4
+    # two penalties: their evaluations add up
+    both = logistic_fit(
+        *fit_args(x, label[:, None], 200, [1.0, 30.0], auc), n_out=1, max_iter=500, tol=1e-4
+    )[6]
+    alone = logistic_fit(
+        *fit_args(x, label[:, None], 200, [30.0], auc), n_out=1, max_iter=500, tol=1e-4
+    )[6]
+    assert int(both) == int(steps) + int(alone)
 
 
 def test_multinomial_logistic_equals_scikit_learn():
@@ -98,8 +126,8 @@ def test_multinomial_logistic_equals_scikit_learn():
     scores = x @ rng.standard_normal((x.shape[1], 3)) + rng.standard_normal((len(x), 3))
     label = scores.argmax(1).astype(float)
     xs = standardised(x, 300)
-    w, b, mu, sd, _, _ = logistic_fit(
-        *fit_args(x, label[:, None], 300, [3.0], neg_mse), n_out=3, iterations=300
+    w, b, mu, sd, _, _, _ = logistic_fit(
+        *fit_args(x, label[:, None], 300, [3.0], neg_mse), n_out=3, max_iter=300, tol=1e-6
     )
     ours = np.asarray(ridge_predict(jnp.asarray(x, jnp.float32), w, b, mu, sd))
     sk = LogisticRegression(C=1 / 3.0, tol=1e-10, max_iter=10_000).fit(xs[:300], label[:300])

@@ -3,24 +3,26 @@
 Per cell: its program (cells and retrained nulls that share a program signature train as lanes
 of one), its lanes (points x lags x folds x member lanes), the lane-epochs it may train (every
 lane to `training.epochs`; early stopping ends most sooner), the stores still to build and the
-space they need (the preflight's estimate), and a time estimate from the runs this results
-root already holds. Each decoder declares the work of one lane's epoch (closed form: one
-lane's fit) for the events, input shape, members, head and parameters at hand
-(`podbench.specs.Workload`, `DecoderSpec.work`: PITOM's convolutions, ridge's Gram matrix
-and eigendecomposition, an L-BFGS logistic fit's passes; by default events x input elements x
-members). A cell's estimate is its lanes x expected epochs per lane x that work x the median
-seconds per unit of work of the decoder's measured runs (`seconds_per_unit`): the same task's
-when there are some, else those of tasks with the same head, else of heads the decoder does
-the same work for, else another decoder's that does the same work (a closed-form "linear" is
-a ridge fit for vectors and scalars, logistic regression for binary and class targets), else
-any task's. Expected epochs: early stopping ends a
-lane `patience` epochs after its best; the best epoch is the median of the same task's
-measured lanes, else of any task's. And the peak memory of each cell's program, from the runs
-that recorded theirs (run.json `memory_bytes`): the median RSS of a process before a program
-(less its inputs), plus the program's inputs (events x lags x input elements, float32), plus
-its lanes x input elements x the median bytes a program grew by per lane and input element
-while it trained. A decoder with no measured run here has no estimate (the plan says so
-rather than guess). Nothing is built, trained or written.
+space they need (the preflight's estimate), and a time estimate from the runs this results root
+already holds. Each decoder declares the work of one lane's epoch (closed form: of one step of
+a lane's fit) for the events, input shape, members, head, parameters and classes at hand
+(`podbench.specs.Workload`, `DecoderSpec.work`: PITOM's convolutions, ridge's Gram matrix and
+eigendecomposition, a logistic fit's loss-and-gradient evaluation; by default events x input
+elements x members). A closed-form lane does that work once per step of its fit (ridge: one; a
+logistic fit: its evaluations until it converged, which it reports). A cell's estimate is its
+lanes x expected epochs (closed form: steps) per lane x that work x the median seconds per unit
+of work of the decoder's measured runs (`seconds_per_unit`): the same task's when there are
+some, else those of tasks with the same head, else of heads the decoder does the same work for,
+else another decoder's that does the same work (a closed-form "linear" is a ridge fit for
+vectors and scalars, logistic regression for binary and class targets), else any task's.
+Expected epochs: early stopping ends a lane `patience` epochs after its best; the best epoch is
+the median of the same task's measured lanes, else of any task's. Expected steps: the median of
+the lanes of the runs that gave the rate, looked up the same way. And the peak memory of each
+cell's program, from the runs that recorded theirs (run.json `memory_bytes`): the median RSS of
+a process before a program (less its inputs), plus the program's inputs (events x lags x input
+elements, float32), plus its lanes x input elements x the median bytes a program grew by per
+lane and input element while it trained. A decoder with no measured run here has no estimate
+(the plan says so rather than guess). Nothing is built, trained or written.
 """
 
 from __future__ import annotations
@@ -73,6 +75,9 @@ class Rate:
     memory_per_unit: float | None = None  # median peak-over-start bytes per program lane and
     # input element (None: no run here recorded its memory)
     model: str = dataclasses.field(kw_only=True)  # the decoder (model.name)
+    fit_steps: dict[str, float] = dataclasses.field(default_factory=dict, kw_only=True)
+    # closed form, per task: the median steps of a lane's fit (units of the decoder's work:
+    # ridge one solve, a logistic fit its loss-and-gradient evaluations until it converged)
 
     def peak_bytes(self, lanes: int, inputs: float, elements: int) -> float | None:
         """A program's peak RSS: the process before it, its inputs, and its lanes' state and
@@ -103,6 +108,27 @@ class Rate:
         ]
         return float(np.median(alike)) if alike else None
 
+    def steps(self, cfg: Config) -> float:
+        """Expected steps of a closed-form lane's fit, looked up as `seconds` looks up its
+        rate: the median of this task's measured lanes, else of tasks with its head, else of
+        tasks whose heads the decoder does the same work for, else of any task's (1: none
+        measured)."""
+        task = cast(str, cfg.task)  # one task
+        if task in self.fit_steps:
+            return self.fit_steps[task]
+        head = task_head(task)
+        same = [v for t, v in self.fit_steps.items() if head is not None and task_head(t) == head]
+        if not same and head is not None:
+            work = registry.models.spec(self.model).work
+            probe = _probe(head, cfg)
+            same = [
+                v
+                for t, v in self.fit_steps.items()
+                if work(dataclasses.replace(probe, head=task_head(t) or "")) == work(probe)
+            ]
+        same = same or list(self.fit_steps.values())
+        return float(np.median(same)) if same else 1.0
+
     def epochs(self, cfg: Config) -> float:
         """Expected epochs per lane: early stopping ends a lane `patience` epochs after its
         best, at most at `training.epochs` (the best epoch of this task's measured lanes, else
@@ -130,16 +156,19 @@ def rate_of(rates: dict[str, Rate], model: str, members: int) -> Rate | None:
     return max(others, key=lambda r: r.runs, default=None)
 
 
-def seconds_per_unit(rates: dict[str, Rate], cfg: Config, members: int) -> float | None:
-    """What a lane-epoch of `cfg`'s decoder costs per unit of its work on this machine: its
-    own measured rate for this task or its kind (`Rate.seconds`), else that of another
-    decoder whose work is the same for this task's head (`linear` on a vector is a ridge fit:
-    ridge's runs tell its cost), else its own over any task; None if it never ran here and
-    no decoder does its work."""
+def seconds_per_unit(
+    rates: dict[str, Rate], cfg: Config, members: int
+) -> tuple[float, float] | None:
+    """What a lane-epoch of `cfg`'s decoder costs per unit of its work on this machine, and
+    the steps a closed-form lane's fit is expected to make, from the same runs: its own
+    measured rate for this task or its kind (`Rate.seconds`, `Rate.steps`), else that of
+    another decoder whose work is the same for this task's head (`linear` on a vector is a
+    ridge fit: ridge's runs tell its cost), else its own over any task; None if it never ran
+    here and no decoder does its work."""
     model = cfg.model.name
     own = rate_of(rates, model, members)
     if own is not None and (seconds := own.seconds(cfg)) is not None:
-        return seconds
+        return seconds, own.steps(cfg)
     head = task_head(cast(str, cfg.task))  # one task
     if head is not None:
         probe = _probe(head, cfg)
@@ -147,8 +176,8 @@ def seconds_per_unit(rates: dict[str, Rate], cfg: Config, members: int) -> float
         for other in sorted(rates.values(), key=lambda r: -r.runs):
             if other.model != model and registry.models.spec(other.model).work(probe) == work:
                 if (seconds := other.seconds(cfg)) is not None:
-                    return seconds
-    return None if own is None else own.seconds_per_unit
+                    return seconds, other.steps(cfg)
+    return None if own is None else (own.seconds_per_unit, own.steps(cfg))
 
 
 def _probe(head: str, cfg: Config) -> Workload:
@@ -165,11 +194,23 @@ def task_head(task: str) -> str | None:
         return None
 
 
+def task_classes(task: str) -> int:
+    """The logits of a registered class task's head (its classes); 1 for any other task."""
+    from podbench.tasks.common import ClassesTask
+
+    try:
+        kind = registry.tasks.get(task, "task")
+    except ConfigError:
+        return 1
+    return len(kind.class_names) if issubclass(kind, ClassesTask) else 1
+
+
 def measured_rates(results_root: Path) -> dict[str, Rate]:
     """Per decoder and members per lane (`decoder_key`), from every complete results folder
     under `results_root` (run.json, config.yml): training seconds per lane-epoch and unit of
     the decoder's declared work (`DecoderSpec.work`), and per task the epoch at which lanes
-    were best. Closed-form decoders count one "epoch" (a fit) per lane."""
+    were best. A closed-form lane counts its fit's steps (run.json's lane table has them; a
+    closed-form run from before fits counted them is no measurement)."""
     return rates_of(Path(results_root).expanduser().rglob("run.json"))
 
 
@@ -177,6 +218,7 @@ def rates_of(run_jsons: Iterable[Path]) -> dict[str, Rate]:
     """`measured_rates` of the given results folders' run.json files."""
     seconds: dict[str, dict[str, list[float]]] = {}
     best: dict[str, dict[str, list[float]]] = {}
+    steps: dict[str, dict[str, list[float]]] = {}
     base: dict[str, list[float]] = {}
     per_unit: dict[str, list[float]] = {}
     models: dict[str, str] = {}  # decoder key -> model name
@@ -194,6 +236,8 @@ def rates_of(run_jsons: Iterable[Path]) -> dict[str, Rate]:
             if shape is None:
                 raise ValueError("no input shape")
             best_epochs = [lane["best_epoch"] for lane in run["lane_table"]]
+            closed = epochs == 0
+            fit_steps = [lane["fit_steps"] for lane in run["lane_table"]] if closed else []
             memory = run.get("memory_bytes")  # absent from runs before it was recorded
             work = _work(
                 model,
@@ -203,19 +247,21 @@ def rates_of(run_jsons: Iterable[Path]) -> dict[str, Rate]:
                     members,
                     task_head(task) or "",
                     cfg["model"].get("params") or {},
+                    task_classes(task),
                 ),
             )
         except (OSError, ValueError, KeyError, TypeError, ConfigError):
             continue  # not a results folder of this version: no measurement
-        closed = epochs == 0
         key = decoder_key(model, members)
         models[key] = model
         if work and training > 0 and lanes:
-            units = (lanes if closed else epochs) * work
+            units = (sum(fit_steps) if closed else epochs) * work
             seconds.setdefault(key, {}).setdefault(task, []).append(training / units)
             best.setdefault(key, {}).setdefault(task, []).extend(
                 [0.0] * lanes if closed else best_epochs
             )
+            if closed:
+                steps.setdefault(key, {}).setdefault(task, []).extend(fit_steps)
         if memory:
             elements = math.prod(shape)
             base.setdefault(key, []).append(memory["rss_start"] - memory["inputs"])
@@ -235,6 +281,7 @@ def rates_of(run_jsons: Iterable[Path]) -> dict[str, Rate]:
             float(np.median(base[m])) if m in base else None,
             float(np.median(per_unit[m])) if m in per_unit else None,
             model=models[m],
+            fit_steps={t: float(np.median(v)) for t, v in steps.get(m, {}).items()},
         )
         for m, by_task in seconds.items()
     }
@@ -294,6 +341,7 @@ def plan_cells(cells, rates: dict[str, Rate]) -> list[CellPlan]:
         stages = tuple(keys)
         space = sum(b for _, b in need.values()) if keys.get("epochs") else 0.0
         planned.update(keys.values())  # a store shared by cells is built (and counted) once
+        task = cast(str, cfg.task)  # one task
         events = len(ctx.task.events(cfg, ctx.dataset))
         shape = input_shape(ctx, stage_keys["latents"])
         elements = math.prod(shape)
@@ -302,17 +350,16 @@ def plan_cells(cells, rates: dict[str, Rate]) -> list[CellPlan]:
         budget = 1 if closed else cfg.training.epochs
         members = 1 if closed or cfg.model.ensemble != "joint" else cfg.model.members
         rate = rate_of(rates, cfg.model.name, members)
-        unit_s = seconds_per_unit(rates, cfg, members)
-        epochs = 1.0 if closed or rate is None else rate.epochs(cfg)
+        cost = seconds_per_unit(rates, cfg, members)
         work = _work(
             cfg.model.name,
-            Workload(events, shape, members, ctx.task.head, cfg.model.params),
+            Workload(events, shape, members, ctx.task.head, cfg.model.params, task_classes(task)),
         )
-        estimate = (
-            None
-            if unit_s is None or (rate is None and not closed)
-            else (lanes * epochs * work * unit_s)
-        )
+        estimate = None
+        if cost is not None and (closed or rate is not None):
+            unit_s, steps = cost
+            epochs = steps if closed else cast(Rate, rate).epochs(cfg)
+            estimate = lanes * epochs * work * unit_s
         if rate is not None:  # cells of a program share its inputs
             inputs = events * len(cfg.data.lags.values()) * elements * 4  # float32
             _, before, most, _ = memory.get(number, (rate, 0, 0, elements))

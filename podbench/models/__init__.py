@@ -58,7 +58,13 @@ class LinearParams:
         nonempty=True,
         doc="L2 penalties tried per lane; the best on validation is kept (logistic: C = 1/alpha)",
     )
-    max_iter: int = opt(200, ge=1, doc="L-BFGS iterations of each logistic fit")
+    max_iter: int = opt(200, ge=1, doc="most L-BFGS iterations of each logistic fit")
+    tol: float = opt(
+        1e-4,
+        gt=0,
+        doc="a logistic fit has converged when no element of its loss's gradient exceeds it "
+        "(scikit-learn's lbfgs criterion and default)",
+    )
 
 
 @dataclass
@@ -106,12 +112,12 @@ def ridge_work(load: Workload) -> float:
 
 
 def linear_work(load: Workload) -> float:
-    """`linear`: a ridge fit for vector and scalar heads; for binary and class heads, per
-    penalty `max_iter` L-BFGS iterations of about two loss-and-gradient passes (4 n F)."""
+    """`linear`: a ridge fit for vector and scalar heads (one step); for binary and class
+    heads, one step of the logistic fit, a loss-and-gradient evaluation (the logits and the
+    gradient's product with the features: 4 n F per logit; a fit reports how many it made)."""
     if load.head in ("vector", "scalar"):
         return ridge_work(load)
-    passes = len(load.params.get("alphas", [1.0])) * int(load.params.get("max_iter", 200)) * 2
-    return passes * 4.0 * load.events * load.elements
+    return 4.0 * load.events * load.elements * load.classes
 
 
 models.declare(

@@ -9,7 +9,10 @@ the task's early-stopping metric on the VALIDATION rows. Regression is solved in
     sum_i w_i * log_loss(y_i, x_i @ W + b) + alpha / 2 * ||W||^2
 
 (w_i: the task's class weights, else 1), scikit-learn's LogisticRegression objective with
-C = 1 / alpha, by full-batch L-BFGS (optax) for `max_iter` iterations.
+C = 1 / alpha, by full-batch L-BFGS (optax) until it converges as scikit-learn's `lbfgs`
+solver does (no gradient element above `tol`; or the loss stops decreasing, float32's limit),
+at most `max_iter` iterations. A fit reports its loss-and-gradient evaluations: the steps of
+the work the plan prices (`podbench.models.linear_work`).
 """
 
 from __future__ import annotations
@@ -21,21 +24,40 @@ from podbench.models.ridge import masked_stats, ridge_fit, ridge_predict
 from podbench.registry import register_model
 
 
-def _minimise(loss, w0, iterations: int):
-    """Full-batch L-BFGS with a zoom line search, a fixed number of iterations."""
+def _minimise(loss, w0, max_iter: int, tol: float):
+    """Full-batch L-BFGS with a zoom line search from `w0` until no gradient element exceeds
+    `tol`, the loss stops decreasing, or `max_iter` iterations. Returns the parameters and the
+    loss-and-gradient evaluations made (the first point's and the line searches')."""
     import optax
+    from optax import tree_utils as otu
 
     solver = optax.lbfgs()
     value_and_grad = optax.value_and_grad_from_state(loss)
 
-    def step(carry, _):
-        w, state = carry
+    def going(carry):
+        _, _, k, largest, decreased, _ = carry
+        return (k < max_iter) & (largest > tol) & decreased
+
+    def step(carry):
+        w, state, k, _, _, evaluations = carry
         value, grad = value_and_grad(w, state=state)
         updates, state = solver.update(grad, state, w, value=value, grad=grad, value_fn=loss)
-        return (optax.apply_updates(w, updates), state), None
+        # the line search leaves the new point's loss and gradient in the state
+        new_grad = otu.tree_get(state, "grad")
+        largest = jnp.max(jnp.stack([jnp.max(jnp.abs(g)) for g in jax.tree.leaves(new_grad)]))
+        steps = otu.tree_get(state, "num_linesearch_steps")
+        return (
+            optax.apply_updates(w, updates),
+            state,
+            k + 1,
+            largest,
+            otu.tree_get(state, "value") < value,
+            evaluations + steps,
+        )
 
-    (w, _), _ = jax.lax.scan(step, (w0, solver.init(w0)), None, length=iterations)
-    return w
+    start = (w0, solver.init(w0), 0, jnp.inf, True, 1)  # 1: the first point's evaluation
+    w, _, _, _, _, evaluations = jax.lax.while_loop(going, step, start)
+    return w, evaluations
 
 
 def logistic_fit(
@@ -49,10 +71,12 @@ def logistic_fit(
     score_fn,
     *,
     n_out: int,
-    iterations: int,
+    max_iter: int,
+    tol: float,
 ):
     """Logistic regression per alpha (binary: one logit, n_out = 1; classes: n_out logits);
-    alpha chosen by `score_fn` on the validation rows. Returns what ridge_fit returns."""
+    alpha chosen by `score_fn` on the validation rows. Returns what ridge_fit returns, its
+    steps the loss-and-gradient evaluations of every alpha's fit."""
     import optax
 
     x_mean, x_std = masked_stats(x_train, train_mask)
@@ -76,13 +100,21 @@ def logistic_fit(
             return (jnp.sum(weight * per) + 0.5 * alpha * jnp.sum(w**2)) / n
 
         w0 = (jnp.zeros((n_features, n_out), xs.dtype), jnp.zeros((n_out,), xs.dtype))
-        w, b = _minimise(loss, w0, iterations)
-        return (w, b), score_fn(xv @ w + b, y_val, val_mask)
+        (w, b), evaluations = _minimise(loss, w0, max_iter, tol)
+        return (w, b), score_fn(xv @ w + b, y_val, val_mask), evaluations
 
-    (weights, biases), scores = jax.lax.map(solve, alphas)
+    (weights, biases), scores, evaluations = jax.lax.map(solve, alphas)
     best = jnp.argmax(scores)
     # ridge_predict standardises with (x_mean, x_std), as the fit did
-    return weights[best], biases[best], x_mean, x_std, alphas[best], scores[best]
+    return (
+        weights[best],
+        biases[best],
+        x_mean,
+        x_std,
+        alphas[best],
+        scores[best],
+        evaluations.sum(),
+    )
 
 
 @register_model("linear")
@@ -93,6 +125,6 @@ def linear(params: dict, *, head: str, output_dim: int, **_):
         return ridge_fit, ridge_predict
 
     def fit(*args):
-        return logistic_fit(*args, n_out=output_dim, iterations=params["max_iter"])
+        return logistic_fit(*args, n_out=output_dim, max_iter=params["max_iter"], tol=params["tol"])
 
     return fit, ridge_predict

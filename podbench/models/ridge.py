@@ -23,7 +23,8 @@ def masked_stats(x, mask):
 def ridge_fit(x_train, y_train, train_mask, x_val, y_val, val_mask, alphas, score_fn):
     """Fit on masked training rows; choose alpha by `score_fn` on the validation rows.
 
-    Returns (weights [F, D], bias [D], x_mean, x_std, chosen alpha, best validation score).
+    Returns (weights [F, D], bias [D], x_mean, x_std, chosen alpha, best validation score,
+    steps): one step, the solve (`podbench.models.ridge_work`), whatever the penalties.
     """
     x_mean, x_std = masked_stats(x_train, train_mask)
     xs = (x_train - x_mean) / x_std * train_mask[:, None]
@@ -40,7 +41,7 @@ def ridge_fit(x_train, y_train, train_mask, x_val, y_val, val_mask, alphas, scor
 
     weights, scores = jax.lax.map(solve, alphas)
     best = jnp.argmax(scores)
-    return weights[best], y_mean, x_mean, x_std, alphas[best], scores[best]
+    return weights[best], y_mean, x_mean, x_std, alphas[best], scores[best], jnp.int32(1)
 
 
 def ridge_predict(x, weights, bias, x_mean, x_std):

@@ -34,6 +34,7 @@ class LaneResults:
     state: dict  # host pytree of best parameters and statistics, leading axis L
     seconds: float
     widths: list = field(default_factory=list)  # per chunk: the working width of each epoch
+    fit_steps: np.ndarray | None = None  # [L] closed form: the steps each lane's fit made
 
 
 def device_memory(n_devices: int) -> float:
@@ -399,7 +400,7 @@ def train_closed_form(
     lanes = jax.device_put(lane_inputs(table, inputs))
     alphas = jnp.asarray(cfg.model.params["alphas"], jnp.float32)
     sign = 1.0 if task.stop_mode == "max" else -1.0
-    preds, scores, chosen = jax.jit(
+    preds, scores, chosen, steps = jax.jit(
         lambda ln: closed_form(fit, predict, ln, data, alphas, task.stop_value, sign)
     )(lanes)
     zeros = np.zeros(len(table), np.int64)
@@ -413,4 +414,5 @@ def train_closed_form(
         np.asarray(scores),
         {"alpha": np.asarray(chosen)},
         time.perf_counter() - t0,
+        fit_steps=np.asarray(steps),
     )

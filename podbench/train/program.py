@@ -407,7 +407,8 @@ def _values_bytes(jaxpr) -> int:
 
 
 def closed_form(fit, predict, lanes: Lanes, data: Data, alphas, stop_fn, sign: float):
-    """Closed-form models (ridge) for every lane: predictions [L, 1, N, D], scores, alphas."""
+    """Closed-form models (ridge) for every lane: predictions [L, 1, N, D], scores, alphas and
+    the steps each lane's fit made (its decoder's units of work)."""
 
     def lane(lane: Lanes):
         def rows_xy(rows):
@@ -418,10 +419,10 @@ def closed_form(fit, predict, lanes: Lanes, data: Data, alphas, stop_fn, sign: f
         x_va, y_va = rows_xy(lane.val_idx)
         m_tr = (jnp.arange(lane.train_idx.shape[0]) < lane.train_n).astype(jnp.float32)
         m_va = (jnp.arange(lane.val_idx.shape[0]) < lane.val_n).astype(jnp.float32)
-        w, b, mu, sd, alpha, score = fit(
+        w, b, mu, sd, alpha, score, steps = fit(
             x_tr, y_tr, m_tr, x_va, y_va, m_va, alphas, lambda p, y, m: sign * stop_fn(p, y, m)
         )
         x_all, _ = rows_xy(jnp.arange(data.x.shape[0]))
-        return predict(x_all, w, b, mu, sd)[None], sign * score, alpha
+        return predict(x_all, w, b, mu, sd)[None], sign * score, alpha, steps
 
     return jax.lax.map(lane, lanes)

@@ -392,6 +392,7 @@ def write_run(
                 "best_epoch": int(res.best_epoch[i]),
                 "best_val": float(res.best_score[i]),
                 **({"alpha": float(res.state["alpha"][i])} if "alpha" in res.state else {}),
+                **({} if res.fit_steps is None else {"fit_steps": int(res.fit_steps[i])}),
             }
             for i in sel
         ]
