@@ -1,7 +1,8 @@
 """The plan's estimates replayed against a reference-suite run's measured programs: for each
 program that `reference_suite.py` timed (<work>/9x600s/programs.csv, in the order they ran),
 the estimate podbench's plan gives now from the runs that were there before it, beside the
-measured wall time and the estimate recorded at the time. Then the plan of the cells not yet
+measured time (`program_seconds`: its wall time less its store builds) and the estimate
+recorded at the time. Then the plan of the cells not yet
 complete, from every run there.
 
     python benchmarks/plan_replay.py --work /work/measure           # every timed program
@@ -19,16 +20,17 @@ the program's own invocation had still to run (that row's and its part's later r
 timed again was removed before its part). Prints one row per program (its time and peak
 memory, measured and estimated), the pending cells' estimates, each decoder's measured rate
 per task (G units of its declared work per second: flops for PITOM, ridge and linear), the
-share of programs within 30 % of their wall time (now and as recorded) and of their peak
+share of programs within 30 % of their time (now and as recorded) and of their peak
 RSS, and last
 `within_now=N within_then=N estimated=N memory_within=N memory_estimated=N`. Reads results
 only; trains nothing. A cell's
 run.json keeps the timings of its latest training only, so the replay is faithful for the
 last part and for rows whose predecessors were not timed again later (a retimed cell lends
-its later timing to the rows before it). A program resumed from its snapshots
-(`training.snapshot_every_s`) has in programs.csv the wall time of its last run only; its
-run.json counts the training of every run, so a program is timed at no less than its
-training and scoring (`program_seconds`).
+its later timing to the rows before it). A cell's runs are those in any folder of the
+reference suite there (`reference_suite.py --cells` runs a subset as a suite of its own). A
+program resumed from its snapshots (`training.snapshot_every_s`) has in programs.csv the
+wall time of its last run only; its run.json counts the training of every run, so a program
+is timed at no less than its training and scoring (`program_seconds`).
 """
 
 from __future__ import annotations
@@ -64,13 +66,23 @@ def error(estimate: float | None, wall: float) -> str:
 
 
 def program_seconds(row: dict, runs: dict) -> float:
-    """A program's time: its wall time in programs.csv, or, where more (a program resumed from
-    its snapshots, whose earlier runs that wall leaves out), its training as its cells'
-    run.json count it (every run's epochs) plus their scoring."""
+    """A program's time as the plan estimates it: its wall time in programs.csv less the time
+    its cells' runs took to build or read their stores (the plan lists the stores to build
+    but does not time them), or, where more (a program resumed from its snapshots, whose
+    earlier runs that wall leaves out), its training as its cells' run.json count it (every
+    run's epochs) plus their scoring."""
     records = [json.loads(r.read_text()) for c in row["cells"].split() for r in runs[c]]
     training = max((r["timings_s"]["training"] for r in records), default=0.0)
     scoring = sum(r["timings_s"].get("evaluation", 0.0) for r in records)
-    return max(float(row["wall_s"]), round(training + scoring, 1))
+    stores = sum(r["timings_s"].get("features", 0.0) for r in records)
+    return round(max(float(row["wall_s"]) - stores, training + scoring), 1)
+
+
+def cell_runs(cell) -> list[Path]:
+    """A cell's run.json files in every folder of the reference suite under the results root
+    (a `reference_suite.py --cells` run is a suite of its own, with its own folder)."""
+    suites = cell.run_dir().parents[3]  # <results>/reference/<suite id>/cells/<cell>/<run>
+    return sorted(p for d in suites.glob(f"*/cells/{cell.id}") for p in d.rglob("run.json"))
 
 
 def within(estimate: float | None, wall: float) -> bool:
@@ -105,7 +117,7 @@ def main(argv=None) -> None:
     ]
     suite = load_suite(SUITE, overrides)
     cells = {c.id: c for c in suite.cells}
-    runs = {name: sorted(c.run_dir().parent.rglob("run.json")) for name, c in cells.items()}
+    runs = {name: cell_runs(c) for name, c in cells.items()}
     named = [row["cells"].split() for row in rows]
     before_table = set(cells) - {c for names in named for c in names}
     if args.leave_one_out:
@@ -113,7 +125,7 @@ def main(argv=None) -> None:
         return
 
     print(
-        "| part | program | cells | wall (s) | estimate now (s) | estimate then (s) "
+        "| part | program | cells | time (s) | estimate now (s) | estimate then (s) "
         "| peak RSS (GB) | memory estimate now (GB) |"
     )
     print("|---|---|---|---|---|---|---|---|")
@@ -153,7 +165,7 @@ def main(argv=None) -> None:
         tasks = ", ".join(f"{t} {1e-9 / v:.1f}" for t, v in sorted(rate.per_task.items()))
         print(f"rate of {decoder} (G units of its work per second): {tasks}")
     print(
-        f"within {WITHIN:.0%} of the wall time: {now_ok} of {counted} estimated programs now, "
+        f"within {WITHIN:.0%} of the time: {now_ok} of {counted} estimated programs now, "
         f"{then_ok} as recorded then"
     )
     print(
@@ -171,7 +183,7 @@ def leave_one_out(rows: list[dict], cells: dict, runs: dict) -> None:
     from podbench.experiments.plan import plan_cells, rates_of
 
     latest = {row["cells"]: row for row in rows}  # a program timed again: its last timing
-    print("| program | wall (s) | estimate from the other cells' runs (s) |")
+    print("| program | time (s) | estimate from the other cells' runs (s) |")
     print("|---|---|---|")
     counted = ok = 0
     for names, row in latest.items():
@@ -184,7 +196,7 @@ def leave_one_out(rows: list[dict], cells: dict, runs: dict) -> None:
         print(f"| {names} | {wall} | {error(estimate, wall)} |")
         counted += estimate is not None
         ok += within(estimate, wall)
-    print(f"within {WITHIN:.0%} of the wall time: {ok} of {counted} estimated programs")
+    print(f"within {WITHIN:.0%} of the time: {ok} of {counted} estimated programs")
     print(f"loo_within={ok} loo_estimated={counted}")
 
 

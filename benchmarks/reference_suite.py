@@ -6,6 +6,9 @@ beside each the plan's estimate made just before it (from the runs finished so f
     python benchmarks/reference_suite.py --duration 1800  # the full-length stand-in
     python benchmarks/reference_suite.py --refit-cells gpt2_ridge,content_word_ridge --refit 20
                                                           # also those cells with 20 retrained nulls
+    python benchmarks/reference_suite.py --cells content_word_linear,part_of_speech_linear
+                                                          # only those cells (a suite of its own:
+                                                          # <work>/cells.yml)
     python benchmarks/reference_suite.py --reduced        # a check in minutes: 2 subjects, 120 s,
                                                           # 2 lags, 3 folds, 1 member, 1 epoch,
                                                           # 20 L-BFGS iterations
@@ -24,6 +27,7 @@ import argparse
 import csv
 import sys
 import time
+from fnmatch import fnmatch
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -59,6 +63,13 @@ def standin_overrides(root: Path) -> list[str]:
     ]
 
 
+def applies(override: str, cells: list[str]) -> bool:
+    """Whether a `--set` item applies to any of `cells` (CELLS:PATH=VALUE names some by a
+    glob; a suite refuses one that matches none of its cells)."""
+    head = override.split("=", 1)[0]
+    return ":" not in head or any(fnmatch(c, head.split(":", 1)[0].strip()) for c in cells)
+
+
 def cell_of(cfg) -> str:
     """The cell a program's point belongs to (null points live under cells/<cell>/)."""
     return Path(cfg.output.results).name if cfg.trial_name == "null" else cfg.trial_name
@@ -74,13 +85,13 @@ def record(table: Path, row: dict) -> None:
         writer.writerow(row)
 
 
-def run(overrides: list[str], table: Path, log) -> list[dict]:
+def run(suite_path: Path, overrides: list[str], table: Path, log) -> list[dict]:
     """Run the suite, timing each program into `table`; returns the rows of the programs
     run now."""
     from podbench.experiments.benchmark import is_cell_complete, load_suite, run_suite
     from podbench.experiments.plan import measured_rates, plan_cells, program_lanes
 
-    suite = load_suite(SUITE, overrides)
+    suite = load_suite(suite_path, overrides)
     results_root = suite.folder.parents[1]
     cells = {c.id: c for c in suite.cells}
     # cheapest first (by the plan; unknown: first), so a run stopped early has the most cells
@@ -139,12 +150,12 @@ def run(overrides: list[str], table: Path, log) -> list[dict]:
     return rows
 
 
-def score_null_times(overrides: list[str], log) -> None:
+def score_null_times(suite_path: Path, overrides: list[str], log) -> None:
     """Seconds of each cell's score-level null alone (its permutations, every lag and fold)."""
     from podbench.experiments.benchmark import load_suite
     from podbench.experiments.significance import score_null
 
-    suite = load_suite(SUITE, overrides)
+    suite = load_suite(suite_path, overrides)
     for cell in suite.cells:
         if not cell.significance.permutations:
             continue
@@ -156,22 +167,24 @@ def score_null_times(overrides: list[str], log) -> None:
         )
 
 
-def refit_suite(cells: list[str], refit: int, work: Path) -> Path:
-    """A suite of the named reference cells with `refit` retrained nulls each."""
+def subset_suite(cells: list[str], option: str, path: Path, refit: int | None = None) -> Path:
+    """A suite of the named reference cells at `path` (the reference suite's settings), with
+    `refit` retrained nulls each if given."""
     import yaml
 
-    raw = yaml.safe_load(SUITE.read_text())
+    from podbench.config import read_yaml
+
+    raw = read_yaml(SUITE, "suite")
     chosen = [dict(c) for c in raw["cells"] if c["name"] in cells]
     missing = sorted(set(cells) - {c["name"] for c in chosen})
     if missing:
-        raise SystemExit(f"--refit-cells: no reference cell named {', '.join(missing)}")
+        raise SystemExit(f"{option}: no reference cell named {', '.join(missing)}")
     for cell in chosen:
         cell["config"] = str((SUITE.parent / cell["config"]).resolve())
-        cell["significance"] = {**raw["defaults"]["significance"], "refit": refit}
-    path = work / "refit.yml"
-    path.write_text(
-        yaml.safe_dump({**raw, "name": "reference_refit", "cells": chosen}, sort_keys=False)
-    )
+        if refit is not None:
+            cell["significance"] = {**raw["defaults"]["significance"], "refit": refit}
+    name = raw["name"] if refit is None else "reference_refit"
+    path.write_text(yaml.safe_dump({**raw, "name": name, "cells": chosen}, sort_keys=False))
     return path
 
 
@@ -187,6 +200,7 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--work", type=Path, default=REPO / "stores" / "benchmarks" / "reference-suite"
     )
+    parser.add_argument("--cells", default="", help="only these cells (comma-separated)")
     parser.add_argument("--refit-cells", default="", help="cells to run again with retrained nulls")
     parser.add_argument("--refit", type=int, default=20)
     args = parser.parse_args(argv)
@@ -214,12 +228,19 @@ def main(argv=None) -> None:
     ]
     table = work / "programs.csv"
     earlier = list(csv.DictReader(table.open())) if table.is_file() else []
+    suite = SUITE
+    if args.cells:
+        names = args.cells.split(",")
+        suite = subset_suite(names, "--cells", work / "cells.yml")
+        overrides = [o for o in overrides if applies(o, names)]
     t0 = time.perf_counter()
-    rows = run(overrides, table, log)
+    rows = run(suite, overrides, table, log)
     log(f"suite: {time.perf_counter() - t0:.1f} s wall in this invocation")
-    score_null_times(overrides, log)
+    score_null_times(suite, overrides, log)
     if args.refit_cells:
-        refit_path = refit_suite(args.refit_cells.split(","), args.refit, work)
+        refit_path = subset_suite(
+            args.refit_cells.split(","), "--refit-cells", work / "refit.yml", args.refit
+        )
         from podbench.experiments.benchmark import benchmark
 
         t1 = time.perf_counter()
