@@ -182,7 +182,8 @@ def leave_one_out(rows: list[dict], cells: dict, runs: dict) -> None:
     """Each program's latest timing against the plan from every other cell's runs."""
     from podbench.experiments.plan import plan_cells, rates_of
 
-    latest = {row["cells"]: row for row in rows}  # a program timed again: its last timing
+    # a program timed again: its last timing (its cells in whatever order they were named)
+    latest = {" ".join(sorted(row["cells"].split())): row for row in rows}
     print("| program | time (s) | estimate from the other cells' runs (s) |")
     print("|---|---|---|")
     counted = ok = 0

@@ -981,8 +981,10 @@ def test_a_task_without_runs_of_its_own_is_planned_from_decoders_doing_the_same_
     )
 
     def cost(task: str, rates: dict) -> tuple[float, float] | None:
+        """Seconds per unit and the expected steps of a lane's fit, from the same runs."""
         cfg = config.from_dict({"task": task, "model": {"name": "linear", "members": 1}})
-        return seconds_per_unit(rates, cfg, 1)
+        found = seconds_per_unit(rates, cfg, 1)
+        return None if found is None else (found[0], found[1].steps(cfg))
 
     def seconds(task: str, rates: dict) -> float | None:
         found = cost(task, rates)

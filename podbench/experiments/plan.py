@@ -109,7 +109,7 @@ class Rate:
         return float(np.median(alike)) if alike else None
 
     def steps(self, cfg: Config) -> float:
-        """Expected steps of a closed-form lane's fit, looked up as `seconds` looks up its
+        """Expected steps of a closed-form lane's fit, looked up as `seconds` looks up the
         rate: the median of this task's measured lanes, else of tasks with its head, else of
         tasks whose heads the decoder does the same work for, else of any task's (1: none
         measured)."""
@@ -158,17 +158,17 @@ def rate_of(rates: dict[str, Rate], model: str, members: int) -> Rate | None:
 
 def seconds_per_unit(
     rates: dict[str, Rate], cfg: Config, members: int
-) -> tuple[float, float] | None:
+) -> tuple[float, Rate] | None:
     """What a lane-epoch of `cfg`'s decoder costs per unit of its work on this machine, and
-    the steps a closed-form lane's fit is expected to make, from the same runs: its own
-    measured rate for this task or its kind (`Rate.seconds`, `Rate.steps`), else that of
-    another decoder whose work is the same for this task's head (`linear` on a vector is a
-    ridge fit: ridge's runs tell its cost), else its own over any task; None if it never ran
-    here and no decoder does its work."""
+    the rate whose runs tell it (the steps of their fits go with it): its own measured rate
+    for this task or its kind (`Rate.seconds`), else that of another decoder whose work is
+    the same for this task's head (`linear` on a vector is a ridge fit: ridge's runs tell its
+    cost), else its own over any task; None if it never ran here and no decoder does its
+    work."""
     model = cfg.model.name
     own = rate_of(rates, model, members)
     if own is not None and (seconds := own.seconds(cfg)) is not None:
-        return seconds, own.steps(cfg)
+        return seconds, own
     head = task_head(cast(str, cfg.task))  # one task
     if head is not None:
         probe = _probe(head, cfg)
@@ -176,8 +176,8 @@ def seconds_per_unit(
         for other in sorted(rates.values(), key=lambda r: -r.runs):
             if other.model != model and registry.models.spec(other.model).work(probe) == work:
                 if (seconds := other.seconds(cfg)) is not None:
-                    return seconds, other.steps(cfg)
-    return None if own is None else (own.seconds_per_unit, own.steps(cfg))
+                    return seconds, other
+    return None if own is None else (own.seconds_per_unit, own)
 
 
 def _probe(head: str, cfg: Config) -> Workload:
@@ -357,8 +357,8 @@ def plan_cells(cells, rates: dict[str, Rate]) -> list[CellPlan]:
         )
         estimate = None
         if cost is not None and (closed or rate is not None):
-            unit_s, steps = cost
-            epochs = steps if closed else cast(Rate, rate).epochs(cfg)
+            unit_s, source = cost
+            epochs = source.steps(cfg) if closed else cast(Rate, rate).epochs(cfg)
             estimate = lanes * epochs * work * unit_s
         if rate is not None:  # cells of a program share its inputs
             inputs = events * len(cfg.data.lags.values()) * elements * 4  # float32
