@@ -228,23 +228,22 @@ def main(argv=None) -> None:
     ]
     table = work / "programs.csv"
     earlier = list(csv.DictReader(table.open())) if table.is_file() else []
-    suite = SUITE
+    suite, suite_overrides = SUITE, overrides
     if args.cells:
         names = args.cells.split(",")
         suite = subset_suite(names, "--cells", work / "cells.yml")
-        overrides = [o for o in overrides if applies(o, names)]
+        suite_overrides = [o for o in overrides if applies(o, names)]
     t0 = time.perf_counter()
-    rows = run(suite, overrides, table, log)
+    rows = run(suite, suite_overrides, table, log)
     log(f"suite: {time.perf_counter() - t0:.1f} s wall in this invocation")
-    score_null_times(suite, overrides, log)
+    score_null_times(suite, suite_overrides, log)
     if args.refit_cells:
-        refit_path = subset_suite(
-            args.refit_cells.split(","), "--refit-cells", work / "refit.yml", args.refit
-        )
+        refits = args.refit_cells.split(",")
+        refit_path = subset_suite(refits, "--refit-cells", work / "refit.yml", args.refit)
         from podbench.experiments.benchmark import benchmark
 
         t1 = time.perf_counter()
-        benchmark(refit_path, overrides, log=log)
+        benchmark(refit_path, [o for o in overrides if applies(o, refits)], log=log)
         log(
             f"refit: {args.refit_cells} with {args.refit} retrained nulls each: "
             f"{time.perf_counter() - t1:.1f} s wall"
