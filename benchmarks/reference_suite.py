@@ -27,7 +27,7 @@ import argparse
 import csv
 import sys
 import time
-from fnmatch import fnmatch
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -66,8 +66,10 @@ def standin_overrides(root: Path) -> list[str]:
 def applies(override: str, cells: list[str]) -> bool:
     """Whether a `--set` item applies to any of `cells` (CELLS:PATH=VALUE names some by a
     glob; a suite refuses one that matches none of its cells)."""
-    head = override.split("=", 1)[0]
-    return ":" not in head or any(fnmatch(c, head.split(":", 1)[0].strip()) for c in cells)
+    from podbench.experiments.benchmark import override_scope
+
+    pattern = override_scope(override)
+    return pattern is None or any(fnmatchcase(c, pattern) for c in cells)
 
 
 def cell_of(cfg) -> str:

@@ -237,13 +237,19 @@ def cell_overrides(items: tuple[str, ...] | list[str]) -> tuple[dict, list[tuple
     the cells whose name matches the glob CELLS (e.g. `glove_*:targets.glove_path=...`)."""
     plain, scoped = [], []
     for item in items:
-        head = item.split("=", 1)[0]
-        if ":" in head:
-            pattern, rest = item.split(":", 1)
-            scoped.append((pattern.strip(), parse_overrides([rest])))
-        else:
+        pattern = override_scope(item)
+        if pattern is None:
             plain.append(item)
+        else:
+            scoped.append((pattern, parse_overrides([item.split(":", 1)[1]])))
     return parse_overrides(plain), scoped
+
+
+def override_scope(item: str) -> str | None:
+    """The glob of cell names a suite's `--set` item CELLS:PATH=VALUE applies to; None for
+    PATH=VALUE (every cell)."""
+    head = item.split("=", 1)[0]
+    return item.split(":", 1)[0].strip() if ":" in head else None
 
 
 def load_suite(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> Suite:

@@ -99,13 +99,7 @@ class Rate:
             return None
         if head in self.per_head:
             return self.per_head[head]
-        work = registry.models.spec(self.model).work
-        probe = _probe(head, cfg)
-        alike = [
-            v
-            for h, v in self.per_head.items()
-            if work(dataclasses.replace(probe, head=h)) == work(probe)
-        ]
+        alike = [v for h, v in self.per_head.items() if self._same_work(cfg, head, h)]
         return float(np.median(alike)) if alike else None
 
     def steps(self, cfg: Config) -> float:
@@ -119,15 +113,20 @@ class Rate:
         head = task_head(task)
         same = [v for t, v in self.fit_steps.items() if head is not None and task_head(t) == head]
         if not same and head is not None:
-            work = registry.models.spec(self.model).work
-            probe = _probe(head, cfg)
             same = [
                 v
                 for t, v in self.fit_steps.items()
-                if work(dataclasses.replace(probe, head=task_head(t) or "")) == work(probe)
+                if self._same_work(cfg, head, task_head(t) or "")
             ]
         same = same or list(self.fit_steps.values())
         return float(np.median(same)) if same else 1.0
+
+    def _same_work(self, cfg: Config, head: str, other: str) -> bool:
+        """Whether the decoder does the same work for heads `head` and `other` (its spec's
+        `work` agrees: `linear` solves vectors and scalars alike, binary and classes alike)."""
+        work = registry.models.spec(self.model).work
+        probe = _probe(head, cfg)
+        return work(dataclasses.replace(probe, head=other)) == work(probe)
 
     def epochs(self, cfg: Config) -> float:
         """Expected epochs per lane: early stopping ends a lane `patience` epochs after its
