@@ -13,6 +13,15 @@ complete, from every run there.
 other cell (the cost model judged on what it has not seen, whatever order the cells ran in);
 prints one row per program and last `loo_within=N loo_estimated=N`.
 
+`--calibrated`: each program's latest timing against the plan from calibrations alone (no
+run: `podbench benchmark --plan --calibrate`), kept in the results root (<work>/9x600s/results/
+calibrations, where `reference_suite.py --calibrate` keeps them); calibrates first every cell
+of the suite that has none (this trains: a few lanes of each program for 3
+epochs), then prints one row per program (estimated from calibrations alone, and with the
+epochs early stopping trains taken from every other cell's runs), the plan of every cell of
+the suite with the calibrations' own seconds, and last
+`cal_within=N cal_runs_within=N cal_estimated=N calibration_s=S`.
+
 A part is one invocation of reference_suite.py: a run of rows whose program numbers increase
 (each invocation numbers its programs from 1). The runs there before a program: those of the
 cells complete before the table began, and of the cells of earlier rows, less the cells that
@@ -101,6 +110,9 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--leave-one-out", action="store_true", help="each program from every other cell's runs"
     )
+    parser.add_argument(
+        "--calibrated", action="store_true", help="each program from calibrations alone"
+    )
     args = parser.parse_args(argv)
 
     from podbench.experiments.benchmark import is_cell_complete, load_suite
@@ -122,6 +134,9 @@ def main(argv=None) -> None:
     before_table = set(cells) - {c for names in named for c in names}
     if args.leave_one_out:
         leave_one_out(rows, cells, runs)
+        return
+    if args.calibrated:
+        calibrated(rows, cells, runs, work / "results")
         return
 
     print(
@@ -199,6 +214,74 @@ def leave_one_out(rows: list[dict], cells: dict, runs: dict) -> None:
         ok += within(estimate, wall)
     print(f"within {WITHIN:.0%} of the time: {ok} of {counted} estimated programs")
     print(f"loo_within={ok} loo_estimated={counted}")
+
+
+def calibrated(rows: list[dict], cells: dict, runs: dict, root: Path) -> None:
+    """Each program's latest timing against the plan from calibrations alone (kept in
+    `root`), calibrating first each cell's program that has none."""
+    import time
+
+    from podbench.experiments.benchmark import calibrate_cells
+    from podbench.experiments.plan import plan_cells, rates_of
+    from podbench.train.calibrate import calibrations
+
+    t0 = time.perf_counter()
+    calibrate_cells(list(cells.values()), root, log=lambda line: print(line, flush=True))
+    print(f"calibrating: {time.perf_counter() - t0:.1f} s wall in this invocation")
+    kept = calibrations(root)
+    latest = {" ".join(sorted(row["cells"].split())): row for row in rows}
+    print(
+        "| program | time (s) | estimate from calibrations (s) | the same, epochs from the "
+        "other cells' runs (s) | the same at the lane-epochs it trained (s) |"
+    )
+    print("|---|---|---|---|---|")
+    counted = ok = ok_runs = 0
+    for names, row in latest.items():
+        own = set(names.split())
+        others = rates_of([r for c in sorted(cells) if c not in own for r in runs[c]])
+        wall = program_seconds(row, runs)
+        shown = []
+        for rates in ({}, others):
+            plans = plan_cells([cells[c] for c in names.split()], rates, kept)
+            known = [p.estimate_s for p in plans if p.estimate_s is not None]
+            estimate = sum(known) if len(known) == len(plans) else None
+            bound = "<= " if any(p.upper_bound for p in plans) else ""
+            shown.append((estimate, f"{bound}{error(estimate, wall)}"))
+        trained = at_trained(cells, names.split(), runs, kept)
+        print(f"| {names} | {wall} | {shown[0][1]} | {shown[1][1]} | {error(trained, wall)} |")
+        counted += shown[0][0] is not None
+        ok += within(shown[0][0], wall)
+        ok_runs += within(shown[1][0], wall)
+    plans = plan_cells(list(cells.values()), {}, kept)
+    for plan in plans:
+        bound = "<= " if plan.upper_bound else ""
+        print(f"plan {plan.cell}: {plan.lanes} lanes, {bound}{plan.estimate_s:.0f} s")
+    total = sum(p.estimate_s for p in plans if p.estimate_s is not None)
+    spent = sum(c.fixed_s + c.lanes * max(1, c.epochs) * c.lane_s for c in kept.values())
+    print(
+        f"within {WITHIN:.0%} of the time: {ok} of {counted} estimated programs from "
+        f"calibrations alone, {ok_runs} with epochs from the other cells' runs"
+    )
+    print(f"plan total: {total:.0f} s; the calibrations' own training: {spent:.0f} s")
+    print(
+        f"cal_within={ok} cal_runs_within={ok_runs} cal_estimated={counted} "
+        f"calibration_s={spent:.1f}"
+    )
+
+
+def at_trained(cells: dict, names: list[str], runs: dict, kept: dict) -> float | None:
+    """A program's calibrated cost at the lane-epochs its cells' latest runs trained (the
+    calibration's cost per lane-epoch judged apart from how many epochs early stopping
+    trains); None for a closed-form program (its fits are its lanes) or one without runs."""
+    from podbench.train.calibrate import calibration_key
+
+    calibration = kept.get(calibration_key(cells[names[0]].config))
+    if calibration is None or calibration.epochs == 0 or not all(runs[c] for c in names):
+        return None
+    latest = [json.loads(max(runs[c], key=lambda p: p.stat().st_mtime).read_text()) for c in names]
+    return calibration.fixed_s + calibration.lane_s * sum(
+        r["lanes"]["epochs_total"] for r in latest
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ beside each the plan's estimate made just before it (from the runs finished so f
     python benchmarks/reference_suite.py --cells content_word_linear,part_of_speech_linear
                                                           # only those cells (a suite of its own:
                                                           # <work>/cells.yml)
+    python benchmarks/reference_suite.py --calibrate      # calibrate every program first: the
+                                                          # estimates then come from that
     python benchmarks/reference_suite.py --reduced        # a check in minutes: 2 subjects, 120 s,
                                                           # 2 lags, 3 folds, 1 member, 1 epoch,
                                                           # 20 L-BFGS iterations
@@ -92,16 +94,19 @@ def run(suite_path: Path, overrides: list[str], table: Path, log) -> list[dict]:
     run now."""
     from podbench.experiments.benchmark import is_cell_complete, load_suite, run_suite
     from podbench.experiments.plan import measured_rates, plan_cells, program_lanes
+    from podbench.train.calibrate import calibrations
 
     suite = load_suite(suite_path, overrides)
     results_root = suite.folder.parents[1]
     cells = {c.id: c for c in suite.cells}
+
+    def plan(chosen: list) -> list:  # from the calibrations and the runs there now
+        return plan_cells(chosen, measured_rates(results_root), calibrations(results_root))
+
     # cheapest first (by the plan; unknown: first), so a run stopped early has the most cells
     planned = {
         p.cell: p.estimate_s or 0.0
-        for p in plan_cells(
-            [c for c in suite.cells if not is_cell_complete(c)], measured_rates(results_root)
-        )
+        for p in plan([c for c in suite.cells if not is_cell_complete(c)])
     }
     rss = PeakRss(every_s=0.2).start()
     rows: list[dict] = []
@@ -123,7 +128,7 @@ def run(suite_path: Path, overrides: list[str], table: Path, log) -> list[dict]:
     def before_program(number: int, configs: list) -> None:
         close_program()
         ids = list(dict.fromkeys(cell_of(c) for c in configs))
-        plans = plan_cells([cells[i] for i in ids], measured_rates(results_root))
+        plans = plan([cells[i] for i in ids])
         known = [p.estimate_s for p in plans]
         state.update(
             {
@@ -205,6 +210,11 @@ def main(argv=None) -> None:
     parser.add_argument("--cells", default="", help="only these cells (comma-separated)")
     parser.add_argument("--refit-cells", default="", help="cells to run again with retrained nulls")
     parser.add_argument("--refit", type=int, default=20)
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="first calibrate every cell's program (podbench benchmark --plan --calibrate)",
+    )
     args = parser.parse_args(argv)
 
     def log(line: str) -> None:
@@ -235,6 +245,12 @@ def main(argv=None) -> None:
         names = args.cells.split(",")
         suite = subset_suite(names, "--cells", work / "cells.yml")
         suite_overrides = [o for o in overrides if applies(o, names)]
+    if args.calibrate:
+        from podbench.experiments.benchmark import calibrate_cells, load_suite
+
+        t0 = time.perf_counter()
+        calibrate_cells(load_suite(suite, suite_overrides).cells, work / "results", log)
+        log(f"calibration: {time.perf_counter() - t0:.1f} s wall")
     t0 = time.perf_counter()
     rows = run(suite, suite_overrides, table, log)
     log(f"suite: {time.perf_counter() - t0:.1f} s wall in this invocation")

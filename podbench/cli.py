@@ -420,8 +420,15 @@ def sweep(config_path, overrides, grid_path, random_n, engine, address):
     "plan_only",
     is_flag=True,
     help="Print each cell's program, lanes, lane-epochs, stores to build and a time "
-    "estimate (from the runs already in the results root), then stop: nothing "
-    "is built, trained or written.",
+    "estimate (from its program's calibration, else the runs already in the results root), "
+    "then stop: nothing is built, trained or written (but what --calibrate does).",
+)
+@click.option(
+    "--calibrate",
+    is_flag=True,
+    help="With --plan: first time each program that has no calibration on this machine "
+    "yet (its stores built, a few of its lanes trained for 3 epochs, or fitted) and "
+    "price it by that.",
 )
 @click.option(
     "--verbose",
@@ -430,7 +437,7 @@ def sweep(config_path, overrides, grid_path, random_n, engine, address):
     "null point prints nothing.",
 )
 @reports_errors
-def benchmark(suite_path, overrides, engine, address, plan_only, verbose):
+def benchmark(suite_path, overrides, engine, address, plan_only, calibrate, verbose):
     """Run a suite: every cell (task x decoder x subjects) with its significance (score-level
     permutations of the held-out predictions; retrained nulls with `refit`), then cell.json
     files, leaderboard.csv and report/index.html. Complete cells are skipped."""
@@ -438,8 +445,10 @@ def benchmark(suite_path, overrides, engine, address, plan_only, verbose):
     from podbench.experiments.benchmark import plan
     from podbench.experiments.engines import engine as named_engine
 
+    if calibrate and not plan_only:
+        raise click.UsageError("--calibrate goes with --plan")
     if plan_only:
-        click.echo(plan(suite_path, overrides))
+        click.echo(plan(suite_path, overrides, calibrate, log=click.echo))
         return
     run_benchmark(
         suite_path,

@@ -926,6 +926,78 @@ def test_plan_prints_lanes_and_stores_and_writes_nothing(standin, tmp_path, smal
     assert plans[1].peak_bytes > plans[0].peak_bytes > 0
 
 
+def test_calibrated_plan_prices_each_program_at_its_own_shapes(standin, tmp_path, small_suite):
+    """`--plan --calibrate` builds each program's stores and times a few of its lanes at the
+    program's own shapes (epochs after the first, compiling one; a closed-form fit after its
+    compilation), keeps that under the results root by program and machine, and prices the
+    cells by it: the fixed part once, the lanes at the timed cost each, every lane to its
+    epoch budget where no run tells when early stopping ends them. A second plan calibrates
+    nothing again; no results folder is written."""
+    from podbench.experiments.benchmark import load_suite
+    from podbench.experiments.plan import measured_rates, plan_cells, rates_of
+    from podbench.train.calibrate import CALIBRATIONS, calibrations
+
+    cells = [
+        {"name": "ridge", "config": str(REPO / "configs/demo.yml"), "set": RIDGE},
+        {"name": "mlp", "config": str(REPO / "configs/demo.yml"), "set": MLP},
+    ]
+    path = write_suite(
+        tmp_path / "p.yml",
+        cells,
+        small_defaults(standin, tmp_path, None, {"min": 0, "max": 600, "step": 200}),
+    )
+    first = CliRunner().invoke(main, ["benchmark", "--suite", str(path), "--plan", "--calibrate"])
+    assert first.exit_code == 0, first.output
+    assert first.output.count("calibrating its program") == 2, first.output
+    assert "calibrating mlp on word_embedding: 4 of its 15 lanes, 3 epochs each" in (first.output)
+    assert "2 cell(s) priced by their program's calibration" in first.output
+    assert "no estimate" not in first.output and "unknown  " not in first.output
+    table = first.output[first.output.index("\nsuite ") :].splitlines()[3:5]
+    rows = {line.split()[0]: line.split() for line in table}
+    assert rows["mlp"][-3].startswith("<=") and not rows["ridge"][-3].startswith("<="), table
+    root = tmp_path / "results"
+    kept = calibrations(root)
+    assert len(kept) == 2 and not list(root.rglob("run.json"))
+    by_epochs = {c.epochs: c for c in kept.values()}
+    assert by_epochs[3].lanes == 4 and by_epochs[0].lanes == 4  # mlp; ridge (one fit each)
+    assert all(c.lane_s > 0 and c.fixed_s > 0 for c in kept.values())
+    plans = {p.cell: p for p in plan_cells(load_suite(path).cells, {}, kept)}
+    mlp, ridge = by_epochs[3], by_epochs[0]
+    assert plans["mlp"].estimate_s == pytest.approx(mlp.fixed_s + 15 * 2 * mlp.lane_s)
+    assert plans["ridge"].estimate_s == pytest.approx(ridge.fixed_s + 15 * ridge.lane_s)
+    assert plans["mlp"].upper_bound and plans["mlp"].calibrated
+    # runs of the decoder that could stop early tell the expected epochs
+    _, done = small_suite
+    rates = measured_rates(done.folder.parents[1])
+    mlp_cfg = load_suite(path).cells[1].config
+    expected = rates["mlp"].epochs(mlp_cfg)
+    assert expected is not None and 1 <= expected <= 2
+    plans = {p.cell: p for p in plan_cells(load_suite(path).cells, rates, kept)}
+    assert not plans["mlp"].upper_bound and plans["mlp"].calibrated
+    assert plans["mlp"].estimate_s == pytest.approx(mlp.fixed_s + 15 * expected * mlp.lane_s)
+    # a run whose budget is no more than its patience could stop no lane early: it tells none
+    (mlp_run,) = [
+        p for p in done.folder.rglob("run.json") if "null" not in p.parts and "mlp" in p.parts
+    ]
+    short = tmp_path / "short"
+    shutil.copytree(mlp_run.parent, short)
+    raw = yaml.safe_load((short / "config.yml").read_text())
+    raw["training"]["patience"] = raw["training"]["epochs"]
+    (short / "config.yml").write_text(yaml.safe_dump(raw))
+    (rate,) = rates_of([short / "run.json"]).values()
+    assert rate.runs == 1 and rate.best_epoch == {} and rate.epochs(mlp_cfg) is None
+    # nothing is calibrated again
+    again = CliRunner().invoke(main, ["benchmark", "--suite", str(path), "--plan", "--calibrate"])
+    assert again.exit_code == 0 and "calibrating" not in again.output, again.output
+    # a damaged calibration is named, not read
+    damaged = sorted((root / CALIBRATIONS).glob("*.json"))[0]
+    damaged.write_text(json.dumps({"version": 1, "lane_s": 1.0}))
+    bad = CliRunner().invoke(main, ["benchmark", "--suite", str(path), "--plan"])
+    assert bad.exit_code == 2 and damaged.name in bad.output, bad.output
+    alone = CliRunner().invoke(main, ["benchmark", "--suite", str(path), "--calibrate"])
+    assert alone.exit_code == 2 and "--calibrate goes with --plan" in alone.output
+
+
 @pytest.mark.parametrize("channels,bins", [(183, 10), (153, 40)])
 def test_pitom_declares_the_arithmetic_that_xla_counts(channels, bins):
     """The plan scales measured runs by each decoder's declared work: PITOM's (per event and

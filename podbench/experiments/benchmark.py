@@ -80,6 +80,8 @@ from podbench.experiments.significance import Significance, null_configs
 from podbench.features.keys import SHORT, canonical_json
 from podbench.publish import publish_text
 from podbench.tasks import task_for
+from podbench.train.calibrate import calibrate, calibration_key, calibrations
+from podbench.train.calibrate import save as save_calibration
 from podbench.train.run import Program, programs_of
 
 NAME = re.compile(r"(?!\.+$)[A-Za-z0-9_.-]+")  # one folder name: not . or ..
@@ -602,7 +604,12 @@ def benchmark(
     return run_suite(load_suite(suite_path, overrides), engine, log, verbose=verbose)
 
 
-def plan(suite_path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> str:
+def plan(
+    suite_path: str | Path,
+    overrides: tuple[str, ...] | list[str] = (),
+    calibrate: bool = False,
+    log: Callable[[str], None] = print,
+) -> str:
     """The suite's plan as text, nothing trained: what ``podbench benchmark --plan`` prints.
 
     Parameters
@@ -611,6 +618,12 @@ def plan(suite_path: str | Path, overrides: tuple[str, ...] | list[str] = ()) ->
         The suite file.
     overrides : sequence of str, default ()
         As :func:`load_suite`.
+    calibrate : bool, default False
+        First calibrate each program to run that has no calibration on this machine yet
+        (:func:`calibrate_cells`: its stores built, a few lanes timed for a few epochs), so
+        that the plan prices it at its own shapes (``podbench benchmark --plan --calibrate``).
+    log : callable, default print
+        Called with each calibration's progress lines.
 
     Returns
     -------
@@ -620,11 +633,12 @@ def plan(suite_path: str | Path, overrides: tuple[str, ...] | list[str] = ()) ->
     """
     suite = load_suite(suite_path, overrides)
     root = Path(suite.cells[0].config.output.results).expanduser().parents[2]
+    todo = [c for c in suite.cells if not is_cell_complete(c)]
+    if calibrate:
+        calibrate_cells(todo, root, log)
     rates = measured_rates(root)
     done = [c.id for c in suite.cells if is_cell_complete(c)]
-    text = format_plan(
-        plan_cells([c for c in suite.cells if not is_cell_complete(c)], rates), rates, root
-    )
+    text = format_plan(plan_cells(todo, rates, calibrations(root)), rates, root)
     skipped = "".join(f"\ncell {c.id}: skipped, {c.missing}" for c in suite.skipped)
     return (
         f"suite {suite.name} {suite.id}: {len(suite.cells)} cell(s), {len(done)} complete"
@@ -633,3 +647,38 @@ def plan(suite_path: str | Path, overrides: tuple[str, ...] | list[str] = ()) ->
         + "\n"
         + text
     )
+
+
+def calibrate_cells(
+    cells: list[Cell], results_root: Path, log: Callable[[str], None] = print
+) -> list[str]:
+    """Calibrate the program of each cell that has no calibration on this machine yet.
+
+    What ``podbench benchmark --plan --calibrate`` does before it plans
+    (:func:`podbench.train.calibrate.calibrate`); cells of one program share its calibration,
+    kept in ``<results_root>/calibrations/``.
+
+    Parameters
+    ----------
+    cells : list of Cell
+        The suite's cells (:func:`load_suite`) to calibrate.
+    results_root : pathlib.Path
+        The results root the suite writes under (its ``output.results``).
+    log : callable, default print
+        Called with each calibration's progress lines.
+
+    Returns
+    -------
+    list of str
+        The keys of the calibrations made now (none for programs calibrated before).
+    """
+    made: list[str] = []
+    have = calibrations(results_root)
+    for cell in cells:
+        key = calibration_key(cell.config)
+        if key in have or key in made:
+            continue
+        log(f"cell {cell.id}: calibrating its program")
+        save_calibration(results_root, key, calibrate(cell.config, log=log))
+        made.append(key)
+    return made

@@ -3,26 +3,32 @@
 Per cell: its program (cells and retrained nulls that share a program signature train as lanes
 of one), its lanes (points x lags x folds x member lanes), the lane-epochs it may train (every
 lane to `training.epochs`; early stopping ends most sooner), the stores still to build and the
-space they need (the preflight's estimate), and a time estimate from the runs this results root
-already holds. Each decoder declares the work of one lane's epoch (closed form: of one step of
-a lane's fit) for the events, input shape, members, head, parameters and classes at hand
-(`podbench.specs.Workload`, `DecoderSpec.work`: PITOM's convolutions, ridge's Gram matrix and
-eigendecomposition, a logistic fit's loss-and-gradient evaluation; by default events x input
-elements x members). A closed-form lane does that work once per step of its fit (ridge: one; a
-logistic fit: its evaluations until it converged, which it reports). A cell's estimate is its
+space they need (the preflight's estimate), and a time estimate: from its program's
+calibration on this machine where there is one (`podbench.train.calibrate`: the fixed seconds
+plus lanes x expected epochs x the seconds per lane-epoch timed at the program's own shapes),
+else from the runs this results root already holds. Each decoder declares the work of one
+lane's epoch (closed form: of one step of a lane's fit) for the events, input shape, members,
+head, parameters and classes at hand (`podbench.specs.Workload`, `DecoderSpec.work`: PITOM's
+convolutions, ridge's Gram matrix and eigendecomposition, a logistic fit's loss-and-gradient
+evaluation; by default events x input elements x members). A closed-form lane does that work
+once per step of its fit (ridge: one; a logistic fit: its evaluations until it converged,
+which it reports). A cell's estimate is its
 lanes x expected epochs (closed form: steps) per lane x that work x the median seconds per unit
 of work of the decoder's measured runs (`seconds_per_unit`): the same task's when there are
 some, else those of tasks with the same head, else of heads the decoder does the same work for,
 else another decoder's that does the same work (a closed-form "linear" is a ridge fit for
 vectors and scalars, logistic regression for binary and class targets), else any task's.
 Expected epochs: early stopping ends a lane `patience` epochs after its best; the best epoch is
-the median of the same task's measured lanes, else of any task's. Expected steps: the median of
+the median of the same task's measured lanes, else of any task's (of runs whose epoch budget
+exceeded their patience: no lane of a shorter run could stop early); with no such run, every
+lane trains its budget (the estimate is an upper bound). Expected steps: the median of
 the lanes of the runs that gave the rate, looked up the same way. And the peak memory of each
 cell's program, from the runs that recorded theirs (run.json `memory_bytes`): the median RSS of
 a process before a program (less its inputs), plus the program's inputs (events x lags x input
 elements, float32), plus its lanes x input elements x the median bytes a program grew by per
-lane and input element while it trained. A decoder with no measured run here has no estimate
-(the plan says so rather than guess). Nothing is built, trained or written.
+lane and input element while it trained. A decoder with no calibration or measured run here
+has no estimate (the plan says so rather than guess). Nothing is built, trained or written
+(`podbench benchmark --plan --calibrate` calibrates first).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from podbench import registry
 from podbench.config import Config, read_yaml
 from podbench.errors import ConfigError
 from podbench.specs import Workload
+from podbench.train.calibrate import CALIBRATIONS, Calibration, calibration_key
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,8 +61,11 @@ class CellPlan:
     events: int
     stores_to_build: tuple[str, ...]  # stages
     store_bytes: float
-    estimate_s: float | None  # None: no measured run of this decoder in the results root
+    estimate_s: float | None  # None: no calibration or measured run of its decoder here
     peak_bytes: float | None  # the training process's peak RSS (None: no measured memory)
+    calibrated: bool = False  # priced by its program's calibration (else by measured runs)
+    upper_bound: bool = False  # every lane to its epoch budget: no run here tells when early
+    # stopping ends lanes of this decoder
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,10 +138,12 @@ class Rate:
         probe = _probe(head, cfg)
         return work(dataclasses.replace(probe, head=other)) == work(probe)
 
-    def epochs(self, cfg: Config) -> float:
+    def epochs(self, cfg: Config) -> float | None:
         """Expected epochs per lane: early stopping ends a lane `patience` epochs after its
         best, at most at `training.epochs` (the best epoch of this task's measured lanes, else
-        of any task's)."""
+        of any task's); None if no run here could have stopped early."""
+        if not self.best_epoch:
+            return None
         t = cfg.training
         best = self.best_epoch.get(
             cast(str, cfg.task),  # one task
@@ -236,6 +248,9 @@ def rates_of(run_jsons: Iterable[Path]) -> dict[str, Rate]:
                 raise ValueError("no input shape")
             best_epochs = [lane["best_epoch"] for lane in run["lane_table"]]
             closed = epochs == 0
+            # a lane stops early `patience` epochs after its best: a budget of no more epochs
+            # stops none (a short or calibrating run), so says nothing of where lanes stop
+            stops = closed or cfg["training"]["epochs"] > cfg["training"]["patience"]
             fit_steps = [lane["fit_steps"] for lane in run["lane_table"]] if closed else []
             memory = run.get("memory_bytes")  # absent from runs before it was recorded
             work = _work(
@@ -256,9 +271,10 @@ def rates_of(run_jsons: Iterable[Path]) -> dict[str, Rate]:
         if work and training > 0 and lanes:
             units = (sum(fit_steps) if closed else epochs) * work
             seconds.setdefault(key, {}).setdefault(task, []).append(training / units)
-            best.setdefault(key, {}).setdefault(task, []).extend(
-                [0.0] * lanes if closed else best_epochs
-            )
+            if stops:
+                best.setdefault(key, {}).setdefault(task, []).extend(
+                    [0.0] * lanes if closed else best_epochs
+                )
             if closed:
                 steps.setdefault(key, {}).setdefault(task, []).extend(fit_steps)
         if memory:
@@ -275,7 +291,7 @@ def rates_of(run_jsons: Iterable[Path]) -> dict[str, Rate]:
                 h: float(np.median([x for t, v in by_task.items() if heads[t] == h for x in v]))
                 for h in {heads[t] or "" for t in by_task} - {""}
             },
-            {t: float(np.median(b)) for t, b in best[m].items()},
+            {t: float(np.median(b)) for t, b in best.get(m, {}).items()},
             sum(len(v) for v in by_task.values()),
             float(np.median(base[m])) if m in base else None,
             float(np.median(per_unit[m])) if m in per_unit else None,
@@ -317,12 +333,17 @@ def program_lanes(configs: list[Config]) -> int:
     return len(configs) * len(cfg.data.lags.values()) * cfg.training.n_folds * member_lanes
 
 
-def plan_cells(cells, rates: dict[str, Rate]) -> list[CellPlan]:
-    """The plan of a suite's cells (podbench.experiments.benchmark.Cell), in suite order."""
+def plan_cells(
+    cells, rates: dict[str, Rate], calibrations: dict[str, Calibration] | None = None
+) -> list[CellPlan]:
+    """The plan of a suite's cells (podbench.experiments.benchmark.Cell), in suite order: a
+    cell whose program has a calibration on this machine (`calibrations`, by
+    `calibration_key`) priced by it, any other by the measured `rates`."""
     from podbench.features.preflight import check_inputs, resolve_checked
     from podbench.train.run import program_signature
 
     programs: dict[str, int] = {}
+    charged: set[int] = set()  # programs whose calibrated fixed cost a cell already carries
     planned: set[str] = set()
     out = []
     memory: dict[int, tuple] = {}  # program -> (its rate, lanes, inputs' bytes, elements)
@@ -349,16 +370,24 @@ def plan_cells(cells, rates: dict[str, Rate]) -> list[CellPlan]:
         budget = 1 if closed else cfg.training.epochs
         members = 1 if closed or cfg.model.ensemble != "joint" else cfg.model.members
         rate = rate_of(rates, cfg.model.name, members)
-        cost = seconds_per_unit(rates, cfg, members)
-        work = _work(
-            cfg.model.name,
-            Workload(events, shape, members, ctx.task.head, cfg.model.params, task_classes(task)),
-        )
+        expected = None if closed or rate is None else rate.epochs(cfg)
+        epochs = 1.0 if closed else float(cfg.training.epochs) if expected is None else expected
+        calibration = None if calibrations is None else calibrations.get(calibration_key(cfg))
         estimate = None
-        if cost is not None and (closed or rate is not None):
+        if calibration is not None:  # the program's own cost; its fixed part once
+            estimate = calibration.seconds(lanes, epochs)
+            if number in charged:
+                estimate -= calibration.fixed_s
+            charged.add(number)
+        elif (cost := seconds_per_unit(rates, cfg, members)) is not None:
             unit_s, source = cost
-            epochs = source.steps(cfg) if closed else cast(Rate, rate).epochs(cfg)
-            estimate = lanes * epochs * work * unit_s
+            work = _work(
+                cfg.model.name,
+                Workload(
+                    events, shape, members, ctx.task.head, cfg.model.params, task_classes(task)
+                ),
+            )
+            estimate = lanes * (source.steps(cfg) if closed else epochs) * work * unit_s
         if rate is not None:  # cells of a program share its inputs
             inputs = events * len(cfg.data.lags.values()) * elements * 4  # float32
             _, before, most, _ = memory.get(number, (rate, 0, 0, elements))
@@ -375,6 +404,8 @@ def plan_cells(cells, rates: dict[str, Rate]) -> list[CellPlan]:
                 space,
                 estimate,
                 None,
+                calibration is not None,
+                estimate is not None and not closed and expected is None,
             )
         )
     return [  # a cell's peak is its program's: every lane of it trains at once
@@ -435,7 +466,11 @@ def format_plan(plans: list[CellPlan], rates: dict[str, Rate], results_root: Pat
     ]
     for p in plans:
         build = ", ".join(p.stores_to_build) or "-"
-        estimate = "unknown" if p.estimate_s is None else _duration(p.estimate_s)
+        estimate = (
+            "unknown"
+            if p.estimate_s is None
+            else ("<=" if p.upper_bound else "") + _duration(p.estimate_s)
+        )
         memory = "unknown" if p.peak_bytes is None else human_bytes(p.peak_bytes)
         lines.append(
             f"{p.cell:<28} {p.program:>4} {p.points:>6} {p.lanes:>6} "
@@ -460,11 +495,23 @@ def format_plan(plans: list[CellPlan], rates: dict[str, Rate], results_root: Pat
         f"{m}: {1e-9 / r.seconds_per_unit:.3g} G units of its work per second ({r.runs} run(s))"
         for m, r in sorted(rates.items())
     )
-    lines.append(f"estimates from the runs in {results_root}: {basis or 'none yet'}")
+    calibrated = sum(p.calibrated for p in plans)
+    if calibrated:
+        lines.append(
+            f"{calibrated} cell(s) priced by their program's calibration on this machine "
+            f"({results_root / CALIBRATIONS})"
+        )
+    if calibrated < len(plans):
+        lines.append(f"estimates from the runs in {results_root}: {basis or 'none yet'}")
+    if any(p.upper_bound for p in plans):
+        lines.append(
+            "<=: every lane to its epoch budget (no run of the decoder here tells when early "
+            "stopping ends its lanes)"
+        )
     if unknown:
         lines.append(
-            f"no estimate for {len(unknown)} cell(s) (no measured run of their decoder "
-            "here yet): " + ", ".join(unknown)
+            f"no estimate for {len(unknown)} cell(s) (no calibration or measured run of "
+            "their decoder here yet; --calibrate measures them): " + ", ".join(unknown)
         )
     return "\n".join(lines)
 

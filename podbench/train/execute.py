@@ -35,6 +35,9 @@ class LaneResults:
     seconds: float
     widths: list = field(default_factory=list)  # per chunk: the working width of each epoch
     fit_steps: np.ndarray | None = None  # [L] closed form: the steps each lane's fit made
+    epoch_seconds: list = field(default_factory=list)  # per chunk: each epoch's seconds (the
+    # first at each width compiles it)
+    compile_seconds: float = 0.0  # closed form: compiling the fit
 
 
 def device_memory(n_devices: int) -> float:
@@ -216,7 +219,7 @@ def train_lanes(
     )
     n_words = inputs.x.shape[0]
     all_rows = jnp.arange(n_words, dtype=jnp.int32)
-    preds, states, records, widths = [], [], [], []
+    preds, states, records, widths, epoch_seconds = [], [], [], [], []
     earlier_s = 0.0  # training seconds of earlier runs that resume snapshots carry
     n_chunks = math.ceil(len(table) / chunk)
     for c in range(n_chunks):
@@ -235,7 +238,7 @@ def train_lanes(
                 },
             }
         )
-        state, chunk_widths, carried = train_chunk(
+        state, chunk_widths, carried, chunk_seconds = train_chunk(
             compiled,
             sub,
             data,
@@ -246,6 +249,7 @@ def train_lanes(
             None if snapshots is None else (snapshots, c + 1, real),
         )
         widths.append(chunk_widths)
+        epoch_seconds.append(chunk_seconds)
         earlier_s += carried
         keep = slice(0, len(real))
         preds.append(np.asarray(compiled.predict(state, shard.lanes(sub), data, all_rows))[keep])
@@ -271,6 +275,7 @@ def train_lanes(
         jax.tree.map(lambda *a: np.concatenate(a), *states),
         earlier_s + time.perf_counter() - t0,
         widths,
+        epoch_seconds=epoch_seconds,
     )
 
 
@@ -285,9 +290,10 @@ def train_chunk(
     resume: tuple[Snapshots, int, np.ndarray] | None = None,
 ):
     """Train one chunk of lanes to completion, from `start` where given (train.warm);
-    returns its state, the width of each epoch and the training seconds of earlier runs that
-    its resume snapshot carries (0 without one). `resume`: (the program's snapshots, the
-    chunk's number, its lanes' rows in the lane table): go on from the chunk's snapshot where
+    returns its state, the width of each epoch, the training seconds of earlier runs that
+    its resume snapshot carries (0 without one) and the seconds of each epoch trained now.
+    `resume`: (the program's snapshots, the chunk's number, its lanes' rows in the lane
+    table): go on from the chunk's snapshot where
     there is one, and write one after each epoch at which one is due (the last included, so a
     run killed while it writes its results trains nothing again).
 
@@ -313,6 +319,7 @@ def train_chunk(
     bank, ids = None, np.arange(n)  # host copy of every lane; ids: the lanes in the first slots
     pick: np.ndarray | None = None  # the lanes in the working set (None: all, in order)
     widths: list[int] = []
+    seconds: list[float] = []
     first, finished, carried, t0 = 0, False, 0.0, time.perf_counter()
     snapshots, chunk, rows = resume if resume is not None else (None, 0, np.arange(n))
     if snapshots is not None and (got := snapshots.load(chunk, rows, working)) is not None:
@@ -335,8 +342,10 @@ def train_chunk(
     bar = progress(max_epochs, f"training {n} lanes {label}".rstrip(), "epoch", first)
     for epoch in range(first, first if finished else max_epochs):
         widths.append(len(working.stopped))
+        t_epoch = time.perf_counter()
         working = compiled.epoch(working, work_lanes, data, epoch)
-        stopped = np.asarray(working.stopped)[: len(ids)]
+        stopped = np.asarray(working.stopped)[: len(ids)]  # waits for the epoch
+        seconds.append(time.perf_counter() - t_epoch)
         active = int((~stopped).sum())
         bar.set_postfix(active=f"{active}/{n}")  # before update: its log line shows them
         bar.update(1)
@@ -368,7 +377,7 @@ def train_chunk(
             )
     bar.close()
     final = working if bank is None else shard.lanes(_scatter(bank, ids, working))
-    return final, widths, carried
+    return final, widths, carried, seconds
 
 
 def _scatter(bank, ids: np.ndarray, working):
@@ -400,9 +409,14 @@ def train_closed_form(
     lanes = jax.device_put(lane_inputs(table, inputs))
     alphas = jnp.asarray(cfg.model.params["alphas"], jnp.float32)
     sign = 1.0 if task.stop_mode == "max" else -1.0
-    preds, scores, chosen, steps = jax.jit(
-        lambda ln: closed_form(fit, predict, ln, data, alphas, task.stop_value, sign)
-    )(lanes)
+    t_compile = time.perf_counter()
+    fit_all = (
+        jax.jit(lambda ln: closed_form(fit, predict, ln, data, alphas, task.stop_value, sign))
+        .lower(lanes)
+        .compile()
+    )
+    compile_s = time.perf_counter() - t_compile
+    preds, scores, chosen, steps = fit_all(lanes)
     zeros = np.zeros(len(table), np.int64)
     return LaneResults(
         table,
@@ -415,4 +429,5 @@ def train_closed_form(
         {"alpha": np.asarray(chosen)},
         time.perf_counter() - t0,
         fit_steps=np.asarray(steps),
+        compile_seconds=compile_s,
     )

@@ -8,7 +8,7 @@ RNG stream makes a lag's result depend on the lags run before it).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -44,6 +44,10 @@ class LaneTable:
 
     def __len__(self) -> int:
         return len(self.lag_ms)
+
+    def take(self, rows: np.ndarray) -> LaneTable:
+        """The lanes at `rows`, in that order."""
+        return LaneTable(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
 
     def rows(self) -> list[dict]:
         return [

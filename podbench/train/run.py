@@ -22,9 +22,15 @@ from podbench.features.preflight import preflight
 from podbench.publish import locked
 from podbench.specs import BuildClosedForm
 from podbench.tasks import Task, task_for
-from podbench.train.execute import train_closed_form, train_lanes
-from podbench.train.inputs import RunInputs, merge_inputs, permutation_seed, prepare
-from podbench.train.lanes import lane_point, lay_out
+from podbench.train.execute import LaneResults, train_closed_form, train_lanes
+from podbench.train.inputs import (
+    ProgramInputs,
+    RunInputs,
+    merge_inputs,
+    permutation_seed,
+    prepare,
+)
+from podbench.train.lanes import LaneTable, lane_point, lay_out
 from podbench.train.memory import PeakRss
 from podbench.train.snapshots import Snapshots
 from podbench.train.warm import warm_start
@@ -213,28 +219,9 @@ def _train_pending(
     from podbench.train import results
 
     base = cfgs[0]
-    task = task_for(base)
     t1 = time.perf_counter()
-    entries: dict[tuple, int] = {}  # (targets key, null targets) -> entry
-    inputs: list[RunInputs] = []
-    for i in pending:
-        if entry_key(cfgs[i], keys[i]) not in entries:
-            entries[entry_key(cfgs[i], keys[i])] = len(inputs)
-            inputs.append(prepare(cfgs[i], features[keys[i]["targets"]]))
-    entry_of = [entries[entry_key(cfgs[i], keys[i])] for i in pending]
-    program_inputs = merge_inputs(inputs, entry_of)
-    entry = registry.models.entry(base.model.name, "model.name")
-    closed = entry.spec.closed_form
-    members = 1 if closed else base.model.members
-    group = members if base.model.ensemble == "joint" and not closed else 1
-    table = lay_out(
-        inputs[0].lags, inputs[0].folds, members, group, [lane_point(cfgs[i]) for i in pending]
-    )
-    log(
-        f"training {len(table)} lanes ({len(pending)} point(s) x {len(inputs[0].lags)} lags x "
-        f"{len(inputs[0].folds)} folds x {members // group} member lanes of {group}) on "
-        f"{len(program_inputs.x)} events, inputs {tuple(program_inputs.x.shape[2:])}"
-    )
+    laid = lay_out_program([cfgs[i] for i in pending], [keys[i] for i in pending], features, log)
+    inputs, entry_of = laid.inputs, laid.entry_of
     snapshots = Snapshots.of_program(
         base.output.stores,
         [keys[i]["training"] for i in pending],
@@ -242,30 +229,12 @@ def _train_pending(
         log,
     )
     with PeakRss() as rss:
-        if closed:
-            build: BuildClosedForm = entry.obj
-            fit_predict = build(
-                base.model.params,
-                head=task.head,
-                output_dim=task.output_dim(program_inputs.y, base),
-            )
-            res = train_closed_form(base, task, program_inputs, table, fit_predict)
-        else:
-            res = train_lanes(
-                base,
-                task,
-                program_inputs,
-                table,
-                group,
-                log,
-                warm_start(base, table, program_inputs),
-                snapshots,
-            )
+        res = fit_program(base, laid, laid.table, log, snapshots)
     memory = {  # the program's: the process at its start (inputs prepared) and at its peak
         "rss_start": rss.start_bytes,
         "rss_peak": rss.peak,
-        "inputs": int(program_inputs.x.nbytes),
-        "program_lanes": len(table),
+        "inputs": int(laid.program_inputs.x.nbytes),
+        "program_lanes": len(laid.table),
     }
     fold_numbers = [f.number for f in inputs[0].folds]
     for point, i in enumerate(pending):
@@ -306,6 +275,81 @@ def _train_pending(
             log(f"results ({cfgs[i].task}): {dirs[i]}")
         out[i] = RunResult(dirs[i], perf, False)
     snapshots.clear()  # every point's results are written
+
+
+@dataclass
+class LaidOut:
+    """A program's points ready to train: the inputs of each targets entry, each point's
+    entry, the merged program inputs and the lanes (every point x lag x fold x member
+    lane)."""
+
+    task: Task
+    inputs: list[RunInputs]
+    entry_of: list[int]  # per point: its entry in `inputs`
+    program_inputs: ProgramInputs
+    table: LaneTable
+    group: int  # members per lane
+
+
+def lay_out_program(
+    cfgs: list[Config],
+    keys: list[dict],
+    features: dict[str, Features],
+    log: Callable[[str], None] = print,
+) -> LaidOut:
+    """Prepare the points `cfgs` of one program (their stage keys `keys`, their targets
+    stores' `features`) as lanes of one program."""
+    base = cfgs[0]
+    task = task_for(base)
+    entries: dict[tuple, int] = {}  # (targets key, null targets) -> entry
+    inputs: list[RunInputs] = []
+    for cfg, k in zip(cfgs, keys):
+        if entry_key(cfg, k) not in entries:
+            entries[entry_key(cfg, k)] = len(inputs)
+            inputs.append(prepare(cfg, features[k["targets"]]))
+    entry_of = [entries[entry_key(cfg, k)] for cfg, k in zip(cfgs, keys)]
+    program_inputs = merge_inputs(inputs, entry_of)
+    closed = registry.models.spec(base.model.name).closed_form
+    members = 1 if closed else base.model.members
+    group = members if base.model.ensemble == "joint" and not closed else 1
+    table = lay_out(inputs[0].lags, inputs[0].folds, members, group, [lane_point(c) for c in cfgs])
+    log(
+        f"training {len(table)} lanes ({len(cfgs)} point(s) x {len(inputs[0].lags)} lags x "
+        f"{len(inputs[0].folds)} folds x {members // group} member lanes of {group}) on "
+        f"{len(program_inputs.x)} events, inputs {tuple(program_inputs.x.shape[2:])}"
+    )
+    return LaidOut(task, inputs, entry_of, program_inputs, table, group)
+
+
+def fit_program(
+    cfg: Config,
+    laid: LaidOut,
+    table: LaneTable,
+    log: Callable[[str], None] = print,
+    snapshots: Snapshots | None = None,
+) -> LaneResults:
+    """Train the lanes `table` (the program's, or some of them) of a laid-out program with
+    `cfg`'s decoder and schedule: one closed-form fit per lane, or epochs of the compiled
+    program (from a warm start where the decoder has one)."""
+    entry = registry.models.entry(cfg.model.name, "model.name")
+    if entry.spec.closed_form:
+        build: BuildClosedForm = entry.obj
+        fit_predict = build(
+            cfg.model.params,
+            head=laid.task.head,
+            output_dim=laid.task.output_dim(laid.program_inputs.y, cfg),
+        )
+        return train_closed_form(cfg, laid.task, laid.program_inputs, table, fit_predict)
+    return train_lanes(
+        cfg,
+        laid.task,
+        laid.program_inputs,
+        table,
+        laid.group,
+        log,
+        warm_start(cfg, table, laid.program_inputs),
+        snapshots,
+    )
 
 
 def entry_key(cfg: Config, keys: dict) -> tuple:
