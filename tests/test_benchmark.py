@@ -876,16 +876,21 @@ def test_every_reference_cell_runs_on_a_stand_in(standin, tmp_path, capsys):
     assert re.fullmatch(r"loo_within=\d+ loo_estimated=(\d+)", loo[-1]), loo[-1]
 
 
-def test_plan_prints_lanes_and_stores_and_writes_nothing(standin, tmp_path, small_suite):
+def ridge_and_mlp_suite(standin: Path, tmp_path: Path) -> Path:
+    """A suite of a ridge and an MLP cell on the small stand-in, 3 lags, nothing run."""
     cells = [
         {"name": "ridge", "config": str(REPO / "configs/demo.yml"), "set": RIDGE},
         {"name": "mlp", "config": str(REPO / "configs/demo.yml"), "set": MLP},
     ]
-    path = write_suite(
+    return write_suite(
         tmp_path / "p.yml",
         cells,
         small_defaults(standin, tmp_path, None, {"min": 0, "max": 600, "step": 200}),
     )
+
+
+def test_plan_prints_lanes_and_stores_and_writes_nothing(standin, tmp_path, small_suite):
+    path = ridge_and_mlp_suite(standin, tmp_path)
     result = CliRunner().invoke(main, ["benchmark", "--suite", str(path), "--plan"])
     assert result.exit_code == 0, result.output
     rows = {line.split()[0]: line.split() for line in result.output.splitlines()[2:4]}
@@ -937,15 +942,7 @@ def test_calibrated_plan_prices_each_program_at_its_own_shapes(standin, tmp_path
     from podbench.experiments.plan import measured_rates, plan_cells, rates_of
     from podbench.train.calibrate import CALIBRATIONS, calibrations
 
-    cells = [
-        {"name": "ridge", "config": str(REPO / "configs/demo.yml"), "set": RIDGE},
-        {"name": "mlp", "config": str(REPO / "configs/demo.yml"), "set": MLP},
-    ]
-    path = write_suite(
-        tmp_path / "p.yml",
-        cells,
-        small_defaults(standin, tmp_path, None, {"min": 0, "max": 600, "step": 200}),
-    )
+    path = ridge_and_mlp_suite(standin, tmp_path)
     first = CliRunner().invoke(main, ["benchmark", "--suite", str(path), "--plan", "--calibrate"])
     assert first.exit_code == 0, first.output
     assert first.output.count("calibrating its program") == 2, first.output
