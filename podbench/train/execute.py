@@ -293,9 +293,9 @@ def train_chunk(
     returns its state, the width of each epoch, the training seconds of earlier runs that
     its resume snapshot carries (0 without one) and the seconds of each epoch trained now.
     `resume`: (the program's snapshots, the chunk's number, its lanes' rows in the lane
-    table): go on from the chunk's snapshot where
-    there is one, and write one after each epoch at which one is due (the last included, so a
-    run killed while it writes its results trains nothing again).
+    table): go on from the chunk's snapshot where there is one, and write one after each epoch
+    at which one is due (the last included, so a run killed while it writes its results
+    trains nothing again).
 
     Under vmap a stopped lane is computed in full (its `lax.cond` becomes a select), so as
     lanes stop the working set moves to the smallest width bucket that holds the active ones:
