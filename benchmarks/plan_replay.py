@@ -94,6 +94,18 @@ def cell_runs(cell) -> list[Path]:
     return sorted(p for d in suites.glob(f"*/cells/{cell.id}") for p in d.rglob("run.json"))
 
 
+def program_estimate(plans: list) -> float | None:
+    """A program's estimate: the sum over its cells' plans, None unless every cell has one."""
+    known = [p.estimate_s for p in plans if p.estimate_s is not None]
+    return sum(known) if len(known) == len(plans) else None
+
+
+def latest_timings(rows: list[dict]) -> dict[str, dict]:
+    """Each program's last row (a program timed again: its last timing), keyed by its cells
+    in sorted order (whatever order they were named in)."""
+    return {" ".join(sorted(row["cells"].split())): row for row in rows}
+
+
 def within(estimate: float | None, wall: float) -> bool:
     return estimate is not None and abs(estimate / wall - 1) <= WITHIN
 
@@ -152,8 +164,8 @@ def main(argv=None) -> None:
         ran = (before_table | {c for j in range(i) for c in named[j]}) - pending
         rates = rates_of([r for c in sorted(ran) for r in runs[c]])
         plans = plan_cells([cells[c] for c in named[i]], rates)
-        known = [p.estimate_s for p in plans if p.estimate_s is not None]
-        now = round(sum(known), 1) if len(known) == len(plans) else None  # as programs.csv
+        total = program_estimate(plans)
+        now = None if total is None else round(total, 1)  # as programs.csv
         then = float(row["estimate_s"]) if row["estimate_s"] else None
         wall = program_seconds(row, runs)
         peak_gb = float(row["peak_rss_gb"])
@@ -197,17 +209,14 @@ def leave_one_out(rows: list[dict], cells: dict, runs: dict) -> None:
     """Each program's latest timing against the plan from every other cell's runs."""
     from podbench.experiments.plan import plan_cells, rates_of
 
-    # a program timed again: its last timing (its cells in whatever order they were named)
-    latest = {" ".join(sorted(row["cells"].split())): row for row in rows}
+    latest = latest_timings(rows)
     print("| program | time (s) | estimate from the other cells' runs (s) |")
     print("|---|---|---|")
     counted = ok = 0
     for names, row in latest.items():
         own = set(names.split())
         others = [r for c in sorted(cells) if c not in own for r in runs[c]]
-        plans = plan_cells([cells[c] for c in names.split()], rates_of(others))
-        known = [p.estimate_s for p in plans if p.estimate_s is not None]
-        estimate = sum(known) if len(known) == len(plans) else None
+        estimate = program_estimate(plan_cells([cells[c] for c in names.split()], rates_of(others)))
         wall = program_seconds(row, runs)
         print(f"| {names} | {wall} | {error(estimate, wall)} |")
         counted += estimate is not None
@@ -229,7 +238,7 @@ def calibrated(rows: list[dict], cells: dict, runs: dict, root: Path) -> None:
     calibrate_cells(list(cells.values()), root, log=lambda line: print(line, flush=True))
     print(f"calibrating: {time.perf_counter() - t0:.1f} s wall in this invocation")
     kept = calibrations(root)
-    latest = {" ".join(sorted(row["cells"].split())): row for row in rows}
+    latest = latest_timings(rows)
     print(
         "| program | time (s) | estimate from calibrations (s) | the same, epochs from the "
         "other cells' runs (s) | the same at the lane-epochs it trained (s) |"
@@ -243,8 +252,7 @@ def calibrated(rows: list[dict], cells: dict, runs: dict, root: Path) -> None:
         shown = []
         for rates in ({}, others):
             plans = plan_cells([cells[c] for c in names.split()], rates, kept)
-            known = [p.estimate_s for p in plans if p.estimate_s is not None]
-            estimate = sum(known) if len(known) == len(plans) else None
+            estimate = program_estimate(plans)
             bound = "<= " if any(p.upper_bound for p in plans) else ""
             shown.append((estimate, f"{bound}{error(estimate, wall)}"))
         trained = at_trained(cells, names.split(), runs, kept)
@@ -257,7 +265,7 @@ def calibrated(rows: list[dict], cells: dict, runs: dict, root: Path) -> None:
         bound = "<= " if plan.upper_bound else ""
         print(f"plan {plan.cell}: {plan.lanes} lanes, {bound}{plan.estimate_s:.0f} s")
     total = sum(p.estimate_s for p in plans if p.estimate_s is not None)
-    spent = sum(c.fixed_s + c.lanes * max(1, c.epochs) * c.lane_s for c in kept.values())
+    spent = sum(c.seconds(c.lanes, max(1, c.epochs)) for c in kept.values())
     print(
         f"within {WITHIN:.0%} of the time: {ok} of {counted} estimated programs from "
         f"calibrations alone, {ok_runs} with epochs from the other cells' runs"
@@ -279,9 +287,7 @@ def at_trained(cells: dict, names: list[str], runs: dict, kept: dict) -> float |
     if calibration is None or calibration.epochs == 0 or not all(runs[c] for c in names):
         return None
     latest = [json.loads(max(runs[c], key=lambda p: p.stat().st_mtime).read_text()) for c in names]
-    return calibration.fixed_s + calibration.lane_s * sum(
-        r["lanes"]["epochs_total"] for r in latest
-    )
+    return calibration.seconds(1, sum(r["lanes"]["epochs_total"] for r in latest))  # lane-epochs
 
 
 if __name__ == "__main__":
