@@ -18,9 +18,10 @@ run: `podbench benchmark --plan --calibrate`), kept in the results root (<work>/
 calibrations, where `reference_suite.py --calibrate` keeps them); calibrates first every cell
 of the suite that has none (this trains: a few lanes of each program for 3
 epochs), then prints one row per program (estimated from calibrations alone, and with the
-epochs early stopping trains taken from every other cell's runs), the plan of every cell of
-the suite with the calibrations' own seconds, and last
-`cal_within=N cal_runs_within=N cal_estimated=N calibration_s=S`.
+epochs early stopping trains taken from every other cell's runs; its peak RSS against the
+calibrations' memory estimate), the plan of every cell of the suite with the calibrations'
+own seconds, and last `cal_within=N cal_runs_within=N cal_estimated=N calibration_s=S
+cal_memory_within=N cal_memory_estimated=N`.
 
 A part is one invocation of reference_suite.py: a run of rows whose program numbers increase
 (each invocation numbers its programs from 1). The runs there before a program: those of the
@@ -241,10 +242,11 @@ def calibrated(rows: list[dict], cells: dict, runs: dict, root: Path) -> None:
     latest = latest_timings(rows)
     print(
         "| program | time (s) | estimate from calibrations (s) | the same, epochs from the "
-        "other cells' runs (s) | the same at the lane-epochs it trained (s) |"
+        "other cells' runs (s) | the same at the lane-epochs it trained (s) | peak RSS (GB) "
+        "| memory estimate from calibrations (GB) |"
     )
-    print("|---|---|---|---|---|")
-    counted = ok = ok_runs = 0
+    print("|---|---|---|---|---|---|---|")
+    counted = ok = ok_runs = memory_counted = memory_ok = 0
     for names, row in latest.items():
         own = set(names.split())
         others = rates_of([r for c in sorted(cells) if c not in own for r in runs[c]])
@@ -254,16 +256,25 @@ def calibrated(rows: list[dict], cells: dict, runs: dict, root: Path) -> None:
             plans = plan_cells([cells[c] for c in names.split()], rates, kept)
             estimate = program_estimate(plans)
             bound = "<= " if any(p.upper_bound for p in plans) else ""
-            shown.append((estimate, f"{bound}{error(estimate, wall)}"))
+            shown.append((estimate, f"{bound}{error(estimate, wall)}", plans[0].peak_bytes))
         trained = at_trained(cells, names.split(), runs, kept)
-        print(f"| {names} | {wall} | {shown[0][1]} | {shown[1][1]} | {error(trained, wall)} |")
+        peak_gb = float(row["peak_rss_gb"])
+        memory = shown[0][2]  # from calibrations alone; a program's cells share its peak
+        memory_gb = None if memory is None else memory / 2**30
+        print(
+            f"| {names} | {wall} | {shown[0][1]} | {shown[1][1]} | {error(trained, wall)} "
+            f"| {peak_gb} | {error(memory_gb, peak_gb)} |"
+        )
+        memory_counted += memory_gb is not None
+        memory_ok += within(memory_gb, peak_gb)
         counted += shown[0][0] is not None
         ok += within(shown[0][0], wall)
         ok_runs += within(shown[1][0], wall)
     plans = plan_cells(list(cells.values()), {}, kept)
     for plan in plans:
         bound = "<= " if plan.upper_bound else ""
-        print(f"plan {plan.cell}: {plan.lanes} lanes, {bound}{plan.estimate_s:.0f} s")
+        peak = "none" if plan.peak_bytes is None else f"{plan.peak_bytes / 2**30:.2f} GB"
+        print(f"plan {plan.cell}: {plan.lanes} lanes, {bound}{plan.estimate_s:.0f} s, peak {peak}")
     total = sum(p.estimate_s for p in plans if p.estimate_s is not None)
     spent = sum(c.seconds(c.lanes, max(1, c.epochs)) for c in kept.values())
     print(
@@ -272,8 +283,13 @@ def calibrated(rows: list[dict], cells: dict, runs: dict, root: Path) -> None:
     )
     print(f"plan total: {total:.0f} s; the calibrations' own training: {spent:.0f} s")
     print(
+        f"peak memory within {WITHIN:.0%}: {memory_ok} of {memory_counted} programs with an "
+        "estimate from calibrations"
+    )
+    print(
         f"cal_within={ok} cal_runs_within={ok_runs} cal_estimated={counted} "
-        f"calibration_s={spent:.1f}"
+        f"calibration_s={spent:.1f} cal_memory_within={memory_ok} "
+        f"cal_memory_estimated={memory_counted}"
     )
 
 

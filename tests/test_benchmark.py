@@ -936,10 +936,14 @@ def test_calibrated_plan_prices_each_program_at_its_own_shapes(standin, tmp_path
     program's own shapes (epochs after the first, compiling one; a closed-form fit after its
     compilation), keeps that under the results root by program and machine, and prices the
     cells by it: the fixed part once, the lanes at the timed cost each, every lane to its
-    epoch budget where no run tells when early stopping ends them. A second plan calibrates
-    nothing again; no results folder is written."""
+    epoch budget where no run tells when early stopping ends them. Its memory too: the process
+    before the program, the program's inputs, the timed lanes' temporaries and every lane's
+    holding. A second plan calibrates nothing again (but a calibration of version 1, which
+    measured no memory); no results folder is written."""
     from podbench.experiments.benchmark import load_suite
-    from podbench.experiments.plan import measured_rates, plan_cells, rates_of
+    from podbench.experiments.plan import input_shape, measured_rates, plan_cells, rates_of
+    from podbench.features.context import resolve
+    from podbench.features.keys import stage_keys
     from podbench.train.calibrate import CALIBRATIONS, calibrations
 
     path = ridge_and_mlp_suite(standin, tmp_path)
@@ -948,10 +952,11 @@ def test_calibrated_plan_prices_each_program_at_its_own_shapes(standin, tmp_path
     assert first.output.count("calibrating its program") == 2, first.output
     assert "calibrating mlp on word_embedding: 4 of its 15 lanes, 3 epochs each" in (first.output)
     assert "2 cell(s) priced by their program's calibration" in first.output
-    assert "no estimate" not in first.output and "unknown  " not in first.output
+    assert "no estimate" not in first.output and "unknown" not in first.output
+    assert "peak memory about" in first.output
     table = first.output[first.output.index("\nsuite ") :].splitlines()[3:5]
     rows = {line.split()[0]: line.split() for line in table}
-    assert rows["mlp"][-3].startswith("<=") and not rows["ridge"][-3].startswith("<="), table
+    assert "<=" in table[1] and "<=" not in table[0] and rows["mlp"][0] == "mlp", table
     root = tmp_path / "results"
     kept = calibrations(root)
     assert len(kept) == 2 and not list(root.rglob("run.json"))
@@ -963,10 +968,21 @@ def test_calibrated_plan_prices_each_program_at_its_own_shapes(standin, tmp_path
     assert plans["mlp"].estimate_s == pytest.approx(mlp.fixed_s + 15 * 2 * mlp.lane_s)
     assert plans["ridge"].estimate_s == pytest.approx(ridge.fixed_s + 15 * ridge.lane_s)
     assert plans["mlp"].upper_bound and plans["mlp"].calibrated
+    # memory: an MLP lane holds its parameters four times (them, Adam's two moments, the best
+    # copy), twice over an epoch; a ridge lane its predictions of every event
+    mlp_cfg = load_suite(path).cells[1].config
+    ctx = resolve(mlp_cfg)
+    (channels, bins) = input_shape(ctx, stage_keys(ctx)["latents"])
+    hidden = mlp_cfg.model.params["hidden"]
+    weights = channels * bins * hidden[0]  # its first layer's
+    assert mlp.lane_bytes > 2 * 4 * 4 * weights and ridge.lane_bytes >= plans["ridge"].events * 4
+    for cell, c in (("mlp", mlp), ("ridge", ridge)):
+        inputs = plans[cell].events * 3 * channels * bins * 4  # float32, 3 lags
+        assert c.memory_base > 1e8 and c.memory_temp >= 0  # a Python process with JAX
+        assert plans[cell].peak_bytes == pytest.approx(c.peak_bytes(15, inputs))
     # runs of the decoder that could stop early tell the expected epochs
     _, done = small_suite
     rates = measured_rates(done.folder.parents[1])
-    mlp_cfg = load_suite(path).cells[1].config
     expected = rates["mlp"].epochs(mlp_cfg)
     assert expected is not None and 1 <= expected <= 2
     plans = {p.cell: p for p in plan_cells(load_suite(path).cells, rates, kept)}
@@ -986,6 +1002,20 @@ def test_calibrated_plan_prices_each_program_at_its_own_shapes(standin, tmp_path
     # nothing is calibrated again
     again = CliRunner().invoke(main, ["benchmark", "--suite", str(path), "--plan", "--calibrate"])
     assert again.exit_code == 0 and "calibrating" not in again.output, again.output
+    # a calibration of version 1 (times only) prices the cell, its memory unknown, until
+    # --calibrate measures the program again
+    (old,) = [k for k, c in kept.items() if c is ridge]
+    old_file = root / CALIBRATIONS / f"{old}.json"
+    raw = json.loads(old_file.read_text())
+    for name in ("memory_base", "memory_temp", "lane_bytes"):
+        del raw[name]
+    old_file.write_text(json.dumps({**raw, "version": 1}))
+    plans = {p.cell: p for p in plan_cells(load_suite(path).cells, {}, calibrations(root))}
+    assert plans["ridge"].estimate_s == pytest.approx(ridge.fixed_s + 15 * ridge.lane_s)
+    assert plans["ridge"].peak_bytes is None and plans["mlp"].peak_bytes is not None
+    third = CliRunner().invoke(main, ["benchmark", "--suite", str(path), "--plan", "--calibrate"])
+    assert third.exit_code == 0 and third.output.count("calibrating its program") == 1
+    assert calibrations(root)[old].memory_base is not None
     # a damaged calibration is named, not read
     damaged = sorted((root / CALIBRATIONS).glob("*.json"))[0]
     damaged.write_text(json.dumps({"version": 1, "lane_s": 1.0}))

@@ -652,7 +652,8 @@ def plan(
 def calibrate_cells(
     cells: list[Cell], results_root: Path, log: Callable[[str], None] = print
 ) -> list[str]:
-    """Calibrate the program of each cell that has no calibration on this machine yet.
+    """Calibrate the program of each cell that has no calibration on this machine yet (or one
+    that measured no memory: a version-1 calibration).
 
     What ``podbench benchmark --plan --calibrate`` does before it plans
     (:func:`podbench.train.calibrate.calibrate`); cells of one program share its calibration,
@@ -676,7 +677,7 @@ def calibrate_cells(
     have = calibrations(results_root)
     for cell in cells:
         key = calibration_key(cell.config)
-        if key in have or key in made:
+        if (key in have and have[key].memory_base is not None) or key in made:
             continue
         log(f"cell {cell.id}: calibrating its program")
         save_calibration(results_root, key, calibrate(cell.config, log=log))

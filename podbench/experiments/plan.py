@@ -23,20 +23,24 @@ the median of the same task's measured lanes, else of any task's (of runs whose 
 exceeded their patience: no lane of a shorter run could stop early); with no such run, every
 lane trains its budget (the estimate is an upper bound). Expected steps: the median of
 the lanes of the runs that gave the rate, looked up the same way. And the peak memory of each
-cell's program, from the runs that recorded theirs (run.json `memory_bytes`): the median RSS of
-a process before a program (less its inputs), plus the program's inputs (events x lags x input
-elements, float32), plus its lanes x input elements x the median bytes a program grew by per
-lane and input element while it trained. A decoder with no calibration or measured run here
-has no estimate (the plan says so rather than guess). Nothing is built, trained or written
+cell's program: from its calibration where it has one (`Calibration.peak_bytes`: the RSS
+before it less its inputs, its inputs, the temporaries its timed lanes needed, and its lanes x
+what each lane holds by the program's memory model), else from the runs that recorded theirs
+(run.json `memory_bytes`): the median RSS of a process before a program (less its inputs),
+plus the program's inputs (events x lags x input elements, float32), plus its lanes x input
+elements x the median bytes a program grew by per lane and input element while it trained. A
+decoder with no calibration or measured run here has no estimate (the plan says so rather than
+guess). Nothing is built, trained or written
 (`podbench benchmark --plan --calibrate` calibrates first).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import cast
 
@@ -346,7 +350,8 @@ def plan_cells(
     charged: set[int] = set()  # programs whose calibrated fixed cost a cell already carries
     planned: set[str] = set()
     out = []
-    memory: dict[int, tuple] = {}  # program -> (its rate, lanes, inputs' bytes, elements)
+    # program -> (its peak for lanes and inputs' bytes, its lanes, its inputs' bytes)
+    memory: dict[int, tuple[Callable[[int, float], float | None], int, float]] = {}
     for cell in cells:
         cfg: Config = cell.config
         number = programs.setdefault(program_signature(cfg), len(programs) + 1)
@@ -388,10 +393,15 @@ def plan_cells(
                 ),
             )
             estimate = lanes * (source.steps(cfg) if closed else epochs) * work * unit_s
-        if rate is not None:  # cells of a program share its inputs
+        peak: Callable[[int, float], float | None] | None = None
+        if calibration is not None and calibration.memory_base is not None:
+            peak = calibration.peak_bytes  # the program's own measured memory
+        elif rate is not None:
+            peak = functools.partial(rate.peak_bytes, elements=elements)
+        if peak is not None:  # cells of a program share its inputs
             inputs = events * len(cfg.data.lags.values()) * elements * 4  # float32
-            _, before, most, _ = memory.get(number, (rate, 0, 0, elements))
-            memory[number] = (rate, before + lanes, max(most, inputs), elements)
+            _, before, most = memory.get(number, (peak, 0, 0.0))
+            memory[number] = (peak, before + lanes, max(most, inputs))
         out.append(
             CellPlan(
                 cell.id,
@@ -409,7 +419,7 @@ def plan_cells(
             )
         )
     return [  # a cell's peak is its program's: every lane of it trains at once
-        dataclasses.replace(p, peak_bytes=memory[p.program][0].peak_bytes(*memory[p.program][1:]))
+        dataclasses.replace(p, peak_bytes=memory[p.program][0](*memory[p.program][1:]))
         if p.program in memory
         else p
         for p in out

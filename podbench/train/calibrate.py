@@ -9,6 +9,11 @@ the program's own events and inputs; it builds the program's stores first (the r
 them anyway, and finds them built). What it cannot tell is how many epochs early stopping
 will train: the plan takes that from earlier runs of the task, else every lane's epoch budget.
 
+It also samples the process's resident memory while its lanes train: the plan estimates the
+program's peak as the process before it (less its inputs), its inputs, the temporaries the
+timed lanes needed beyond what they hold, and every lane's holding (the program's memory
+model: state, best copy, inputs and predictions).
+
 On a CPU the lanes of a program train one after another, so a few lanes (spread over its lags
 and folds) tell the cost of each; on an accelerator they train side by side, so all of them
 train (a few epochs)."""
@@ -27,7 +32,7 @@ from podbench.config import Config
 from podbench.errors import ConfigError
 
 CALIBRATIONS = "calibrations"  # the folder of a results root that holds them
-VERSION = 1
+VERSION = 2  # 2: memory; a version-1 calibration (times only) is still read
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,10 +44,22 @@ class Calibration:
     lanes: int  # lanes timed
     epochs: int  # epochs each timed lane trained (0: closed form)
     hardware: dict  # podbench.train.results.hardware() of the machine
+    memory_base: float | None = None  # RSS before the program, less its inputs (None: a
+    # version-1 calibration, which measured no memory)
+    memory_temp: float | None = None  # the timed lanes' peak RSS beyond the process before
+    # them and what those lanes hold
+    lane_bytes: float | None = None  # what each lane holds (LaneResults.lane_bytes)
 
     def seconds(self, lanes: int, epochs: float) -> float:
         """A program of `lanes` lanes, each training `epochs` epochs (closed form: 1 fit)."""
         return self.fixed_s + lanes * epochs * self.lane_s
+
+    def peak_bytes(self, lanes: int, inputs: float) -> float | None:
+        """The peak RSS of a program of `lanes` lanes whose inputs take `inputs` bytes (None:
+        this calibration measured no memory)."""
+        if self.memory_base is None or self.memory_temp is None or self.lane_bytes is None:
+            return None
+        return self.memory_base + inputs + self.memory_temp + lanes * self.lane_bytes
 
 
 def calibration_key(cfg: Config) -> str:
@@ -82,13 +99,15 @@ def calibrate(
     -------
     Calibration
         Seconds per lane-epoch (closed form: per lane's fit) and the program's fixed seconds
-        (compiling, setting up, predicting), with the lanes and epochs timed and the machine.
+        (compiling, setting up, predicting), with the lanes and epochs timed, the machine, and
+        the memory the timed lanes needed (`Calibration.peak_bytes`).
     """
     from podbench.features.build import build_features
     from podbench.features.context import resolve
     from podbench.features.keys import stage_keys
     from podbench.features.preflight import preflight
     from podbench.train.execute import lane_batch
+    from podbench.train.memory import PeakRss, release_free_memory
     from podbench.train.results import hardware
     from podbench.train.run import fit_program, lay_out_program
 
@@ -113,14 +132,25 @@ def calibrate(
             cfg.training, epochs=epochs, patience=epochs, snapshot_every_s=None
         ),
     )
-    res = fit_program(timed, laid, laid.table.take(rows), log)
+    release_free_memory()  # the process's RSS before this program, not earlier programs' peak
+    with PeakRss() as rss:
+        res = fit_program(timed, laid, laid.table.take(rows), log)
+    memory = {
+        "memory_base": float(rss.start_bytes - laid.program_inputs.x.nbytes),
+        "memory_temp": float(max(0, rss.peak - rss.start_bytes - len(rows) * res.lane_bytes)),
+        "lane_bytes": float(res.lane_bytes),
+    }
     if closed:
         fit_s = res.seconds - res.compile_seconds
-        return Calibration(fit_s / len(rows), res.compile_seconds, len(rows), 0, hardware())
+        return Calibration(
+            fit_s / len(rows), res.compile_seconds, len(rows), 0, hardware(), **memory
+        )
     # per chunk of lanes: an epoch once compiled (the first compiles; no lane stops early)
     steady = [float(np.median(chunk[1:])) for chunk in res.epoch_seconds]
     fixed = res.seconds - sum(len(c) * s for c, s in zip(res.epoch_seconds, steady))
-    return Calibration(sum(steady) / len(rows), max(0.0, fixed), len(rows), epochs, hardware())
+    return Calibration(
+        sum(steady) / len(rows), max(0.0, fixed), len(rows), epochs, hardware(), **memory
+    )
 
 
 def save(results_root: Path, key: str, calibration: Calibration) -> Path:
@@ -141,7 +171,7 @@ def calibrations(results_root: Path) -> dict[str, Calibration]:
     for path in sorted(folder.glob("*.json")):
         try:
             raw = json.loads(path.read_text())
-            if (version := raw.pop("version", None)) != VERSION:
+            if (version := raw.pop("version", None)) not in (1, VERSION):
                 raise ValueError(f"version {version}, expected {VERSION}")
             out[path.stem] = Calibration(**raw)
         except (OSError, ValueError, KeyError, TypeError) as e:

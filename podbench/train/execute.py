@@ -38,6 +38,9 @@ class LaneResults:
     epoch_seconds: list = field(default_factory=list)  # per chunk: each epoch's seconds (the
     # first at each width compiles it)
     compile_seconds: float = 0.0  # closed form: compiling the fit
+    lane_bytes: int = 0  # what each lane holds while its program runs, by the program's
+    # memory model: its state with the best copy and its inputs, twice (an epoch's input and
+    # output), and its predictions (closed form: its inputs and predictions)
 
 
 def device_memory(n_devices: int) -> float:
@@ -264,11 +267,12 @@ def train_lanes(
         )
     epochs, best_epoch, best_score = (np.concatenate(r) for r in zip(*records))
     sign = 1.0 if task.stop_mode == "max" else -1.0
+    all_preds = np.concatenate(preds)
     return LaneResults(
         table,
         group,
         inputs,
-        np.concatenate(preds),
+        all_preds,
         epochs,
         best_epoch,
         sign * best_score,
@@ -276,6 +280,7 @@ def train_lanes(
         earlier_s + time.perf_counter() - t0,
         widths,
         epoch_seconds=epoch_seconds,
+        lane_bytes=2 * compiled.held_bytes(lanes_np) + all_preds[0].nbytes,
     )
 
 
@@ -406,7 +411,8 @@ def train_closed_form(
     inputs = as_program_inputs(inputs)
     fit, predict = fit_predict
     data = device_data(cfg, task, inputs)
-    lanes = jax.device_put(lane_inputs(table, inputs))
+    lanes_np = lane_inputs(table, inputs)
+    lanes = jax.device_put(lanes_np)
     alphas = jnp.asarray(cfg.model.params["alphas"], jnp.float32)
     sign = 1.0 if task.stop_mode == "max" else -1.0
     t_compile = time.perf_counter()
@@ -417,12 +423,13 @@ def train_closed_form(
     )
     compile_s = time.perf_counter() - t_compile
     preds, scores, chosen, steps = fit_all(lanes)
+    preds = np.asarray(preds)
     zeros = np.zeros(len(table), np.int64)
     return LaneResults(
         table,
         1,
         inputs,
-        np.asarray(preds),
+        preds,
         zeros,
         zeros,
         np.asarray(scores),
@@ -430,4 +437,5 @@ def train_closed_form(
         time.perf_counter() - t0,
         fit_steps=np.asarray(steps),
         compile_seconds=compile_s,
+        lane_bytes=(preds.nbytes + sum(a.nbytes for a in lanes_np)) // len(table),
     )

@@ -7,6 +7,22 @@ from __future__ import annotations
 import threading
 
 
+def release_free_memory() -> None:
+    """Hand memory this process has freed back to the system (Python's garbage collector, then
+    glibc's `malloc_trim` where the C library has it), so that its RSS counts what it holds
+    rather than what earlier work once needed."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    try:
+        ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):
+        pass  # not glibc: its allocator keeps what it keeps
+
+
 class PeakRss:
     """Samples this process's RSS every `every_s` seconds from `start` to `stop`; `peak` is
     the largest since the last `reset` (or `start`), `start_bytes` the RSS at `start`. As a

@@ -336,8 +336,7 @@ class CompiledProgram:
         two come from traced shapes; the temporaries from XLA's memory analysis of one lane's
         epoch (compiled, never run) if `exact`, else bounded by every value the traced epoch
         makes (each loop body once), which allocates and compiles nothing."""
-        one = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), lanes_np)
-        state = jax.eval_shape(self._lane_init, one)
+        one, state = self._one_lane(lanes_np)
         shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), data)
         args = (state, one, shapes, jax.ShapeDtypeStruct((), jnp.int32))
         if exact:
@@ -347,6 +346,17 @@ class CompiledProgram:
         else:
             temp = _values_bytes(jax.make_jaxpr(self._lane_epoch)(*args).jaxpr)
         return _nbytes(data), _nbytes(state) + _nbytes(one), int(temp)
+
+    def held_bytes(self, lanes_np: Lanes) -> int:
+        """Bytes one lane holds while it trains: its state with the best copy, and its inputs
+        (shapes only: nothing is allocated or compiled)."""
+        one, state = self._one_lane(lanes_np)
+        return _nbytes(state) + _nbytes(one)
+
+    def _one_lane(self, lanes_np: Lanes):
+        """One lane's inputs and state, as shapes."""
+        one = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), lanes_np)
+        return one, jax.eval_shape(self._lane_init, one)
 
     def predict(self, state: State, lanes: Lanes, data: Data, rows: jax.Array) -> jax.Array:
         """Best-parameter predictions of every lane for `rows`: [L, G, n, D]."""

@@ -31,7 +31,7 @@ from podbench.train.inputs import (
     prepare,
 )
 from podbench.train.lanes import LaneTable, lane_point, lay_out
-from podbench.train.memory import PeakRss
+from podbench.train.memory import PeakRss, release_free_memory
 from podbench.train.snapshots import Snapshots
 from podbench.train.warm import warm_start
 
@@ -228,6 +228,7 @@ def _train_pending(
         base.training.snapshot_every_s,
         log,
     )
+    release_free_memory()  # the RSS at its start: what the process holds, not earlier peaks
     with PeakRss() as rss:
         res = fit_program(base, laid, laid.table, log, snapshots)
     memory = {  # the program's: the process at its start (inputs prepared) and at its peak
