@@ -39,7 +39,7 @@ sys.path.insert(0, str(HERE))
 from trainer_speed import machine  # noqa: E402
 
 from podbench.data.synth import GLOVE, GROUND_TRUTH, IU_BOUNDARIES, synthesize  # noqa: E402
-from podbench.train.memory import PeakRss  # noqa: E402
+from podbench.train.memory import PeakRss, release_free_memory  # noqa: E402
 
 SUITE = REPO / "configs" / "suites" / "reference.yml"
 COLUMNS = ["program", "cells", "points", "lanes", "wall_s", "peak_rss_gb", "estimate_s"]
@@ -92,16 +92,14 @@ def record(table: Path, row: dict) -> None:
 def run(suite_path: Path, overrides: list[str], table: Path, log) -> list[dict]:
     """Run the suite, timing each program into `table`; returns the rows of the programs
     run now."""
-    from podbench.experiments.benchmark import is_cell_complete, load_suite, run_suite
-    from podbench.experiments.plan import measured_rates, plan_cells, program_lanes
-    from podbench.train.calibrate import calibrations
+    from podbench.experiments.benchmark import is_cell_complete, load_suite, plan_basis, run_suite
+    from podbench.experiments.plan import plan_cells, program_lanes
 
     suite = load_suite(suite_path, overrides)
-    results_root = suite.folder.parents[1]
     cells = {c.id: c for c in suite.cells}
 
     def plan(chosen: list) -> list:  # from the calibrations and the runs there now
-        return plan_cells(chosen, measured_rates(results_root), calibrations(results_root))
+        return plan_cells(chosen, *plan_basis(suite.cells))
 
     # cheapest first (by the plan; unknown: first), so a run stopped early has the most cells
     planned = {
@@ -140,6 +138,7 @@ def run(suite_path: Path, overrides: list[str], table: Path, log) -> list[dict]:
                 "_t0": time.perf_counter(),
             }
         )
+        release_free_memory()  # as the program does: its peak, not earlier programs'
         rss.reset()
 
     def logged(line: str) -> None:

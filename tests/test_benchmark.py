@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import re
 import shutil
@@ -437,14 +438,18 @@ def test_cells_leaderboard_and_schema(small_suite):
 
 def test_the_log_has_a_closing_table_per_real_point_and_nothing_per_null_point(small_suite):
     """The suite's log: each cell's real point prints its closing table and results line, its
-    two retrained null points print nothing; one progress line follows each program."""
+    two retrained null points print nothing; one progress line follows each program, its time
+    left weighed by lanes (nothing measured there before: the plan has no estimates)."""
     path, result = small_suite
     log = (path.parent / "benchmark.log").read_text().splitlines()
     tables = [line for line in log if line.startswith("task ")]
     assert len(tables) == 2, tables  # ridge and mlp; not the mlp cell's 2 nulls
     assert not any("/null/" in line for line in log)
     programs = [line for line in log if re.match(r"program \d+/\d+: ", line)]
-    assert len([line for line in log if line.startswith("progress: ")]) == len(programs)
+    progress = [line for line in log if line.startswith("progress: ")]
+    assert len(progress) == len(programs)
+    assert all(line.endswith("left (at the pace so far, by lanes)") for line in progress)
+    assert "about 0.0 min left" in progress[-1]
     assert len(log) < 120  # the two closing tables, leaderboard and a few lines per program
 
 
@@ -1016,6 +1021,12 @@ def test_calibrated_plan_prices_each_program_at_its_own_shapes(standin, tmp_path
     third = CliRunner().invoke(main, ["benchmark", "--suite", str(path), "--plan", "--calibrate"])
     assert third.exit_code == 0 and third.output.count("calibrating its program") == 1
     assert calibrations(root)[old].memory_base is not None
+    # the run weighs its programs by the plan's estimates for the time left
+    ran = CliRunner().invoke(main, ["benchmark", "--suite", str(path)])
+    assert ran.exit_code == 0, ran.output
+    progress = [line for line in ran.output.splitlines() if line.startswith("progress: ")]
+    assert len(progress) == 2 and "about 0.0 min left" in progress[-1]
+    assert all(line.endswith("(at the pace so far, by the plan's estimates)") for line in progress)
     # a damaged calibration is named, not read
     damaged = sorted((root / CALIBRATIONS).glob("*.json"))[0]
     damaged.write_text(json.dumps({"version": 1, "lane_s": 1.0}))
@@ -1023,6 +1034,17 @@ def test_calibrated_plan_prices_each_program_at_its_own_shapes(standin, tmp_path
     assert bad.exit_code == 2 and damaged.name in bad.output, bad.output
     alone = CliRunner().invoke(main, ["benchmark", "--suite", str(path), "--calibrate"])
     assert alone.exit_code == 2 and "--calibrate goes with --plan" in alone.output
+
+
+def test_time_left_scales_the_programs_not_done_by_the_pace_of_those_done():
+    """Programs weighed 10, 90 and 20 (seconds the plan expects, or lanes): the first done in
+    20 s runs at twice the plan, so 220 s are left; with the first two done in 150 s, 30 s."""
+    from podbench.experiments.benchmark import time_left
+
+    assert time_left([10.0, 90.0, 20.0], [0], 20.0) == pytest.approx(220.0)
+    assert time_left([10.0, 90.0, 20.0], [1, 0], 150.0) == pytest.approx(30.0)
+    assert time_left([10.0, 90.0, 20.0], [0, 1, 2], 150.0) == 0.0
+    assert math.isnan(time_left([10.0, 90.0], [], 5.0))
 
 
 @pytest.mark.parametrize("channels,bins", [(183, 10), (153, 40)])

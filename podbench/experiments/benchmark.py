@@ -53,6 +53,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 import yaml
@@ -68,7 +69,13 @@ from podbench.config import (
 )
 from podbench.errors import ConfigError
 from podbench.experiments.engines import Engine, LocalEngine
-from podbench.experiments.plan import format_plan, measured_rates, plan_cells, program_lanes
+from podbench.experiments.plan import (
+    Rate,
+    format_plan,
+    measured_rates,
+    plan_cells,
+    program_lanes,
+)
 from podbench.experiments.records import (
     cell_record,
     comparisons,
@@ -80,7 +87,7 @@ from podbench.experiments.significance import Significance, null_configs
 from podbench.features.keys import SHORT, canonical_json
 from podbench.publish import publish_text
 from podbench.tasks import task_for
-from podbench.train.calibrate import calibrate, calibration_key, calibrations
+from podbench.train.calibrate import Calibration, calibrate, calibration_key, calibrations
 from podbench.train.calibrate import save as save_calibration
 from podbench.train.run import Program, programs_of
 
@@ -447,16 +454,53 @@ def is_cell_complete(cell: Cell) -> bool:
     return (cell.run_dir() / "cell.json").is_file()
 
 
+def time_left(weights: list[float], done: list[int], elapsed: float) -> float:
+    """Seconds left at the pace so far: the weights of the programs not done (0-based numbers
+    `done` are) times the seconds per unit of weight of those done (NaN before any)."""
+    finished = sum(weights[i] for i in done)
+    rest = sum(w for i, w in enumerate(weights) if i not in set(done))
+    return elapsed / finished * rest if finished > 0 else float("nan")
+
+
+def program_weights(programs: list[Program], todo: list[Cell]) -> tuple[list[float], str]:
+    """What each program is expected to cost, for the time left: the plan's estimates (its
+    cells' calibrations or the results root's runs, each cell's shared among its points) where
+    every cell to run has one, else the programs' lanes; and which of the two it is."""
+    estimates = {c.id: e.estimate_s for c, e in zip(todo, plan_cells(todo, *plan_basis(todo)))}
+    if any(e is None for e in estimates.values()):
+        return [float(program_lanes(p.configs)) for p in programs], "by lanes"
+    share = {
+        id(point): cast(float, estimates[c.id]) / len(c.points) for c in todo for point in c.points
+    }
+    return [sum(share[id(c)] for c in p.configs) for p in programs], "by the plan's estimates"
+
+
+def plan_basis(cells: list[Cell]) -> tuple[dict[str, Rate], dict[str, Calibration]]:
+    """The measured runs and calibrations of the cells' results root, which the plan prices
+    cells by."""
+    root = results_root(cells[0])
+    return measured_rates(root), calibrations(root)
+
+
+def results_root(cell: Cell) -> Path:
+    """The results root a suite's cells write under (their ``output.results``)."""
+    return Path(cell.config.output.results).expanduser().parents[2]
+
+
 def progress_line(
-    suite: Suite, todo: list[Cell], lanes_done: int, lanes_total: int, elapsed: float
+    suite: Suite,
+    todo: list[Cell],
+    lanes: tuple[int, int],
+    elapsed: float,
+    left: tuple[float, str],
 ) -> str:
-    """Cells and lanes done so far, and the time left at the pace so far (by lanes)."""
+    """Cells and lanes done so far (`lanes`: done, in all), and the time left (`left`: its
+    seconds, and what weighs the programs)."""
     cells = sum(is_cell_complete(c) for c in suite.cells)
-    left = elapsed / lanes_done * (lanes_total - lanes_done) if lanes_done else float("nan")
     return (
-        f"progress: {cells}/{len(suite.cells)} cells, {lanes_done}/{lanes_total} lanes of "
+        f"progress: {cells}/{len(suite.cells)} cells, {lanes[0]}/{lanes[1]} lanes of "
         f"{len(todo)} cell(s) to run, {elapsed / 60:.1f} min so far, about "
-        f"{left / 60:.1f} min left"
+        f"{left[0] / 60:.1f} min left (at the pace so far, {left[1]})"
     )
 
 
@@ -535,8 +579,9 @@ def run_suite(
                     )
                 )
 
-    started, lanes = time.perf_counter(), [program_lanes(p.configs) for p in programs]
-    lanes_done = []
+    lanes = [program_lanes(p.configs) for p in programs]
+    weights, weighed_by = program_weights(programs, todo) if programs else ([], "")
+    started, finished = time.perf_counter(), []
 
     def before(number: int, program: Program) -> None:
         log(
@@ -547,9 +592,18 @@ def run_suite(
             before_program(number, program.configs)
 
     def after(number: int, program: Program) -> None:
-        lanes_done.append(lanes[number - 1])
+        finished.append(number - 1)
         finish_ready()
-        log(progress_line(suite, todo, sum(lanes_done), sum(lanes), time.perf_counter() - started))
+        elapsed = time.perf_counter() - started
+        log(
+            progress_line(
+                suite,
+                todo,
+                (sum(lanes[i] for i in finished), sum(lanes)),
+                elapsed,
+                (time_left(weights, finished, elapsed), weighed_by),
+            )
+        )
 
     if programs:
         with engine or LocalEngine(log) as chosen:
@@ -632,13 +686,13 @@ def plan(
         (:mod:`podbench.experiments.plan`).
     """
     suite = load_suite(suite_path, overrides)
-    root = Path(suite.cells[0].config.output.results).expanduser().parents[2]
+    root = results_root(suite.cells[0])
     todo = [c for c in suite.cells if not is_cell_complete(c)]
     if calibrate:
         calibrate_cells(todo, root, log)
-    rates = measured_rates(root)
+    rates, kept = plan_basis(suite.cells)
     done = [c.id for c in suite.cells if is_cell_complete(c)]
-    text = format_plan(plan_cells(todo, rates, calibrations(root)), rates, root)
+    text = format_plan(plan_cells(todo, rates, kept), rates, root)
     skipped = "".join(f"\ncell {c.id}: skipped, {c.missing}" for c in suite.skipped)
     return (
         f"suite {suite.name} {suite.id}: {len(suite.cells)} cell(s), {len(done)} complete"
