@@ -21,7 +21,8 @@ epochs), then prints one row per program (estimated from calibrations alone, and
 epochs early stopping trains taken from every other cell's runs; its peak RSS against the
 calibrations' memory estimate), the plan of every cell of the suite with the calibrations'
 own seconds, and last `cal_within=N cal_runs_within=N cal_estimated=N calibration_s=S
-cal_memory_within=N cal_memory_estimated=N`.
+cal_memory_within=N cal_memory_estimated=N`. Before the plan, the run's time left after each
+program, weighed by the calibrated plan and by lanes (`time_left_replay`).
 
 A part is one invocation of reference_suite.py: a run of rows whose program numbers increase
 (each invocation numbers its programs from 1). The runs there before a program: those of the
@@ -247,6 +248,7 @@ def calibrated(rows: list[dict], cells: dict, runs: dict, root: Path) -> None:
     )
     print("|---|---|---|---|---|---|---|")
     counted = ok = ok_runs = memory_counted = memory_ok = 0
+    timed: list[tuple[str, float, float | None, int]] = []  # cells, time, estimate, lanes
     for names, row in latest.items():
         own = set(names.split())
         others = rates_of([r for c in sorted(cells) if c not in own for r in runs[c]])
@@ -265,11 +267,13 @@ def calibrated(rows: list[dict], cells: dict, runs: dict, root: Path) -> None:
             f"| {names} | {wall} | {shown[0][1]} | {shown[1][1]} | {error(trained, wall)} "
             f"| {peak_gb} | {error(memory_gb, peak_gb)} |"
         )
+        timed.append((names, wall, shown[0][0], int(row["lanes"])))
         memory_counted += memory_gb is not None
         memory_ok += within(memory_gb, peak_gb)
         counted += shown[0][0] is not None
         ok += within(shown[0][0], wall)
         ok_runs += within(shown[1][0], wall)
+    time_left_replay(timed, cells, runs, kept)
     plans = plan_cells(list(cells.values()), {}, kept)
     for plan in plans:
         bound = "<= " if plan.upper_bound else ""
@@ -290,6 +294,49 @@ def calibrated(rows: list[dict], cells: dict, runs: dict, root: Path) -> None:
         f"cal_within={ok} cal_runs_within={ok_runs} cal_estimated={counted} "
         f"calibration_s={spent:.1f} cal_memory_within={memory_ok} "
         f"cal_memory_estimated={memory_counted}"
+    )
+
+
+def time_left_replay(
+    timed: list[tuple[str, float, float | None, int]], cells: dict, runs: dict, kept: dict
+) -> None:
+    """The run's time left after each program, the programs run cheapest first by the
+    calibrated plan as `reference_suite.py` orders them, each taking its measured time: the
+    plan of the programs left, made again from the calibrations and the runs of the programs
+    done (as `podbench benchmark` does after each program), beside the programs left weighed
+    by lanes at the pace so far (`podbench.experiments.benchmark.time_left`), against the time
+    that was left. Last `eta_median_error_plan=P eta_median_error_lanes=P` (the median
+    absolute error, in %, over the programs but the last)."""
+    import numpy as np
+
+    from podbench.experiments.benchmark import time_left
+    from podbench.experiments.plan import plan_cells, rates_of
+
+    order = sorted(timed, key=lambda t: t[2] or 0.0)
+    seconds, lanes = [t[1] for t in order], [float(t[3]) for t in order]
+    errors: dict[str, list[float]] = {"plan": [], "lanes": []}
+    print("| after program | time so far (s) | left (s) | by the plan (s) | by lanes (s) |")
+    print("|---|---|---|---|---|")
+    for k in range(1, len(order)):
+        elapsed, left = sum(seconds[:k]), sum(seconds[k:])
+        rates = rates_of([r for t in order[:k] for c in t[0].split() for r in runs[c]])
+        planned = [
+            program_estimate(plan_cells([cells[c] for c in t[0].split()], rates, kept))
+            for t in order[k:]
+        ]
+        guess = {
+            "plan": None if None in planned else sum(p or 0.0 for p in planned),
+            "lanes": time_left(lanes, list(range(k)), elapsed),
+        }
+        for w in errors:
+            errors[w].append(abs((guess[w] or 0.0) / left - 1) * 100)
+        print(
+            f"| {k} | {elapsed:.1f} | {left:.1f} | {error(guess['plan'], left)} | "
+            f"{error(guess['lanes'], left)} |"
+        )
+    print(
+        f"eta_median_error_plan={np.median(errors['plan']):.0f} "
+        f"eta_median_error_lanes={np.median(errors['lanes']):.0f}"
     )
 
 

@@ -462,17 +462,24 @@ def time_left(weights: list[float], done: list[int], elapsed: float) -> float:
     return elapsed / finished * rest if finished > 0 else float("nan")
 
 
-def program_weights(programs: list[Program], todo: list[Cell]) -> tuple[list[float], str]:
-    """What each program is expected to cost, for the time left: the plan's estimates (its
-    cells' calibrations or the results root's runs, each cell's shared among its points) where
-    every cell to run has one, else the programs' lanes; and which of the two it is."""
-    estimates = {c.id: e.estimate_s for c, e in zip(todo, plan_cells(todo, *plan_basis(todo)))}
-    if any(e is None for e in estimates.values()):
-        return [float(program_lanes(p.configs)) for p in programs], "by lanes"
-    share = {
-        id(point): cast(float, estimates[c.id]) / len(c.points) for c in todo for point in c.points
-    }
-    return [sum(share[id(c)] for c in p.configs) for p in programs], "by the plan's estimates"
+def estimate_left(
+    todo: list[Cell], lanes: list[int], finished: list[int], elapsed: float
+) -> tuple[float, str]:
+    """Seconds left to run the cells of `todo` not complete, and how they were estimated: the
+    plan made again (`plan_cells`, from the calibrations and the runs of the results root,
+    those of the programs just done included: they tell how many epochs early stopping
+    trains), where every such cell has an estimate; else the programs' `lanes` not
+    `finished` (0-based) at the pace of those that are (`time_left`)."""
+    left = [c for c in todo if not is_cell_complete(c)]
+    if not left:
+        return 0.0, "nothing left to run"
+    plans = plan_cells(left, *plan_basis(todo))
+    if all(p.estimate_s is not None for p in plans):
+        bound = any(p.upper_bound for p in plans)  # every lane to its budget: at most
+        total = sum(cast(float, p.estimate_s) for p in plans)
+        return total, "by the plan" + (", an upper bound" if bound else "")
+    lanes_left = time_left([float(n) for n in lanes], finished, elapsed)
+    return lanes_left, "by lanes at the pace so far"
 
 
 def plan_basis(cells: list[Cell]) -> tuple[dict[str, Rate], dict[str, Calibration]]:
@@ -495,12 +502,12 @@ def progress_line(
     left: tuple[float, str],
 ) -> str:
     """Cells and lanes done so far (`lanes`: done, in all), and the time left (`left`: its
-    seconds, and what weighs the programs)."""
+    seconds, and how they were estimated: `estimate_left`)."""
     cells = sum(is_cell_complete(c) for c in suite.cells)
     return (
         f"progress: {cells}/{len(suite.cells)} cells, {lanes[0]}/{lanes[1]} lanes of "
         f"{len(todo)} cell(s) to run, {elapsed / 60:.1f} min so far, about "
-        f"{left[0] / 60:.1f} min left (at the pace so far, {left[1]})"
+        f"{left[0] / 60:.1f} min left ({left[1]})"
     )
 
 
@@ -580,7 +587,6 @@ def run_suite(
                 )
 
     lanes = [program_lanes(p.configs) for p in programs]
-    weights, weighed_by = program_weights(programs, todo) if programs else ([], "")
     started, finished = time.perf_counter(), []
 
     def before(number: int, program: Program) -> None:
@@ -601,7 +607,7 @@ def run_suite(
                 todo,
                 (sum(lanes[i] for i in finished), sum(lanes)),
                 elapsed,
-                (time_left(weights, finished, elapsed), weighed_by),
+                estimate_left(todo, lanes, finished, elapsed),
             )
         )
 
