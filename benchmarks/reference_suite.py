@@ -138,7 +138,7 @@ def run(suite_path: Path, overrides: list[str], table: Path, log) -> list[dict]:
                 "_t0": time.perf_counter(),
             }
         )
-        release_free_memory()  # as the program does: its peak, not earlier programs'
+        release_free_memory(collect=False)  # as the program does: its peak, not earlier ones'
         rss.reset()
 
     def logged(line: str) -> None:

@@ -70,10 +70,12 @@ from podbench.config import (
 from podbench.errors import ConfigError
 from podbench.experiments.engines import Engine, LocalEngine
 from podbench.experiments.plan import (
+    CellPlan,
     Rate,
     format_plan,
     measured_rates,
     plan_cells,
+    price,
     program_lanes,
 )
 from podbench.experiments.records import (
@@ -458,22 +460,22 @@ def time_left(weights: list[float], done: list[int], elapsed: float) -> float:
     """Seconds left at the pace so far: the weights of the programs not done (0-based numbers
     `done` are) times the seconds per unit of weight of those done (NaN before any)."""
     finished = sum(weights[i] for i in done)
-    rest = sum(w for i, w in enumerate(weights) if i not in set(done))
+    rest = sum(weights) - finished
     return elapsed / finished * rest if finished > 0 else float("nan")
 
 
 def estimate_left(
-    todo: list[Cell], lanes: list[int], finished: list[int], elapsed: float
+    todo: list[Cell], planned: list[CellPlan], lanes: list[int], finished: list[int], elapsed: float
 ) -> tuple[float, str]:
-    """Seconds left to run the cells of `todo` not complete, and how they were estimated: the
-    plan made again (`plan_cells`, from the calibrations and the runs of the results root,
-    those of the programs just done included: they tell how many epochs early stopping
-    trains), where every such cell has an estimate; else the programs' `lanes` not
-    `finished` (0-based) at the pace of those that are (`time_left`)."""
-    left = [c for c in todo if not is_cell_complete(c)]
+    """Seconds left to run the cells of `todo` not complete, and how they were estimated: their
+    plan (`planned`, made as the run began) priced again (`price`: from the calibrations and
+    the runs of the results root, those of the programs just done included, which tell how
+    many epochs early stopping trains), where every such cell has an estimate; else the
+    programs' `lanes` not `finished` (0-based) at the pace of those that are (`time_left`)."""
+    left = [i for i, c in enumerate(todo) if not is_cell_complete(c)]
     if not left:
         return 0.0, "nothing left to run"
-    plans = plan_cells(left, *plan_basis(todo))
+    plans = price([planned[i] for i in left], [todo[i] for i in left], *plan_basis(todo))
     if all(p.estimate_s is not None for p in plans):
         bound = any(p.upper_bound for p in plans)  # every lane to its budget: at most
         total = sum(cast(float, p.estimate_s) for p in plans)
@@ -587,6 +589,7 @@ def run_suite(
                 )
 
     lanes = [program_lanes(p.configs) for p in programs]
+    planned = plan_cells(todo, *plan_basis(todo)) if programs else []  # priced again as it goes
     started, finished = time.perf_counter(), []
 
     def before(number: int, program: Program) -> None:
@@ -607,7 +610,7 @@ def run_suite(
                 todo,
                 (sum(lanes[i] for i in finished), sum(lanes)),
                 elapsed,
-                estimate_left(todo, lanes, finished, elapsed),
+                estimate_left(todo, planned, lanes, finished, elapsed),
             )
         )
 

@@ -70,6 +70,7 @@ class CellPlan:
     calibrated: bool = False  # priced by its program's calibration (else by measured runs)
     upper_bound: bool = False  # every lane to its epoch budget: no run here tells when early
     # stopping ends lanes of this decoder
+    input_shape: tuple[int, ...] = ()  # one event's decoder input at one lag
 
 
 @dataclasses.dataclass(frozen=True)
@@ -342,19 +343,15 @@ def plan_cells(
 ) -> list[CellPlan]:
     """The plan of a suite's cells (podbench.experiments.benchmark.Cell), in suite order: a
     cell whose program has a calibration on this machine (`calibrations`, by
-    `calibration_key`) priced by it, any other by the measured `rates`."""
+    `calibration_key`) priced by it, any other by the measured `rates` (`price`)."""
     from podbench.features.preflight import check_inputs, resolve_checked
     from podbench.train.run import program_signature
 
     programs: dict[str, int] = {}
-    charged: set[int] = set()  # programs whose calibrated fixed cost a cell already carries
     planned: set[str] = set()
     out = []
-    # program -> (its peak for lanes and inputs' bytes, its lanes, its inputs' bytes)
-    memory: dict[int, tuple[Callable[[int, float], float | None], int, float]] = {}
     for cell in cells:
         cfg: Config = cell.config
-        number = programs.setdefault(program_signature(cfg), len(programs) + 1)
         ctx = resolve_checked(cfg)
         need = check_inputs(ctx)
         stage_keys = _stage_keys(ctx)
@@ -363,16 +360,47 @@ def plan_cells(
             for stage, key in stage_keys.items()
             if any(key in absent for absent in need) and key not in planned
         }
-        stages = tuple(keys)
-        space = sum(b for _, b in need.values()) if keys.get("epochs") else 0.0
         planned.update(keys.values())  # a store shared by cells is built (and counted) once
-        task = cast(str, cfg.task)  # one task
-        events = len(ctx.task.events(cfg, ctx.dataset))
-        shape = input_shape(ctx, stage_keys["latents"])
-        elements = math.prod(shape)
         closed = registry.models.spec(cfg.model.name).closed_form
         lanes = program_lanes(cell.points)
-        budget = 1 if closed else cfg.training.epochs
+        out.append(
+            CellPlan(
+                cell.id,
+                programs.setdefault(program_signature(cfg), len(programs) + 1),
+                len(cell.points),
+                lanes,
+                lanes * (1 if closed else cfg.training.epochs),
+                len(ctx.task.events(cfg, ctx.dataset)),
+                tuple(keys),
+                sum(b for _, b in need.values()) if keys.get("epochs") else 0.0,
+                None,
+                None,
+                input_shape=input_shape(ctx, stage_keys["latents"]),
+            )
+        )
+    return price(out, cells, rates, calibrations)
+
+
+def price(
+    plans: list[CellPlan],
+    cells,
+    rates: dict[str, Rate],
+    calibrations: dict[str, Calibration] | None = None,
+) -> list[CellPlan]:
+    """The time and peak-memory estimates of planned cells (`plans` of `cells`, in the same
+    order) from `rates` and `calibrations`, what planning the cells found (events, input shape,
+    lanes, programs) taken as it was: a running suite prices the cells left again after each
+    program, with the runs it has just made, without resolving them again."""
+    charged: set[int] = set()  # programs whose calibrated fixed cost a cell already carries
+    # program -> (its peak for lanes and inputs' bytes, its lanes, its inputs' bytes)
+    memory: dict[int, tuple[Callable[[int, float], float | None], int, float]] = {}
+    out = []
+    for plan, cell in zip(plans, cells, strict=True):
+        cfg: Config = cell.config
+        task = cast(str, cfg.task)  # one task
+        number, lanes, events, shape = plan.program, plan.lanes, plan.events, plan.input_shape
+        elements = math.prod(shape)
+        closed = registry.models.spec(cfg.model.name).closed_form
         members = 1 if closed or cfg.model.ensemble != "joint" else cfg.model.members
         rate = rate_of(rates, cfg.model.name, members)
         expected = None if closed or rate is None else rate.epochs(cfg)
@@ -386,12 +414,10 @@ def plan_cells(
             charged.add(number)
         elif (cost := seconds_per_unit(rates, cfg, members)) is not None:
             unit_s, source = cost
-            work = _work(
-                cfg.model.name,
-                Workload(
-                    events, shape, members, ctx.task.head, cfg.model.params, task_classes(task)
-                ),
+            load = Workload(
+                events, shape, members, task_head(task) or "", cfg.model.params, task_classes(task)
             )
+            work = _work(cfg.model.name, load)
             estimate = lanes * (source.steps(cfg) if closed else epochs) * work * unit_s
         peak: Callable[[int, float], float | None] | None = None
         if calibration is not None and calibration.memory_base is not None:
@@ -403,19 +429,12 @@ def plan_cells(
             _, before, most = memory.get(number, (peak, 0, 0.0))
             memory[number] = (peak, before + lanes, max(most, inputs))
         out.append(
-            CellPlan(
-                cell.id,
-                number,
-                len(cell.points),
-                lanes,
-                lanes * budget,
-                events,
-                stages,
-                space,
-                estimate,
-                None,
-                calibration is not None,
-                estimate is not None and not closed and expected is None,
+            dataclasses.replace(
+                plan,
+                estimate_s=estimate,
+                peak_bytes=None,
+                calibrated=calibration is not None,
+                upper_bound=estimate is not None and not closed and expected is None,
             )
         )
     return [  # a cell's peak is its program's: every lane of it trains at once

@@ -7,19 +7,19 @@ from __future__ import annotations
 import threading
 
 
-def release_free_memory() -> None:
-    """Hand memory this process has freed back to the system (Python's garbage collector, then
-    glibc's `malloc_trim` where the C library has it), so that its RSS counts what it holds
-    rather than what earlier work once needed."""
+def release_free_memory(collect: bool = True) -> None:
+    """Hand memory this process has freed back to the system (glibc's `malloc_trim`, where the
+    C library has it; milliseconds), so that its RSS counts what it holds rather than what
+    earlier work once needed. `collect`: first free what only reference cycles hold (Python's
+    garbage collector: a few tenths of a second in a process holding many objects)."""
     import ctypes
-    import ctypes.util
     import gc
 
-    gc.collect()
-    name = ctypes.util.find_library("c")
+    if collect:
+        gc.collect()
     try:
-        ctypes.CDLL(name).malloc_trim(0)
-    except (OSError, AttributeError, TypeError):
+        ctypes.CDLL(None).malloc_trim(0)  # the process's own symbols: libc's among them
+    except (OSError, AttributeError):
         pass  # not glibc: its allocator keeps what it keeps
 
 

@@ -228,7 +228,7 @@ def _train_pending(
         base.training.snapshot_every_s,
         log,
     )
-    release_free_memory()  # the RSS at its start: what the process holds, not earlier peaks
+    release_free_memory(collect=False)  # its RSS at the start: what the process holds
     with PeakRss() as rss:
         res = fit_program(base, laid, laid.table, log, snapshots)
     memory = {  # the program's: the process at its start (inputs prepared) and at its peak
