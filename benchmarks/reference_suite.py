@@ -93,19 +93,18 @@ def run(suite_path: Path, overrides: list[str], table: Path, log) -> list[dict]:
     """Run the suite, timing each program into `table`; returns the rows of the programs
     run now."""
     from podbench.experiments.benchmark import is_cell_complete, load_suite, plan_basis, run_suite
-    from podbench.experiments.plan import plan_cells, program_lanes
+    from podbench.experiments.plan import plan_cells, price, program_lanes
 
     suite = load_suite(suite_path, overrides)
     cells = {c.id: c for c in suite.cells}
+    todo = [c for c in suite.cells if not is_cell_complete(c)]
+    first = {p.cell: p for p in plan_cells(todo, *plan_basis(suite.cells))} if todo else {}
 
-    def plan(chosen: list) -> list:  # from the calibrations and the runs there now
-        return plan_cells(chosen, *plan_basis(suite.cells))
+    def plan(ids: list[str]) -> list:  # priced by the calibrations and the runs there now
+        return price([first[i] for i in ids], [cells[i] for i in ids], *plan_basis(suite.cells))
 
     # cheapest first (by the plan; unknown: first), so a run stopped early has the most cells
-    planned = {
-        p.cell: p.estimate_s or 0.0
-        for p in plan([c for c in suite.cells if not is_cell_complete(c)])
-    }
+    planned = {i: p.estimate_s or 0.0 for i, p in first.items()}
     rss = PeakRss(every_s=0.2).start()
     rows: list[dict] = []
     state: dict = {}
@@ -126,7 +125,7 @@ def run(suite_path: Path, overrides: list[str], table: Path, log) -> list[dict]:
     def before_program(number: int, configs: list) -> None:
         close_program()
         ids = list(dict.fromkeys(cell_of(c) for c in configs))
-        plans = plan([cells[i] for i in ids])
+        plans = plan(ids)
         known = [p.estimate_s for p in plans]
         state.update(
             {

@@ -59,6 +59,7 @@ def save(fig, path: Path) -> list[Path]:
     """Write `path` (.png) and its vector twin (.svg) beside it; return both paths."""
     png, svg = Path(path).with_suffix(".png"), Path(path).with_suffix(".svg")
     fig.savefig(png)
+    fig.set_layout_engine("none")  # the twin keeps the layout the PNG was drawn with
     fig.savefig(svg)
     return [png, svg]
 
@@ -69,6 +70,7 @@ def encoded(fig) -> tuple[bytes, bytes]:
     for fmt in ("png", "svg"):
         buf = io.BytesIO()
         fig.savefig(buf, format=fmt)
+        fig.set_layout_engine("none")  # laid out once: the twin keeps that layout
         out.append(buf.getvalue())
     return out[0], out[1]
 
