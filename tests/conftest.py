@@ -34,27 +34,6 @@ from podbench.data.synth import responsive_electrode_csv, synthesize  # noqa: E4
 
 from .helpers import MLP, REPO, RIDGE, small_defaults, write_suite  # noqa: E402
 
-# The files with the most work (seconds of tests on 2 cores, `--durations=0`, 2026-12-07), run
-# first: the two workers take whole files (`--dist loadfile`), so a heavy file started last
-# keeps one worker busy after the other has finished. Any other file follows, in name order.
-HEAVIEST_FIRST = (
-    "test_benchmark.py",  # 246 s
-    "test_docs.py",  # 170-200 s
-    "test_llm_decoding.py",  # 147 s
-    "test_reliability.py",  # 140 s
-    "test_trainer.py",  # 115-131 s
-    "test_electrode_selection.py",  # 110 s
-    "test_speed.py",  # 90-103 s
-    "test_tasks.py",  # 92-99 s
-    "test_cluster.py",  # 80-133 s
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Heaviest files first (`HEAVIEST_FIRST`); the order within a file is kept."""
-    rank = {name: i for i, name in enumerate(HEAVIEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
-
 
 @pytest.fixture(scope="session")
 def standin(tmp_path_factory) -> Path:
