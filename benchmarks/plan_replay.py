@@ -17,10 +17,11 @@ prints one row per program and last `loo_within=N loo_estimated=N`.
 run: `podbench benchmark --plan --calibrate`), kept in the results root (<work>/9x600s/results/
 calibrations, where `reference_suite.py --calibrate` keeps them); calibrates first every cell
 of the suite that has none (this trains: a few lanes of each program for 3
-epochs), then prints one row per program (estimated from calibrations alone, and with the
-epochs early stopping trains taken from every other cell's runs; its peak RSS against the
-calibrations' memory estimate), the plan of every cell of the suite with the calibrations'
-own seconds, and last `cal_within=N cal_runs_within=N cal_estimated=N calibration_s=S
+epochs; with `--to-stop`, until early stopping ends them, as `podbench benchmark --plan
+--calibrate --to-stop` does), then prints one row per program (estimated from calibrations
+alone, and with the epochs early stopping trains taken from every other cell's runs; its peak
+RSS against the calibrations' memory estimate), the plan of every cell of the suite with the
+calibrations' own seconds, and last `cal_within=N cal_runs_within=N cal_estimated=N calibration_s=S
 cal_memory_within=N cal_memory_estimated=N`. Before the plan, the run's time left after each
 program, weighed by the calibrated plan and by lanes (`time_left_replay`).
 
@@ -127,6 +128,11 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--calibrated", action="store_true", help="each program from calibrations alone"
     )
+    parser.add_argument(
+        "--to-stop",
+        action="store_true",
+        help="with --calibrated: calibrations train a few lanes to their stop (--to-stop)",
+    )
     args = parser.parse_args(argv)
 
     from podbench.experiments.benchmark import is_cell_complete, load_suite
@@ -150,7 +156,7 @@ def main(argv=None) -> None:
         leave_one_out(rows, cells, runs)
         return
     if args.calibrated:
-        calibrated(rows, cells, runs, work / "results")
+        calibrated(rows, cells, runs, work / "results", args.to_stop)
         return
 
     print(
@@ -227,9 +233,10 @@ def leave_one_out(rows: list[dict], cells: dict, runs: dict) -> None:
     print(f"loo_within={ok} loo_estimated={counted}")
 
 
-def calibrated(rows: list[dict], cells: dict, runs: dict, root: Path) -> None:
+def calibrated(rows: list[dict], cells: dict, runs: dict, root: Path, to_stop: bool) -> None:
     """Each program's latest timing against the plan from calibrations alone (kept in
-    `root`), calibrating first each cell's program that has none."""
+    `root`), calibrating first each cell's program that has none (with `to_stop`: none whose
+    lanes trained to their stop)."""
     import time
 
     from podbench.experiments.benchmark import calibrate_cells
@@ -237,7 +244,9 @@ def calibrated(rows: list[dict], cells: dict, runs: dict, root: Path) -> None:
     from podbench.train.calibrate import calibrations
 
     t0 = time.perf_counter()
-    calibrate_cells(list(cells.values()), root, log=lambda line: print(line, flush=True))
+    calibrate_cells(
+        list(cells.values()), root, log=lambda line: print(line, flush=True), to_stop=to_stop
+    )
     print(f"calibrating: {time.perf_counter() - t0:.1f} s wall in this invocation")
     kept = calibrations(root)
     latest = latest_timings(rows)
@@ -280,7 +289,7 @@ def calibrated(rows: list[dict], cells: dict, runs: dict, root: Path) -> None:
         peak = "none" if plan.peak_bytes is None else f"{plan.peak_bytes / 2**30:.2f} GB"
         print(f"plan {plan.cell}: {plan.lanes} lanes, {bound}{plan.estimate_s:.0f} s, peak {peak}")
     total = sum(p.estimate_s for p in plans if p.estimate_s is not None)
-    spent = sum(c.seconds(c.lanes, max(1, c.epochs)) for c in kept.values())
+    spent = sum(c.seconds(c.lanes, c.stop_epochs or max(1, c.epochs)) for c in kept.values())
     print(
         f"within {WITHIN:.0%} of the time: {ok} of {counted} estimated programs from "
         f"calibrations alone, {ok_runs} with epochs from the other cells' runs"

@@ -11,6 +11,9 @@ beside each the plan's estimate made just before it (from the runs finished so f
                                                           # <work>/cells.yml)
     python benchmarks/reference_suite.py --calibrate      # calibrate every program first: the
                                                           # estimates then come from that
+    python benchmarks/reference_suite.py --calibrate --to-stop
+                                                          # and a few lanes of each program
+                                                          # trained to their stop (the epochs)
     python benchmarks/reference_suite.py --reduced        # a check in minutes: 2 subjects, 120 s,
                                                           # 2 lags, 3 folds, 1 member, 1 epoch,
                                                           # 20 L-BFGS iterations
@@ -213,6 +216,11 @@ def main(argv=None) -> None:
         action="store_true",
         help="first calibrate every cell's program (podbench benchmark --plan --calibrate)",
     )
+    parser.add_argument(
+        "--to-stop",
+        action="store_true",
+        help="with --calibrate: train a few lanes of each program to their stop (--to-stop)",
+    )
     args = parser.parse_args(argv)
 
     def log(line: str) -> None:
@@ -247,7 +255,8 @@ def main(argv=None) -> None:
         from podbench.experiments.benchmark import calibrate_cells, load_suite
 
         t0 = time.perf_counter()
-        calibrate_cells(load_suite(suite, suite_overrides).cells, work / "results", log)
+        cells = load_suite(suite, suite_overrides).cells
+        calibrate_cells(cells, work / "results", log, args.to_stop)
         log(f"calibration: {time.perf_counter() - t0:.1f} s wall")
     t0 = time.perf_counter()
     rows = run(suite, suite_overrides, table, log)

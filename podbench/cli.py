@@ -431,13 +431,20 @@ def sweep(config_path, overrides, grid_path, random_n, engine, address):
     "price it by that.",
 )
 @click.option(
+    "--to-stop",
+    is_flag=True,
+    help="With --calibrate: also train a few lanes of each program until early stopping "
+    "ends them (minutes for a large program), so that the plan knows how many epochs its "
+    "lanes train before any run of the task.",
+)
+@click.option(
     "--verbose",
     is_flag=True,
     help="Also print the closing table of every retrained null point (refit); by default a "
     "null point prints nothing.",
 )
 @reports_errors
-def benchmark(suite_path, overrides, engine, address, plan_only, calibrate, verbose):
+def benchmark(suite_path, overrides, engine, address, plan_only, calibrate, to_stop, verbose):
     """Run a suite: every cell (task x decoder x subjects) with its significance (score-level
     permutations of the held-out predictions; retrained nulls with `refit`), then cell.json
     files, leaderboard.csv and report/index.html. Complete cells are skipped."""
@@ -447,8 +454,10 @@ def benchmark(suite_path, overrides, engine, address, plan_only, calibrate, verb
 
     if calibrate and not plan_only:
         raise click.UsageError("--calibrate goes with --plan")
+    if to_stop and not calibrate:
+        raise click.UsageError("--to-stop goes with --calibrate")
     if plan_only:
-        click.echo(plan(suite_path, overrides, calibrate, log=click.echo))
+        click.echo(plan(suite_path, overrides, calibrate, log=click.echo, to_stop=to_stop))
         return
     run_benchmark(
         suite_path,

@@ -882,11 +882,15 @@ def test_every_reference_cell_runs_on_a_stand_in(standin, tmp_path, capsys):
     assert re.fullmatch(r"loo_within=\d+ loo_estimated=(\d+)", loo[-1]), loo[-1]
 
 
-def ridge_and_mlp_suite(standin: Path, tmp_path: Path) -> Path:
+def ridge_and_mlp_suite(standin: Path, tmp_path: Path, mlp_epochs: int = 2) -> Path:
     """A suite of a ridge and an MLP cell on the small stand-in, 3 lags, nothing run."""
     cells = [
         {"name": "ridge", "config": str(REPO / "configs/demo.yml"), "set": RIDGE},
-        {"name": "mlp", "config": str(REPO / "configs/demo.yml"), "set": MLP},
+        {
+            "name": "mlp",
+            "config": str(REPO / "configs/demo.yml"),
+            "set": {**MLP, "training.epochs": mlp_epochs},
+        },
     ]
     return write_suite(
         tmp_path / "p.yml",
@@ -952,7 +956,7 @@ def test_calibrated_plan_prices_each_program_at_its_own_shapes(standin, tmp_path
     from podbench.features.keys import stage_keys
     from podbench.train.calibrate import CALIBRATIONS, calibrations
 
-    path = ridge_and_mlp_suite(standin, tmp_path)
+    path = ridge_and_mlp_suite(standin, tmp_path, mlp_epochs=6)  # patience 1: lanes stop
     first = CliRunner().invoke(main, ["benchmark", "--suite", str(path), "--plan", "--calibrate"])
     assert first.exit_code == 0, first.output
     assert first.output.count("calibrating its program") == 2, first.output
@@ -971,7 +975,7 @@ def test_calibrated_plan_prices_each_program_at_its_own_shapes(standin, tmp_path
     assert all(c.lane_s > 0 and c.fixed_s > 0 for c in kept.values())
     plans = {p.cell: p for p in plan_cells(load_suite(path).cells, {}, kept)}
     mlp, ridge = by_epochs[3], by_epochs[0]
-    assert plans["mlp"].estimate_s == pytest.approx(mlp.fixed_s + 15 * 2 * mlp.lane_s)
+    assert plans["mlp"].estimate_s == pytest.approx(mlp.fixed_s + 15 * 6 * mlp.lane_s)
     assert plans["ridge"].estimate_s == pytest.approx(ridge.fixed_s + 15 * ridge.lane_s)
     assert plans["mlp"].upper_bound and plans["mlp"].calibrated
     # memory: an MLP lane holds its parameters four times (them, Adam's two moments, the best
@@ -989,8 +993,8 @@ def test_calibrated_plan_prices_each_program_at_its_own_shapes(standin, tmp_path
     # runs of the decoder that could stop early tell the expected epochs
     _, done = small_suite
     rates = measured_rates(done.folder.parents[1])
-    expected = rates["mlp"].epochs(mlp_cfg)
-    assert expected is not None and 1 <= expected <= 2
+    expected = rates["mlp"].epochs(mlp_cfg)  # best epoch + 1 + patience (1) of lanes of 2
+    assert expected is not None and 2 <= expected <= 3
     plans = {p.cell: p for p in plan_cells(load_suite(path).cells, rates, kept)}
     assert not plans["mlp"].upper_bound and plans["mlp"].calibrated
     assert plans["mlp"].estimate_s == pytest.approx(mlp.fixed_s + 15 * expected * mlp.lane_s)
@@ -1022,17 +1026,45 @@ def test_calibrated_plan_prices_each_program_at_its_own_shapes(standin, tmp_path
     third = CliRunner().invoke(main, ["benchmark", "--suite", str(path), "--plan", "--calibrate"])
     assert third.exit_code == 0 and third.output.count("calibrating its program") == 1
     assert calibrations(root)[old].memory_base is not None
-    # the run tells the time left by the plan of the cells left (here an upper bound: the
-    # ridge cell's run tells nothing of where the MLP's lanes stop)
+    # --to-stop: the MLP's program is calibrated again, a few of its lanes trained as the run
+    # will train them, until early stopping ends each; their mean epochs price its cell (no
+    # longer a bound); the ridge's closed-form fit is kept
+    stop = CliRunner().invoke(
+        main, ["benchmark", "--suite", str(path), "--plan", "--calibrate", "--to-stop"]
+    )
+    assert stop.exit_code == 0 and stop.output.count("calibrating its program") == 1, stop.output
+    assert "4 of its 15 lanes, each until early stopping ends it" in stop.output
+    (mlp_key,) = [k for k, c in kept.items() if c is mlp]
+    pilot = calibrations(root)[mlp_key]
+    assert pilot.stop_epochs is not None and 2 <= pilot.stop_epochs <= 6
+    plans = {p.cell: p for p in plan_cells(load_suite(path).cells, {}, calibrations(root))}
+    assert not plans["mlp"].upper_bound and "<=" not in stop.output
+    assert plans["mlp"].estimate_s == pytest.approx(
+        pilot.fixed_s + 15 * pilot.stop_epochs * pilot.lane_s
+    )
+    # this task's own runs, where there are some, come before the calibration's lanes
+    plans = {p.cell: p for p in plan_cells(load_suite(path).cells, rates, calibrations(root))}
+    assert plans["mlp"].estimate_s == pytest.approx(pilot.fixed_s + 15 * expected * pilot.lane_s)
+    again = CliRunner().invoke(
+        main, ["benchmark", "--suite", str(path), "--plan", "--calibrate", "--to-stop"]
+    )
+    assert again.exit_code == 0 and "calibrating" not in again.output, again.output
+    # the run tells the time left by the plan of the cells left (the ridge cell's run tells
+    # nothing of where the MLP's lanes stop: the calibration's lanes do)
     ran = CliRunner().invoke(main, ["benchmark", "--suite", str(path)])
     assert ran.exit_code == 0, ran.output
     progress = [line for line in ran.output.splitlines() if line.startswith("progress: ")]
     assert len(progress) == 2, ran.output
-    left = float(
-        re.search(r"about ([0-9.]+) min left \(by the plan, an upper bound\)$", progress[0])[1]
+    left = float(re.search(r"about ([0-9.]+) min left \(by the plan\)$", progress[0])[1])
+    assert left == pytest.approx(
+        (pilot.fixed_s + 15 * pilot.stop_epochs * pilot.lane_s) / 60, abs=0.051
     )
-    assert left == pytest.approx(plans["mlp"].estimate_s / 60, abs=0.051)
     assert progress[1].endswith("about 0.0 min left (nothing left to run)")
+    # the calibration's lanes trained as the run trained the same lanes (4 spread over 15)
+    (run_json,) = [p for p in root.rglob("run.json") if "mlp" in p.parts]
+    lanes = json.loads(run_json.read_text())["lane_table"]
+    sample = [lanes[i]["epochs"] for i in (0, 5, 9, 14)]
+    assert pilot.stop_epochs == pytest.approx(np.mean(sample)), [x["epochs"] for x in lanes]
     # a damaged calibration is named, not read
     damaged = sorted((root / CALIBRATIONS).glob("*.json"))[0]
     damaged.write_text(json.dumps({"version": 1, "lane_s": 1.0}))
@@ -1040,6 +1072,8 @@ def test_calibrated_plan_prices_each_program_at_its_own_shapes(standin, tmp_path
     assert bad.exit_code == 2 and damaged.name in bad.output, bad.output
     alone = CliRunner().invoke(main, ["benchmark", "--suite", str(path), "--calibrate"])
     assert alone.exit_code == 2 and "--calibrate goes with --plan" in alone.output
+    bare = CliRunner().invoke(main, ["benchmark", "--suite", str(path), "--plan", "--to-stop"])
+    assert bare.exit_code == 2 and "--to-stop goes with --calibrate" in bare.output
 
 
 def test_time_left_scales_the_programs_not_done_by_the_pace_of_those_done():
@@ -1051,6 +1085,38 @@ def test_time_left_scales_the_programs_not_done_by_the_pace_of_those_done():
     assert time_left([10.0, 90.0, 20.0], [1, 0], 150.0) == pytest.approx(30.0)
     assert time_left([10.0, 90.0, 20.0], [0, 1, 2], 150.0) == 0.0
     assert math.isnan(time_left([10.0, 90.0], [], 5.0))
+
+
+def test_expected_epochs_come_from_the_task_then_its_calibration_then_other_tasks():
+    """A lane whose patience is at least its budget trains its budget (an estimate, not a
+    bound); otherwise the epochs come from the task's runs here, else from the lanes its
+    program's calibration trained to their stop, else from other tasks' runs; else none (every
+    lane to its budget: the plan marks an upper bound)."""
+    from podbench import api
+    from podbench.experiments.plan import Rate, expected_epochs
+    from podbench.train.calibrate import Calibration
+
+    cfg = api.load_config(
+        REPO / "configs/demo.yml", ["training.epochs=30", "training.patience=5"]
+    )  # task word_embedding
+    patient = api.load_config(
+        REPO / "configs/demo.yml", ["training.epochs=30", "training.patience=30"]
+    )
+
+    def rate(best_epoch: dict[str, float]) -> Rate:
+        return Rate(1e-9, {}, {}, best_epoch, 1, model="mlp")
+
+    stopped = Calibration(0.1, 1.0, 4, 12, {}, stop_epochs=9.5)
+    unstopped = Calibration(0.1, 1.0, 4, 3, {})
+    assert expected_epochs(patient, None, None) == 30.0
+    assert expected_epochs(cfg, None, None) is None
+    assert expected_epochs(cfg, None, unstopped) is None
+    assert expected_epochs(cfg, None, stopped) == 9.5
+    own, other = rate({"word_embedding": 3.0}), rate({"content_word": 10.0})
+    assert expected_epochs(cfg, own, stopped) == 3.0 + 1 + 5  # best epoch + 1 + patience
+    assert expected_epochs(cfg, other, stopped) == 9.5
+    assert expected_epochs(cfg, other, None) == 16.0
+    assert expected_epochs(cfg, rate({"content_word": 40.0}), None) == 30.0  # the budget
 
 
 @pytest.mark.parametrize("channels,bins", [(183, 10), (153, 40)])

@@ -89,7 +89,13 @@ from podbench.experiments.significance import Significance, null_configs
 from podbench.features.keys import SHORT, canonical_json
 from podbench.publish import publish_text
 from podbench.tasks import task_for
-from podbench.train.calibrate import Calibration, calibrate, calibration_key, calibrations
+from podbench.train.calibrate import (
+    Calibration,
+    calibrate,
+    calibration_key,
+    calibrations,
+    stops_early,
+)
 from podbench.train.calibrate import save as save_calibration
 from podbench.train.run import Program, programs_of
 
@@ -672,6 +678,7 @@ def plan(
     overrides: tuple[str, ...] | list[str] = (),
     calibrate: bool = False,
     log: Callable[[str], None] = print,
+    to_stop: bool = False,
 ) -> str:
     """The suite's plan as text, nothing trained: what ``podbench benchmark --plan`` prints.
 
@@ -687,6 +694,10 @@ def plan(
         that the plan prices it at its own shapes (``podbench benchmark --plan --calibrate``).
     log : callable, default print
         Called with each calibration's progress lines.
+    to_stop : bool, default False
+        With `calibrate`: the calibrations also train a few lanes of each program until early
+        stopping ends them (``--to-stop``), so that the plan knows how many epochs its lanes
+        train before any run of the task.
 
     Returns
     -------
@@ -698,7 +709,7 @@ def plan(
     root = results_root(suite.cells[0])
     todo = [c for c in suite.cells if not is_cell_complete(c)]
     if calibrate:
-        calibrate_cells(todo, root, log)
+        calibrate_cells(todo, root, log, to_stop)
     rates, kept = plan_basis(suite.cells)
     done = [c.id for c in suite.cells if is_cell_complete(c)]
     text = format_plan(plan_cells(todo, rates, kept), rates, root)
@@ -713,10 +724,14 @@ def plan(
 
 
 def calibrate_cells(
-    cells: list[Cell], results_root: Path, log: Callable[[str], None] = print
+    cells: list[Cell],
+    results_root: Path,
+    log: Callable[[str], None] = print,
+    to_stop: bool = False,
 ) -> list[str]:
     """Calibrate the program of each cell that has no calibration on this machine yet (or one
-    that measured no memory: a version-1 calibration).
+    that measured no memory: a version-1 calibration; with `to_stop`, one whose lanes did not
+    train to their stop).
 
     What ``podbench benchmark --plan --calibrate`` does before it plans
     (:func:`podbench.train.calibrate.calibrate`); cells of one program share its calibration,
@@ -730,6 +745,10 @@ def calibrate_cells(
         The results root the suite writes under (its ``output.results``).
     log : callable, default print
         Called with each calibration's progress lines.
+    to_stop : bool, default False
+        Also train a few lanes of each program until early stopping ends them (a program
+        that can stop no lane early: a closed-form fit, or a budget within its patience, is
+        calibrated as without).
 
     Returns
     -------
@@ -740,9 +759,15 @@ def calibrate_cells(
     have = calibrations(results_root)
     for cell in cells:
         key = calibration_key(cell.config)
-        if (key in have and have[key].memory_base is not None) or key in made:
+        stops = to_stop and stops_early(cell.config)
+        old = have.get(key)
+        if key in made or (
+            old is not None
+            and old.memory_base is not None
+            and (old.stop_epochs is not None or not stops)
+        ):
             continue
         log(f"cell {cell.id}: calibrating its program")
-        save_calibration(results_root, key, calibrate(cell.config, log=log))
+        save_calibration(results_root, key, calibrate(cell.config, log=log, to_stop=stops))
         made.append(key)
     return made

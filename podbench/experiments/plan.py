@@ -18,10 +18,13 @@ of work of the decoder's measured runs (`seconds_per_unit`): the same task's whe
 some, else those of tasks with the same head, else of heads the decoder does the same work for,
 else another decoder's that does the same work (a closed-form "linear" is a ridge fit for
 vectors and scalars, logistic regression for binary and class targets), else any task's.
-Expected epochs: early stopping ends a lane `patience` epochs after its best; the best epoch is
-the median of the same task's measured lanes, else of any task's (of runs whose epoch budget
-exceeded their patience: no lane of a shorter run could stop early); with no such run, every
-lane trains its budget (the estimate is an upper bound). Expected steps: the median of
+Expected epochs: a lane whose patience is at least its budget trains its budget; otherwise
+early stopping ends a lane `patience` epochs after its best; the best epoch is
+the median of the same task's measured lanes (of runs whose epoch budget exceeded their
+patience: no lane of a shorter run could stop early); else the mean epochs that a calibration
+trained a sample of the program's lanes to their stop (`--calibrate --to-stop`); else the
+median best epoch of any task's lanes; with none of these, every lane trains its budget (the
+estimate is an upper bound). Expected steps: the median of
 the lanes of the runs that gave the rate, looked up the same way. And the peak memory of each
 cell's program: from its calibration where it has one (`Calibration.peak_bytes`: the RSS
 before it less its inputs, its inputs, the temporaries its timed lanes needed, and its lanes x
@@ -50,7 +53,7 @@ from podbench import registry
 from podbench.config import Config, read_yaml
 from podbench.errors import ConfigError
 from podbench.specs import Workload
-from podbench.train.calibrate import CALIBRATIONS, Calibration, calibration_key
+from podbench.train.calibrate import CALIBRATIONS, Calibration, calibration_key, stops_early
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,17 +146,19 @@ class Rate:
         probe = _probe(head, cfg)
         return work(dataclasses.replace(probe, head=other)) == work(probe)
 
-    def epochs(self, cfg: Config) -> float | None:
+    def epochs(self, cfg: Config, other_tasks: bool = True) -> float | None:
         """Expected epochs per lane: early stopping ends a lane `patience` epochs after its
-        best, at most at `training.epochs` (the best epoch of this task's measured lanes, else
-        of any task's); None if no run here could have stopped early."""
-        if not self.best_epoch:
+        best, at most at `training.epochs` (the best epoch of this task's measured lanes, else,
+        with `other_tasks`, of any task's); None if no such run here could have stopped
+        early."""
+        task = cast(str, cfg.task)  # one task
+        if task in self.best_epoch:
+            best = self.best_epoch[task]
+        elif other_tasks and self.best_epoch:
+            best = float(np.median(list(self.best_epoch.values())))
+        else:
             return None
         t = cfg.training
-        best = self.best_epoch.get(
-            cast(str, cfg.task),  # one task
-            float(np.median(list(self.best_epoch.values()))),
-        )
         return min(float(t.epochs), best + 1 + t.patience)
 
 
@@ -403,9 +408,9 @@ def price(
         closed = registry.models.spec(cfg.model.name).closed_form
         members = 1 if closed or cfg.model.ensemble != "joint" else cfg.model.members
         rate = rate_of(rates, cfg.model.name, members)
-        expected = None if closed or rate is None else rate.epochs(cfg)
-        epochs = 1.0 if closed else float(cfg.training.epochs) if expected is None else expected
         calibration = None if calibrations is None else calibrations.get(calibration_key(cfg))
+        expected = None if closed else expected_epochs(cfg, rate, calibration)
+        epochs = 1.0 if closed else float(cfg.training.epochs) if expected is None else expected
         estimate = None
         if calibration is not None:  # the program's own cost; its fixed part once
             estimate = calibration.seconds(lanes, epochs)
@@ -443,6 +448,21 @@ def price(
         else p
         for p in out
     ]
+
+
+def expected_epochs(
+    cfg: Config, rate: Rate | None, calibration: Calibration | None
+) -> float | None:
+    """The epochs a lane of the config is expected to train: its budget where early stopping
+    can end no lane sooner (a patience of at least the budget); else from the runs of its task
+    here, else from its program's lanes trained to their stop by a calibration (`--to-stop`),
+    else from runs of other tasks; None where nothing tells (every lane to its budget)."""
+    if not stops_early(cfg):
+        return float(cfg.training.epochs)
+    own = None if rate is None else rate.epochs(cfg, other_tasks=False)
+    if own is None and calibration is not None and calibration.stop_epochs is not None:
+        return calibration.stop_epochs
+    return own if own is not None or rate is None else rate.epochs(cfg)
 
 
 def _stored_shape(latents: Path) -> tuple[int, ...] | None:
@@ -535,7 +555,7 @@ def format_plan(plans: list[CellPlan], rates: dict[str, Rate], results_root: Pat
     if any(p.upper_bound for p in plans):
         lines.append(
             "<=: every lane to its epoch budget (no run of the decoder here tells when early "
-            "stopping ends its lanes)"
+            "stopping ends its lanes; --calibrate --to-stop trains a few to their stop)"
         )
     if unknown:
         lines.append(

@@ -6,8 +6,10 @@ Costs scaled from runs of other shapes are only as good as the scaling: a progra
 mostly compilation and fixed costs, so a rate measured on small runs overstates a large
 program many times over. A calibration times the program's own epoch once it is compiled, on
 the program's own events and inputs; it builds the program's stores first (the run needs
-them anyway, and finds them built). What it cannot tell is how many epochs early stopping
-will train: the plan takes that from earlier runs of the task, else every lane's epoch budget.
+them anyway, and finds them built). A few epochs cannot tell how many epochs early stopping
+will train: the plan takes that from earlier runs of the task, else from a calibration that
+trained its lanes to their stop (`to_stop`: a sample of the program's lanes, as they will
+train), else from other tasks' runs, else it counts every lane to its epoch budget.
 
 It also samples the process's resident memory while its lanes train: the plan estimates the
 program's peak as the process before it (less its inputs), its inputs, the temporaries the
@@ -32,7 +34,8 @@ from podbench.config import Config
 from podbench.errors import ConfigError
 
 CALIBRATIONS = "calibrations"  # the folder of a results root that holds them
-VERSION = 2  # 2: memory; a version-1 calibration (times only) is still read
+VERSION = 3  # 2: memory; 3: the epochs lanes trained to their stop (`to_stop`); earlier
+# versions are still read
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,13 +45,16 @@ class Calibration:
     lane_s: float  # seconds per lane-epoch once compiled (closed form: per lane's fit)
     fixed_s: float  # the rest of the timed program: compiling, setting up, predicting
     lanes: int  # lanes timed
-    epochs: int  # epochs each timed lane trained (0: closed form)
+    epochs: int  # epochs each timed lane trained (0: closed form; the most of them where they
+    # trained to their stop)
     hardware: dict  # podbench.train.results.hardware() of the machine
     memory_base: float | None = None  # RSS before the program, less its inputs (None: a
     # version-1 calibration, which measured no memory)
     memory_temp: float | None = None  # the timed lanes' peak RSS beyond the process before
     # them and what those lanes hold
     lane_bytes: float | None = None  # what each lane holds (LaneResults.lane_bytes)
+    stop_epochs: float | None = None  # the mean epochs a sample of the program's lanes trained
+    # until early stopping ended them (None: not trained to their stop)
 
     def seconds(self, lanes: int, epochs: float) -> float:
         """A program of `lanes` lanes, each training `epochs` epochs (closed form: 1 fit)."""
@@ -76,13 +82,20 @@ def calibration_key(cfg: Config) -> str:
 
 
 def calibrate(
-    cfg: Config, epochs: int = 3, lanes: int = 4, log: Callable[[str], None] = print
+    cfg: Config,
+    epochs: int = 3,
+    lanes: int = 4,
+    log: Callable[[str], None] = print,
+    to_stop: bool = False,
 ) -> Calibration:
     """Time a config's program at its own shapes.
 
     `lanes` of its lanes, spread over its lags and folds (all of them on an accelerator,
     where lanes train side by side), train `epochs` epochs each without early stopping (a
     closed-form decoder: one fit each), after its stores are built where they are missing.
+    With `to_stop`, `lanes` of its lanes train as the run trains them, until early stopping
+    ends them (on a CPU these are the timed lanes; on an accelerator they train after the
+    timed ones): their mean epochs are the calibration's `stop_epochs`.
 
     Parameters
     ----------
@@ -94,13 +107,17 @@ def calibrate(
         Lanes to time where lanes train one after another (CPU).
     log : callable, default print
         Called with the store builds' and the calibration's progress lines.
+    to_stop : bool, default False
+        Also train a sample of lanes until early stopping ends them (a closed-form decoder:
+        nothing more), so that the plan knows how many epochs its lanes train.
 
     Returns
     -------
     Calibration
         Seconds per lane-epoch (closed form: per lane's fit) and the program's fixed seconds
-        (compiling, setting up, predicting), with the lanes and epochs timed, the machine, and
-        the memory the timed lanes needed (`Calibration.peak_bytes`).
+        (compiling, setting up, predicting), with the lanes and epochs timed, the machine, the
+        memory the timed lanes needed (`Calibration.peak_bytes`) and, with `to_stop`, the
+        epochs its lanes train (`Calibration.stop_epochs`).
     """
     from podbench.features.build import build_features
     from podbench.features.context import resolve
@@ -119,22 +136,41 @@ def calibrate(
     features = {keys["targets"]: build_features(resolved, log=log)}
     laid = lay_out_program([cfg], [keys], features, log=lambda _: None)
     n = len(laid.table)
-    width = n if lane_batch(cfg) is None else min(n, max(1, lanes))
-    rows = np.unique(np.linspace(0, n - 1, width).round().astype(int))
+    one_by_one = lane_batch(cfg) is not None  # lanes train one after another (CPU)
+    rows = _spread(n, min(n, max(1, lanes)) if one_by_one else n)
     closed = registry.models.spec(cfg.model.name).closed_form
-    log(
-        f"calibrating {cfg.model.name} on {cfg.task}: {len(rows)} of its "
-        f"{n} lanes, " + ("one fit each" if closed else f"{epochs} epochs each")
+    to_stop = to_stop and stops_early(cfg)
+    as_run = dataclasses.replace(  # trained as the run trains it, no snapshots
+        cfg, training=dataclasses.replace(cfg.training, snapshot_every_s=None)
     )
-    timed = dataclasses.replace(
-        cfg,
-        training=dataclasses.replace(
-            cfg.training, epochs=epochs, patience=epochs, snapshot_every_s=None
-        ),
+    timed = (
+        as_run
+        if to_stop and one_by_one
+        else dataclasses.replace(
+            as_run, training=dataclasses.replace(as_run.training, epochs=epochs, patience=epochs)
+        )
+    )
+    log(
+        f"calibrating {cfg.model.name} on {cfg.task}: {len(rows)} of its {n} lanes, "
+        + (
+            "one fit each"
+            if closed
+            else "each until early stopping ends it"
+            if timed is as_run
+            else f"{epochs} epochs each"
+        )
     )
     release_free_memory()  # the process's RSS before this program, not earlier programs' peak
     with PeakRss() as rss:
         res = fit_program(timed, laid, laid.table.take(rows), log)
+    stop_epochs = None
+    if to_stop:
+        stopped = res
+        if timed is not as_run:  # an accelerator: the timed lanes were all of them
+            sample = _spread(n, min(n, max(1, lanes)))
+            log(f"training {len(sample)} of its {n} lanes until early stopping ends each")
+            stopped = fit_program(as_run, laid, laid.table.take(sample), log)
+        stop_epochs = float(np.mean(stopped.epochs))
     memory = {
         "memory_base": float(rss.start_bytes - laid.program_inputs.x.nbytes),
         "memory_temp": float(max(0, rss.peak - rss.start_bytes - len(rows) * res.lane_bytes)),
@@ -145,12 +181,46 @@ def calibrate(
         return Calibration(
             fit_s / len(rows), res.compile_seconds, len(rows), 0, hardware(), **memory
         )
-    # per chunk of lanes: an epoch once compiled (the first compiles; no lane stops early)
-    steady = [float(np.median(chunk[1:])) for chunk in res.epoch_seconds]
-    fixed = res.seconds - sum(len(c) * s for c, s in zip(res.epoch_seconds, steady))
+    lane_s = _lane_epoch_seconds(res)
+    fixed = res.seconds - lane_s * float(np.sum(res.epochs))
     return Calibration(
-        sum(steady) / len(rows), max(0.0, fixed), len(rows), epochs, hardware(), **memory
+        lane_s,
+        max(0.0, fixed),
+        len(rows),
+        int(np.max(res.epochs)),
+        hardware(),
+        **memory,
+        stop_epochs=stop_epochs,
     )
+
+
+def stops_early(cfg: Config) -> bool:
+    """Whether early stopping can end a lane of the config before its epoch budget: it ends
+    one `patience` epochs after its best (a closed-form fit has no epochs)."""
+    closed = registry.models.spec(cfg.model.name).closed_form
+    return not closed and cfg.training.epochs > cfg.training.patience
+
+
+def _lane_epoch_seconds(res) -> float:
+    """Seconds per lane-epoch of trained lanes (`LaneResults`): the seconds of the epochs that
+    compiled nothing (not the first at a working width) over the lanes each trained (a lane
+    trains its `epochs`, then stops; lanes that stopped cost nothing)."""
+    seconds, lane_epochs, first = 0.0, 0, 0
+    for size, widths, times in zip(res.chunk_lanes, res.widths, res.epoch_seconds):
+        trained = np.asarray(res.epochs[first : first + size])
+        first += size
+        for epoch, (width, took) in enumerate(zip(widths, times)):
+            if epoch > 0 and width == widths[epoch - 1]:  # compiled at an earlier epoch
+                seconds += took
+                lane_epochs += int((trained > epoch).sum())
+    if lane_epochs == 0:  # every epoch compiled: the cost includes compiling
+        return float(sum(map(sum, res.epoch_seconds)) / max(1, np.sum(res.epochs)))
+    return seconds / lane_epochs
+
+
+def _spread(n: int, width: int) -> np.ndarray:
+    """`width` of `n` lanes, spread evenly over the lane table (its lags and folds)."""
+    return np.unique(np.linspace(0, n - 1, width).round().astype(int))
 
 
 def save(results_root: Path, key: str, calibration: Calibration) -> Path:
@@ -171,7 +241,7 @@ def calibrations(results_root: Path) -> dict[str, Calibration]:
     for path in sorted(folder.glob("*.json")):
         try:
             raw = json.loads(path.read_text())
-            if (version := raw.pop("version", None)) not in (1, VERSION):
+            if (version := raw.pop("version", None)) not in (1, 2, VERSION):
                 raise ValueError(f"version {version}, expected {VERSION}")
             out[path.stem] = Calibration(**raw)
         except (OSError, ValueError, KeyError, TypeError) as e:

@@ -37,6 +37,7 @@ class LaneResults:
     fit_steps: np.ndarray | None = None  # [L] closed form: the steps each lane's fit made
     epoch_seconds: list = field(default_factory=list)  # per chunk: each epoch's seconds (the
     # first at each width compiles it)
+    chunk_lanes: list = field(default_factory=list)  # per chunk: how many lanes (in table order)
     compile_seconds: float = 0.0  # closed form: compiling the fit
     lane_bytes: int = 0  # what each lane holds while its program runs, by the program's
     # memory model: its state with the best copy and its inputs, twice (an epoch's input and
@@ -222,7 +223,7 @@ def train_lanes(
     )
     n_words = inputs.x.shape[0]
     all_rows = jnp.arange(n_words, dtype=jnp.int32)
-    preds, states, records, widths, epoch_seconds = [], [], [], [], []
+    preds, states, records, widths, epoch_seconds, chunk_lanes = [], [], [], [], [], []
     earlier_s = 0.0  # training seconds of earlier runs that resume snapshots carry
     n_chunks = math.ceil(len(table) / chunk)
     for c in range(n_chunks):
@@ -253,6 +254,7 @@ def train_lanes(
         )
         widths.append(chunk_widths)
         epoch_seconds.append(chunk_seconds)
+        chunk_lanes.append(len(real))
         earlier_s += carried
         keep = slice(0, len(real))
         preds.append(np.asarray(compiled.predict(state, shard.lanes(sub), data, all_rows))[keep])
@@ -280,6 +282,7 @@ def train_lanes(
         earlier_s + time.perf_counter() - t0,
         widths,
         epoch_seconds=epoch_seconds,
+        chunk_lanes=chunk_lanes,
         lane_bytes=2 * compiled.held_bytes(lanes_np) + all_preds[0].nbytes,
     )
 
