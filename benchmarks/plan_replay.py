@@ -319,10 +319,13 @@ def time_left_replay(
     import numpy as np
 
     from podbench.experiments.benchmark import time_left
-    from podbench.experiments.plan import plan_cells, rates_of
+    from podbench.experiments.plan import plan_cells, price, rates_of
 
     order = sorted(timed, key=lambda t: t[2] or 0.0)
     seconds, lanes = [t[1] for t in order], [float(t[3]) for t in order]
+    # planned once, as the run plans as it begins; priced again after each program
+    members = {t[0]: [cells[c] for c in t[0].split()] for t in order}
+    planned_once = {names: plan_cells(own, {}, kept) for names, own in members.items()}
     errors: dict[str, list[float]] = {"plan": [], "lanes": []}
     print("| after program | time so far (s) | left (s) | by the plan (s) | by lanes (s) |")
     print("|---|---|---|---|---|")
@@ -330,7 +333,7 @@ def time_left_replay(
         elapsed, left = sum(seconds[:k]), sum(seconds[k:])
         rates = rates_of([r for t in order[:k] for c in t[0].split() for r in runs[c]])
         planned = [
-            program_estimate(plan_cells([cells[c] for c in t[0].split()], rates, kept))
+            program_estimate(price(planned_once[t[0]], members[t[0]], rates, kept))
             for t in order[k:]
         ]
         guess = {

@@ -965,8 +965,8 @@ def test_calibrated_plan_prices_each_program_at_its_own_shapes(standin, tmp_path
     assert "no estimate" not in first.output and "unknown" not in first.output
     assert "peak memory about" in first.output
     table = first.output[first.output.index("\nsuite ") :].splitlines()[3:5]
-    rows = {line.split()[0]: line.split() for line in table}
-    assert "<=" in table[1] and "<=" not in table[0] and rows["mlp"][0] == "mlp", table
+    assert [line.split()[0] for line in table] == ["ridge", "mlp"], table
+    assert "<=" in table[1] and "<=" not in table[0], table
     root = tmp_path / "results"
     kept = calibrations(root)
     assert len(kept) == 2 and not list(root.rglob("run.json"))
