@@ -459,10 +459,11 @@ def expected_epochs(
     else from runs of other tasks; None where nothing tells (every lane to its budget)."""
     if not stops_early(cfg):
         return float(cfg.training.epochs)
-    own = None if rate is None else rate.epochs(cfg, other_tasks=False)
-    if own is None and calibration is not None and calibration.stop_epochs is not None:
+    if rate is not None and (own := rate.epochs(cfg, other_tasks=False)) is not None:
+        return own
+    if calibration is not None and calibration.stop_epochs is not None:
         return calibration.stop_epochs
-    return own if own is not None or rate is None else rate.epochs(cfg)
+    return None if rate is None else rate.epochs(cfg)
 
 
 def _stored_shape(latents: Path) -> tuple[int, ...] | None:

@@ -137,7 +137,8 @@ def calibrate(
     laid = lay_out_program([cfg], [keys], features, log=lambda _: None)
     n = len(laid.table)
     one_by_one = lane_batch(cfg) is not None  # lanes train one after another (CPU)
-    rows = _spread(n, min(n, max(1, lanes)) if one_by_one else n)
+    sample = _spread(n, min(n, max(1, lanes)))  # spread over its lags and folds
+    rows = sample if one_by_one else np.arange(n)
     closed = registry.models.spec(cfg.model.name).closed_form
     to_stop = to_stop and stops_early(cfg)
     as_run = dataclasses.replace(  # trained as the run trains it, no snapshots
@@ -167,7 +168,6 @@ def calibrate(
     if to_stop:
         stopped = res
         if timed is not as_run:  # an accelerator: the timed lanes were all of them
-            sample = _spread(n, min(n, max(1, lanes)))
             log(f"training {len(sample)} of its {n} lanes until early stopping ends each")
             stopped = fit_program(as_run, laid, laid.table.take(sample), log)
         stop_epochs = float(np.mean(stopped.epochs))
